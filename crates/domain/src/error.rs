@@ -1,0 +1,191 @@
+//! Stable error codes. A code is part of the public API: clients branch on it,
+//! so a code is never renamed or reused for another meaning. The HTTP layer maps
+//! each [`ErrorKind`] to a status; this crate knows nothing of HTTP.
+
+use std::fmt;
+
+/// What sort of failure a code is; decides the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request cannot be read (400).
+    BadRequest,
+    /// No or bad credentials or signature (401).
+    Unauthenticated,
+    /// Authenticated, but not allowed (403).
+    Forbidden,
+    /// Unknown, or not the caller's to know about (404).
+    NotFound,
+    /// The method is not served on this path (405).
+    MethodNotAllowed,
+    /// Conflicts with the current state (409).
+    Conflict,
+    /// Body too large (413).
+    PayloadTooLarge,
+    /// Wrong content type (415).
+    UnsupportedMediaType,
+    /// Readable but semantically invalid (422).
+    Unprocessable,
+    /// Too many attempts or requests (429).
+    TooManyRequests,
+    /// Our fault: a bug (500).
+    Internal,
+    /// The other party failed or answered badly (502).
+    BadGateway,
+    /// A dependency (the store) is not available right now (503).
+    Unavailable,
+    /// The request took too long (504).
+    Timeout,
+}
+
+/// Every error code paybridge answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    InvalidJson,
+    InvalidRequest,
+    UnsupportedMediaType,
+    BodyTooLarge,
+    RouteNotFound,
+    MethodNotAllowed,
+    NotFound,
+    IdempotencyKeyMissing,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyReused,
+    IdempotencyRequestInProgress,
+    SignatureMissing,
+    SignatureInvalid,
+    SignatureExpired,
+    NonceReplayed,
+    PartnerUnknown,
+    PartnerUnreachable,
+    PartnerResponseInvalid,
+    RateLimited,
+    StoreUnavailable,
+    Timeout,
+    InternalError,
+}
+
+impl ErrorCode {
+    /// Every code, for documentation and tests.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::InvalidJson,
+        Self::InvalidRequest,
+        Self::UnsupportedMediaType,
+        Self::BodyTooLarge,
+        Self::RouteNotFound,
+        Self::MethodNotAllowed,
+        Self::NotFound,
+        Self::IdempotencyKeyMissing,
+        Self::IdempotencyKeyInvalid,
+        Self::IdempotencyKeyReused,
+        Self::IdempotencyRequestInProgress,
+        Self::SignatureMissing,
+        Self::SignatureInvalid,
+        Self::SignatureExpired,
+        Self::NonceReplayed,
+        Self::PartnerUnknown,
+        Self::PartnerUnreachable,
+        Self::PartnerResponseInvalid,
+        Self::RateLimited,
+        Self::StoreUnavailable,
+        Self::Timeout,
+        Self::InternalError,
+    ];
+
+    /// The wire form: stable snake_case.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidRequest => "invalid_request",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BodyTooLarge => "body_too_large",
+            Self::RouteNotFound => "route_not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NotFound => "not_found",
+            Self::IdempotencyKeyMissing => "idempotency_key_missing",
+            Self::IdempotencyKeyInvalid => "idempotency_key_invalid",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyRequestInProgress => "idempotency_request_in_progress",
+            Self::SignatureMissing => "signature_missing",
+            Self::SignatureInvalid => "signature_invalid",
+            Self::SignatureExpired => "signature_expired",
+            Self::NonceReplayed => "nonce_replayed",
+            Self::PartnerUnknown => "partner_unknown",
+            Self::PartnerUnreachable => "partner_unreachable",
+            Self::PartnerResponseInvalid => "partner_response_invalid",
+            Self::RateLimited => "rate_limited",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Timeout => "timeout",
+            Self::InternalError => "internal_error",
+        }
+    }
+
+    pub const fn kind(self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            Self::InvalidJson
+            | Self::IdempotencyKeyMissing
+            | Self::IdempotencyKeyInvalid => K::BadRequest,
+            Self::InvalidRequest | Self::IdempotencyKeyReused => K::Unprocessable,
+            Self::UnsupportedMediaType => K::UnsupportedMediaType,
+            Self::BodyTooLarge => K::PayloadTooLarge,
+            Self::RouteNotFound | Self::NotFound => K::NotFound,
+            Self::MethodNotAllowed => K::MethodNotAllowed,
+            Self::IdempotencyRequestInProgress => K::Conflict,
+            Self::SignatureMissing
+            | Self::SignatureInvalid
+            | Self::SignatureExpired
+            | Self::NonceReplayed
+            | Self::PartnerUnknown => K::Unauthenticated,
+            Self::PartnerUnreachable | Self::PartnerResponseInvalid => K::BadGateway,
+            Self::RateLimited => K::TooManyRequests,
+            Self::StoreUnavailable => K::Unavailable,
+            Self::Timeout => K::Timeout,
+            Self::InternalError => K::Internal,
+        }
+    }
+
+    /// Parses the wire form back (the client uses this).
+    pub fn from_wire(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error a caller may see: a stable code and a message that is safe to show
+/// (it never contains secrets, personal data or internal detail).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DomainError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl DomainError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "duplicate code {s}");
+            assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s}");
+            assert_eq!(ErrorCode::from_wire(s), Some(*code));
+        }
+    }
+}

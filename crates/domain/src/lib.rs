@@ -1,0 +1,25 @@
+//! Pure domain of paybridge: the words of the five flows as types, and the rules
+//! that hold between them. Nothing here performs I/O, reads the clock on its own
+//! or knows about HTTP or SQL: the layers above pass time and randomness in.
+//!
+//! Layout:
+//! - [`ids`]: prefixed, typed identifiers (`usr_…`, `dev_…`, `evt_…`).
+//! - [`money`]: integer minor units and ISO 4217 currencies.
+//! - [`error`]: the stable error codes every layer maps to.
+//! - [`clock`]: the time seam (system and manual clocks).
+//! - [`event`]: outbox events and where they are delivered.
+//! - [`partner`]: the parties (wallet, issuers) and their ids.
+//! - [`glossary`]: seed term → our name.
+
+pub mod clock;
+pub mod error;
+pub mod event;
+pub mod glossary;
+pub mod ids;
+pub mod money;
+pub mod partner;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use error::{DomainError, ErrorCode, ErrorKind};
+pub use ids::Id;
+pub use money::{Currency, Money, MoneyError};

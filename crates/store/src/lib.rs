@@ -1,1 +1,37 @@
-//! placeholder
+//! Storage of paybridge.
+//!
+//! One [`Store`] type runs the same SQL on two dialects: embedded SQLite (the
+//! default; WAL, busy timeout, `BEGIN IMMEDIATE` for writes behind one writer
+//! gate) and PostgreSQL (a pool; production and several API servers). The SQL
+//! is written once in the portable subset both speak (`$n` parameters,
+//! `ON CONFLICT`, `RETURNING`, conditional updates instead of row locks), so
+//! the two behave the same by construction; what differs — connection setup,
+//! transaction start, DDL — lives in [`db`] and `migrations/{sqlite,postgres}`.
+//! The conformance suite (`tests/conformance.rs`) runs every test on both.
+//!
+//! Behaviour is grouped into traits by who uses it:
+//! - shared by both roles: [`IdempotencyStore`], [`NonceStore`], [`OutboxStore`], [`InboxStore`];
+//! - the sandbox parties: [`SandboxStore`];
+//! - [`WalletStore`] and [`IssuerStore`] gather what each role may touch.
+//!
+//! Each role has its own database (SQLite file or PostgreSQL schema): the
+//! wallet and the bank are different organisations and share no tables.
+
+pub mod db;
+pub mod error;
+pub mod idempotency;
+pub mod inbox;
+pub mod nonces;
+pub mod outbox;
+pub mod roles;
+pub mod sandbox;
+pub mod testing;
+
+pub use db::{Backend, Store, StoreConfig};
+pub use error::StoreError;
+pub use idempotency::{IdempotencyBegin, IdempotencyStore, SavedResponse};
+pub use inbox::InboxStore;
+pub use nonces::NonceStore;
+pub use outbox::{OutboxStats, OutboxStore, StoredEvent};
+pub use roles::{IssuerStore, WalletStore};
+pub use sandbox::{RelayMessage, SandboxStore, SmsMessage};

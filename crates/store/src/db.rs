@@ -1,0 +1,240 @@
+//! Opening a store on either dialect, migrating it, and starting write
+//! transactions the way each dialect wants.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::StoreError;
+
+/// SQLite waits this long for another process's write lock before failing
+/// with `store_unavailable`. In-process writers queue on the writer gate
+/// instead and never spin on the lock.
+pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+/// SQLite connections: WAL lets readers run beside the one writer.
+pub const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// Default PostgreSQL pool size per role; each API server holds one pool.
+pub const POSTGRES_DEFAULT_MAX_CONNECTIONS: u32 = 16;
+/// How long a request waits for a pooled connection before `store_unavailable`.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which SQL engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Where a store lives.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// An SQLite file, created when missing.
+    Sqlite { path: std::path::PathBuf },
+    /// A PostgreSQL database; `schema` isolates one role (or one test).
+    Postgres {
+        url: String,
+        schema: String,
+        max_connections: u32,
+    },
+}
+
+/// A handle on one role's database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer at a time; queueing writers here, in order,
+    /// is fairer and faster than letting them spin on the busy handler.
+    writer_gate: Option<Arc<Semaphore>>,
+}
+
+/// A write transaction. On SQLite it holds the writer gate until it ends.
+#[derive(Debug)]
+pub struct WriteTx {
+    pub(crate) tx: Transaction<'static, Any>,
+    _gate: Option<OwnedSemaphorePermit>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(StoreError::from)
+    }
+
+    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the store.
+    pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+        let store = Self::connect(config).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens without migrating.
+    pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
+        install_drivers();
+        match config {
+            StoreConfig::Sqlite { path } => Self::connect_sqlite(path).await,
+            StoreConfig::Postgres {
+                url,
+                schema,
+                max_connections,
+            } => Self::connect_postgres(url, schema, *max_connections).await,
+        }
+    }
+
+    async fn connect_sqlite(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.into()))?;
+        }
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(SQLITE_MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL: readers never block the writer. synchronous=FULL:
+                    // a committed payment survives a power cut, at the cost
+                    // of an fsync per commit.
+                    conn.execute(
+                        format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
+                        )
+                        .as_str(),
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Store {
+            pool,
+            backend: Backend::Sqlite,
+            writer_gate: Some(Arc::new(Semaphore::new(1))),
+        })
+    }
+
+    async fn connect_postgres(
+        url: &str,
+        schema: &str,
+        max_connections: u32,
+    ) -> Result<Store, StoreError> {
+        if !valid_schema_name(schema) {
+            return Err(StoreError::Corrupt(format!(
+                "invalid PostgreSQL schema name {schema:?}: use lowercase letters, digits and _"
+            )));
+        }
+        // Create the schema on a throwaway connection, then point every
+        // pooled connection at it.
+        let options = AnyConnectOptions::from_str(url)?;
+        {
+            let bootstrap = AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options.clone())
+                .await?;
+            bootstrap
+                .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+                .await?;
+            bootstrap.close().await;
+        }
+        let set_path = format!("SET search_path TO {schema}");
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(move |conn, _meta| {
+                let set_path = set_path.clone();
+                Box::pin(async move {
+                    conn.execute(set_path.as_str()).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Store {
+            pool,
+            backend: Backend::Postgres,
+            writer_gate: None,
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A trivial query, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite (take the write
+    /// lock now, so a read-then-write transaction never fails to upgrade), a
+    /// plain `BEGIN` (read committed) on PostgreSQL.
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let gate = match &self.writer_gate {
+            Some(gate) => Some(
+                gate.clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the writer gate is never closed"),
+            ),
+            None => None,
+        };
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx { tx, _gate: gate })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn valid_schema_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}

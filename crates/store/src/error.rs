@@ -1,0 +1,40 @@
+//! Store errors. Callers branch on the variant; the source is for logs only.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is overloaded; worth retrying later.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// A row holds something this version cannot read: a bug or a bad migration.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Any other database error: a bug in our SQL.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            sqlx::Error::Database(ref db)
+                if db.code().as_deref() == Some("5") || db.code().as_deref() == Some("517") =>
+            {
+                // SQLITE_BUSY / SQLITE_BUSY_SNAPSHOT: another process held the
+                // write lock past the busy timeout.
+                StoreError::Unavailable(e)
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}

@@ -1,0 +1,205 @@
+//! Idempotency keys: a client that retries a creating POST with the same
+//! `Idempotency-Key` gets the first answer again instead of a second effect.
+//!
+//! A key is scoped to its caller (a partner, a session, a merchant), so two
+//! callers can never see each other's answers. The first request *claims* the
+//! key (`in_progress`, with a lock lease); when it finishes, its status and
+//! body are saved (`completed`) and replayed to every later request with the
+//! same key and the same request hash, for at least [`IDEMPOTENCY_TTL_SECS`].
+
+use async_trait::async_trait;
+use paybridge_domain::clock::to_unix_micros;
+use paybridge_domain::Timestamp;
+use sqlx::Row;
+
+use crate::db::Store;
+use crate::error::StoreError;
+
+/// How long a completed answer is kept for replay: 24 hours, as the API promises.
+pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3_600;
+/// How long a claim may stay `in_progress` before another request may take it
+/// over (the first one crashed mid-way). Longer than any request may run.
+pub const IDEMPOTENCY_LOCK_SECS: i64 = 60;
+
+/// A saved answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// What [`IdempotencyStore::idempotency_begin`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// The key is ours: run the request, then complete or abandon it.
+    Started,
+    /// The same request finished before: answer with this.
+    Replay(SavedResponse),
+    /// The same key is being processed by a concurrent request.
+    InProgress,
+    /// The key was used for a different request.
+    Mismatch,
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+        now: Timestamp,
+    ) -> Result<IdempotencyBegin, StoreError>;
+
+    async fn idempotency_complete(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &SavedResponse,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Releases a claim without saving (the request failed on our side), so
+    /// that a retry runs it again.
+    async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), StoreError>;
+
+    /// Deletes answers past their time; returns how many.
+    async fn idempotency_purge(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+impl IdempotencyStore for Store {
+    async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+        now: Timestamp,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        let now_us = to_unix_micros(now);
+        let locked_until = now_us + IDEMPOTENCY_LOCK_SECS * 1_000_000;
+        let expires_at = now_us + IDEMPOTENCY_TTL_SECS * 1_000_000;
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys \
+             (scope, idem_key, request_hash, state, locked_until, created_at, expires_at) \
+             VALUES ($1, $2, $3, 'in_progress', $4, $5, $6) \
+             ON CONFLICT (scope, idem_key) DO NOTHING",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(request_hash)
+        .bind(locked_until)
+        .bind(now_us)
+        .bind(expires_at)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            tx.commit().await?;
+            return Ok(IdempotencyBegin::Started);
+        }
+        let row = sqlx::query(
+            "SELECT request_hash, state, response_status, response_body, locked_until, expires_at \
+             FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_one(tx.conn())
+        .await?;
+        let saved_hash: String = row.try_get("request_hash")?;
+        let state: String = row.try_get("state")?;
+        let row_locked_until: i64 = row.try_get("locked_until")?;
+        let row_expires_at: i64 = row.try_get("expires_at")?;
+
+        // An expired answer, or a claim whose owner died, may be taken over.
+        let expired = row_expires_at <= now_us;
+        let abandoned = state == "in_progress" && row_locked_until <= now_us;
+        let outcome = if expired || (abandoned && saved_hash == request_hash) {
+            let claimed = sqlx::query(
+                "UPDATE idempotency_keys SET request_hash = $3, state = 'in_progress', \
+                 response_status = NULL, response_body = NULL, locked_until = $4, \
+                 created_at = $5, expires_at = $6 \
+                 WHERE scope = $1 AND idem_key = $2 AND locked_until = $7",
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(request_hash)
+            .bind(locked_until)
+            .bind(now_us)
+            .bind(expires_at)
+            .bind(row_locked_until)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+            if claimed == 1 {
+                IdempotencyBegin::Started
+            } else {
+                IdempotencyBegin::InProgress
+            }
+        } else if saved_hash != request_hash {
+            IdempotencyBegin::Mismatch
+        } else if state == "completed" {
+            let status: i64 = row.try_get("response_status")?;
+            let body: Vec<u8> = row.try_get("response_body")?;
+            IdempotencyBegin::Replay(SavedResponse {
+                status: u16::try_from(status).map_err(crate::error::corrupt)?,
+                body,
+            })
+        } else {
+            IdempotencyBegin::InProgress
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn idempotency_complete(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &SavedResponse,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let now_us = to_unix_micros(now);
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE idempotency_keys SET state = 'completed', response_status = $3, \
+             response_body = $4, locked_until = $5, expires_at = $6 \
+             WHERE scope = $1 AND idem_key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(i64::from(response.status))
+        .bind(response.body.clone())
+        .bind(now_us)
+        .bind(now_us + IDEMPOTENCY_TTL_SECS * 1_000_000)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
+    async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND state = 'in_progress'",
+        )
+        .bind(scope)
+        .bind(key)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
+    async fn idempotency_purge(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE expires_at <= $1 AND state = 'completed'",
+        )
+        .bind(to_unix_micros(now))
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+}

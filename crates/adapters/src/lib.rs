@@ -1,1 +1,29 @@
-//! placeholder
+//! Outside parties behind traits. Each has a sandbox implementation (used by
+//! `paybridge serve` by default, and by every test) and a seam for a real
+//! provider:
+//!
+//! - [`sms`]: the SMS gateway that delivers OTPs to reserved phones.
+//! - [`push_relay`]: the OS vendor's push server (the "second server").
+//! - [`identity`]: the identity authority that scores ID photos and video frames.
+//! - [`partner`]: the other organisation (wallet ↔ issuer), reached by signed HTTP.
+//! - [`device_push`]: wake-ups for devices' live push channels.
+//! - [`dispatcher`]: delivers outbox events to all of the above, at least once.
+
+pub mod device_push;
+pub mod dispatcher;
+pub mod identity;
+pub mod partner;
+pub mod push_relay;
+pub mod sandbox;
+pub mod sms;
+
+/// An outside party failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("the provider is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the provider refused the request: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] paybridge_store::StoreError),
+}

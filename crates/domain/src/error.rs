@@ -189,3 +189,36 @@ mod tests {
         }
     }
 }
+
+/// What a role service answers when it cannot do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The caller's request was refused, with a code the caller may see.
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    /// A dependency (store, partner) is down; the caller may retry later.
+    #[error("a dependency is unavailable")]
+    Unavailable {
+        code: ErrorCode,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A bug or corrupt data: logged with detail, answered as `internal_error`.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ServiceError {
+    pub fn rejected(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServiceError::Rejected(DomainError::new(code, message))
+    }
+
+    /// The code the caller sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ServiceError::Rejected(e) => e.code,
+            ServiceError::Unavailable { code, .. } => *code,
+            ServiceError::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+}

@@ -18,8 +18,9 @@ pub mod glossary;
 pub mod ids;
 pub mod money;
 pub mod partner;
+pub mod phone;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use error::{DomainError, ErrorCode, ErrorKind};
+pub use error::{DomainError, ErrorCode, ErrorKind, ServiceError};
 pub use ids::Id;
 pub use money::{Currency, Money, MoneyError};

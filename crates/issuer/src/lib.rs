@@ -1,1 +1,53 @@
-//! placeholder
+//! The issuer role: a bank or card issuer. It owns bank customers and their
+//! KYC data, cards (the PAN never leaves it in clear), accounts and the
+//! ledger, the token vault and quick-pay agreements, and talks to the wallet
+//! only through the signed partner API.
+
+use std::sync::Arc;
+
+use paybridge_adapters::dispatcher::OutboxDispatcher;
+use paybridge_adapters::partner::{receive_event, PartnerDirectory};
+use paybridge_api::partner::{PartnerEvent, PartnerEventAck, PartnerPing};
+use paybridge_domain::partner::{PartnerId, Role};
+use paybridge_domain::{Clock, ServiceError};
+use paybridge_store::IssuerStore;
+
+/// One bank's services.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    /// Our partner id, as the wallet knows us (`demo-bank`).
+    pub id: PartnerId,
+    /// Display name, e.g. "Demo Bank".
+    pub name: String,
+    pub store: Arc<dyn IssuerStore>,
+    pub clock: Arc<dyn Clock>,
+    /// The wallet(s) this bank works with.
+    pub wallets: PartnerDirectory,
+    pub dispatcher: Arc<OutboxDispatcher>,
+}
+
+impl Issuer {
+    pub fn ping(&self, caller: &PartnerId) -> PartnerPing {
+        PartnerPing {
+            partner: self.id.to_string(),
+            role: Role::Issuer.as_str().into(),
+            caller: caller.to_string(),
+            time: paybridge_api::rfc3339(self.clock.now()),
+        }
+    }
+
+    /// An event from the wallet (binding confirmed, unbound, …).
+    pub async fn receive_partner_event(
+        &self,
+        from: &PartnerId,
+        event: &PartnerEvent,
+    ) -> Result<PartnerEventAck, ServiceError> {
+        let (ack, _new) = receive_event(self.store.as_ref(), from, event, self.clock.now()).await?;
+        Ok(ack)
+    }
+
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        self.store.outbox_stats().await?;
+        Ok(())
+    }
+}

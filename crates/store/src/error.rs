@@ -38,3 +38,15 @@ impl From<sqlx::Error> for StoreError {
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
+
+impl From<StoreError> for paybridge_domain::ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => paybridge_domain::ServiceError::Unavailable {
+                code: paybridge_domain::ErrorCode::StoreUnavailable,
+                source: Box::new(e),
+            },
+            other => paybridge_domain::ServiceError::Internal(Box::new(other)),
+        }
+    }
+}

@@ -42,7 +42,7 @@ pub enum IdempotencyBegin {
 }
 
 #[async_trait]
-pub trait IdempotencyStore: Send + Sync {
+pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
     async fn idempotency_begin(
         &self,
         scope: &str,

@@ -11,7 +11,7 @@ use crate::db::Store;
 use crate::error::StoreError;
 
 #[async_trait]
-pub trait InboxStore: Send + Sync {
+pub trait InboxStore: Send + Sync + std::fmt::Debug {
     /// Records a received event; `false` when it was received before.
     async fn inbox_record(
         &self,

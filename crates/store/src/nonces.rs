@@ -15,7 +15,7 @@ use crate::error::StoreError;
 pub const NONCE_RETENTION_SECS: i64 = 900;
 
 #[async_trait]
-pub trait NonceStore: Send + Sync {
+pub trait NonceStore: Send + Sync + std::fmt::Debug {
     /// Records the nonce; `false` when this partner used it before (a replay).
     async fn nonce_first_use(
         &self,

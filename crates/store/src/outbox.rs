@@ -41,7 +41,7 @@ pub struct OutboxStats {
 }
 
 #[async_trait]
-pub trait OutboxStore: Send + Sync {
+pub trait OutboxStore: Send + Sync + std::fmt::Debug {
     /// Appends events in a transaction of their own (when no state changes
     /// with them; otherwise a store method appends them in its transaction).
     async fn outbox_append(&self, events: &[NewEvent]) -> Result<(), StoreError>;

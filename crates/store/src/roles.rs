@@ -7,13 +7,13 @@ use crate::{IdempotencyStore, InboxStore, NonceStore, OutboxStore, SandboxStore}
 
 /// Everything the wallet server stores.
 pub trait WalletStore:
-    IdempotencyStore + NonceStore + OutboxStore + InboxStore + SandboxStore + std::fmt::Debug
+    IdempotencyStore + NonceStore + OutboxStore + InboxStore + SandboxStore
 {
 }
 
 /// Everything an issuer (bank) server stores.
 pub trait IssuerStore:
-    IdempotencyStore + NonceStore + OutboxStore + InboxStore + SandboxStore + std::fmt::Debug
+    IdempotencyStore + NonceStore + OutboxStore + InboxStore + SandboxStore
 {
 }
 

@@ -30,7 +30,7 @@ pub struct RelayMessage {
 }
 
 #[async_trait]
-pub trait SandboxStore: Send + Sync {
+pub trait SandboxStore: Send + Sync + std::fmt::Debug {
     async fn sms_record(&self, message: &SmsMessage) -> Result<(), StoreError>;
     /// Newest first, at most `limit`.
     async fn sms_for_phone(&self, phone: &str, limit: i64) -> Result<Vec<SmsMessage>, StoreError>;

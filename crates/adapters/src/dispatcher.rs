@@ -6,7 +6,6 @@
 //! leases, so events claimed by a dispatcher that died are retried after a
 //! restart, by this process or another one on the same database.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use paybridge_api::partner::PartnerEvent;
 use paybridge_domain::event::{retry_delay_secs, Destination, MAX_DELIVERY_ATTEMPTS};
 use paybridge_domain::Clock;
 use paybridge_store::{OutboxStore, StoreError, StoredEvent};
+use prometheus_client::metrics::counter::Counter;
 use rand::Rng;
 use tokio::sync::{watch, Notify};
 
@@ -31,12 +31,12 @@ pub const DISPATCH_LEASE_SECS: i64 = 60;
 /// When idle, look for due retries this often (new events wake it at once).
 pub const DISPATCH_IDLE_POLL: Duration = Duration::from_millis(500);
 
-/// Counters since start, for `/metrics`.
-#[derive(Debug, Default)]
+/// Counters since start, registered in `/metrics` by the HTTP layer.
+#[derive(Debug, Clone, Default)]
 pub struct DispatchCounters {
-    pub delivered: AtomicU64,
-    pub failed: AtomicU64,
-    pub dead: AtomicU64,
+    pub delivered: Counter,
+    pub failed: Counter,
+    pub dead: Counter,
 }
 
 #[derive(Debug)]
@@ -63,6 +63,7 @@ impl OutboxDispatcher {
         partners: Arc<dyn PartnerGateway>,
         devices: Arc<dyn DeviceNotifier>,
         clock: Arc<dyn Clock>,
+        counters: DispatchCounters,
     ) -> Self {
         Self {
             store,
@@ -70,7 +71,7 @@ impl OutboxDispatcher {
             devices,
             clock,
             wake: Arc::new(Notify::new()),
-            counters: DispatchCounters::default(),
+            counters,
         }
     }
 
@@ -129,7 +130,7 @@ impl OutboxDispatcher {
         match outcome {
             Ok(()) => {
                 self.store.outbox_mark_delivered(&event.id, now).await?;
-                self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                self.counters.delivered.inc();
                 tracing::debug!(event.id = %event.id, event.topic = %event.topic, "event delivered");
                 Ok(true)
             }
@@ -145,9 +146,9 @@ impl OutboxDispatcher {
                 self.store
                     .outbox_mark_failed(&event.id, &message, retry_at, now)
                     .await?;
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.counters.failed.inc();
                 if retry_at.is_none() {
-                    self.counters.dead.fetch_add(1, Ordering::Relaxed);
+                    self.counters.dead.inc();
                     tracing::error!(event.id = %event.id, event.topic = %event.topic, attempts, error = %message, "event parked as dead");
                 } else {
                     tracing::warn!(event.id = %event.id, event.topic = %event.topic, attempts, error = %message, "event delivery failed; will retry");

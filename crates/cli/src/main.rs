@@ -1,1 +1,144 @@
-fn main() {}
+//! The `paybridge` binary. Thin on purpose: it parses the configuration and
+//! hands it to `paybridge_http::App`, which the tests build the same way.
+
+mod config;
+mod logging;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use paybridge_http::App;
+use paybridge_store::Store;
+
+use config::{RoleChoice, ServeArgs, StoreArgs};
+
+#[derive(Debug, Parser)]
+#[command(name = "paybridge", version, about = "Payment-platform core: wallet, issuers and devices")]
+struct Cli {
+    /// TOML configuration file; flags and PAYBRIDGE_* variables override it.
+    #[arg(long, env = "PAYBRIDGE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the wallet and the sandbox bank (or one role) with every sandbox party.
+    Serve(ServeArgs),
+    /// Create and migrate the stores, then exit.
+    Migrate(StoreArgs),
+    /// Manage the partner signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print the public keys of this installation's roles (creating them on first use).
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// This bank's partner id [default: demo-bank]
+        #[arg(long, env = "PAYBRIDGE_ISSUER_ID")]
+        issuer_id: Option<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let file = config::load_file(cli.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args, file)),
+        Command::Migrate(args) => runtime.block_on(migrate(args, file)),
+        Command::Keys(KeysCommand::Show { store, issuer_id }) => keys_show(&store, issuer_id.as_deref(), &file),
+    }
+}
+
+async fn serve(args: ServeArgs, file: config::FileConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let resolved = config::resolve(&args, &file)?;
+    logging::init(resolved.log_format);
+    let app = App::build(resolved.app).await?;
+    let base = app.base_url();
+    println!(
+        "paybridge {} serving on {base} (ready in {} ms)",
+        env!("CARGO_PKG_VERSION"),
+        started.elapsed().as_millis()
+    );
+    for line in &resolved.description {
+        println!("  {line}");
+    }
+    println!("  api       {base}/openapi.json   health {base}/healthz   metrics {base}/metrics");
+    println!("  data      {}", resolved.data_dir.display());
+    println!("Press Ctrl+C to stop.");
+    app.run_until_stopped(shutdown_signal()).await?;
+    println!("paybridge stopped.");
+    Ok(())
+}
+
+async fn migrate(args: StoreArgs, file: config::FileConfig) -> anyhow::Result<()> {
+    let role = args.role.or(file.role).unwrap_or(RoleChoice::All);
+    let roles: &[&str] = match role {
+        RoleChoice::All => &["wallet", "issuer"],
+        RoleChoice::Wallet => &["wallet"],
+        RoleChoice::Issuer => &["issuer"],
+    };
+    for role in roles {
+        let store_config = config::store_config(&args, &file, role);
+        let store = Store::open(&store_config)
+            .await
+            .with_context(|| format!("cannot migrate the {role} store"))?;
+        store.close().await;
+        println!("migrated {role} store: {}", config::describe_store(&store_config));
+    }
+    Ok(())
+}
+
+fn keys_show(args: &StoreArgs, issuer_id: Option<&str>, file: &config::FileConfig) -> anyhow::Result<()> {
+    let dir = config::data_dir(args, file);
+    let role = args.role.or(file.role).unwrap_or(RoleChoice::All);
+    let mut ids = Vec::new();
+    if matches!(role, RoleChoice::All | RoleChoice::Wallet) {
+        ids.push(config::wallet_id(file)?);
+    }
+    if matches!(role, RoleChoice::All | RoleChoice::Issuer) {
+        ids.push(config::issuer_id(issuer_id, file)?);
+    }
+    for id in ids {
+        let (key, created) = config::role_key(&dir, &id)?;
+        let public = key.public();
+        let note = if created { "  (created now)" } else { "" };
+        println!("{id}\t{}\tkey_id={}{note}", public.to_base64(), public.key_id());
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl+C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
+}

@@ -1,0 +1,376 @@
+//! Configuration: command-line flags, each also an environment variable
+//! (`PAYBRIDGE_…`), over an optional TOML file (`--config`), over defaults.
+//! This module turns the three into the `AppConfig` the HTTP layer builds.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use paybridge_crypto::keyfile;
+use paybridge_crypto::{PartnerKeyPair, PartnerPublicKey};
+use paybridge_domain::partner::PartnerId;
+use paybridge_domain::SystemClock;
+use paybridge_http::{AppConfig, IssuerRoleConfig, PeerConfig, WalletRoleConfig};
+use paybridge_store::StoreConfig;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./paybridge-data";
+pub const DEFAULT_WALLET_ID: &str = "wallet";
+pub const DEFAULT_ISSUER_ID: &str = "demo-bank";
+pub const DEFAULT_ISSUER_NAME: &str = "Demo Bank";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleChoice {
+    /// The wallet and the sandbox bank in one process.
+    All,
+    Wallet,
+    Issuer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Where the stores live; shared by `serve`, `migrate` and `keys`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Folder for the SQLite files and the role keys [default: ./paybridge-data]
+    #[arg(long, env = "PAYBRIDGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Use PostgreSQL instead of SQLite (postgres://user@host:5432/db); each
+    /// role gets its own schema (paybridge_wallet, paybridge_issuer).
+    #[arg(long, env = "PAYBRIDGE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Which roles this process plays [default: all]
+    #[arg(long, env = "PAYBRIDGE_ROLE", value_enum)]
+    pub role: Option<RoleChoice>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "PAYBRIDGE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Do not serve the sandbox parties (SMS outbox, push relay).
+    #[arg(long, env = "PAYBRIDGE_NO_SANDBOX")]
+    pub no_sandbox: bool,
+    /// Log format [default: pretty]
+    #[arg(long, env = "PAYBRIDGE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// With --role wallet: the bank's base URL, e.g. http://bank.example:8080/bank
+    #[arg(long, env = "PAYBRIDGE_ISSUER_URL")]
+    pub issuer_url: Option<String>,
+    /// With --role wallet: the bank's public key (base64; `paybridge keys show` on its side)
+    #[arg(long, env = "PAYBRIDGE_ISSUER_PUBLIC_KEY")]
+    pub issuer_public_key: Option<String>,
+    /// With --role issuer: the wallet's base URL, e.g. http://wallet.example:8080
+    #[arg(long, env = "PAYBRIDGE_WALLET_URL")]
+    pub wallet_url: Option<String>,
+    /// With --role issuer: the wallet's public key (base64)
+    #[arg(long, env = "PAYBRIDGE_WALLET_PUBLIC_KEY")]
+    pub wallet_public_key: Option<String>,
+    /// This bank's partner id [default: demo-bank]
+    #[arg(long, env = "PAYBRIDGE_ISSUER_ID")]
+    pub issuer_id: Option<String>,
+}
+
+/// The TOML file. Every key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub role: Option<RoleChoice>,
+    pub sandbox: Option<bool>,
+    pub log_format: Option<LogFormat>,
+    #[serde(default)]
+    pub wallet: FileWallet,
+    #[serde(default)]
+    pub issuer: FileIssuer,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWallet {
+    pub id: Option<String>,
+    /// Banks registered with this wallet, beyond the one in this process.
+    #[serde(default)]
+    pub issuers: Vec<FilePeer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileIssuer {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub wallet: Option<FilePeer>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePeer {
+    pub id: String,
+    pub base_url: String,
+    /// Base64 Ed25519 public keys; more than one during a rotation.
+    pub public_keys: Vec<String>,
+}
+
+pub fn load_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Everything resolved.
+#[derive(Debug)]
+pub struct Resolved {
+    pub app: AppConfig,
+    pub log_format: LogFormat,
+    pub data_dir: PathBuf,
+    pub description: Vec<String>,
+}
+
+pub fn data_dir(args: &StoreArgs, file: &FileConfig) -> PathBuf {
+    args.data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+fn role(args: &StoreArgs, file: &FileConfig) -> RoleChoice {
+    args.role.or(file.role).unwrap_or(RoleChoice::All)
+}
+
+fn partner_id(text: &str, what: &str) -> anyhow::Result<PartnerId> {
+    text.parse().map_err(|e| anyhow::anyhow!("{what} {text:?}: {e}"))
+}
+
+fn public_key(text: &str, what: &str) -> anyhow::Result<PartnerPublicKey> {
+    text.parse().map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
+
+/// Store configs per role.
+pub fn store_config(args: &StoreArgs, file: &FileConfig, role_name: &str) -> StoreConfig {
+    match args.database_url.clone().or_else(|| file.database_url.clone()) {
+        Some(url) => StoreConfig::Postgres {
+            url,
+            schema: format!("paybridge_{role_name}"),
+            max_connections: paybridge_store::db::POSTGRES_DEFAULT_MAX_CONNECTIONS,
+        },
+        None => StoreConfig::Sqlite {
+            path: data_dir(args, file).join(format!("{role_name}.db")),
+        },
+    }
+}
+
+/// Loads the role's key from `<data dir>/keys/<id>.ed25519`, creating it on first start.
+pub fn role_key(data_dir: &Path, id: &PartnerId) -> anyhow::Result<(Arc<PartnerKeyPair>, bool)> {
+    let path = data_dir.join("keys").join(format!("{id}.ed25519"));
+    let (key, created) = keyfile::load_or_create(&path)?;
+    Ok((Arc::new(key), created))
+}
+
+pub fn wallet_id(file: &FileConfig) -> anyhow::Result<PartnerId> {
+    partner_id(file.wallet.id.as_deref().unwrap_or(DEFAULT_WALLET_ID), "wallet id")
+}
+
+pub fn issuer_id(args_issuer_id: Option<&str>, file: &FileConfig) -> anyhow::Result<PartnerId> {
+    partner_id(
+        args_issuer_id.or(file.issuer.id.as_deref()).unwrap_or(DEFAULT_ISSUER_ID),
+        "issuer id",
+    )
+}
+
+fn file_peer(p: &FilePeer) -> anyhow::Result<PeerConfig> {
+    Ok(PeerConfig {
+        id: partner_id(&p.id, "partner id")?,
+        base_url: Some(p.base_url.clone()),
+        public_keys: p
+            .public_keys
+            .iter()
+            .map(|k| public_key(k, &format!("public key of {}", p.id)))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> {
+    let role = role(&args.store, file);
+    let dir = data_dir(&args.store, file);
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address parses"));
+    let sandbox = !args.no_sandbox && file.sandbox.unwrap_or(true);
+    let log_format = args.log_format.or(file.log_format).unwrap_or(LogFormat::Pretty);
+    let wallet_id = wallet_id(file)?;
+    let issuer_id = issuer_id(args.issuer_id.as_deref(), file)?;
+    let issuer_name = file.issuer.name.clone().unwrap_or_else(|| DEFAULT_ISSUER_NAME.to_owned());
+    let mut description = Vec::new();
+
+    let wallet_key = matches!(role, RoleChoice::All | RoleChoice::Wallet)
+        .then(|| role_key(&dir, &wallet_id))
+        .transpose()?;
+    let issuer_key = matches!(role, RoleChoice::All | RoleChoice::Issuer)
+        .then(|| role_key(&dir, &issuer_id))
+        .transpose()?;
+    for (id, key) in [(&wallet_id, &wallet_key), (&issuer_id, &issuer_key)] {
+        if let Some((key, created)) = key {
+            let note = if *created { " (new key created)" } else { "" };
+            description.push(format!("key       {id}: {}{note}", key.public().to_base64()));
+        }
+    }
+
+    let wallet = match &wallet_key {
+        None => None,
+        Some((key, _)) => {
+            let mut issuers = Vec::new();
+            match (role, &issuer_key) {
+                (RoleChoice::All, Some((ikey, _))) => issuers.push(PeerConfig {
+                    id: issuer_id.clone(),
+                    base_url: None,
+                    public_keys: vec![ikey.public()],
+                }),
+                _ => {
+                    if let (Some(url), Some(pk)) = (&args.issuer_url, &args.issuer_public_key) {
+                        issuers.push(PeerConfig {
+                            id: issuer_id.clone(),
+                            base_url: Some(url.clone()),
+                            public_keys: vec![public_key(pk, "--issuer-public-key")?],
+                        });
+                    }
+                }
+            }
+            for p in &file.wallet.issuers {
+                issuers.push(file_peer(p)?);
+            }
+            if issuers.is_empty() {
+                bail!("the wallet has no bank: give --issuer-url and --issuer-public-key, or [[wallet.issuers]] in the config file");
+            }
+            description.push(format!(
+                "wallet    {wallet_id}, banks: {}",
+                issuers.iter().map(|p| p.id.to_string()).collect::<Vec<_>>().join(", ")
+            ));
+            Some(WalletRoleConfig {
+                id: wallet_id.clone(),
+                store: store_config(&args.store, file, "wallet"),
+                key: key.clone(),
+                issuers,
+            })
+        }
+    };
+
+    let issuer = match &issuer_key {
+        None => None,
+        Some((key, _)) => {
+            let wallet_peer = match (role, &wallet_key) {
+                (RoleChoice::All, Some((wkey, _))) => PeerConfig {
+                    id: wallet_id.clone(),
+                    base_url: None,
+                    public_keys: vec![wkey.public()],
+                },
+                _ => match (&args.wallet_url, &args.wallet_public_key, &file.issuer.wallet) {
+                    (Some(url), Some(pk), _) => PeerConfig {
+                        id: wallet_id.clone(),
+                        base_url: Some(url.clone()),
+                        public_keys: vec![public_key(pk, "--wallet-public-key")?],
+                    },
+                    (_, _, Some(p)) => file_peer(p)?,
+                    _ => bail!("the bank has no wallet: give --wallet-url and --wallet-public-key, or [issuer.wallet] in the config file"),
+                },
+            };
+            description.push(format!("issuer    {issuer_id} ({issuer_name}), wallet: {}", wallet_peer.id));
+            Some(IssuerRoleConfig {
+                id: issuer_id.clone(),
+                name: issuer_name,
+                store: store_config(&args.store, file, "issuer"),
+                key: key.clone(),
+                wallet: wallet_peer,
+            })
+        }
+    };
+
+    let stores: Vec<String> = wallet
+        .iter()
+        .map(|w| describe_store(&w.store))
+        .chain(issuer.iter().map(|i| describe_store(&i.store)))
+        .collect();
+    description.push(format!("store     {}", stores.join(", ")));
+    description.push(format!(
+        "sandbox   {}",
+        if sandbox {
+            "on: SMS outbox GET /v1/sandbox/sms?phone=…, push relay GET /v1/sandbox/push-relay?device_token=…"
+        } else {
+            "off"
+        }
+    ));
+
+    Ok(Resolved {
+        app: AppConfig {
+            listen,
+            wallet,
+            issuer,
+            sandbox,
+            clock: Arc::new(SystemClock),
+        },
+        log_format,
+        data_dir: dir,
+        description,
+    })
+}
+
+pub fn describe_store(store: &StoreConfig) -> String {
+    match store {
+        StoreConfig::Sqlite { path } => format!("SQLite {}", path.display()),
+        StoreConfig::Postgres { url, schema, .. } => {
+            // Never print a password that may be in the URL.
+            let shown = match url.split_once('@') {
+                Some((creds, rest)) => match creds.rsplit_once(':') {
+                    Some((user, _)) if user.contains("//") && !user.ends_with('/') => format!("{user}:***@{rest}"),
+                    _ => url.clone(),
+                },
+                None => url.clone(),
+            };
+            format!("PostgreSQL {shown} (schema {schema})")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_passwords_are_not_printed() {
+        let s = describe_store(&StoreConfig::Postgres {
+            url: "postgres://app:s3cret@db:5432/pay".into(),
+            schema: "paybridge_wallet".into(),
+            max_connections: 4,
+        });
+        assert!(!s.contains("s3cret"), "{s}");
+        assert!(s.contains("postgres://app:***@db:5432/pay"), "{s}");
+    }
+
+    #[test]
+    fn the_config_file_refuses_unknown_keys() {
+        assert!(toml::from_str::<FileConfig>("listen = \"127.0.0.1:9\"\n").is_ok());
+        assert!(toml::from_str::<FileConfig>("lisen = \"127.0.0.1:9\"\n").is_err());
+        let f: FileConfig = toml::from_str(
+            "role = \"wallet\"\n[[wallet.issuers]]\nid = \"other-bank\"\nbase_url = \"http://x/bank\"\npublic_keys = [\"k\"]\n",
+        )
+        .unwrap();
+        assert_eq!(f.role, Some(RoleChoice::Wallet));
+        assert_eq!(f.wallet.issuers[0].id, "other-bank");
+    }
+}

@@ -1,0 +1,199 @@
+//! Extractors that answer bad input with our envelope: a JSON body and a
+//! query string. Messages name the field and what was expected, and never
+//! echo the value sent (it may be a PAN or a phone number).
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use paybridge_domain::ErrorCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// A JSON request body, or a JSON response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime_lite::Mime>().ok())
+        .is_some_and(|m| m.is_json())
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_error(&e))?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Maps a failure to read the body: too large (413) or broken (400).
+pub fn body_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return too_large();
+        }
+        source = err.source();
+    }
+    if e.to_string().contains("length limit") {
+        return too_large();
+    }
+    ApiError::new(ErrorCode::InvalidRequest, "the request body could not be read")
+}
+
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::BodyTooLarge,
+        format!("the body is larger than {} bytes", crate::MAX_BODY_BYTES),
+    )
+}
+
+/// Parses JSON, telling a syntax error (400) from a shape error (422).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::new(ErrorCode::InvalidRequest, describe_data_error(&path, &inner))
+            }
+            _ => ApiError::new(
+                ErrorCode::InvalidJson,
+                format!("the body is not valid JSON (line {}, column {})", inner.line(), inner.column()),
+            ),
+        }
+    })
+}
+
+/// Describes a shape error by field and expectation, without the value sent.
+fn describe_data_error(path: &str, e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    // serde_json appends " at line L column C"; drop it.
+    let text = text.split(" at line ").next().unwrap_or(&text);
+    let field = if path == "." { "the body".to_owned() } else { format!("`{path}`") };
+    if let Some(rest) = text.strip_prefix("missing field ") {
+        return format!("missing field {rest}");
+    }
+    if text.starts_with("unknown field") {
+        let expected = text.split_once(", expected ").map(|(_, x)| x).unwrap_or("none");
+        return format!("{field}: unknown field; expected {expected}");
+    }
+    if text.starts_with("unknown variant") {
+        let expected = text.split_once(", expected ").map(|(_, x)| x).unwrap_or("a known value");
+        return format!("{field}: unknown value; expected {expected}");
+    }
+    if text.starts_with("invalid type") || text.starts_with("invalid value") || text.starts_with("invalid length") {
+        let expected = text.split_once(", expected ").map(|(_, x)| x).unwrap_or("another value");
+        return format!("{field}: expected {expected}");
+    }
+    // Our own validation messages (newtype constructors) never contain input.
+    format!("{field}: {text}")
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// A query string.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
+            let path = e.path().to_string();
+            let text = e.into_inner().to_string();
+            let message = match text.strip_prefix("missing field ") {
+                Some(rest) => format!("missing query parameter {rest}"),
+                None => format!("query parameter `{path}` is invalid"),
+            };
+            ApiError::new(ErrorCode::InvalidRequest, message)
+        })
+    }
+}
+
+/// Just enough media-type parsing to accept `application/json`,
+/// `application/json; charset=utf-8` and `application/*+json`.
+mod mime_lite {
+    #[derive(Debug)]
+    pub struct Mime(String);
+
+    impl std::str::FromStr for Mime {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Self, ()> {
+            let essence = s.split(';').next().ok_or(())?.trim().to_ascii_lowercase();
+            Ok(Mime(essence))
+        }
+    }
+
+    impl Mime {
+        pub fn is_json(&self) -> bool {
+            self.0 == "application/json"
+                || (self.0.starts_with("application/") && self.0.ends_with("+json"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Req {
+        phone: String,
+        kind: Kind,
+        amount: i64,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Kind {
+        Phone,
+        Pc,
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_shape_errors_422() {
+        let e = parse_json::<Req>(b"{not json").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidJson);
+        let e = parse_json::<Req>(br#"{"phone":"1","kind":"phone"}"#).unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (ErrorCode::InvalidRequest, "missing field `amount`"));
+    }
+
+    #[test]
+    fn messages_never_echo_the_value() {
+        let e = parse_json::<Req>(br#"{"phone":"1","kind":"4111111111111111","amount":1}"#).unwrap_err();
+        assert!(e.message.contains("`kind`: unknown value; expected one of `phone`, `pc`"), "{}", e.message);
+        assert!(!e.message.contains("4111111111111111"));
+        let e = parse_json::<Req>(br#"{"phone":13812345678,"kind":"pc","amount":1}"#).unwrap_err();
+        assert_eq!(e.message, "`phone`: expected a string");
+        let e = parse_json::<Req>(br#"{"phone":"1","kind":"pc","amount":1,"pan":"4111111111111111"}"#).unwrap_err();
+        assert!(!e.message.contains("4111111111111111"), "{}", e.message);
+        assert!(!e.message.contains("pan"), "{}", e.message);
+    }
+}

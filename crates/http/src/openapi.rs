@@ -1,0 +1,44 @@
+//! The OpenAPI document. Routes are registered only through utoipa-axum's
+//! `routes!`, which adds each handler's `#[utoipa::path]` to the document as
+//! it adds the route, so the two cannot drift; `tests/openapi.rs` checks it.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// Security scheme name of signed partner calls.
+pub const PARTNER_SIGNATURE: &str = "partner_signature";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "paybridge",
+        description = "Payment-platform core: a wallet, its issuers (banks) and the user's devices. \
+Amounts are integer minor units with an ISO 4217 currency; errors are `{\"error\": {\"code\", \"message\", \"request_id\"}}`; \
+creating POSTs take an `Idempotency-Key`; partner routes are signed with PAYBRIDGE-ED25519.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "system", description = "Health, readiness, metrics, this document"),
+        (name = "partner", description = "Signed server-to-server calls between the wallet and the issuers"),
+        (name = "sandbox", description = "The sandbox parties (SMS gateway, OS push relay); only when the sandbox is on"),
+    )
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            PARTNER_SIGNATURE,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "PAYBRIDGE-ED25519 partner=\"…\",to=\"…\",key_id=\"…\",timestamp=\"…\",nonce=\"…\",signature=\"…\" \
+                 (Ed25519 over method, path and query, parties, timestamp, nonce and the body's SHA-256)",
+            ))),
+        );
+    }
+}

@@ -24,7 +24,45 @@ const TEST_POOL_SIZE: u32 = 8;
 pub struct TestDb {
     pub store: Store,
     pub config: StoreConfig,
+    _guard: StoreGuard,
+}
+
+/// A store location (SQLite folder or PostgreSQL schema) removed on drop,
+/// for tests that let something else (the app) open the store.
+#[derive(Debug)]
+pub struct StoreGuard {
+    pub config: StoreConfig,
     cleanup: Cleanup,
+}
+
+impl StoreGuard {
+    pub fn sqlite() -> StoreGuard {
+        let (config, dir) = sqlite_config();
+        StoreGuard {
+            config,
+            cleanup: Cleanup::Dir(dir),
+        }
+    }
+
+    /// A fresh, migrated PostgreSQL schema, or `None` (after the notice)
+    /// when PostgreSQL is unreachable and not required.
+    pub async fn postgres() -> Option<StoreGuard> {
+        TestDb::postgres().await.map(|db| {
+            let TestDb { store: _, config: _, _guard } = db;
+            _guard
+        })
+    }
+}
+
+impl Drop for StoreGuard {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Schema { url, schema } => drop_schema(url, schema),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -64,12 +102,12 @@ pub fn postgres_config() -> StoreConfig {
 
 impl TestDb {
     pub async fn sqlite() -> TestDb {
-        let (config, dir) = sqlite_config();
-        let store = Store::open(&config).await.expect("open SQLite test store");
+        let guard = StoreGuard::sqlite();
+        let store = Store::open(&guard.config).await.expect("open SQLite test store");
         TestDb {
             store,
-            config,
-            cleanup: Cleanup::Dir(dir),
+            config: guard.config.clone(),
+            _guard: guard,
         }
     }
 
@@ -83,9 +121,12 @@ impl TestDb {
         match Store::open(&config).await {
             Ok(store) => Some(TestDb {
                 store,
-                cleanup: Cleanup::Schema {
-                    url: url.clone(),
-                    schema: schema.clone(),
+                _guard: StoreGuard {
+                    cleanup: Cleanup::Schema {
+                        url: url.clone(),
+                        schema: schema.clone(),
+                    },
+                    config: config.clone(),
                 },
                 config,
             }),
@@ -112,17 +153,6 @@ pub fn postgres_unavailable(error: &dyn std::fmt::Display) {
              Set {REQUIRE_POSTGRES_ENV}=1 to make this a failure.\n",
             postgres_url()
         );
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        match &self.cleanup {
-            Cleanup::Dir(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Cleanup::Schema { url, schema } => drop_schema(url, schema),
-        }
     }
 }
 

@@ -1,1 +1,206 @@
-//! placeholder
+//! Dev-only helpers: spawn the real paybridge app on port 0 against a fresh
+//! SQLite file or PostgreSQL schema, a manual clock both roles share,
+//! clients that sign as the bank or the wallet, and log capture.
+
+pub mod logs;
+
+use std::sync::Arc;
+
+use paybridge_client::{PartnerClient, PartnerClientConfig, PublicClient};
+use paybridge_crypto::PartnerKeyPair;
+use paybridge_domain::partner::PartnerId;
+use paybridge_domain::{Clock, ManualClock};
+use paybridge_http::{App, AppConfig, IssuerRoleConfig, PeerConfig, WalletRoleConfig};
+use paybridge_issuer::Issuer;
+use paybridge_store::testing::StoreGuard;
+use paybridge_store::Backend;
+use paybridge_wallet::Wallet;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use paybridge_store::testing::postgres_unavailable;
+
+/// A fresh store location on `backend`; `None` when PostgreSQL is
+/// unreachable and not required (a notice has been printed).
+pub async fn store_guard(backend: Backend) -> Option<StoreGuard> {
+    match backend {
+        Backend::Sqlite => Some(StoreGuard::sqlite()),
+        Backend::Postgres => StoreGuard::postgres().await,
+    }
+}
+
+/// Both roles in one process, as `paybridge serve` runs them.
+#[derive(Debug)]
+pub struct TestApp {
+    pub base_url: String,
+    pub clock: ManualClock,
+    pub wallet: Wallet,
+    pub issuer: Issuer,
+    pub wallet_key: Arc<PartnerKeyPair>,
+    pub issuer_key: Arc<PartnerKeyPair>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    _stores: Vec<StoreGuard>,
+}
+
+pub fn wallet_id() -> PartnerId {
+    "wallet".parse().expect("valid id")
+}
+
+pub fn bank_id() -> PartnerId {
+    "demo-bank".parse().expect("valid id")
+}
+
+/// A clock starting now (signatures are checked against it on both sides).
+pub fn manual_clock() -> ManualClock {
+    ManualClock::new(paybridge_domain::SystemClock.now())
+}
+
+/// Spawns a built app; returns its stop switch and task.
+pub fn run(app: App) -> (oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>) {
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    (tx, handle)
+}
+
+impl TestApp {
+    /// `None` when `backend` is PostgreSQL and it is unreachable (and not required).
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        let wallet_store = store_guard(backend).await?;
+        let issuer_store = store_guard(backend).await?;
+        let clock = manual_clock();
+        let wallet_key = Arc::new(PartnerKeyPair::generate());
+        let issuer_key = Arc::new(PartnerKeyPair::generate());
+        let config = AppConfig {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            wallet: Some(WalletRoleConfig {
+                id: wallet_id(),
+                store: wallet_store.config.clone(),
+                key: wallet_key.clone(),
+                issuers: vec![PeerConfig {
+                    id: bank_id(),
+                    base_url: None,
+                    public_keys: vec![issuer_key.public()],
+                }],
+            }),
+            issuer: Some(IssuerRoleConfig {
+                id: bank_id(),
+                name: "Demo Bank".into(),
+                store: issuer_store.config.clone(),
+                key: issuer_key.clone(),
+                wallet: PeerConfig {
+                    id: wallet_id(),
+                    base_url: None,
+                    public_keys: vec![wallet_key.public()],
+                },
+            }),
+            sandbox: true,
+            clock: Arc::new(clock.clone()),
+        };
+        let app = App::build(config).await.expect("the app builds");
+        let base_url = app.base_url();
+        let wallet = app.wallet.clone().expect("wallet role");
+        let issuer = app.issuer.clone().expect("issuer role");
+        let (stop, handle) = run(app);
+        Some(TestApp {
+            base_url,
+            clock,
+            wallet,
+            issuer,
+            wallet_key,
+            issuer_key,
+            stop: Some(stop),
+            handle: Some(handle),
+            _stores: vec![wallet_store, issuer_store],
+        })
+    }
+
+    pub fn public(&self) -> PublicClient {
+        PublicClient::new(&self.base_url)
+    }
+
+    /// A client that signs as the bank and calls the wallet.
+    pub fn bank_to_wallet(&self) -> PartnerClient {
+        self.signed_client(bank_id(), self.issuer_key.clone(), wallet_id(), self.wallet_key.clone(), &self.base_url)
+    }
+
+    /// A client that signs as the wallet and calls the bank.
+    pub fn wallet_to_bank(&self) -> PartnerClient {
+        self.signed_client(
+            wallet_id(),
+            self.wallet_key.clone(),
+            bank_id(),
+            self.issuer_key.clone(),
+            &format!("{}/bank", self.base_url),
+        )
+    }
+
+    /// Any signed client, with this app's clock.
+    pub fn signed_client(
+        &self,
+        me: PartnerId,
+        key: Arc<PartnerKeyPair>,
+        peer: PartnerId,
+        peer_key: Arc<PartnerKeyPair>,
+        base_url: &str,
+    ) -> PartnerClient {
+        PartnerClient::new(
+            PartnerClientConfig {
+                me,
+                key,
+                peer,
+                peer_keys: vec![peer_key.public()],
+                base_url: base_url.to_owned(),
+            },
+            Arc::new(self.clock.clone()),
+        )
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Declares `sqlite::name` and `postgres::name` tests running `name(TestApp)`.
+#[macro_export]
+macro_rules! app_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let app = $crate::TestApp::spawn(paybridge_store::Backend::Sqlite).await.expect("SQLite is always available");
+                    super::$name(&app).await;
+                    app.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(app) = $crate::TestApp::spawn(paybridge_store::Backend::Postgres).await {
+                        super::$name(&app).await;
+                        app.stop().await;
+                    }
+                }
+            )*
+        }
+    };
+}

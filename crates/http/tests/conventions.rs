@@ -1,0 +1,205 @@
+//! API conventions over real HTTP, on both stores: health and readiness,
+//! the OpenAPI document, request ids, the error envelope for every kind of
+//! bad input, and idempotency on a public creating POST.
+
+use paybridge_testkit::{app_tests, TestApp};
+use serde_json::{json, Value};
+
+app_tests!(
+    health_and_readiness_answer,
+    the_openapi_document_lists_every_route_and_every_listed_route_is_served,
+    request_ids_are_generated_or_propagated,
+    bad_input_gets_an_enveloped_4xx,
+    sandbox_sms_send_is_idempotent_and_readable,
+    metrics_count_requests_by_route,
+);
+
+async fn get(app: &TestApp, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    let resp = reqwest::get(format!("{}{path}", app.base_url)).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no code>")
+}
+
+async fn health_and_readiness_answer(app: &TestApp) {
+    let (s, _, v) = get(app, "/healthz").await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("ok")));
+    assert_eq!(v["roles"], json!(["wallet", "issuer"]));
+    let (s, _, v) = get(app, "/readyz").await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("ready")));
+    assert_eq!(v["checks"].as_array().unwrap().len(), 2);
+}
+
+async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served(app: &TestApp) {
+    let (s, _, doc) = get(app, "/openapi.json").await;
+    assert_eq!(s, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let expected = [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+        ("/v1/partner/ping", "get"),
+        ("/v1/partner/events", "post"),
+        ("/bank/v1/partner/ping", "get"),
+        ("/bank/v1/partner/events", "post"),
+        ("/v1/sandbox/sms", "get"),
+        ("/v1/sandbox/sms", "post"),
+        ("/v1/sandbox/push-relay", "get"),
+    ];
+    for (path, method) in expected {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
+    }
+    // Every documented operation is routed: the router answers anything but
+    // `route_not_found` / `method_not_allowed` for it.
+    let client = reqwest::Client::new();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            operations += 1;
+            let resp = client
+                .request(method.to_uppercase().parse().unwrap(), format!("{}{path}", app.base_url))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            assert!(
+                !matches!(code(&body), "route_not_found" | "method_not_allowed"),
+                "{method} {path} is documented but not served ({status})"
+            );
+        }
+    }
+    assert_eq!(operations, expected.len(), "every route is in the document, and only those");
+    for schema in ["ErrorBody", "PartnerEvent", "PartnerPing", "Health", "SmsList"] {
+        assert!(doc["components"]["schemas"].get(schema).is_some(), "schema {schema}");
+    }
+    assert!(doc["components"]["securitySchemes"].get("partner_signature").is_some());
+}
+
+async fn request_ids_are_generated_or_propagated(app: &TestApp) {
+    let (_, headers, _) = get(app, "/healthz").await;
+    assert!(headers["x-request-id"].to_str().unwrap().starts_with("req_"));
+    let resp = reqwest::Client::new()
+        .get(format!("{}/nope", app.base_url))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-abc-123");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["request_id"], "trace-abc-123");
+    // An id that is not sane is replaced, not echoed.
+    let resp = reqwest::Client::new()
+        .get(format!("{}/healthz", app.base_url))
+        .header("x-request-id", "x".repeat(200))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers()["x-request-id"].to_str().unwrap().starts_with("req_"));
+}
+
+async fn bad_input_gets_an_enveloped_4xx(app: &TestApp) {
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", app.base_url);
+    let post = |body: Vec<u8>, content_type: &'static str, key: Option<&'static str>| {
+        let mut r = client.post(url("/v1/sandbox/sms")).header("content-type", content_type).body(body);
+        if let Some(k) = key {
+            r = r.header("idempotency-key", k);
+        }
+        async move {
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let cases: Vec<((u16, Value), u16, &str)> = vec![
+        (post(b"{\"phone\":".to_vec(), "application/json", Some("k1")).await, 400, "invalid_json"),
+        (post(br#"{"phone":13800138000,"body":"x"}"#.to_vec(), "application/json", Some("k2")).await, 422, "invalid_request"),
+        (post(br#"{"phone":"13800138000"}"#.to_vec(), "application/json", Some("k3")).await, 422, "invalid_request"),
+        (post(br#"{"phone":"not-a-phone","body":"x"}"#.to_vec(), "application/json", Some("k4")).await, 422, "invalid_request"),
+        (post(br#"{"phone":"13800138000","body":"x"}"#.to_vec(), "text/plain", Some("k5")).await, 415, "unsupported_media_type"),
+        (post(vec![b'x'; paybridge_http::MAX_BODY_BYTES + 1], "application/json", Some("k6")).await, 413, "body_too_large"),
+        (post(br#"{"phone":"13800138000","body":"x"}"#.to_vec(), "application/json", None).await, 400, "idempotency_key_missing"),
+    ];
+    for ((status, body), want_status, want_code) in cases {
+        assert_eq!((status, code(&body)), (want_status, want_code), "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().len() > 5);
+    }
+    let (s, _, v) = get(app, "/v1/sandbox/sms").await;
+    assert_eq!((s, code(&v)), (422, "invalid_request"), "missing query parameter");
+    let (s, _, v) = get(app, "/v1/sandbox/sms?phone=13800138000&limit=1000").await;
+    assert_eq!((s, code(&v)), (422, "invalid_request"));
+    let (s, _, v) = get(app, "/v1/sandbox/sms?phone=13800138000&limit=abc").await;
+    assert_eq!((s, code(&v)), (422, "invalid_request"));
+    let (s, _, v) = get(app, "/v1/nothing/here").await;
+    assert_eq!((s, code(&v)), (404, "route_not_found"));
+    let resp = client.delete(url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(code(&resp.json::<Value>().await.unwrap()), "method_not_allowed");
+    // Nothing was sent by any of the refused requests.
+    let (_, _, v) = get(app, "/v1/sandbox/sms?phone=13800138000").await;
+    assert_eq!(v["messages"], json!([]));
+}
+
+async fn sandbox_sms_send_is_idempotent_and_readable(app: &TestApp) {
+    let client = reqwest::Client::new();
+    let send = |key: &'static str, body: Value| {
+        let req = client
+            .post(format!("{}/v1/sandbox/sms", app.base_url))
+            .header("idempotency-key", key)
+            .json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.headers().get("idempotent-replayed").is_some(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let msg = json!({"phone": "13800138000", "body": "hello"});
+    let (s1, replayed1, first) = send("sms-1", msg.clone()).await;
+    let (s2, replayed2, second) = send("sms-1", msg.clone()).await;
+    assert_eq!((s1, replayed1, s2, replayed2), (201, false, 201, true));
+    assert_eq!(first, second);
+    let (s3, _, v) = send("sms-1", json!({"phone": "13800138000", "body": "other"})).await;
+    assert_eq!((s3, code(&v)), (422, "idempotency_key_reused"));
+    let (_, _, inbox) = get(app, "/v1/sandbox/sms?phone=13800138000").await;
+    assert_eq!(inbox["messages"].as_array().unwrap().len(), 1, "sent once");
+    assert_eq!(inbox["messages"][0]["body"], "hello");
+}
+
+async fn metrics_count_requests_by_route(app: &TestApp) {
+    get(app, "/healthz").await;
+    let text = reqwest::get(format!("{}/metrics", app.base_url)).await.unwrap().text().await.unwrap();
+    assert!(text.contains(r#"paybridge_http_requests_total{method="GET",route="/healthz",status="200"} 1"#), "{text}");
+    assert!(text.contains("paybridge_outbox_pending_events{role=\"wallet\"} 0"), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"));
+}
+
+/// Routes reach the router only through utoipa-axum's `routes!`, which
+/// documents each as it adds it; a plain `.route(` would bypass the document.
+#[test]
+fn no_route_bypasses_the_openapi_document() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    let mut stack = vec![src];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for needle in [".route(", ".route_service(", ".nest(", ".nest_service("] {
+                    if text.contains(needle) {
+                        offenders.push(format!("{} uses {needle}", path.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:?}");
+}

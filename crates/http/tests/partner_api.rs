@@ -1,0 +1,259 @@
+//! The signed partner API over real HTTP, on both stores: good calls both
+//! ways, and every way a call can be forged, tampered with or replayed.
+
+use std::sync::Arc;
+
+use paybridge_api::partner::{PartnerEvent, PartnerEventAck, PartnerPing};
+use paybridge_client::PartnerError;
+use paybridge_crypto::signing::{new_nonce, SignatureError, SignedRequest};
+use paybridge_crypto::PartnerKeyPair;
+use paybridge_domain::ids::EventId;
+use paybridge_domain::partner::PartnerId;
+use paybridge_domain::Clock;
+use paybridge_testkit::{app_tests, bank_id, wallet_id, TestApp};
+use serde_json::{json, Value};
+
+app_tests!(
+    signed_ping_works_both_ways,
+    a_forged_or_tampered_call_is_refused_and_nothing_is_written,
+    a_stale_or_future_timestamp_is_refused,
+    a_replayed_nonce_is_refused,
+    a_response_not_signed_by_the_partner_is_rejected_by_the_client,
+    partner_events_are_acknowledged_once,
+    malformed_partner_requests_get_4xx_and_nothing_is_written,
+    concurrent_duplicate_events_are_recorded_once,
+);
+
+async fn signed_ping_works_both_ways(app: &TestApp) {
+    let ping: PartnerPing = app.bank_to_wallet().get("/v1/partner/ping").await.unwrap();
+    assert_eq!((ping.partner.as_str(), ping.role.as_str(), ping.caller.as_str()), ("wallet", "wallet", "demo-bank"));
+    // The wallet's own directory client, as the flows use it.
+    let bank = app.wallet.issuers.get(&bank_id()).unwrap();
+    let ping: PartnerPing = bank.get("/v1/partner/ping").await.unwrap();
+    assert_eq!((ping.partner.as_str(), ping.role.as_str(), ping.caller.as_str()), ("demo-bank", "issuer", "wallet"));
+}
+
+fn event_json(id: &EventId) -> Value {
+    json!({"id": id.to_string(), "topic": "binding.activated", "occurred_at": "2026-11-23T08:00:00Z", "data": {"binding": "bnd_x"}})
+}
+
+/// A signed request as the bank would send it, to be tampered with.
+struct Call {
+    method: &'static str,
+    path: String,
+    body: Vec<u8>,
+    from: PartnerId,
+    to: PartnerId,
+    key: Arc<PartnerKeyPair>,
+    timestamp: i64,
+    nonce: String,
+}
+
+impl Call {
+    fn bank(app: &TestApp, path: &str, body: &Value) -> Call {
+        Call {
+            method: "POST",
+            path: path.into(),
+            body: serde_json::to_vec(body).unwrap(),
+            from: bank_id(),
+            to: wallet_id(),
+            key: app.issuer_key.clone(),
+            timestamp: app.clock.now().unix_timestamp(),
+            nonce: new_nonce(),
+        }
+    }
+
+    fn authorization(&self) -> String {
+        SignedRequest {
+            method: self.method,
+            path_and_query: &self.path,
+            from: &self.from,
+            to: &self.to,
+            timestamp: self.timestamp,
+            nonce: &self.nonce,
+            body: &self.body,
+        }
+        .authorization(&self.key)
+    }
+
+    /// Sends with the given Authorization header, path and body.
+    async fn send_as(&self, app: &TestApp, authorization: Option<&str>, path: &str, body: &[u8]) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .request(self.method.parse().unwrap(), format!("{}{path}", app.base_url))
+            .header("content-type", "application/json")
+            .header("idempotency-key", new_nonce())
+            .body(body.to_vec());
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        assert!(resp.headers().contains_key("paybridge-signature"), "every partner answer is signed");
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn send(&self, app: &TestApp) -> (u16, Value) {
+        self.send_as(app, Some(&self.authorization()), &self.path, &self.body).await
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no code>")
+}
+
+async fn inbox_count(app: &TestApp) -> i64 {
+    app.wallet.store.inbox_count(&bank_id()).await.unwrap()
+}
+
+async fn a_forged_or_tampered_call_is_refused_and_nothing_is_written(app: &TestApp) {
+    let body = event_json(&EventId::generate());
+    let good = Call::bank(app, "/v1/partner/events", &body);
+
+    let (s, v) = good.send_as(app, None, &good.path, &good.body).await;
+    assert_eq!((s, code(&v)), (401, "signature_missing"));
+    let (s, v) = good.send_as(app, Some("PAYBRIDGE-ED25519 partner=\"demo-bank\""), &good.path, &good.body).await;
+    assert_eq!((s, code(&v)), (401, "signature_invalid"));
+    let (s, v) = good.send_as(app, Some("Bearer abc"), &good.path, &good.body).await;
+    assert_eq!((s, code(&v)), (401, "signature_invalid"));
+
+    // Body or path changed after signing.
+    let auth = good.authorization();
+    let mut other = body.clone();
+    other["data"]["binding"] = json!("bnd_y");
+    let (s, v) = good.send_as(app, Some(&auth), &good.path, &serde_json::to_vec(&other).unwrap()).await;
+    assert_eq!((s, code(&v)), (401, "signature_invalid"));
+    let (s, v) = good.send_as(app, Some(&auth), "/v1/partner/events?x=1", &good.body).await;
+    assert_eq!((s, code(&v)), (401, "signature_invalid"));
+
+    // Signed by a key the wallet does not know for this bank.
+    let forged = Call { key: Arc::new(PartnerKeyPair::generate()), nonce: new_nonce(), ..Call::bank(app, "/v1/partner/events", &body) };
+    let (s, v) = forged.send(app).await;
+    assert_eq!((s, code(&v)), (401, "signature_invalid"));
+
+    // A partner the wallet does not know.
+    let stranger = Call { from: "evil-bank".parse().unwrap(), ..Call::bank(app, "/v1/partner/events", &body) };
+    let (s, v) = stranger.send(app).await;
+    assert_eq!((s, code(&v)), (401, "partner_unknown"));
+
+    // Addressed to another party (a request the bank signed for someone else).
+    let misdirected = Call { to: "other-wallet".parse().unwrap(), ..Call::bank(app, "/v1/partner/events", &body) };
+    let (s, v) = misdirected.send(app).await;
+    assert_eq!((s, code(&v)), (401, "signature_invalid"));
+
+    assert_eq!(inbox_count(app).await, 0, "no refused call wrote anything");
+    // And the genuine call still goes through.
+    let (s, v) = Call::bank(app, "/v1/partner/events", &body).send(app).await;
+    assert_eq!((s, v["duplicate"].as_bool()), (200, Some(false)));
+    assert_eq!(inbox_count(app).await, 1);
+}
+
+async fn a_stale_or_future_timestamp_is_refused(app: &TestApp) {
+    let body = event_json(&EventId::generate());
+    let now = app.clock.now().unix_timestamp();
+    for timestamp in [now - 301, now + 301] {
+        let call = Call { timestamp, ..Call::bank(app, "/v1/partner/events", &body) };
+        let (s, v) = call.send(app).await;
+        assert_eq!((s, code(&v)), (401, "signature_expired"));
+    }
+    let call = Call { timestamp: now - 299, ..Call::bank(app, "/v1/partner/events", &body) };
+    assert_eq!(call.send(app).await.0, 200, "within the window is fine");
+}
+
+async fn a_replayed_nonce_is_refused(app: &TestApp) {
+    let call = Call::bank(app, "/v1/partner/events", &event_json(&EventId::generate()));
+    assert_eq!(call.send(app).await.0, 200);
+    let (s, v) = call.send(app).await;
+    assert_eq!((s, code(&v)), (401, "nonce_replayed"));
+    // The same nonce from another partner is not a replay of this one's,
+    // but that partner must still sign validly: here it cannot.
+    assert_eq!(inbox_count(app).await, 1);
+}
+
+async fn a_response_not_signed_by_the_partner_is_rejected_by_the_client(app: &TestApp) {
+    // The client expects the wallet's key but is given another one.
+    let impostor_key = Arc::new(PartnerKeyPair::generate());
+    let client = app.signed_client(bank_id(), app.issuer_key.clone(), wallet_id(), impostor_key, &app.base_url);
+    let err = client.get::<PartnerPing>("/v1/partner/ping").await.unwrap_err();
+    assert!(matches!(err, PartnerError::BadSignature { reason: SignatureError::Invalid, .. }), "{err:?}");
+}
+
+async fn partner_events_are_acknowledged_once(app: &TestApp) {
+    let client = app.bank_to_wallet();
+    let id = EventId::generate();
+    let event: PartnerEvent = serde_json::from_value(event_json(&id)).unwrap();
+    let post = |key: &'static str, event: PartnerEvent| {
+        let client = client.clone();
+        async move {
+            client
+                .call::<_, PartnerEventAck>(reqwest::Method::POST, "/v1/partner/events", Some(&event), Some(key))
+                .await
+        }
+    };
+    let first = post("key-1", event.clone()).await.unwrap();
+    assert!(!first.duplicate);
+    // A retry with the same key replays the saved answer (signed anew).
+    let replay = post("key-1", event.clone()).await.unwrap();
+    assert_eq!(replay, first);
+    // A redelivery with another key is acknowledged as a duplicate.
+    let again = post("key-2", event.clone()).await.unwrap();
+    assert!(again.duplicate);
+    // The same key for another body is refused.
+    let mut other = event.clone();
+    other.topic = "binding.unbound".into();
+    let err = post("key-1", other).await.unwrap_err();
+    assert!(matches!(err, PartnerError::Refused { status: 422, ref code, .. } if code == "idempotency_key_reused"), "{err:?}");
+    assert_eq!(inbox_count(app).await, 1);
+}
+
+async fn malformed_partner_requests_get_4xx_and_nothing_is_written(app: &TestApp) {
+    let client = app.bank_to_wallet();
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"{not json".to_vec(), 400, "invalid_json"),
+        (br#"{"id": 5, "topic": "a.b", "occurred_at": "2026-11-23T08:00:00Z", "data": {}}"#.to_vec(), 422, "invalid_request"),
+        (br#"{"topic": "a.b", "occurred_at": "2026-11-23T08:00:00Z", "data": {}}"#.to_vec(), 422, "invalid_request"),
+        (serde_json::to_vec(&json!({"id": EventId::generate().to_string(), "topic": "a.b", "occurred_at": "2026-11-23T08:00:00Z", "data": {}, "extra": 1})).unwrap(), 422, "invalid_request"),
+        (serde_json::to_vec(&json!({"id": "evt_nope", "topic": "a.b", "occurred_at": "2026-11-23T08:00:00Z", "data": {}})).unwrap(), 422, "invalid_request"),
+        (serde_json::to_vec(&json!({"id": EventId::generate().to_string(), "topic": "Not A Topic", "occurred_at": "2026-11-23T08:00:00Z", "data": {}})).unwrap(), 422, "invalid_request"),
+        (serde_json::to_vec(&json!({"id": EventId::generate().to_string(), "topic": "a.b", "occurred_at": "yesterday", "data": {}})).unwrap(), 422, "invalid_request"),
+        (vec![b' '; paybridge_http::MAX_BODY_BYTES + 1], 413, "body_too_large"),
+    ];
+    for (body, status, expected) in cases {
+        let resp = client
+            .send(reqwest::Method::POST, "/v1/partner/events", body, Some(&new_nonce()))
+            .await
+            .expect("a signed answer");
+        let v: Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!((resp.status, code(&v)), (status, expected), "{v}");
+        assert!(v["error"]["request_id"].as_str().unwrap().len() > 4);
+    }
+    // No Idempotency-Key on a creating POST.
+    let body = serde_json::to_vec(&event_json(&EventId::generate())).unwrap();
+    let resp = client.send(reqwest::Method::POST, "/v1/partner/events", body, None).await.unwrap();
+    let v: Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!((resp.status, code(&v)), (400, "idempotency_key_missing"));
+    assert_eq!(inbox_count(app).await, 0);
+}
+
+async fn concurrent_duplicate_events_are_recorded_once(app: &TestApp) {
+    let client = app.bank_to_wallet();
+    let event: PartnerEvent = serde_json::from_value(event_json(&EventId::generate())).unwrap();
+    let tasks = (0..16).map(|_| {
+        let client = client.clone();
+        let event = event.clone();
+        tokio::spawn(async move {
+            client
+                .call::<_, PartnerEventAck>(reqwest::Method::POST, "/v1/partner/events", Some(&event), Some("same-key"))
+                .await
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    for r in &results {
+        match r {
+            Ok(ack) => assert!(!ack.duplicate, "every success is the first answer, replayed"),
+            Err(PartnerError::Refused { status: 409, code, .. }) => assert_eq!(code, "idempotency_request_in_progress"),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert!(results.iter().any(|r| r.is_ok()));
+    assert_eq!(inbox_count(app).await, 1);
+}

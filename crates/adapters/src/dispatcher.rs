@@ -84,7 +84,10 @@ impl OutboxDispatcher {
     pub async fn run_once(&self) -> Result<DispatchRound, StoreError> {
         let now = self.clock.now();
         let lease = now + time::Duration::seconds(DISPATCH_LEASE_SECS);
-        let events = self.store.outbox_claim_due(now, lease, DISPATCH_BATCH).await?;
+        let events = self
+            .store
+            .outbox_claim_due(now, lease, DISPATCH_BATCH)
+            .await?;
         let claimed = events.len();
         let results: Vec<Result<bool, StoreError>> = futures::stream::iter(events)
             .map(|event| self.deliver_one(event))

@@ -121,10 +121,18 @@ mod tests {
 
     #[tokio::test]
     async fn scores_are_deterministic_and_high_for_a_match() {
-        let a = SandboxIdentityAuthority.check(&check(b"front")).await.unwrap();
-        let b = SandboxIdentityAuthority.check(&check(b"front")).await.unwrap();
+        let a = SandboxIdentityAuthority
+            .check(&check(b"front"))
+            .await
+            .unwrap();
+        let b = SandboxIdentityAuthority
+            .check(&check(b"front"))
+            .await
+            .unwrap();
         assert_eq!(a, b);
-        let IdentityVerdict::Scored { score, reference } = a else { panic!("scored") };
+        let IdentityVerdict::Scored { score, reference } = a else {
+            panic!("scored")
+        };
         assert!((85..=99).contains(&score));
         assert!(reference.starts_with("IDA") && reference.len() == 15);
     }
@@ -135,7 +143,9 @@ mod tests {
             .check(&check(b"xxSANDBOX-MISMATCHxx"))
             .await
             .unwrap();
-        let IdentityVerdict::Scored { score, .. } = v else { panic!("scored") };
+        let IdentityVerdict::Scored { score, .. } = v else {
+            panic!("scored")
+        };
         assert!((10..=39).contains(&score));
     }
 
@@ -143,7 +153,10 @@ mod tests {
     async fn an_implausible_id_number_is_unknown() {
         let mut c = check(b"front");
         c.id_number = "12345".into();
-        assert_eq!(SandboxIdentityAuthority.check(&c).await.unwrap(), IdentityVerdict::UnknownCitizen);
+        assert_eq!(
+            SandboxIdentityAuthority.check(&c).await.unwrap(),
+            IdentityVerdict::UnknownCitizen
+        );
         assert!(!format!("{c:?}").contains("12345"));
     }
 }

@@ -24,7 +24,8 @@ pub struct DeliveryError {
 
 #[async_trait]
 pub trait PartnerGateway: Send + Sync + std::fmt::Debug {
-    async fn deliver(&self, partner: &PartnerId, event: &PartnerEvent) -> Result<(), DeliveryError>;
+    async fn deliver(&self, partner: &PartnerId, event: &PartnerEvent)
+        -> Result<(), DeliveryError>;
 }
 
 /// The partners this role knows, by id.
@@ -51,14 +52,23 @@ impl PartnerDirectory {
 
 #[async_trait]
 impl PartnerGateway for PartnerDirectory {
-    async fn deliver(&self, partner: &PartnerId, event: &PartnerEvent) -> Result<(), DeliveryError> {
+    async fn deliver(
+        &self,
+        partner: &PartnerId,
+        event: &PartnerEvent,
+    ) -> Result<(), DeliveryError> {
         let client = self.get(partner).ok_or_else(|| DeliveryError {
             transient: false,
             message: format!("no partner {partner} is configured"),
         })?;
         // The event id doubles as the idempotency key: a redelivery is a retry.
         let ack: Result<PartnerEventAck, PartnerError> = client
-            .call(reqwest::Method::POST, PARTNER_EVENTS_PATH, Some(event), Some(&event.id))
+            .call(
+                reqwest::Method::POST,
+                PARTNER_EVENTS_PATH,
+                Some(event),
+                Some(&event.id),
+            )
             .await;
         match ack {
             Ok(_) => Ok(()),
@@ -83,12 +93,19 @@ pub async fn receive_event(
 ) -> Result<(PartnerEventAck, bool), paybridge_domain::ServiceError> {
     use paybridge_domain::{ErrorCode, ServiceError};
     let invalid = |what: &str| ServiceError::rejected(ErrorCode::InvalidRequest, what.to_owned());
-    let id: paybridge_domain::ids::EventId =
-        event.id.parse().map_err(|_| invalid("`id` is not an event id (evt_…)"))?;
-    let topic: paybridge_domain::event::Topic =
-        event.topic.parse().map_err(|_| invalid("`topic` is not a dotted lowercase topic"))?;
-    time::OffsetDateTime::parse(&event.occurred_at, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| invalid("`occurred_at` is not an RFC 3339 time"))?;
+    let id: paybridge_domain::ids::EventId = event
+        .id
+        .parse()
+        .map_err(|_| invalid("`id` is not an event id (evt_…)"))?;
+    let topic: paybridge_domain::event::Topic = event
+        .topic
+        .parse()
+        .map_err(|_| invalid("`topic` is not a dotted lowercase topic"))?;
+    time::OffsetDateTime::parse(
+        &event.occurred_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|_| invalid("`occurred_at` is not an RFC 3339 time"))?;
     if event.data.to_string().len() > PARTNER_EVENT_MAX_BYTES {
         return Err(invalid("`data` is too large"));
     }

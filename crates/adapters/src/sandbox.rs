@@ -36,16 +36,24 @@ fn page(limit: Option<u32>) -> Result<i64, ServiceError> {
 }
 
 fn phone(text: &str) -> Result<PhoneNumber, ServiceError> {
-    text.parse().map_err(|e: paybridge_domain::phone::InvalidPhoneNumber| {
-        ServiceError::rejected(ErrorCode::InvalidRequest, format!("`phone`: {e}"))
-    })
+    text.parse()
+        .map_err(|e: paybridge_domain::phone::InvalidPhoneNumber| {
+            ServiceError::rejected(ErrorCode::InvalidRequest, format!("`phone`: {e}"))
+        })
 }
 
 impl SandboxParties {
     /// The SMS mailbox of one phone, newest first.
-    pub async fn sms_inbox(&self, phone_text: &str, limit: Option<u32>) -> Result<Vec<SmsMessageView>, ServiceError> {
+    pub async fn sms_inbox(
+        &self,
+        phone_text: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<SmsMessageView>, ServiceError> {
         let phone = phone(phone_text)?;
-        let messages = self.store.sms_for_phone(phone.as_str(), page(limit)?).await?;
+        let messages = self
+            .store
+            .sms_for_phone(phone.as_str(), page(limit)?)
+            .await?;
         Ok(messages
             .into_iter()
             .map(|m| SmsMessageView {
@@ -58,16 +66,30 @@ impl SandboxParties {
     }
 
     /// Sends a text through the sandbox gateway.
-    pub async fn send_sms(&self, phone_text: &str, body: &str) -> Result<SmsMessageView, ServiceError> {
+    pub async fn send_sms(
+        &self,
+        phone_text: &str,
+        body: &str,
+    ) -> Result<SmsMessageView, ServiceError> {
         let phone = phone(phone_text)?;
         if body.is_empty() || body.chars().count() > crate::sms::SMS_MAX_CHARS {
             return Err(ServiceError::rejected(
                 ErrorCode::InvalidRequest,
-                format!("`body` must be 1 to {} characters", crate::sms::SMS_MAX_CHARS),
+                format!(
+                    "`body` must be 1 to {} characters",
+                    crate::sms::SMS_MAX_CHARS
+                ),
             ));
         }
-        let id = self.sms.send(phone.as_str(), body).await.map_err(adapter_error)?;
-        let sent = self.store.sms_for_phone(phone.as_str(), MAILBOX_MAX_LIMIT.into()).await?;
+        let id = self
+            .sms
+            .send(phone.as_str(), body)
+            .await
+            .map_err(adapter_error)?;
+        let sent = self
+            .store
+            .sms_for_phone(phone.as_str(), MAILBOX_MAX_LIMIT.into())
+            .await?;
         let m = sent
             .into_iter()
             .find(|m| m.id == id)
@@ -81,14 +103,21 @@ impl SandboxParties {
     }
 
     /// What the OS push relay was handed for one device token, newest first.
-    pub async fn relay_messages(&self, device_token: &str, limit: Option<u32>) -> Result<Vec<RelayMessageView>, ServiceError> {
+    pub async fn relay_messages(
+        &self,
+        device_token: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<RelayMessageView>, ServiceError> {
         if device_token.is_empty() || device_token.len() > DEVICE_TOKEN_MAX_LEN {
             return Err(ServiceError::rejected(
                 ErrorCode::InvalidRequest,
                 format!("`device_token` must be 1 to {DEVICE_TOKEN_MAX_LEN} characters"),
             ));
         }
-        let messages = self.store.relay_for_device(device_token, page(limit)?).await?;
+        let messages = self
+            .store
+            .relay_for_device(device_token, page(limit)?)
+            .await?;
         Ok(messages
             .into_iter()
             .map(|m| RelayMessageView {

@@ -129,7 +129,8 @@ pub fn load_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
     let Some(path) = path else {
         return Ok(FileConfig::default());
     };
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
@@ -154,7 +155,8 @@ fn role(args: &StoreArgs, file: &FileConfig) -> RoleChoice {
 }
 
 fn partner_id(text: &str, what: &str) -> anyhow::Result<PartnerId> {
-    text.parse().map_err(|e| anyhow::anyhow!("{what} {text:?}: {e}"))
+    text.parse()
+        .map_err(|e| anyhow::anyhow!("{what} {text:?}: {e}"))
 }
 
 fn public_key(text: &str, what: &str) -> anyhow::Result<PartnerPublicKey> {
@@ -163,7 +165,11 @@ fn public_key(text: &str, what: &str) -> anyhow::Result<PartnerPublicKey> {
 
 /// Store configs per role.
 pub fn store_config(args: &StoreArgs, file: &FileConfig, role_name: &str) -> StoreConfig {
-    match args.database_url.clone().or_else(|| file.database_url.clone()) {
+    match args
+        .database_url
+        .clone()
+        .or_else(|| file.database_url.clone())
+    {
         Some(url) => StoreConfig::Postgres {
             url,
             schema: format!("paybridge_{role_name}"),
@@ -183,12 +189,17 @@ pub fn role_key(data_dir: &Path, id: &PartnerId) -> anyhow::Result<(Arc<PartnerK
 }
 
 pub fn wallet_id(file: &FileConfig) -> anyhow::Result<PartnerId> {
-    partner_id(file.wallet.id.as_deref().unwrap_or(DEFAULT_WALLET_ID), "wallet id")
+    partner_id(
+        file.wallet.id.as_deref().unwrap_or(DEFAULT_WALLET_ID),
+        "wallet id",
+    )
 }
 
 pub fn issuer_id(args_issuer_id: Option<&str>, file: &FileConfig) -> anyhow::Result<PartnerId> {
     partner_id(
-        args_issuer_id.or(file.issuer.id.as_deref()).unwrap_or(DEFAULT_ISSUER_ID),
+        args_issuer_id
+            .or(file.issuer.id.as_deref())
+            .unwrap_or(DEFAULT_ISSUER_ID),
         "issuer id",
     )
 }
@@ -213,10 +224,17 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
         .or(file.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address parses"));
     let sandbox = !args.no_sandbox && file.sandbox.unwrap_or(true);
-    let log_format = args.log_format.or(file.log_format).unwrap_or(LogFormat::Pretty);
+    let log_format = args
+        .log_format
+        .or(file.log_format)
+        .unwrap_or(LogFormat::Pretty);
     let wallet_id = wallet_id(file)?;
     let issuer_id = issuer_id(args.issuer_id.as_deref(), file)?;
-    let issuer_name = file.issuer.name.clone().unwrap_or_else(|| DEFAULT_ISSUER_NAME.to_owned());
+    let issuer_name = file
+        .issuer
+        .name
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ISSUER_NAME.to_owned());
     let mut description = Vec::new();
 
     let wallet_key = matches!(role, RoleChoice::All | RoleChoice::Wallet)
@@ -228,7 +246,10 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
     for (id, key) in [(&wallet_id, &wallet_key), (&issuer_id, &issuer_key)] {
         if let Some((key, created)) = key {
             let note = if *created { " (new key created)" } else { "" };
-            description.push(format!("key       {id}: {}{note}", key.public().to_base64()));
+            description.push(format!(
+                "key       {id}: {}{note}",
+                key.public().to_base64()
+            ));
         }
     }
 
@@ -260,7 +281,11 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
             }
             description.push(format!(
                 "wallet    {wallet_id}, banks: {}",
-                issuers.iter().map(|p| p.id.to_string()).collect::<Vec<_>>().join(", ")
+                issuers
+                    .iter()
+                    .map(|p| p.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             Some(WalletRoleConfig {
                 id: wallet_id.clone(),
@@ -290,7 +315,10 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
                     _ => bail!("the bank has no wallet: give --wallet-url and --wallet-public-key, or [issuer.wallet] in the config file"),
                 },
             };
-            description.push(format!("issuer    {issuer_id} ({issuer_name}), wallet: {}", wallet_peer.id));
+            description.push(format!(
+                "issuer    {issuer_id} ({issuer_name}), wallet: {}",
+                wallet_peer.id
+            ));
             Some(IssuerRoleConfig {
                 id: issuer_id.clone(),
                 name: issuer_name,
@@ -337,7 +365,9 @@ pub fn describe_store(store: &StoreConfig) -> String {
             // Never print a password that may be in the URL.
             let shown = match url.split_once('@') {
                 Some((creds, rest)) => match creds.rsplit_once(':') {
-                    Some((user, _)) if user.contains("//") && !user.ends_with('/') => format!("{user}:***@{rest}"),
+                    Some((user, _)) if user.contains("//") && !user.ends_with('/') => {
+                        format!("{user}:***@{rest}")
+                    }
                     _ => url.clone(),
                 },
                 None => url.clone(),

@@ -15,7 +15,11 @@ use paybridge_store::Store;
 use config::{RoleChoice, ServeArgs, StoreArgs};
 
 #[derive(Debug, Parser)]
-#[command(name = "paybridge", version, about = "Payment-platform core: wallet, issuers and devices")]
+#[command(
+    name = "paybridge",
+    version,
+    about = "Payment-platform core: wallet, issuers and devices"
+)]
 struct Cli {
     /// TOML configuration file; flags and PAYBRIDGE_* variables override it.
     #[arg(long, env = "PAYBRIDGE_CONFIG", global = true)]
@@ -57,7 +61,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args, file)),
         Command::Migrate(args) => runtime.block_on(migrate(args, file)),
-        Command::Keys(KeysCommand::Show { store, issuer_id }) => keys_show(&store, issuer_id.as_deref(), &file),
+        Command::Keys(KeysCommand::Show { store, issuer_id }) => {
+            keys_show(&store, issuer_id.as_deref(), &file)
+        }
     }
 }
 
@@ -67,19 +73,20 @@ async fn serve(args: ServeArgs, file: config::FileConfig) -> anyhow::Result<()> 
     logging::init(resolved.log_format);
     let app = App::build(resolved.app).await?;
     let base = app.base_url();
-    println!(
+    let mut banner = vec![format!(
         "paybridge {} serving on {base} (ready in {} ms)",
         env!("CARGO_PKG_VERSION"),
         started.elapsed().as_millis()
-    );
-    for line in &resolved.description {
-        println!("  {line}");
-    }
-    println!("  api       {base}/openapi.json   health {base}/healthz   metrics {base}/metrics");
-    println!("  data      {}", resolved.data_dir.display());
-    println!("Press Ctrl+C to stop.");
+    )];
+    banner.extend(resolved.description.iter().map(|line| format!("  {line}")));
+    banner.push(format!(
+        "  api       {base}/openapi.json   health {base}/healthz   metrics {base}/metrics"
+    ));
+    banner.push(format!("  data      {}", resolved.data_dir.display()));
+    banner.push("Press Ctrl+C to stop.".into());
+    say(&banner.join("\n"));
     app.run_until_stopped(shutdown_signal()).await?;
-    println!("paybridge stopped.");
+    say("paybridge stopped.");
     Ok(())
 }
 
@@ -96,12 +103,19 @@ async fn migrate(args: StoreArgs, file: config::FileConfig) -> anyhow::Result<()
             .await
             .with_context(|| format!("cannot migrate the {role} store"))?;
         store.close().await;
-        println!("migrated {role} store: {}", config::describe_store(&store_config));
+        println!(
+            "migrated {role} store: {}",
+            config::describe_store(&store_config)
+        );
     }
     Ok(())
 }
 
-fn keys_show(args: &StoreArgs, issuer_id: Option<&str>, file: &config::FileConfig) -> anyhow::Result<()> {
+fn keys_show(
+    args: &StoreArgs,
+    issuer_id: Option<&str>,
+    file: &config::FileConfig,
+) -> anyhow::Result<()> {
     let dir = config::data_dir(args, file);
     let role = args.role.or(file.role).unwrap_or(RoleChoice::All);
     let mut ids = Vec::new();
@@ -115,9 +129,22 @@ fn keys_show(args: &StoreArgs, issuer_id: Option<&str>, file: &config::FileConfi
         let (key, created) = config::role_key(&dir, &id)?;
         let public = key.public();
         let note = if created { "  (created now)" } else { "" };
-        println!("{id}\t{}\tkey_id={}{note}", public.to_base64(), public.key_id());
+        println!(
+            "{id}\t{}\tkey_id={}{note}",
+            public.to_base64(),
+            public.key_id()
+        );
     }
     Ok(())
+}
+
+/// Prints to stdout, ignoring a closed pipe: a supervisor that stops reading
+/// our banner must not bring the server down (`println!` would panic).
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
 
 /// Resolves on Ctrl+C or SIGTERM.

@@ -67,7 +67,9 @@ impl PartnerError {
     pub fn is_transient(&self) -> bool {
         match self {
             PartnerError::Unreachable { .. } => true,
-            PartnerError::Refused { status, .. } => *status >= 500 || *status == 429 || *status == 409,
+            PartnerError::Refused { status, .. } => {
+                *status >= 500 || *status == 429 || *status == 409
+            }
             PartnerError::BadSignature { .. } | PartnerError::Decode { .. } => false,
         }
     }
@@ -143,14 +145,15 @@ impl PartnerClient {
         if let Some(key) = idempotency_key {
             request = request.header("idempotency-key", key);
         }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| PartnerError::Unreachable {
-                peer: peer.clone(),
-                source,
-            })?;
+        let response =
+            request
+                .body(body)
+                .send()
+                .await
+                .map_err(|source| PartnerError::Unreachable {
+                    peer: peer.clone(),
+                    source,
+                })?;
         let status = response.status().as_u16();
         let signature = response
             .headers()
@@ -199,8 +202,10 @@ impl PartnerClient {
         let response = self.send(method, path, bytes, idempotency_key).await?;
         let peer = || self.config.peer.clone();
         if (200..300).contains(&response.status) {
-            serde_json::from_slice(&response.body)
-                .map_err(|source| PartnerError::Decode { peer: peer(), source })
+            serde_json::from_slice(&response.body).map_err(|source| PartnerError::Decode {
+                peer: peer(),
+                source,
+            })
         } else {
             let (code, message) = match serde_json::from_slice::<ErrorBody>(&response.body) {
                 Ok(e) => (e.error.code, e.error.message),
@@ -217,7 +222,8 @@ impl PartnerClient {
 
     /// Signed `GET`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, PartnerError> {
-        self.call::<(), T>(reqwest::Method::GET, path, None, None).await
+        self.call::<(), T>(reqwest::Method::GET, path, None, None)
+            .await
     }
 }
 

@@ -67,7 +67,8 @@ impl PublicClient {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
-        self.send::<(), T>(reqwest::Method::GET, path, None, None).await
+        self.send::<(), T>(reqwest::Method::GET, path, None, None)
+            .await
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(
@@ -110,7 +111,10 @@ impl PublicClient {
         } else {
             let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(e) => (e.error.code, e.error.message),
-                Err(_) => ("unknown".into(), String::from_utf8_lossy(&bytes).into_owned()),
+                Err(_) => (
+                    "unknown".into(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ),
             };
             Err(ApiError::Refused {
                 status,

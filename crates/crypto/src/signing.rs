@@ -357,7 +357,10 @@ fn valid_nonce(nonce: &str) -> bool {
 fn parse_params(s: &str) -> Result<std::collections::HashMap<&str, &str>, SignatureError> {
     let mut map = std::collections::HashMap::new();
     for part in s.split(',') {
-        let (name, value) = part.trim().split_once('=').ok_or(SignatureError::Malformed)?;
+        let (name, value) = part
+            .trim()
+            .split_once('=')
+            .ok_or(SignatureError::Malformed)?;
         let value = value
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
@@ -399,7 +402,14 @@ mod tests {
         assert_eq!(params.key_id, key.public().key_id());
         let (_, wallet) = ids();
         params
-            .verify(&wallet, &key.public(), "POST", "/v1/partner/events?x=1", b"{}", 1_100)
+            .verify(
+                &wallet,
+                &key.public(),
+                "POST",
+                "/v1/partner/events?x=1",
+                b"{}",
+                1_100,
+            )
             .unwrap();
     }
 
@@ -412,7 +422,10 @@ mod tests {
         let path = "/v1/partner/events?x=1";
         let check = |m: &str, p: &str, b: &[u8]| params.verify(&wallet, &pk, m, p, b, 1_000);
         assert_eq!(check("PUT", path, b"{}"), Err(SignatureError::Invalid));
-        assert_eq!(check("POST", "/v1/partner/events?x=2", b"{}"), Err(SignatureError::Invalid));
+        assert_eq!(
+            check("POST", "/v1/partner/events?x=2", b"{}"),
+            Err(SignatureError::Invalid)
+        );
         assert_eq!(check("POST", path, b"{ }"), Err(SignatureError::Invalid));
         let other = PartnerKeyPair::generate().public();
         assert_eq!(
@@ -430,10 +443,25 @@ mod tests {
         let key = PartnerKeyPair::generate();
         let params = AuthorizationParams::parse(&signed_header(&key, b"", 10_000)).unwrap();
         let (_, wallet) = ids();
-        let verify = |now| params.verify(&wallet, &key.public(), "POST", "/v1/partner/events?x=1", b"", now);
+        let verify = |now| {
+            params.verify(
+                &wallet,
+                &key.public(),
+                "POST",
+                "/v1/partner/events?x=1",
+                b"",
+                now,
+            )
+        };
         assert!(verify(10_000 + MAX_CLOCK_SKEW_SECS).is_ok());
-        assert_eq!(verify(10_000 + MAX_CLOCK_SKEW_SECS + 1), Err(SignatureError::Expired));
-        assert_eq!(verify(10_000 - MAX_CLOCK_SKEW_SECS - 1), Err(SignatureError::Expired));
+        assert_eq!(
+            verify(10_000 + MAX_CLOCK_SKEW_SECS + 1),
+            Err(SignatureError::Expired)
+        );
+        assert_eq!(
+            verify(10_000 - MAX_CLOCK_SKEW_SECS - 1),
+            Err(SignatureError::Expired)
+        );
     }
 
     #[test]
@@ -468,9 +496,18 @@ mod tests {
             verify_response(Some(&header), &wallet, &keys, status, req_nonce, body, 60)
         };
         assert!(verify(200, "request-nonce-0001", b"{\"ok\":true}").is_ok());
-        assert_eq!(verify(201, "request-nonce-0001", b"{\"ok\":true}"), Err(SignatureError::Invalid));
-        assert_eq!(verify(200, "request-nonce-0002", b"{\"ok\":true}"), Err(SignatureError::Invalid));
-        assert_eq!(verify(200, "request-nonce-0001", b"{\"ok\":false}"), Err(SignatureError::Invalid));
+        assert_eq!(
+            verify(201, "request-nonce-0001", b"{\"ok\":true}"),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            verify(200, "request-nonce-0002", b"{\"ok\":true}"),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            verify(200, "request-nonce-0001", b"{\"ok\":false}"),
+            Err(SignatureError::Invalid)
+        );
         assert_eq!(
             verify_response(None, &wallet, &keys, 200, "request-nonce-0001", b"", 60),
             Err(SignatureError::Missing)

@@ -122,9 +122,9 @@ impl ErrorCode {
     pub const fn kind(self) -> ErrorKind {
         use ErrorKind as K;
         match self {
-            Self::InvalidJson
-            | Self::IdempotencyKeyMissing
-            | Self::IdempotencyKeyInvalid => K::BadRequest,
+            Self::InvalidJson | Self::IdempotencyKeyMissing | Self::IdempotencyKeyInvalid => {
+                K::BadRequest
+            }
             Self::InvalidRequest | Self::IdempotencyKeyReused => K::Unprocessable,
             Self::UnsupportedMediaType => K::UnsupportedMediaType,
             Self::BodyTooLarge => K::PayloadTooLarge,

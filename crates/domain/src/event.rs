@@ -81,9 +81,8 @@ impl FromStr for Topic {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let ok = !s.is_empty()
             && s.len() <= TOPIC_MAX_LEN
-            && s.split('.').all(|w| {
-                !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-            });
+            && s.split('.')
+                .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -191,6 +190,9 @@ mod tests {
         assert_eq!(retry_delay_secs(11), 3_600);
         assert_eq!(retry_delay_secs(1_000), 3_600);
         let total: i64 = (0..MAX_DELIVERY_ATTEMPTS).map(retry_delay_secs).sum();
-        assert!(total > 3 * 86_400, "retries cover at least three days: {total}");
+        assert!(
+            total > 3 * 86_400,
+            "retries cover at least three days: {total}"
+        );
     }
 }

@@ -197,7 +197,10 @@ mod tests {
 
     #[test]
     fn only_positive_amounts_are_payable() {
-        assert_eq!(Money::positive(0, Currency::CNY), Err(MoneyError::NotPositive));
+        assert_eq!(
+            Money::positive(0, Currency::CNY),
+            Err(MoneyError::NotPositive)
+        );
         assert!(Money::positive(1, Currency::CNY).is_ok());
     }
 

@@ -49,8 +49,7 @@ impl FromStr for PartnerId {
         let ok = !s.is_empty()
             && s.len() <= PARTNER_ID_MAX_LEN
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if ok {
             Ok(Self(s.to_owned()))

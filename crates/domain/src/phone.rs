@@ -68,7 +68,14 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_number() {
-        for bad in ["", "1234", "138-1234-5678", "+", "1234567890123456", "abc12345"] {
+        for bad in [
+            "",
+            "1234",
+            "138-1234-5678",
+            "+",
+            "1234567890123456",
+            "abc12345",
+        ] {
             assert!(bad.parse::<PhoneNumber>().is_err(), "{bad}");
         }
     }

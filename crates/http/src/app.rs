@@ -108,7 +108,13 @@ fn loopback_base(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
-fn partner_client(me: &PartnerId, key: &Arc<PartnerKeyPair>, peer: &PeerConfig, local: &str, clock: &Arc<dyn Clock>) -> PartnerClient {
+fn partner_client(
+    me: &PartnerId,
+    key: &Arc<PartnerKeyPair>,
+    peer: &PeerConfig,
+    local: &str,
+    clock: &Arc<dyn Clock>,
+) -> PartnerClient {
     PartnerClient::new(
         PartnerClientConfig {
             me: me.clone(),
@@ -141,13 +147,19 @@ impl App {
         let mut wallet = None;
         let mut sandbox_store: Option<Arc<dyn SandboxStore>> = None;
         if let Some(w) = &config.wallet {
-            let store = Store::open(&w.store).await.context("cannot open the wallet store")?;
+            let store = Store::open(&w.store)
+                .await
+                .context("cannot open the wallet store")?;
             purgeable.push(store.clone());
-            let issuers = PartnerDirectory::new(
-                w.issuers
-                    .iter()
-                    .map(|peer| partner_client(&w.id, &w.key, peer, &format!("{local}{ISSUER_PREFIX}"), &clock)),
-            );
+            let issuers = PartnerDirectory::new(w.issuers.iter().map(|peer| {
+                partner_client(
+                    &w.id,
+                    &w.key,
+                    peer,
+                    &format!("{local}{ISSUER_PREFIX}"),
+                    &clock,
+                )
+            }));
             let push_hub = Arc::new(PushHub::default());
             let shared = Arc::new(store.clone());
             let dispatcher = Arc::new(OutboxDispatcher::new(
@@ -168,7 +180,11 @@ impl App {
             let auth = Arc::new(PartnerAuth {
                 me: w.id.clone(),
                 key: w.key.clone(),
-                known: w.issuers.iter().map(|p| (p.id.clone(), p.public_keys.clone())).collect::<HashMap<_, _>>(),
+                known: w
+                    .issuers
+                    .iter()
+                    .map(|p| (p.id.clone(), p.public_keys.clone()))
+                    .collect::<HashMap<_, _>>(),
                 nonces: shared.clone() as Arc<dyn NonceStore>,
                 clock: clock.clone(),
             });
@@ -183,9 +199,12 @@ impl App {
 
         let mut issuer = None;
         if let Some(i) = &config.issuer {
-            let store = Store::open(&i.store).await.context("cannot open the issuer store")?;
+            let store = Store::open(&i.store)
+                .await
+                .context("cannot open the issuer store")?;
             purgeable.push(store.clone());
-            let wallets = PartnerDirectory::new([partner_client(&i.id, &i.key, &i.wallet, &local, &clock)]);
+            let wallets =
+                PartnerDirectory::new([partner_client(&i.id, &i.key, &i.wallet, &local, &clock)]);
             let shared = Arc::new(store.clone());
             let dispatcher = Arc::new(OutboxDispatcher::new(
                 shared.clone(),
@@ -248,16 +267,25 @@ impl App {
         }));
         let (router, doc) = openapi.split_for_parts();
         openapi_json
-            .set(doc.to_pretty_json().context("cannot render the OpenAPI document")?)
+            .set(
+                doc.to_pretty_json()
+                    .context("cannot render the OpenAPI document")?,
+            )
             .expect("set once");
 
         let router = router
             .fallback(route_not_found)
             .layer(DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
-            .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, crate::REQUEST_TIMEOUT))
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::GATEWAY_TIMEOUT,
+                crate::REQUEST_TIMEOUT,
+            ))
             .layer(CatchPanicLayer::new())
             .layer(axum::middleware::from_fn(envelope_errors))
-            .layer(axum::middleware::from_fn_with_state(metrics, request_context));
+            .layer(axum::middleware::from_fn_with_state(
+                metrics,
+                request_context,
+            ));
 
         Ok(App {
             listener,
@@ -281,7 +309,10 @@ impl App {
 
     /// Serves until `shutdown` resolves, then stops accepting, finishes the
     /// requests in flight, stops the dispatchers and closes the stores.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         for dispatcher in self
@@ -292,7 +323,11 @@ impl App {
         {
             tasks.push(tokio::spawn(dispatcher.run(stop_rx.clone())));
         }
-        tasks.push(tokio::spawn(purge_loop(self.purgeable.clone(), self.clock.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(purge_loop(
+            self.purgeable.clone(),
+            self.clock.clone(),
+            stop_rx.clone(),
+        )));
 
         let result = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)

@@ -95,14 +95,19 @@ impl From<ServiceError> for ApiError {
                 tracing::warn!(error = %source, error.code = %code, "dependency unavailable");
                 let message = match code {
                     ErrorCode::StoreUnavailable => "the store is unavailable; retry later",
-                    ErrorCode::PartnerUnreachable => "the partner could not be reached; retry later",
+                    ErrorCode::PartnerUnreachable => {
+                        "the partner could not be reached; retry later"
+                    }
                     _ => "the partner's answer could not be used",
                 };
                 ApiError::new(code, message)
             }
             ServiceError::Internal(source) => {
                 tracing::error!(error = %source, "internal error");
-                ApiError::new(ErrorCode::InternalError, "internal error; it has been logged")
+                ApiError::new(
+                    ErrorCode::InternalError,
+                    "internal error; it has been logged",
+                )
             }
         }
     }

@@ -54,7 +54,10 @@ pub fn body_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
     if e.to_string().contains("length limit") {
         return too_large();
     }
-    ApiError::new(ErrorCode::InvalidRequest, "the request body could not be read")
+    ApiError::new(
+        ErrorCode::InvalidRequest,
+        "the request body could not be read",
+    )
 }
 
 pub fn too_large() -> ApiError {
@@ -71,12 +74,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::new(ErrorCode::InvalidRequest, describe_data_error(&path, &inner))
-            }
+            serde_json::error::Category::Data => ApiError::new(
+                ErrorCode::InvalidRequest,
+                describe_data_error(&path, &inner),
+            ),
             _ => ApiError::new(
                 ErrorCode::InvalidJson,
-                format!("the body is not valid JSON (line {}, column {})", inner.line(), inner.column()),
+                format!(
+                    "the body is not valid JSON (line {}, column {})",
+                    inner.line(),
+                    inner.column()
+                ),
             ),
         }
     })
@@ -87,20 +95,36 @@ fn describe_data_error(path: &str, e: &serde_json::Error) -> String {
     let text = e.to_string();
     // serde_json appends " at line L column C"; drop it.
     let text = text.split(" at line ").next().unwrap_or(&text);
-    let field = if path == "." { "the body".to_owned() } else { format!("`{path}`") };
+    let field = if path == "." {
+        "the body".to_owned()
+    } else {
+        format!("`{path}`")
+    };
     if let Some(rest) = text.strip_prefix("missing field ") {
         return format!("missing field {rest}");
     }
     if text.starts_with("unknown field") {
-        let expected = text.split_once(", expected ").map(|(_, x)| x).unwrap_or("none");
+        let expected = text
+            .split_once(", expected ")
+            .map(|(_, x)| x)
+            .unwrap_or("none");
         return format!("{field}: unknown field; expected {expected}");
     }
     if text.starts_with("unknown variant") {
-        let expected = text.split_once(", expected ").map(|(_, x)| x).unwrap_or("a known value");
+        let expected = text
+            .split_once(", expected ")
+            .map(|(_, x)| x)
+            .unwrap_or("a known value");
         return format!("{field}: unknown value; expected {expected}");
     }
-    if text.starts_with("invalid type") || text.starts_with("invalid value") || text.starts_with("invalid length") {
-        let expected = text.split_once(", expected ").map(|(_, x)| x).unwrap_or("another value");
+    if text.starts_with("invalid type")
+        || text.starts_with("invalid value")
+        || text.starts_with("invalid length")
+    {
+        let expected = text
+            .split_once(", expected ")
+            .map(|(_, x)| x)
+            .unwrap_or("another value");
         return format!("{field}: expected {expected}");
     }
     // Our own validation messages (newtype constructors) never contain input.
@@ -123,15 +147,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
-            let path = e.path().to_string();
-            let text = e.into_inner().to_string();
-            let message = match text.strip_prefix("missing field ") {
-                Some(rest) => format!("missing query parameter {rest}"),
-                None => format!("query parameter `{path}` is invalid"),
-            };
-            ApiError::new(ErrorCode::InvalidRequest, message)
-        })
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let text = e.into_inner().to_string();
+                let message = match text.strip_prefix("missing field ") {
+                    Some(rest) => format!("missing query parameter {rest}"),
+                    None => format!("query parameter `{path}` is invalid"),
+                };
+                ApiError::new(ErrorCode::InvalidRequest, message)
+            })
     }
 }
 
@@ -182,17 +208,28 @@ mod tests {
         let e = parse_json::<Req>(b"{not json").unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidJson);
         let e = parse_json::<Req>(br#"{"phone":"1","kind":"phone"}"#).unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (ErrorCode::InvalidRequest, "missing field `amount`"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::InvalidRequest, "missing field `amount`")
+        );
     }
 
     #[test]
     fn messages_never_echo_the_value() {
-        let e = parse_json::<Req>(br#"{"phone":"1","kind":"4111111111111111","amount":1}"#).unwrap_err();
-        assert!(e.message.contains("`kind`: unknown value; expected one of `phone`, `pc`"), "{}", e.message);
+        let e = parse_json::<Req>(br#"{"phone":"1","kind":"4111111111111111","amount":1}"#)
+            .unwrap_err();
+        assert!(
+            e.message
+                .contains("`kind`: unknown value; expected one of `phone`, `pc`"),
+            "{}",
+            e.message
+        );
         assert!(!e.message.contains("4111111111111111"));
         let e = parse_json::<Req>(br#"{"phone":13812345678,"kind":"pc","amount":1}"#).unwrap_err();
         assert_eq!(e.message, "`phone`: expected a string");
-        let e = parse_json::<Req>(br#"{"phone":"1","kind":"pc","amount":1,"pan":"4111111111111111"}"#).unwrap_err();
+        let e =
+            parse_json::<Req>(br#"{"phone":"1","kind":"pc","amount":1,"pan":"4111111111111111"}"#)
+                .unwrap_err();
         assert!(!e.message.contains("4111111111111111"), "{}", e.message);
         assert!(!e.message.contains("pan"), "{}", e.message);
     }

@@ -52,17 +52,41 @@ impl Default for Metrics {
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
-        registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            latency.clone(),
+        );
         let outbox_pending = Family::<RoleLabels, Gauge>::default();
-        registry.register("outbox_pending_events", "Outbox events not yet delivered", outbox_pending.clone());
+        registry.register(
+            "outbox_pending_events",
+            "Outbox events not yet delivered",
+            outbox_pending.clone(),
+        );
         let outbox_dead = Family::<RoleLabels, Gauge>::default();
-        registry.register("outbox_dead_events", "Outbox events parked after too many failed deliveries", outbox_dead.clone());
+        registry.register(
+            "outbox_dead_events",
+            "Outbox events parked after too many failed deliveries",
+            outbox_dead.clone(),
+        );
         let delivered = Family::<RoleLabels, Counter>::default();
-        registry.register("outbox_delivered", "Outbox events delivered", delivered.clone());
+        registry.register(
+            "outbox_delivered",
+            "Outbox events delivered",
+            delivered.clone(),
+        );
         let failed = Family::<RoleLabels, Counter>::default();
-        registry.register("outbox_delivery_failures", "Failed outbox delivery attempts", failed.clone());
+        registry.register(
+            "outbox_delivery_failures",
+            "Failed outbox delivery attempts",
+            failed.clone(),
+        );
         let parked = Family::<RoleLabels, Counter>::default();
-        registry.register("outbox_parked", "Outbox events parked as dead", parked.clone());
+        registry.register(
+            "outbox_parked",
+            "Outbox events parked as dead",
+            parked.clone(),
+        );
         Self {
             registry,
             requests,
@@ -95,7 +119,9 @@ impl Metrics {
 
     /// The counters a role's dispatcher increments.
     pub fn dispatch_counters(&self, role: &str) -> DispatchCounters {
-        let labels = RoleLabels { role: role.to_owned() };
+        let labels = RoleLabels {
+            role: role.to_owned(),
+        };
         DispatchCounters {
             delivered: self.delivered.get_or_create(&labels).clone(),
             failed: self.failed.get_or_create(&labels).clone(),
@@ -104,7 +130,9 @@ impl Metrics {
     }
 
     pub fn set_outbox(&self, role: &str, pending: i64, dead: i64) {
-        let labels = RoleLabels { role: role.to_owned() };
+        let labels = RoleLabels {
+            role: role.to_owned(),
+        };
         self.outbox_pending.get_or_create(&labels).set(pending);
         self.outbox_dead.get_or_create(&labels).set(dead);
     }

@@ -15,7 +15,9 @@ app_tests!(
 );
 
 async fn get(app: &TestApp, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {
-    let resp = reqwest::get(format!("{}{path}", app.base_url)).await.unwrap();
+    let resp = reqwest::get(format!("{}{path}", app.base_url))
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     (status, headers, resp.json().await.unwrap_or(Value::Null))
@@ -53,7 +55,10 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
         ("/v1/sandbox/push-relay", "get"),
     ];
     for (path, method) in expected {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is documented"
+        );
     }
     // Every documented operation is routed: the router answers anything but
     // `route_not_found` / `method_not_allowed` for it.
@@ -63,7 +68,10 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
         for method in item.as_object().unwrap().keys() {
             operations += 1;
             let resp = client
-                .request(method.to_uppercase().parse().unwrap(), format!("{}{path}", app.base_url))
+                .request(
+                    method.to_uppercase().parse().unwrap(),
+                    format!("{}{path}", app.base_url),
+                )
                 .send()
                 .await
                 .unwrap();
@@ -75,16 +83,34 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
             );
         }
     }
-    assert_eq!(operations, expected.len(), "every route is in the document, and only those");
-    for schema in ["ErrorBody", "PartnerEvent", "PartnerPing", "Health", "SmsList"] {
-        assert!(doc["components"]["schemas"].get(schema).is_some(), "schema {schema}");
+    assert_eq!(
+        operations,
+        expected.len(),
+        "every route is in the document, and only those"
+    );
+    for schema in [
+        "ErrorBody",
+        "PartnerEvent",
+        "PartnerPing",
+        "Health",
+        "SmsList",
+    ] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "schema {schema}"
+        );
     }
-    assert!(doc["components"]["securitySchemes"].get("partner_signature").is_some());
+    assert!(doc["components"]["securitySchemes"]
+        .get("partner_signature")
+        .is_some());
 }
 
 async fn request_ids_are_generated_or_propagated(app: &TestApp) {
     let (_, headers, _) = get(app, "/healthz").await;
-    assert!(headers["x-request-id"].to_str().unwrap().starts_with("req_"));
+    assert!(headers["x-request-id"]
+        .to_str()
+        .unwrap()
+        .starts_with("req_"));
     let resp = reqwest::Client::new()
         .get(format!("{}/nope", app.base_url))
         .header("x-request-id", "trace-abc-123")
@@ -101,14 +127,20 @@ async fn request_ids_are_generated_or_propagated(app: &TestApp) {
         .send()
         .await
         .unwrap();
-    assert!(resp.headers()["x-request-id"].to_str().unwrap().starts_with("req_"));
+    assert!(resp.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .starts_with("req_"));
 }
 
 async fn bad_input_gets_an_enveloped_4xx(app: &TestApp) {
     let client = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", app.base_url);
     let post = |body: Vec<u8>, content_type: &'static str, key: Option<&'static str>| {
-        let mut r = client.post(url("/v1/sandbox/sms")).header("content-type", content_type).body(body);
+        let mut r = client
+            .post(url("/v1/sandbox/sms"))
+            .header("content-type", content_type)
+            .body(body);
         if let Some(k) = key {
             r = r.header("idempotency-key", k);
         }
@@ -119,20 +151,82 @@ async fn bad_input_gets_an_enveloped_4xx(app: &TestApp) {
         }
     };
     let cases: Vec<((u16, Value), u16, &str)> = vec![
-        (post(b"{\"phone\":".to_vec(), "application/json", Some("k1")).await, 400, "invalid_json"),
-        (post(br#"{"phone":13800138000,"body":"x"}"#.to_vec(), "application/json", Some("k2")).await, 422, "invalid_request"),
-        (post(br#"{"phone":"13800138000"}"#.to_vec(), "application/json", Some("k3")).await, 422, "invalid_request"),
-        (post(br#"{"phone":"not-a-phone","body":"x"}"#.to_vec(), "application/json", Some("k4")).await, 422, "invalid_request"),
-        (post(br#"{"phone":"13800138000","body":"x"}"#.to_vec(), "text/plain", Some("k5")).await, 415, "unsupported_media_type"),
-        (post(vec![b'x'; paybridge_http::MAX_BODY_BYTES + 1], "application/json", Some("k6")).await, 413, "body_too_large"),
-        (post(br#"{"phone":"13800138000","body":"x"}"#.to_vec(), "application/json", None).await, 400, "idempotency_key_missing"),
+        (
+            post(b"{\"phone\":".to_vec(), "application/json", Some("k1")).await,
+            400,
+            "invalid_json",
+        ),
+        (
+            post(
+                br#"{"phone":13800138000,"body":"x"}"#.to_vec(),
+                "application/json",
+                Some("k2"),
+            )
+            .await,
+            422,
+            "invalid_request",
+        ),
+        (
+            post(
+                br#"{"phone":"13800138000"}"#.to_vec(),
+                "application/json",
+                Some("k3"),
+            )
+            .await,
+            422,
+            "invalid_request",
+        ),
+        (
+            post(
+                br#"{"phone":"not-a-phone","body":"x"}"#.to_vec(),
+                "application/json",
+                Some("k4"),
+            )
+            .await,
+            422,
+            "invalid_request",
+        ),
+        (
+            post(
+                br#"{"phone":"13800138000","body":"x"}"#.to_vec(),
+                "text/plain",
+                Some("k5"),
+            )
+            .await,
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            post(
+                vec![b'x'; paybridge_http::MAX_BODY_BYTES + 1],
+                "application/json",
+                Some("k6"),
+            )
+            .await,
+            413,
+            "body_too_large",
+        ),
+        (
+            post(
+                br#"{"phone":"13800138000","body":"x"}"#.to_vec(),
+                "application/json",
+                None,
+            )
+            .await,
+            400,
+            "idempotency_key_missing",
+        ),
     ];
     for ((status, body), want_status, want_code) in cases {
         assert_eq!((status, code(&body)), (want_status, want_code), "{body}");
         assert!(body["error"]["message"].as_str().unwrap().len() > 5);
     }
     let (s, _, v) = get(app, "/v1/sandbox/sms").await;
-    assert_eq!((s, code(&v)), (422, "invalid_request"), "missing query parameter");
+    assert_eq!(
+        (s, code(&v)),
+        (422, "invalid_request"),
+        "missing query parameter"
+    );
     let (s, _, v) = get(app, "/v1/sandbox/sms?phone=13800138000&limit=1000").await;
     assert_eq!((s, code(&v)), (422, "invalid_request"));
     let (s, _, v) = get(app, "/v1/sandbox/sms?phone=13800138000&limit=abc").await;
@@ -141,7 +235,10 @@ async fn bad_input_gets_an_enveloped_4xx(app: &TestApp) {
     assert_eq!((s, code(&v)), (404, "route_not_found"));
     let resp = client.delete(url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 405);
-    assert_eq!(code(&resp.json::<Value>().await.unwrap()), "method_not_allowed");
+    assert_eq!(
+        code(&resp.json::<Value>().await.unwrap()),
+        "method_not_allowed"
+    );
     // Nothing was sent by any of the refused requests.
     let (_, _, v) = get(app, "/v1/sandbox/sms?phone=13800138000").await;
     assert_eq!(v["messages"], json!([]));
@@ -156,7 +253,11 @@ async fn sandbox_sms_send_is_idempotent_and_readable(app: &TestApp) {
             .json(&body);
         async move {
             let resp = req.send().await.unwrap();
-            (resp.status().as_u16(), resp.headers().get("idempotent-replayed").is_some(), resp.json::<Value>().await.unwrap())
+            (
+                resp.status().as_u16(),
+                resp.headers().get("idempotent-replayed").is_some(),
+                resp.json::<Value>().await.unwrap(),
+            )
         }
     };
     let msg = json!({"phone": "13800138000", "body": "hello"});
@@ -173,9 +274,22 @@ async fn sandbox_sms_send_is_idempotent_and_readable(app: &TestApp) {
 
 async fn metrics_count_requests_by_route(app: &TestApp) {
     get(app, "/healthz").await;
-    let text = reqwest::get(format!("{}/metrics", app.base_url)).await.unwrap().text().await.unwrap();
-    assert!(text.contains(r#"paybridge_http_requests_total{method="GET",route="/healthz",status="200"} 1"#), "{text}");
-    assert!(text.contains("paybridge_outbox_pending_events{role=\"wallet\"} 0"), "{text}");
+    let text = reqwest::get(format!("{}/metrics", app.base_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"paybridge_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("paybridge_outbox_pending_events{role=\"wallet\"} 0"),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("# EOF"));
 }
 

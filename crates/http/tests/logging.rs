@@ -16,7 +16,9 @@ async fn no_pii_in_logs(backend: Backend) {
     let logs = CapturedLogs::default();
     // Our crates at the most verbose level, everything else as shipped.
     let _guard = tracing::subscriber::set_default(subscriber(&logs, "info,sqlx=warn,paybridge_http=trace,paybridge_adapters=trace,paybridge_wallet=trace,paybridge_issuer=trace,paybridge_store=trace,paybridge_client=trace"));
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let client = reqwest::Client::new();
     let mut request_ids = Vec::new();
 
@@ -31,10 +33,17 @@ async fn no_pii_in_logs(backend: Backend) {
     assert_eq!(resp.status().as_u16(), 201);
     request_ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_owned());
 
-    let resp = client.get(format!("{}/v1/sandbox/sms?phone={PHONE}", app.base_url)).send().await.unwrap();
+    let resp = client
+        .get(format!("{}/v1/sandbox/sms?phone={PHONE}", app.base_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     request_ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_owned());
-    assert!(resp.text().await.unwrap().contains(OTP), "the sandbox inbox shows the message");
+    assert!(
+        resp.text().await.unwrap().contains(OTP),
+        "the sandbox inbox shows the message"
+    );
 
     // Refused bodies carrying the secrets in wrong places.
     for bad in [
@@ -52,7 +61,10 @@ async fn no_pii_in_logs(backend: Backend) {
         assert_eq!(resp.status().as_u16(), 422);
         request_ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_owned());
         let text = resp.text().await.unwrap();
-        assert!(!text.contains(PAN) && !text.contains(PHONE) && !text.contains(OTP), "error bodies echo nothing: {text}");
+        assert!(
+            !text.contains(PAN) && !text.contains(PHONE) && !text.contains(OTP),
+            "error bodies echo nothing: {text}"
+        );
     }
     // A partner call with the secrets in the body and a bad signature.
     let resp = client
@@ -71,13 +83,19 @@ async fn no_pii_in_logs(backend: Backend) {
         assert!(text.contains(id.as_str()), "request {id} was logged");
     }
     for secret in [PAN, PHONE, OTP] {
-        assert!(!text.contains(secret), "{secret} leaked into the logs:\n{text}");
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the logs:\n{text}"
+        );
     }
 }
 
 fn rand_key() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -26,14 +26,23 @@ struct Keys {
     bank: Arc<PartnerKeyPair>,
 }
 
-fn wallet_config(store: &StoreGuard, keys: &Keys, bank_url: String, clock: &ManualClock) -> AppConfig {
+fn wallet_config(
+    store: &StoreGuard,
+    keys: &Keys,
+    bank_url: String,
+    clock: &ManualClock,
+) -> AppConfig {
     AppConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         wallet: Some(WalletRoleConfig {
             id: wallet_id(),
             store: store.config.clone(),
             key: keys.wallet.clone(),
-            issuers: vec![PeerConfig { id: bank_id(), base_url: Some(bank_url), public_keys: vec![keys.bank.public()] }],
+            issuers: vec![PeerConfig {
+                id: bank_id(),
+                base_url: Some(bank_url),
+                public_keys: vec![keys.bank.public()],
+            }],
         }),
         issuer: None,
         sandbox: false,
@@ -41,7 +50,13 @@ fn wallet_config(store: &StoreGuard, keys: &Keys, bank_url: String, clock: &Manu
     }
 }
 
-fn bank_config(store: &StoreGuard, keys: &Keys, listen: std::net::SocketAddr, wallet_url: String, clock: &ManualClock) -> AppConfig {
+fn bank_config(
+    store: &StoreGuard,
+    keys: &Keys,
+    listen: std::net::SocketAddr,
+    wallet_url: String,
+    clock: &ManualClock,
+) -> AppConfig {
     AppConfig {
         listen,
         wallet: None,
@@ -50,7 +65,11 @@ fn bank_config(store: &StoreGuard, keys: &Keys, listen: std::net::SocketAddr, wa
             name: "Demo Bank".into(),
             store: store.config.clone(),
             key: keys.bank.clone(),
-            wallet: PeerConfig { id: wallet_id(), base_url: Some(wallet_url), public_keys: vec![keys.wallet.public()] },
+            wallet: PeerConfig {
+                id: wallet_id(),
+                base_url: Some(wallet_url),
+                public_keys: vec![keys.wallet.public()],
+            },
         }),
         sandbox: false,
         clock: Arc::new(clock.clone()),
@@ -64,23 +83,53 @@ fn free_port() -> std::net::SocketAddr {
 }
 
 async fn delivers_later_when_the_partner_was_down(backend: Backend) {
-    let (Some(wallet_store), Some(bank_store)) = (store_guard(backend).await, store_guard(backend).await) else { return };
+    let (Some(wallet_store), Some(bank_store)) =
+        (store_guard(backend).await, store_guard(backend).await)
+    else {
+        return;
+    };
     let clock = manual_clock();
-    let keys = Keys { wallet: Arc::new(PartnerKeyPair::generate()), bank: Arc::new(PartnerKeyPair::generate()) };
+    let keys = Keys {
+        wallet: Arc::new(PartnerKeyPair::generate()),
+        bank: Arc::new(PartnerKeyPair::generate()),
+    };
     let bank_addr = free_port();
-    let wallet_app = App::build(wallet_config(&wallet_store, &keys, format!("http://{bank_addr}/bank"), &clock)).await.unwrap();
+    let wallet_app = App::build(wallet_config(
+        &wallet_store,
+        &keys,
+        format!("http://{bank_addr}/bank"),
+        &clock,
+    ))
+    .await
+    .unwrap();
     let wallet_url = wallet_app.base_url();
     let wallet = wallet_app.wallet.clone().unwrap();
     // The wallet runs without its background dispatcher loop: the test drives rounds.
     let e = event(&clock);
-    wallet.store.outbox_append(std::slice::from_ref(&e)).await.unwrap();
+    wallet
+        .store
+        .outbox_append(std::slice::from_ref(&e))
+        .await
+        .unwrap();
 
     let round = wallet.dispatcher.run_once().await.unwrap();
-    assert_eq!((round.claimed, round.delivered, round.failed), (1, 0, 1), "the bank is down");
+    assert_eq!(
+        (round.claimed, round.delivered, round.failed),
+        (1, 0, 1),
+        "the bank is down"
+    );
     // Not retried before its backoff.
     assert_eq!(wallet.dispatcher.run_once().await.unwrap().claimed, 0);
 
-    let bank_app = App::build(bank_config(&bank_store, &keys, bank_addr, wallet_url, &clock)).await.unwrap();
+    let bank_app = App::build(bank_config(
+        &bank_store,
+        &keys,
+        bank_addr,
+        wallet_url,
+        &clock,
+    ))
+    .await
+    .unwrap();
     let bank = bank_app.issuer.clone().unwrap();
     let (stop_bank, bank_task) = run(bank_app);
     let (stop_wallet, wallet_task) = run(wallet_app);
@@ -90,7 +139,10 @@ async fn delivers_later_when_the_partner_was_down(backend: Backend) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while bank.store.inbox_count(&wallet_id()).await.unwrap() == 0 {
         wallet.dispatcher.run_once().await.unwrap();
-        assert!(std::time::Instant::now() < deadline, "delivered after the bank came up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "delivered after the bank came up"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(bank.store.inbox_count(&wallet_id()).await.unwrap(), 1);
@@ -104,29 +156,69 @@ async fn delivers_later_when_the_partner_was_down(backend: Backend) {
 }
 
 async fn redelivers_after_a_restart(backend: Backend) {
-    let (Some(wallet_store), Some(bank_store)) = (store_guard(backend).await, store_guard(backend).await) else { return };
+    let (Some(wallet_store), Some(bank_store)) =
+        (store_guard(backend).await, store_guard(backend).await)
+    else {
+        return;
+    };
     let clock = manual_clock();
-    let keys = Keys { wallet: Arc::new(PartnerKeyPair::generate()), bank: Arc::new(PartnerKeyPair::generate()) };
+    let keys = Keys {
+        wallet: Arc::new(PartnerKeyPair::generate()),
+        bank: Arc::new(PartnerKeyPair::generate()),
+    };
     let bank_addr = free_port();
 
     // First life of the wallet: an event is claimed, then the process dies
     // before delivering it (simulated: claimed and never marked).
-    let first = App::build(wallet_config(&wallet_store, &keys, format!("http://{bank_addr}/bank"), &clock)).await.unwrap();
+    let first = App::build(wallet_config(
+        &wallet_store,
+        &keys,
+        format!("http://{bank_addr}/bank"),
+        &clock,
+    ))
+    .await
+    .unwrap();
     let wallet_url = first.base_url();
     let store = first.wallet.clone().unwrap().store;
     let e = event(&clock);
     store.outbox_append(std::slice::from_ref(&e)).await.unwrap();
     let lease = clock.now() + time::Duration::seconds(60);
-    assert_eq!(store.outbox_claim_due(clock.now(), lease, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .outbox_claim_due(clock.now(), lease, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     drop(first);
 
     // The bank is up; the wallet restarts on the same store.
-    let bank_app = App::build(bank_config(&bank_store, &keys, bank_addr, wallet_url, &clock)).await.unwrap();
+    let bank_app = App::build(bank_config(
+        &bank_store,
+        &keys,
+        bank_addr,
+        wallet_url,
+        &clock,
+    ))
+    .await
+    .unwrap();
     let bank = bank_app.issuer.clone().unwrap();
     let (stop_bank, bank_task) = run(bank_app);
-    let second = App::build(wallet_config(&wallet_store, &keys, format!("http://{bank_addr}/bank"), &clock)).await.unwrap();
+    let second = App::build(wallet_config(
+        &wallet_store,
+        &keys,
+        format!("http://{bank_addr}/bank"),
+        &clock,
+    ))
+    .await
+    .unwrap();
     let wallet = second.wallet.clone().unwrap();
-    assert_eq!(wallet.dispatcher.run_once().await.unwrap().claimed, 0, "still leased");
+    assert_eq!(
+        wallet.dispatcher.run_once().await.unwrap().claimed,
+        0,
+        "still leased"
+    );
     clock.advance(time::Duration::seconds(61));
     let round = wallet.dispatcher.run_once().await.unwrap();
     assert_eq!((round.claimed, round.delivered), (1, 1));

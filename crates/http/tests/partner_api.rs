@@ -26,11 +26,25 @@ app_tests!(
 
 async fn signed_ping_works_both_ways(app: &TestApp) {
     let ping: PartnerPing = app.bank_to_wallet().get("/v1/partner/ping").await.unwrap();
-    assert_eq!((ping.partner.as_str(), ping.role.as_str(), ping.caller.as_str()), ("wallet", "wallet", "demo-bank"));
+    assert_eq!(
+        (
+            ping.partner.as_str(),
+            ping.role.as_str(),
+            ping.caller.as_str()
+        ),
+        ("wallet", "wallet", "demo-bank")
+    );
     // The wallet's own directory client, as the flows use it.
     let bank = app.wallet.issuers.get(&bank_id()).unwrap();
     let ping: PartnerPing = bank.get("/v1/partner/ping").await.unwrap();
-    assert_eq!((ping.partner.as_str(), ping.role.as_str(), ping.caller.as_str()), ("demo-bank", "issuer", "wallet"));
+    assert_eq!(
+        (
+            ping.partner.as_str(),
+            ping.role.as_str(),
+            ping.caller.as_str()
+        ),
+        ("demo-bank", "issuer", "wallet")
+    );
 }
 
 fn event_json(id: &EventId) -> Value {
@@ -77,9 +91,18 @@ impl Call {
     }
 
     /// Sends with the given Authorization header, path and body.
-    async fn send_as(&self, app: &TestApp, authorization: Option<&str>, path: &str, body: &[u8]) -> (u16, Value) {
+    async fn send_as(
+        &self,
+        app: &TestApp,
+        authorization: Option<&str>,
+        path: &str,
+        body: &[u8],
+    ) -> (u16, Value) {
         let mut req = reqwest::Client::new()
-            .request(self.method.parse().unwrap(), format!("{}{path}", app.base_url))
+            .request(
+                self.method.parse().unwrap(),
+                format!("{}{path}", app.base_url),
+            )
             .header("content-type", "application/json")
             .header("idempotency-key", new_nonce())
             .body(body.to_vec());
@@ -88,12 +111,16 @@ impl Call {
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
-        assert!(resp.headers().contains_key("paybridge-signature"), "every partner answer is signed");
+        assert!(
+            resp.headers().contains_key("paybridge-signature"),
+            "every partner answer is signed"
+        );
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     async fn send(&self, app: &TestApp) -> (u16, Value) {
-        self.send_as(app, Some(&self.authorization()), &self.path, &self.body).await
+        self.send_as(app, Some(&self.authorization()), &self.path, &self.body)
+            .await
     }
 }
 
@@ -111,32 +138,60 @@ async fn a_forged_or_tampered_call_is_refused_and_nothing_is_written(app: &TestA
 
     let (s, v) = good.send_as(app, None, &good.path, &good.body).await;
     assert_eq!((s, code(&v)), (401, "signature_missing"));
-    let (s, v) = good.send_as(app, Some("PAYBRIDGE-ED25519 partner=\"demo-bank\""), &good.path, &good.body).await;
+    let (s, v) = good
+        .send_as(
+            app,
+            Some("PAYBRIDGE-ED25519 partner=\"demo-bank\""),
+            &good.path,
+            &good.body,
+        )
+        .await;
     assert_eq!((s, code(&v)), (401, "signature_invalid"));
-    let (s, v) = good.send_as(app, Some("Bearer abc"), &good.path, &good.body).await;
+    let (s, v) = good
+        .send_as(app, Some("Bearer abc"), &good.path, &good.body)
+        .await;
     assert_eq!((s, code(&v)), (401, "signature_invalid"));
 
     // Body or path changed after signing.
     let auth = good.authorization();
     let mut other = body.clone();
     other["data"]["binding"] = json!("bnd_y");
-    let (s, v) = good.send_as(app, Some(&auth), &good.path, &serde_json::to_vec(&other).unwrap()).await;
+    let (s, v) = good
+        .send_as(
+            app,
+            Some(&auth),
+            &good.path,
+            &serde_json::to_vec(&other).unwrap(),
+        )
+        .await;
     assert_eq!((s, code(&v)), (401, "signature_invalid"));
-    let (s, v) = good.send_as(app, Some(&auth), "/v1/partner/events?x=1", &good.body).await;
+    let (s, v) = good
+        .send_as(app, Some(&auth), "/v1/partner/events?x=1", &good.body)
+        .await;
     assert_eq!((s, code(&v)), (401, "signature_invalid"));
 
     // Signed by a key the wallet does not know for this bank.
-    let forged = Call { key: Arc::new(PartnerKeyPair::generate()), nonce: new_nonce(), ..Call::bank(app, "/v1/partner/events", &body) };
+    let forged = Call {
+        key: Arc::new(PartnerKeyPair::generate()),
+        nonce: new_nonce(),
+        ..Call::bank(app, "/v1/partner/events", &body)
+    };
     let (s, v) = forged.send(app).await;
     assert_eq!((s, code(&v)), (401, "signature_invalid"));
 
     // A partner the wallet does not know.
-    let stranger = Call { from: "evil-bank".parse().unwrap(), ..Call::bank(app, "/v1/partner/events", &body) };
+    let stranger = Call {
+        from: "evil-bank".parse().unwrap(),
+        ..Call::bank(app, "/v1/partner/events", &body)
+    };
     let (s, v) = stranger.send(app).await;
     assert_eq!((s, code(&v)), (401, "partner_unknown"));
 
     // Addressed to another party (a request the bank signed for someone else).
-    let misdirected = Call { to: "other-wallet".parse().unwrap(), ..Call::bank(app, "/v1/partner/events", &body) };
+    let misdirected = Call {
+        to: "other-wallet".parse().unwrap(),
+        ..Call::bank(app, "/v1/partner/events", &body)
+    };
     let (s, v) = misdirected.send(app).await;
     assert_eq!((s, code(&v)), (401, "signature_invalid"));
 
@@ -151,11 +206,17 @@ async fn a_stale_or_future_timestamp_is_refused(app: &TestApp) {
     let body = event_json(&EventId::generate());
     let now = app.clock.now().unix_timestamp();
     for timestamp in [now - 301, now + 301] {
-        let call = Call { timestamp, ..Call::bank(app, "/v1/partner/events", &body) };
+        let call = Call {
+            timestamp,
+            ..Call::bank(app, "/v1/partner/events", &body)
+        };
         let (s, v) = call.send(app).await;
         assert_eq!((s, code(&v)), (401, "signature_expired"));
     }
-    let call = Call { timestamp: now - 299, ..Call::bank(app, "/v1/partner/events", &body) };
+    let call = Call {
+        timestamp: now - 299,
+        ..Call::bank(app, "/v1/partner/events", &body)
+    };
     assert_eq!(call.send(app).await.0, 200, "within the window is fine");
 }
 
@@ -172,9 +233,27 @@ async fn a_replayed_nonce_is_refused(app: &TestApp) {
 async fn a_response_not_signed_by_the_partner_is_rejected_by_the_client(app: &TestApp) {
     // The client expects the wallet's key but is given another one.
     let impostor_key = Arc::new(PartnerKeyPair::generate());
-    let client = app.signed_client(bank_id(), app.issuer_key.clone(), wallet_id(), impostor_key, &app.base_url);
-    let err = client.get::<PartnerPing>("/v1/partner/ping").await.unwrap_err();
-    assert!(matches!(err, PartnerError::BadSignature { reason: SignatureError::Invalid, .. }), "{err:?}");
+    let client = app.signed_client(
+        bank_id(),
+        app.issuer_key.clone(),
+        wallet_id(),
+        impostor_key,
+        &app.base_url,
+    );
+    let err = client
+        .get::<PartnerPing>("/v1/partner/ping")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PartnerError::BadSignature {
+                reason: SignatureError::Invalid,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 async fn partner_events_are_acknowledged_once(app: &TestApp) {
@@ -185,7 +264,12 @@ async fn partner_events_are_acknowledged_once(app: &TestApp) {
         let client = client.clone();
         async move {
             client
-                .call::<_, PartnerEventAck>(reqwest::Method::POST, "/v1/partner/events", Some(&event), Some(key))
+                .call::<_, PartnerEventAck>(
+                    reqwest::Method::POST,
+                    "/v1/partner/events",
+                    Some(&event),
+                    Some(key),
+                )
                 .await
         }
     };
@@ -201,7 +285,10 @@ async fn partner_events_are_acknowledged_once(app: &TestApp) {
     let mut other = event.clone();
     other.topic = "binding.unbound".into();
     let err = post("key-1", other).await.unwrap_err();
-    assert!(matches!(err, PartnerError::Refused { status: 422, ref code, .. } if code == "idempotency_key_reused"), "{err:?}");
+    assert!(
+        matches!(err, PartnerError::Refused { status: 422, ref code, .. } if code == "idempotency_key_reused"),
+        "{err:?}"
+    );
     assert_eq!(inbox_count(app).await, 1);
 }
 
@@ -219,7 +306,12 @@ async fn malformed_partner_requests_get_4xx_and_nothing_is_written(app: &TestApp
     ];
     for (body, status, expected) in cases {
         let resp = client
-            .send(reqwest::Method::POST, "/v1/partner/events", body, Some(&new_nonce()))
+            .send(
+                reqwest::Method::POST,
+                "/v1/partner/events",
+                body,
+                Some(&new_nonce()),
+            )
             .await
             .expect("a signed answer");
         let v: Value = serde_json::from_slice(&resp.body).unwrap();
@@ -228,7 +320,10 @@ async fn malformed_partner_requests_get_4xx_and_nothing_is_written(app: &TestApp
     }
     // No Idempotency-Key on a creating POST.
     let body = serde_json::to_vec(&event_json(&EventId::generate())).unwrap();
-    let resp = client.send(reqwest::Method::POST, "/v1/partner/events", body, None).await.unwrap();
+    let resp = client
+        .send(reqwest::Method::POST, "/v1/partner/events", body, None)
+        .await
+        .unwrap();
     let v: Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!((resp.status, code(&v)), (400, "idempotency_key_missing"));
     assert_eq!(inbox_count(app).await, 0);
@@ -242,15 +337,29 @@ async fn concurrent_duplicate_events_are_recorded_once(app: &TestApp) {
         let event = event.clone();
         tokio::spawn(async move {
             client
-                .call::<_, PartnerEventAck>(reqwest::Method::POST, "/v1/partner/events", Some(&event), Some("same-key"))
+                .call::<_, PartnerEventAck>(
+                    reqwest::Method::POST,
+                    "/v1/partner/events",
+                    Some(&event),
+                    Some("same-key"),
+                )
                 .await
         })
     });
-    let results: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    let results: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     for r in &results {
         match r {
-            Ok(ack) => assert!(!ack.duplicate, "every success is the first answer, replayed"),
-            Err(PartnerError::Refused { status: 409, code, .. }) => assert_eq!(code, "idempotency_request_in_progress"),
+            Ok(ack) => assert!(
+                !ack.duplicate,
+                "every success is the first answer, replayed"
+            ),
+            Err(PartnerError::Refused {
+                status: 409, code, ..
+            }) => assert_eq!(code, "idempotency_request_in_progress"),
             Err(e) => panic!("unexpected {e:?}"),
         }
     }

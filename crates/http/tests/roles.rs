@@ -14,16 +14,31 @@ use paybridge_store::Backend;
 use paybridge_testkit::{manual_clock, run, store_guard, wallet_id};
 
 fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 async fn one_wallet_two_banks(backend: Backend) {
-    let (Some(ws), Some(s1), Some(s2)) = (store_guard(backend).await, store_guard(backend).await, store_guard(backend).await) else { return };
+    let (Some(ws), Some(s1), Some(s2)) = (
+        store_guard(backend).await,
+        store_guard(backend).await,
+        store_guard(backend).await,
+    ) else {
+        return;
+    };
     let clock = manual_clock();
     let wallet_key = Arc::new(PartnerKeyPair::generate());
     let banks: Vec<(PartnerId, Arc<PartnerKeyPair>, std::net::SocketAddr)> = ["bank-a", "bank-b"]
         .iter()
-        .map(|id| (id.parse().unwrap(), Arc::new(PartnerKeyPair::generate()), free_addr()))
+        .map(|id| {
+            (
+                id.parse().unwrap(),
+                Arc::new(PartnerKeyPair::generate()),
+                free_addr(),
+            )
+        })
         .collect();
     let wallet_addr = free_addr();
     let wallet_app = App::build(AppConfig {
@@ -34,7 +49,11 @@ async fn one_wallet_two_banks(backend: Backend) {
             key: wallet_key.clone(),
             issuers: banks
                 .iter()
-                .map(|(id, key, addr)| PeerConfig { id: id.clone(), base_url: Some(format!("http://{addr}/bank")), public_keys: vec![key.public()] })
+                .map(|(id, key, addr)| PeerConfig {
+                    id: id.clone(),
+                    base_url: Some(format!("http://{addr}/bank")),
+                    public_keys: vec![key.public()],
+                })
                 .collect(),
         }),
         issuer: None,
@@ -54,7 +73,11 @@ async fn one_wallet_two_banks(backend: Backend) {
                 name: id.to_string(),
                 store: store.config.clone(),
                 key: key.clone(),
-                wallet: PeerConfig { id: wallet_id(), base_url: Some(format!("http://{wallet_addr}")), public_keys: vec![wallet_key.public()] },
+                wallet: PeerConfig {
+                    id: wallet_id(),
+                    base_url: Some(format!("http://{wallet_addr}")),
+                    public_keys: vec![wallet_key.public()],
+                },
             }),
             sandbox: false,
             clock: Arc::new(clock.clone()),
@@ -67,28 +90,62 @@ async fn one_wallet_two_banks(backend: Backend) {
 
     // The wallet reaches each bank, and each bank the wallet.
     for (id, key, addr) in &banks {
-        let ping: PartnerPing = wallet.issuers.get(id).unwrap().get("/v1/partner/ping").await.unwrap();
-        assert_eq!((ping.partner.as_str(), ping.caller.as_str()), (id.as_str(), "wallet"));
+        let ping: PartnerPing = wallet
+            .issuers
+            .get(id)
+            .unwrap()
+            .get("/v1/partner/ping")
+            .await
+            .unwrap();
+        assert_eq!(
+            (ping.partner.as_str(), ping.caller.as_str()),
+            (id.as_str(), "wallet")
+        );
         let to_wallet = PartnerClient::new(
-            PartnerClientConfig { me: id.clone(), key: key.clone(), peer: wallet_id(), peer_keys: vec![wallet_key.public()], base_url: format!("http://{wallet_addr}") },
+            PartnerClientConfig {
+                me: id.clone(),
+                key: key.clone(),
+                peer: wallet_id(),
+                peer_keys: vec![wallet_key.public()],
+                base_url: format!("http://{wallet_addr}"),
+            },
             Arc::new(clock.clone()),
         );
         let ping: PartnerPing = to_wallet.get("/v1/partner/ping").await.unwrap();
         assert_eq!(ping.caller, id.as_str());
-        let health: serde_json::Value = reqwest::get(format!("http://{addr}/healthz")).await.unwrap().json().await.unwrap();
+        let health: serde_json::Value = reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(health["roles"], serde_json::json!(["issuer"]));
     }
     // Bank B cannot speak for bank A: its key is not A's.
     let (a, _, _) = &banks[0];
     let (_, b_key, _) = &banks[1];
     let impersonator = PartnerClient::new(
-        PartnerClientConfig { me: a.clone(), key: b_key.clone(), peer: wallet_id(), peer_keys: vec![wallet_key.public()], base_url: format!("http://{wallet_addr}") },
+        PartnerClientConfig {
+            me: a.clone(),
+            key: b_key.clone(),
+            peer: wallet_id(),
+            peer_keys: vec![wallet_key.public()],
+            base_url: format!("http://{wallet_addr}"),
+        },
         Arc::new(clock.clone()),
     );
-    let err = impersonator.get::<PartnerPing>("/v1/partner/ping").await.unwrap_err();
-    assert!(matches!(err, PartnerError::Refused { status: 401, ref code, .. } if code == "signature_invalid"), "{err:?}");
+    let err = impersonator
+        .get::<PartnerPing>("/v1/partner/ping")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PartnerError::Refused { status: 401, ref code, .. } if code == "signature_invalid"),
+        "{err:?}"
+    );
     // A wallet-only process serves no bank routes.
-    let resp = reqwest::get(format!("http://{wallet_addr}/bank/v1/partner/ping")).await.unwrap();
+    let resp = reqwest::get(format!("http://{wallet_addr}/bank/v1/partner/ping"))
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 404);
 
     for (stop, task) in running {

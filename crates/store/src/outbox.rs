@@ -81,7 +81,10 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug {
 }
 
 /// Appends `events` on `conn`, inside the caller's transaction.
-pub async fn append_events(conn: &mut AnyConnection, events: &[NewEvent]) -> Result<(), StoreError> {
+pub async fn append_events(
+    conn: &mut AnyConnection,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
     for e in events {
         let occurred = to_unix_micros(e.occurred_at);
         sqlx::query(

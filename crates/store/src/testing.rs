@@ -48,7 +48,11 @@ impl StoreGuard {
     /// when PostgreSQL is unreachable and not required.
     pub async fn postgres() -> Option<StoreGuard> {
         TestDb::postgres().await.map(|db| {
-            let TestDb { store: _, config: _, _guard } = db;
+            let TestDb {
+                store: _,
+                config: _,
+                _guard,
+            } = db;
             _guard
         })
     }
@@ -103,7 +107,9 @@ pub fn postgres_config() -> StoreConfig {
 impl TestDb {
     pub async fn sqlite() -> TestDb {
         let guard = StoreGuard::sqlite();
-        let store = Store::open(&guard.config).await.expect("open SQLite test store");
+        let store = Store::open(&guard.config)
+            .await
+            .expect("open SQLite test store");
         TestDb {
             store,
             config: guard.config.clone(),
@@ -141,7 +147,10 @@ impl TestDb {
 /// Fails (in CI) or prints a notice once (on a developer's machine).
 pub fn postgres_unavailable(error: &dyn std::fmt::Display) {
     if std::env::var(REQUIRE_POSTGRES_ENV).is_ok_and(|v| v == "1") {
-        panic!("PostgreSQL is required ({REQUIRE_POSTGRES_ENV}=1) but unreachable at {}: {error}", postgres_url());
+        panic!(
+            "PostgreSQL is required ({REQUIRE_POSTGRES_ENV}=1) but unreachable at {}: {error}",
+            postgres_url()
+        );
     }
     static NOTICED: AtomicBool = AtomicBool::new(false);
     if !NOTICED.swap(true, Ordering::SeqCst) {

@@ -123,7 +123,13 @@ impl TestApp {
 
     /// A client that signs as the bank and calls the wallet.
     pub fn bank_to_wallet(&self) -> PartnerClient {
-        self.signed_client(bank_id(), self.issuer_key.clone(), wallet_id(), self.wallet_key.clone(), &self.base_url)
+        self.signed_client(
+            bank_id(),
+            self.issuer_key.clone(),
+            wallet_id(),
+            self.wallet_key.clone(),
+            &self.base_url,
+        )
     }
 
     /// A client that signs as the wallet and calls the bank.
@@ -164,7 +170,10 @@ impl TestApp {
             let _ = stop.send(());
         }
         if let Some(handle) = self.handle.take() {
-            handle.await.expect("server task").expect("server stopped cleanly");
+            handle
+                .await
+                .expect("server task")
+                .expect("server stopped cleanly");
         }
     }
 }

@@ -14,12 +14,18 @@ use crate::error::envelope;
 fn code_for(status: StatusCode) -> (ErrorCode, &'static str) {
     match status.as_u16() {
         404 => (ErrorCode::RouteNotFound, "no such route"),
-        405 => (ErrorCode::MethodNotAllowed, "this method is not served on this path"),
+        405 => (
+            ErrorCode::MethodNotAllowed,
+            "this method is not served on this path",
+        ),
         408 | 504 => (ErrorCode::Timeout, "the request took too long"),
         413 => (ErrorCode::BodyTooLarge, "the body is too large"),
         415 => (ErrorCode::UnsupportedMediaType, "unsupported content type"),
         429 => (ErrorCode::RateLimited, "too many requests; slow down"),
-        s if s >= 500 => (ErrorCode::InternalError, "internal error; it has been logged"),
+        s if s >= 500 => (
+            ErrorCode::InternalError,
+            "internal error; it has been logged",
+        ),
         _ => (ErrorCode::InvalidRequest, "the request is invalid"),
     }
 }
@@ -40,7 +46,10 @@ pub async fn envelope_errors(req: Request, next: Next) -> Response {
     }
     let (code, message) = code_for(status);
     let (mut parts, _body) = response.into_parts();
-    parts.headers.insert(header::CONTENT_TYPE, "application/json".parse().expect("static header"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        "application/json".parse().expect("static header"),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.extensions.insert(code);
     Response::from_parts(parts, Body::from(envelope(code, message)))

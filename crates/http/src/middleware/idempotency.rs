@@ -39,7 +39,11 @@ fn valid_key(k: &str) -> bool {
     !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX_LEN && k.bytes().all(|b| b.is_ascii_graphic())
 }
 
-pub async fn idempotency(State(idem): State<Arc<Idempotency>>, req: Request, next: Next) -> Response {
+pub async fn idempotency(
+    State(idem): State<Arc<Idempotency>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }
@@ -67,10 +71,20 @@ async fn run(idem: &Idempotency, req: Request, next: Next) -> Result<Response, A
             }
         },
     };
-    let caller = req.extensions().get::<Caller>().cloned().unwrap_or(Caller::Anonymous);
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller::Anonymous);
     let (parts, body) = req.into_parts();
-    let bytes = to_bytes(body, crate::MAX_BODY_BYTES).await.map_err(|e| body_error(&e))?;
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let bytes = to_bytes(body, crate::MAX_BODY_BYTES)
+        .await
+        .map_err(|e| body_error(&e))?;
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let scope = format!("{}|{}", caller.scope(), parts.uri.path());
     let mut hashed = Vec::with_capacity(bytes.len() + path.len() + 8);
     hashed.extend_from_slice(parts.method.as_str().as_bytes());
@@ -103,7 +117,9 @@ async fn run(idem: &Idempotency, req: Request, next: Next) -> Result<Response, A
         }
     }
 
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     let status = response.status();
     let (parts, body) = response.into_parts();
     let body = match to_bytes(body, SAVED_RESPONSE_MAX_BYTES).await {
@@ -111,7 +127,10 @@ async fn run(idem: &Idempotency, req: Request, next: Next) -> Result<Response, A
         Err(e) => {
             tracing::error!(error = %e, "answer too large to save for idempotency");
             let _ = idem.store.idempotency_abandon(&scope, &key).await;
-            return Err(ApiError::new(ErrorCode::InternalError, "internal error; it has been logged"));
+            return Err(ApiError::new(
+                ErrorCode::InternalError,
+                "internal error; it has been logged",
+            ));
         }
     };
     let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
@@ -139,7 +158,10 @@ fn replay(saved: SavedResponse) -> Response {
     let status = StatusCode::from_u16(saved.status).unwrap_or(StatusCode::OK);
     let mut response = (status, saved.body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
 }

@@ -44,7 +44,11 @@ pub struct PartnerAuth {
 }
 
 impl PartnerAuth {
-    fn sign(&self, response: Response, request_nonce: &str) -> impl std::future::Future<Output = Response> + '_ {
+    fn sign(
+        &self,
+        response: Response,
+        request_nonce: &str,
+    ) -> impl std::future::Future<Output = Response> + '_ {
         let request_nonce = request_nonce.to_owned();
         async move {
             let (mut parts, body) = response.into_parts();
@@ -52,7 +56,11 @@ impl PartnerAuth {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "answer too large to sign");
-                    return ApiError::new(ErrorCode::InternalError, "internal error; it has been logged").into_response();
+                    return ApiError::new(
+                        ErrorCode::InternalError,
+                        "internal error; it has been logged",
+                    )
+                    .into_response();
                 }
             };
             let header = SignedResponse {
@@ -72,19 +80,30 @@ impl PartnerAuth {
         }
     }
 
-    async fn verify(&self, req: Request, params: &AuthorizationParams) -> Result<Request, ApiError> {
+    async fn verify(
+        &self,
+        req: Request,
+        params: &AuthorizationParams,
+    ) -> Result<Request, ApiError> {
         let refuse = |code, message: &str| {
             tracing::warn!(partner.id = %params.partner, error.code = %code, "partner call refused");
             ApiError::new(code, message)
         };
-        let keys = self
-            .known
-            .get(&params.partner)
-            .ok_or_else(|| refuse(ErrorCode::PartnerUnknown, "this partner is not registered here"))?;
+        let keys = self.known.get(&params.partner).ok_or_else(|| {
+            refuse(
+                ErrorCode::PartnerUnknown,
+                "this partner is not registered here",
+            )
+        })?;
         let key = keys
             .iter()
             .find(|k| k.key_id() == params.key_id)
-            .ok_or_else(|| refuse(ErrorCode::SignatureInvalid, "unknown key id for this partner"))?;
+            .ok_or_else(|| {
+                refuse(
+                    ErrorCode::SignatureInvalid,
+                    "unknown key id for this partner",
+                )
+            })?;
         let (parts, body) = req.into_parts();
         let bytes = to_bytes(body, crate::MAX_BODY_BYTES)
             .await
@@ -117,27 +136,42 @@ impl PartnerAuth {
             .await
             .map_err(|e| ApiError::from(ServiceError::from(e)))?;
         if !first_use {
-            return Err(refuse(ErrorCode::NonceReplayed, "this nonce was used before"));
+            return Err(refuse(
+                ErrorCode::NonceReplayed,
+                "this nonce was used before",
+            ));
         }
         let mut req = Request::from_parts(parts, Body::from(bytes));
-        req.extensions_mut().insert(VerifiedPartner(params.partner.clone()));
-        req.extensions_mut().insert(Caller::Partner(params.partner.clone()));
+        req.extensions_mut()
+            .insert(VerifiedPartner(params.partner.clone()));
+        req.extensions_mut()
+            .insert(Caller::Partner(params.partner.clone()));
         Ok(req)
     }
 }
 
-pub async fn partner_auth(State(auth): State<Arc<PartnerAuth>>, req: Request, next: Next) -> Response {
+pub async fn partner_auth(
+    State(auth): State<Arc<PartnerAuth>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or_default().to_owned());
     let params = match header.as_deref().map(AuthorizationParams::parse) {
         None => {
-            let e = ApiError::new(ErrorCode::SignatureMissing, "partner calls must be signed (Authorization: PAYBRIDGE-ED25519 …)");
+            let e = ApiError::new(
+                ErrorCode::SignatureMissing,
+                "partner calls must be signed (Authorization: PAYBRIDGE-ED25519 …)",
+            );
             return auth.sign(e.into_response(), "").await;
         }
         Some(Err(_)) => {
-            let e = ApiError::new(ErrorCode::SignatureInvalid, "the Authorization header is not a valid PAYBRIDGE-ED25519 signature");
+            let e = ApiError::new(
+                ErrorCode::SignatureInvalid,
+                "the Authorization header is not a valid PAYBRIDGE-ED25519 signature",
+            );
             return auth.sign(e.into_response(), "").await;
         }
         Some(Ok(p)) => p,

@@ -26,11 +26,16 @@ fn sane_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
     let ok = !s.is_empty()
         && s.len() <= REQUEST_ID_MAX_LEN
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     ok.then(|| s.to_owned())
 }
 
-pub async fn request_context(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let id = req
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -57,9 +62,19 @@ pub async fn request_context(State(metrics): State<Arc<Metrics>>, req: Request, 
     let _entered = span.enter();
     let latency_ms = elapsed.as_secs_f64() * 1_000.0;
     if status >= 500 {
-        tracing::error!(http.status = status, error.code = code, latency_ms, "request failed");
+        tracing::error!(
+            http.status = status,
+            error.code = code,
+            latency_ms,
+            "request failed"
+        );
     } else if status >= 400 {
-        tracing::info!(http.status = status, error.code = code, latency_ms, "request refused");
+        tracing::info!(
+            http.status = status,
+            error.code = code,
+            latency_ms,
+            "request refused"
+        );
     } else {
         tracing::info!(http.status = status, latency_ms, "request served");
     }

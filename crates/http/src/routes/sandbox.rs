@@ -20,7 +20,10 @@ use crate::middleware::idempotency::{idempotency, Idempotency};
 #[utoipa::path(get, path = "/v1/sandbox/sms", tag = "sandbox",
     params(SmsQuery),
     responses((status = 200, body = SmsList), (status = 422, body = ErrorBody)))]
-async fn list_sms(State(s): State<SandboxParties>, ApiQuery(q): ApiQuery<SmsQuery>) -> ApiResult<ApiJson<SmsList>> {
+async fn list_sms(
+    State(s): State<SandboxParties>,
+    ApiQuery(q): ApiQuery<SmsQuery>,
+) -> ApiResult<ApiJson<SmsList>> {
     Ok(ApiJson(SmsList {
         messages: s.sms_inbox(&q.phone, q.limit).await?,
     }))
@@ -38,14 +41,20 @@ async fn send_sms(
     State(s): State<SandboxParties>,
     ApiJson(req): ApiJson<SendSms>,
 ) -> ApiResult<(StatusCode, ApiJson<SmsMessageView>)> {
-    Ok((StatusCode::CREATED, ApiJson(s.send_sms(&req.phone, &req.body).await?)))
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(s.send_sms(&req.phone, &req.body).await?),
+    ))
 }
 
 /// Messages the sandbox OS push relay was handed for one device token, newest first.
 #[utoipa::path(get, path = "/v1/sandbox/push-relay", tag = "sandbox",
     params(RelayQuery),
     responses((status = 200, body = RelayList), (status = 422, body = ErrorBody)))]
-async fn list_relay(State(s): State<SandboxParties>, ApiQuery(q): ApiQuery<RelayQuery>) -> ApiResult<ApiJson<RelayList>> {
+async fn list_relay(
+    State(s): State<SandboxParties>,
+    ApiQuery(q): ApiQuery<RelayQuery>,
+) -> ApiResult<ApiJson<RelayList>> {
     Ok(ApiJson(RelayList {
         messages: s.relay_messages(&q.device_token, q.limit).await?,
     }))

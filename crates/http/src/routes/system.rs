@@ -61,7 +61,11 @@ async fn readyz(State(s): State<SystemState>) -> impl IntoResponse {
         checks.push(check("issuer_store", i.ready().await.is_ok()));
     }
     let ready = checks.iter().all(|c| c.status == "ok");
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" }.into(),
         checks,
@@ -93,7 +97,10 @@ async fn metrics(State(s): State<SystemState>) -> impl IntoResponse {
         }
     }
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.encode(),
     )
 }

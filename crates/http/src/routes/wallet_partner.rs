@@ -21,7 +21,10 @@ use crate::middleware::partner_auth::{partner_auth, PartnerAuth, VerifiedPartner
     responses(
         (status = 200, body = PartnerPing),
         (status = 401, description = "Missing, invalid, expired or replayed signature; unknown partner", body = ErrorBody)))]
-async fn ping(State(wallet): State<Wallet>, Extension(caller): Extension<VerifiedPartner>) -> ApiJson<PartnerPing> {
+async fn ping(
+    State(wallet): State<Wallet>,
+    Extension(caller): Extension<VerifiedPartner>,
+) -> ApiJson<PartnerPing> {
     ApiJson(wallet.ping(&caller.0))
 }
 
@@ -40,7 +43,9 @@ async fn events(
     Extension(caller): Extension<VerifiedPartner>,
     ApiJson(event): ApiJson<PartnerEvent>,
 ) -> ApiResult<ApiJson<PartnerEventAck>> {
-    Ok(ApiJson(wallet.receive_partner_event(&caller.0, &event).await?))
+    Ok(ApiJson(
+        wallet.receive_partner_event(&caller.0, &event).await?,
+    ))
 }
 
 pub fn router(wallet: Wallet, auth: Arc<PartnerAuth>, idem: Arc<Idempotency>) -> OpenApiRouter {

@@ -1,0 +1,248 @@
+//! The `paybridge` binary as a newcomer runs it: `serve` starts on a fresh
+//! data folder, answers `/healthz`, and stops cleanly on SIGTERM; `keys show`
+//! is stable and the key files are private; `migrate` works on PostgreSQL.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_paybridge"))
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("paybridge-cli-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `serve` and returns the child and the base URL it printed.
+fn serve(args: &[&str], cwd: &PathBuf) -> (Child, String) {
+    let mut child = bin()
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    // Keep draining, as a terminal would.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_owned();
+    (child, url)
+}
+
+fn terminate(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "paybridge did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn serve_survives_a_closed_stdout() {
+    let dir = temp_dir();
+    let mut child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    drop(reader);
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(200));
+    let health = reqwest::get(format!("{url}/healthz")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    terminate(&mut child);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn serve_starts_on_a_fresh_folder_and_stops_on_sigterm() {
+    let dir = temp_dir();
+    let (mut child, url) = serve(&[], &dir);
+    let health: serde_json::Value = reqwest::get(format!("{url}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["roles"], serde_json::json!(["wallet", "issuer"]));
+    let sms = reqwest::get(format!("{url}/v1/sandbox/sms?phone=13800138000"))
+        .await
+        .unwrap();
+    assert_eq!(sms.status().as_u16(), 200, "the sandbox is on by default");
+    terminate(&mut child);
+    for f in [
+        "paybridge-data/wallet.db",
+        "paybridge-data/issuer.db",
+        "paybridge-data/keys/wallet.ed25519",
+        "paybridge-data/keys/demo-bank.ed25519",
+    ] {
+        assert!(dir.join(f).exists(), "{f} created on first run");
+    }
+    // Second start on the same folder: same keys, already migrated.
+    let (mut child, url) = serve(&["--no-sandbox"], &dir);
+    let sms = reqwest::get(format!("{url}/v1/sandbox/sms?phone=13800138000"))
+        .await
+        .unwrap();
+    assert_eq!(
+        sms.status().as_u16(),
+        404,
+        "--no-sandbox removes the sandbox endpoints"
+    );
+    terminate(&mut child);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn keys_show_is_stable_and_key_files_are_private() {
+    let dir = temp_dir();
+    let show = || {
+        let out = bin()
+            .args(["keys", "show", "--data-dir"])
+            .arg(dir.join("data"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = show();
+    assert!(
+        first.contains("wallet\t") && first.contains("demo-bank\t"),
+        "{first}"
+    );
+    assert!(first.contains("created now"));
+    let second = show();
+    assert_eq!(
+        first.replace("  (created now)", ""),
+        second,
+        "the same keys on the second call"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("data/keys/wallet.ed25519"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_bad_flag_or_config_is_a_clear_error() {
+    let out = bin().args(["serve", "--role", "bank"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'bank'"));
+    let dir = temp_dir();
+    let config = dir.join("paybridge.toml");
+    std::fs::write(&config, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .args(["serve"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid config file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A wallet alone needs to be told where its bank is.
+    let out = bin()
+        .args(["serve", "--role", "wallet", "--data-dir"])
+        .arg(dir.join("d"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the wallet has no bank"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `serve --database-url` and `migrate` against PostgreSQL, in a database of
+/// their own that is dropped afterwards.
+#[tokio::test]
+async fn serve_and_migrate_on_postgres() {
+    use sqlx::Connection;
+    let admin_url = paybridge_store::testing::postgres_url();
+    let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
+        Ok(c) => c,
+        Err(e) => return paybridge_store::testing::postgres_unavailable(&e),
+    };
+    let db = format!("pbcli_{:016x}", rand::random::<u64>());
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{base}/{db}");
+    let dir = temp_dir();
+
+    let out = bin()
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("schema paybridge_wallet") && text.contains("schema paybridge_issuer"),
+        "{text}"
+    );
+
+    let (mut child, base_url) = serve(&["--database-url", &url], &dir);
+    let ready: serde_json::Value = reqwest::get(format!("{base_url}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    terminate(&mut child);
+
+    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

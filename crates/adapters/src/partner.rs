@@ -121,3 +121,34 @@ pub async fn receive_event(
         new,
     ))
 }
+
+/// What each role answers on its side of the partner API. The wallet and the
+/// issuers serve the same endpoints (ping, events); what they do with an
+/// event differs by role, behind this trait.
+#[async_trait]
+pub trait PartnerSide: Send + Sync + std::fmt::Debug {
+    /// Answers a signed ping from `caller`.
+    fn ping(&self, caller: &PartnerId) -> paybridge_api::partner::PartnerPing;
+
+    /// Receives an event from `from` (recorded once, acted on once).
+    async fn receive_partner_event(
+        &self,
+        from: &PartnerId,
+        event: &PartnerEvent,
+    ) -> Result<PartnerEventAck, paybridge_domain::ServiceError>;
+}
+
+/// The ping answer, the same for every role.
+pub fn ping_answer(
+    me: &PartnerId,
+    role: paybridge_domain::partner::Role,
+    caller: &PartnerId,
+    now: paybridge_domain::Timestamp,
+) -> paybridge_api::partner::PartnerPing {
+    paybridge_api::partner::PartnerPing {
+        partner: me.to_string(),
+        role: role.as_str().into(),
+        caller: caller.to_string(),
+        time: paybridge_api::rfc3339(now),
+    }
+}

@@ -63,7 +63,7 @@ mod tests {
         assert_eq!(p.masked(), "138****5678");
         assert_eq!(format!("{p:?}"), "PhoneNumber(138****5678)");
         let intl: PhoneNumber = "+8613812345678".parse().unwrap();
-        assert_eq!(intl.masked(), "+861*****5678");
+        assert_eq!(intl.masked(), "+861******5678");
     }
 
     #[test]

@@ -192,7 +192,11 @@ impl App {
                 store: shared.clone() as Arc<dyn IdempotencyStore>,
                 clock: clock.clone(),
             });
-            openapi = openapi.merge(routes::wallet_partner::router(service.clone(), auth, idem));
+            openapi = openapi.merge(routes::partner::router(
+                Arc::new(service.clone()),
+                auth,
+                idem,
+            ));
             sandbox_store = Some(shared);
             wallet = Some(service);
         }
@@ -232,7 +236,10 @@ impl App {
                 store: shared.clone() as Arc<dyn IdempotencyStore>,
                 clock: clock.clone(),
             });
-            openapi = openapi.merge(routes::issuer_partner::router(service.clone(), auth, idem));
+            openapi = openapi.nest(
+                ISSUER_PREFIX,
+                routes::partner::router(Arc::new(service.clone()), auth, idem),
+            );
             if sandbox_store.is_none() {
                 sandbox_store = Some(shared);
             }

@@ -293,8 +293,9 @@ async fn metrics_count_requests_by_route(app: &TestApp) {
     assert!(text.trim_end().ends_with("# EOF"));
 }
 
-/// Routes reach the router only through utoipa-axum's `routes!`, which
-/// documents each as it adds it; a plain `.route(` would bypass the document.
+/// Routes reach the router only through utoipa-axum's `routes!` (and its
+/// `nest`), which document each as they add it; a plain `.route(` or a
+/// nested service would bypass the document.
 #[test]
 fn no_route_bypasses_the_openapi_document() {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -307,7 +308,7 @@ fn no_route_bypasses_the_openapi_document() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                for needle in [".route(", ".route_service(", ".nest(", ".nest_service("] {
+                for needle in [".route(", ".route_service(", ".nest_service("] {
                     if text.contains(needle) {
                         offenders.push(format!("{} uses {needle}", path.display()));
                     }

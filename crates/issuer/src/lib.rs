@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use paybridge_adapters::dispatcher::OutboxDispatcher;
-use paybridge_adapters::partner::{receive_event, PartnerDirectory};
+use paybridge_adapters::partner::{ping_answer, receive_event, PartnerDirectory, PartnerSide};
 use paybridge_api::partner::{PartnerEvent, PartnerEventAck, PartnerPing};
 use paybridge_domain::partner::{PartnerId, Role};
 use paybridge_domain::{Clock, ServiceError};
@@ -26,18 +26,13 @@ pub struct Issuer {
     pub dispatcher: Arc<OutboxDispatcher>,
 }
 
-impl Issuer {
-    pub fn ping(&self, caller: &PartnerId) -> PartnerPing {
-        PartnerPing {
-            partner: self.id.to_string(),
-            role: Role::Issuer.as_str().into(),
-            caller: caller.to_string(),
-            time: paybridge_api::rfc3339(self.clock.now()),
-        }
+#[async_trait::async_trait]
+impl PartnerSide for Issuer {
+    fn ping(&self, caller: &PartnerId) -> PartnerPing {
+        ping_answer(&self.id, Role::Issuer, caller, self.clock.now())
     }
 
-    /// An event from the wallet (binding confirmed, unbound, …).
-    pub async fn receive_partner_event(
+    async fn receive_partner_event(
         &self,
         from: &PartnerId,
         event: &PartnerEvent,
@@ -45,7 +40,10 @@ impl Issuer {
         let (ack, _new) = receive_event(self.store.as_ref(), from, event, self.clock.now()).await?;
         Ok(ack)
     }
+}
 
+impl Issuer {
+    /// Ready when the store answers.
     pub async fn ready(&self) -> Result<(), ServiceError> {
         self.store.outbox_stats().await?;
         Ok(())

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use paybridge_adapters::device_push::PushHub;
 use paybridge_adapters::dispatcher::OutboxDispatcher;
-use paybridge_adapters::partner::{receive_event, PartnerDirectory};
+use paybridge_adapters::partner::{ping_answer, receive_event, PartnerDirectory, PartnerSide};
 use paybridge_api::partner::{PartnerEvent, PartnerEventAck, PartnerPing};
 use paybridge_domain::partner::{PartnerId, Role};
 use paybridge_domain::{Clock, ServiceError};
@@ -28,19 +28,13 @@ pub struct Wallet {
     pub dispatcher: Arc<OutboxDispatcher>,
 }
 
-impl Wallet {
-    /// Answers a signed ping from an issuer.
-    pub fn ping(&self, caller: &PartnerId) -> PartnerPing {
-        PartnerPing {
-            partner: self.id.to_string(),
-            role: Role::Wallet.as_str().into(),
-            caller: caller.to_string(),
-            time: paybridge_api::rfc3339(self.clock.now()),
-        }
+#[async_trait::async_trait]
+impl PartnerSide for Wallet {
+    fn ping(&self, caller: &PartnerId) -> PartnerPing {
+        ping_answer(&self.id, Role::Wallet, caller, self.clock.now())
     }
 
-    /// An event from an issuer (binding results, unbindings, …).
-    pub async fn receive_partner_event(
+    async fn receive_partner_event(
         &self,
         from: &PartnerId,
         event: &PartnerEvent,
@@ -48,7 +42,9 @@ impl Wallet {
         let (ack, _new) = receive_event(self.store.as_ref(), from, event, self.clock.now()).await?;
         Ok(ack)
     }
+}
 
+impl Wallet {
     /// Ready when the store answers.
     pub async fn ready(&self) -> Result<(), ServiceError> {
         self.store.outbox_stats().await?;

@@ -16,6 +16,7 @@ pub mod error;
 pub mod event;
 pub mod glossary;
 pub mod ids;
+pub mod ledger;
 pub mod money;
 pub mod partner;
 pub mod phone;

@@ -10,7 +10,8 @@
 //! The conformance suite (`tests/conformance.rs`) runs every test on both.
 //!
 //! Behaviour is grouped into traits by who uses it:
-//! - shared by both roles: [`IdempotencyStore`], [`NonceStore`], [`OutboxStore`], [`InboxStore`];
+//! - shared by both roles: [`IdempotencyStore`], [`NonceStore`], [`OutboxStore`], [`InboxStore`],
+//!   [`LedgerStore`] (the bank's accounts; the wallet's merchant balances);
 //! - the sandbox parties: [`SandboxStore`];
 //! - [`WalletStore`] and [`IssuerStore`] gather what each role may touch.
 //!
@@ -21,6 +22,7 @@ pub mod db;
 pub mod error;
 pub mod idempotency;
 pub mod inbox;
+pub mod ledger;
 pub mod nonces;
 pub mod outbox;
 pub mod roles;
@@ -31,6 +33,7 @@ pub use db::{Backend, Store, StoreConfig};
 pub use error::StoreError;
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SavedResponse};
 pub use inbox::InboxStore;
+pub use ledger::{LedgerStore, LedgerTotals, TransferOutcome};
 pub use nonces::NonceStore;
 pub use outbox::{OutboxStats, OutboxStore, StoredEvent};
 pub use roles::{IssuerStore, WalletStore};

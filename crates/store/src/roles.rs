@@ -3,17 +3,17 @@
 //! tables and the other way round. Flow-specific traits join these as the
 //! flows are built.
 
-use crate::{IdempotencyStore, InboxStore, NonceStore, OutboxStore, SandboxStore};
+use crate::{IdempotencyStore, InboxStore, LedgerStore, NonceStore, OutboxStore, SandboxStore};
 
 /// Everything the wallet server stores.
 pub trait WalletStore:
-    IdempotencyStore + NonceStore + OutboxStore + InboxStore + SandboxStore
+    IdempotencyStore + NonceStore + OutboxStore + InboxStore + LedgerStore + SandboxStore
 {
 }
 
 /// Everything an issuer (bank) server stores.
 pub trait IssuerStore:
-    IdempotencyStore + NonceStore + OutboxStore + InboxStore + SandboxStore
+    IdempotencyStore + NonceStore + OutboxStore + InboxStore + LedgerStore + SandboxStore
 {
 }
 

@@ -11,6 +11,7 @@ use paybridge_domain::Timestamp;
 use paybridge_store::idempotency::{IDEMPOTENCY_LOCK_SECS, IDEMPOTENCY_TTL_SECS};
 use paybridge_store::nonces::NONCE_RETENTION_SECS;
 use paybridge_store::testing::TestDb;
+use paybridge_store::Store;
 use paybridge_store::*;
 use time::Duration;
 
@@ -65,6 +66,11 @@ conformance!(
     outbox_concurrent_dispatchers_never_share_an_event,
     inbox_records_an_event_once,
     sandbox_sms_mailbox_lists_newest_first,
+    ledger_posts_and_refuses_an_overdraft,
+    ledger_transfers_are_idempotent_by_id,
+    ledger_two_phase_transfers_post_void_and_expire,
+    ledger_race_64_concurrent_debits_never_overdraw_or_double_post,
+    ledger_a_pending_transfer_is_settled_once_under_a_race,
 );
 
 async fn migrations_are_idempotent(db: &TestDb) {
@@ -451,4 +457,401 @@ async fn sandbox_sms_mailbox_lists_newest_first(db: &TestDb) {
     );
     assert_eq!(s.sms_for_phone("13800000001", 1).await.unwrap().len(), 1);
     assert!(s.sms_for_phone("13900000000", 10).await.unwrap().is_empty());
+}
+
+// ---- ledger ----------------------------------------------------------------
+
+use paybridge_domain::ledger::{
+    Account, AccountFlags, AccountId, LedgerError, PendingState, TransferKind, TransferRequest,
+};
+use paybridge_domain::{Currency, Money};
+
+async fn open(s: &Store, no_overdraft: bool) -> AccountId {
+    let flags = AccountFlags {
+        debits_must_not_exceed_credits: no_overdraft,
+        ..Default::default()
+    };
+    let account = Account::new(AccountId::generate(), Currency::CNY, flags, 0);
+    assert!(s.ledger_open_account(&account, t0()).await.unwrap());
+    assert!(
+        !s.ledger_open_account(&account, t0()).await.unwrap(),
+        "an id is opened once"
+    );
+    account.id
+}
+
+fn transfer(
+    id: &str,
+    debit: &AccountId,
+    credit: &AccountId,
+    amount: i64,
+    kind: TransferKind,
+) -> TransferRequest {
+    TransferRequest {
+        id: id.parse().unwrap(),
+        debit_account: debit.clone(),
+        credit_account: credit.clone(),
+        amount: Money::new(amount, Currency::CNY),
+        kind,
+    }
+}
+
+async fn submit(s: &Store, r: &TransferRequest) -> TransferOutcome {
+    s.ledger_submit(r, &[], t0()).await.unwrap()
+}
+
+async fn balance(s: &Store, id: &AccountId) -> i64 {
+    s.ledger_account(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .balance()
+        .amount_minor
+}
+
+/// Debits equal credits, and every account's totals equal its transfers.
+async fn assert_ledger_balances(s: &Store) -> LedgerTotals {
+    let totals = s.ledger_totals().await.unwrap();
+    assert_eq!(totals.debits_posted, totals.credits_posted, "{totals:?}");
+    assert_eq!(totals.debits_pending, totals.credits_pending, "{totals:?}");
+    assert!(s.ledger_inconsistent_accounts().await.unwrap().is_empty());
+    totals
+}
+
+async fn ledger_posts_and_refuses_an_overdraft(db: &TestDb) {
+    let s = &db.store;
+    let (bank, alice, shop) = (
+        open(s, false).await,
+        open(s, true).await,
+        open(s, false).await,
+    );
+    assert!(matches!(
+        submit(
+            s,
+            &transfer("fund", &bank, &alice, 1_000, TransferKind::Posted)
+        )
+        .await,
+        TransferOutcome::Created(_)
+    ));
+    assert!(matches!(
+        submit(
+            s,
+            &transfer("pay", &alice, &shop, 700, TransferKind::Posted)
+        )
+        .await,
+        TransferOutcome::Created(_)
+    ));
+    assert_eq!(
+        submit(
+            s,
+            &transfer("pay2", &alice, &shop, 301, TransferKind::Posted)
+        )
+        .await,
+        TransferOutcome::Refused(LedgerError::ExceedsCredits)
+    );
+    assert_eq!(balance(s, &alice).await, 300);
+    assert_eq!(
+        submit(
+            s,
+            &transfer("x", &alice, &AccountId::generate(), 1, TransferKind::Posted)
+        )
+        .await,
+        TransferOutcome::NotFound
+    );
+    assert!(
+        s.ledger_transfer(&"pay2".parse().unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused transfer is not recorded"
+    );
+    let totals = assert_ledger_balances(s).await;
+    assert_eq!((totals.accounts, totals.transfers), (3, 2));
+}
+
+async fn ledger_transfers_are_idempotent_by_id(db: &TestDb) {
+    let s = &db.store;
+    let (bank, alice) = (open(s, false).await, open(s, true).await);
+    let fund = transfer("fund-1", &bank, &alice, 500, TransferKind::Posted);
+    let TransferOutcome::Created(first) = submit(s, &fund).await else {
+        panic!("created")
+    };
+    assert_eq!(submit(s, &fund).await, TransferOutcome::Exists(first));
+    assert_eq!(
+        submit(
+            s,
+            &transfer("fund-1", &bank, &alice, 501, TransferKind::Posted)
+        )
+        .await,
+        TransferOutcome::Refused(LedgerError::ExistsWithDifferentFields)
+    );
+    assert_eq!(balance(s, &alice).await, 500, "credited once");
+    assert_ledger_balances(s).await;
+}
+
+async fn ledger_two_phase_transfers_post_void_and_expire(db: &TestDb) {
+    let s = &db.store;
+    let (bank, alice, shop) = (
+        open(s, false).await,
+        open(s, true).await,
+        open(s, false).await,
+    );
+    submit(
+        s,
+        &transfer("fund", &bank, &alice, 1_000, TransferKind::Posted),
+    )
+    .await;
+    let hold = |id: &str, amount| {
+        transfer(
+            id,
+            &alice,
+            &shop,
+            amount,
+            TransferKind::Pending { timeout_secs: 60 },
+        )
+    };
+    assert!(matches!(
+        submit(s, &hold("auth-1", 600)).await,
+        TransferOutcome::Created(_)
+    ));
+    assert_eq!(
+        submit(s, &hold("auth-2", 500)).await,
+        TransferOutcome::Refused(LedgerError::ExceedsCredits),
+        "reserved funds are not available"
+    );
+    // Capture part of the first; the rest is released.
+    let capture = transfer(
+        "cap-1",
+        &alice,
+        &shop,
+        450,
+        TransferKind::PostPending {
+            pending_id: "auth-1".parse().unwrap(),
+        },
+    );
+    assert!(matches!(
+        submit(s, &capture).await,
+        TransferOutcome::Created(_)
+    ));
+    assert_eq!(
+        submit(s, &capture).await.clone(),
+        TransferOutcome::Exists(
+            s.ledger_transfer(&"cap-1".parse().unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+        )
+    );
+    let again = transfer(
+        "cap-2",
+        &alice,
+        &shop,
+        0,
+        TransferKind::PostPending {
+            pending_id: "auth-1".parse().unwrap(),
+        },
+    );
+    assert_eq!(
+        submit(s, &again).await,
+        TransferOutcome::Refused(LedgerError::PendingAlreadyPosted)
+    );
+    let alice_now = s.ledger_account(&alice).await.unwrap().unwrap();
+    assert_eq!(
+        (alice_now.balance().amount_minor, alice_now.debits_pending),
+        (550, 0)
+    );
+    // Void one, expire another.
+    submit(s, &hold("auth-3", 100)).await;
+    let void = transfer(
+        "void-3",
+        &alice,
+        &shop,
+        0,
+        TransferKind::VoidPending {
+            pending_id: "auth-3".parse().unwrap(),
+        },
+    );
+    assert!(matches!(
+        submit(s, &void).await,
+        TransferOutcome::Created(_)
+    ));
+    submit(s, &hold("auth-4", 200)).await;
+    assert_eq!(
+        s.ledger_expire_due(t0() + Duration::seconds(59), 10)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.ledger_expire_due(t0() + Duration::seconds(60), 10)
+            .await
+            .unwrap(),
+        1
+    );
+    let expired = s
+        .ledger_transfer(&"auth-4".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(expired.pending_state, Some(PendingState::Expired));
+    let late = transfer(
+        "cap-4",
+        &alice,
+        &shop,
+        0,
+        TransferKind::PostPending {
+            pending_id: "auth-4".parse().unwrap(),
+        },
+    );
+    assert_eq!(
+        submit(s, &late).await,
+        TransferOutcome::Refused(LedgerError::PendingExpired)
+    );
+    assert_eq!(
+        s.ledger_account(&alice)
+            .await
+            .unwrap()
+            .unwrap()
+            .available()
+            .amount_minor,
+        550
+    );
+    let missing = transfer(
+        "cap-5",
+        &alice,
+        &shop,
+        0,
+        TransferKind::PostPending {
+            pending_id: "nope".parse().unwrap(),
+        },
+    );
+    assert_eq!(submit(s, &missing).await, TransferOutcome::NotFound);
+    assert_ledger_balances(s).await;
+}
+
+async fn ledger_race_64_concurrent_debits_never_overdraw_or_double_post(db: &TestDb) {
+    let s = &db.store;
+    let (bank, alice, shop) = (
+        open(s, false).await,
+        open(s, true).await,
+        open(s, false).await,
+    );
+    // Enough for exactly 32 of the 64 debits.
+    submit(
+        s,
+        &transfer("fund", &bank, &alice, 32 * 100, TransferKind::Posted),
+    )
+    .await;
+    let before = assert_ledger_balances(s).await;
+    let store = Arc::new(s.clone());
+    // Each debit is submitted twice at once, as a client retrying would.
+    let tasks = (0..64).flat_map(|i| {
+        let r = transfer(
+            &format!("debit-{i}"),
+            &alice,
+            &shop,
+            100,
+            TransferKind::Posted,
+        );
+        [0, 1].map(|_| {
+            let (store, r) = (store.clone(), r.clone());
+            tokio::spawn(async move {
+                (
+                    r.id.clone(),
+                    store.ledger_submit(&r, &[], t0()).await.unwrap(),
+                )
+            })
+        })
+    });
+    let outcomes: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let created: HashSet<_> = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, TransferOutcome::Created(_)))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let created_count = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, TransferOutcome::Created(_)))
+        .count();
+    assert_eq!(
+        created_count,
+        created.len(),
+        "no transfer id was created twice"
+    );
+    assert_eq!(created.len(), 32, "exactly the funded debits went through");
+    for (id, o) in &outcomes {
+        match o {
+            TransferOutcome::Created(_) => {}
+            TransferOutcome::Exists(t) => assert!(created.contains(id) && &t.id == id),
+            TransferOutcome::Refused(LedgerError::ExceedsCredits) => assert!(!created.contains(id)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let alice_now = s.ledger_account(&alice).await.unwrap().unwrap();
+    assert_eq!(
+        alice_now.balance().amount_minor,
+        0,
+        "never below zero, nothing left"
+    );
+    assert_eq!(balance(s, &shop).await, 3_200);
+    let after = assert_ledger_balances(s).await;
+    assert_eq!(after.transfers, before.transfers + 32);
+    // The sum of all balances never changes: what left alice arrived at shop.
+    let sum = |t: &LedgerTotals| t.credits_posted - t.debits_posted;
+    assert_eq!(sum(&before), sum(&after));
+}
+
+async fn ledger_a_pending_transfer_is_settled_once_under_a_race(db: &TestDb) {
+    let s = &db.store;
+    let (bank, alice, shop) = (
+        open(s, false).await,
+        open(s, true).await,
+        open(s, false).await,
+    );
+    submit(
+        s,
+        &transfer("fund", &bank, &alice, 1_000, TransferKind::Posted),
+    )
+    .await;
+    submit(
+        s,
+        &transfer(
+            "auth",
+            &alice,
+            &shop,
+            800,
+            TransferKind::Pending { timeout_secs: 600 },
+        ),
+    )
+    .await;
+    let store = Arc::new(s.clone());
+    let tasks = (0..16).map(|i| {
+        let pending_id = "auth".parse().unwrap();
+        let kind = if i % 2 == 0 {
+            TransferKind::PostPending { pending_id }
+        } else {
+            TransferKind::VoidPending { pending_id }
+        };
+        let r = transfer(&format!("settle-{i}"), &alice, &shop, 0, kind);
+        let store = store.clone();
+        tokio::spawn(async move { store.ledger_submit(&r, &[], t0()).await.unwrap() })
+    });
+    let outcomes: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let created = outcomes
+        .iter()
+        .filter(|o| matches!(o, TransferOutcome::Created(_)))
+        .count();
+    assert_eq!(created, 1, "{outcomes:?}");
+    let alice_now = s.ledger_account(&alice).await.unwrap().unwrap();
+    assert_eq!(alice_now.debits_pending, 0);
+    assert!(alice_now.balance().amount_minor == 200 || alice_now.balance().amount_minor == 1_000);
+    assert_ledger_balances(s).await;
 }

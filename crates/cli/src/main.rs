@@ -1,6 +1,7 @@
 //! The `paybridge` binary. Thin on purpose: it parses the configuration and
 //! hands it to `paybridge_http::App`, which the tests build the same way.
 
+mod bench;
 mod config;
 mod logging;
 
@@ -37,6 +38,15 @@ enum Command {
     /// Manage the partner signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Load scenarios with figures and invariant checks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Concurrent debits through the ledger service; checks the ledger balances at the end.
+    Ledger(bench::LedgerBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +73,13 @@ fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => runtime.block_on(migrate(args, file)),
         Command::Keys(KeysCommand::Show { store, issuer_id }) => {
             keys_show(&store, issuer_id.as_deref(), &file)
+        }
+        Command::Bench(BenchCommand::Ledger(args)) => {
+            let invariants_ok = runtime.block_on(bench::ledger(args))?;
+            if !invariants_ok {
+                anyhow::bail!("the ledger invariants do not hold after the run");
+            }
+            Ok(())
         }
     }
 }

@@ -246,3 +246,54 @@ async fn serve_and_migrate_on_postgres() {
         .unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `paybridge bench ledger` runs, reports, and finds the ledger balanced.
+#[test]
+fn bench_ledger_reports_and_checks_invariants() {
+    let mut stores = vec!["sqlite"];
+    let pg = Command::new("pg_isready")
+        .args(["-h", "127.0.0.1", "-p", "5432", "-q"])
+        .status();
+    if pg.is_ok_and(|s| s.success()) {
+        stores.push("postgres");
+    } else {
+        paybridge_store::testing::postgres_unavailable(&"pg_isready failed");
+    }
+    for store in stores {
+        let out = bin()
+            .args([
+                "bench",
+                "ledger",
+                "--store",
+                store,
+                "--concurrency",
+                "8",
+                "--seconds",
+                "1",
+                "--accounts",
+                "20",
+                "--json",
+            ])
+            .env(
+                "PAYBRIDGE_DATABASE_URL",
+                paybridge_store::testing::postgres_url(),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(last["scenario"], "ledger");
+        assert_eq!(last["store"], store);
+        assert_eq!(last["invariants_ok"], true, "{stdout}");
+        assert!(last["transfers"].as_u64().unwrap() > 0);
+        for key in ["p50", "p90", "p99", "max"] {
+            assert!(last["latency_ms"][key].is_number());
+        }
+        assert!(last["errors"].is_object() && last["throughput_per_s"].is_number());
+    }
+}

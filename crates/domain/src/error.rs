@@ -59,6 +59,10 @@ pub enum ErrorCode {
     PartnerUnreachable,
     PartnerResponseInvalid,
     RateLimited,
+    InsufficientFunds,
+    InvalidTransfer,
+    TransferIdReused,
+    PendingTransferClosed,
     StoreUnavailable,
     Timeout,
     InternalError,
@@ -86,6 +90,10 @@ impl ErrorCode {
         Self::PartnerUnreachable,
         Self::PartnerResponseInvalid,
         Self::RateLimited,
+        Self::InsufficientFunds,
+        Self::InvalidTransfer,
+        Self::TransferIdReused,
+        Self::PendingTransferClosed,
         Self::StoreUnavailable,
         Self::Timeout,
         Self::InternalError,
@@ -113,6 +121,10 @@ impl ErrorCode {
             Self::PartnerUnreachable => "partner_unreachable",
             Self::PartnerResponseInvalid => "partner_response_invalid",
             Self::RateLimited => "rate_limited",
+            Self::InsufficientFunds => "insufficient_funds",
+            Self::InvalidTransfer => "invalid_transfer",
+            Self::TransferIdReused => "transfer_id_reused",
+            Self::PendingTransferClosed => "pending_transfer_closed",
             Self::StoreUnavailable => "store_unavailable",
             Self::Timeout => "timeout",
             Self::InternalError => "internal_error",
@@ -125,7 +137,11 @@ impl ErrorCode {
             Self::InvalidJson | Self::IdempotencyKeyMissing | Self::IdempotencyKeyInvalid => {
                 K::BadRequest
             }
-            Self::InvalidRequest | Self::IdempotencyKeyReused => K::Unprocessable,
+            Self::InvalidRequest
+            | Self::IdempotencyKeyReused
+            | Self::InsufficientFunds
+            | Self::InvalidTransfer => K::Unprocessable,
+            Self::TransferIdReused | Self::PendingTransferClosed => K::Conflict,
             Self::UnsupportedMediaType => K::UnsupportedMediaType,
             Self::BodyTooLarge => K::PayloadTooLarge,
             Self::RouteNotFound | Self::NotFound => K::NotFound,

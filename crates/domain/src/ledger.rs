@@ -278,6 +278,29 @@ pub enum LedgerError {
     Overflow,
 }
 
+impl From<LedgerError> for crate::error::DomainError {
+    fn from(e: LedgerError) -> Self {
+        use crate::error::ErrorCode as C;
+        let code = match e {
+            LedgerError::ExceedsCredits => C::InsufficientFunds,
+            LedgerError::ExistsWithDifferentFields => C::TransferIdReused,
+            LedgerError::PendingAlreadyPosted
+            | LedgerError::PendingAlreadyVoided
+            | LedgerError::PendingExpired => C::PendingTransferClosed,
+            LedgerError::PendingNotFound => C::NotFound,
+            LedgerError::AmountNotPositive
+            | LedgerError::SameAccount
+            | LedgerError::CurrencyMismatch
+            | LedgerError::ExceedsDebits
+            | LedgerError::InvalidTimeout
+            | LedgerError::ExceedsPendingAmount
+            | LedgerError::PendingAccountsMismatch
+            | LedgerError::Overflow => C::InvalidTransfer,
+        };
+        crate::error::DomainError::new(code, e.to_string())
+    }
+}
+
 /// The outcome of [`apply`]: the accounts as they must be saved, the
 /// transfer to record, and the new state of the pending transfer it settles.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 //! ledger, the token vault and quick-pay agreements, and talks to the wallet
 //! only through the signed partner API.
 
+pub mod ledger;
+
 use std::sync::Arc;
 
 use paybridge_adapters::dispatcher::OutboxDispatcher;

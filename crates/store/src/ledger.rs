@@ -283,6 +283,9 @@ impl LedgerStore for Store {
         events: &[NewEvent],
         now: Timestamp,
     ) -> Result<TransferOutcome, StoreError> {
+        // Times are stored in microseconds; decide with the same precision so
+        // that what is returned now equals what is read back later.
+        let now = from_unix_micros(to_unix_micros(now));
         let mut tx = self.begin_write().await?;
         // Lock the accounts first, then look for the id: a concurrent
         // submission of the same transfer locks the same accounts, so once we

@@ -573,9 +573,15 @@ async fn ledger_transfers_are_idempotent_by_id(db: &TestDb) {
     let s = &db.store;
     let (bank, alice) = (open(s, false).await, open(s, true).await);
     let fund = transfer("fund-1", &bank, &alice, 500, TransferKind::Posted);
-    let TransferOutcome::Created(first) = submit(s, &fund).await else {
+    // A clock with sub-microsecond precision: the answer must still equal what is stored.
+    let now = t0() + Duration::nanoseconds(1_234);
+    let TransferOutcome::Created(first) = s.ledger_submit(&fund, &[], now).await.unwrap() else {
         panic!("created")
     };
+    assert_eq!(
+        s.ledger_transfer(&fund.id).await.unwrap(),
+        Some(first.clone())
+    );
     assert_eq!(submit(s, &fund).await, TransferOutcome::Exists(first));
     assert_eq!(
         submit(

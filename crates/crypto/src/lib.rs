@@ -4,9 +4,13 @@
 //!   (the `PAYBRIDGE-ED25519` authorization scheme).
 //! - [`keyfile`]: the role keys kept in the data directory (0600).
 //! - [`secret`]: wrappers that keep secrets out of `Debug` output and zero them on drop.
+//! - [`envelope`]: AES-256-GCM envelope encryption at rest, with key ids and rotation.
+//! - [`blind_index`]: keyed HMAC indexes for looking up encrypted values.
 //! - [`digest`]: SHA-256 helpers.
 
+pub mod blind_index;
 pub mod digest;
+pub mod envelope;
 pub mod keyfile;
 pub mod secret;
 pub mod signing;

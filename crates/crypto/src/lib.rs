@@ -6,12 +6,14 @@
 //! - [`secret`]: wrappers that keep secrets out of `Debug` output and zero them on drop.
 //! - [`envelope`]: AES-256-GCM envelope encryption at rest, with key ids and rotation.
 //! - [`blind_index`]: keyed HMAC indexes for looking up encrypted values.
+//! - [`otp`]: one-time codes: generation, keyed hashes, constant-time checks.
 //! - [`digest`]: SHA-256 helpers.
 
 pub mod blind_index;
 pub mod digest;
 pub mod envelope;
 pub mod keyfile;
+pub mod otp;
 pub mod secret;
 pub mod signing;
 

@@ -18,6 +18,7 @@ pub mod glossary;
 pub mod ids;
 pub mod ledger;
 pub mod money;
+pub mod otp;
 pub mod partner;
 pub mod phone;
 

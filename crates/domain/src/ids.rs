@@ -161,6 +161,10 @@ id_kind!(
     RequestKind, RequestId, "req"
 );
 id_kind!(
+    /// An OTP challenge.
+    OtpKind, OtpId, "otp"
+);
+id_kind!(
     /// A message sent through the SMS gateway.
     SmsKind, SmsId, "sms"
 );

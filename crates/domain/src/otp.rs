@@ -127,6 +127,21 @@ impl OtpStatus {
     }
 }
 
+impl From<OtpError> for crate::error::DomainError {
+    fn from(e: OtpError) -> Self {
+        use crate::error::ErrorCode as C;
+        let code = match e {
+            OtpError::Wrong { .. } => C::OtpInvalid,
+            OtpError::Locked => C::OtpLocked,
+            OtpError::Expired => C::OtpExpired,
+            OtpError::AlreadyUsed => C::OtpAlreadyUsed,
+            OtpError::ResendTooSoon { .. } => C::OtpResendTooSoon,
+            OtpError::HourlyCapReached => C::OtpRateLimited,
+        };
+        crate::error::DomainError::new(code, e.to_string())
+    }
+}
+
 /// Before sending any code to a phone.
 pub fn check_hourly_cap(sent_to_phone_last_hour: u32) -> Result<(), OtpError> {
     if sent_to_phone_last_hour >= OTP_HOURLY_CAP {

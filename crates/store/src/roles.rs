@@ -3,11 +3,13 @@
 //! tables and the other way round. Flow-specific traits join these as the
 //! flows are built.
 
-use crate::{IdempotencyStore, InboxStore, LedgerStore, NonceStore, OutboxStore, SandboxStore};
+use crate::{
+    IdempotencyStore, InboxStore, LedgerStore, NonceStore, OtpStore, OutboxStore, SandboxStore,
+};
 
 /// Everything the wallet server stores.
 pub trait WalletStore:
-    IdempotencyStore + NonceStore + OutboxStore + InboxStore + LedgerStore + SandboxStore
+    IdempotencyStore + NonceStore + OutboxStore + InboxStore + LedgerStore + OtpStore + SandboxStore
 {
 }
 

@@ -5,6 +5,8 @@
 //! Services run the domain's state machines and persist each decision with
 //! its outbox events in one transaction. Flows join as modules here.
 
+pub mod otp;
+
 use std::sync::Arc;
 
 use paybridge_adapters::device_push::PushHub;

@@ -1,0 +1,180 @@
+//! OTP challenges' storage. A status change is saved only if the row is
+//! still at the version it was read at, so two concurrent answers cannot
+//! both be judged against the same attempt count.
+
+use async_trait::async_trait;
+use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
+use paybridge_domain::ids::OtpId;
+use paybridge_domain::otp::{OtpState, OtpStatus};
+use paybridge_domain::Timestamp;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::db::Store;
+use crate::error::{corrupt, StoreError};
+
+/// A challenge as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOtp {
+    pub id: OtpId,
+    pub purpose: String,
+    /// The phone, sealed with envelope encryption.
+    pub phone_sealed: String,
+    /// Blind index of the phone (for the hourly cap).
+    pub phone_index: String,
+    /// For display: `138****5678`.
+    pub phone_masked: String,
+    pub code_hash: String,
+    pub status: OtpStatus,
+    pub version: i64,
+}
+
+#[async_trait]
+pub trait OtpStore: Send + Sync + std::fmt::Debug {
+    /// Stores a new challenge and counts a send to its phone.
+    async fn otp_create(&self, otp: &StoredOtp, now: Timestamp) -> Result<(), StoreError>;
+    async fn otp_get(&self, id: &OtpId) -> Result<Option<StoredOtp>, StoreError>;
+    /// Saves a new status (and, on a resend, a new code hash) if the row is
+    /// still at `expected_version`; `false` if it moved meanwhile.
+    async fn otp_update(
+        &self,
+        id: &OtpId,
+        expected_version: i64,
+        status: &OtpStatus,
+        new_code_hash: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Codes sent to a phone (by blind index) since `since`.
+    async fn otp_sends_since(&self, phone_index: &str, since: Timestamp)
+        -> Result<u32, StoreError>;
+}
+
+fn state_str(s: OtpState) -> &'static str {
+    match s {
+        OtpState::Pending => "pending",
+        OtpState::Verified => "verified",
+        OtpState::Locked => "locked",
+    }
+}
+
+fn otp_from_row(row: &AnyRow) -> Result<StoredOtp, StoreError> {
+    let id: String = row.try_get("id")?;
+    let state: String = row.try_get("state")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(StoredOtp {
+        id: id.parse().map_err(corrupt)?,
+        purpose: row.try_get("purpose")?,
+        phone_sealed: row.try_get("phone_sealed")?,
+        phone_index: row.try_get("phone_index")?,
+        phone_masked: row.try_get("phone_masked")?,
+        code_hash: row.try_get("code_hash")?,
+        status: OtpStatus {
+            state: match state.as_str() {
+                "pending" => OtpState::Pending,
+                "verified" => OtpState::Verified,
+                "locked" => OtpState::Locked,
+                other => return Err(corrupt(format!("otp state {other}"))),
+            },
+            attempts: u32::try_from(attempts).map_err(corrupt)?,
+            expires_at: from_unix_micros(row.try_get("expires_at")?),
+            last_sent_at: from_unix_micros(row.try_get("last_sent_at")?),
+        },
+        version: row.try_get("version")?,
+    })
+}
+
+#[async_trait]
+impl OtpStore for Store {
+    async fn otp_create(&self, otp: &StoredOtp, now: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO otp_challenges (id, purpose, phone_sealed, phone_index, phone_masked, code_hash, \
+             state, attempts, expires_at, last_sent_at, created_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0)",
+        )
+        .bind(otp.id.as_str())
+        .bind(&otp.purpose)
+        .bind(&otp.phone_sealed)
+        .bind(&otp.phone_index)
+        .bind(&otp.phone_masked)
+        .bind(&otp.code_hash)
+        .bind(state_str(otp.status.state))
+        .bind(i64::from(otp.status.attempts))
+        .bind(to_unix_micros(otp.status.expires_at))
+        .bind(to_unix_micros(otp.status.last_sent_at))
+        .bind(to_unix_micros(now))
+        .execute(tx.conn())
+        .await?;
+        sqlx::query("INSERT INTO otp_sends (phone_index, sent_at) VALUES ($1, $2)")
+            .bind(&otp.phone_index)
+            .bind(to_unix_micros(now))
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await
+    }
+
+    async fn otp_get(&self, id: &OtpId) -> Result<Option<StoredOtp>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, purpose, phone_sealed, phone_index, phone_masked, code_hash, state, attempts, \
+             expires_at, last_sent_at, version FROM otp_challenges WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(otp_from_row).transpose()
+    }
+
+    async fn otp_update(
+        &self,
+        id: &OtpId,
+        expected_version: i64,
+        status: &OtpStatus,
+        new_code_hash: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE otp_challenges SET state = $3, attempts = $4, expires_at = $5, last_sent_at = $6, \
+             code_hash = COALESCE($7, code_hash), version = version + 1 \
+             WHERE id = $1 AND version = $2",
+        )
+        .bind(id.as_str())
+        .bind(expected_version)
+        .bind(state_str(status.state))
+        .bind(i64::from(status.attempts))
+        .bind(to_unix_micros(status.expires_at))
+        .bind(to_unix_micros(status.last_sent_at))
+        .bind(new_code_hash)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        if updated == 1 && new_code_hash.is_some() {
+            // A resend is a send: it counts towards the phone's hourly cap.
+            sqlx::query(
+                "INSERT INTO otp_sends (phone_index, sent_at) \
+                 SELECT phone_index, $2 FROM otp_challenges WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .bind(to_unix_micros(now))
+            .execute(tx.conn())
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(updated == 1)
+    }
+
+    async fn otp_sends_since(
+        &self,
+        phone_index: &str,
+        since: Timestamp,
+    ) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM otp_sends WHERE phone_index = $1 AND sent_at > $2",
+        )
+        .bind(phone_index)
+        .bind(to_unix_micros(since))
+        .fetch_one(&self.pool)
+        .await?;
+        u32::try_from(n).map_err(corrupt)
+    }
+}

@@ -1,0 +1,173 @@
+//! OTP challenges for the wallet's flows (binding confirmation, security
+//! authentication, card applications): issue a code to a reserved phone
+//! through the SMS gateway, check an answer, resend. Answers never show the
+//! code or the full phone number.
+
+use std::sync::Arc;
+
+use paybridge_adapters::sms::SmsGateway;
+use paybridge_crypto::blind_index::BlindIndexKey;
+use paybridge_crypto::envelope::Keyring;
+use paybridge_crypto::otp::{generate_code, well_formed, OtpHasher};
+use paybridge_domain::ids::OtpId;
+use paybridge_domain::otp::{check_hourly_cap, OtpStatus, OTP_RESEND_AFTER_SECS};
+use paybridge_domain::phone::PhoneNumber;
+use paybridge_domain::{Clock, ErrorCode, ServiceError, Timestamp};
+use paybridge_store::{OtpStore, StoredOtp};
+
+/// Times a racing answer is re-judged on the fresh row before giving up.
+const OTP_CAS_RETRIES: usize = 8;
+
+/// What the caller may see of an issued challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedOtp {
+    pub id: OtpId,
+    pub phone_masked: String,
+    pub expires_at: Timestamp,
+    pub resend_after: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct OtpService {
+    pub store: Arc<dyn OtpStore>,
+    pub sms: Arc<dyn SmsGateway>,
+    pub hasher: OtpHasher,
+    pub keyring: Keyring,
+    pub index_key: BlindIndexKey,
+    pub clock: Arc<dyn Clock>,
+}
+
+fn context(id: &OtpId) -> String {
+    format!("otp.phone:{id}")
+}
+
+fn message(code: &str, purpose: &str) -> String {
+    format!(
+        "[paybridge] Your code for {purpose} is {code}. It expires in 5 minutes. Never share it."
+    )
+}
+
+impl OtpService {
+    /// Sends a fresh code for `purpose` to `phone`.
+    pub async fn issue(
+        &self,
+        purpose: &str,
+        phone: &PhoneNumber,
+    ) -> Result<IssuedOtp, ServiceError> {
+        let now = self.clock.now();
+        let phone_index = self.index_key.index("phone", phone.as_str());
+        let sent = self
+            .store
+            .otp_sends_since(&phone_index, now - time::Duration::hours(1))
+            .await?;
+        check_hourly_cap(sent).map_err(|e| ServiceError::Rejected(e.into()))?;
+        let id = OtpId::generate();
+        let code = generate_code();
+        let status = OtpStatus::issued(now);
+        let otp = StoredOtp {
+            id: id.clone(),
+            purpose: purpose.to_owned(),
+            phone_sealed: self.keyring.seal(phone.as_str().as_bytes(), &context(&id)),
+            phone_index,
+            phone_masked: phone.masked(),
+            code_hash: self.hasher.hash(id.as_str(), code.expose()),
+            status,
+            version: 0,
+        };
+        self.store.otp_create(&otp, now).await?;
+        self.deliver(phone.as_str(), code.expose(), purpose).await?;
+        tracing::info!(otp.id = %id, otp.purpose = purpose, "OTP issued");
+        Ok(self.issued(&otp, status))
+    }
+
+    fn issued(&self, otp: &StoredOtp, status: OtpStatus) -> IssuedOtp {
+        IssuedOtp {
+            id: otp.id.clone(),
+            phone_masked: otp.phone_masked.clone(),
+            expires_at: status.expires_at,
+            resend_after: status.last_sent_at + time::Duration::seconds(OTP_RESEND_AFTER_SECS),
+        }
+    }
+
+    async fn deliver(&self, phone: &str, code: &str, purpose: &str) -> Result<(), ServiceError> {
+        self.sms
+            .send(phone, &message(code, purpose))
+            .await
+            .map_err(|e| ServiceError::Unavailable {
+                code: ErrorCode::PartnerUnreachable,
+                source: Box::new(e),
+            })?;
+        Ok(())
+    }
+
+    async fn load(&self, id: &OtpId) -> Result<StoredOtp, ServiceError> {
+        self.store
+            .otp_get(id)
+            .await?
+            .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such OTP challenge"))
+    }
+
+    /// Checks an entered code. Every wrong answer is counted, also under
+    /// concurrent answers; the fifth locks the challenge.
+    pub async fn verify(&self, id: &OtpId, entered: &str) -> Result<(), ServiceError> {
+        for _ in 0..OTP_CAS_RETRIES {
+            let otp = self.load(id).await?;
+            let matches =
+                well_formed(entered) && self.hasher.matches(&otp.code_hash, id.as_str(), entered);
+            let now = self.clock.now();
+            let (status, outcome) = otp.status.answer(matches, now);
+            if status != otp.status
+                && !self
+                    .store
+                    .otp_update(id, otp.version, &status, None, now)
+                    .await?
+            {
+                continue; // another answer moved it first: judge again on the fresh row
+            }
+            if let Err(e) = outcome {
+                tracing::info!(otp.id = %id, attempts = status.attempts, "OTP answer refused");
+                return Err(ServiceError::Rejected(e.into()));
+            }
+            tracing::info!(otp.id = %id, "OTP verified");
+            return Ok(());
+        }
+        Err(ServiceError::rejected(
+            ErrorCode::OtpLocked,
+            "too many concurrent answers; ask for a new code",
+        ))
+    }
+
+    /// Sends a new code for the same challenge (after the resend wait).
+    pub async fn resend(&self, id: &OtpId) -> Result<IssuedOtp, ServiceError> {
+        let otp = self.load(id).await?;
+        let now = self.clock.now();
+        let sent = self
+            .store
+            .otp_sends_since(&otp.phone_index, now - time::Duration::hours(1))
+            .await?;
+        let status = otp
+            .status
+            .resend(sent, now)
+            .map_err(|e| ServiceError::Rejected(e.into()))?;
+        let phone = self
+            .keyring
+            .open(&otp.phone_sealed, &context(id))
+            .map_err(|e| ServiceError::Internal(Box::new(e)))?;
+        let phone = String::from_utf8(phone.expose().clone())
+            .map_err(|e| ServiceError::Internal(Box::new(e)))?;
+        let code = generate_code();
+        let hash = self.hasher.hash(id.as_str(), code.expose());
+        if !self
+            .store
+            .otp_update(id, otp.version, &status, Some(&hash), now)
+            .await?
+        {
+            return Err(ServiceError::rejected(
+                ErrorCode::OtpResendTooSoon,
+                "the challenge changed meanwhile; retry",
+            ));
+        }
+        self.deliver(&phone, code.expose(), &otp.purpose).await?;
+        Ok(self.issued(&otp, status))
+    }
+}

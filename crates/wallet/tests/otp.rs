@@ -1,0 +1,220 @@
+//! OTP challenges end to end through the sandbox SMS gateway, on both
+//! stores, with a manual clock for expiry, resend waits and the hourly cap.
+
+use std::sync::Arc;
+
+use paybridge_adapters::sms::SandboxSmsGateway;
+use paybridge_crypto::blind_index::BlindIndexKey;
+use paybridge_crypto::envelope::{Kek, Keyring};
+use paybridge_crypto::otp::OtpHasher;
+use paybridge_domain::otp::{
+    OTP_HOURLY_CAP, OTP_MAX_ATTEMPTS, OTP_RESEND_AFTER_SECS, OTP_TTL_SECS,
+};
+use paybridge_domain::phone::PhoneNumber;
+use paybridge_domain::{Clock, ErrorCode, ManualClock, ServiceError};
+use paybridge_store::testing::TestDb;
+use paybridge_store::{OtpStore, SandboxStore};
+use paybridge_wallet::otp::OtpService;
+use time::Duration;
+
+const PHONE: &str = "13812345678";
+
+fn service(db: &TestDb, clock: &ManualClock) -> OtpService {
+    let store = Arc::new(db.store.clone());
+    OtpService {
+        store: store.clone(),
+        sms: Arc::new(SandboxSmsGateway::new(store, Arc::new(clock.clone()))),
+        hasher: OtpHasher::from_bytes([9; 32]),
+        keyring: Keyring::new(Kek::generate(), []),
+        index_key: BlindIndexKey::from_bytes([8; 32]),
+        clock: Arc::new(clock.clone()),
+    }
+}
+
+fn clock() -> ManualClock {
+    ManualClock::new(time::macros::datetime!(2026-11-23 08:00 UTC))
+}
+
+fn phone() -> PhoneNumber {
+    PHONE.parse().unwrap()
+}
+
+/// The code in the newest message to the phone.
+async fn last_code(db: &TestDb) -> String {
+    let inbox = db.store.sms_for_phone(PHONE, 1).await.unwrap();
+    let body = &inbox[0].body;
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_owned()
+}
+
+fn code_of(e: ServiceError) -> ErrorCode {
+    e.code()
+}
+
+fn wrong(code: &str) -> String {
+    format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000)
+}
+
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() { super::$name(&paybridge_store::testing::TestDb::sqlite().await).await; }
+        )* }
+        mod postgres { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                if let Some(db) = paybridge_store::testing::TestDb::postgres().await { super::$name(&db).await; }
+            }
+        )* }
+    };
+}
+
+both_stores!(
+    a_delivered_code_verifies_once,
+    five_wrong_codes_lock_the_challenge,
+    codes_expire_after_five_minutes,
+    resend_waits_and_replaces_the_code,
+    a_phone_gets_at_most_ten_codes_an_hour,
+    concurrent_wrong_answers_are_all_counted,
+    neither_code_nor_phone_is_stored_in_clear,
+);
+
+async fn a_delivered_code_verifies_once(db: &TestDb) {
+    let c = clock();
+    let otp = service(db, &c);
+    let issued = otp.issue("binding", &phone()).await.unwrap();
+    assert_eq!(issued.phone_masked, "138****5678");
+    assert_eq!(issued.expires_at, c.now() + Duration::seconds(OTP_TTL_SECS));
+    let code = last_code(db).await;
+    otp.verify(&issued.id, &code).await.unwrap();
+    assert_eq!(
+        code_of(otp.verify(&issued.id, &code).await.unwrap_err()),
+        ErrorCode::OtpAlreadyUsed
+    );
+    let unknown = paybridge_domain::ids::OtpId::generate();
+    assert_eq!(
+        code_of(otp.verify(&unknown, &code).await.unwrap_err()),
+        ErrorCode::NotFound
+    );
+}
+
+async fn five_wrong_codes_lock_the_challenge(db: &TestDb) {
+    let c = clock();
+    let otp = service(db, &c);
+    let issued = otp.issue("binding", &phone()).await.unwrap();
+    let code = last_code(db).await;
+    for _ in 1..OTP_MAX_ATTEMPTS {
+        assert_eq!(
+            code_of(otp.verify(&issued.id, &wrong(&code)).await.unwrap_err()),
+            ErrorCode::OtpInvalid
+        );
+    }
+    // Junk counts as a wrong answer too.
+    assert_eq!(
+        code_of(otp.verify(&issued.id, "12ab").await.unwrap_err()),
+        ErrorCode::OtpLocked
+    );
+    assert_eq!(
+        code_of(otp.verify(&issued.id, &code).await.unwrap_err()),
+        ErrorCode::OtpLocked
+    );
+    let stored = db.store.otp_get(&issued.id).await.unwrap().unwrap();
+    assert_eq!(stored.status.attempts, OTP_MAX_ATTEMPTS);
+}
+
+async fn codes_expire_after_five_minutes(db: &TestDb) {
+    let c = clock();
+    let otp = service(db, &c);
+    let issued = otp.issue("binding", &phone()).await.unwrap();
+    let code = last_code(db).await;
+    c.advance(Duration::seconds(OTP_TTL_SECS));
+    assert_eq!(
+        code_of(otp.verify(&issued.id, &code).await.unwrap_err()),
+        ErrorCode::OtpExpired
+    );
+}
+
+async fn resend_waits_and_replaces_the_code(db: &TestDb) {
+    let c = clock();
+    let otp = service(db, &c);
+    let issued = otp.issue("binding", &phone()).await.unwrap();
+    let first = last_code(db).await;
+    assert_eq!(
+        code_of(otp.resend(&issued.id).await.unwrap_err()),
+        ErrorCode::OtpResendTooSoon
+    );
+    c.advance(Duration::seconds(OTP_RESEND_AFTER_SECS));
+    let again = otp.resend(&issued.id).await.unwrap();
+    assert_eq!(again.expires_at, c.now() + Duration::seconds(OTP_TTL_SECS));
+    let second = last_code(db).await;
+    assert_eq!(db.store.sms_for_phone(PHONE, 10).await.unwrap().len(), 2);
+    if first != second {
+        assert_eq!(
+            code_of(otp.verify(&issued.id, &first).await.unwrap_err()),
+            ErrorCode::OtpInvalid
+        );
+    }
+    otp.verify(&issued.id, &second).await.unwrap();
+}
+
+async fn a_phone_gets_at_most_ten_codes_an_hour(db: &TestDb) {
+    let c = clock();
+    let otp = service(db, &c);
+    for _ in 0..OTP_HOURLY_CAP {
+        otp.issue("binding", &phone()).await.unwrap();
+        c.advance(Duration::seconds(1));
+    }
+    assert_eq!(
+        code_of(otp.issue("binding", &phone()).await.unwrap_err()),
+        ErrorCode::OtpRateLimited
+    );
+    let other: PhoneNumber = "13900000000".parse().unwrap();
+    otp.issue("binding", &other).await.unwrap();
+    c.advance(Duration::hours(1));
+    otp.issue("binding", &phone()).await.unwrap();
+}
+
+async fn concurrent_wrong_answers_are_all_counted(db: &TestDb) {
+    let c = clock();
+    let otp = Arc::new(service(db, &c));
+    let issued = otp.issue("binding", &phone()).await.unwrap();
+    let code = last_code(db).await;
+    let tasks = (0..20).map(|_| {
+        let (otp, id, guess) = (otp.clone(), issued.id.clone(), wrong(&code));
+        tokio::spawn(async move { otp.verify(&id, &guess).await })
+    });
+    let results: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let invalid = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.code() == ErrorCode::OtpInvalid))
+        .count();
+    assert!(
+        invalid <= (OTP_MAX_ATTEMPTS - 1) as usize,
+        "{invalid} wrong answers judged as not yet locked"
+    );
+    let stored = db.store.otp_get(&issued.id).await.unwrap().unwrap();
+    assert_eq!(stored.status.attempts, OTP_MAX_ATTEMPTS);
+    assert_eq!(
+        code_of(otp.verify(&issued.id, &code).await.unwrap_err()),
+        ErrorCode::OtpLocked
+    );
+}
+
+async fn neither_code_nor_phone_is_stored_in_clear(db: &TestDb) {
+    let c = clock();
+    let otp = service(db, &c);
+    let issued = otp.issue("binding", &phone()).await.unwrap();
+    let code = last_code(db).await;
+    let stored = db.store.otp_get(&issued.id).await.unwrap().unwrap();
+    let row = format!("{stored:?}");
+    assert!(!row.contains(&code), "{row}");
+    assert!(!row.contains(PHONE), "{row}");
+    assert_eq!(stored.phone_masked, "138****5678");
+}

@@ -272,7 +272,27 @@ impl App {
             metrics: metrics.clone(),
             openapi_json: openapi_json.clone(),
         }));
-        let (router, doc) = openapi.split_for_parts();
+        let (router, mut doc) = openapi.split_for_parts();
+        // The partner router is mounted twice (wallet, and issuer under
+        // /bank); operation ids must stay unique across the document.
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if path.starts_with(ISSUER_PREFIX) {
+                for op in [
+                    &mut item.get,
+                    &mut item.post,
+                    &mut item.put,
+                    &mut item.delete,
+                    &mut item.patch,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    if let Some(id) = &op.operation_id {
+                        op.operation_id = Some(format!("bank_{id}"));
+                    }
+                }
+            }
+        }
         openapi_json
             .set(
                 doc.to_pretty_json()

@@ -88,6 +88,15 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
         expected.len(),
         "every route is in the document, and only those"
     );
+    let mut ids = std::collections::HashSet::new();
+    for item in paths.values() {
+        for op in item.as_object().unwrap().values() {
+            let id = op["operationId"]
+                .as_str()
+                .expect("every operation has an id");
+            assert!(ids.insert(id.to_owned()), "operationId {id} is not unique");
+        }
+    }
     for schema in [
         "ErrorBody",
         "PartnerEvent",

@@ -5,11 +5,27 @@
 //! - [`system`]: health, readiness.
 //! - [`partner`]: the signed server-to-server API between wallet and issuers.
 //! - [`sandbox`]: the sandbox parties' mailboxes.
+//! - [`wallet`]: the wallet app's API (accounts, sessions, devices, WebAuthn, push channel).
+//! - [`bank`]: the bank app's API (sessions, cards).
 
+/// `Debug` that prints only the type's name: for request bodies carrying
+/// passwords, PINs or personal data.
+macro_rules! redacted_debug {
+    ($($t:ty),* $(,)?) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($t), " { <redacted> }"))
+            }
+        }
+    )*};
+}
+
+pub mod bank;
 pub mod error;
 pub mod partner;
 pub mod sandbox;
 pub mod system;
+pub mod wallet;
 
 pub use error::{ErrorBody, ErrorDetail};
 

@@ -9,11 +9,16 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use paybridge_crypto::keyfile;
+use paybridge_crypto::keyfile::{decode_secret, load_or_create_secret};
+use paybridge_crypto::master::{MasterKey, MASTER_KEY_ENV};
 use paybridge_crypto::{PartnerKeyPair, PartnerPublicKey};
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::SystemClock;
 use paybridge_http::{AppConfig, IssuerRoleConfig, PeerConfig, WalletRoleConfig};
+use paybridge_issuer::sandbox_bins;
+use paybridge_issuer::seed::SANDBOX_SEED;
 use paybridge_store::StoreConfig;
+use paybridge_wallet::webauthn::WebauthnConfig;
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -81,6 +86,16 @@ pub struct ServeArgs {
     /// This bank's partner id [default: demo-bank]
     #[arg(long, env = "PAYBRIDGE_ISSUER_ID")]
     pub issuer_id: Option<String>,
+    /// A seed file of bank customers and cards (TOML, as the README shows);
+    /// repeatable; applied after the sandbox bank's demo data.
+    #[arg(long = "seed", value_name = "FILE")]
+    pub seeds: Vec<PathBuf>,
+    /// WebAuthn relying party id of the phones' credentials [default: localhost]
+    #[arg(long, env = "PAYBRIDGE_WEBAUTHN_RP_ID")]
+    pub webauthn_rp_id: Option<String>,
+    /// Origin the wallet app presents to WebAuthn [default: http://localhost:8080]
+    #[arg(long, env = "PAYBRIDGE_WEBAUTHN_ORIGIN")]
+    pub webauthn_origin: Option<String>,
 }
 
 /// The TOML file. Every key is optional.
@@ -106,6 +121,8 @@ pub struct FileWallet {
     /// Banks registered with this wallet, beyond the one in this process.
     #[serde(default)]
     pub issuers: Vec<FilePeer>,
+    pub webauthn_rp_id: Option<String>,
+    pub webauthn_origin: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -114,6 +131,9 @@ pub struct FileIssuer {
     pub id: Option<String>,
     pub name: Option<String>,
     pub wallet: Option<FilePeer>,
+    /// Seed files applied at start (after --seed files).
+    #[serde(default)]
+    pub seeds: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +199,28 @@ pub fn store_config(args: &StoreArgs, file: &FileConfig, role_name: &str) -> Sto
             path: data_dir(args, file).join(format!("{role_name}.db")),
         },
     }
+}
+
+/// The master key: `PAYBRIDGE_MASTER_KEY` (base64, 32 bytes) if set, else
+/// `<data dir>/keys/master.key`, created (0600) on first start. Returns the
+/// key and where it came from, for the banner.
+pub fn master_key(data_dir: &Path) -> anyhow::Result<(MasterKey, String)> {
+    if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
+        let key = decode_secret(&text)
+            .with_context(|| format!("{MASTER_KEY_ENV} is not a base64 32-byte key"))?;
+        return Ok((MasterKey::from_bytes(key), format!("from {MASTER_KEY_ENV}")));
+    }
+    let path = data_dir.join("keys").join("master.key");
+    let (key, created) = load_or_create_secret(&path, MasterKey::generate)?;
+    let note = if created {
+        " (new key created; back it up)"
+    } else {
+        ""
+    };
+    Ok((
+        MasterKey::from_bytes(key),
+        format!("{}{note}", path.display()),
+    ))
 }
 
 /// Loads the role's key from `<data dir>/keys/<id>.ed25519`, creating it on first start.
@@ -287,11 +329,26 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+            let rp_id = args
+                .webauthn_rp_id
+                .clone()
+                .or_else(|| file.wallet.webauthn_rp_id.clone())
+                .unwrap_or_else(|| "localhost".into());
+            let origin = args
+                .webauthn_origin
+                .clone()
+                .or_else(|| file.wallet.webauthn_origin.clone())
+                .unwrap_or_else(|| "http://localhost:8080".into());
             Some(WalletRoleConfig {
                 id: wallet_id.clone(),
                 store: store_config(&args.store, file, "wallet"),
                 key: key.clone(),
                 issuers,
+                webauthn: WebauthnConfig {
+                    rp_id,
+                    origin: url::Url::parse(&origin)
+                        .with_context(|| format!("invalid WebAuthn origin {origin:?}"))?,
+                },
             })
         }
     };
@@ -319,12 +376,29 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
                 "issuer    {issuer_id} ({issuer_name}), wallet: {}",
                 wallet_peer.id
             ));
+            let mut seeds = Vec::new();
+            if sandbox {
+                seeds.push(SANDBOX_SEED.to_owned());
+                description.push(
+                    "bank app  demo customers zhang.san, li.si, wang.fang (password Sandbox#2026): POST /bank/v1/app/sessions"
+                        .to_owned(),
+                );
+            }
+            for path in args.seeds.iter().chain(&file.issuer.seeds) {
+                seeds.push(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read seed file {}", path.display()))?,
+                );
+                description.push(format!("seed      {}", path.display()));
+            }
             Some(IssuerRoleConfig {
                 id: issuer_id.clone(),
                 name: issuer_name,
                 store: store_config(&args.store, file, "issuer"),
                 key: key.clone(),
                 wallet: wallet_peer,
+                bins: sandbox_bins(),
+                seeds,
             })
         }
     };
@@ -344,6 +418,8 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
         }
     ));
 
+    let (master_key, master_source) = master_key(&dir)?;
+    description.push(format!("master    {master_source}"));
     Ok(Resolved {
         app: AppConfig {
             listen,
@@ -351,6 +427,7 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
             issuer,
             sandbox,
             clock: Arc::new(SystemClock),
+            master_key,
         },
         log_format,
         data_dir: dir,

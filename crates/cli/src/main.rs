@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the wallet and the sandbox bank (or one role) with every sandbox party.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create and migrate the stores, then exit.
     Migrate(StoreArgs),
     /// Manage the partner signing keys.
@@ -59,6 +59,12 @@ enum KeysCommand {
         #[arg(long, env = "PAYBRIDGE_ISSUER_ID")]
         issuer_id: Option<String>,
     },
+    /// Start a new key-encryption key for each role's data at rest and
+    /// re-encrypt every sealed value under it (old keys stay readable).
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,11 +75,12 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args, file)),
+        Command::Serve(args) => runtime.block_on(serve(*args, file)),
         Command::Migrate(args) => runtime.block_on(migrate(args, file)),
         Command::Keys(KeysCommand::Show { store, issuer_id }) => {
             keys_show(&store, issuer_id.as_deref(), &file)
         }
+        Command::Keys(KeysCommand::Rotate { store }) => runtime.block_on(keys_rotate(store, file)),
         Command::Bench(BenchCommand::Ledger(args)) => {
             let invariants_ok = runtime.block_on(bench::ledger(args))?;
             if !invariants_ok {
@@ -123,6 +130,40 @@ async fn migrate(args: StoreArgs, file: config::FileConfig) -> anyhow::Result<()
         println!(
             "migrated {role} store: {}",
             config::describe_store(&store_config)
+        );
+    }
+    Ok(())
+}
+
+async fn keys_rotate(args: StoreArgs, file: config::FileConfig) -> anyhow::Result<()> {
+    let role = args.role.or(file.role).unwrap_or(RoleChoice::All);
+    let roles: &[&str] = match role {
+        RoleChoice::All => &["wallet", "issuer"],
+        RoleChoice::Wallet => &["wallet"],
+        RoleChoice::Issuer => &["issuer"],
+    };
+    let (master, _) = config::master_key(&config::data_dir(&args, &file))?;
+    for role in roles {
+        let store_config = config::store_config(&args, &file, role);
+        let store = Store::open(&store_config)
+            .await
+            .with_context(|| format!("cannot open the {role} store"))?;
+        let vault = paybridge_store::KeyVault::open(
+            std::sync::Arc::new(store.clone()),
+            master.clone(),
+            role,
+            paybridge_domain::Clock::now(&paybridge_domain::SystemClock),
+        )
+        .await
+        .with_context(|| format!("cannot open the {role} keys"))?;
+        let report = vault
+            .rotate(paybridge_domain::Clock::now(&paybridge_domain::SystemClock))
+            .await
+            .with_context(|| format!("cannot rotate the {role} keys"))?;
+        store.close().await;
+        println!(
+            "{role}: key {} -> {}; {} values re-encrypted, {} already current",
+            report.previous, report.active, report.rewrapped, report.current
         );
     }
     Ok(())

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
+use zeroize::Zeroizing;
 
 use crate::signing::PartnerKeyPair;
 
@@ -17,7 +18,7 @@ pub enum KeyFileError {
         path: String,
         source: std::io::Error,
     },
-    #[error("key file {path} is not a base64 Ed25519 seed")]
+    #[error("key file {path} is not a base64 32-byte key")]
     Malformed { path: String },
     #[error("key file {path} is readable by group or others (mode {mode:o}); run chmod 600")]
     TooOpen { path: String, mode: u32 },
@@ -26,6 +27,16 @@ pub enum KeyFileError {
 /// Loads the key at `path`, creating it (and its folder) when missing.
 /// Returns the key and whether it was created now.
 pub fn load_or_create(path: &Path) -> Result<(PartnerKeyPair, bool), KeyFileError> {
+    let (seed, created) = load_or_create_secret(path, || PartnerKeyPair::generate().seed())?;
+    Ok((PartnerKeyPair::from_seed(&seed), created))
+}
+
+/// Loads the 32-byte secret at `path`, or creates it with `generate` when
+/// missing. Returns the secret and whether it was created now.
+pub fn load_or_create_secret(
+    path: &Path,
+    generate: impl FnOnce() -> Zeroizing<[u8; 32]>,
+) -> Result<(Zeroizing<[u8; 32]>, bool), KeyFileError> {
     let shown = path.display().to_string();
     let io = |source| KeyFileError::Io {
         path: shown.clone(),
@@ -33,23 +44,30 @@ pub fn load_or_create(path: &Path) -> Result<(PartnerKeyPair, bool), KeyFileErro
     };
     if path.exists() {
         check_permissions(path)?;
-        let text = fs::read_to_string(path).map_err(io)?;
-        let seed = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or(KeyFileError::Malformed {
-                path: shown.clone(),
-            })?;
-        return Ok((PartnerKeyPair::from_seed(&seed), false));
+        let text = Zeroizing::new(fs::read_to_string(path).map_err(io)?);
+        let seed = decode_secret(text.trim()).ok_or(KeyFileError::Malformed {
+            path: shown.clone(),
+        })?;
+        return Ok((seed, false));
     }
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(io)?;
     }
-    let key = PartnerKeyPair::generate();
-    let text = base64::engine::general_purpose::STANDARD.encode(key.seed());
-    write_private(path, format!("{text}\n").as_bytes()).map_err(io)?;
-    Ok((key, true))
+    let seed = generate();
+    let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(seed.as_slice()));
+    write_private(path, format!("{}\n", text.as_str()).as_bytes()).map_err(io)?;
+    Ok((seed, true))
+}
+
+/// A base64 32-byte secret (key files, `PAYBRIDGE_MASTER_KEY`).
+pub fn decode_secret(text: &str) -> Option<Zeroizing<[u8; 32]>> {
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .ok()?,
+    );
+    let arr: [u8; 32] = bytes.as_slice().try_into().ok()?;
+    Some(Zeroizing::new(arr))
 }
 
 #[cfg(unix)]

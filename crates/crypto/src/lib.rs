@@ -7,15 +7,21 @@
 //! - [`envelope`]: AES-256-GCM envelope encryption at rest, with key ids and rotation.
 //! - [`blind_index`]: keyed HMAC indexes for looking up encrypted values.
 //! - [`otp`]: one-time codes: generation, keyed hashes, constant-time checks.
+//! - [`master`]: the master key; KEK wrapping and per-role derived HMAC keys.
+//! - [`password`]: Argon2id password hashes, with equal time for unknown accounts.
+//! - [`token`]: opaque session tokens and their keyed hashes.
 //! - [`digest`]: SHA-256 helpers.
 
 pub mod blind_index;
 pub mod digest;
 pub mod envelope;
 pub mod keyfile;
+pub mod master;
 pub mod otp;
+pub mod password;
 pub mod secret;
 pub mod signing;
+pub mod token;
 
 pub use secret::Secret;
 pub use signing::{PartnerKeyPair, PartnerPublicKey};

@@ -122,6 +122,21 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
+    /// An event whose topic is a constant of the code (so it is known valid).
+    pub fn of(
+        topic: &'static str,
+        destination: Destination,
+        payload: serde_json::Value,
+        occurred_at: Timestamp,
+    ) -> Self {
+        Self::new(
+            topic.parse().expect("topics in the code are valid"),
+            destination,
+            payload,
+            occurred_at,
+        )
+    }
+
     pub fn new(
         topic: Topic,
         destination: Destination,

@@ -173,6 +173,27 @@ id_kind!(
     RelayMessageKind, RelayMessageId, "rly"
 );
 
+id_kind!(
+    /// A bank customer (issuer side).
+    CustomerKind, CustomerId, "cus"
+);
+id_kind!(
+    /// A bank card (issuer side).
+    CardKind, CardId, "card"
+);
+id_kind!(
+    /// A login session (wallet account or bank app); the bearer token is separate and secret.
+    SessionKind, SessionId, "ses"
+);
+id_kind!(
+    /// A WebAuthn credential registered by a device.
+    CredentialKind, CredentialId, "cred"
+);
+id_kind!(
+    /// A pending WebAuthn ceremony (registration or authentication).
+    CeremonyKind, CeremonyId, "wac"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

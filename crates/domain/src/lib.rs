@@ -9,12 +9,18 @@
 //! - [`clock`]: the time seam (system and manual clocks).
 //! - [`event`]: outbox events and where they are delivered.
 //! - [`partner`]: the parties (wallet, issuers) and their ids.
+//! - [`card`], [`identity`], [`credentials`], [`device`]: bank cards (PAN, Luhn, BIN),
+//!   real-name identity, password rules and lockout, device types.
 //! - [`glossary`]: seed term → our name.
 
+pub mod card;
 pub mod clock;
+pub mod credentials;
+pub mod device;
 pub mod error;
 pub mod event;
 pub mod glossary;
+pub mod identity;
 pub mod ids;
 pub mod ledger;
 pub mod money;

@@ -22,11 +22,18 @@ use paybridge_adapters::push_relay::SandboxPushRelay;
 use paybridge_adapters::sandbox::SandboxParties;
 use paybridge_adapters::sms::SandboxSmsGateway;
 use paybridge_client::{PartnerClient, PartnerClientConfig};
+use paybridge_crypto::master::MasterKey;
+use paybridge_crypto::password::PasswordHasher;
 use paybridge_crypto::{PartnerKeyPair, PartnerPublicKey};
+use paybridge_domain::card::BinRange;
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::{Clock, ErrorCode};
+use paybridge_issuer::seed::SeedFile;
 use paybridge_issuer::Issuer;
-use paybridge_store::{IdempotencyStore, NonceStore, SandboxStore, Store, StoreConfig};
+use paybridge_store::{
+    IdempotencyStore, KeyStore, KeyVault, NonceStore, SandboxStore, Store, StoreConfig,
+};
+use paybridge_wallet::webauthn::{build_webauthn, WebauthnConfig};
 use paybridge_wallet::Wallet;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -66,6 +73,8 @@ pub struct WalletRoleConfig {
     pub key: Arc<PartnerKeyPair>,
     /// The banks registered with this wallet.
     pub issuers: Vec<PeerConfig>,
+    /// The relying party of the phones' WebAuthn credentials.
+    pub webauthn: WebauthnConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +84,10 @@ pub struct IssuerRoleConfig {
     pub store: StoreConfig,
     pub key: Arc<PartnerKeyPair>,
     pub wallet: PeerConfig,
+    /// The card numbers this bank issues.
+    pub bins: BinRange,
+    /// Seed files (TOML) applied at start, in order; idempotent.
+    pub seeds: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +98,8 @@ pub struct AppConfig {
     /// Serve the sandbox parties' endpoints.
     pub sandbox: bool,
     pub clock: Arc<dyn Clock>,
+    /// Wraps the roles' encryption keys and derives their HMAC keys.
+    pub master_key: MasterKey,
 }
 
 /// A built application, bound to its port, ready to run.
@@ -97,6 +112,8 @@ pub struct App {
     pub issuer: Option<Issuer>,
     purgeable: Vec<Store>,
     clock: Arc<dyn Clock>,
+    /// Tells long-lived answers (push channels) that the server stops.
+    stopping: watch::Sender<bool>,
 }
 
 fn loopback_base(addr: SocketAddr) -> String {
@@ -143,6 +160,7 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let mut openapi = OpenApiRouter::with_openapi(ApiDoc::openapi());
         let mut purgeable = Vec::new();
+        let (stopping, stopping_rx) = watch::channel(false);
 
         let mut wallet = None;
         let mut sandbox_store: Option<Arc<dyn SandboxStore>> = None;
@@ -169,6 +187,14 @@ impl App {
                 clock.clone(),
                 metrics.dispatch_counters("wallet"),
             ));
+            let vault = KeyVault::open(
+                shared.clone() as Arc<dyn KeyStore>,
+                config.master_key.clone(),
+                "wallet",
+                clock.now(),
+            )
+            .await
+            .context("cannot open the wallet's encryption keys")?;
             let service = Wallet {
                 id: w.id.clone(),
                 store: shared.clone(),
@@ -176,6 +202,12 @@ impl App {
                 issuers,
                 push_hub,
                 dispatcher,
+                vault: Arc::new(vault),
+                keys: config.master_key.derived_keys("wallet"),
+                passwords: PasswordHasher::default(),
+                webauthn: Arc::new(
+                    build_webauthn(&w.webauthn).context("invalid WebAuthn relying party")?,
+                ),
             };
             let auth = Arc::new(PartnerAuth {
                 me: w.id.clone(),
@@ -192,11 +224,20 @@ impl App {
                 store: shared.clone() as Arc<dyn IdempotencyStore>,
                 clock: clock.clone(),
             });
-            openapi = openapi.merge(routes::partner::router(
-                Arc::new(service.clone()),
-                auth,
-                idem,
-            ));
+            openapi = openapi
+                .merge(routes::partner::router(
+                    Arc::new(service.clone()),
+                    auth,
+                    idem.clone(),
+                ))
+                .merge(routes::wallet_app::router(service.clone(), idem.clone()))
+                .merge(routes::devices::router(
+                    routes::devices::DevicesState {
+                        wallet: service.clone(),
+                        stopping: stopping_rx.clone(),
+                    },
+                    idem,
+                ));
             sandbox_store = Some(shared);
             wallet = Some(service);
         }
@@ -217,6 +258,14 @@ impl App {
                 clock.clone(),
                 metrics.dispatch_counters("issuer"),
             ));
+            let vault = KeyVault::open(
+                shared.clone() as Arc<dyn KeyStore>,
+                config.master_key.clone(),
+                "issuer",
+                clock.now(),
+            )
+            .await
+            .context("cannot open the issuer's encryption keys")?;
             let service = Issuer {
                 id: i.id.clone(),
                 name: i.name.clone(),
@@ -224,7 +273,25 @@ impl App {
                 clock: clock.clone(),
                 wallets,
                 dispatcher,
+                vault: Arc::new(vault),
+                keys: config.master_key.derived_keys("issuer"),
+                passwords: PasswordHasher::default(),
+                bins: i.bins.clone(),
             };
+            for (n, text) in i.seeds.iter().enumerate() {
+                let seed =
+                    SeedFile::parse(text).with_context(|| format!("seed file #{}", n + 1))?;
+                let report = service
+                    .apply_seed(&seed)
+                    .await
+                    .with_context(|| format!("cannot apply seed file #{}", n + 1))?;
+                tracing::info!(
+                    customers = report.customers_created,
+                    cards = report.cards_created,
+                    kept = report.kept,
+                    "seed applied"
+                );
+            }
             let auth = Arc::new(PartnerAuth {
                 me: i.id.clone(),
                 key: i.key.clone(),
@@ -238,7 +305,8 @@ impl App {
             });
             openapi = openapi.nest(
                 ISSUER_PREFIX,
-                routes::partner::router(Arc::new(service.clone()), auth, idem),
+                routes::partner::router(Arc::new(service.clone()), auth, idem)
+                    .merge(routes::bank_app::router(service.clone())),
             );
             if sandbox_store.is_none() {
                 sandbox_store = Some(shared);
@@ -322,6 +390,7 @@ impl App {
             issuer,
             purgeable,
             clock,
+            stopping,
         })
     }
 
@@ -356,8 +425,13 @@ impl App {
             stop_rx.clone(),
         )));
 
+        let stopping = self.stopping;
         let result = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                // Push channels end, so the graceful shutdown can finish.
+                let _ = stopping.send(true);
+            })
             .await;
         let _ = stop_tx.send(true);
         for task in tasks {

@@ -2,11 +2,13 @@
 //! `routes!`, which adds each handler's `#[utoipa::path]` to the document as
 //! it adds the route, so the two cannot drift; `tests/openapi.rs` checks it.
 
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 /// Security scheme name of signed partner calls.
 pub const PARTNER_SIGNATURE: &str = "partner_signature";
+/// Security scheme name of wallet and bank app sessions.
+pub const SESSION: &str = "session";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +23,9 @@ creating POSTs take an `Idempotency-Key`; partner routes are signed with PAYBRID
     tags(
         (name = "system", description = "Health, readiness, metrics, this document"),
         (name = "partner", description = "Signed server-to-server calls between the wallet and the issuers"),
+        (name = "wallet", description = "The wallet app: accounts, sessions, payment password, real-name identity"),
+        (name = "devices", description = "The wallet account's devices, WebAuthn credentials and push channels"),
+        (name = "bank app", description = "An issuer's bank app: customer sessions and cards (under /bank)"),
         (name = "sandbox", description = "The sandbox parties (SMS gateway, OS push relay); only when the sandbox is on"),
     )
 )]
@@ -32,6 +37,17 @@ struct SecuritySchemes;
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            SESSION,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An opaque session token (`pbs_…`) from POST /v1/sessions (wallet) or POST /bank/v1/app/sessions (bank app)",
+                    ))
+                    .build(),
+            ),
+        );
         components.add_security_scheme(
             PARTNER_SIGNATURE,
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(

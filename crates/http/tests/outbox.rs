@@ -24,6 +24,8 @@ fn event(clock: &ManualClock) -> NewEvent {
 struct Keys {
     wallet: Arc<PartnerKeyPair>,
     bank: Arc<PartnerKeyPair>,
+    /// The same across restarts, as the data directory's master.key is.
+    master: paybridge_crypto::master::MasterKey,
 }
 
 fn wallet_config(
@@ -33,8 +35,10 @@ fn wallet_config(
     clock: &ManualClock,
 ) -> AppConfig {
     AppConfig {
+        master_key: keys.master.clone(),
         listen: "127.0.0.1:0".parse().unwrap(),
         wallet: Some(WalletRoleConfig {
+            webauthn: Default::default(),
             id: wallet_id(),
             store: store.config.clone(),
             key: keys.wallet.clone(),
@@ -58,9 +62,12 @@ fn bank_config(
     clock: &ManualClock,
 ) -> AppConfig {
     AppConfig {
+        master_key: keys.master.clone(),
         listen,
         wallet: None,
         issuer: Some(IssuerRoleConfig {
+            bins: paybridge_issuer::sandbox_bins(),
+            seeds: vec![paybridge_issuer::seed::SANDBOX_SEED.to_owned()],
             id: bank_id(),
             name: "Demo Bank".into(),
             store: store.config.clone(),
@@ -92,6 +99,7 @@ async fn delivers_later_when_the_partner_was_down(backend: Backend) {
     let keys = Keys {
         wallet: Arc::new(PartnerKeyPair::generate()),
         bank: Arc::new(PartnerKeyPair::generate()),
+        master: paybridge_testkit::test_master_key(),
     };
     let bank_addr = free_port();
     let wallet_app = App::build(wallet_config(
@@ -167,6 +175,7 @@ async fn redelivers_after_a_restart(backend: Backend) {
     let keys = Keys {
         wallet: Arc::new(PartnerKeyPair::generate()),
         bank: Arc::new(PartnerKeyPair::generate()),
+        master: paybridge_testkit::test_master_key(),
     };
     let bank_addr = free_port();
 

@@ -42,8 +42,10 @@ async fn one_wallet_two_banks(backend: Backend) {
         .collect();
     let wallet_addr = free_addr();
     let wallet_app = App::build(AppConfig {
+        master_key: paybridge_testkit::test_master_key(),
         listen: wallet_addr,
         wallet: Some(WalletRoleConfig {
+            webauthn: Default::default(),
             id: wallet_id(),
             store: ws.config.clone(),
             key: wallet_key.clone(),
@@ -66,9 +68,12 @@ async fn one_wallet_two_banks(backend: Backend) {
     let mut running = vec![run(wallet_app)];
     for ((id, key, addr), store) in banks.iter().zip([&s1, &s2]) {
         let app = App::build(AppConfig {
+            master_key: paybridge_testkit::test_master_key(),
             listen: *addr,
             wallet: None,
             issuer: Some(IssuerRoleConfig {
+                bins: paybridge_issuer::sandbox_bins(),
+                seeds: vec![paybridge_issuer::seed::SANDBOX_SEED.to_owned()],
                 id: id.clone(),
                 name: id.to_string(),
                 store: store.config.clone(),

@@ -3,16 +3,22 @@
 //! ledger, the token vault and quick-pay agreements, and talks to the wallet
 //! only through the signed partner API.
 
+pub mod customers;
 pub mod ledger;
+pub mod seed;
 
 use std::sync::Arc;
 
 use paybridge_adapters::dispatcher::OutboxDispatcher;
 use paybridge_adapters::partner::{ping_answer, receive_event, PartnerDirectory, PartnerSide};
 use paybridge_api::partner::{PartnerEvent, PartnerEventAck, PartnerPing};
+use paybridge_crypto::master::DerivedKeys;
+use paybridge_crypto::password::PasswordHasher;
+use paybridge_crypto::Secret;
+use paybridge_domain::card::BinRange;
 use paybridge_domain::partner::{PartnerId, Role};
 use paybridge_domain::{Clock, ServiceError};
-use paybridge_store::IssuerStore;
+use paybridge_store::{IssuerStore, KeyVault};
 
 /// One bank's services.
 #[derive(Debug, Clone)]
@@ -26,6 +32,21 @@ pub struct Issuer {
     /// The wallet(s) this bank works with.
     pub wallets: PartnerDirectory,
     pub dispatcher: Arc<OutboxDispatcher>,
+    /// Seals PANs and customers' personal data at rest.
+    pub vault: Arc<KeyVault>,
+    /// Blind-index, OTP and session-token keys.
+    pub keys: DerivedKeys,
+    pub passwords: PasswordHasher,
+    /// The card numbers this bank issues.
+    pub bins: BinRange,
+}
+
+/// Demo Bank's BIN range (made up): 621999, 16 or 19 digits.
+pub fn sandbox_bins() -> BinRange {
+    BinRange {
+        prefixes: vec!["621999".into()],
+        lengths: vec![16, 19],
+    }
 }
 
 #[async_trait::async_trait]
@@ -45,6 +66,32 @@ impl PartnerSide for Issuer {
 }
 
 impl Issuer {
+    pub fn ledger(&self) -> ledger::Ledger {
+        ledger::Ledger {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Argon2id off the async threads: it is meant to be slow.
+    pub(crate) async fn hash_password(&self, password: &str) -> Result<String, ServiceError> {
+        let hasher = self.passwords.clone();
+        let password = Secret::new(password.to_owned());
+        tokio::task::spawn_blocking(move || hasher.hash(password.expose()))
+            .await
+            .map_err(|e| ServiceError::Internal(Box::new(e)))
+    }
+
+    pub(crate) async fn verify_password(&self, stored: Option<String>, password: &str) -> bool {
+        let hasher = self.passwords.clone();
+        let password = Secret::new(password.to_owned());
+        tokio::task::spawn_blocking(move || {
+            hasher.verify_or_dummy(stored.as_deref(), password.expose())
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     /// Ready when the store answers.
     pub async fn ready(&self) -> Result<(), ServiceError> {
         self.store.outbox_stats().await?;

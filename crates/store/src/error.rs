@@ -35,6 +35,11 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Whether a statement failed on a unique constraint (a race another writer won).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }

@@ -232,6 +232,30 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Inserts an account inside the caller's transaction (a card and its
+/// account are created together); `false` if the id is taken.
+pub(crate) async fn insert_account(
+    conn: &mut AnyConnection,
+    account: &Account,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let flags = i64::from(account.flags.debits_must_not_exceed_credits) * FLAG_DEBITS_LE_CREDITS
+        + i64::from(account.flags.credits_must_not_exceed_debits) * FLAG_CREDITS_LE_DEBITS;
+    let n = sqlx::query(
+        "INSERT INTO ledger_accounts (id, currency, flags, overdraft_limit, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(account.id.as_str())
+    .bind(account.currency.code())
+    .bind(flags)
+    .bind(account.overdraft_limit_minor)
+    .bind(to_unix_micros(now))
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
 #[async_trait]
 impl LedgerStore for Store {
     async fn ledger_open_account(
@@ -239,24 +263,10 @@ impl LedgerStore for Store {
         account: &Account,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let flags = i64::from(account.flags.debits_must_not_exceed_credits)
-            * FLAG_DEBITS_LE_CREDITS
-            + i64::from(account.flags.credits_must_not_exceed_debits) * FLAG_CREDITS_LE_DEBITS;
         let mut tx = self.begin_write().await?;
-        let n = sqlx::query(
-            "INSERT INTO ledger_accounts (id, currency, flags, overdraft_limit, created_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(account.id.as_str())
-        .bind(account.currency.code())
-        .bind(flags)
-        .bind(account.overdraft_limit_minor)
-        .bind(to_unix_micros(now))
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
+        let created = insert_account(tx.conn(), account, now).await?;
         tx.commit().await?;
-        Ok(n == 1)
+        Ok(created)
     }
 
     async fn ledger_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {

@@ -12,31 +12,47 @@
 //! Behaviour is grouped into traits by who uses it:
 //! - shared by both roles: [`IdempotencyStore`], [`NonceStore`], [`OutboxStore`], [`InboxStore`],
 //!   [`LedgerStore`] (the bank's accounts; the wallet's merchant balances);
+//! - keys of encryption at rest: [`KeyStore`], and [`KeyVault`] on top;
+//! - sessions and wrong-password counters (both roles): [`SessionStore`];
+//! - the bank's customers and cards: [`BankStore`];
+//! - wallet accounts and devices: [`AccountStore`], [`DeviceStore`];
 //! - the sandbox parties: [`SandboxStore`];
 //! - [`WalletStore`] and [`IssuerStore`] gather what each role may touch.
 //!
 //! Each role has its own database (SQLite file or PostgreSQL schema): the
 //! wallet and the bank are different organisations and share no tables.
 
+pub mod accounts;
+pub mod bank;
 pub mod db;
+pub mod devices;
 pub mod error;
 pub mod idempotency;
 pub mod inbox;
+pub mod keys;
 pub mod ledger;
 pub mod nonces;
 pub mod otp;
 pub mod outbox;
 pub mod roles;
 pub mod sandbox;
+pub mod sessions;
 pub mod testing;
 
+pub use accounts::{AccountStatus, AccountStore, SealedIdentity, StoredUser, UserWrite};
+pub use bank::{BankCreate, BankStore, StoredCard, StoredCustomer};
 pub use db::{Backend, Store, StoreConfig};
+pub use devices::{
+    CeremonyTake, DeviceCreate, DeviceStore, StoredCeremony, StoredCredential, StoredDevice,
+};
 pub use error::StoreError;
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SavedResponse};
 pub use inbox::InboxStore;
+pub use keys::{KeyStore, KeyVault, RotationReport, SealedColumn, VaultError, SEALED_COLUMNS};
 pub use ledger::{LedgerStore, LedgerTotals, TransferOutcome};
 pub use nonces::NonceStore;
 pub use otp::{OtpStore, StoredOtp};
 pub use outbox::{OutboxStats, OutboxStore, StoredEvent};
 pub use roles::{IssuerStore, WalletStore};
 pub use sandbox::{RelayMessage, SandboxStore, SmsMessage};
+pub use sessions::{SessionStore, StoredSession};

@@ -86,6 +86,19 @@ pub async fn append_events(
     events: &[NewEvent],
 ) -> Result<(), StoreError> {
     for e in events {
+        if let Destination::Device(device) = &e.destination {
+            // A device reads its events in `seq` order. On PostgreSQL two
+            // transactions could commit their sequence numbers out of order
+            // and a reader would skip the later-committed smaller one; this
+            // lock (held to commit) makes one device's events commit in
+            // sequence order. SQLite has one writer, so nothing to do.
+            if conn.backend_name() == "PostgreSQL" {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(device.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
         let occurred = to_unix_micros(e.occurred_at);
         sqlx::query(
             "INSERT INTO outbox_events (id, topic, destination, payload, occurred_at, next_attempt_at) \

@@ -4,18 +4,37 @@
 //! flows are built.
 
 use crate::{
-    IdempotencyStore, InboxStore, LedgerStore, NonceStore, OtpStore, OutboxStore, SandboxStore,
+    AccountStore, BankStore, DeviceStore, IdempotencyStore, InboxStore, KeyStore, LedgerStore,
+    NonceStore, OtpStore, OutboxStore, SandboxStore, SessionStore,
 };
 
 /// Everything the wallet server stores.
 pub trait WalletStore:
-    IdempotencyStore + NonceStore + OutboxStore + InboxStore + LedgerStore + OtpStore + SandboxStore
+    IdempotencyStore
+    + NonceStore
+    + OutboxStore
+    + InboxStore
+    + LedgerStore
+    + OtpStore
+    + SandboxStore
+    + KeyStore
+    + SessionStore
+    + AccountStore
+    + DeviceStore
 {
 }
 
 /// Everything an issuer (bank) server stores.
 pub trait IssuerStore:
-    IdempotencyStore + NonceStore + OutboxStore + InboxStore + LedgerStore + SandboxStore
+    IdempotencyStore
+    + NonceStore
+    + OutboxStore
+    + InboxStore
+    + LedgerStore
+    + SandboxStore
+    + KeyStore
+    + SessionStore
+    + BankStore
 {
 }
 

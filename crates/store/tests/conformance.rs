@@ -23,30 +23,7 @@ fn partner(s: &str) -> PartnerId {
     s.parse().unwrap()
 }
 
-/// Runs each named test on both dialects.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let db = paybridge_store::testing::TestDb::sqlite().await;
-                    super::$name(&db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    if let Some(db) = paybridge_store::testing::TestDb::postgres().await {
-                        super::$name(&db).await;
-                    }
-                }
-            )*
-        }
-    };
-}
+use paybridge_store::conformance;
 
 conformance!(
     migrations_are_idempotent,

@@ -3,6 +3,7 @@
 //! clients that sign as the bank or the wallet, and log capture.
 
 pub mod logs;
+pub mod phone;
 
 use std::sync::Arc;
 
@@ -51,6 +52,11 @@ pub fn bank_id() -> PartnerId {
     "demo-bank".parse().expect("valid id")
 }
 
+/// A fresh random master key (each test app has its own).
+pub fn test_master_key() -> paybridge_crypto::master::MasterKey {
+    paybridge_crypto::master::MasterKey::from_bytes(paybridge_crypto::master::MasterKey::generate())
+}
+
 /// A clock starting now (signatures are checked against it on both sides).
 pub fn manual_clock() -> ManualClock {
     ManualClock::new(paybridge_domain::SystemClock.now())
@@ -74,8 +80,10 @@ impl TestApp {
         let wallet_key = Arc::new(PartnerKeyPair::generate());
         let issuer_key = Arc::new(PartnerKeyPair::generate());
         let config = AppConfig {
+            master_key: test_master_key(),
             listen: "127.0.0.1:0".parse().expect("address"),
             wallet: Some(WalletRoleConfig {
+                webauthn: Default::default(),
                 id: wallet_id(),
                 store: wallet_store.config.clone(),
                 key: wallet_key.clone(),
@@ -86,6 +94,8 @@ impl TestApp {
                 }],
             }),
             issuer: Some(IssuerRoleConfig {
+                bins: paybridge_issuer::sandbox_bins(),
+                seeds: vec![paybridge_issuer::seed::SANDBOX_SEED.to_owned()],
                 id: bank_id(),
                 name: "Demo Bank".into(),
                 store: issuer_store.config.clone(),
@@ -162,6 +172,45 @@ impl TestApp {
             },
             Arc::new(self.clock.clone()),
         )
+    }
+
+    /// The shared manual clock's time.
+    pub fn clock_now(&self) -> paybridge_domain::Timestamp {
+        self.clock.now()
+    }
+
+    /// Calls the API as an app would: JSON in and out, a bearer token when
+    /// given, a fresh `Idempotency-Key` on every POST. Returns the status
+    /// and the JSON answer (`null` for an empty one).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = reqwest::Client::new().request(
+            method.parse().expect("an HTTP method"),
+            format!("{}{path}", self.base_url),
+        );
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if method == "POST" {
+            req = req.header("idempotency-key", format!("test-{}", rand::random::<u64>()));
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("the server answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("a body");
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, json)
     }
 
     /// Stops the server gracefully and waits for it.

@@ -5,7 +5,10 @@
 //! Services run the domain's state machines and persist each decision with
 //! its outbox events in one transaction. Flows join as modules here.
 
+pub mod accounts;
+pub mod devices;
 pub mod otp;
+pub mod webauthn;
 
 use std::sync::Arc;
 
@@ -13,9 +16,12 @@ use paybridge_adapters::device_push::PushHub;
 use paybridge_adapters::dispatcher::OutboxDispatcher;
 use paybridge_adapters::partner::{ping_answer, receive_event, PartnerDirectory, PartnerSide};
 use paybridge_api::partner::{PartnerEvent, PartnerEventAck, PartnerPing};
+use paybridge_crypto::master::DerivedKeys;
+use paybridge_crypto::password::PasswordHasher;
+use paybridge_crypto::Secret;
 use paybridge_domain::partner::{PartnerId, Role};
 use paybridge_domain::{Clock, ServiceError};
-use paybridge_store::WalletStore;
+use paybridge_store::{KeyVault, WalletStore};
 
 /// The wallet's services and what they share.
 #[derive(Debug, Clone)]
@@ -28,6 +34,12 @@ pub struct Wallet {
     pub issuers: PartnerDirectory,
     pub push_hub: Arc<PushHub>,
     pub dispatcher: Arc<OutboxDispatcher>,
+    /// Seals personal data at rest (phones, identities).
+    pub vault: Arc<KeyVault>,
+    /// Blind-index, OTP and session-token keys.
+    pub keys: DerivedKeys,
+    pub passwords: PasswordHasher,
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
 }
 
 #[async_trait::async_trait]
@@ -47,6 +59,26 @@ impl PartnerSide for Wallet {
 }
 
 impl Wallet {
+    /// Argon2id off the async threads: it is meant to be slow.
+    pub(crate) async fn hash_password(&self, password: &str) -> Result<String, ServiceError> {
+        let hasher = self.passwords.clone();
+        let password = Secret::new(password.to_owned());
+        tokio::task::spawn_blocking(move || hasher.hash(password.expose()))
+            .await
+            .map_err(|e| ServiceError::Internal(Box::new(e)))
+    }
+
+    /// See [`PasswordHasher::verify_or_dummy`]; off the async threads.
+    pub(crate) async fn verify_password(&self, stored: Option<String>, password: &str) -> bool {
+        let hasher = self.passwords.clone();
+        let password = Secret::new(password.to_owned());
+        tokio::task::spawn_blocking(move || {
+            hasher.verify_or_dummy(stored.as_deref(), password.expose())
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     /// Ready when the store answers.
     pub async fn ready(&self) -> Result<(), ServiceError> {
         self.store.outbox_stats().await?;

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use paybridge_adapters::sms::SmsGateway;
 use paybridge_crypto::blind_index::BlindIndexKey;
-use paybridge_crypto::envelope::Keyring;
 use paybridge_crypto::otp::{generate_code, well_formed, OtpHasher};
 use paybridge_domain::ids::OtpId;
 use paybridge_domain::otp::{check_hourly_cap, OtpStatus, OTP_RESEND_AFTER_SECS};
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{Clock, ErrorCode, ServiceError, Timestamp};
-use paybridge_store::{OtpStore, StoredOtp};
+use paybridge_store::keys::SealedColumn;
+use paybridge_store::{KeyVault, OtpStore, StoredOtp};
 
 /// Times a racing answer is re-judged on the fresh row before giving up.
 const OTP_CAS_RETRIES: usize = 8;
@@ -32,14 +32,16 @@ pub struct OtpService {
     pub store: Arc<dyn OtpStore>,
     pub sms: Arc<dyn SmsGateway>,
     pub hasher: OtpHasher,
-    pub keyring: Keyring,
+    pub vault: Arc<KeyVault>,
     pub index_key: BlindIndexKey,
     pub clock: Arc<dyn Clock>,
 }
 
-fn context(id: &OtpId) -> String {
-    format!("otp.phone:{id}")
-}
+const PHONE: SealedColumn = SealedColumn {
+    table: "otp_challenges",
+    id_column: "id",
+    column: "phone_sealed",
+};
 
 fn message(code: &str, purpose: &str) -> String {
     format!(
@@ -67,7 +69,10 @@ impl OtpService {
         let otp = StoredOtp {
             id: id.clone(),
             purpose: purpose.to_owned(),
-            phone_sealed: self.keyring.seal(phone.as_str().as_bytes(), &context(&id)),
+            phone_sealed: self
+                .vault
+                .seal(&PHONE, id.as_str(), phone.as_str().as_bytes())
+                .await,
             phone_index,
             phone_masked: phone.masked(),
             code_hash: self.hasher.hash(id.as_str(), code.expose()),
@@ -150,11 +155,10 @@ impl OtpService {
             .resend(sent, now)
             .map_err(|e| ServiceError::Rejected(e.into()))?;
         let phone = self
-            .keyring
-            .open(&otp.phone_sealed, &context(id))
-            .map_err(|e| ServiceError::Internal(Box::new(e)))?;
-        let phone = String::from_utf8(phone.expose().clone())
-            .map_err(|e| ServiceError::Internal(Box::new(e)))?;
+            .vault
+            .open_text(&PHONE, id.as_str(), &otp.phone_sealed)
+            .await?;
+        let phone = phone.expose().clone();
         let code = generate_code();
         let hash = self.hasher.hash(id.as_str(), code.expose());
         if !self

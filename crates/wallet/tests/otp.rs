@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use paybridge_adapters::sms::SandboxSmsGateway;
 use paybridge_crypto::blind_index::BlindIndexKey;
-use paybridge_crypto::envelope::{Kek, Keyring};
+use paybridge_crypto::master::MasterKey;
 use paybridge_crypto::otp::OtpHasher;
 use paybridge_domain::otp::{
     OTP_HOURLY_CAP, OTP_MAX_ATTEMPTS, OTP_RESEND_AFTER_SECS, OTP_TTL_SECS,
@@ -13,19 +13,27 @@ use paybridge_domain::otp::{
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{Clock, ErrorCode, ManualClock, ServiceError};
 use paybridge_store::testing::TestDb;
-use paybridge_store::{OtpStore, SandboxStore};
+use paybridge_store::{KeyVault, OtpStore, SandboxStore};
 use paybridge_wallet::otp::OtpService;
 use time::Duration;
 
 const PHONE: &str = "13812345678";
 
-fn service(db: &TestDb, clock: &ManualClock) -> OtpService {
+async fn service(db: &TestDb, clock: &ManualClock) -> OtpService {
     let store = Arc::new(db.store.clone());
+    let vault = KeyVault::open(
+        store.clone(),
+        MasterKey::from_bytes(MasterKey::generate()),
+        "wallet",
+        clock.now(),
+    )
+    .await
+    .unwrap();
     OtpService {
         store: store.clone(),
         sms: Arc::new(SandboxSmsGateway::new(store, Arc::new(clock.clone()))),
         hasher: OtpHasher::from_bytes([9; 32]),
-        keyring: Keyring::new(Kek::generate(), []),
+        vault: Arc::new(vault),
         index_key: BlindIndexKey::from_bytes([8; 32]),
         clock: Arc::new(clock.clone()),
     }
@@ -84,7 +92,7 @@ both_stores!(
 
 async fn a_delivered_code_verifies_once(db: &TestDb) {
     let c = clock();
-    let otp = service(db, &c);
+    let otp = service(db, &c).await;
     let issued = otp.issue("binding", &phone()).await.unwrap();
     assert_eq!(issued.phone_masked, "138****5678");
     assert_eq!(issued.expires_at, c.now() + Duration::seconds(OTP_TTL_SECS));
@@ -103,7 +111,7 @@ async fn a_delivered_code_verifies_once(db: &TestDb) {
 
 async fn five_wrong_codes_lock_the_challenge(db: &TestDb) {
     let c = clock();
-    let otp = service(db, &c);
+    let otp = service(db, &c).await;
     let issued = otp.issue("binding", &phone()).await.unwrap();
     let code = last_code(db).await;
     for _ in 1..OTP_MAX_ATTEMPTS {
@@ -127,7 +135,7 @@ async fn five_wrong_codes_lock_the_challenge(db: &TestDb) {
 
 async fn codes_expire_after_five_minutes(db: &TestDb) {
     let c = clock();
-    let otp = service(db, &c);
+    let otp = service(db, &c).await;
     let issued = otp.issue("binding", &phone()).await.unwrap();
     let code = last_code(db).await;
     c.advance(Duration::seconds(OTP_TTL_SECS));
@@ -139,7 +147,7 @@ async fn codes_expire_after_five_minutes(db: &TestDb) {
 
 async fn resend_waits_and_replaces_the_code(db: &TestDb) {
     let c = clock();
-    let otp = service(db, &c);
+    let otp = service(db, &c).await;
     let issued = otp.issue("binding", &phone()).await.unwrap();
     let first = last_code(db).await;
     assert_eq!(
@@ -162,7 +170,7 @@ async fn resend_waits_and_replaces_the_code(db: &TestDb) {
 
 async fn a_phone_gets_at_most_ten_codes_an_hour(db: &TestDb) {
     let c = clock();
-    let otp = service(db, &c);
+    let otp = service(db, &c).await;
     for _ in 0..OTP_HOURLY_CAP {
         otp.issue("binding", &phone()).await.unwrap();
         c.advance(Duration::seconds(1));
@@ -179,7 +187,7 @@ async fn a_phone_gets_at_most_ten_codes_an_hour(db: &TestDb) {
 
 async fn concurrent_wrong_answers_are_all_counted(db: &TestDb) {
     let c = clock();
-    let otp = Arc::new(service(db, &c));
+    let otp = Arc::new(service(db, &c).await);
     let issued = otp.issue("binding", &phone()).await.unwrap();
     let code = last_code(db).await;
     let tasks = (0..20).map(|_| {
@@ -209,7 +217,7 @@ async fn concurrent_wrong_answers_are_all_counted(db: &TestDb) {
 
 async fn neither_code_nor_phone_is_stored_in_clear(db: &TestDb) {
     let c = clock();
-    let otp = service(db, &c);
+    let otp = service(db, &c).await;
     let issued = otp.issue("binding", &phone()).await.unwrap();
     let code = last_code(db).await;
     let stored = db.store.otp_get(&issued.id).await.unwrap().unwrap();

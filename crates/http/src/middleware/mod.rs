@@ -6,6 +6,7 @@ pub mod envelope;
 pub mod idempotency;
 pub mod partner_auth;
 pub mod request_context;
+pub mod session_auth;
 
 use paybridge_domain::partner::PartnerId;
 
@@ -14,7 +15,11 @@ use paybridge_domain::partner::PartnerId;
 pub enum Caller {
     /// A partner, authenticated by its signature.
     Partner(PartnerId),
-    /// No authentication (health, sandbox).
+    /// A wallet account, authenticated by its session.
+    User(String),
+    /// A bank app customer, authenticated by their session.
+    Customer(String),
+    /// No authentication (health, sandbox, registration).
     Anonymous,
 }
 
@@ -22,6 +27,8 @@ impl Caller {
     pub fn scope(&self) -> String {
         match self {
             Caller::Partner(p) => format!("partner:{p}"),
+            Caller::User(u) => format!("user:{u}"),
+            Caller::Customer(c) => format!("customer:{c}"),
             Caller::Anonymous => "anonymous".into(),
         }
     }

@@ -1,6 +1,9 @@
 //! Routers per role. Each returns an `OpenApiRouter` so its routes are
 //! documented as they are added.
 
+pub mod bank_app;
+pub mod devices;
 pub mod partner;
 pub mod sandbox;
 pub mod system;
+pub mod wallet_app;

@@ -1,0 +1,226 @@
+//! The wallet app's API: accounts, sessions, the payment password, the
+//! real-name identity, devices, WebAuthn credentials and the push channel.
+//! Personal data leaves only masked.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A money amount on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MoneyBody {
+    /// Integer minor units (fen, cents).
+    #[schema(example = 1234)]
+    pub amount: i64,
+    #[schema(example = "CNY")]
+    pub currency: String,
+}
+
+impl From<paybridge_domain::Money> for MoneyBody {
+    fn from(m: paybridge_domain::Money) -> Self {
+        Self {
+            amount: m.amount_minor,
+            currency: m.currency.code().to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterAccount {
+    #[schema(example = "13800138000")]
+    pub phone: String,
+    /// 8 to 128 characters mixing at least two of: lower case, upper case, digits, symbols.
+    #[schema(example = "correct horse 9")]
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IdentityBody {
+    #[schema(example = "*三")]
+    pub name_masked: String,
+    #[schema(example = "110***********1239")]
+    pub id_number_masked: String,
+    /// RFC 3339.
+    pub verified_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccountBody {
+    #[schema(example = "usr_…")]
+    pub id: String,
+    #[schema(example = "138****8000")]
+    pub phone_masked: String,
+    /// `active`, or `restricted` until security authentication.
+    pub status: String,
+    pub has_payment_password: bool,
+    /// The bank that registered the account, if one did.
+    pub registered_by: Option<String>,
+    pub identity: Option<IdentityBody>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub phone: String,
+    pub password: String,
+    /// Ties the session to one of the account's devices: revoking the device ends it.
+    pub device_id: Option<String>,
+}
+
+/// A session: the token is shown once, here. Send it as `Authorization: Bearer <token>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionBody {
+    #[schema(example = "ses_…")]
+    pub session_id: String,
+    #[schema(example = "pbs_…")]
+    pub token: String,
+    pub user_id: String,
+    pub device_id: Option<String>,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPaymentPassword {
+    /// Six digits; not all equal, not a run like 123456.
+    #[schema(example = "482916")]
+    pub new_password: String,
+    /// Required when the account already has one.
+    pub current_password: Option<String>,
+}
+
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyPaymentPassword {
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Verified {
+    pub verified: bool,
+}
+
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetIdentity {
+    #[schema(example = "张三")]
+    pub name: String,
+    /// 17 digits and a check digit or `X`.
+    #[schema(example = "110105199003071239")]
+    pub id_number: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDevice {
+    /// `phone`, `pc`, `tv`, `car` or `iot`.
+    #[schema(example = "phone")]
+    #[serde(rename = "type")]
+    pub device_type: String,
+    #[schema(example = "Li's phone")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameDevice {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceBody {
+    #[schema(example = "dev_…")]
+    pub id: String,
+    #[serde(rename = "type")]
+    pub device_type: String,
+    pub name: String,
+    /// `active` or `revoked`.
+    pub status: String,
+    /// Whether the phone holds a WebAuthn credential.
+    pub has_credential: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceList {
+    pub devices: Vec<DeviceBody>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeviceListQuery {
+    /// Also list revoked devices (default false).
+    pub include_revoked: Option<bool>,
+}
+
+/// A WebAuthn ceremony started: hand `options` to the authenticator
+/// (`navigator.credentials.create/get`), then post its answer to the ceremony.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CeremonyBody {
+    #[schema(example = "wac_…")]
+    pub ceremony_id: String,
+    /// `PublicKeyCredentialCreationOptions` or `…RequestOptions`, as WebAuthn defines them.
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+/// The authenticator's answer (`PublicKeyCredential` JSON, base64url fields).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CeremonyAnswer {
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CredentialBody {
+    #[schema(example = "cred_…")]
+    pub credential_id: String,
+    pub device_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AssertionBody {
+    pub verified: bool,
+    pub device_id: String,
+    /// The authenticator's signature counter after this use.
+    pub counter: u32,
+}
+
+/// Where to resume the push channel (instead of the `Last-Event-ID` header).
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChannelQuery {
+    /// Deliver events after this sequence number (0: from the start).
+    pub after: Option<i64>,
+}
+
+/// One event on a device's push channel (the SSE `data`; the SSE `id` is `seq`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceEvent {
+    pub seq: i64,
+    #[schema(example = "evt_…")]
+    pub id: String,
+    #[schema(example = "payment.requested")]
+    pub topic: String,
+    /// RFC 3339.
+    pub occurred_at: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+redacted_debug!(
+    RegisterAccount,
+    Login,
+    SetPaymentPassword,
+    VerifyPaymentPassword,
+    SetIdentity
+);

@@ -1,0 +1,126 @@
+//! Devices a wallet user registers: the phone that confirms payments, and
+//! the PCs, TVs, cars and IoT boxes that ask it to.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DomainError, ErrorCode};
+
+/// Most active devices one account may have (bounds push fan-out).
+pub const MAX_ACTIVE_DEVICES: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceType {
+    /// Runs the wallet app; can hold a WebAuthn credential and confirm payments.
+    Phone,
+    Pc,
+    Tv,
+    Car,
+    Iot,
+}
+
+impl DeviceType {
+    pub const ALL: [DeviceType; 5] = [
+        DeviceType::Phone,
+        DeviceType::Pc,
+        DeviceType::Tv,
+        DeviceType::Car,
+        DeviceType::Iot,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceType::Phone => "phone",
+            DeviceType::Pc => "pc",
+            DeviceType::Tv => "tv",
+            DeviceType::Car => "car",
+            DeviceType::Iot => "iot",
+        }
+    }
+
+    /// Only phones confirm payments with a biometric credential.
+    pub fn can_hold_credential(self) -> bool {
+        self == DeviceType::Phone
+    }
+}
+
+impl fmt::Display for DeviceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeviceType {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DeviceType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                DomainError::new(
+                    ErrorCode::InvalidRequest,
+                    "a device type is one of phone, pc, tv, car, iot",
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatus {
+    Active,
+    Revoked,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Active => "active",
+            DeviceStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl FromStr for DeviceStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(DeviceStatus::Active),
+            "revoked" => Ok(DeviceStatus::Revoked),
+            other => Err(format!("device status {other}")),
+        }
+    }
+}
+
+/// A device's display name ("Li's MacBook"): 1 to 64 characters, trimmed, no
+/// control characters.
+pub fn check_device_name(name: &str) -> Result<String, DomainError> {
+    let t = name.trim();
+    let n = t.chars().count();
+    if n == 0 || n > 64 || t.chars().any(char::is_control) {
+        return Err(DomainError::new(
+            ErrorCode::InvalidRequest,
+            "a device name has 1 to 64 characters and no control characters",
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_round_trip_and_names_are_checked() {
+        for t in DeviceType::ALL {
+            assert_eq!(t.as_str().parse::<DeviceType>().unwrap(), t);
+        }
+        assert!("watch".parse::<DeviceType>().is_err());
+        assert_eq!(check_device_name("  Li's PC ").unwrap(), "Li's PC");
+        assert!(check_device_name("").is_err());
+        assert!(check_device_name(&"x".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! The bank app's API, served by an issuer (under `/bank`): a customer logs
+//! in with their sandbox credentials and sees their own cards, masked.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Extension;
+use paybridge_api::bank::{BankLogin, BankSessionBody, CardBody, CardList, CustomerBody};
+use paybridge_api::rfc3339;
+use paybridge_api::ErrorBody;
+use paybridge_domain::ids::CardId;
+use paybridge_domain::ErrorCode;
+use paybridge_issuer::customers::{BankSessionCustomer, CardView, CustomerView};
+use paybridge_issuer::Issuer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::middleware::session_auth::bank_session;
+
+fn customer_body(c: CustomerView) -> CustomerBody {
+    CustomerBody {
+        id: c.id.to_string(),
+        name_masked: c.name_masked,
+        phone_masked: c.phone_masked,
+    }
+}
+
+fn card_body(c: CardView) -> CardBody {
+    CardBody {
+        id: c.id.to_string(),
+        bank_name: c.bank_name,
+        card_type: c.card_type.as_str().to_owned(),
+        last4: c.last4,
+        masked: c.masked,
+        expiry: c.expiry,
+        status: c.status,
+        balance: c.balance.into(),
+        available: c.available.into(),
+    }
+}
+
+/// Logs a customer in to the bank app. Five wrong passwords lock the login
+/// name for 15 minutes; unknown names answer the same way.
+#[utoipa::path(post, path = "/v1/app/sessions", tag = "bank app",
+    request_body = BankLogin,
+    responses(
+        (status = 201, body = BankSessionBody),
+        (status = 401, description = "credentials_invalid", body = ErrorBody),
+        (status = 429, description = "password_locked", body = ErrorBody)))]
+async fn login(
+    State(issuer): State<Issuer>,
+    ApiJson(req): ApiJson<BankLogin>,
+) -> ApiResult<(StatusCode, ApiJson<BankSessionBody>)> {
+    let s = issuer.bank_login(&req.username, &req.password).await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(BankSessionBody {
+            session_id: s.id.to_string(),
+            token: s.token.expose().clone(),
+            customer: customer_body(s.customer),
+            expires_at: rfc3339(s.expires_at),
+        }),
+    ))
+}
+
+/// Ends the current bank app session.
+#[utoipa::path(delete, path = "/v1/app/sessions/current", tag = "bank app",
+    security(("session" = [])),
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+async fn logout(
+    State(issuer): State<Issuer>,
+    Extension(c): Extension<BankSessionCustomer>,
+) -> ApiResult<StatusCode> {
+    issuer.bank_logout(&c).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The logged-in customer, masked.
+#[utoipa::path(get, path = "/v1/app/me", tag = "bank app",
+    security(("session" = [])),
+    responses((status = 200, body = CustomerBody), (status = 401, body = ErrorBody)))]
+async fn me(
+    State(issuer): State<Issuer>,
+    Extension(c): Extension<BankSessionCustomer>,
+) -> ApiResult<ApiJson<CustomerBody>> {
+    Ok(ApiJson(customer_body(
+        issuer.customer_view(&c.customer_id).await?,
+    )))
+}
+
+/// The customer's cards: last four digits, balances.
+#[utoipa::path(get, path = "/v1/app/cards", tag = "bank app",
+    security(("session" = [])),
+    responses((status = 200, body = CardList), (status = 401, body = ErrorBody)))]
+async fn cards(
+    State(issuer): State<Issuer>,
+    Extension(c): Extension<BankSessionCustomer>,
+) -> ApiResult<ApiJson<CardList>> {
+    let cards = issuer.customer_cards(&c.customer_id).await?;
+    Ok(ApiJson(CardList {
+        cards: cards.into_iter().map(card_body).collect(),
+    }))
+}
+
+/// One of the customer's cards (another customer's card is 404).
+#[utoipa::path(get, path = "/v1/app/cards/{card_id}", tag = "bank app",
+    security(("session" = [])),
+    params(("card_id" = String, Path)),
+    responses((status = 200, body = CardBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn card(
+    State(issuer): State<Issuer>,
+    Extension(c): Extension<BankSessionCustomer>,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<CardBody>> {
+    let id: CardId = id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such card"))?;
+    Ok(ApiJson(card_body(
+        issuer.customer_card(&c.customer_id, &id).await?,
+    )))
+}
+
+pub fn router(issuer: Issuer) -> OpenApiRouter {
+    let authed = OpenApiRouter::new()
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(cards))
+        .routes(routes!(card))
+        .layer(axum::middleware::from_fn_with_state(
+            issuer.clone(),
+            bank_session,
+        ));
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .merge(authed)
+        .with_state(issuer)
+}

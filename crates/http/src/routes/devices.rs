@@ -1,0 +1,450 @@
+//! Devices of the logged-in wallet account, their WebAuthn credentials, and
+//! each device's push channel (server-sent events).
+//!
+//! The push channel reads the device's events from the outbox in sequence
+//! order, so a device that reconnects with `Last-Event-ID` (or `?after=`)
+//! gets what it missed, then waits for wake-ups from the dispatcher (and
+//! polls, for events written by another API instance). A revoked device's
+//! channel delivers `device.revoked` and closes.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
+use futures::Stream;
+use paybridge_api::rfc3339;
+use paybridge_api::wallet::{
+    AssertionBody, CeremonyAnswer, CeremonyBody, ChannelQuery, CredentialBody, DeviceBody,
+    DeviceEvent, DeviceList, DeviceListQuery, RegisterDevice, RenameDevice,
+};
+use paybridge_api::ErrorBody;
+use paybridge_domain::device::{DeviceStatus, DeviceType};
+use paybridge_domain::event::Destination;
+use paybridge_domain::ids::{CeremonyId, DeviceId};
+use paybridge_domain::ErrorCode;
+use paybridge_store::{StoredDevice, StoredEvent};
+use paybridge_wallet::accounts::SessionUser;
+use paybridge_wallet::webauthn::CeremonyStarted;
+use paybridge_wallet::Wallet;
+use tokio::sync::watch;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::middleware::idempotency::{idempotency, Idempotency};
+use crate::middleware::session_auth::wallet_session;
+
+/// How often a waiting channel looks at the outbox even without a wake-up
+/// (events written by another API instance wake only that instance).
+pub const CHANNEL_POLL: Duration = Duration::from_secs(2);
+/// Events read from the outbox per round.
+const CHANNEL_BATCH: i64 = 100;
+/// What an approval through the generic endpoint is bound to.
+pub const DEVICE_CHECK_PURPOSE: &str = "device.check";
+
+#[derive(Debug, Clone)]
+pub struct DevicesState {
+    pub wallet: Wallet,
+    /// Turns true when the server stops: open channels end so it can.
+    pub stopping: watch::Receiver<bool>,
+}
+
+fn device_id(text: &str) -> Result<DeviceId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such device"))
+}
+
+fn ceremony_id(text: &str) -> Result<CeremonyId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such ceremony"))
+}
+
+fn device_body(d: StoredDevice) -> DeviceBody {
+    DeviceBody {
+        id: d.id.to_string(),
+        device_type: d.device_type.as_str().to_owned(),
+        name: d.name,
+        status: d.status.as_str().to_owned(),
+        has_credential: d.has_credential,
+        created_at: rfc3339(d.created_at),
+        last_seen_at: rfc3339(d.last_seen_at),
+        revoked_at: d.revoked_at.map(rfc3339),
+    }
+}
+
+fn ceremony_body<T: serde::Serialize>(c: CeremonyStarted<T>) -> ApiResult<CeremonyBody> {
+    Ok(CeremonyBody {
+        ceremony_id: c.id.to_string(),
+        options: serde_json::to_value(&c.options).map_err(|e| {
+            tracing::error!(error = %e, "cannot render WebAuthn options");
+            ApiError::new(
+                ErrorCode::InternalError,
+                "internal error; it has been logged",
+            )
+        })?,
+        expires_at: rfc3339(c.expires_at),
+    })
+}
+
+fn answer<T: serde::de::DeserializeOwned>(a: CeremonyAnswer) -> ApiResult<T> {
+    serde_json::from_value(a.credential).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            "credential: not a WebAuthn PublicKeyCredential in JSON form",
+        )
+    })
+}
+
+/// Registers a device of the account.
+#[utoipa::path(post, path = "/v1/devices", tag = "devices",
+    security(("session" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
+    request_body = RegisterDevice,
+    responses(
+        (status = 201, body = DeviceBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "device_limit_reached", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn register_device(
+    State(s): State<DevicesState>,
+    Extension(user): Extension<SessionUser>,
+    ApiJson(req): ApiJson<RegisterDevice>,
+) -> ApiResult<(StatusCode, ApiJson<DeviceBody>)> {
+    let t: DeviceType = req.device_type.parse()?;
+    let d = s
+        .wallet
+        .register_device(&user.user_id, t, &req.name)
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(device_body(d))))
+}
+
+/// The account's devices, newest first.
+#[utoipa::path(get, path = "/v1/devices", tag = "devices",
+    security(("session" = [])),
+    params(DeviceListQuery),
+    responses((status = 200, body = DeviceList), (status = 401, body = ErrorBody)))]
+async fn list_devices(
+    State(s): State<DevicesState>,
+    Extension(user): Extension<SessionUser>,
+    ApiQuery(q): ApiQuery<DeviceListQuery>,
+) -> ApiResult<ApiJson<DeviceList>> {
+    let devices = s
+        .wallet
+        .devices(&user.user_id, q.include_revoked.unwrap_or(false))
+        .await?;
+    Ok(ApiJson(DeviceList {
+        devices: devices.into_iter().map(device_body).collect(),
+    }))
+}
+
+/// One device of the account (another account's device is 404).
+#[utoipa::path(get, path = "/v1/devices/{device_id}", tag = "devices",
+    security(("session" = [])),
+    params(("device_id" = String, Path)),
+    responses((status = 200, body = DeviceBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_device(
+    State(s): State<DevicesState>,
+    Extension(user): Extension<SessionUser>,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<DeviceBody>> {
+    let d = s.wallet.device(&user.user_id, &device_id(&id)?).await?;
+    Ok(ApiJson(device_body(d)))
+}
+
+/// Renames an active device.
+#[utoipa::path(patch, path = "/v1/devices/{device_id}", tag = "devices",
+    security(("session" = [])),
+    params(("device_id" = String, Path)),
+    request_body = RenameDevice,
+    responses(
+        (status = 200, body = DeviceBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "device_revoked", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn rename_device(
+    State(s): State<DevicesState>,
+    Extension(user): Extension<SessionUser>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RenameDevice>,
+) -> ApiResult<ApiJson<DeviceBody>> {
+    let d = s
+        .wallet
+        .rename_device(&user.user_id, &device_id(&id)?, &req.name)
+        .await?;
+    Ok(ApiJson(device_body(d)))
+}
+
+/// Revokes a device: its credential is deleted, its sessions and push channel end.
+#[utoipa::path(delete, path = "/v1/devices/{device_id}", tag = "devices",
+    security(("session" = [])),
+    params(("device_id" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_device(
+    State(s): State<DevicesState>,
+    Extension(user): Extension<SessionUser>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.wallet
+        .revoke_device(&user.user_id, &device_id(&id)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts registering the phone's WebAuthn credential (user verification required).
+#[utoipa::path(post, path = "/v1/devices/{device_id}/credential/registrations", tag = "devices",
+    security(("session" = [])),
+    params(("device_id" = String, Path)),
+    responses(
+        (status = 201, body = CeremonyBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "device_revoked", body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "credential_exists", body = ErrorBody),
+        (status = 422, description = "not a phone", body = ErrorBody)))]
+async fn start_registration(
+    State(s): State<DevicesState>,
+    Extension(user): Extension<SessionUser>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, ApiJson<CeremonyBody>)> {
+    let c = s
+        .wallet
+        .start_credential_registration(&user.user_id, &device_id(&id)?)
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(ceremony_body(c)?)))
+}
+
+/// Finishes the registration with the authenticator's answer.
+#[utoipa::path(post, path = "/v1/devices/{device_id}/credential/registrations/{ceremony_id}", tag = "devices",
+    security(("session" = [])),
+    params(("device_id" = String, Path), ("ceremony_id" = String, Path)),
+    request_body = CeremonyAnswer,
+    responses(
+        (status = 201, body = CredentialBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "webauthn_rejected, device_revoked", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "ceremony_used, credential_exists", body = ErrorBody),
+        (status = 422, description = "ceremony_expired, invalid_request", body = ErrorBody)))]
+async fn finish_registration(
+    State(s): State<DevicesState>,
+    Extension(user): Extension<SessionUser>,
+    Path((id, ceremony)): Path<(String, String)>,
+    ApiJson(req): ApiJson<CeremonyAnswer>,
+) -> ApiResult<(StatusCode, ApiJson<CredentialBody>)> {
+    let device = device_id(&id)?;
+    let credential = s
+        .wallet
+        .finish_credential_registration(
+            &user.user_id,
+            &device,
+            &ceremony_id(&ceremony)?,
+            &answer(req)?,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(CredentialBody {
+            credential_id: credential.to_string(),
+            device_id: device.to_string(),
+        }),
+    ))
+}
+
+/// Starts an approval with the phone's credential (here: a check that the
+/// phone and its biometric work; payment flows bind approvals to payments).
+#[utoipa::path(post, path = "/v1/devices/{device_id}/credential/assertions", tag = "devices",
+    security(("session" = [])),
+    params(("device_id" = String, Path)),
+    responses(
+        (status = 201, body = CeremonyBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "device_revoked", body = ErrorBody),
+        (status = 404, description = "no such device, or no credential", body = ErrorBody)))]
+async fn start_assertion(
+    State(s): State<DevicesState>,
+    Extension(user): Extension<SessionUser>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, ApiJson<CeremonyBody>)> {
+    let c = s
+        .wallet
+        .start_assertion(&user.user_id, &device_id(&id)?, DEVICE_CHECK_PURPOSE)
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(ceremony_body(c)?)))
+}
+
+/// Finishes the approval: user verified, counter advanced, single use.
+#[utoipa::path(post, path = "/v1/devices/{device_id}/credential/assertions/{ceremony_id}", tag = "devices",
+    security(("session" = [])),
+    params(("device_id" = String, Path), ("ceremony_id" = String, Path)),
+    request_body = CeremonyAnswer,
+    responses(
+        (status = 200, body = AssertionBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "webauthn_rejected, device_revoked", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "ceremony_used", body = ErrorBody),
+        (status = 422, description = "ceremony_expired, invalid_request", body = ErrorBody)))]
+async fn finish_assertion(
+    State(s): State<DevicesState>,
+    Extension(user): Extension<SessionUser>,
+    Path((id, ceremony)): Path<(String, String)>,
+    ApiJson(req): ApiJson<CeremonyAnswer>,
+) -> ApiResult<ApiJson<AssertionBody>> {
+    let a = s
+        .wallet
+        .finish_assertion(
+            &user.user_id,
+            &device_id(&id)?,
+            &ceremony_id(&ceremony)?,
+            DEVICE_CHECK_PURPOSE,
+            &answer(req)?,
+        )
+        .await?;
+    Ok(ApiJson(AssertionBody {
+        verified: true,
+        device_id: a.device_id.to_string(),
+        counter: a.counter,
+    }))
+}
+
+/// The device's push channel: `text/event-stream`, one event per message
+/// (`id` = sequence number, `event` = topic, `data` = [`DeviceEvent`]).
+/// Resume with `Last-Event-ID` or `?after=`.
+#[utoipa::path(get, path = "/v1/devices/{device_id}/events", tag = "devices",
+    security(("session" = [])),
+    params(("device_id" = String, Path), ChannelQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "The last sequence number received")),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = DeviceEvent),
+        (status = 401, body = ErrorBody), (status = 403, description = "device_revoked", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn channel(
+    State(s): State<DevicesState>,
+    Extension(user): Extension<SessionUser>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ChannelQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let device = device_id(&id)?;
+    s.wallet.active_device(&user.user_id, &device).await?;
+    let after = match headers.get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|t| t.trim().parse::<i64>().ok())
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Last-Event-ID must be a sequence number",
+                )
+            })?,
+        None => q.after.unwrap_or(0).max(0),
+    };
+    s.wallet
+        .store
+        .device_touch(&device, s.wallet.clock.now())
+        .await
+        .map_err(|e| ApiError::from(paybridge_domain::ServiceError::from(e)))?;
+    // Subscribe before the first read, so no wake-up falls between them.
+    let wakeups = s.wallet.push_hub.subscribe(&device);
+    let state = ChannelState {
+        wallet: s.wallet,
+        user: user.user_id,
+        device,
+        after,
+        buffer: VecDeque::new(),
+        wakeups,
+        stopping: s.stopping,
+        closing: false,
+    };
+    Ok(Sse::new(futures::stream::unfold(state, next_event)).keep_alive(KeepAlive::default()))
+}
+
+struct ChannelState {
+    wallet: Wallet,
+    user: paybridge_domain::ids::UserId,
+    device: DeviceId,
+    after: i64,
+    buffer: VecDeque<StoredEvent>,
+    wakeups: tokio::sync::broadcast::Receiver<i64>,
+    stopping: watch::Receiver<bool>,
+    /// Set after `device.revoked` went out: the stream ends.
+    closing: bool,
+}
+
+fn sse_event(e: &StoredEvent) -> Event {
+    let body = DeviceEvent {
+        seq: e.seq,
+        id: e.id.to_string(),
+        topic: e.topic.to_string(),
+        occurred_at: rfc3339(e.occurred_at),
+        data: e.payload.clone(),
+    };
+    Event::default()
+        .id(e.seq.to_string())
+        .event(e.topic.as_str())
+        .json_data(&body)
+        .unwrap_or_else(|_| Event::default().comment("unrenderable event"))
+}
+
+async fn next_event(mut s: ChannelState) -> Option<(Result<Event, Infallible>, ChannelState)> {
+    loop {
+        if let Some(e) = s.buffer.pop_front() {
+            s.after = e.seq;
+            if e.topic.as_str() == "device.revoked" {
+                s.closing = true;
+            }
+            let event = sse_event(&e);
+            return Some((Ok(event), s));
+        }
+        if s.closing || *s.stopping.borrow() {
+            return None;
+        }
+        match s
+            .wallet
+            .store
+            .outbox_events_for(
+                &Destination::Device(s.device.clone()),
+                s.after,
+                CHANNEL_BATCH,
+            )
+            .await
+        {
+            Ok(events) if !events.is_empty() => {
+                s.buffer.extend(events);
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, device.id = %s.device, "push channel cannot read the outbox")
+            }
+        }
+        // Nothing new: is the device still allowed to listen?
+        match s.wallet.store.device_of(&s.user, &s.device).await {
+            Ok(Some(d)) if d.status == DeviceStatus::Active => {}
+            Ok(_) => return None,
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = s.wakeups.recv() => {}
+            _ = tokio::time::sleep(CHANNEL_POLL) => {}
+            _ = s.stopping.changed() => {}
+        }
+    }
+}
+
+pub fn router(state: DevicesState, idem: Arc<Idempotency>) -> OpenApiRouter {
+    let wallet = state.wallet.clone();
+    let creating = OpenApiRouter::new()
+        .routes(routes!(register_device, list_devices))
+        .layer(axum::middleware::from_fn_with_state(idem, idempotency));
+    OpenApiRouter::new()
+        .routes(routes!(get_device, rename_device, revoke_device))
+        .routes(routes!(start_registration))
+        .routes(routes!(finish_registration))
+        .routes(routes!(start_assertion))
+        .routes(routes!(finish_assertion))
+        .routes(routes!(channel))
+        .merge(creating)
+        .layer(axum::middleware::from_fn_with_state(wallet, wallet_session))
+        .with_state(state)
+}

@@ -1,0 +1,491 @@
+//! Devices over real HTTP on both stores: register, list, rename, revoke,
+//! privacy between accounts, WebAuthn with a software authenticator (the
+//! real ceremonies), the signature counter, and the push channel's order
+//! and replay.
+
+use std::time::Duration as StdDuration;
+
+use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::ids::DeviceId;
+use paybridge_testkit::phone::SoftPhone;
+use paybridge_testkit::{app_tests, TestApp};
+use serde_json::{json, Value};
+use time::Duration;
+
+app_tests!(
+    devices_are_registered_listed_renamed_revoked_and_private,
+    a_phone_registers_a_credential_and_approves_with_user_verification,
+    a_counter_that_does_not_advance_is_refused,
+    revoking_a_device_ends_its_sessions,
+    the_push_channel_delivers_in_order_and_replays_what_was_missed,
+);
+
+const PASSWORD: &str = "correct horse 9";
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+async fn account(app: &TestApp, phone: &str) -> String {
+    let body = json!({"phone": phone, "password": PASSWORD});
+    assert_eq!(
+        app.call("POST", "/v1/accounts", None, Some(body.clone()))
+            .await
+            .0,
+        201
+    );
+    let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
+    s["token"].as_str().unwrap().to_owned()
+}
+
+async fn device(app: &TestApp, token: &str, kind: &str, name: &str) -> String {
+    let (s, d) = app
+        .call(
+            "POST",
+            "/v1/devices",
+            Some(token),
+            Some(json!({"type": kind, "name": name})),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    d["id"].as_str().unwrap().to_owned()
+}
+
+async fn devices_are_registered_listed_renamed_revoked_and_private(app: &TestApp) {
+    let alice = account(app, "13800138000").await;
+    let bob = account(app, "13900139000").await;
+    let phone = device(app, &alice, "phone", "Alice's phone").await;
+    app.clock.advance(Duration::seconds(1));
+    let pc = device(app, &alice, "pc", "Alice's PC").await;
+    assert!(phone.starts_with("dev_"));
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/devices",
+            Some(&alice),
+            Some(json!({"type": "watch", "name": "x"})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (422, "invalid_request"));
+
+    let (_, list) = app.call("GET", "/v1/devices", Some(&alice), None).await;
+    let ids: Vec<&str> = list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![pc.as_str(), phone.as_str()], "newest first");
+    let (_, theirs) = app.call("GET", "/v1/devices", Some(&bob), None).await;
+    assert_eq!(theirs["devices"].as_array().unwrap().len(), 0);
+
+    // Another account's device does not exist for Bob.
+    for (method, body) in [
+        ("GET", None),
+        ("PATCH", Some(json!({"name": "mine"}))),
+        ("DELETE", None),
+    ] {
+        let (s, e) = app
+            .call(method, &format!("/v1/devices/{phone}"), Some(&bob), body)
+            .await;
+        assert_eq!((s, code(&e)), (404, "not_found"), "{method}");
+    }
+    let (s, _) = app
+        .call("GET", "/v1/devices/dev_nonsense", Some(&alice), None)
+        .await;
+    assert_eq!(s, 404);
+
+    let (s, d) = app
+        .call(
+            "PATCH",
+            &format!("/v1/devices/{pc}"),
+            Some(&alice),
+            Some(json!({"name": "  Work PC "})),
+        )
+        .await;
+    assert_eq!((s, d["name"].as_str()), (200, Some("Work PC")));
+    let (s, _) = app
+        .call("DELETE", &format!("/v1/devices/{pc}"), Some(&alice), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = app
+        .call("DELETE", &format!("/v1/devices/{pc}"), Some(&alice), None)
+        .await;
+    assert_eq!(s, 204, "revoking twice changes nothing");
+    let (_, d) = app
+        .call("GET", &format!("/v1/devices/{pc}"), Some(&alice), None)
+        .await;
+    assert_eq!(d["status"], "revoked");
+    assert!(d["revoked_at"].is_string());
+    let (s, e) = app
+        .call(
+            "PATCH",
+            &format!("/v1/devices/{pc}"),
+            Some(&alice),
+            Some(json!({"name": "again"})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (403, "device_revoked"));
+    let (_, list) = app.call("GET", "/v1/devices", Some(&alice), None).await;
+    assert_eq!(list["devices"].as_array().unwrap().len(), 1);
+    let (_, list) = app
+        .call(
+            "GET",
+            "/v1/devices?include_revoked=true",
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(list["devices"].as_array().unwrap().len(), 2);
+}
+
+/// Registers a credential on `device` with `phone`.
+async fn register_credential(app: &TestApp, token: &str, device: &str, phone: &mut SoftPhone) {
+    let base = format!("/v1/devices/{device}/credential/registrations");
+    let (s, c) = app.call("POST", &base, Some(token), None).await;
+    assert_eq!(s, 201, "{c}");
+    assert_eq!(
+        c["options"]["publicKey"]["authenticatorSelection"]["userVerification"], "required",
+        "the biometric is required"
+    );
+    let answer = phone.create(&c["options"]);
+    let (s, r) = app
+        .call(
+            "POST",
+            &format!("{base}/{}", c["ceremony_id"].as_str().unwrap()),
+            Some(token),
+            Some(json!({"credential": answer})),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    assert!(r["credential_id"].as_str().unwrap().starts_with("cred_"));
+}
+
+/// Starts an approval; returns (ceremony id, options).
+async fn start_assertion(app: &TestApp, token: &str, device: &str) -> (String, Value) {
+    let (s, c) = app
+        .call(
+            "POST",
+            &format!("/v1/devices/{device}/credential/assertions"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    (
+        c["ceremony_id"].as_str().unwrap().to_owned(),
+        c["options"].clone(),
+    )
+}
+
+async fn finish_assertion(
+    app: &TestApp,
+    token: &str,
+    device: &str,
+    ceremony: &str,
+    answer: &Value,
+) -> (u16, Value) {
+    app.call(
+        "POST",
+        &format!("/v1/devices/{device}/credential/assertions/{ceremony}"),
+        Some(token),
+        Some(json!({"credential": answer})),
+    )
+    .await
+}
+
+async fn a_phone_registers_a_credential_and_approves_with_user_verification(app: &TestApp) {
+    let token = account(app, "13800138000").await;
+    let dev = device(app, &token, "phone", "Alice's phone").await;
+    let mut phone = SoftPhone::new();
+    register_credential(app, &token, &dev, &mut phone).await;
+    let (_, d) = app
+        .call("GET", &format!("/v1/devices/{dev}"), Some(&token), None)
+        .await;
+    assert_eq!(d["has_credential"], true);
+    let (s, e) = app
+        .call(
+            "POST",
+            &format!("/v1/devices/{dev}/credential/registrations"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&e)), (409, "credential_exists"));
+
+    let (ceremony, options) = start_assertion(app, &token, &dev).await;
+    assert_eq!(options["publicKey"]["userVerification"], "required");
+    let answer = phone.get(&options);
+    let (s, ok) = finish_assertion(app, &token, &dev, &ceremony, &answer).await;
+    assert_eq!(s, 200, "{ok}");
+    assert_eq!(
+        (ok["verified"].as_bool(), ok["counter"].as_u64()),
+        (Some(true), Some(1))
+    );
+    // A finished ceremony is used up.
+    let (s, e) = finish_assertion(app, &token, &dev, &ceremony, &answer).await;
+    assert_eq!((s, code(&e)), (409, "ceremony_used"));
+
+    // An answer to one challenge does not finish another.
+    let (first, _) = start_assertion(app, &token, &dev).await;
+    let (_, second_options) = start_assertion(app, &token, &dev).await;
+    let answer = phone.get(&second_options);
+    let (s, e) = finish_assertion(app, &token, &dev, &first, &answer).await;
+    assert_eq!((s, code(&e)), (403, "webauthn_rejected"), "{e}");
+
+    // Too late.
+    let (late, options) = start_assertion(app, &token, &dev).await;
+    let answer = phone.get(&options);
+    app.clock.advance(Duration::minutes(6));
+    let (s, e) = finish_assertion(app, &token, &dev, &late, &answer).await;
+    assert_eq!((s, code(&e)), (422, "ceremony_expired"));
+
+    // Junk instead of a credential; an unknown ceremony; a PC.
+    let (next, _) = start_assertion(app, &token, &dev).await;
+    let (s, e) = finish_assertion(app, &token, &dev, &next, &json!({"id": 1})).await;
+    assert_eq!((s, code(&e)), (422, "invalid_request"));
+    let (s, _) = finish_assertion(app, &token, &dev, "wac_nonsense", &json!({})).await;
+    assert_eq!(s, 404);
+    let pc = device(app, &token, "pc", "PC").await;
+    let (s, e) = app
+        .call(
+            "POST",
+            &format!("/v1/devices/{pc}/credential/registrations"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&e)), (422, "invalid_request"));
+
+    // Revoked: the credential is gone with the device.
+    app.call("DELETE", &format!("/v1/devices/{dev}"), Some(&token), None)
+        .await;
+    let (s, e) = app
+        .call(
+            "POST",
+            &format!("/v1/devices/{dev}/credential/assertions"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&e)), (403, "device_revoked"));
+}
+
+async fn a_counter_that_does_not_advance_is_refused(app: &TestApp) {
+    let token = account(app, "13800138000").await;
+    let dev = device(app, &token, "phone", "Alice's phone").await;
+    let mut phone = SoftPhone::new();
+    register_credential(app, &token, &dev, &mut phone).await;
+    let (ceremony, options) = start_assertion(app, &token, &dev).await;
+    let answer = phone.get(&options);
+    assert_eq!(
+        finish_assertion(app, &token, &dev, &ceremony, &answer)
+            .await
+            .0,
+        200
+    );
+
+    // The server has seen a higher counter (as if a clone had been used).
+    let device_id: DeviceId = dev.parse().unwrap();
+    let cred = app
+        .wallet
+        .store
+        .credential_of_device(&device_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(app
+        .wallet
+        .store
+        .credential_used(
+            &cred.id,
+            cred.sign_count,
+            &cred.passkey,
+            100,
+            app.clock_now()
+        )
+        .await
+        .unwrap());
+    let (ceremony, options) = start_assertion(app, &token, &dev).await;
+    let answer = phone.get(&options);
+    let (s, e) = finish_assertion(app, &token, &dev, &ceremony, &answer).await;
+    assert_eq!((s, code(&e)), (403, "webauthn_rejected"));
+    assert!(e["error"]["message"].as_str().unwrap().contains("counter"));
+}
+
+async fn revoking_a_device_ends_its_sessions(app: &TestApp) {
+    let token = account(app, "13800138000").await;
+    let dev = device(app, &token, "phone", "Alice's phone").await;
+    let (s, on_phone) = app
+        .call(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"phone": "13800138000", "password": PASSWORD, "device_id": dev})),
+        )
+        .await;
+    assert_eq!(s, 201, "{on_phone}");
+    let phone_token = on_phone["token"].as_str().unwrap();
+    assert_eq!(
+        app.call("GET", "/v1/me", Some(phone_token), None).await.0,
+        200
+    );
+    app.call("DELETE", &format!("/v1/devices/{dev}"), Some(&token), None)
+        .await;
+    let (s, e) = app.call("GET", "/v1/me", Some(phone_token), None).await;
+    assert_eq!((s, code(&e)), (401, "session_invalid"));
+    assert_eq!(app.call("GET", "/v1/me", Some(&token), None).await.0, 200);
+    // Logging in on a revoked device is refused.
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"phone": "13800138000", "password": PASSWORD, "device_id": dev})),
+        )
+        .await;
+    assert_eq!(s, 404);
+}
+
+/// Reads `n` events from an SSE answer: (seq, topic, data).
+async fn read_events(resp: &mut reqwest::Response, n: usize) -> Vec<(i64, String, Value)> {
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let chunk = tokio::time::timeout(StdDuration::from_secs(10), resp.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap();
+        let Some(chunk) = chunk else { break };
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let (mut id, mut topic, mut data) = (None, None, None);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim().parse::<i64>().unwrap());
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    topic = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data = Some(serde_json::from_str::<Value>(v.trim()).unwrap());
+                }
+            }
+            if let (Some(id), Some(topic), Some(data)) = (id, topic, data) {
+                out.push((id, topic, data));
+            }
+        }
+    }
+    out
+}
+
+async fn open_channel(
+    app: &TestApp,
+    token: &str,
+    device: &str,
+    last: Option<i64>,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .get(format!("{}/v1/devices/{device}/events", app.base_url))
+        .bearer_auth(token);
+    if let Some(l) = last {
+        req = req.header("last-event-id", l.to_string());
+    }
+    req.send().await.unwrap()
+}
+
+async fn the_push_channel_delivers_in_order_and_replays_what_was_missed(app: &TestApp) {
+    let token = account(app, "13800138000").await;
+    let other = account(app, "13900139000").await;
+    let dev = device(app, &token, "phone", "Alice's phone").await;
+    let device_id: DeviceId = dev.parse().unwrap();
+    let push = |n: i64| {
+        NewEvent::of(
+            "payment.requested",
+            Destination::Device(device_id.clone()),
+            json!({"n": n}),
+            app.clock_now(),
+        )
+    };
+    app.wallet
+        .store
+        .outbox_append(&[push(1), push(2)])
+        .await
+        .unwrap();
+
+    let mut resp = open_channel(app, &token, &dev, None).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let first = read_events(&mut resp, 2).await;
+    assert_eq!(
+        first
+            .iter()
+            .map(|e| e.2["data"]["n"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(first[0].0 < first[1].0);
+    assert_eq!(first[0].1, "payment.requested");
+    // Live: a new event arrives on the open channel.
+    app.wallet.store.outbox_append(&[push(3)]).await.unwrap();
+    let live = read_events(&mut resp, 1).await;
+    assert_eq!(live[0].2["data"]["n"], 3);
+    drop(resp);
+
+    // Offline, two more; reconnecting after the first gets the rest, in order.
+    app.wallet
+        .store
+        .outbox_append(&[push(4), push(5)])
+        .await
+        .unwrap();
+    let mut resp = open_channel(app, &token, &dev, Some(first[0].0)).await;
+    let replay = read_events(&mut resp, 4).await;
+    assert_eq!(
+        replay
+            .iter()
+            .map(|e| e.2["data"]["n"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![2, 3, 4, 5]
+    );
+
+    // Someone else's device: not found. Bad Last-Event-ID: refused.
+    let (s, _) = app
+        .call(
+            "GET",
+            &format!("/v1/devices/{dev}/events"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let bad = reqwest::Client::new()
+        .get(format!("{}/v1/devices/{dev}/events", app.base_url))
+        .bearer_auth(&token)
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+
+    // Revoking the device tells the channel, then closes it.
+    app.call("DELETE", &format!("/v1/devices/{dev}"), Some(&token), None)
+        .await;
+    let last = read_events(&mut resp, 1).await;
+    assert_eq!(last[0].1, "device.revoked");
+    let end = tokio::time::timeout(StdDuration::from_secs(10), resp.chunk())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(end.is_none(), "the channel closes");
+    let (s, e) = app
+        .call(
+            "GET",
+            &format!("/v1/devices/{dev}/events"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&e)), (403, "device_revoked"));
+}

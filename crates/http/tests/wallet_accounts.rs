@@ -1,0 +1,341 @@
+//! Wallet accounts over real HTTP on both stores: registration, login
+//! sessions and their lockout, the payment password and its lockout, the
+//! real-name identity, and what is kept at rest.
+
+use paybridge_domain::ids::UserId;
+use paybridge_testkit::{app_tests, TestApp};
+use serde_json::{json, Value};
+use time::Duration;
+
+app_tests!(
+    register_login_read_and_log_out,
+    logins_lock_after_five_wrong_tries_and_unknown_phones_answer_alike,
+    sessions_expire_after_a_day,
+    payment_password_is_set_checked_and_locked_for_thirty_minutes,
+    identity_is_recorded_once_and_one_account_per_person,
+    personal_data_is_sealed_at_rest,
+);
+
+pub const PHONE: &str = "13800138000";
+pub const PASSWORD: &str = "correct horse 9";
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+/// Registers `phone` and logs in; returns (user id, token).
+pub async fn account(app: &TestApp, phone: &str) -> (String, String) {
+    let (s, acc) = app
+        .call(
+            "POST",
+            "/v1/accounts",
+            None,
+            Some(json!({"phone": phone, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, 201, "{acc}");
+    let (s, session) = app
+        .call(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"phone": phone, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, 201, "{session}");
+    (
+        acc["id"].as_str().unwrap().to_owned(),
+        session["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn register_login_read_and_log_out(app: &TestApp) {
+    let (s, acc) = app
+        .call(
+            "POST",
+            "/v1/accounts",
+            None,
+            Some(json!({"phone": PHONE, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, 201, "{acc}");
+    assert!(acc["id"].as_str().unwrap().starts_with("usr_"));
+    assert_eq!(acc["phone_masked"], "138****8000");
+    assert_eq!(acc["status"], "active");
+    assert!(!acc.to_string().contains(PHONE));
+
+    let (s, dup) = app
+        .call(
+            "POST",
+            "/v1/accounts",
+            None,
+            Some(json!({"phone": PHONE, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!((s, code(&dup)), (409, "phone_already_registered"));
+    let (s, weak) = app
+        .call(
+            "POST",
+            "/v1/accounts",
+            None,
+            Some(json!({"phone": "13900000001", "password": "short"})),
+        )
+        .await;
+    assert_eq!((s, code(&weak)), (422, "password_too_weak"));
+    let (s, bad) = app
+        .call(
+            "POST",
+            "/v1/accounts",
+            None,
+            Some(json!({"phone": "12ab", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!((s, code(&bad)), (422, "invalid_request"));
+
+    let (s, wrong) = app
+        .call(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"phone": PHONE, "password": "wrong horse 9"})),
+        )
+        .await;
+    assert_eq!((s, code(&wrong)), (401, "credentials_invalid"));
+    let (s, session) = app
+        .call(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"phone": PHONE, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, 201, "{session}");
+    let token = session["token"].as_str().unwrap();
+    assert!(token.starts_with("pbs_"));
+    assert_eq!(session["user_id"], acc["id"]);
+
+    let (s, me) = app.call("GET", "/v1/me", Some(token), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(me["id"], acc["id"]);
+    assert_eq!(me["has_payment_password"], false);
+    assert_eq!(me["identity"], Value::Null);
+
+    for bad_token in [None, Some("pbs_nonsense"), Some("not-a-token")] {
+        let (s, e) = app.call("GET", "/v1/me", bad_token, None).await;
+        assert_eq!((s, code(&e)), (401, "session_invalid"), "{bad_token:?}");
+    }
+    let (s, _) = app
+        .call("DELETE", "/v1/sessions/current", Some(token), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, e) = app.call("GET", "/v1/me", Some(token), None).await;
+    assert_eq!((s, code(&e)), (401, "session_invalid"));
+}
+
+async fn wrong_login(app: &TestApp, phone: &str, password: &str) -> (u16, Value) {
+    app.call(
+        "POST",
+        "/v1/sessions",
+        None,
+        Some(json!({"phone": phone, "password": password})),
+    )
+    .await
+}
+
+async fn logins_lock_after_five_wrong_tries_and_unknown_phones_answer_alike(app: &TestApp) {
+    account(app, PHONE).await;
+    let unknown = "13911112222";
+    for attempt in 1..=4 {
+        let known = wrong_login(app, PHONE, "wrong horse 9").await;
+        let other = wrong_login(app, unknown, "wrong horse 9").await;
+        assert_eq!(
+            (known.0, code(&known.1)),
+            (401, "credentials_invalid"),
+            "try {attempt}"
+        );
+        // Same answer whether or not the phone has an account.
+        assert_eq!(known.1["error"]["message"], other.1["error"]["message"]);
+        assert_eq!(known.0, other.0);
+    }
+    let known = wrong_login(app, PHONE, "wrong horse 9").await;
+    let other = wrong_login(app, unknown, "wrong horse 9").await;
+    assert_eq!((known.0, code(&known.1)), (429, "password_locked"));
+    assert_eq!(known.1["error"]["message"], other.1["error"]["message"]);
+    // Locked: even the right password is refused, and counts nothing more.
+    let right = wrong_login(app, PHONE, PASSWORD).await;
+    assert_eq!((right.0, code(&right.1)), (429, "password_locked"));
+    app.clock.advance(Duration::minutes(15));
+    let right = wrong_login(app, PHONE, PASSWORD).await;
+    assert_eq!(right.0, 201, "{}", right.1);
+}
+
+async fn sessions_expire_after_a_day(app: &TestApp) {
+    let (_, token) = account(app, PHONE).await;
+    app.clock.advance(Duration::hours(23));
+    assert_eq!(app.call("GET", "/v1/me", Some(&token), None).await.0, 200);
+    app.clock.advance(Duration::hours(1));
+    let (s, e) = app.call("GET", "/v1/me", Some(&token), None).await;
+    assert_eq!((s, code(&e)), (401, "session_invalid"));
+}
+
+async fn verify(app: &TestApp, token: &str, pin: &str) -> (u16, Value) {
+    app.call(
+        "POST",
+        "/v1/me/payment-password/verify",
+        Some(token),
+        Some(json!({"password": pin})),
+    )
+    .await
+}
+
+async fn payment_password_is_set_checked_and_locked_for_thirty_minutes(app: &TestApp) {
+    let (_, token) = account(app, PHONE).await;
+    let (s, e) = verify(app, &token, "482916").await;
+    assert_eq!((s, code(&e)), (409, "payment_password_not_set"));
+    for weak in ["123456", "111111", "12345", "abcdef"] {
+        let (s, e) = app
+            .call(
+                "POST",
+                "/v1/me/payment-password",
+                Some(&token),
+                Some(json!({"new_password": weak})),
+            )
+            .await;
+        assert_eq!((s, code(&e)), (422, "password_too_weak"), "{weak}");
+    }
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/me/payment-password",
+            Some(&token),
+            Some(json!({"new_password": "482916"})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, me) = app.call("GET", "/v1/me", Some(&token), None).await;
+    assert_eq!((s, me["has_payment_password"].as_bool()), (200, Some(true)));
+    assert_eq!(verify(app, &token, "482916").await.0, 200);
+
+    for i in 1..=4 {
+        let (s, e) = verify(app, &token, "000001").await;
+        assert_eq!((s, code(&e)), (403, "payment_password_invalid"), "try {i}");
+        assert!(e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} tries left", 5 - i)));
+    }
+    let (s, e) = verify(app, &token, "not digits").await;
+    assert_eq!((s, code(&e)), (429, "password_locked"), "{e}");
+    let (s, e) = verify(app, &token, "482916").await;
+    assert_eq!((s, code(&e)), (429, "password_locked"));
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("30 minutes"));
+    app.clock.advance(Duration::minutes(29));
+    assert_eq!(verify(app, &token, "482916").await.0, 429);
+    app.clock.advance(Duration::minutes(1));
+    assert_eq!(verify(app, &token, "482916").await.0, 200);
+
+    // Changing needs the current one.
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/me/payment-password",
+            Some(&token),
+            Some(json!({"new_password": "730245"})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (403, "payment_password_invalid"));
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/me/payment-password",
+            Some(&token),
+            Some(json!({"new_password": "730245", "current_password": "482916"})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(verify(app, &token, "482916").await.0, 403);
+    assert_eq!(verify(app, &token, "730245").await.0, 200);
+}
+
+async fn identity_is_recorded_once_and_one_account_per_person(app: &TestApp) {
+    let (_, token) = account(app, PHONE).await;
+    let (_, other) = account(app, "13900139000").await;
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/me/identity",
+            Some(&token),
+            Some(json!({"name": "张三", "id_number": "110105199003071238"})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (422, "identity_invalid"));
+    let (s, id) = app
+        .call(
+            "POST",
+            "/v1/me/identity",
+            Some(&token),
+            Some(json!({"name": "张三", "id_number": "110105199003071239"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{id}");
+    assert_eq!(id["name_masked"], "*三");
+    assert_eq!(id["id_number_masked"], "110***********1239");
+    assert!(!id.to_string().contains("19900307"));
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/me/identity",
+            Some(&token),
+            Some(json!({"name": "张三", "id_number": "110105199003071239"})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (409, "identity_already_verified"));
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/me/identity",
+            Some(&other),
+            Some(json!({"name": "张三", "id_number": "110105199003071239"})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (409, "identity_in_use"));
+    let (_, me) = app.call("GET", "/v1/me", Some(&token), None).await;
+    assert_eq!(me["identity"]["name_masked"], "*三");
+}
+
+async fn personal_data_is_sealed_at_rest(app: &TestApp) {
+    let (id, token) = account(app, PHONE).await;
+    app.call(
+        "POST",
+        "/v1/me/identity",
+        Some(&token),
+        Some(json!({"name": "张三", "id_number": "110105199003071239"})),
+    )
+    .await;
+    let user = app
+        .wallet
+        .store
+        .user(&id.parse::<UserId>().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let identity = user.identity.clone().unwrap();
+    for sealed in [
+        &user.phone_sealed,
+        &identity.name_sealed,
+        &identity.id_number_sealed,
+    ] {
+        assert!(sealed.starts_with("pb1."), "{sealed}");
+        assert!(!sealed.contains(PHONE) && !sealed.contains("110105199003071239"));
+    }
+    assert!(user.password_hash.unwrap().starts_with("$argon2id$"));
+    // The wallet can still read them for its checks.
+    let (name, number) = app.wallet.identity_of(&user.id).await.unwrap().unwrap();
+    assert_eq!(
+        (name.expose(), number.expose()),
+        ("张三", "110105199003071239")
+    );
+}

@@ -1,0 +1,483 @@
+//! Wallet accounts: registration, login sessions, the payment password and
+//! the real-name identity.
+//!
+//! Login answers the same, in the same time, whether or not the phone has an
+//! account: wrong-password counters are kept per phone (blind index) for
+//! unknown phones too, and an unknown phone still costs one Argon2id check.
+
+use paybridge_crypto::token::{generate_token, well_formed_token};
+use paybridge_crypto::Secret;
+use paybridge_domain::credentials::{
+    check_login_password, check_payment_password, is_six_digits, PasswordGuard, LOGIN_LOCK_SECS,
+    PAYMENT_PASSWORD_LOCK_SECS,
+};
+use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::identity::{IdNumber, PersonName};
+use paybridge_domain::ids::{DeviceId, SessionId, UserId};
+use paybridge_domain::phone::PhoneNumber;
+use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
+use paybridge_store::keys::SealedColumn;
+use paybridge_store::sessions::count_login_try;
+use paybridge_store::{AccountStatus, SealedIdentity, StoredSession, StoredUser, UserWrite};
+use serde_json::json;
+
+use crate::Wallet;
+
+/// A wallet session lasts a day; the app logs in again after that.
+pub const SESSION_TTL_SECS: i64 = 24 * 3600;
+/// Times a change judged on a stale row is re-judged before giving up.
+const CAS_RETRIES: usize = 8;
+
+pub const PHONE: SealedColumn = col("phone_sealed");
+pub const NAME: SealedColumn = col("name_sealed");
+pub const ID_NUMBER: SealedColumn = col("id_number_sealed");
+
+const fn col(column: &'static str) -> SealedColumn {
+    SealedColumn {
+        table: "wallet_users",
+        id_column: "id",
+        column,
+    }
+}
+
+/// What the account's owner may see of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    pub id: UserId,
+    pub phone_masked: String,
+    pub status: AccountStatus,
+    pub has_payment_password: bool,
+    pub registered_by: Option<String>,
+    pub identity: Option<IdentityView>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityView {
+    pub name_masked: String,
+    pub id_number_masked: String,
+    pub verified_at: Timestamp,
+}
+
+/// A session just opened: the token is shown once.
+#[derive(Debug)]
+pub struct OpenedSession {
+    pub id: SessionId,
+    pub token: Secret<String>,
+    pub user_id: UserId,
+    pub device_id: Option<DeviceId>,
+    pub expires_at: Timestamp,
+}
+
+/// Who a request's bearer token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUser {
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    pub device_id: Option<DeviceId>,
+}
+
+fn rejected(code: ErrorCode, message: &str) -> ServiceError {
+    ServiceError::rejected(code, message)
+}
+
+fn invalid_session() -> ServiceError {
+    rejected(
+        ErrorCode::SessionInvalid,
+        "the session is unknown, expired or revoked; log in again",
+    )
+}
+
+impl Wallet {
+    fn phone_index(&self, phone: &PhoneNumber) -> String {
+        self.keys.index.index("phone", phone.as_str())
+    }
+
+    pub(crate) async fn load_user(&self, id: &UserId) -> Result<StoredUser, ServiceError> {
+        self.store
+            .user(id)
+            .await?
+            .ok_or_else(|| rejected(ErrorCode::NotFound, "no such account"))
+    }
+
+    async fn view(&self, u: &StoredUser) -> Result<AccountView, ServiceError> {
+        let identity = match &u.identity {
+            None => None,
+            Some(i) => {
+                let id_number = self
+                    .vault
+                    .open_text(&ID_NUMBER, u.id.as_str(), &i.id_number_sealed)
+                    .await?;
+                let masked = IdNumber::parse(id_number.expose())
+                    .map(|n| n.masked())
+                    .unwrap_or_else(|_| "******************".into());
+                Some(IdentityView {
+                    name_masked: i.name_masked.clone(),
+                    id_number_masked: masked,
+                    verified_at: i.verified_at,
+                })
+            }
+        };
+        Ok(AccountView {
+            id: u.id.clone(),
+            phone_masked: u.phone_masked.clone(),
+            status: u.status,
+            has_payment_password: u.pay_password_hash.is_some(),
+            registered_by: u.registered_by.clone(),
+            identity,
+            created_at: u.created_at,
+        })
+    }
+
+    /// Opens an account with a phone and a login password.
+    pub async fn register_account(
+        &self,
+        phone: &PhoneNumber,
+        password: &str,
+    ) -> Result<AccountView, ServiceError> {
+        check_login_password(password)?;
+        let now = self.clock.now();
+        let index = self.phone_index(phone);
+        if self.store.user_by_phone(&index).await?.is_some() {
+            return Err(rejected(
+                ErrorCode::PhoneAlreadyRegistered,
+                "this phone number already has a wallet account; log in instead",
+            ));
+        }
+        let id = UserId::generate();
+        let user = StoredUser {
+            phone_sealed: self
+                .vault
+                .seal(&PHONE, id.as_str(), phone.as_str().as_bytes())
+                .await,
+            phone_index: index,
+            phone_masked: phone.masked(),
+            password_hash: Some(self.hash_password(password).await?),
+            pay_password_hash: None,
+            pay_guard: PasswordGuard::default(),
+            status: AccountStatus::Active,
+            registered_by: None,
+            identity: None,
+            created_at: now,
+            version: 0,
+            id: id.clone(),
+        };
+        let event = NewEvent::of(
+            "account.registered",
+            Destination::Internal,
+            json!({ "user_id": id, "channel": "app" }),
+            now,
+        );
+        match self.store.user_create(&user, &[event]).await? {
+            UserWrite::Done => {}
+            _ => {
+                return Err(rejected(
+                    ErrorCode::PhoneAlreadyRegistered,
+                    "this phone number already has a wallet account; log in instead",
+                ))
+            }
+        }
+        tracing::info!(user.id = %id, "wallet account registered");
+        self.view(&user).await
+    }
+
+    /// Checks phone and password and opens a session, optionally tied to
+    /// one of the account's devices (revoking the device ends it).
+    pub async fn login(
+        &self,
+        phone: &PhoneNumber,
+        password: &str,
+        device: Option<&DeviceId>,
+    ) -> Result<OpenedSession, ServiceError> {
+        let login_index = self.keys.index.index("login.phone", phone.as_str());
+        let user = self.store.user_by_phone(&self.phone_index(phone)).await?;
+        let correct = self
+            .verify_password(
+                user.as_ref().and_then(|u| u.password_hash.clone()),
+                password,
+            )
+            .await
+            && user.is_some();
+        self.judge_login(&login_index, correct).await?;
+        let user = user.expect("a correct login has an account");
+        if let Some(device) = device {
+            let active = self
+                .store
+                .device_of(&user.id, device)
+                .await?
+                .is_some_and(|d| d.status == paybridge_domain::device::DeviceStatus::Active);
+            if !active {
+                return Err(rejected(
+                    ErrorCode::NotFound,
+                    "no such active device on this account",
+                ));
+            }
+        }
+        self.open_session(&user.id, device.cloned()).await
+    }
+
+    /// Counts a login try against the phone's counter (also under racing tries).
+    async fn judge_login(&self, login_index: &str, correct: bool) -> Result<(), ServiceError> {
+        let counted = count_login_try(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            login_index,
+            correct,
+            LOGIN_LOCK_SECS,
+        )
+        .await?;
+        match counted {
+            Some(Ok(())) => Ok(()),
+            Some(Err((refusal, now))) => {
+                let mut e = refusal.into_error(ErrorCode::CredentialsInvalid, now);
+                if e.code == ErrorCode::CredentialsInvalid {
+                    e.message = format!("wrong phone number or password; {}", e.message);
+                }
+                Err(e.into())
+            }
+            None => Err(ServiceError::rejected(
+                ErrorCode::RateLimited,
+                "too many concurrent login attempts; retry",
+            )),
+        }
+    }
+
+    async fn open_session(
+        &self,
+        user: &UserId,
+        device: Option<DeviceId>,
+    ) -> Result<OpenedSession, ServiceError> {
+        let now = self.clock.now();
+        let token = generate_token();
+        let session = StoredSession {
+            id: SessionId::generate(),
+            token_hash: self.keys.tokens.hash(token.expose()),
+            subject: user.as_str().to_owned(),
+            device_id: device.clone(),
+            created_at: now,
+            expires_at: now + time::Duration::seconds(SESSION_TTL_SECS),
+            revoked_at: None,
+        };
+        self.store.session_create(&session).await?;
+        tracing::info!(user.id = %user, session.id = %session.id, "session opened");
+        Ok(OpenedSession {
+            id: session.id,
+            token,
+            user_id: user.clone(),
+            device_id: device,
+            expires_at: session.expires_at,
+        })
+    }
+
+    /// The session a bearer token speaks for.
+    pub async fn authenticate(&self, token: &str) -> Result<SessionUser, ServiceError> {
+        if !well_formed_token(token) {
+            return Err(invalid_session());
+        }
+        let session = self
+            .store
+            .session_by_token(&self.keys.tokens.hash(token))
+            .await?
+            .filter(|s| s.is_live(self.clock.now()))
+            .ok_or_else(invalid_session)?;
+        let user_id: UserId = session.subject.parse().map_err(|_| invalid_session())?;
+        Ok(SessionUser {
+            session_id: session.id,
+            user_id,
+            device_id: session.device_id,
+        })
+    }
+
+    pub async fn logout(&self, s: &SessionUser) -> Result<(), ServiceError> {
+        self.store
+            .session_revoke(&s.session_id, s.user_id.as_str(), self.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn account(&self, user: &UserId) -> Result<AccountView, ServiceError> {
+        let u = self.load_user(user).await?;
+        self.view(&u).await
+    }
+
+    /// Sets the payment password; changing one needs the current one (a
+    /// wrong current one counts towards the lock).
+    pub async fn set_payment_password(
+        &self,
+        user: &UserId,
+        current: Option<&str>,
+        new: &str,
+    ) -> Result<(), ServiceError> {
+        check_payment_password(new)?;
+        let u = self.load_user(user).await?;
+        if u.pay_password_hash.is_some() {
+            let current = current.ok_or_else(|| {
+                rejected(
+                    ErrorCode::PaymentPasswordInvalid,
+                    "changing the payment password needs the current one",
+                )
+            })?;
+            self.verify_payment_password(user, current).await?;
+        }
+        let hash = self.hash_password(new).await?;
+        for _ in 0..CAS_RETRIES {
+            let mut u = self.load_user(user).await?;
+            u.pay_password_hash = Some(hash.clone());
+            u.pay_guard = PasswordGuard::default();
+            let event = NewEvent::of(
+                "account.payment_password_set",
+                Destination::Internal,
+                json!({ "user_id": user }),
+                self.clock.now(),
+            );
+            if self.store.user_update_credentials(&u, &[event]).await? == UserWrite::Done {
+                return Ok(());
+            }
+        }
+        Err(rejected(
+            ErrorCode::RateLimited,
+            "the account changed meanwhile; retry",
+        ))
+    }
+
+    /// Checks the payment password. Five wrong tries lock it for 30
+    /// minutes; every wrong try is counted, also under racing tries.
+    pub async fn verify_payment_password(
+        &self,
+        user: &UserId,
+        pin: &str,
+    ) -> Result<(), ServiceError> {
+        for _ in 0..CAS_RETRIES {
+            let now = self.clock.now();
+            let Some(mut u) = self.store.user(user).await? else {
+                // Same work and answer as a wrong password.
+                self.verify_password(None, pin).await;
+                return Err(rejected(
+                    ErrorCode::PaymentPasswordInvalid,
+                    "wrong payment password",
+                ));
+            };
+            if let Err(refusal) = u.pay_guard.admit(now) {
+                return Err(refusal
+                    .into_error(ErrorCode::PaymentPasswordInvalid, now)
+                    .into());
+            }
+            let hash = if is_six_digits(pin) {
+                u.pay_password_hash.clone()
+            } else {
+                None
+            };
+            let correct = self.verify_password(hash, pin).await;
+            if u.pay_password_hash.is_none() {
+                return Err(rejected(
+                    ErrorCode::PaymentPasswordNotSet,
+                    "the account has no payment password yet; set one first",
+                ));
+            }
+            let (next, outcome) = u.pay_guard.record(correct, now, PAYMENT_PASSWORD_LOCK_SECS);
+            if next != u.pay_guard {
+                u.pay_guard = next;
+                let events = if outcome.is_err() {
+                    vec![NewEvent::of(
+                        "risk.payment_password_wrong",
+                        Destination::Internal,
+                        json!({ "user_id": user, "failed_attempts": next.failed_attempts }),
+                        now,
+                    )]
+                } else {
+                    Vec::new()
+                };
+                if self.store.user_update_credentials(&u, &events).await? == UserWrite::Stale {
+                    continue;
+                }
+            }
+            return outcome
+                .map_err(|r| r.into_error(ErrorCode::PaymentPasswordInvalid, now).into());
+        }
+        Err(rejected(
+            ErrorCode::RateLimited,
+            "too many concurrent tries; retry",
+        ))
+    }
+
+    /// Records the account's real-name identity (name and ID number, sealed).
+    /// One person has one wallet account; the identity is not changed later.
+    pub async fn set_identity(
+        &self,
+        user: &UserId,
+        name: &PersonName,
+        id_number: &IdNumber,
+    ) -> Result<IdentityView, ServiceError> {
+        let u = self.load_user(user).await?;
+        if u.identity.is_some() {
+            return Err(rejected(
+                ErrorCode::IdentityAlreadyVerified,
+                "the account already has a real-name identity",
+            ));
+        }
+        let now = self.clock.now();
+        let identity = SealedIdentity {
+            name_sealed: self
+                .vault
+                .seal(&NAME, u.id.as_str(), name.expose().as_bytes())
+                .await,
+            name_masked: name.masked(),
+            id_number_sealed: self
+                .vault
+                .seal(&ID_NUMBER, u.id.as_str(), id_number.expose().as_bytes())
+                .await,
+            id_number_index: self.keys.index.index("id_number", id_number.expose()),
+            verified_at: now,
+        };
+        let event = NewEvent::of(
+            "account.identity_set",
+            Destination::Internal,
+            json!({ "user_id": user }),
+            now,
+        );
+        match self
+            .store
+            .user_set_identity(user, u.version, &identity, &[event])
+            .await?
+        {
+            UserWrite::Done => Ok(IdentityView {
+                name_masked: identity.name_masked,
+                id_number_masked: id_number.masked(),
+                verified_at: now,
+            }),
+            UserWrite::Duplicate => Err(rejected(
+                ErrorCode::IdentityInUse,
+                "this identity belongs to another wallet account",
+            )),
+            UserWrite::Stale => Err(rejected(
+                ErrorCode::IdentityAlreadyVerified,
+                "the account changed meanwhile; look at it again",
+            )),
+        }
+    }
+
+    /// The account's identity in clear, for the flows that compare it with
+    /// a bank's records (never for display).
+    pub async fn identity_of(
+        &self,
+        user: &UserId,
+    ) -> Result<Option<(PersonName, IdNumber)>, ServiceError> {
+        let u = self.load_user(user).await?;
+        let Some(i) = &u.identity else {
+            return Ok(None);
+        };
+        let name = self
+            .vault
+            .open_text(&NAME, u.id.as_str(), &i.name_sealed)
+            .await?;
+        let number = self
+            .vault
+            .open_text(&ID_NUMBER, u.id.as_str(), &i.id_number_sealed)
+            .await?;
+        let corrupt = |e: paybridge_domain::DomainError| ServiceError::Internal(Box::new(e));
+        Ok(Some((
+            PersonName::parse(name.expose()).map_err(corrupt)?,
+            IdNumber::parse(number.expose()).map_err(corrupt)?,
+        )))
+    }
+}

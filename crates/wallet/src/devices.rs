@@ -1,0 +1,124 @@
+//! Devices of a wallet account: register, list, rename, revoke. Another
+//! account's device is "not found", never "forbidden", so ids reveal nothing.
+
+use paybridge_domain::device::{check_device_name, DeviceStatus, DeviceType};
+use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::ids::{DeviceId, UserId};
+use paybridge_domain::{ErrorCode, ServiceError};
+use paybridge_store::{DeviceCreate, StoredDevice};
+use serde_json::json;
+
+use crate::Wallet;
+
+fn not_found() -> ServiceError {
+    ServiceError::rejected(ErrorCode::NotFound, "no such device")
+}
+
+fn revoked() -> ServiceError {
+    ServiceError::rejected(
+        ErrorCode::DeviceRevoked,
+        "the device was revoked; register it again",
+    )
+}
+
+impl Wallet {
+    pub async fn register_device(
+        &self,
+        user: &UserId,
+        device_type: DeviceType,
+        name: &str,
+    ) -> Result<StoredDevice, ServiceError> {
+        let name = check_device_name(name)?;
+        self.load_user(user).await?;
+        let now = self.clock.now();
+        let device = StoredDevice {
+            id: DeviceId::generate(),
+            user_id: user.clone(),
+            device_type,
+            name,
+            status: DeviceStatus::Active,
+            created_at: now,
+            last_seen_at: now,
+            revoked_at: None,
+            has_credential: false,
+        };
+        let event = NewEvent::of(
+            "device.registered",
+            Destination::Internal,
+            json!({ "user_id": user, "device_id": device.id, "type": device_type }),
+            now,
+        );
+        match self.store.device_create(&device, &[event]).await? {
+            DeviceCreate::Created => {
+                tracing::info!(user.id = %user, device.id = %device.id, device.kind = %device_type, "device registered");
+                Ok(device)
+            }
+            DeviceCreate::LimitReached => Err(ServiceError::rejected(
+                ErrorCode::DeviceLimitReached,
+                format!(
+                    "an account has at most {} active devices; revoke one first",
+                    paybridge_domain::device::MAX_ACTIVE_DEVICES
+                ),
+            )),
+        }
+    }
+
+    pub async fn devices(
+        &self,
+        user: &UserId,
+        include_revoked: bool,
+    ) -> Result<Vec<StoredDevice>, ServiceError> {
+        Ok(self.store.devices_of(user, include_revoked).await?)
+    }
+
+    /// One of the account's devices, active or revoked.
+    pub async fn device(&self, user: &UserId, id: &DeviceId) -> Result<StoredDevice, ServiceError> {
+        self.store.device_of(user, id).await?.ok_or_else(not_found)
+    }
+
+    /// One of the account's devices that is still active.
+    pub async fn active_device(
+        &self,
+        user: &UserId,
+        id: &DeviceId,
+    ) -> Result<StoredDevice, ServiceError> {
+        let d = self.device(user, id).await?;
+        if d.status != DeviceStatus::Active {
+            return Err(revoked());
+        }
+        Ok(d)
+    }
+
+    pub async fn rename_device(
+        &self,
+        user: &UserId,
+        id: &DeviceId,
+        name: &str,
+    ) -> Result<StoredDevice, ServiceError> {
+        let name = check_device_name(name)?;
+        self.active_device(user, id).await?;
+        if !self.store.device_rename(user, id, &name).await? {
+            return Err(revoked());
+        }
+        self.device(user, id).await
+    }
+
+    /// Revokes a device: its credential is deleted, its sessions end, its
+    /// push channel closes. Revoking a revoked device changes nothing.
+    pub async fn revoke_device(&self, user: &UserId, id: &DeviceId) -> Result<(), ServiceError> {
+        let d = self.device(user, id).await?;
+        if d.status == DeviceStatus::Revoked {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let event = NewEvent::of(
+            "device.revoked",
+            Destination::Device(id.clone()),
+            json!({ "device_id": id }),
+            now,
+        );
+        self.store.device_revoke(user, id, now, &[event]).await?;
+        tracing::info!(user.id = %user, device.id = %id, "device revoked");
+        Ok(())
+    }
+}

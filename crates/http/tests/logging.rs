@@ -1,7 +1,8 @@
 //! No personal data or secrets in the logs: requests carrying a PAN, a phone
 //! number and an OTP — in the query, in bodies, in bad bodies — are served
 //! and refused while every log line is captured; none of the three appears,
-//! and the request ids do (so the capture itself works).
+//! and the request ids do (so the capture itself works). Passwords, PINs,
+//! ID numbers, session tokens and the seeded cards' PANs do not appear either.
 
 use paybridge_store::Backend;
 use paybridge_testkit::logs::{subscriber, CapturedLogs};
@@ -11,6 +12,11 @@ use serde_json::json;
 const PAN: &str = "6222020200112233445";
 const PHONE: &str = "13812345678";
 const OTP: &str = "482913";
+const LOGIN_PASSWORD: &str = "correct horse 9";
+const PIN: &str = "730245";
+const ID_NUMBER: &str = "110105199003071239";
+const SEEDED_PAN: &str = "6219990000000014";
+const BANK_PASSWORD: &str = "Sandbox#2026";
 
 async fn no_pii_in_logs(backend: Backend) {
     let logs = CapturedLogs::default();
@@ -77,8 +83,80 @@ async fn no_pii_in_logs(backend: Backend) {
     assert_eq!(resp.status().as_u16(), 401);
     request_ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_owned());
 
+    // Accounts, sessions, the payment password, the identity, the bank app:
+    // passwords, PINs, ID numbers, tokens and the seeded PANs stay out too.
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/accounts",
+            None,
+            Some(json!({"phone": PHONE, "password": LOGIN_PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"phone": PHONE, "password": "wrong horse 9"})),
+        )
+        .await;
+    assert_eq!(s, 401);
+    let (_, session) = app
+        .call(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"phone": PHONE, "password": LOGIN_PASSWORD})),
+        )
+        .await;
+    let token = session["token"].as_str().unwrap().to_owned();
+    for (path, body) in [
+        ("/v1/me/payment-password", json!({"new_password": PIN})),
+        (
+            "/v1/me/payment-password/verify",
+            json!({"password": "000001"}),
+        ),
+        (
+            "/v1/me/identity",
+            json!({"name": "张三", "id_number": ID_NUMBER}),
+        ),
+        (
+            "/v1/me/identity",
+            json!({"name": "张三", "id_number": "110105199003071238"}),
+        ),
+    ] {
+        app.call("POST", path, Some(&token), Some(body)).await;
+    }
+    let (s, bank) = app
+        .call(
+            "POST",
+            "/bank/v1/app/sessions",
+            None,
+            Some(json!({"username": "zhang.san", "password": BANK_PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let bank_token = bank["token"].as_str().unwrap().to_owned();
+    let (s, _) = app
+        .call("GET", "/bank/v1/app/cards", Some(&bank_token), None)
+        .await;
+    assert_eq!(s, 200);
+
     app.stop().await;
     let text = logs.text();
+    for secret in [
+        LOGIN_PASSWORD,
+        PIN,
+        ID_NUMBER,
+        SEEDED_PAN,
+        BANK_PASSWORD,
+        &token,
+        &bank_token,
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked into the logs");
+    }
     for id in &request_ids {
         assert!(text.contains(id.as_str()), "request {id} was logged");
     }

@@ -63,3 +63,42 @@ pub struct CardList {
 }
 
 redacted_debug!(BankLogin);
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartWalletBinding {
+    /// `qr`: show a QR code for the wallet app; `push`: send a binding message to it.
+    pub mode: String,
+}
+
+/// What the bank app shows after "bind to wallet".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WalletBindingStarted {
+    pub mode: String,
+    /// `qr_ready`, `pushed`, or `no_wallet_user` (offer wallet registration).
+    pub status: String,
+    pub binding_id: Option<String>,
+    /// The binding address (QR mode).
+    pub url: Option<String>,
+    pub qr_svg: Option<String>,
+    pub qr_png_base64: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BankBindingBody {
+    #[schema(example = "agr_…")]
+    pub id: String,
+    pub card_id: String,
+    pub last4: String,
+    pub wallet: String,
+    pub binding_id: String,
+    /// `active` or `cancelled`.
+    pub status: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BankBindingList {
+    pub bindings: Vec<BankBindingBody>,
+}

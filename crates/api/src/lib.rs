@@ -10,6 +10,7 @@
 
 /// `Debug` that prints only the type's name: for request bodies carrying
 /// passwords, PINs or personal data.
+#[macro_export]
 macro_rules! redacted_debug {
     ($($t:ty),* $(,)?) => {$(
         impl std::fmt::Debug for $t {

@@ -40,3 +40,73 @@ pub struct PartnerEventAck {
     /// `true` when this event had been received before (and was not acted on again).
     pub duplicate: bool,
 }
+
+/// What a bank sends to start a binding (flow F1): who the customer is, the
+/// reserved phone, and how the card is shown. Never the card number.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BindingOffer {
+    /// The bank's id of the card, quoted back when the binding completes.
+    #[schema(example = "card_…")]
+    pub card_ref: String,
+    #[schema(example = "张三")]
+    pub holder_name: String,
+    #[schema(example = "110105199003071239")]
+    pub holder_id_number: String,
+    /// The phone number reserved at the bank; the OTP goes there.
+    #[schema(example = "13800138000")]
+    pub phone: String,
+    #[schema(example = "Demo Bank")]
+    pub bank_name: String,
+    /// `debit` or `credit`.
+    pub card_type: String,
+    #[schema(example = "0014")]
+    pub last4: String,
+}
+
+crate::redacted_debug!(BindingOffer);
+
+/// A binding address: single use, unguessable, five minutes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BindingAddress {
+    #[schema(example = "bnd_…")]
+    pub binding_id: String,
+    /// What the QR code holds; the wallet app claims it.
+    pub url: String,
+    /// The QR code as an SVG document.
+    pub qr_svg: String,
+    /// The QR code as a PNG, base64.
+    pub qr_png_base64: String,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+/// The answer to a binding operation request (push path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BindingRequestAnswer {
+    /// `pushed`: a binding message went to the wallet user's devices;
+    /// `no_wallet_user`: nobody with this phone and identity (use registration).
+    pub status: String,
+    pub binding_id: Option<String>,
+    /// RFC 3339, when pushed.
+    pub expires_at: Option<String>,
+}
+
+/// The wallet asks the bank to open the quick-pay agreement of a binding
+/// whose OTP passed. Idempotent on `binding_id`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateBinding {
+    pub binding_id: String,
+    pub card_ref: String,
+}
+
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgreementIssued {
+    #[schema(example = "agr_…")]
+    pub agreement_id: String,
+    /// The quick-pay agreement number the wallet debits the card with.
+    pub agreement_number: String,
+}
+
+crate::redacted_debug!(AgreementIssued);

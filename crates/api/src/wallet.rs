@@ -224,3 +224,69 @@ redacted_debug!(
     VerifyPaymentPassword,
     SetIdentity
 );
+
+/// A binding of a bank card to the account, as the wallet app shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BindingBody {
+    #[schema(example = "bnd_…")]
+    pub id: String,
+    /// The bank's partner id.
+    pub issuer: String,
+    /// `created`, `claimed`, `otp_sent`, `active`, `expired`, `failed`, `cancelled`, `unbound`.
+    pub state: String,
+    /// Why it failed: `identity_mismatch`, `otp_locked`, `issuer_refused`.
+    pub failure: Option<String>,
+    pub bank_name: String,
+    pub card_type: String,
+    pub last4: String,
+    #[schema(example = "•••• 0014")]
+    pub masked_card: String,
+    #[schema(example = "*三")]
+    pub holder_name_masked: String,
+    #[schema(example = "138****8000")]
+    pub phone_masked: String,
+    /// RFC 3339: when a pending binding dies.
+    pub expires_at: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BindingList {
+    pub bindings: Vec<BindingBody>,
+}
+
+/// Claim a scanned binding address (the QR code's URL).
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimAddress {
+    pub address: String,
+}
+
+/// An OTP sent: where (masked) and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OtpBody {
+    #[schema(example = "otp_…")]
+    pub id: String,
+    #[schema(example = "138****8000")]
+    pub phone_masked: String,
+    pub expires_at: String,
+    /// Ask for another code no sooner than this.
+    pub resend_after: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BindingConfirmation {
+    pub binding: BindingBody,
+    pub otp: OtpBody,
+}
+
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBinding {
+    /// The six digits from the text message.
+    pub code: String,
+    /// Required when the account has a payment password.
+    pub payment_password: Option<String>,
+}
+
+redacted_debug!(ClaimAddress, CompleteBinding);

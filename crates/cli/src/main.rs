@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod demo;
 mod logging;
 
 use std::path::PathBuf;
@@ -41,6 +42,17 @@ enum Command {
     /// Load scenarios with figures and invariant checks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Play a flow as its people would (bank app, wallet app, SMS inbox).
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DemoCommand {
+    /// Flow F1 by QR code: the bank app shows a code, the wallet app scans it.
+    BindQr(demo::DemoArgs),
+    /// Flow F1 by push message: the bank asks, the wallet app is notified.
+    BindPush(demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +93,8 @@ fn main() -> anyhow::Result<()> {
             keys_show(&store, issuer_id.as_deref(), &file)
         }
         Command::Keys(KeysCommand::Rotate { store }) => runtime.block_on(keys_rotate(store, file)),
+        Command::Demo(DemoCommand::BindQr(args)) => runtime.block_on(demo::bind(args, false)),
+        Command::Demo(DemoCommand::BindPush(args)) => runtime.block_on(demo::bind(args, true)),
         Command::Bench(BenchCommand::Ledger(args)) => {
             let invariants_ok = runtime.block_on(bench::ledger(args))?;
             if !invariants_ok {

@@ -194,6 +194,15 @@ id_kind!(
     CeremonyKind, CeremonyId, "wac"
 );
 
+id_kind!(
+    /// A binding of a bank card to a wallet account (flow F1).
+    BindingKind, BindingId, "bnd"
+);
+id_kind!(
+    /// A bank's quick-pay agreement for a bound card.
+    AgreementKind, AgreementId, "agr"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

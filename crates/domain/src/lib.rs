@@ -13,6 +13,7 @@
 //!   real-name identity, password rules and lockout, device types.
 //! - [`glossary`]: seed term → our name.
 
+pub mod binding;
 pub mod card;
 pub mod clock;
 pub mod credentials;

@@ -195,6 +195,9 @@ impl App {
             )
             .await
             .context("cannot open the wallet's encryption keys")?;
+            let sms: Option<Arc<dyn paybridge_adapters::sms::SmsGateway>> = config
+                .sandbox
+                .then(|| Arc::new(SandboxSmsGateway::new(shared.clone(), clock.clone())) as _);
             let service = Wallet {
                 id: w.id.clone(),
                 store: shared.clone(),
@@ -208,6 +211,8 @@ impl App {
                 webauthn: Arc::new(
                     build_webauthn(&w.webauthn).context("invalid WebAuthn relying party")?,
                 ),
+                sms,
+                app_origin: w.webauthn.origin.as_str().trim_end_matches('/').to_owned(),
             };
             let auth = Arc::new(PartnerAuth {
                 me: w.id.clone(),
@@ -227,9 +232,15 @@ impl App {
             openapi = openapi
                 .merge(routes::partner::router(
                     Arc::new(service.clone()),
+                    auth.clone(),
+                    idem.clone(),
+                ))
+                .merge(routes::binding_partner::wallet_router(
+                    service.clone(),
                     auth,
                     idem.clone(),
                 ))
+                .merge(routes::bindings::router(service.clone()))
                 .merge(routes::wallet_app::router(service.clone(), idem.clone()))
                 .merge(routes::devices::router(
                     routes::devices::DevicesState {
@@ -305,7 +316,12 @@ impl App {
             });
             openapi = openapi.nest(
                 ISSUER_PREFIX,
-                routes::partner::router(Arc::new(service.clone()), auth, idem)
+                routes::partner::router(Arc::new(service.clone()), auth.clone(), idem.clone())
+                    .merge(routes::binding_partner::issuer_router(
+                        service.clone(),
+                        auth,
+                        idem,
+                    ))
                     .merge(routes::bank_app::router(service.clone())),
             );
             if sandbox_store.is_none() {

@@ -25,6 +25,7 @@ creating POSTs take an `Idempotency-Key`; partner routes are signed with PAYBRID
         (name = "partner", description = "Signed server-to-server calls between the wallet and the issuers"),
         (name = "wallet", description = "The wallet app: accounts, sessions, payment password, real-name identity"),
         (name = "devices", description = "The wallet account's devices, WebAuthn credentials and push channels"),
+        (name = "bindings", description = "Flow F1 in the wallet app: claim, confirm and complete bindings of bank cards"),
         (name = "bank app", description = "An issuer's bank app: customer sessions and cards (under /bank)"),
         (name = "sandbox", description = "The sandbox parties (SMS gateway, OS push relay); only when the sandbox is on"),
     )

@@ -81,6 +81,19 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
         ("/bank/v1/app/me", "get"),
         ("/bank/v1/app/cards", "get"),
         ("/bank/v1/app/cards/{card_id}", "get"),
+        ("/bank/v1/app/cards/{card_id}/wallet-bindings", "post"),
+        ("/bank/v1/app/bindings", "get"),
+        ("/bank/v1/app/bindings/{agreement_id}", "delete"),
+        ("/v1/partner/binding-addresses", "post"),
+        ("/v1/partner/binding-requests", "post"),
+        ("/bank/v1/partner/bindings/activations", "post"),
+        ("/v1/bindings/claims", "post"),
+        ("/v1/bindings/{binding_id}/claim", "post"),
+        ("/v1/bindings/{binding_id}/confirmation", "post"),
+        ("/v1/bindings/{binding_id}/completion", "post"),
+        ("/v1/bindings", "get"),
+        ("/v1/bindings/{binding_id}", "get"),
+        ("/v1/bindings/{binding_id}", "delete"),
     ];
     for (path, method) in expected {
         assert!(

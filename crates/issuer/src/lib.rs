@@ -3,6 +3,7 @@
 //! ledger, the token vault and quick-pay agreements, and talks to the wallet
 //! only through the signed partner API.
 
+pub mod bindings;
 pub mod customers;
 pub mod ledger;
 pub mod seed;
@@ -60,6 +61,12 @@ impl PartnerSide for Issuer {
         from: &PartnerId,
         event: &PartnerEvent,
     ) -> Result<PartnerEventAck, ServiceError> {
+        // Acting on an event is idempotent, so a redelivery may act again.
+        if event.topic == "binding.unbound" {
+            if let Some(id) = event.data.get("binding_id").and_then(|v| v.as_str()) {
+                self.unbound_by_wallet(id).await?;
+            }
+        }
         let (ack, _new) = receive_event(self.store.as_ref(), from, event, self.clock.now()).await?;
         Ok(ack)
     }

@@ -47,6 +47,11 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
     col("wallet_users", "phone_sealed"),
     col("wallet_users", "name_sealed"),
     col("wallet_users", "id_number_sealed"),
+    col("bindings", "holder_name_sealed"),
+    col("bindings", "holder_id_number_sealed"),
+    col("bindings", "phone_sealed"),
+    col("bindings", "agreement_sealed"),
+    col("quick_pay_agreements", "number_sealed"),
 ];
 
 /// The associated data a value in `column` of row `id` is sealed for.

@@ -24,6 +24,7 @@
 
 pub mod accounts;
 pub mod bank;
+pub mod bindings;
 pub mod db;
 pub mod devices;
 pub mod error;
@@ -41,6 +42,7 @@ pub mod testing;
 
 pub use accounts::{AccountStatus, AccountStore, SealedIdentity, StoredUser, UserWrite};
 pub use bank::{BankCreate, BankStore, StoredCard, StoredCustomer};
+pub use bindings::{AgreementStore, BindingStore, BindingWrite, StoredAgreement, StoredBinding};
 pub use db::{Backend, Store, StoreConfig};
 pub use devices::{
     CeremonyTake, DeviceCreate, DeviceStore, StoredCeremony, StoredCredential, StoredDevice,

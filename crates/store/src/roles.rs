@@ -4,8 +4,9 @@
 //! flows are built.
 
 use crate::{
-    AccountStore, BankStore, DeviceStore, IdempotencyStore, InboxStore, KeyStore, LedgerStore,
-    NonceStore, OtpStore, OutboxStore, SandboxStore, SessionStore,
+    AccountStore, AgreementStore, BankStore, BindingStore, DeviceStore, IdempotencyStore,
+    InboxStore, KeyStore, LedgerStore, NonceStore, OtpStore, OutboxStore, SandboxStore,
+    SessionStore,
 };
 
 /// Everything the wallet server stores.
@@ -21,6 +22,7 @@ pub trait WalletStore:
     + SessionStore
     + AccountStore
     + DeviceStore
+    + BindingStore
 {
 }
 
@@ -35,6 +37,7 @@ pub trait IssuerStore:
     + KeyStore
     + SessionStore
     + BankStore
+    + AgreementStore
 {
 }
 

@@ -6,8 +6,10 @@
 //! its outbox events in one transaction. Flows join as modules here.
 
 pub mod accounts;
+pub mod bindings;
 pub mod devices;
 pub mod otp;
+pub mod qr;
 pub mod webauthn;
 
 use std::sync::Arc;
@@ -40,6 +42,12 @@ pub struct Wallet {
     pub keys: DerivedKeys,
     pub passwords: PasswordHasher,
     pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// Sends OTPs; `None` when no SMS gateway is configured (then flows
+    /// that need one answer 503).
+    pub sms: Option<Arc<dyn paybridge_adapters::sms::SmsGateway>>,
+    /// The wallet app's public origin, e.g. `https://pay.example.com`:
+    /// binding addresses are `<origin>/bind/<secret>`.
+    pub app_origin: String,
 }
 
 #[async_trait::async_trait]
@@ -53,12 +61,34 @@ impl PartnerSide for Wallet {
         from: &PartnerId,
         event: &PartnerEvent,
     ) -> Result<PartnerEventAck, ServiceError> {
+        // Acting on an event is idempotent, so a redelivery may act again.
+        if event.topic == "binding.unbound" {
+            if let Some(id) = event.data.get("binding_id").and_then(|v| v.as_str()) {
+                self.unbound_by_issuer(from, id).await?;
+            }
+        }
         let (ack, _new) = receive_event(self.store.as_ref(), from, event, self.clock.now()).await?;
         Ok(ack)
     }
 }
 
 impl Wallet {
+    /// OTP challenges through the configured SMS gateway.
+    pub fn otp_service(&self) -> Result<otp::OtpService, ServiceError> {
+        let sms = self.sms.clone().ok_or_else(|| ServiceError::Unavailable {
+            code: paybridge_domain::ErrorCode::PartnerUnreachable,
+            source: "no SMS gateway is configured".into(),
+        })?;
+        Ok(otp::OtpService {
+            store: self.store.clone(),
+            sms,
+            hasher: self.keys.otp.clone(),
+            vault: self.vault.clone(),
+            index_key: self.keys.index.clone(),
+            clock: self.clock.clone(),
+        })
+    }
+
     /// Argon2id off the async threads: it is meant to be slow.
     pub(crate) async fn hash_password(&self, password: &str) -> Result<String, ServiceError> {
         let hasher = self.passwords.clone();

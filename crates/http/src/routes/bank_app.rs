@@ -4,11 +4,15 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Extension;
-use paybridge_api::bank::{BankLogin, BankSessionBody, CardBody, CardList, CustomerBody};
+use paybridge_api::bank::{
+    BankBindingBody, BankBindingList, BankLogin, BankSessionBody, CardBody, CardList, CustomerBody,
+    StartWalletBinding, WalletBindingStarted,
+};
 use paybridge_api::rfc3339;
 use paybridge_api::ErrorBody;
-use paybridge_domain::ids::CardId;
+use paybridge_domain::ids::{AgreementId, CardId};
 use paybridge_domain::ErrorCode;
+use paybridge_issuer::bindings::{BindingMode, BindingStart};
 use paybridge_issuer::customers::{BankSessionCustomer, CardView, CustomerView};
 use paybridge_issuer::Issuer;
 use utoipa_axum::router::OpenApiRouter;
@@ -121,8 +125,120 @@ async fn card(
     )))
 }
 
+/// "Bind to wallet" on one of the customer's cards: a QR code for the
+/// wallet app, or a binding message pushed to it.
+#[utoipa::path(post, path = "/v1/app/cards/{card_id}/wallet-bindings", tag = "bank app",
+    security(("session" = [])),
+    params(("card_id" = String, Path)),
+    request_body = StartWalletBinding,
+    responses(
+        (status = 201, body = WalletBindingStarted), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn start_binding(
+    State(issuer): State<Issuer>,
+    Extension(c): Extension<BankSessionCustomer>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<StartWalletBinding>,
+) -> ApiResult<(StatusCode, ApiJson<WalletBindingStarted>)> {
+    let mode = match req.mode.as_str() {
+        "qr" => BindingMode::Qr,
+        "push" => BindingMode::Push,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "mode: `qr` or `push`",
+            ))
+        }
+    };
+    let card: CardId = id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such card"))?;
+    let started = issuer
+        .start_wallet_binding(&c.customer_id, &card, mode)
+        .await?;
+    let none = WalletBindingStarted {
+        mode: req.mode.clone(),
+        status: String::new(),
+        binding_id: None,
+        url: None,
+        qr_svg: None,
+        qr_png_base64: None,
+        expires_at: None,
+    };
+    let body = match started {
+        BindingStart::Qr(a) => WalletBindingStarted {
+            status: "qr_ready".into(),
+            binding_id: Some(a.binding_id),
+            url: Some(a.url),
+            qr_svg: Some(a.qr_svg),
+            qr_png_base64: Some(a.qr_png_base64),
+            expires_at: Some(a.expires_at),
+            ..none
+        },
+        BindingStart::Pushed {
+            binding_id,
+            expires_at,
+        } => WalletBindingStarted {
+            status: "pushed".into(),
+            binding_id: Some(binding_id),
+            expires_at: Some(expires_at),
+            ..none
+        },
+        BindingStart::NoWalletUser => WalletBindingStarted {
+            status: "no_wallet_user".into(),
+            ..none
+        },
+    };
+    Ok((StatusCode::CREATED, ApiJson(body)))
+}
+
+/// The customer's cards bound to wallets.
+#[utoipa::path(get, path = "/v1/app/bindings", tag = "bank app",
+    security(("session" = [])),
+    responses((status = 200, body = BankBindingList), (status = 401, body = ErrorBody)))]
+async fn bindings(
+    State(issuer): State<Issuer>,
+    Extension(c): Extension<BankSessionCustomer>,
+) -> ApiResult<ApiJson<BankBindingList>> {
+    let list = issuer.customer_bindings(&c.customer_id).await?;
+    Ok(ApiJson(BankBindingList {
+        bindings: list
+            .into_iter()
+            .map(|a| BankBindingBody {
+                id: a.id.to_string(),
+                card_id: a.card_id.to_string(),
+                last4: a.last4,
+                wallet: a.wallet_id,
+                binding_id: a.binding_id,
+                status: a.status,
+                created_at: rfc3339(a.created_at),
+            })
+            .collect(),
+    }))
+}
+
+/// Unbinds a card from the wallet; the wallet is told.
+#[utoipa::path(delete, path = "/v1/app/bindings/{agreement_id}", tag = "bank app",
+    security(("session" = [])),
+    params(("agreement_id" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn unbind(
+    State(issuer): State<Issuer>,
+    Extension(c): Extension<BankSessionCustomer>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id: AgreementId = id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such binding"))?;
+    issuer.unbind_from_bank(&c.customer_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub fn router(issuer: Issuer) -> OpenApiRouter {
     let authed = OpenApiRouter::new()
+        .routes(routes!(start_binding))
+        .routes(routes!(bindings))
+        .routes(routes!(unbind))
         .routes(routes!(logout))
         .routes(routes!(me))
         .routes(routes!(cards))

@@ -2,6 +2,8 @@
 //! documented as they are added.
 
 pub mod bank_app;
+pub mod binding_partner;
+pub mod bindings;
 pub mod devices;
 pub mod partner;
 pub mod sandbox;

@@ -1,0 +1,129 @@
+//! The signed partner calls of flow F1: the bank asks the wallet for a
+//! binding address or sends a binding operation request; the wallet asks the
+//! bank to open a binding's quick-pay agreement.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Extension;
+use paybridge_api::partner::{
+    ActivateBinding, AgreementIssued, BindingAddress, BindingOffer, BindingRequestAnswer,
+};
+use paybridge_api::{rfc3339, ErrorBody};
+use paybridge_domain::ErrorCode;
+use paybridge_issuer::Issuer;
+use paybridge_wallet::bindings::CheckedOffer;
+use paybridge_wallet::Wallet;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::middleware::idempotency::{idempotency, Idempotency};
+use crate::middleware::partner_auth::{partner_auth, PartnerAuth, VerifiedPartner};
+
+/// A bank asks for a binding address to show as a QR code (single use, five minutes).
+#[utoipa::path(post, path = "/v1/partner/binding-addresses", tag = "partner",
+    security(("partner_signature" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
+    request_body = BindingOffer,
+    responses(
+        (status = 201, body = BindingAddress),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn binding_address(
+    State(w): State<Wallet>,
+    Extension(caller): Extension<VerifiedPartner>,
+    ApiJson(offer): ApiJson<BindingOffer>,
+) -> ApiResult<(StatusCode, ApiJson<BindingAddress>)> {
+    let offer = CheckedOffer::check(&offer)?;
+    let address = w.create_binding_address(&caller.0, &offer).await?;
+    let (qr_svg, qr_png_base64) = paybridge_wallet::qr::render(&address.url).map_err(|e| {
+        tracing::error!(error = %e, "QR rendering failed");
+        ApiError::new(
+            ErrorCode::InternalError,
+            "internal error; it has been logged",
+        )
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(BindingAddress {
+            binding_id: address.binding_id.to_string(),
+            url: address.url,
+            qr_svg,
+            qr_png_base64,
+            expires_at: rfc3339(address.expires_at),
+        }),
+    ))
+}
+
+/// A bank's binding operation request: a binding message is pushed to the
+/// wallet account with this reserved phone and identity, if there is one.
+#[utoipa::path(post, path = "/v1/partner/binding-requests", tag = "partner",
+    security(("partner_signature" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
+    request_body = BindingOffer,
+    responses(
+        (status = 200, body = BindingRequestAnswer),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn binding_request(
+    State(w): State<Wallet>,
+    Extension(caller): Extension<VerifiedPartner>,
+    ApiJson(offer): ApiJson<BindingOffer>,
+) -> ApiResult<ApiJson<BindingRequestAnswer>> {
+    let offer = CheckedOffer::check(&offer)?;
+    Ok(ApiJson(match w.offer_binding(&caller.0, &offer).await? {
+        Some(b) => BindingRequestAnswer {
+            status: "pushed".into(),
+            binding_id: Some(b.id.to_string()),
+            expires_at: Some(rfc3339(b.status.expires_at)),
+        },
+        None => BindingRequestAnswer {
+            status: "no_wallet_user".into(),
+            binding_id: None,
+            expires_at: None,
+        },
+    }))
+}
+
+/// The wallet reports that a binding's OTP passed: the bank opens (or
+/// returns) the binding's quick-pay agreement.
+#[utoipa::path(post, path = "/v1/partner/bindings/activations", tag = "partner",
+    security(("partner_signature" = [])),
+    params(("Idempotency-Key" = String, Header, description = "`activate:<binding id>`")),
+    request_body = ActivateBinding,
+    responses(
+        (status = 200, body = AgreementIssued),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn activate_binding(
+    State(issuer): State<Issuer>,
+    Extension(caller): Extension<VerifiedPartner>,
+    ApiJson(req): ApiJson<ActivateBinding>,
+) -> ApiResult<ApiJson<AgreementIssued>> {
+    Ok(ApiJson(issuer.activate_binding(&caller.0, &req).await?))
+}
+
+pub fn wallet_router(
+    wallet: Wallet,
+    auth: Arc<PartnerAuth>,
+    idem: Arc<Idempotency>,
+) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(binding_address))
+        .routes(routes!(binding_request))
+        .layer(axum::middleware::from_fn_with_state(idem, idempotency))
+        .layer(axum::middleware::from_fn_with_state(auth, partner_auth))
+        .with_state(wallet)
+}
+
+pub fn issuer_router(
+    issuer: Issuer,
+    auth: Arc<PartnerAuth>,
+    idem: Arc<Idempotency>,
+) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(activate_binding))
+        .layer(axum::middleware::from_fn_with_state(idem, idempotency))
+        .layer(axum::middleware::from_fn_with_state(auth, partner_auth))
+        .with_state(issuer)
+}

@@ -1,0 +1,202 @@
+//! The wallet app's side of flow F1: claim a binding (scanned QR code or
+//! pushed message), confirm it (an OTP to the reserved phone), complete it
+//! with the code; list and unbind.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Extension;
+use paybridge_api::wallet::{
+    BindingBody, BindingConfirmation, BindingList, ClaimAddress, CompleteBinding, OtpBody,
+};
+use paybridge_api::{rfc3339, ErrorBody};
+use paybridge_domain::ids::BindingId;
+use paybridge_domain::ErrorCode;
+use paybridge_wallet::accounts::SessionUser;
+use paybridge_wallet::bindings::BindingView;
+use paybridge_wallet::Wallet;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::middleware::session_auth::wallet_session;
+
+fn binding_id(text: &str) -> Result<BindingId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such binding"))
+}
+
+fn body(b: BindingView) -> BindingBody {
+    BindingBody {
+        id: b.id.to_string(),
+        issuer: b.issuer_id,
+        state: b.state.as_str().to_owned(),
+        failure: b.failure,
+        bank_name: b.bank_name,
+        card_type: b.card_type,
+        last4: b.last4,
+        masked_card: b.masked_card,
+        holder_name_masked: b.holder_name_masked,
+        phone_masked: b.phone_masked,
+        expires_at: rfc3339(b.expires_at),
+        created_at: rfc3339(b.created_at),
+    }
+}
+
+/// Claims a scanned binding address: the first claimant wins.
+#[utoipa::path(post, path = "/v1/bindings/claims", tag = "bindings",
+    security(("session" = [])),
+    request_body = ClaimAddress,
+    responses(
+        (status = 200, body = BindingBody), (status = 401, body = ErrorBody),
+        (status = 404, description = "unknown address", body = ErrorBody),
+        (status = 409, description = "binding_already_claimed", body = ErrorBody),
+        (status = 422, description = "binding_expired, identity_mismatch", body = ErrorBody)))]
+async fn claim_address(
+    State(w): State<Wallet>,
+    Extension(user): Extension<SessionUser>,
+    ApiJson(req): ApiJson<ClaimAddress>,
+) -> ApiResult<ApiJson<BindingBody>> {
+    Ok(ApiJson(body(
+        w.claim_binding_address(&user.user_id, &req.address).await?,
+    )))
+}
+
+/// Claims a binding pushed to this account (push path).
+#[utoipa::path(post, path = "/v1/bindings/{binding_id}/claim", tag = "bindings",
+    security(("session" = [])),
+    params(("binding_id" = String, Path)),
+    responses(
+        (status = 200, body = BindingBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn claim_offered(
+    State(w): State<Wallet>,
+    Extension(user): Extension<SessionUser>,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<BindingBody>> {
+    Ok(ApiJson(body(
+        w.claim_offered_binding(&user.user_id, &binding_id(&id)?)
+            .await?,
+    )))
+}
+
+/// Confirms the card shown: an OTP goes to the phone reserved at the bank
+/// (again, after the resend wait, when asked again).
+#[utoipa::path(post, path = "/v1/bindings/{binding_id}/confirmation", tag = "bindings",
+    security(("session" = [])),
+    params(("binding_id" = String, Path)),
+    responses(
+        (status = 200, body = BindingConfirmation), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, description = "otp_resend_too_soon, otp_rate_limited", body = ErrorBody)))]
+async fn confirm(
+    State(w): State<Wallet>,
+    Extension(user): Extension<SessionUser>,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<BindingConfirmation>> {
+    let (binding, otp) = w.confirm_binding(&user.user_id, &binding_id(&id)?).await?;
+    Ok(ApiJson(BindingConfirmation {
+        binding: body(binding),
+        otp: OtpBody {
+            id: otp.id.to_string(),
+            phone_masked: otp.phone_masked,
+            expires_at: rfc3339(otp.expires_at),
+            resend_after: rfc3339(otp.resend_after),
+        },
+    }))
+}
+
+/// Completes the binding with the code (and the payment password, when the
+/// account has one): the bank opens the quick-pay agreement.
+#[utoipa::path(post, path = "/v1/bindings/{binding_id}/completion", tag = "bindings",
+    security(("session" = [])),
+    params(("binding_id" = String, Path)),
+    request_body = CompleteBinding,
+    responses(
+        (status = 200, body = BindingBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "payment_password_invalid", body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "binding_not_pending, otp_already_used, binding_exists", body = ErrorBody),
+        (status = 422, description = "otp_invalid, otp_expired, binding_expired", body = ErrorBody),
+        (status = 429, description = "otp_locked, password_locked", body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
+async fn complete(
+    State(w): State<Wallet>,
+    Extension(user): Extension<SessionUser>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CompleteBinding>,
+) -> ApiResult<ApiJson<BindingBody>> {
+    Ok(ApiJson(body(
+        w.complete_binding(
+            &user.user_id,
+            &binding_id(&id)?,
+            &req.code,
+            req.payment_password.as_deref(),
+        )
+        .await?,
+    )))
+}
+
+/// The account's bindings, newest first.
+#[utoipa::path(get, path = "/v1/bindings", tag = "bindings",
+    security(("session" = [])),
+    responses((status = 200, body = BindingList), (status = 401, body = ErrorBody)))]
+async fn list(
+    State(w): State<Wallet>,
+    Extension(user): Extension<SessionUser>,
+) -> ApiResult<ApiJson<BindingList>> {
+    Ok(ApiJson(BindingList {
+        bindings: w
+            .bindings(&user.user_id)
+            .await?
+            .into_iter()
+            .map(body)
+            .collect(),
+    }))
+}
+
+/// One binding (another account's is 404).
+#[utoipa::path(get, path = "/v1/bindings/{binding_id}", tag = "bindings",
+    security(("session" = [])),
+    params(("binding_id" = String, Path)),
+    responses((status = 200, body = BindingBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_one(
+    State(w): State<Wallet>,
+    Extension(user): Extension<SessionUser>,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<BindingBody>> {
+    Ok(ApiJson(body(
+        w.binding(&user.user_id, &binding_id(&id)?).await?,
+    )))
+}
+
+/// Unbinds (or cancels a pending binding); the bank is told.
+#[utoipa::path(delete, path = "/v1/bindings/{binding_id}", tag = "bindings",
+    security(("session" = [])),
+    params(("binding_id" = String, Path)),
+    responses((status = 200, body = BindingBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn unbind(
+    State(w): State<Wallet>,
+    Extension(user): Extension<SessionUser>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, ApiJson<BindingBody>)> {
+    Ok((
+        StatusCode::OK,
+        ApiJson(body(w.unbind(&user.user_id, &binding_id(&id)?).await?)),
+    ))
+}
+
+pub fn router(wallet: Wallet) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(claim_address))
+        .routes(routes!(claim_offered))
+        .routes(routes!(confirm))
+        .routes(routes!(complete))
+        .routes(routes!(list))
+        .routes(routes!(get_one, unbind))
+        .layer(axum::middleware::from_fn_with_state(
+            wallet.clone(),
+            wallet_session,
+        ))
+        .with_state(wallet)
+}

@@ -1,0 +1,282 @@
+//! Flow F1, the bank's side: the bank app starts binding a card to the
+//! wallet (QR or push), and the bank opens the quick-pay agreement when the
+//! wallet reports the customer's OTP passed. The PAN never leaves the bank:
+//! the wallet gets the card's id, type and last four digits.
+
+use paybridge_api::partner::{
+    ActivateBinding, AgreementIssued, BindingAddress, BindingOffer, BindingRequestAnswer,
+};
+use paybridge_crypto::Secret;
+use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::ids::{AgreementId, CardId, CustomerId};
+use paybridge_domain::partner::PartnerId;
+use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
+use paybridge_store::keys::SealedColumn;
+use paybridge_store::StoredAgreement;
+use rand::Rng;
+use serde_json::json;
+
+use crate::customers::{CUSTOMER_ID_NUMBER, CUSTOMER_NAME, CUSTOMER_PHONE};
+use crate::Issuer;
+
+pub const AGREEMENT_NUMBER: SealedColumn = SealedColumn {
+    table: "quick_pay_agreements",
+    id_column: "id",
+    column: "number_sealed",
+};
+
+/// How the bank app asks the wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingMode {
+    /// Show a QR code the wallet app scans.
+    Qr,
+    /// Push a binding message to the customer's wallet app.
+    Push,
+}
+
+/// What the wallet answered.
+#[derive(Debug, Clone)]
+pub enum BindingStart {
+    Qr(BindingAddress),
+    Pushed {
+        binding_id: String,
+        expires_at: String,
+    },
+    /// No wallet account has this phone and identity: offer registration.
+    NoWalletUser,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreementView {
+    pub id: AgreementId,
+    pub card_id: CardId,
+    pub last4: String,
+    pub wallet_id: String,
+    pub binding_id: String,
+    pub status: String,
+    pub created_at: Timestamp,
+}
+
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ServiceError {
+    ServiceError::Internal(Box::new(e))
+}
+
+/// A fresh quick-pay agreement number: `QP` and 20 random digits.
+fn agreement_number() -> Secret<String> {
+    let mut rng = rand::rngs::OsRng;
+    let digits: String = (0..20)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect();
+    Secret::new(format!("QP{digits}"))
+}
+
+impl Issuer {
+    fn wallet(&self) -> Result<&paybridge_client::PartnerClient, ServiceError> {
+        self.wallets.iter().next().ok_or_else(|| {
+            ServiceError::rejected(ErrorCode::PartnerUnknown, "no wallet is configured")
+        })
+    }
+
+    /// The bank app's "bind to wallet" on one of the customer's cards.
+    pub async fn start_wallet_binding(
+        &self,
+        customer: &CustomerId,
+        card: &CardId,
+        mode: BindingMode,
+    ) -> Result<BindingStart, ServiceError> {
+        let card = self
+            .store
+            .bank_card(card)
+            .await?
+            .filter(|c| &c.customer_id == customer)
+            .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such card"))?;
+        let c = self
+            .store
+            .bank_customer(customer)
+            .await?
+            .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such customer"))?;
+        let id = c.id.as_str();
+        let offer = BindingOffer {
+            card_ref: card.id.to_string(),
+            holder_name: self
+                .vault
+                .open_text(&CUSTOMER_NAME, id, &c.name_sealed)
+                .await?
+                .expose()
+                .clone(),
+            holder_id_number: self
+                .vault
+                .open_text(&CUSTOMER_ID_NUMBER, id, &c.id_number_sealed)
+                .await?
+                .expose()
+                .clone(),
+            phone: self
+                .vault
+                .open_text(&CUSTOMER_PHONE, id, &c.phone_sealed)
+                .await?
+                .expose()
+                .clone(),
+            bank_name: self.name.clone(),
+            card_type: card.card_type.as_str().to_owned(),
+            last4: card.last4.clone(),
+        };
+        let wallet = self.wallet()?;
+        let key = format!(
+            "bind:{}:{}",
+            card.id,
+            paybridge_domain::ids::RequestId::generate()
+        );
+        match mode {
+            BindingMode::Qr => {
+                let address: BindingAddress = wallet
+                    .call(
+                        reqwest::Method::POST,
+                        "/v1/partner/binding-addresses",
+                        Some(&offer),
+                        Some(&key),
+                    )
+                    .await?;
+                Ok(BindingStart::Qr(address))
+            }
+            BindingMode::Push => {
+                let answer: BindingRequestAnswer = wallet
+                    .call(
+                        reqwest::Method::POST,
+                        "/v1/partner/binding-requests",
+                        Some(&offer),
+                        Some(&key),
+                    )
+                    .await?;
+                Ok(
+                    match (answer.status.as_str(), answer.binding_id, answer.expires_at) {
+                        ("pushed", Some(binding_id), Some(expires_at)) => BindingStart::Pushed {
+                            binding_id,
+                            expires_at,
+                        },
+                        _ => BindingStart::NoWalletUser,
+                    },
+                )
+            }
+        }
+    }
+
+    /// The wallet reports a binding's OTP passed: open (or return) its
+    /// quick-pay agreement. Idempotent on the binding id.
+    pub async fn activate_binding(
+        &self,
+        wallet: &PartnerId,
+        req: &ActivateBinding,
+    ) -> Result<AgreementIssued, ServiceError> {
+        let not_found = || ServiceError::rejected(ErrorCode::NotFound, "no such card");
+        let card_id: CardId = req.card_ref.parse().map_err(|_| not_found())?;
+        let card = self
+            .store
+            .bank_card(&card_id)
+            .await?
+            .ok_or_else(not_found)?;
+        if card.status != "active" {
+            return Err(ServiceError::rejected(
+                ErrorCode::CardInvalid,
+                "the card is not active",
+            ));
+        }
+        let id = AgreementId::generate();
+        let number = agreement_number();
+        let candidate = StoredAgreement {
+            number_sealed: self
+                .vault
+                .seal(&AGREEMENT_NUMBER, id.as_str(), number.expose().as_bytes())
+                .await,
+            number_index: self.keys.index.index("agreement", number.expose()),
+            card_id: card.id.clone(),
+            customer_id: card.customer_id.clone(),
+            wallet_id: wallet.to_string(),
+            binding_id: req.binding_id.clone(),
+            status: "active".into(),
+            created_at: self.clock.now(),
+            id,
+        };
+        let (agreement, created) = self.store.agreement_for_binding(&candidate).await?;
+        if agreement.card_id != card.id || agreement.wallet_id != wallet.as_str() {
+            return Err(ServiceError::rejected(
+                ErrorCode::IdempotencyKeyReused,
+                "this binding already has an agreement for another card",
+            ));
+        }
+        if created {
+            tracing::info!(agreement.id = %agreement.id, card.id = %card.id, "quick-pay agreement opened");
+        }
+        let number = self
+            .vault
+            .open_text(
+                &AGREEMENT_NUMBER,
+                agreement.id.as_str(),
+                &agreement.number_sealed,
+            )
+            .await?;
+        Ok(AgreementIssued {
+            agreement_id: agreement.id.to_string(),
+            agreement_number: number.expose().clone(),
+        })
+    }
+
+    pub async fn customer_bindings(
+        &self,
+        customer: &CustomerId,
+    ) -> Result<Vec<AgreementView>, ServiceError> {
+        let mut out = Vec::new();
+        for a in self.store.agreements_of(customer).await? {
+            let last4 = self
+                .store
+                .bank_card(&a.card_id)
+                .await?
+                .map(|c| c.last4)
+                .unwrap_or_default();
+            out.push(AgreementView {
+                id: a.id,
+                card_id: a.card_id,
+                last4,
+                wallet_id: a.wallet_id,
+                binding_id: a.binding_id,
+                status: a.status,
+                created_at: a.created_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The customer unbinds in the bank app; the wallet is told.
+    pub async fn unbind_from_bank(
+        &self,
+        customer: &CustomerId,
+        id: &AgreementId,
+    ) -> Result<(), ServiceError> {
+        let a = self
+            .store
+            .agreement(id)
+            .await?
+            .filter(|a| &a.customer_id == customer)
+            .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such binding"))?;
+        let wallet: PartnerId = a.wallet_id.parse().map_err(internal)?;
+        let event = NewEvent::of(
+            "binding.unbound",
+            Destination::Partner(wallet),
+            json!({ "binding_id": a.binding_id, "card_ref": a.card_id }),
+            self.clock.now(),
+        );
+        self.store
+            .agreement_cancel(&a.id, self.clock.now(), &[event])
+            .await?;
+        Ok(())
+    }
+
+    /// The wallet unbound a card (`binding.unbound` event).
+    pub async fn unbound_by_wallet(&self, binding_id: &str) -> Result<(), ServiceError> {
+        if let Some(a) = self.store.agreement_by_binding(binding_id).await? {
+            self.store
+                .agreement_cancel(&a.id, self.clock.now(), &[])
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -51,24 +51,40 @@ impl Server {
                 dir: None,
             });
         }
-        let dir = std::env::temp_dir().join(format!("paybridge-demo-{:016x}", rand::random::<u64>()));
-        let (wkey, ikey) = (Arc::new(PartnerKeyPair::generate()), Arc::new(PartnerKeyPair::generate()));
+        let dir =
+            std::env::temp_dir().join(format!("paybridge-demo-{:016x}", rand::random::<u64>()));
+        let (wkey, ikey) = (
+            Arc::new(PartnerKeyPair::generate()),
+            Arc::new(PartnerKeyPair::generate()),
+        );
         let (wid, iid) = ("wallet".parse()?, "demo-bank".parse()?);
         let app = App::build(AppConfig {
             listen: "127.0.0.1:0".parse()?,
             wallet: Some(WalletRoleConfig {
                 id: "wallet".parse()?,
-                store: StoreConfig::Sqlite { path: dir.join("wallet.db") },
+                store: StoreConfig::Sqlite {
+                    path: dir.join("wallet.db"),
+                },
                 key: wkey.clone(),
-                issuers: vec![PeerConfig { id: iid, base_url: None, public_keys: vec![ikey.public()] }],
+                issuers: vec![PeerConfig {
+                    id: iid,
+                    base_url: None,
+                    public_keys: vec![ikey.public()],
+                }],
                 webauthn: Default::default(),
             }),
             issuer: Some(IssuerRoleConfig {
                 id: "demo-bank".parse()?,
                 name: "Demo Bank".into(),
-                store: StoreConfig::Sqlite { path: dir.join("issuer.db") },
+                store: StoreConfig::Sqlite {
+                    path: dir.join("issuer.db"),
+                },
                 key: ikey,
-                wallet: PeerConfig { id: wid, base_url: None, public_keys: vec![wkey.public()] },
+                wallet: PeerConfig {
+                    id: wid,
+                    base_url: None,
+                    public_keys: vec![wkey.public()],
+                },
                 bins: sandbox_bins(),
                 seeds: vec![SANDBOX_SEED.to_owned()],
             }),
@@ -84,7 +100,12 @@ impl Server {
             let _ = rx.await;
         }));
         println!("(a paybridge server runs in-process at {base}, on a temporary SQLite store)\n");
-        Ok(Server { base, stop: Some(stop), task: Some(task), dir: Some(dir) })
+        Ok(Server {
+            base,
+            stop: Some(stop),
+            task: Some(task),
+            dir: Some(dir),
+        })
     }
 
     async fn stop(mut self) {
@@ -107,25 +128,52 @@ struct Http {
 }
 
 impl Http {
-    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
-        let mut req = self.client.request(method.clone(), format!("{}{path}", self.base));
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         if method == Method::POST {
-            req = req.header("idempotency-key", format!("demo-{:016x}", rand::random::<u64>()));
+            req = req.header(
+                "idempotency-key",
+                format!("demo-{:016x}", rand::random::<u64>()),
+            );
         }
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.with_context(|| format!("cannot reach {}", self.base))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
         let status = resp.status().as_u16();
         let text = resp.text().await?;
-        Ok((status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) }))
+        Ok((
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            },
+        ))
     }
 
     /// A call that must succeed.
-    async fn ok(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> anyhow::Result<Value> {
+    async fn ok(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let (status, v) = self.call(method.clone(), path, token, body).await?;
         if !(200..300).contains(&status) {
             bail!("{method} {path} answered {status}: {v}");
@@ -140,26 +188,52 @@ fn say(who: &str, what: impl AsRef<str>) {
 
 fn money(v: &Value) -> String {
     let minor = v["amount"].as_i64().unwrap_or(0);
-    format!("{} {}.{:02}", v["currency"].as_str().unwrap_or(""), minor / 100, (minor % 100).abs())
+    format!(
+        "{} {}.{:02}",
+        v["currency"].as_str().unwrap_or(""),
+        minor / 100,
+        (minor % 100).abs()
+    )
 }
 
 /// The wallet app logs in as the owner of `phone` (registering the account the first time).
 async fn wallet_login(http: &Http, phone: &str) -> anyhow::Result<String> {
     let creds = json!({"phone": phone, "password": WALLET_PASSWORD});
-    let (status, v) = http.call(Method::POST, "/v1/accounts", None, Some(creds.clone())).await?;
+    let (status, v) = http
+        .call(Method::POST, "/v1/accounts", None, Some(creds.clone()))
+        .await?;
     match status {
-        201 => say("wallet app", format!("registered a wallet account for {}", v["phone_masked"].as_str().unwrap_or(""))),
+        201 => say(
+            "wallet app",
+            format!(
+                "registered a wallet account for {}",
+                v["phone_masked"].as_str().unwrap_or("")
+            ),
+        ),
         409 => say("wallet app", "this phone already has a wallet account"),
         _ => bail!("registration answered {status}: {v}"),
     }
-    let s = http.ok(Method::POST, "/v1/sessions", None, Some(creds)).await.context("wallet login")?;
+    let s = http
+        .ok(Method::POST, "/v1/sessions", None, Some(creds))
+        .await
+        .context("wallet login")?;
     say("wallet app", "logged in");
     Ok(s["token"].as_str().unwrap_or_default().to_owned())
 }
 
 async fn latest_code(http: &Http) -> anyhow::Result<String> {
-    let inbox = http.ok(Method::GET, &format!("/v1/sandbox/sms?phone={RESERVED_PHONE}&limit=1"), None, None).await?;
-    let body = inbox["messages"][0]["body"].as_str().context("no text message arrived")?.to_owned();
+    let inbox = http
+        .ok(
+            Method::GET,
+            &format!("/v1/sandbox/sms?phone={RESERVED_PHONE}&limit=1"),
+            None,
+            None,
+        )
+        .await?;
+    let body = inbox["messages"][0]["body"]
+        .as_str()
+        .context("no text message arrived")?
+        .to_owned();
     say("SMS inbox", format!("to 138****8000: \"{body}\""));
     body.split(|c: char| !c.is_ascii_digit())
         .find(|w| w.len() == 6)
@@ -170,7 +244,10 @@ async fn latest_code(http: &Http) -> anyhow::Result<String> {
 /// Runs flow F1 by QR code (`push == false`) or by push message.
 pub async fn bind(args: DemoArgs, push: bool) -> anyhow::Result<()> {
     let server = Server::start(&args).await?;
-    let http = Http { base: server.base.clone(), client: reqwest::Client::new() };
+    let http = Http {
+        base: server.base.clone(),
+        client: reqwest::Client::new(),
+    };
     let result = play_bind(&http, push).await;
     server.stop().await;
     result
@@ -179,78 +256,236 @@ pub async fn bind(args: DemoArgs, push: bool) -> anyhow::Result<()> {
 async fn play_bind(http: &Http, push: bool) -> anyhow::Result<()> {
     // The bank app.
     let s = http
-        .ok(Method::POST, "/bank/v1/app/sessions", None, Some(json!({"username": BANK_USER, "password": BANK_PASSWORD})))
+        .ok(
+            Method::POST,
+            "/bank/v1/app/sessions",
+            None,
+            Some(json!({"username": BANK_USER, "password": BANK_PASSWORD})),
+        )
         .await
         .context("bank app login (is the sandbox bank seeded?)")?;
     let bank = s["token"].as_str().unwrap_or_default().to_owned();
-    say("bank app", format!("logged in as {} ({})", s["customer"]["name_masked"].as_str().unwrap_or(""), BANK_USER));
-    let cards = http.ok(Method::GET, "/bank/v1/app/cards", Some(&bank), None).await?;
+    say(
+        "bank app",
+        format!(
+            "logged in as {} ({})",
+            s["customer"]["name_masked"].as_str().unwrap_or(""),
+            BANK_USER
+        ),
+    );
+    let cards = http
+        .ok(Method::GET, "/bank/v1/app/cards", Some(&bank), None)
+        .await?;
     let card = cards["cards"][0].clone();
-    let card_id = card["id"].as_str().context("the customer has no card")?.to_owned();
-    say("bank app", format!("card {} ({}, {}), balance {}", card["masked"].as_str().unwrap_or(""), card["type"].as_str().unwrap_or(""), card["bank_name"].as_str().unwrap_or(""), money(&card["balance"])));
+    let card_id = card["id"]
+        .as_str()
+        .context("the customer has no card")?
+        .to_owned();
+    say(
+        "bank app",
+        format!(
+            "card {} ({}, {}), balance {}",
+            card["masked"].as_str().unwrap_or(""),
+            card["type"].as_str().unwrap_or(""),
+            card["bank_name"].as_str().unwrap_or(""),
+            money(&card["balance"])
+        ),
+    );
 
-    // The wallet app: on the QR path anyone may scan; a binding message
-    // goes to the account with the reserved phone and the holder's identity.
-    let phone = if push { RESERVED_PHONE.to_owned() } else { format!("139{:08}", rand::random::<u32>() % 100_000_000) };
-    let wallet = wallet_login(http, &phone).await?;
-    let existing = http.ok(Method::GET, "/v1/bindings", Some(&wallet), None).await?;
+    // The wallet app of the card holder (a binding message goes to the
+    // account with the reserved phone and the holder's identity).
+    let wallet = wallet_login(http, RESERVED_PHONE).await?;
+    let existing = http
+        .ok(Method::GET, "/v1/bindings", Some(&wallet), None)
+        .await?;
     for b in existing["bindings"].as_array().into_iter().flatten() {
         if b["state"] == "active" && b["last4"] == card["last4"] {
-            http.ok(Method::DELETE, &format!("/v1/bindings/{}", b["id"].as_str().unwrap_or("")), Some(&wallet), None).await?;
-            say("wallet app", "(unbound this card from an earlier run first)");
+            http.ok(
+                Method::DELETE,
+                &format!("/v1/bindings/{}", b["id"].as_str().unwrap_or("")),
+                Some(&wallet),
+                None,
+            )
+            .await?;
+            say(
+                "wallet app",
+                "(unbound this card from an earlier run first)",
+            );
         }
     }
 
     let binding_id = if push {
         let started = http
-            .ok(Method::POST, &format!("/bank/v1/app/cards/{card_id}/wallet-bindings"), Some(&bank), Some(json!({"mode": "push"})))
+            .ok(
+                Method::POST,
+                &format!("/bank/v1/app/cards/{card_id}/wallet-bindings"),
+                Some(&bank),
+                Some(json!({"mode": "push"})),
+            )
             .await?;
         if started["status"] != "pushed" {
             bail!("the wallet found no account for this customer: {started}");
         }
-        say("bank app", "\"Bind to wallet\": a binding message was sent to your wallet app");
-        let id = started["binding_id"].as_str().unwrap_or_default().to_owned();
-        say("wallet app", format!("notification: \"Bind your {} card {}?\" (tapped)", card["bank_name"].as_str().unwrap_or(""), card["masked"].as_str().unwrap_or("")));
-        http.ok(Method::POST, &format!("/v1/bindings/{id}/claim"), Some(&wallet), None).await?;
+        say(
+            "bank app",
+            "\"Bind to wallet\": a binding message was sent to your wallet app",
+        );
+        let id = started["binding_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        say(
+            "wallet app",
+            format!(
+                "notification: \"Bind your {} card {}?\" (tapped)",
+                card["bank_name"].as_str().unwrap_or(""),
+                card["masked"].as_str().unwrap_or("")
+            ),
+        );
+        http.ok(
+            Method::POST,
+            &format!("/v1/bindings/{id}/claim"),
+            Some(&wallet),
+            None,
+        )
+        .await?;
         id
     } else {
         let started = http
-            .ok(Method::POST, &format!("/bank/v1/app/cards/{card_id}/wallet-bindings"), Some(&bank), Some(json!({"mode": "qr"})))
+            .ok(
+                Method::POST,
+                &format!("/bank/v1/app/cards/{card_id}/wallet-bindings"),
+                Some(&bank),
+                Some(json!({"mode": "qr"})),
+            )
             .await?;
-        let url = started["url"].as_str().context("no binding address")?.to_owned();
-        say("bank app", format!("\"Bind to wallet\": scan this code with the wallet app (valid until {})", started["expires_at"].as_str().unwrap_or("")));
+        let url = started["url"]
+            .as_str()
+            .context("no binding address")?
+            .to_owned();
+        say(
+            "bank app",
+            format!(
+                "\"Bind to wallet\": scan this code with the wallet app (valid until {})",
+                started["expires_at"].as_str().unwrap_or("")
+            ),
+        );
         if let Ok(code) = qrcode::QrCode::new(url.as_bytes()) {
-            let art = code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build();
+            let art = code
+                .render::<qrcode::render::unicode::Dense1x2>()
+                .quiet_zone(true)
+                .build();
             for line in art.lines() {
                 println!("{:13}{line}", "");
             }
         }
-        let claimed = http.ok(Method::POST, "/v1/bindings/claims", Some(&wallet), Some(json!({"address": url}))).await?;
+        let claimed = http
+            .ok(
+                Method::POST,
+                "/v1/bindings/claims",
+                Some(&wallet),
+                Some(json!({"address": url})),
+            )
+            .await?;
         say("wallet app", "scanned the code");
         claimed["id"].as_str().unwrap_or_default().to_owned()
     };
-    let shown = http.ok(Method::GET, &format!("/v1/bindings/{binding_id}"), Some(&wallet), None).await?;
-    say("wallet app", format!("bind {} {} card {} of {}, phone {}? [Confirm]",
-        shown["bank_name"].as_str().unwrap_or(""), shown["card_type"].as_str().unwrap_or(""), shown["masked_card"].as_str().unwrap_or(""),
-        shown["holder_name_masked"].as_str().unwrap_or(""), shown["phone_masked"].as_str().unwrap_or("")));
-    let confirmation = http.ok(Method::POST, &format!("/v1/bindings/{binding_id}/confirmation"), Some(&wallet), None).await?;
-    say("wallet app", format!("a code was sent to {}", confirmation["otp"]["phone_masked"].as_str().unwrap_or("")));
+    let shown = http
+        .ok(
+            Method::GET,
+            &format!("/v1/bindings/{binding_id}"),
+            Some(&wallet),
+            None,
+        )
+        .await?;
+    say(
+        "wallet app",
+        format!(
+            "bind {} {} card {} of {}, phone {}? [Confirm]",
+            shown["bank_name"].as_str().unwrap_or(""),
+            shown["card_type"].as_str().unwrap_or(""),
+            shown["masked_card"].as_str().unwrap_or(""),
+            shown["holder_name_masked"].as_str().unwrap_or(""),
+            shown["phone_masked"].as_str().unwrap_or("")
+        ),
+    );
+    let confirmation = http
+        .ok(
+            Method::POST,
+            &format!("/v1/bindings/{binding_id}/confirmation"),
+            Some(&wallet),
+            None,
+        )
+        .await?;
+    say(
+        "wallet app",
+        format!(
+            "a code was sent to {}",
+            confirmation["otp"]["phone_masked"].as_str().unwrap_or("")
+        ),
+    );
     tokio::time::sleep(Duration::from_millis(50)).await;
     let code = latest_code(http).await?;
     let done = http
-        .ok(Method::POST, &format!("/v1/bindings/{binding_id}/completion"), Some(&wallet), Some(json!({"code": code})))
+        .ok(
+            Method::POST,
+            &format!("/v1/bindings/{binding_id}/completion"),
+            Some(&wallet),
+            Some(json!({"code": code})),
+        )
         .await?;
-    say("wallet app", format!("entered {code}: binding {}", done["state"].as_str().unwrap_or("")));
+    say(
+        "wallet app",
+        format!(
+            "entered {code}: binding {}",
+            done["state"].as_str().unwrap_or("")
+        ),
+    );
 
     // Both sides must show it active.
-    let mine = http.ok(Method::GET, &format!("/v1/bindings/{binding_id}"), Some(&wallet), None).await?;
-    let theirs = http.ok(Method::GET, "/bank/v1/app/bindings", Some(&bank), None).await?;
-    let bank_side = theirs["bindings"].as_array().into_iter().flatten().find(|a| a["binding_id"] == binding_id.as_str()).cloned();
-    let bank_status = bank_side.as_ref().map(|a| a["status"].clone()).unwrap_or(Value::Null);
-    say("wallet app", format!("my cards: {} {} — {}", mine["bank_name"].as_str().unwrap_or(""), mine["masked_card"].as_str().unwrap_or(""), mine["state"].as_str().unwrap_or("")));
-    say("bank app", format!("wallet bindings: {} with wallet — {}", card["masked"].as_str().unwrap_or(""), bank_status.as_str().unwrap_or("missing")));
+    let mine = http
+        .ok(
+            Method::GET,
+            &format!("/v1/bindings/{binding_id}"),
+            Some(&wallet),
+            None,
+        )
+        .await?;
+    let theirs = http
+        .ok(Method::GET, "/bank/v1/app/bindings", Some(&bank), None)
+        .await?;
+    let bank_side = theirs["bindings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["binding_id"] == binding_id.as_str())
+        .cloned();
+    let bank_status = bank_side
+        .as_ref()
+        .map(|a| a["status"].clone())
+        .unwrap_or(Value::Null);
+    say(
+        "wallet app",
+        format!(
+            "my cards: {} {} — {}",
+            mine["bank_name"].as_str().unwrap_or(""),
+            mine["masked_card"].as_str().unwrap_or(""),
+            mine["state"].as_str().unwrap_or("")
+        ),
+    );
+    say(
+        "bank app",
+        format!(
+            "wallet bindings: {} with wallet — {}",
+            card["masked"].as_str().unwrap_or(""),
+            bank_status.as_str().unwrap_or("missing")
+        ),
+    );
     if mine["state"] != "active" || bank_status != "active" {
-        bail!("the binding is not active on both sides (wallet: {}, bank: {bank_status})", mine["state"]);
+        bail!(
+            "the binding is not active on both sides (wallet: {}, bank: {bank_status})",
+            mine["state"]
+        );
     }
     println!("\nbinding {binding_id} is active on both sides");
     Ok(())

@@ -373,3 +373,40 @@ async fn the_demo_bank_is_seeded_and_keys_rotate_without_losing_data() {
     assert!(err.contains("master key"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn demo_bind_qr_and_bind_push_end_with_active_bindings() {
+    for flow in ["bind-qr", "bind-push"] {
+        let out = bin().args(["demo", flow]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{flow}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("is active on both sides"), "{stdout}");
+        assert!(stdout.contains("SMS inbox"), "{stdout}");
+        // What a person sees is masked.
+        assert!(!stdout.contains("6219990000000014") && !stdout.contains("110105199003071239"));
+    }
+}
+
+#[tokio::test]
+async fn demos_run_against_a_server_and_again() {
+    let dir = temp_dir();
+    let (mut child, url) = serve(&[], &dir);
+    for flow in ["bind-push", "bind-qr", "bind-push"] {
+        let out = bin()
+            .args(["demo", flow, "--server", &url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{flow}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    terminate(&mut child);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -363,28 +363,28 @@ impl Wallet {
     /// binding and is recorded as a risk event.
     async fn check_holder(&self, user: &UserId, b: &StoredBinding) -> Result<(), ServiceError> {
         let account = self.load_user(user).await?;
-        let Some(identity) = &account.identity else {
-            return Ok(()); // the bank's attested identity becomes the account's on success
+        let matches = match &account.identity {
+            // No identity yet: the bank's attested one becomes the account's on
+            // success, unless the holder already owns another wallet account.
+            None => self
+                .store
+                .user_by_id_number(&b.holder_id_number_index)
+                .await?
+                .is_none_or(|owner| &owner.id == user),
+            Some(identity) => {
+                identity.id_number_index == b.holder_id_number_index
+                    && self.holder_name_matches(user, b).await?
+            }
         };
-        let holder_name = self
-            .vault
-            .open_text(&HOLDER_NAME, b.id.as_str(), &b.holder_name_sealed)
-            .await?;
-        let name = PersonName::parse(holder_name.expose()).map_err(internal)?;
-        let (account_name, _) = self
-            .identity_of(user)
-            .await?
-            .ok_or_else(|| ServiceError::rejected(ErrorCode::IdentityRequired, "no identity"))?;
-        if identity.id_number_index == b.holder_id_number_index && account_name.matches(&name) {
+        if matches {
             return Ok(());
         }
-        let now = self.clock.now();
         self.store
             .outbox_append(&[NewEvent::of(
                 "risk.binding_identity_mismatch",
                 Destination::Internal,
                 json!({ "binding_id": b.id, "user_id": user, "issuer": b.issuer_id }),
-                now,
+                self.clock.now(),
             )])
             .await?;
         let mut failed = b.clone();
@@ -399,6 +399,22 @@ impl Wallet {
             ErrorCode::IdentityMismatch,
             "the card holder is not the wallet account's verified owner",
         ))
+    }
+
+    async fn holder_name_matches(
+        &self,
+        user: &UserId,
+        b: &StoredBinding,
+    ) -> Result<bool, ServiceError> {
+        let holder = self
+            .vault
+            .open_text(&HOLDER_NAME, b.id.as_str(), &b.holder_name_sealed)
+            .await?;
+        let holder = PersonName::parse(holder.expose()).map_err(internal)?;
+        Ok(self
+            .identity_of(user)
+            .await?
+            .is_some_and(|(name, _)| name.matches(&holder)))
     }
 
     /// QR path: the first wallet user to claim the address owns the binding.

@@ -2,6 +2,7 @@
 //! hands it to `paybridge_http::App`, which the tests build the same way.
 
 mod bench;
+mod bench_bind;
 mod config;
 mod demo;
 mod logging;
@@ -59,6 +60,8 @@ enum DemoCommand {
 enum BenchCommand {
     /// Concurrent debits through the ledger service; checks the ledger balances at the end.
     Ledger(bench::LedgerBenchArgs),
+    /// Completed card bindings (flow F1) per second, end to end over HTTP.
+    Bind(bench_bind::BindBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +98,12 @@ fn main() -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Rotate { store }) => runtime.block_on(keys_rotate(store, file)),
         Command::Demo(DemoCommand::BindQr(args)) => runtime.block_on(demo::bind(args, false)),
         Command::Demo(DemoCommand::BindPush(args)) => runtime.block_on(demo::bind(args, true)),
+        Command::Bench(BenchCommand::Bind(args)) => {
+            if !runtime.block_on(bench_bind::bind(args))? {
+                anyhow::bail!("some bindings are not active on both sides");
+            }
+            Ok(())
+        }
         Command::Bench(BenchCommand::Ledger(args)) => {
             let invariants_ok = runtime.block_on(bench::ledger(args))?;
             if !invariants_ok {

@@ -410,3 +410,48 @@ async fn demos_run_against_a_server_and_again() {
     terminate(&mut child);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn bench_bind_completes_every_binding_on_both_stores() {
+    let mut stores = vec!["sqlite"];
+    let pg = Command::new("pg_isready")
+        .args(["-h", "127.0.0.1", "-p", "5432", "-q"])
+        .status();
+    if pg.is_ok_and(|s| s.success()) {
+        stores.push("postgres");
+    } else {
+        paybridge_store::testing::postgres_unavailable(&"pg_isready failed");
+    }
+    for store in stores {
+        let out = bin()
+            .args([
+                "bench",
+                "bind",
+                "--store",
+                store,
+                "--concurrency",
+                "4",
+                "--bindings",
+                "12",
+                "--json",
+            ])
+            .env(
+                "PAYBRIDGE_DATABASE_URL",
+                paybridge_store::testing::postgres_url(),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(last["scenario"], "bind");
+        assert_eq!(last["store"], store);
+        assert_eq!(last["bindings"], 12);
+        assert_eq!(last["invariants_ok"], true, "{stdout}");
+        assert!(last["throughput_per_s"].as_f64().unwrap() > 0.0);
+    }
+}

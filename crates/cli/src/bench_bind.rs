@@ -1,0 +1,370 @@
+//! `paybridge bench bind`: completed bindings of flow F1 per second. An
+//! in-process server (both roles, sandbox SMS) runs on a fresh store. Each
+//! binding has its own bank customer and wallet account, prepared before the
+//! clock starts (Argon2id hashing dominates preparation, not the flow). The
+//! timed part is the flow itself: the bank asks for a binding address (signed
+//! partner call), the wallet app claims it, confirms (OTP through the SMS
+//! gateway), reads the code and completes (signed call back to the bank,
+//! which opens the quick-pay agreement). At the end every binding must be
+//! active on both sides.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use hdrhistogram::Histogram;
+use paybridge_crypto::master::MasterKey;
+use paybridge_crypto::{PartnerKeyPair, Secret};
+use paybridge_domain::card::{CardType, Expiry};
+use paybridge_domain::identity::{IdNumber, PersonName};
+use paybridge_domain::ids::{CardId, CustomerId};
+use paybridge_domain::{Currency, Money, SystemClock};
+use paybridge_http::{App, AppConfig, IssuerRoleConfig, PeerConfig, WalletRoleConfig};
+use paybridge_issuer::bindings::{BindingMode, BindingStart};
+use paybridge_issuer::customers::{NewCard, NewCustomer};
+use paybridge_issuer::{sandbox_bins, Issuer};
+use paybridge_store::StoreConfig;
+use paybridge_wallet::Wallet;
+use serde_json::{json, Value};
+
+use crate::bench::BenchStore;
+
+#[derive(Debug, Clone, Args)]
+pub struct BindBenchArgs {
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub store: BenchStore,
+    /// Concurrent customers binding.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Bindings to complete (each with its own customer and wallet account).
+    #[arg(long, default_value_t = 200)]
+    pub bindings: usize,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(
+        long,
+        env = "PAYBRIDGE_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub database_url: String,
+}
+
+/// One prepared pair: the bank's customer and card, the wallet's session.
+struct Pair {
+    customer: CustomerId,
+    card: CardId,
+    phone: String,
+    token: String,
+}
+
+pub async fn bind(args: BindBenchArgs) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        args.concurrency >= 1 && args.bindings >= 1,
+        "--concurrency and --bindings must be at least 1"
+    );
+    let suffix = format!("{:012x}", rand::random::<u64>() >> 16);
+    let dir = std::env::temp_dir().join(format!("paybridge-bench-bind-{suffix}"));
+    let store = |role: &str| match args.store {
+        BenchStore::Sqlite => StoreConfig::Sqlite {
+            path: dir.join(format!("{role}.db")),
+        },
+        BenchStore::Postgres => StoreConfig::Postgres {
+            url: args.database_url.clone(),
+            schema: format!("bench_{suffix}_{role}"),
+            max_connections: (args.concurrency as u32 * 2).clamp(4, 64),
+        },
+    };
+    let (wallet_store, issuer_store) = (store("wallet"), store("issuer"));
+    let (wkey, ikey) = (
+        Arc::new(PartnerKeyPair::generate()),
+        Arc::new(PartnerKeyPair::generate()),
+    );
+    let app = App::build(AppConfig {
+        listen: "127.0.0.1:0".parse()?,
+        wallet: Some(WalletRoleConfig {
+            id: "wallet".parse()?,
+            store: wallet_store.clone(),
+            key: wkey.clone(),
+            issuers: vec![PeerConfig {
+                id: "demo-bank".parse()?,
+                base_url: None,
+                public_keys: vec![ikey.public()],
+            }],
+            webauthn: Default::default(),
+        }),
+        issuer: Some(IssuerRoleConfig {
+            id: "demo-bank".parse()?,
+            name: "Demo Bank".into(),
+            store: issuer_store.clone(),
+            key: ikey,
+            wallet: PeerConfig {
+                id: "wallet".parse()?,
+                base_url: None,
+                public_keys: vec![wkey.public()],
+            },
+            bins: sandbox_bins(),
+            seeds: Vec::new(),
+        }),
+        sandbox: true,
+        clock: Arc::new(SystemClock),
+        master_key: MasterKey::from_bytes(MasterKey::generate()),
+    })
+    .await?;
+    let base = app.base_url();
+    let wallet = app.wallet.clone().context("wallet role")?;
+    let issuer = app.issuer.clone().context("issuer role")?;
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+
+    let result = run(&args, &base, wallet, issuer).await;
+
+    let _ = stop.send(());
+    let _ = server.await;
+    let _ = std::fs::remove_dir_all(&dir);
+    for s in [wallet_store, issuer_store] {
+        if let StoreConfig::Postgres { url, schema, .. } = s {
+            paybridge_store::testing::drop_schema(&url, &schema);
+        }
+    }
+    result
+}
+
+async fn prepare(i: usize, wallet: &Wallet, issuer: &Issuer) -> anyhow::Result<Pair> {
+    let phone = format!("137{:08}", i);
+    let customer = issuer
+        .create_customer(&NewCustomer {
+            username: format!("bench.{i}"),
+            password: Secret::new("Bench#2026".into()),
+            name: PersonName::parse(&format!("Bench Customer {i}"))?,
+            id_number: IdNumber::complete(&format!("110105{:011}", i)),
+            phone: phone.parse()?,
+        })
+        .await?;
+    let card = issuer
+        .issue_card(
+            &customer.id,
+            &NewCard {
+                pan: None,
+                card_type: CardType::Debit,
+                expiry: Expiry::new(12, 2035)?,
+                opening_balance: Money::new(100_000, Currency::CNY),
+                credit_limit_minor: 0,
+            },
+        )
+        .await?;
+    let phone_number = phone.parse()?;
+    wallet
+        .register_account(&phone_number, "Bench wallet 2026")
+        .await?;
+    let session = wallet
+        .login(&phone_number, "Bench wallet 2026", None)
+        .await?;
+    Ok(Pair {
+        customer: customer.id,
+        card: card.id,
+        phone,
+        token: session.token.expose().clone(),
+    })
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let mut req = client.post(url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await?;
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(status.is_success(), "{status}: {v}");
+    Ok(v)
+}
+
+/// One binding, timed from the bank's request to the active answer.
+async fn one_binding(
+    base: &str,
+    client: &reqwest::Client,
+    wallet: &Wallet,
+    issuer: &Issuer,
+    p: &Pair,
+) -> anyhow::Result<String> {
+    let BindingStart::Qr(address) = issuer
+        .start_wallet_binding(&p.customer, &p.card, BindingMode::Qr)
+        .await?
+    else {
+        anyhow::bail!("no binding address");
+    };
+    let claimed = post(
+        client,
+        format!("{base}/v1/bindings/claims"),
+        &p.token,
+        Some(json!({"address": address.url})),
+    )
+    .await?;
+    let id = claimed["id"].as_str().context("binding id")?.to_owned();
+    post(
+        client,
+        format!("{base}/v1/bindings/{id}/confirmation"),
+        &p.token,
+        None,
+    )
+    .await?;
+    let inbox = wallet.store.sms_for_phone(&p.phone, 1).await?;
+    let code = inbox
+        .first()
+        .and_then(|m| {
+            m.body
+                .split(|c: char| !c.is_ascii_digit())
+                .find(|w| w.len() == 6)
+                .map(str::to_owned)
+        })
+        .context("no code")?;
+    let done = post(
+        client,
+        format!("{base}/v1/bindings/{id}/completion"),
+        &p.token,
+        Some(json!({"code": code})),
+    )
+    .await?;
+    anyhow::ensure!(done["state"] == "active", "not active: {done}");
+    Ok(id)
+}
+
+async fn run(
+    args: &BindBenchArgs,
+    base: &str,
+    wallet: Wallet,
+    issuer: Issuer,
+) -> anyhow::Result<bool> {
+    let store_name = match args.store {
+        BenchStore::Sqlite => "sqlite",
+        BenchStore::Postgres => "postgres",
+    };
+    eprintln!(
+        "preparing {} customers, cards and wallet accounts on {store_name}…",
+        args.bindings
+    );
+    let started = Instant::now();
+    let mut pairs = Vec::with_capacity(args.bindings);
+    let mut batch = Vec::new();
+    for i in 0..args.bindings {
+        let (w, iss) = (wallet.clone(), issuer.clone());
+        batch.push(tokio::spawn(async move { prepare(i, &w, &iss).await }));
+        if batch.len() == 16 || i + 1 == args.bindings {
+            for t in batch.drain(..) {
+                pairs.push(t.await??);
+            }
+        }
+    }
+    eprintln!(
+        "prepared in {:.1} s; binding…",
+        started.elapsed().as_secs_f64()
+    );
+
+    let pairs = Arc::new(pairs);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let (pairs, next, base, wallet, issuer) = (
+            pairs.clone(),
+            next.clone(),
+            base.to_owned(),
+            wallet.clone(),
+            issuer.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut hist = Histogram::<u64>::new(3).expect("histogram");
+            let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(p) = pairs.get(i) else { break };
+                let t = Instant::now();
+                match one_binding(&base, &client, &wallet, &issuer, p).await {
+                    Ok(id) => {
+                        hist.record(t.elapsed().as_micros() as u64).ok();
+                        done.push((i, id));
+                    }
+                    Err(e) => {
+                        *errors
+                            .entry(e.to_string().chars().take(80).collect())
+                            .or_default() += 1
+                    }
+                }
+            }
+            (hist, errors, done)
+        }));
+    }
+    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut done = Vec::new();
+    for w in workers {
+        let (h, e, d) = w.await?;
+        hist.add(h).ok();
+        for (k, v) in e {
+            *errors.entry(k).or_default() += v;
+        }
+        done.extend(d);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // Every completed binding is active on both sides.
+    let mut both_sides = 0;
+    for (i, id) in &done {
+        let p = &pairs[*i];
+        let bank_side = issuer.store.agreement_by_binding(id).await?;
+        if bank_side.is_some_and(|a| a.status == "active" && a.customer_id == p.customer) {
+            both_sides += 1;
+        }
+    }
+    let invariants_ok =
+        both_sides == done.len() && done.len() == args.bindings && errors.is_empty();
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1_000.0;
+    let throughput = done.len() as f64 / elapsed;
+    println!(
+        "bind bench on {store_name}: {} concurrent customers, {:.1} s",
+        args.concurrency, elapsed
+    );
+    println!("  bindings      {} active ({throughput:.1}/s)", done.len());
+    println!(
+        "  latency       p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        hist.max() as f64 / 1_000.0
+    );
+    println!("  errors        {errors:?}");
+    println!(
+        "  invariants    {} ({both_sides} of {} active on both sides)",
+        if invariants_ok { "ok" } else { "BROKEN" },
+        done.len()
+    );
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "scenario": "bind",
+                "store": store_name,
+                "concurrency": args.concurrency,
+                "seconds": elapsed,
+                "bindings": done.len(),
+                "throughput_per_s": throughput,
+                "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": hist.max() as f64 / 1_000.0},
+                "errors": errors,
+                "invariants_ok": invariants_ok,
+            })
+        );
+    }
+    Ok(invariants_ok)
+}

@@ -22,6 +22,7 @@ app_tests!(
     partner_events_are_acknowledged_once,
     malformed_partner_requests_get_4xx_and_nothing_is_written,
     concurrent_duplicate_events_are_recorded_once,
+    binding_calls_tampered_or_replayed_are_refused,
 );
 
 async fn signed_ping_works_both_ways(app: &TestApp) {
@@ -365,4 +366,37 @@ async fn concurrent_duplicate_events_are_recorded_once(app: &TestApp) {
     }
     assert!(results.iter().any(|r| r.is_ok()));
     assert_eq!(inbox_count(app).await, 1);
+}
+
+async fn binding_calls_tampered_or_replayed_are_refused(app: &TestApp) {
+    let offer = json!({"card_ref": "card_x", "holder_name": "张三", "holder_id_number": "110105199003071239",
+        "phone": "13800138000", "bank_name": "Demo Bank", "card_type": "debit", "last4": "0014"});
+    let call = Call::bank(app, "/v1/partner/binding-addresses", &offer);
+    // The body changed after signing (another phone): refused.
+    let mut tampered = offer.clone();
+    tampered["phone"] = json!("13900139000");
+    let (s, v) = call
+        .send_as(
+            app,
+            Some(&call.authorization()),
+            &call.path,
+            &serde_json::to_vec(&tampered).unwrap(),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (401, "signature_invalid"));
+    // Signed for the bank's own API, replayed to the wallet: refused.
+    let (s, _) = call
+        .send_as(
+            app,
+            Some(&call.authorization()),
+            "/bank/v1/partner/bindings/activations",
+            &call.body,
+        )
+        .await;
+    assert_eq!(s, 401);
+    // The genuine call once, then its replay.
+    let (s, v) = call.send(app).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = call.send(app).await;
+    assert_eq!((s, code(&v)), (401, "nonce_replayed"));
 }

@@ -102,3 +102,13 @@ pub struct BankBindingBody {
 pub struct BankBindingList {
     pub bindings: Vec<BankBindingBody>,
 }
+
+/// What the bank app shows after "open the wallet and bind this card".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WalletRegistrationStarted {
+    /// `registered` (a new wallet account, card bound) or `existing_account`
+    /// (a binding message was pushed to the customer's wallet app instead).
+    pub status: String,
+    pub account_id: Option<String>,
+    pub binding_id: Option<String>,
+}

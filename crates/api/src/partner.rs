@@ -110,3 +110,58 @@ pub struct AgreementIssued {
 }
 
 crate::redacted_debug!(AgreementIssued);
+
+/// Does this customer have a wallet account? (Flow F2; the answer says only that.)
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountLookup {
+    pub phone: String,
+    pub holder_id_number: String,
+}
+
+crate::redacted_debug!(AccountLookup);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccountLookupAnswer {
+    pub exists: bool,
+}
+
+/// A bank registers a wallet account for its customer, with the card to bind.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRegistration {
+    /// The bank's own reference: a retry with it returns the same account.
+    #[schema(example = "reg:card_…")]
+    pub reference: String,
+    /// What the bank verified, and the card (as for a binding).
+    pub customer: BindingOffer,
+}
+
+crate::redacted_debug!(AccountRegistration);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccountRegistered {
+    #[schema(example = "usr_…")]
+    pub account_id: String,
+    /// The card's binding, waiting for the bank's agreement.
+    pub binding_id: String,
+    /// `restricted` until the owner passes security authentication.
+    pub status: String,
+    /// `false` when this reference was registered before.
+    pub created: bool,
+}
+
+/// The bank opened the agreement of a registration's binding.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BindingAgreement {
+    pub agreement_number: String,
+}
+
+crate::redacted_debug!(BindingAgreement);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BindingState {
+    pub binding_id: String,
+    pub state: String,
+}

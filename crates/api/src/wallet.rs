@@ -290,3 +290,69 @@ pub struct CompleteBinding {
 }
 
 redacted_debug!(ClaimAddress, CompleteBinding);
+
+/// What the app reports of the device it runs on.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceEnvironmentBody {
+    pub emulator: bool,
+    pub rooted: bool,
+    /// `android`, `ios` or `harmonyos`.
+    #[schema(example = "android")]
+    pub os: String,
+    #[schema(example = "14")]
+    pub os_version: String,
+    /// Attestation attributes; `risk:*` ones refuse the device.
+    #[serde(default)]
+    pub attributes: Vec<String>,
+}
+
+/// Start security authentication on this device (first use of a
+/// bank-registered account, or a new device).
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartSecurityAuth {
+    pub phone: String,
+    pub device: RegisterDevice,
+    pub environment: DeviceEnvironmentBody,
+}
+
+redacted_debug!(StartSecurityAuth);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SecurityAuthBody {
+    #[schema(example = "sau_…")]
+    pub id: String,
+    pub device_id: String,
+    /// Why it is required: `partner_registered`, `new_device`, `sensitive_operation`.
+    pub conditions: Vec<String>,
+    /// `otp_sent`, `otp_verified`, `identity_confirmed`, `passed`, `failed`.
+    pub state: String,
+    /// Passwords still to set at the last step: `login`, `payment`.
+    pub passwords_needed: Vec<String>,
+    pub otp: Option<OtpBody>,
+    /// Once passed: the session on this (now trusted) device.
+    pub session: Option<SessionBody>,
+}
+
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityAuthOtp {
+    pub code: String,
+}
+
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityAuthIdentity {
+    /// The last four characters of the ID number.
+    pub id_number_last4: String,
+}
+
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityAuthPasswords {
+    pub login_password: Option<String>,
+    pub payment_password: Option<String>,
+}
+
+redacted_debug!(SecurityAuthOtp, SecurityAuthIdentity, SecurityAuthPasswords);

@@ -186,6 +186,22 @@ impl BindingStatus {
         })
     }
 
+    /// A bank that registered the account for its customer (flow F2) has
+    /// authenticated them in its own app: the binding is active at once.
+    pub fn activate_attested(self, now: Timestamp) -> Result<BindingStatus, DomainError> {
+        self.pending(now)?;
+        if self.state != BindingState::Claimed {
+            return Err(refuse(
+                ErrorCode::BindingNotPending,
+                "the binding is not waiting for the bank",
+            ));
+        }
+        Ok(BindingStatus {
+            state: BindingState::Active,
+            ..self
+        })
+    }
+
     /// Ends a pending binding as failed, cancelled or expired.
     pub fn end(self, to: BindingState) -> Result<BindingStatus, DomainError> {
         debug_assert!(matches!(

@@ -28,6 +28,7 @@ pub mod money;
 pub mod otp;
 pub mod partner;
 pub mod phone;
+pub mod registration;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{DomainError, ErrorCode, ErrorKind, ServiceError};

@@ -213,6 +213,7 @@ impl App {
                 ),
                 sms,
                 app_origin: w.webauthn.origin.as_str().trim_end_matches('/').to_owned(),
+                policy: Default::default(),
             };
             let auth = Arc::new(PartnerAuth {
                 me: w.id.clone(),
@@ -241,6 +242,7 @@ impl App {
                     idem.clone(),
                 ))
                 .merge(routes::bindings::router(service.clone()))
+                .merge(routes::security_auth::router(service.clone()))
                 .merge(routes::wallet_app::router(service.clone(), idem.clone()))
                 .merge(routes::devices::router(
                     routes::devices::DevicesState {

@@ -94,6 +94,14 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
         ("/v1/bindings", "get"),
         ("/v1/bindings/{binding_id}", "get"),
         ("/v1/bindings/{binding_id}", "delete"),
+        ("/v1/partner/account-lookups", "post"),
+        ("/v1/partner/account-registrations", "post"),
+        ("/v1/partner/bindings/{binding_id}/agreement", "post"),
+        ("/v1/security-authentications", "post"),
+        ("/v1/security-authentications/{auth_id}/otp", "post"),
+        ("/v1/security-authentications/{auth_id}/identity", "post"),
+        ("/v1/security-authentications/{auth_id}/passwords", "post"),
+        ("/bank/v1/app/cards/{card_id}/wallet-registrations", "post"),
     ];
     for (path, method) in expected {
         assert!(

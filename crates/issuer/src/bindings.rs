@@ -4,7 +4,9 @@
 //! the wallet gets the card's id, type and last four digits.
 
 use paybridge_api::partner::{
-    ActivateBinding, AgreementIssued, BindingAddress, BindingOffer, BindingRequestAnswer,
+    AccountLookup, AccountLookupAnswer, AccountRegistered, AccountRegistration, ActivateBinding,
+    AgreementIssued, BindingAddress, BindingAgreement, BindingOffer, BindingRequestAnswer,
+    BindingState as PartnerBindingState,
 };
 use paybridge_crypto::Secret;
 use paybridge_domain::event::{Destination, NewEvent};
@@ -32,6 +34,18 @@ pub enum BindingMode {
     Qr,
     /// Push a binding message to the customer's wallet app.
     Push,
+}
+
+/// What "open the wallet and bind" did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationStart {
+    Registered {
+        account_id: String,
+        binding_id: String,
+    },
+    /// The customer has a wallet account: a binding message was pushed (if
+    /// the account matched on phone and identity).
+    ExistingAccount { binding_id: Option<String> },
 }
 
 /// What the wallet answered.
@@ -77,13 +91,12 @@ impl Issuer {
         })
     }
 
-    /// The bank app's "bind to wallet" on one of the customer's cards.
-    pub async fn start_wallet_binding(
+    /// What the wallet may know of one of the customer's cards and of them.
+    async fn offer_for(
         &self,
         customer: &CustomerId,
         card: &CardId,
-        mode: BindingMode,
-    ) -> Result<BindingStart, ServiceError> {
+    ) -> Result<BindingOffer, ServiceError> {
         let card = self
             .store
             .bank_card(card)
@@ -96,7 +109,7 @@ impl Issuer {
             .await?
             .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such customer"))?;
         let id = c.id.as_str();
-        let offer = BindingOffer {
+        Ok(BindingOffer {
             card_ref: card.id.to_string(),
             holder_name: self
                 .vault
@@ -119,11 +132,21 @@ impl Issuer {
             bank_name: self.name.clone(),
             card_type: card.card_type.as_str().to_owned(),
             last4: card.last4.clone(),
-        };
+        })
+    }
+
+    /// The bank app's "bind to wallet" on one of the customer's cards.
+    pub async fn start_wallet_binding(
+        &self,
+        customer: &CustomerId,
+        card: &CardId,
+        mode: BindingMode,
+    ) -> Result<BindingStart, ServiceError> {
+        let offer = self.offer_for(customer, card).await?;
         let wallet = self.wallet()?;
         let key = format!(
             "bind:{}:{}",
-            card.id,
+            card,
             paybridge_domain::ids::RequestId::generate()
         );
         match mode {
@@ -158,6 +181,77 @@ impl Issuer {
                 )
             }
         }
+    }
+
+    /// Flow F2: "open the wallet and bind this card". When the customer has
+    /// no wallet account the bank registers one with what it verified,
+    /// opens the binding's agreement and completes the binding at once;
+    /// when they have one, it pushes a binding message instead (flow F1).
+    pub async fn start_wallet_registration(
+        &self,
+        customer: &CustomerId,
+        card: &CardId,
+    ) -> Result<RegistrationStart, ServiceError> {
+        let offer = self.offer_for(customer, card).await?;
+        let wallet = self.wallet()?;
+        let lookup: AccountLookupAnswer = wallet
+            .call(
+                reqwest::Method::POST,
+                "/v1/partner/account-lookups",
+                Some(&AccountLookup {
+                    phone: offer.phone.clone(),
+                    holder_id_number: offer.holder_id_number.clone(),
+                }),
+                None,
+            )
+            .await?;
+        if lookup.exists {
+            let pushed = self
+                .start_wallet_binding(customer, card, BindingMode::Push)
+                .await?;
+            return Ok(RegistrationStart::ExistingAccount {
+                binding_id: match pushed {
+                    BindingStart::Pushed { binding_id, .. } => Some(binding_id),
+                    _ => None,
+                },
+            });
+        }
+        let reference = format!("reg:{card}");
+        let registered: AccountRegistered = wallet
+            .call(
+                reqwest::Method::POST,
+                "/v1/partner/account-registrations",
+                Some(&AccountRegistration {
+                    reference: reference.clone(),
+                    customer: offer,
+                }),
+                Some(&reference),
+            )
+            .await?;
+        let agreement = self
+            .activate_binding(
+                wallet.peer(),
+                &ActivateBinding {
+                    binding_id: registered.binding_id.clone(),
+                    card_ref: card.to_string(),
+                },
+            )
+            .await?;
+        let _: PartnerBindingState = wallet
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/partner/bindings/{}/agreement", registered.binding_id),
+                Some(&BindingAgreement {
+                    agreement_number: agreement.agreement_number,
+                }),
+                Some(&format!("agreement:{}", registered.binding_id)),
+            )
+            .await?;
+        tracing::info!(customer.id = %customer, binding.id = %registered.binding_id, "wallet account registered and card bound");
+        Ok(RegistrationStart::Registered {
+            account_id: registered.account_id,
+            binding_id: registered.binding_id,
+        })
     }
 
     /// The wallet reports a binding's OTP passed: open (or return) its

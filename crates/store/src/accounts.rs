@@ -163,6 +163,40 @@ impl Store {
     }
 }
 
+/// Inserts an account inside the caller's transaction; `false` when its
+/// phone or identity already has one.
+pub(crate) async fn insert_user(
+    conn: &mut sqlx::AnyConnection,
+    u: &StoredUser,
+) -> Result<bool, StoreError> {
+    let id = u.identity.as_ref();
+    let n = sqlx::query(&format!(
+        "INSERT INTO wallet_users ({USER_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0) \
+             ON CONFLICT DO NOTHING"
+    ))
+    .bind(u.id.as_str())
+    .bind(&u.phone_sealed)
+    .bind(&u.phone_index)
+    .bind(&u.phone_masked)
+    .bind(u.password_hash.clone())
+    .bind(u.pay_password_hash.clone())
+    .bind(i64::from(u.pay_guard.failed_attempts))
+    .bind(u.pay_guard.locked_until.map(to_unix_micros))
+    .bind(u.status.as_str())
+    .bind(u.registered_by.clone())
+    .bind(id.map(|i| i.name_sealed.clone()))
+    .bind(id.map(|i| i.name_masked.clone()))
+    .bind(id.map(|i| i.id_number_sealed.clone()))
+    .bind(id.map(|i| i.id_number_index.clone()))
+    .bind(id.map(|i| to_unix_micros(i.verified_at)))
+    .bind(to_unix_micros(u.created_at))
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
 #[async_trait]
 impl AccountStore for Store {
     async fn user_create(
@@ -181,31 +215,7 @@ impl AccountStore for Store {
                 return Ok(UserWrite::Duplicate);
             }
         }
-        let id = u.identity.as_ref();
-        let n = sqlx::query(&format!(
-            "INSERT INTO wallet_users ({USER_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0) \
-             ON CONFLICT DO NOTHING"
-        ))
-        .bind(u.id.as_str())
-        .bind(&u.phone_sealed)
-        .bind(&u.phone_index)
-        .bind(&u.phone_masked)
-        .bind(u.password_hash.clone())
-        .bind(u.pay_password_hash.clone())
-        .bind(i64::from(u.pay_guard.failed_attempts))
-        .bind(u.pay_guard.locked_until.map(to_unix_micros))
-        .bind(u.status.as_str())
-        .bind(u.registered_by.clone())
-        .bind(id.map(|i| i.name_sealed.clone()))
-        .bind(id.map(|i| i.name_masked.clone()))
-        .bind(id.map(|i| i.id_number_sealed.clone()))
-        .bind(id.map(|i| i.id_number_index.clone()))
-        .bind(id.map(|i| to_unix_micros(i.verified_at)))
-        .bind(to_unix_micros(u.created_at))
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
+        let n = u64::from(insert_user(tx.conn(), u).await?);
         if n == 0 {
             return Ok(UserWrite::Duplicate);
         }

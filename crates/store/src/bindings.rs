@@ -203,15 +203,12 @@ impl Store {
     }
 }
 
-#[async_trait]
-impl BindingStore for Store {
-    async fn binding_create(
-        &self,
-        b: &StoredBinding,
-        events: &[NewEvent],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(&format!(
+/// Inserts a binding inside the caller's transaction.
+pub(crate) async fn insert_binding(
+    conn: &mut sqlx::AnyConnection,
+    b: &StoredBinding,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
             "INSERT INTO bindings ({BINDING_COLUMNS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 0)"
         ))
@@ -237,8 +234,20 @@ impl BindingStore for Store {
         .bind(to_unix_micros(b.status.expires_at))
         .bind(to_unix_micros(b.created_at))
         .bind(to_unix_micros(b.updated_at))
-        .execute(tx.conn())
+        .execute(conn)
         .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl BindingStore for Store {
+    async fn binding_create(
+        &self,
+        b: &StoredBinding,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        insert_binding(tx.conn(), b).await?;
         append_events(tx.conn(), events).await?;
         tx.commit().await
     }

@@ -35,6 +35,7 @@ pub mod ledger;
 pub mod nonces;
 pub mod otp;
 pub mod outbox;
+pub mod registration;
 pub mod roles;
 pub mod sandbox;
 pub mod sessions;
@@ -55,6 +56,9 @@ pub use ledger::{LedgerStore, LedgerTotals, TransferOutcome};
 pub use nonces::NonceStore;
 pub use otp::{OtpStore, StoredOtp};
 pub use outbox::{OutboxStats, OutboxStore, StoredEvent};
+pub use registration::{
+    RegistrationStore, RegistrationWrite, StoredRegistration, StoredSecurityAuth,
+};
 pub use roles::{IssuerStore, WalletStore};
 pub use sandbox::{RelayMessage, SandboxStore, SmsMessage};
 pub use sessions::{SessionStore, StoredSession};

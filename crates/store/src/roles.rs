@@ -5,8 +5,8 @@
 
 use crate::{
     AccountStore, AgreementStore, BankStore, BindingStore, DeviceStore, IdempotencyStore,
-    InboxStore, KeyStore, LedgerStore, NonceStore, OtpStore, OutboxStore, SandboxStore,
-    SessionStore,
+    InboxStore, KeyStore, LedgerStore, NonceStore, OtpStore, OutboxStore, RegistrationStore,
+    SandboxStore, SessionStore,
 };
 
 /// Everything the wallet server stores.
@@ -23,6 +23,7 @@ pub trait WalletStore:
     + AccountStore
     + DeviceStore
     + BindingStore
+    + RegistrationStore
 {
 }
 

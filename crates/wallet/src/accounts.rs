@@ -242,7 +242,7 @@ impl Wallet {
         }
     }
 
-    async fn open_session(
+    pub(crate) async fn open_session(
         &self,
         user: &UserId,
         device: Option<DeviceId>,

@@ -108,7 +108,7 @@ pub struct NewAddress {
     pub expires_at: Timestamp,
 }
 
-fn view(b: &StoredBinding) -> BindingView {
+pub(crate) fn view(b: &StoredBinding) -> BindingView {
     BindingView {
         id: b.id.clone(),
         issuer_id: b.issuer_id.clone(),
@@ -139,7 +139,7 @@ fn address_token(address: &str) -> &str {
 }
 
 impl Wallet {
-    async fn new_binding(
+    pub(crate) async fn new_binding(
         &self,
         issuer: &PartnerId,
         offer: &CheckedOffer,
@@ -195,7 +195,11 @@ impl Wallet {
         }
     }
 
-    fn binding_event(b: &StoredBinding, topic: &'static str, to: Destination) -> NewEvent {
+    pub(crate) fn binding_event(
+        b: &StoredBinding,
+        topic: &'static str,
+        to: Destination,
+    ) -> NewEvent {
         NewEvent::of(
             topic,
             to,
@@ -212,7 +216,7 @@ impl Wallet {
 
     /// Events of a binding's change: kept for audit, and pushed to the
     /// account's active devices so every open app sees it.
-    async fn binding_events(
+    pub(crate) async fn binding_events(
         &self,
         b: &StoredBinding,
         topic: &'static str,
@@ -298,7 +302,7 @@ impl Wallet {
     }
 
     /// Saves a binding change; a stale write is a lost race for the same step.
-    async fn save_binding(
+    pub(crate) async fn save_binding(
         &self,
         b: &StoredBinding,
         topic: &'static str,
@@ -423,6 +427,7 @@ impl Wallet {
         user: &UserId,
         address: &str,
     ) -> Result<BindingView, ServiceError> {
+        self.require_unrestricted(user).await?;
         let hash = self.keys.tokens.hash(address_token(address));
         let b = self.store.binding_by_address(&hash).await?.ok_or_else(|| {
             ServiceError::rejected(ErrorCode::NotFound, "no such binding address")
@@ -442,6 +447,7 @@ impl Wallet {
         user: &UserId,
         id: &BindingId,
     ) -> Result<BindingView, ServiceError> {
+        self.require_unrestricted(user).await?;
         let b = self.load_binding(user, id).await?;
         self.claim(user, b).await
     }

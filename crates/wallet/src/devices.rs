@@ -29,7 +29,7 @@ impl Wallet {
         name: &str,
     ) -> Result<StoredDevice, ServiceError> {
         let name = check_device_name(name)?;
-        self.load_user(user).await?;
+        self.require_unrestricted(user).await?;
         let now = self.clock.now();
         let device = StoredDevice {
             id: DeviceId::generate(),

@@ -10,6 +10,7 @@ pub mod bindings;
 pub mod devices;
 pub mod otp;
 pub mod qr;
+pub mod registration;
 pub mod webauthn;
 
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct Wallet {
     /// The wallet app's public origin, e.g. `https://pay.example.com`:
     /// binding addresses are `<origin>/bind/<secret>`.
     pub app_origin: String,
+    /// When security authentication is required (flow F2).
+    pub policy: paybridge_domain::registration::SecurityPolicy,
 }
 
 #[async_trait::async_trait]

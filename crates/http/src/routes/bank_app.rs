@@ -6,13 +6,13 @@ use axum::http::StatusCode;
 use axum::Extension;
 use paybridge_api::bank::{
     BankBindingBody, BankBindingList, BankLogin, BankSessionBody, CardBody, CardList, CustomerBody,
-    StartWalletBinding, WalletBindingStarted,
+    StartWalletBinding, WalletBindingStarted, WalletRegistrationStarted,
 };
 use paybridge_api::rfc3339;
 use paybridge_api::ErrorBody;
 use paybridge_domain::ids::{AgreementId, CardId};
 use paybridge_domain::ErrorCode;
-use paybridge_issuer::bindings::{BindingMode, BindingStart};
+use paybridge_issuer::bindings::{BindingMode, BindingStart, RegistrationStart};
 use paybridge_issuer::customers::{BankSessionCustomer, CardView, CustomerView};
 use paybridge_issuer::Issuer;
 use utoipa_axum::router::OpenApiRouter;
@@ -192,6 +192,45 @@ async fn start_binding(
     Ok((StatusCode::CREATED, ApiJson(body)))
 }
 
+/// Flow F2, "open the wallet and bind this card": registers a wallet
+/// account for the customer (restricted until they authenticate in the
+/// wallet app) with the card bound, or, when they have an account, pushes a
+/// binding message to it.
+#[utoipa::path(post, path = "/v1/app/cards/{card_id}/wallet-registrations", tag = "bank app",
+    security(("session" = [])),
+    params(("card_id" = String, Path)),
+    responses(
+        (status = 201, body = WalletRegistrationStarted), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn start_registration(
+    State(issuer): State<Issuer>,
+    Extension(c): Extension<BankSessionCustomer>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, ApiJson<WalletRegistrationStarted>)> {
+    let card: CardId = id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such card"))?;
+    let body = match issuer
+        .start_wallet_registration(&c.customer_id, &card)
+        .await?
+    {
+        RegistrationStart::Registered {
+            account_id,
+            binding_id,
+        } => WalletRegistrationStarted {
+            status: "registered".into(),
+            account_id: Some(account_id),
+            binding_id: Some(binding_id),
+        },
+        RegistrationStart::ExistingAccount { binding_id } => WalletRegistrationStarted {
+            status: "existing_account".into(),
+            account_id: None,
+            binding_id,
+        },
+    };
+    Ok((StatusCode::CREATED, ApiJson(body)))
+}
+
 /// The customer's cards bound to wallets.
 #[utoipa::path(get, path = "/v1/app/bindings", tag = "bank app",
     security(("session" = [])),
@@ -237,6 +276,7 @@ async fn unbind(
 pub fn router(issuer: Issuer) -> OpenApiRouter {
     let authed = OpenApiRouter::new()
         .routes(routes!(start_binding))
+        .routes(routes!(start_registration))
         .routes(routes!(bindings))
         .routes(routes!(unbind))
         .routes(routes!(logout))

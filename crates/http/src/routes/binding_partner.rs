@@ -4,13 +4,17 @@
 
 use std::sync::Arc;
 
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
 use paybridge_api::partner::{
-    ActivateBinding, AgreementIssued, BindingAddress, BindingOffer, BindingRequestAnswer,
+    AccountLookup, AccountLookupAnswer, AccountRegistered, AccountRegistration, ActivateBinding,
+    AgreementIssued, BindingAddress, BindingAgreement, BindingOffer, BindingRequestAnswer,
+    BindingState,
 };
 use paybridge_api::{rfc3339, ErrorBody};
+use paybridge_domain::identity::IdNumber;
 use paybridge_domain::ErrorCode;
 use paybridge_issuer::Issuer;
 use paybridge_wallet::bindings::CheckedOffer;
@@ -103,16 +107,102 @@ async fn activate_binding(
     Ok(ApiJson(issuer.activate_binding(&caller.0, &req).await?))
 }
 
+/// Flow F2: does the bank's customer have a wallet account (by reserved
+/// phone or identity)? The answer says only that.
+#[utoipa::path(post, path = "/v1/partner/account-lookups", tag = "partner",
+    security(("partner_signature" = [])),
+    request_body = AccountLookup,
+    responses((status = 200, body = AccountLookupAnswer), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn account_lookup(
+    State(w): State<Wallet>,
+    ApiJson(req): ApiJson<AccountLookup>,
+) -> ApiResult<ApiJson<AccountLookupAnswer>> {
+    let phone = crate::routes::wallet_app::phone(&req.phone)?;
+    let id = IdNumber::parse(&req.holder_id_number)?;
+    Ok(ApiJson(AccountLookupAnswer {
+        exists: w.account_exists(&phone, &id).await?,
+    }))
+}
+
+/// Flow F2: the bank registers a restricted wallet account for its customer
+/// with the identity it verified, and the card's binding (waiting for the
+/// bank's agreement). Idempotent on the bank's `reference`.
+#[utoipa::path(post, path = "/v1/partner/account-registrations", tag = "partner",
+    security(("partner_signature" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
+    request_body = AccountRegistration,
+    responses(
+        (status = 201, body = AccountRegistered),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "account_exists", body = ErrorBody),
+        (status = 422, description = "invalid data, or the reference reused for another registration", body = ErrorBody)))]
+async fn account_registration(
+    State(w): State<Wallet>,
+    Extension(caller): Extension<VerifiedPartner>,
+    ApiJson(req): ApiJson<AccountRegistration>,
+) -> ApiResult<(StatusCode, ApiJson<AccountRegistered>)> {
+    let offer = CheckedOffer::check(&req.customer)?;
+    let r = w
+        .register_for_partner(&caller.0, &req.reference, &offer)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(AccountRegistered {
+            account_id: r.user_id.to_string(),
+            binding_id: r.binding_id,
+            status: "restricted".into(),
+            created: r.created,
+        }),
+    ))
+}
+
+/// Flow F2: the bank opened the agreement of a registration's binding: it is
+/// active at once.
+#[utoipa::path(post, path = "/v1/partner/bindings/{binding_id}/agreement", tag = "partner",
+    security(("partner_signature" = [])),
+    params(("binding_id" = String, Path), ("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
+    request_body = BindingAgreement,
+    responses(
+        (status = 200, body = BindingState), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn binding_agreement(
+    State(w): State<Wallet>,
+    Extension(caller): Extension<VerifiedPartner>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<BindingAgreement>,
+) -> ApiResult<ApiJson<BindingState>> {
+    if req.agreement_number.is_empty() || req.agreement_number.len() > 64 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "agreement_number: 1 to 64 characters",
+        ));
+    }
+    let b = w
+        .activate_registered_binding(&caller.0, &id, &req.agreement_number)
+        .await?;
+    Ok(ApiJson(BindingState {
+        binding_id: b.id.to_string(),
+        state: b.state.as_str().to_owned(),
+    }))
+}
+
 pub fn wallet_router(
     wallet: Wallet,
     auth: Arc<PartnerAuth>,
     idem: Arc<Idempotency>,
 ) -> OpenApiRouter {
+    // A look-up creates nothing: no Idempotency-Key.
+    let lookups = OpenApiRouter::new().routes(routes!(account_lookup)).layer(
+        axum::middleware::from_fn_with_state(auth.clone(), partner_auth),
+    );
     OpenApiRouter::new()
         .routes(routes!(binding_address))
         .routes(routes!(binding_request))
+        .routes(routes!(account_registration))
+        .routes(routes!(binding_agreement))
         .layer(axum::middleware::from_fn_with_state(idem, idempotency))
         .layer(axum::middleware::from_fn_with_state(auth, partner_auth))
+        .merge(lookups)
         .with_state(wallet)
 }
 

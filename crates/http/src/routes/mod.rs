@@ -7,5 +7,6 @@ pub mod bindings;
 pub mod devices;
 pub mod partner;
 pub mod sandbox;
+pub mod security_auth;
 pub mod system;
 pub mod wallet_app;

@@ -6,7 +6,7 @@ CREATE TABLE bindings (
     id                        TEXT    PRIMARY KEY,
     issuer_id                 TEXT    NOT NULL,
     card_ref                  TEXT    NOT NULL,
-    channel                   TEXT    NOT NULL CHECK (channel IN ('qr', 'push')),
+    channel                   TEXT    NOT NULL CHECK (channel IN ('qr', 'push', 'registration')),
     address_hash              TEXT    UNIQUE,
     user_id                   TEXT,
     state                     TEXT    NOT NULL,

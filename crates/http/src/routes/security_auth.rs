@@ -1,0 +1,146 @@
+//! Security authentication in the wallet app (flow F2): at first use of a
+//! bank-registered account, or on a new device. No session yet: the flow
+//! is carried by its id, an OTP to the account's phone and the ID number's
+//! last digits.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use paybridge_api::wallet::{
+    OtpBody, SecurityAuthBody, SecurityAuthIdentity, SecurityAuthOtp, SecurityAuthPasswords,
+    SessionBody, StartSecurityAuth,
+};
+use paybridge_api::{rfc3339, ErrorBody};
+use paybridge_domain::device::DeviceType;
+use paybridge_domain::registration::DeviceEnvironment;
+use paybridge_wallet::accounts::OpenedSession;
+use paybridge_wallet::registration::SecurityAuthView;
+use paybridge_wallet::Wallet;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiResult;
+use crate::extract::ApiJson;
+use crate::routes::wallet_app::phone;
+
+fn body(v: SecurityAuthView, session: Option<OpenedSession>) -> SecurityAuthBody {
+    SecurityAuthBody {
+        id: v.id,
+        device_id: v.device_id.to_string(),
+        conditions: v.conditions,
+        state: v.state.as_str().to_owned(),
+        passwords_needed: v.passwords_needed.iter().map(|p| (*p).to_owned()).collect(),
+        otp: v.otp.map(|o| OtpBody {
+            id: o.id.to_string(),
+            phone_masked: o.phone_masked,
+            expires_at: rfc3339(o.expires_at),
+            resend_after: rfc3339(o.resend_after),
+        }),
+        session: session.map(|s| SessionBody {
+            session_id: s.id.to_string(),
+            token: s.token.expose().clone(),
+            user_id: s.user_id.to_string(),
+            device_id: s.device_id.map(|d| d.to_string()),
+            expires_at: rfc3339(s.expires_at),
+        }),
+    }
+}
+
+/// Starts security authentication: the device's environment is checked
+/// (emulators, rooted devices, unsupported OS versions and flagged devices
+/// are refused with a reason), the device registered, an OTP sent.
+#[utoipa::path(post, path = "/v1/security-authentications", tag = "wallet",
+    request_body = StartSecurityAuth,
+    responses(
+        (status = 201, body = SecurityAuthBody),
+        (status = 404, description = "no account has this phone", body = ErrorBody),
+        (status = 422, description = "device_environment_refused, invalid_request", body = ErrorBody),
+        (status = 429, description = "otp_rate_limited", body = ErrorBody)))]
+async fn start(
+    State(w): State<Wallet>,
+    ApiJson(req): ApiJson<StartSecurityAuth>,
+) -> ApiResult<(StatusCode, ApiJson<SecurityAuthBody>)> {
+    let device_type: DeviceType = req.device.device_type.parse()?;
+    let env = DeviceEnvironment {
+        emulator: req.environment.emulator,
+        rooted: req.environment.rooted,
+        os: req.environment.os.clone(),
+        os_version: req.environment.os_version.clone(),
+        attributes: req.environment.attributes.clone(),
+    };
+    let v = w
+        .start_security_auth(&phone(&req.phone)?, device_type, &req.device.name, &env)
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(body(v, None))))
+}
+
+/// Step 2: the code sent to the account's phone.
+#[utoipa::path(post, path = "/v1/security-authentications/{auth_id}/otp", tag = "wallet",
+    params(("auth_id" = String, Path)),
+    request_body = SecurityAuthOtp,
+    responses(
+        (status = 200, body = SecurityAuthBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "security_auth_step, security_auth_closed", body = ErrorBody),
+        (status = 422, description = "otp_invalid, otp_expired", body = ErrorBody),
+        (status = 429, description = "otp_locked", body = ErrorBody)))]
+async fn otp(
+    State(w): State<Wallet>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SecurityAuthOtp>,
+) -> ApiResult<ApiJson<SecurityAuthBody>> {
+    Ok(ApiJson(body(
+        w.security_auth_otp(&id, &req.code).await?,
+        None,
+    )))
+}
+
+/// Step 3: the ID number's last four characters (five wrong answers fail it).
+#[utoipa::path(post, path = "/v1/security-authentications/{auth_id}/identity", tag = "wallet",
+    params(("auth_id" = String, Path)),
+    request_body = SecurityAuthIdentity,
+    responses(
+        (status = 200, body = SecurityAuthBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 422, description = "identity_digits_wrong", body = ErrorBody),
+        (status = 429, description = "security_auth_locked", body = ErrorBody)))]
+async fn identity(
+    State(w): State<Wallet>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SecurityAuthIdentity>,
+) -> ApiResult<ApiJson<SecurityAuthBody>> {
+    Ok(ApiJson(body(
+        w.security_auth_identity(&id, &req.id_number_last4).await?,
+        None,
+    )))
+}
+
+/// Step 4: the passwords the account lacks. Passed: the account is active,
+/// the device trusted, and a session opened on it.
+#[utoipa::path(post, path = "/v1/security-authentications/{auth_id}/passwords", tag = "wallet",
+    params(("auth_id" = String, Path)),
+    request_body = SecurityAuthPasswords,
+    responses(
+        (status = 200, body = SecurityAuthBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, description = "password_too_weak, invalid_request", body = ErrorBody)))]
+async fn passwords(
+    State(w): State<Wallet>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SecurityAuthPasswords>,
+) -> ApiResult<ApiJson<SecurityAuthBody>> {
+    let (v, session) = w
+        .security_auth_passwords(
+            &id,
+            req.login_password.as_deref(),
+            req.payment_password.as_deref(),
+        )
+        .await?;
+    Ok(ApiJson(body(v, Some(session))))
+}
+
+pub fn router(wallet: Wallet) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(otp))
+        .routes(routes!(identity))
+        .routes(routes!(passwords))
+        .with_state(wallet)
+}

@@ -1,0 +1,435 @@
+//! Flow F2 end to end over real HTTP on both stores: the bank registers a
+//! wallet account for a customer without one (restricted, card bound at
+//! once), the owner passes security authentication on a new phone and the
+//! account becomes fully active; an existing customer goes the push path;
+//! and the bad inputs of the issue.
+
+use paybridge_domain::device::DeviceType;
+use paybridge_domain::event::Destination;
+use paybridge_domain::ids::UserId;
+use paybridge_testkit::{app_tests, TestApp};
+use serde_json::{json, Value};
+
+app_tests!(
+    a_new_customer_is_registered_bound_authenticated_and_pay_ready,
+    a_restricted_account_cannot_pair_devices_or_bind_cards,
+    an_existing_customer_goes_the_push_path,
+    registrations_are_idempotent_on_the_reference_and_never_duplicate,
+    security_authentication_refuses_bad_devices_and_counts_wrong_answers,
+);
+
+const LI_PHONE: &str = "13900139000";
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+async fn bank_token(app: &TestApp, username: &str) -> String {
+    let (s, v) = app
+        .call(
+            "POST",
+            "/bank/v1/app/sessions",
+            None,
+            Some(json!({"username": username, "password": "Sandbox#2026"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v["token"].as_str().unwrap().to_owned()
+}
+
+async fn first_card(app: &TestApp, bank: &str) -> String {
+    let (_, cards) = app
+        .call("GET", "/bank/v1/app/cards", Some(bank), None)
+        .await;
+    cards["cards"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// Li Si (no wallet account) asks the bank to open one and bind her card.
+async fn register_li(app: &TestApp) -> Value {
+    let bank = bank_token(app, "li.si").await;
+    let card = first_card(app, &bank).await;
+    let (s, v) = app
+        .call(
+            "POST",
+            &format!("/bank/v1/app/cards/{card}/wallet-registrations"),
+            Some(&bank),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+fn environment() -> Value {
+    json!({"emulator": false, "rooted": false, "os": "android", "os_version": "14", "attributes": ["sandbox:attested"]})
+}
+
+async fn start_auth(app: &TestApp, phone: &str, env: Value) -> (u16, Value) {
+    app.call(
+        "POST",
+        "/v1/security-authentications",
+        None,
+        Some(json!({"phone": phone, "device": {"type": "phone", "name": "Li's new phone"}, "environment": env})),
+    )
+    .await
+}
+
+async fn sms_code(app: &TestApp, phone: &str) -> String {
+    let (_, inbox) = app
+        .call(
+            "GET",
+            &format!("/v1/sandbox/sms?phone={phone}&limit=1"),
+            None,
+            None,
+        )
+        .await;
+    inbox["messages"][0]["body"]
+        .as_str()
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_owned()
+}
+
+async fn step(app: &TestApp, id: &str, name: &str, body: Value) -> (u16, Value) {
+    app.call(
+        "POST",
+        &format!("/v1/security-authentications/{id}/{name}"),
+        None,
+        Some(body),
+    )
+    .await
+}
+
+async fn a_new_customer_is_registered_bound_authenticated_and_pay_ready(app: &TestApp) {
+    let started = register_li(app).await;
+    assert_eq!(started["status"], "registered");
+    let account = started["account_id"].as_str().unwrap().to_owned();
+    let binding = started["binding_id"].as_str().unwrap().to_owned();
+    // The bank sees the binding active.
+    let bank = bank_token(app, "li.si").await;
+    let (_, theirs) = app
+        .call("GET", "/bank/v1/app/bindings", Some(&bank), None)
+        .await;
+    assert_eq!(theirs["bindings"][0]["binding_id"], binding.as_str());
+    assert_eq!(theirs["bindings"][0]["status"], "active");
+    // The account has no password yet: no login.
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"phone": LI_PHONE, "password": "anything at all 1"})),
+        )
+        .await;
+    assert_eq!(s, 401);
+
+    // First use of the wallet app on a new phone.
+    let (s, auth) = start_auth(app, LI_PHONE, environment()).await;
+    assert_eq!(s, 201, "{auth}");
+    let conditions: Vec<&str> = auth["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(conditions, vec!["partner_registered", "new_device"]);
+    assert_eq!(auth["otp"]["phone_masked"], "139****9000");
+    assert_eq!(auth["passwords_needed"], json!(["login", "payment"]));
+    let id = auth["id"].as_str().unwrap().to_owned();
+    // Steps go in order.
+    let (s, e) = step(app, &id, "identity", json!({"id_number_last4": "4567"})).await;
+    assert_eq!((s, code(&e)), (409, "security_auth_step"));
+    let (s, v) = step(
+        app,
+        &id,
+        "otp",
+        json!({"code": sms_code(app, LI_PHONE).await}),
+    )
+    .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("otp_verified")), "{v}");
+    let (s, v) = step(app, &id, "identity", json!({"id_number_last4": "4567"})).await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (200, Some("identity_confirmed")),
+        "{v}"
+    );
+    let (s, e) = step(
+        app,
+        &id,
+        "passwords",
+        json!({"login_password": "Li's password 1", "payment_password": "123456"}),
+    )
+    .await;
+    assert_eq!((s, code(&e)), (422, "password_too_weak"));
+    let (s, done) = step(
+        app,
+        &id,
+        "passwords",
+        json!({"login_password": "Li's password 1", "payment_password": "730245"}),
+    )
+    .await;
+    assert_eq!((s, done["state"].as_str()), (200, Some("passed")), "{done}");
+    let token = done["session"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(done["session"]["device_id"], auth["device_id"]);
+
+    // Pay-ready: active, with passwords, the bank-attested identity, the card bound.
+    let (_, me) = app.call("GET", "/v1/me", Some(&token), None).await;
+    assert_eq!(me["id"], account.as_str());
+    assert_eq!(me["status"], "active");
+    assert_eq!(me["has_payment_password"], true);
+    assert_eq!(me["registered_by"], "demo-bank");
+    assert_eq!(me["identity"]["name_masked"], "*四");
+    let (_, bindings) = app.call("GET", "/v1/bindings", Some(&token), None).await;
+    assert_eq!(bindings["bindings"][0]["state"], "active");
+    assert_eq!(bindings["bindings"][0]["id"], binding.as_str());
+    let (_, devices) = app.call("GET", "/v1/devices", Some(&token), None).await;
+    assert_eq!(devices["devices"][0]["id"], auth["device_id"]);
+    // The new passwords work; the finished authentication cannot be replayed.
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"phone": LI_PHONE, "password": "Li's password 1"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, e) = step(
+        app,
+        &id,
+        "passwords",
+        json!({"login_password": "Another pass 2"}),
+    )
+    .await;
+    assert_eq!((s, code(&e)), (409, "security_auth_closed"));
+    let user: UserId = account.parse().unwrap();
+    let device = auth["device_id"].as_str().unwrap().parse().unwrap();
+    assert!(app
+        .wallet
+        .store
+        .device_trusted(&user, &device)
+        .await
+        .unwrap());
+}
+
+async fn a_restricted_account_cannot_pair_devices_or_bind_cards(app: &TestApp) {
+    let started = register_li(app).await;
+    let user: UserId = started["account_id"].as_str().unwrap().parse().unwrap();
+    let e = app
+        .wallet
+        .register_device(&user, DeviceType::Pc, "PC")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().as_str(), "account_restricted");
+    let e = app
+        .wallet
+        .claim_binding_address(&user, "http://localhost:8080/bind/pbs_x")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().as_str(), "account_restricted");
+}
+
+async fn an_existing_customer_goes_the_push_path(app: &TestApp) {
+    let body = json!({"phone": "13800138000", "password": "correct horse 9"});
+    assert_eq!(
+        app.call("POST", "/v1/accounts", None, Some(body)).await.0,
+        201
+    );
+    let bank = bank_token(app, "zhang.san").await;
+    let card = first_card(app, &bank).await;
+    let (s, v) = app
+        .call(
+            "POST",
+            &format!("/bank/v1/app/cards/{card}/wallet-registrations"),
+            Some(&bank),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["status"], "existing_account");
+    assert!(v["binding_id"].as_str().unwrap().starts_with("bnd_"));
+    assert_eq!(
+        v["account_id"],
+        Value::Null,
+        "the bank learns no account data"
+    );
+}
+
+fn registration(reference: &str, phone: &str, id_number: &str) -> Value {
+    json!({"reference": reference, "customer": {"card_ref": "card_abc", "holder_name": "Chen Jing",
+        "holder_id_number": id_number, "phone": phone, "bank_name": "Demo Bank", "card_type": "debit", "last4": "0099"}})
+}
+
+async fn register(app: &TestApp, body: &Value, key: &str) -> Result<Value, (u16, String)> {
+    app.bank_to_wallet()
+        .call::<_, Value>(
+            reqwest::Method::POST,
+            "/v1/partner/account-registrations",
+            Some(body),
+            Some(key),
+        )
+        .await
+        .map_err(|e| match e {
+            paybridge_client::PartnerError::Refused { status, code, .. } => (status, code),
+            other => panic!("{other}"),
+        })
+}
+
+async fn registrations_are_idempotent_on_the_reference_and_never_duplicate(app: &TestApp) {
+    let id = "110108197501012346";
+    let first = register(app, &registration("ref-1", "13600136000", id), "k1")
+        .await
+        .unwrap();
+    assert_eq!(
+        (first["status"].as_str(), first["created"].as_bool()),
+        (Some("restricted"), Some(true))
+    );
+    // A retry (even with another Idempotency-Key) returns the same account.
+    let again = register(app, &registration("ref-1", "13600136000", id), "k2")
+        .await
+        .unwrap();
+    assert_eq!(again["account_id"], first["account_id"]);
+    assert_eq!(again["created"], false);
+    // The reference with other data, another reference for the same phone or person.
+    assert_eq!(
+        register(app, &registration("ref-1", "13600136001", id), "k3")
+            .await
+            .unwrap_err(),
+        (422, "idempotency_key_reused".into())
+    );
+    assert_eq!(
+        register(
+            app,
+            &registration("ref-2", "13600136000", "310104198511204567"),
+            "k4"
+        )
+        .await
+        .unwrap_err(),
+        (409, "account_exists".into())
+    );
+    assert_eq!(
+        register(app, &registration("ref-3", "13600136009", id), "k5")
+            .await
+            .unwrap_err(),
+        (409, "account_exists".into())
+    );
+    // Inconsistent data.
+    assert_eq!(
+        register(
+            app,
+            &registration("ref-4", "13600136008", "110108197501012345"),
+            "k6"
+        )
+        .await
+        .unwrap_err(),
+        (422, "identity_invalid".into())
+    );
+    assert_eq!(
+        register(app, &registration("ref-5", "12ab", id), "k7")
+            .await
+            .unwrap_err()
+            .0,
+        422
+    );
+    assert_eq!(
+        register(
+            app,
+            &registration("bad reference!", "13600136007", id),
+            "k8"
+        )
+        .await
+        .unwrap_err()
+        .0,
+        422
+    );
+    // Unsigned: refused.
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/partner/account-registrations",
+            None,
+            Some(registration("ref-6", "13600136006", id)),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (401, "signature_missing"));
+    // The bank only learns whether an account exists.
+    let exists: Value = app
+        .bank_to_wallet()
+        .call(
+            reqwest::Method::POST,
+            "/v1/partner/account-lookups",
+            Some(&json!({"phone": "13600136000", "holder_id_number": id})),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(exists, json!({"exists": true}));
+}
+
+async fn security_authentication_refuses_bad_devices_and_counts_wrong_answers(app: &TestApp) {
+    register_li(app).await;
+    for (env, reason) in [
+        (
+            json!({"emulator": true, "rooted": false, "os": "android", "os_version": "14"}),
+            "emulator",
+        ),
+        (
+            json!({"emulator": false, "rooted": true, "os": "android", "os_version": "14"}),
+            "rooted",
+        ),
+        (
+            json!({"emulator": false, "rooted": false, "os": "android", "os_version": "8"}),
+            "os_unsupported",
+        ),
+        (
+            json!({"emulator": false, "rooted": false, "os": "ios", "os_version": "17", "attributes": ["risk:hooked"]}),
+            "flagged",
+        ),
+    ] {
+        let (s, e) = start_auth(app, LI_PHONE, env).await;
+        assert_eq!(
+            (s, code(&e)),
+            (422, "device_environment_refused"),
+            "{reason}"
+        );
+        assert!(e["error"]["message"].as_str().unwrap().contains(reason));
+    }
+    let risk = app
+        .wallet
+        .store
+        .outbox_events_for(&Destination::Internal, 0, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        risk.iter()
+            .filter(|e| e.topic.as_str() == "risk.device_environment_refused")
+            .count(),
+        4
+    );
+    let (s, _) = start_auth(app, "13012345678", environment()).await;
+    assert_eq!(s, 404);
+
+    let (_, auth) = start_auth(app, LI_PHONE, environment()).await;
+    let id = auth["id"].as_str().unwrap().to_owned();
+    let right = sms_code(app, LI_PHONE).await;
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let (s, e) = step(app, &id, "otp", json!({"code": wrong})).await;
+    assert_eq!((s, code(&e)), (422, "otp_invalid"));
+    assert_eq!(step(app, &id, "otp", json!({"code": right})).await.0, 200);
+    for i in 1..=4 {
+        let (s, e) = step(app, &id, "identity", json!({"id_number_last4": "0000"})).await;
+        assert_eq!((s, code(&e)), (422, "identity_digits_wrong"), "try {i}");
+    }
+    let (s, e) = step(app, &id, "identity", json!({"id_number_last4": "0000"})).await;
+    assert_eq!((s, code(&e)), (429, "security_auth_locked"));
+    let (s, e) = step(app, &id, "identity", json!({"id_number_last4": "4567"})).await;
+    assert_eq!((s, code(&e)), (409, "security_auth_closed"));
+    let (s, _) = step(app, "sau_nonsense", "otp", json!({"code": "123456"})).await;
+    assert_eq!(s, 404);
+}

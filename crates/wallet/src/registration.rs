@@ -1,0 +1,531 @@
+//! Flow F2, the wallet's side (seed 001): a bank asks whether its customer
+//! has a wallet account, registers one when not (restricted: it cannot pay,
+//! bind cards or pair devices), and completes the card binding at once; at
+//! first use the wallet runs security authentication through the app
+//! (device environment, OTP, the ID number's last digits, passwords), after
+//! which the account is fully active and the device trusted.
+
+use paybridge_crypto::digest::sha256_hex;
+use paybridge_domain::binding::BindingStatus;
+use paybridge_domain::credentials::{check_login_password, check_payment_password, PasswordGuard};
+use paybridge_domain::device::{DeviceStatus, DeviceType};
+use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::identity::IdNumber;
+use paybridge_domain::ids::{BindingId, DeviceId, UserId};
+use paybridge_domain::partner::PartnerId;
+use paybridge_domain::phone::PhoneNumber;
+use paybridge_domain::registration::{
+    AuthState, AuthStatus, DeviceEnvironment, SecurityFacts, ID_DIGITS_ASKED,
+};
+use paybridge_domain::{ErrorCode, ServiceError};
+use paybridge_store::{
+    AccountStatus, BindingWrite, DeviceCreate, RegistrationWrite, SealedIdentity, StoredDevice,
+    StoredRegistration, StoredSecurityAuth, StoredUser, UserWrite,
+};
+use serde_json::json;
+
+use crate::accounts::{OpenedSession, ID_NUMBER, NAME, PHONE};
+use crate::bindings::{view, BindingView, CheckedOffer, AGREEMENT};
+use crate::otp::IssuedOtp;
+use crate::Wallet;
+
+/// What a bank's registration request produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerRegistration {
+    pub user_id: UserId,
+    pub binding_id: String,
+    /// `false` when the same request was answered before.
+    pub created: bool,
+}
+
+/// A security authentication in progress, as the app sees it.
+#[derive(Debug, Clone)]
+pub struct SecurityAuthView {
+    pub id: String,
+    pub device_id: DeviceId,
+    pub conditions: Vec<String>,
+    pub state: AuthState,
+    /// The passwords the account still needs (`login`, `payment`).
+    pub passwords_needed: Vec<&'static str>,
+    pub otp: Option<IssuedOtp>,
+}
+
+fn rejected(code: ErrorCode, message: impl Into<String>) -> ServiceError {
+    ServiceError::rejected(code, message)
+}
+
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ServiceError {
+    ServiceError::Internal(Box::new(e))
+}
+
+fn check_reference(r: &str) -> Result<(), ServiceError> {
+    let ok = (1..=64).contains(&r.len())
+        && r.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(rejected(
+            ErrorCode::InvalidRequest,
+            "reference: 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'",
+        ))
+    }
+}
+
+impl Wallet {
+    /// Whether a wallet account has this phone or this identity. The bank
+    /// learns nothing else.
+    pub async fn account_exists(
+        &self,
+        phone: &PhoneNumber,
+        id_number: &IdNumber,
+    ) -> Result<bool, ServiceError> {
+        let by_phone = self
+            .store
+            .user_by_phone(&self.keys.index.index("phone", phone.as_str()))
+            .await?;
+        if by_phone.is_some() {
+            return Ok(true);
+        }
+        let by_id = self
+            .store
+            .user_by_id_number(&self.keys.index.index("id_number", id_number.expose()))
+            .await?;
+        Ok(by_id.is_some())
+    }
+
+    /// Registers a restricted account for a bank's customer with the
+    /// identity the bank verified, and a binding of the card waiting for the
+    /// bank's agreement. Idempotent on the bank's reference.
+    pub async fn register_for_partner(
+        &self,
+        issuer: &PartnerId,
+        reference: &str,
+        offer: &CheckedOffer,
+    ) -> Result<PartnerRegistration, ServiceError> {
+        check_reference(reference)?;
+        // What was asked, keyed (no personal data in clear in the hash input's store).
+        let request_hash = self.keys.index.index(
+            "registration",
+            &sha256_hex(
+                format!(
+                    "{}|{}|{}|{}|{}|{}",
+                    offer.phone.as_str(),
+                    offer.holder_id_number.expose(),
+                    offer.holder_name.expose(),
+                    offer.card_ref,
+                    offer.card_type.as_str(),
+                    offer.last4
+                )
+                .as_bytes(),
+            ),
+        );
+        if let Some(existing) = self.store.registration(issuer.as_str(), reference).await? {
+            return self.same_registration(existing, &request_hash);
+        }
+        if self
+            .account_exists(&offer.phone, &offer.holder_id_number)
+            .await?
+        {
+            return Err(rejected(
+                ErrorCode::AccountExists,
+                "this phone or identity already has a wallet account: bind through it (push path)",
+            ));
+        }
+        let now = self.clock.now();
+        let user_id = UserId::generate();
+        let user = StoredUser {
+            phone_sealed: self
+                .vault
+                .seal(&PHONE, user_id.as_str(), offer.phone.as_str().as_bytes())
+                .await,
+            phone_index: self.keys.index.index("phone", offer.phone.as_str()),
+            phone_masked: offer.phone.masked(),
+            password_hash: None,
+            pay_password_hash: None,
+            pay_guard: PasswordGuard::default(),
+            status: AccountStatus::Restricted,
+            registered_by: Some(issuer.to_string()),
+            identity: Some(SealedIdentity {
+                name_sealed: self
+                    .vault
+                    .seal(
+                        &NAME,
+                        user_id.as_str(),
+                        offer.holder_name.expose().as_bytes(),
+                    )
+                    .await,
+                name_masked: offer.holder_name.masked(),
+                id_number_sealed: self
+                    .vault
+                    .seal(
+                        &ID_NUMBER,
+                        user_id.as_str(),
+                        offer.holder_id_number.expose().as_bytes(),
+                    )
+                    .await,
+                id_number_index: self
+                    .keys
+                    .index
+                    .index("id_number", offer.holder_id_number.expose()),
+                verified_at: now,
+            }),
+            created_at: now,
+            version: 0,
+            id: user_id.clone(),
+        };
+        let mut binding = self
+            .new_binding(issuer, offer, "registration", None, Some(user_id.clone()))
+            .await;
+        binding.status = BindingStatus::created(now).claim(now)?;
+        let registration = StoredRegistration {
+            issuer_id: issuer.to_string(),
+            reference: reference.to_owned(),
+            request_hash: request_hash.clone(),
+            user_id: user_id.clone(),
+            binding_id: binding.id.to_string(),
+        };
+        let mut events = vec![NewEvent::of(
+            "account.registered",
+            Destination::Internal,
+            json!({ "user_id": user_id, "channel": "partner", "registered_by": issuer }),
+            now,
+        )];
+        events.extend(self.binding_events(&binding, "binding.claimed").await?);
+        match self
+            .store
+            .register_partner_account(&registration, &user, &binding, &events)
+            .await?
+        {
+            RegistrationWrite::Created => {
+                tracing::info!(user.id = %user_id, issuer = %issuer, "account registered by a bank");
+                Ok(PartnerRegistration {
+                    user_id,
+                    binding_id: binding.id.to_string(),
+                    created: true,
+                })
+            }
+            RegistrationWrite::Existing(existing) => {
+                self.same_registration(existing, &request_hash)
+            }
+            RegistrationWrite::AccountExists => Err(rejected(
+                ErrorCode::AccountExists,
+                "this phone or identity already has a wallet account: bind through it (push path)",
+            )),
+        }
+    }
+
+    fn same_registration(
+        &self,
+        existing: StoredRegistration,
+        request_hash: &str,
+    ) -> Result<PartnerRegistration, ServiceError> {
+        if existing.request_hash != request_hash {
+            return Err(rejected(
+                ErrorCode::IdempotencyKeyReused,
+                "this reference was used for another registration",
+            ));
+        }
+        Ok(PartnerRegistration {
+            user_id: existing.user_id,
+            binding_id: existing.binding_id,
+            created: false,
+        })
+    }
+
+    /// The bank opened the agreement of a registration's binding: it is
+    /// active at once (the bank authenticated its customer itself).
+    pub async fn activate_registered_binding(
+        &self,
+        issuer: &PartnerId,
+        binding_id: &str,
+        agreement_number: &str,
+    ) -> Result<BindingView, ServiceError> {
+        let not_found = || rejected(ErrorCode::NotFound, "no such binding");
+        let id: BindingId = binding_id.parse().map_err(|_| not_found())?;
+        let mut b = self
+            .store
+            .binding(&id)
+            .await?
+            .filter(|b| b.issuer_id == issuer.as_str() && b.channel == "registration")
+            .ok_or_else(not_found)?;
+        if b.status.state == paybridge_domain::binding::BindingState::Active {
+            return Ok(view(&b)); // a retry
+        }
+        let now = self.clock.now();
+        b.status = b.status.activate_attested(now)?;
+        b.agreement_sealed = Some(
+            self.vault
+                .seal(&AGREEMENT, b.id.as_str(), agreement_number.as_bytes())
+                .await,
+        );
+        b.updated_at = now;
+        let events = self.binding_events(&b, "binding.activated").await?;
+        match self.store.binding_update(&b, &events).await? {
+            BindingWrite::Done => Ok(view(&b)),
+            _ => Err(rejected(
+                ErrorCode::BindingNotPending,
+                "the binding changed meanwhile",
+            )),
+        }
+    }
+
+    /// Refuses what a restricted account may not do yet.
+    pub(crate) async fn require_unrestricted(&self, user: &UserId) -> Result<(), ServiceError> {
+        if self.load_user(user).await?.status == AccountStatus::Restricted {
+            return Err(rejected(
+                ErrorCode::AccountRestricted,
+                "finish security authentication in the wallet app first",
+            ));
+        }
+        Ok(())
+    }
+
+    fn passwords_needed(u: &StoredUser) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if u.password_hash.is_none() {
+            out.push("login");
+        }
+        if u.pay_password_hash.is_none() {
+            out.push("payment");
+        }
+        out
+    }
+
+    /// Starts security authentication on a device of the account with this
+    /// phone: the environment is checked, the device registered (not yet
+    /// trusted), an OTP sent to the account's phone.
+    pub async fn start_security_auth(
+        &self,
+        phone: &PhoneNumber,
+        device_type: DeviceType,
+        device_name: &str,
+        environment: &DeviceEnvironment,
+    ) -> Result<SecurityAuthView, ServiceError> {
+        let user = self
+            .store
+            .user_by_phone(&self.keys.index.index("phone", phone.as_str()))
+            .await?
+            .ok_or_else(|| rejected(ErrorCode::NotFound, "no wallet account has this phone"))?;
+        let now = self.clock.now();
+        if let Err(reason) = environment.check() {
+            self.store
+                .outbox_append(&[NewEvent::of(
+                    "risk.device_environment_refused",
+                    Destination::Internal,
+                    json!({ "user_id": user.id, "reason": reason.as_str(), "os": environment.os }),
+                    now,
+                )])
+                .await?;
+            return Err(rejected(
+                ErrorCode::DeviceEnvironmentRefused,
+                format!("this device cannot be used: {}", reason.as_str()),
+            ));
+        }
+        let conditions = self.policy.conditions(&SecurityFacts {
+            partner_registered_unauthenticated: user.status == AccountStatus::Restricted,
+            device_trusted: false,
+            sensitive: false,
+        });
+        let device = StoredDevice {
+            id: DeviceId::generate(),
+            user_id: user.id.clone(),
+            device_type,
+            name: paybridge_domain::device::check_device_name(device_name)?,
+            status: DeviceStatus::Active,
+            created_at: now,
+            last_seen_at: now,
+            revoked_at: None,
+            has_credential: false,
+        };
+        if self.store.device_create(&device, &[]).await? == DeviceCreate::LimitReached {
+            return Err(rejected(
+                ErrorCode::DeviceLimitReached,
+                "the account has too many devices; revoke one first",
+            ));
+        }
+        let phone_clear = self
+            .vault
+            .open_text(&PHONE, user.id.as_str(), &user.phone_sealed)
+            .await?;
+        let phone_clear: PhoneNumber = phone_clear.expose().parse().map_err(internal)?;
+        let otp = self
+            .otp_service()?
+            .issue("security authentication", &phone_clear)
+            .await?;
+        let auth = StoredSecurityAuth {
+            id: format!(
+                "sau_{}",
+                paybridge_domain::ids::RequestId::generate()
+                    .as_str()
+                    .trim_start_matches("req_")
+            ),
+            user_id: user.id.clone(),
+            device_id: device.id.clone(),
+            conditions: conditions
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            status: AuthStatus::started(now),
+            otp_id: otp.id.clone(),
+            created_at: now,
+            version: 0,
+        };
+        self.store.security_auth_create(&auth).await?;
+        Ok(SecurityAuthView {
+            id: auth.id,
+            device_id: device.id,
+            conditions: conditions.iter().map(|c| c.as_str().to_owned()).collect(),
+            state: auth.status.state,
+            passwords_needed: Self::passwords_needed(&user),
+            otp: Some(otp),
+        })
+    }
+
+    async fn load_auth(&self, id: &str) -> Result<StoredSecurityAuth, ServiceError> {
+        self.store
+            .security_auth(id)
+            .await?
+            .ok_or_else(|| rejected(ErrorCode::NotFound, "no such security authentication"))
+    }
+
+    async fn auth_view(
+        &self,
+        a: &StoredSecurityAuth,
+        status: AuthStatus,
+    ) -> Result<SecurityAuthView, ServiceError> {
+        let user = self.load_user(&a.user_id).await?;
+        Ok(SecurityAuthView {
+            id: a.id.clone(),
+            device_id: a.device_id.clone(),
+            conditions: a
+                .conditions
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            state: status.state,
+            passwords_needed: Self::passwords_needed(&user),
+            otp: None,
+        })
+    }
+
+    async fn save_auth(
+        &self,
+        a: &StoredSecurityAuth,
+        status: &AuthStatus,
+    ) -> Result<(), ServiceError> {
+        if !self
+            .store
+            .security_auth_update(&a.id, a.version, status)
+            .await?
+        {
+            return Err(rejected(
+                ErrorCode::SecurityAuthStep,
+                "this step was just answered (a duplicate submission?)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Step 2: the code sent to the account's phone.
+    pub async fn security_auth_otp(
+        &self,
+        id: &str,
+        code: &str,
+    ) -> Result<SecurityAuthView, ServiceError> {
+        let a = self.load_auth(id).await?;
+        let next = a.status.otp_verified(self.clock.now())?;
+        if let Err(e) = self.otp_service()?.verify(&a.otp_id, code).await {
+            if e.code() == ErrorCode::OtpLocked {
+                self.save_auth(&a, &a.status.fail()).await?;
+            }
+            return Err(e);
+        }
+        self.save_auth(&a, &next).await?;
+        self.auth_view(&a, next).await
+    }
+
+    /// Step 3: the last digits of the account's ID number (counted; five
+    /// wrong answers fail the authentication).
+    pub async fn security_auth_identity(
+        &self,
+        id: &str,
+        last_digits: &str,
+    ) -> Result<SecurityAuthView, ServiceError> {
+        let a = self.load_auth(id).await?;
+        let correct = match self.identity_of(&a.user_id).await? {
+            Some((_, number)) => {
+                let expected = number.last(ID_DIGITS_ASKED);
+                subtle_eq(expected, &last_digits.trim().to_ascii_uppercase())
+            }
+            // No identity on record: nothing to confirm against.
+            None => true,
+        };
+        let (next, outcome) = a.status.identity(correct, self.clock.now())?;
+        self.save_auth(&a, &next).await?;
+        outcome?;
+        self.auth_view(&a, next).await
+    }
+
+    /// Step 4: the passwords the account lacks. Then the account is active,
+    /// the device trusted, and a session opened on it.
+    pub async fn security_auth_passwords(
+        &self,
+        id: &str,
+        login_password: Option<&str>,
+        payment_password: Option<&str>,
+    ) -> Result<(SecurityAuthView, OpenedSession), ServiceError> {
+        let a = self.load_auth(id).await?;
+        let next = a.status.passwords_set(self.clock.now())?;
+        let mut user = self.load_user(&a.user_id).await?;
+        if user.password_hash.is_none() {
+            let p = login_password.ok_or_else(|| {
+                rejected(
+                    ErrorCode::InvalidRequest,
+                    "login_password: the account needs one",
+                )
+            })?;
+            check_login_password(p)?;
+            user.password_hash = Some(self.hash_password(p).await?);
+        }
+        if user.pay_password_hash.is_none() {
+            let p = payment_password.ok_or_else(|| {
+                rejected(
+                    ErrorCode::InvalidRequest,
+                    "payment_password: the account needs one",
+                )
+            })?;
+            check_payment_password(p)?;
+            user.pay_password_hash = Some(self.hash_password(p).await?);
+        }
+        self.save_auth(&a, &next).await?;
+        user.status = AccountStatus::Active;
+        let event = NewEvent::of(
+            "account.security_authenticated",
+            Destination::Internal,
+            json!({ "user_id": user.id, "device_id": a.device_id, "conditions": a.conditions }),
+            self.clock.now(),
+        );
+        if self.store.user_update_credentials(&user, &[event]).await? != UserWrite::Done {
+            return Err(rejected(
+                ErrorCode::SecurityAuthStep,
+                "the account changed meanwhile; retry",
+            ));
+        }
+        let session = self
+            .open_session(&a.user_id, Some(a.device_id.clone()))
+            .await?;
+        Ok((self.auth_view(&a, next).await?, session))
+    }
+}
+
+/// Equality in time independent of where the strings differ.
+fn subtle_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

@@ -490,3 +490,220 @@ async fn play_bind(http: &Http, push: bool) -> anyhow::Result<()> {
     println!("\nbinding {binding_id} is active on both sides");
     Ok(())
 }
+
+/// Flow F2: a bank customer without a wallet account asks the bank app to
+/// open one and bind a card; then, on a new phone, the wallet app runs
+/// security authentication.
+pub async fn register(args: DemoArgs) -> anyhow::Result<()> {
+    let server = Server::start(&args).await?;
+    let http = Http {
+        base: server.base.clone(),
+        client: reqwest::Client::new(),
+    };
+    let result = play_register(&http).await;
+    server.stop().await;
+    result
+}
+
+/// The demo customer without a wallet account (until this demo runs).
+const NEW_CUSTOMER: &str = "li.si";
+const NEW_CUSTOMER_PHONE: &str = "13900139000";
+const NEW_CUSTOMER_ID_LAST4: &str = "4567";
+
+async fn play_register(http: &Http) -> anyhow::Result<()> {
+    let s = http
+        .ok(
+            Method::POST,
+            "/bank/v1/app/sessions",
+            None,
+            Some(json!({"username": NEW_CUSTOMER, "password": BANK_PASSWORD})),
+        )
+        .await
+        .context("bank app login (is the sandbox bank seeded?)")?;
+    let bank = s["token"].as_str().unwrap_or_default().to_owned();
+    say(
+        "bank app",
+        format!(
+            "logged in as {} ({NEW_CUSTOMER})",
+            s["customer"]["name_masked"].as_str().unwrap_or("")
+        ),
+    );
+    let cards = http
+        .ok(Method::GET, "/bank/v1/app/cards", Some(&bank), None)
+        .await?;
+    let card = cards["cards"][0].clone();
+    let card_id = card["id"]
+        .as_str()
+        .context("the customer has no card")?
+        .to_owned();
+    say(
+        "bank app",
+        format!(
+            "\"Open the wallet and bind card {}\"",
+            card["masked"].as_str().unwrap_or("")
+        ),
+    );
+    let started = http
+        .ok(
+            Method::POST,
+            &format!("/bank/v1/app/cards/{card_id}/wallet-registrations"),
+            Some(&bank),
+            None,
+        )
+        .await?;
+    match started["status"].as_str() {
+        Some("registered") => say(
+            "bank app",
+            "a wallet account was opened for you and the card bound; open the wallet app to finish",
+        ),
+        Some("existing_account") => {
+            say(
+                "bank app",
+                "you already have a wallet account: a binding message was sent to it instead",
+            );
+            bail!("{NEW_CUSTOMER} already has a wallet account on this server; the registration demo needs a customer without one (run it without --server)");
+        }
+        _ => bail!("unexpected answer: {started}"),
+    }
+    let binding_id = started["binding_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    // The wallet app, first opened on a new phone.
+    say(
+        "wallet app",
+        format!("first start on a new phone; phone number {NEW_CUSTOMER_PHONE}"),
+    );
+    let auth = http
+        .ok(
+            Method::POST,
+            "/v1/security-authentications",
+            None,
+            Some(json!({
+                "phone": NEW_CUSTOMER_PHONE,
+                "device": {"type": "phone", "name": "Li's phone"},
+                "environment": {"emulator": false, "rooted": false, "os": "android", "os_version": "14", "attributes": ["sandbox:attested"]}
+            })),
+        )
+        .await?;
+    let id = auth["id"].as_str().unwrap_or_default().to_owned();
+    say(
+        "wallet app",
+        format!(
+            "security check required ({}); device environment passed",
+            auth["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    say(
+        "wallet app",
+        format!(
+            "a code was sent to {}",
+            auth["otp"]["phone_masked"].as_str().unwrap_or("")
+        ),
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let inbox = http
+        .ok(
+            Method::GET,
+            &format!("/v1/sandbox/sms?phone={NEW_CUSTOMER_PHONE}&limit=1"),
+            None,
+            None,
+        )
+        .await?;
+    let body = inbox["messages"][0]["body"]
+        .as_str()
+        .context("no text message arrived")?
+        .to_owned();
+    say("SMS inbox", format!("to 139****9000: \"{body}\""));
+    let code = body
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .context("no code")?
+        .to_owned();
+    http.ok(
+        Method::POST,
+        &format!("/v1/security-authentications/{id}/otp"),
+        None,
+        Some(json!({"code": code})),
+    )
+    .await?;
+    say("wallet app", format!("entered {code}"));
+    http.ok(
+        Method::POST,
+        &format!("/v1/security-authentications/{id}/identity"),
+        None,
+        Some(json!({"id_number_last4": NEW_CUSTOMER_ID_LAST4})),
+    )
+    .await?;
+    say(
+        "wallet app",
+        "confirmed the last four characters of the ID number",
+    );
+    let done = http
+        .ok(
+            Method::POST,
+            &format!("/v1/security-authentications/{id}/passwords"),
+            None,
+            Some(json!({"login_password": WALLET_PASSWORD, "payment_password": "730245"})),
+        )
+        .await?;
+    say(
+        "wallet app",
+        format!(
+            "set a login password and a payment password: security check {}",
+            done["state"].as_str().unwrap_or("")
+        ),
+    );
+    let token = done["session"]["token"]
+        .as_str()
+        .context("no session")?
+        .to_owned();
+
+    let me = http.ok(Method::GET, "/v1/me", Some(&token), None).await?;
+    let binding = http
+        .ok(
+            Method::GET,
+            &format!("/v1/bindings/{binding_id}"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    say(
+        "wallet app",
+        format!(
+            "account {} ({}), registered by {}",
+            me["phone_masked"].as_str().unwrap_or(""),
+            me["status"].as_str().unwrap_or(""),
+            me["registered_by"].as_str().unwrap_or("")
+        ),
+    );
+    say(
+        "wallet app",
+        format!(
+            "my cards: {} {} — {}",
+            binding["bank_name"].as_str().unwrap_or(""),
+            binding["masked_card"].as_str().unwrap_or(""),
+            binding["state"].as_str().unwrap_or("")
+        ),
+    );
+    if me["status"] != "active" || binding["state"] != "active" {
+        bail!(
+            "the account is {} and the binding {}",
+            me["status"],
+            binding["state"]
+        );
+    }
+    println!(
+        "\naccount {} is active and card {} bound",
+        me["id"].as_str().unwrap_or(""),
+        binding["masked_card"].as_str().unwrap_or("")
+    );
+    Ok(())
+}

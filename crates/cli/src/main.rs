@@ -54,6 +54,9 @@ enum DemoCommand {
     BindQr(demo::DemoArgs),
     /// Flow F1 by push message: the bank asks, the wallet app is notified.
     BindPush(demo::DemoArgs),
+    /// Flow F2: the bank opens a wallet account for its customer and binds a
+    /// card; the wallet app passes security authentication on a new phone.
+    Register(demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Rotate { store }) => runtime.block_on(keys_rotate(store, file)),
         Command::Demo(DemoCommand::BindQr(args)) => runtime.block_on(demo::bind(args, false)),
         Command::Demo(DemoCommand::BindPush(args)) => runtime.block_on(demo::bind(args, true)),
+        Command::Demo(DemoCommand::Register(args)) => runtime.block_on(demo::register(args)),
         Command::Bench(BenchCommand::Bind(args)) => {
             if !runtime.block_on(bench_bind::bind(args))? {
                 anyhow::bail!("some bindings are not active on both sides");

@@ -375,6 +375,19 @@ async fn the_demo_bank_is_seeded_and_keys_rotate_without_losing_data() {
 }
 
 #[test]
+fn demo_register_ends_with_an_active_account_and_a_bound_card() {
+    let out = bin().args(["demo", "register"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("is active and card"), "{stdout}");
+    assert!(stdout.contains("security check passed"), "{stdout}");
+}
+
+#[test]
 fn demo_bind_qr_and_bind_push_end_with_active_bindings() {
     for flow in ["bind-qr", "bind-push"] {
         let out = bin().args(["demo", flow]).output().unwrap();

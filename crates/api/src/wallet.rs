@@ -313,7 +313,10 @@ pub struct DeviceEnvironmentBody {
 #[serde(deny_unknown_fields)]
 pub struct StartSecurityAuth {
     pub phone: String,
-    pub device: RegisterDevice,
+    /// A device seen for the first time…
+    pub device: Option<RegisterDevice>,
+    /// …or one the account registered before (it becomes trusted).
+    pub device_id: Option<String>,
     pub environment: DeviceEnvironmentBody,
 }
 

@@ -316,14 +316,20 @@ async fn a_counter_that_does_not_advance_is_refused(app: &TestApp) {
 async fn revoking_a_device_ends_its_sessions(app: &TestApp) {
     let token = account(app, "13800138000").await;
     let dev = device(app, &token, "phone", "Alice's phone").await;
-    let (s, on_phone) = app
-        .call(
+    let login_on_phone = || async {
+        app.call(
             "POST",
             "/v1/sessions",
             None,
             Some(json!({"phone": "13800138000", "password": PASSWORD, "device_id": dev})),
         )
-        .await;
+        .await
+    };
+    // A device new to the account needs security authentication first.
+    let (s, e) = login_on_phone().await;
+    assert_eq!((s, code(&e)), (403, "security_auth_required"));
+    app.trust_device("13800138000", &dev, "0000").await;
+    let (s, on_phone) = login_on_phone().await;
     assert_eq!(s, 201, "{on_phone}");
     let phone_token = on_phone["token"].as_str().unwrap();
     assert_eq!(
@@ -336,14 +342,7 @@ async fn revoking_a_device_ends_its_sessions(app: &TestApp) {
     assert_eq!((s, code(&e)), (401, "session_invalid"));
     assert_eq!(app.call("GET", "/v1/me", Some(&token), None).await.0, 200);
     // Logging in on a revoked device is refused.
-    let (s, _) = app
-        .call(
-            "POST",
-            "/v1/sessions",
-            None,
-            Some(json!({"phone": "13800138000", "password": PASSWORD, "device_id": dev})),
-        )
-        .await;
+    let (s, _) = login_on_phone().await;
     assert_eq!(s, 404);
 }
 

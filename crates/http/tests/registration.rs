@@ -16,6 +16,7 @@ app_tests!(
     an_existing_customer_goes_the_push_path,
     registrations_are_idempotent_on_the_reference_and_never_duplicate,
     security_authentication_refuses_bad_devices_and_counts_wrong_answers,
+    each_security_condition_can_be_switched_off,
 );
 
 const LI_PHONE: &str = "13900139000";
@@ -432,4 +433,72 @@ async fn security_authentication_refuses_bad_devices_and_counts_wrong_answers(ap
     assert_eq!((s, code(&e)), (409, "security_auth_closed"));
     let (s, _) = step(app, "sau_nonsense", "otp", json!({"code": "123456"})).await;
     assert_eq!(s, 404);
+}
+
+async fn each_security_condition_can_be_switched_off(app: &TestApp) {
+    use paybridge_domain::registration::SecurityPolicy;
+    let body = json!({"phone": "13800138000", "password": "correct horse 9"});
+    app.call("POST", "/v1/accounts", None, Some(body.clone()))
+        .await;
+    let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
+    let token = s["token"].as_str().unwrap().to_owned();
+    let (_, d) = app
+        .call(
+            "POST",
+            "/v1/devices",
+            Some(&token),
+            Some(json!({"type": "phone", "name": "phone"})),
+        )
+        .await;
+    let device: paybridge_domain::ids::DeviceId = d["id"].as_str().unwrap().parse().unwrap();
+    let phone: paybridge_domain::phone::PhoneNumber = "13800138000".parse().unwrap();
+    // On (the default): refused. Off: the same login passes.
+    let on = app
+        .wallet
+        .login(&phone, "correct horse 9", Some(&device))
+        .await
+        .unwrap_err();
+    assert_eq!(on.code().as_str(), "security_auth_required");
+    let mut relaxed = app.wallet.clone();
+    relaxed.policy = SecurityPolicy {
+        new_device: false,
+        ..SecurityPolicy::default()
+    };
+    assert!(relaxed
+        .login(&phone, "correct horse 9", Some(&device))
+        .await
+        .is_ok());
+    // Sensitive operations likewise.
+    let user: UserId = s["user_id"].as_str().unwrap().parse().unwrap();
+    relaxed
+        .set_payment_password(&user, None, None, "482916")
+        .await
+        .unwrap();
+    let on = app
+        .wallet
+        .set_payment_password(&user, None, Some("482916"), "730245")
+        .await
+        .unwrap_err();
+    assert_eq!(on.code().as_str(), "security_auth_required");
+    relaxed.policy = SecurityPolicy {
+        sensitive_operation: false,
+        ..SecurityPolicy::default()
+    };
+    relaxed
+        .set_payment_password(&user, None, Some("482916"), "730245")
+        .await
+        .unwrap();
+    // Partner-registered accounts: without the condition, only the device one remains.
+    let strict = SecurityPolicy::default();
+    let facts = paybridge_domain::registration::SecurityFacts {
+        partner_registered_unauthenticated: true,
+        device_trusted: false,
+        sensitive: false,
+    };
+    assert_eq!(strict.conditions(&facts).len(), 2);
+    let no_partner = SecurityPolicy {
+        partner_registered: false,
+        ..strict
+    };
+    assert_eq!(no_partner.conditions(&facts).len(), 1);
 }

@@ -237,12 +237,32 @@ async fn payment_password_is_set_checked_and_locked_for_thirty_minutes(app: &Tes
     app.clock.advance(Duration::minutes(1));
     assert_eq!(verify(app, &token, "482916").await.0, 200);
 
-    // Changing needs the current one.
+    // Changing it is sensitive: a session on a trusted device, and the current one.
     let (s, e) = app
         .call(
             "POST",
             "/v1/me/payment-password",
             Some(&token),
+            Some(json!({"new_password": "730245", "current_password": "482916"})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (403, "security_auth_required"));
+    let (_, phone) = app
+        .call(
+            "POST",
+            "/v1/devices",
+            Some(&token),
+            Some(json!({"type": "phone", "name": "phone"})),
+        )
+        .await;
+    let trusted = app
+        .trust_device(PHONE, phone["id"].as_str().unwrap(), "0000")
+        .await;
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/me/payment-password",
+            Some(&trusted),
             Some(json!({"new_password": "730245"})),
         )
         .await;
@@ -251,7 +271,7 @@ async fn payment_password_is_set_checked_and_locked_for_thirty_minutes(app: &Tes
         .call(
             "POST",
             "/v1/me/payment-password",
-            Some(&token),
+            Some(&trusted),
             Some(json!({"new_password": "730245", "current_password": "482916"})),
         )
         .await;

@@ -213,6 +213,77 @@ impl TestApp {
         (status, json)
     }
 
+    /// The newest six-digit code the sandbox SMS gateway sent to `phone`.
+    pub async fn sms_code(&self, phone: &str) -> String {
+        let (_, inbox) = self
+            .call(
+                "GET",
+                &format!("/v1/sandbox/sms?phone={phone}&limit=1"),
+                None,
+                None,
+            )
+            .await;
+        inbox["messages"][0]["body"]
+            .as_str()
+            .expect("a text message")
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .expect("a code in the text message")
+            .to_owned()
+    }
+
+    /// Passes security authentication for a registered device of the account
+    /// with `phone` (whose owner knows `id_last4`, or any four characters
+    /// when the account has no identity; a missing payment password is set
+    /// to 730245); returns the session on it.
+    pub async fn trust_device(&self, phone: &str, device_id: &str, id_last4: &str) -> String {
+        let env = serde_json::json!({"emulator": false, "rooted": false, "os": "android", "os_version": "14"});
+        let (s, auth) = self
+            .call(
+                "POST",
+                "/v1/security-authentications",
+                None,
+                Some(
+                    serde_json::json!({"phone": phone, "device_id": device_id, "environment": env}),
+                ),
+            )
+            .await;
+        assert_eq!(s, 201, "{auth}");
+        let id = auth["id"].as_str().expect("an id").to_owned();
+        let code = self.sms_code(phone).await;
+        // Whatever passwords the account lacks are set (the payment one to 730245).
+        let mut passwords = serde_json::json!({});
+        for needed in auth["passwords_needed"].as_array().into_iter().flatten() {
+            match needed.as_str() {
+                Some("login") => passwords["login_password"] = "Trusted device 2026".into(),
+                Some("payment") => passwords["payment_password"] = "730245".into(),
+                _ => {}
+            }
+        }
+        for (step, body) in [
+            ("otp", serde_json::json!({"code": code})),
+            ("identity", serde_json::json!({"id_number_last4": id_last4})),
+            ("passwords", passwords),
+        ] {
+            let (s, v) = self
+                .call(
+                    "POST",
+                    &format!("/v1/security-authentications/{id}/{step}"),
+                    None,
+                    Some(body),
+                )
+                .await;
+            assert_eq!(s, 200, "{step}: {v}");
+            if step == "passwords" {
+                return v["session"]["token"]
+                    .as_str()
+                    .expect("a session")
+                    .to_owned();
+            }
+        }
+        unreachable!("the last step returns")
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

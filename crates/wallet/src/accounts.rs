@@ -212,6 +212,13 @@ impl Wallet {
                     "no such active device on this account",
                 ));
             }
+            // Security condition "new device" (flow F2).
+            if self.policy.new_device && !self.store.device_trusted(&user.id, device).await? {
+                return Err(rejected(
+                    ErrorCode::SecurityAuthRequired,
+                    "this device is new for the account: pass security authentication on it first",
+                ));
+            }
         }
         self.open_session(&user.id, device.cloned()).await
     }
@@ -305,12 +312,15 @@ impl Wallet {
     pub async fn set_payment_password(
         &self,
         user: &UserId,
+        device: Option<&DeviceId>,
         current: Option<&str>,
         new: &str,
     ) -> Result<(), ServiceError> {
         check_payment_password(new)?;
         let u = self.load_user(user).await?;
         if u.pay_password_hash.is_some() {
+            // Changing it is a sensitive operation (flow F2's third condition).
+            self.require_trusted_device(user, device).await?;
             let current = current.ok_or_else(|| {
                 rejected(
                     ErrorCode::PaymentPasswordInvalid,
@@ -338,6 +348,30 @@ impl Wallet {
             ErrorCode::RateLimited,
             "the account changed meanwhile; retry",
         ))
+    }
+
+    /// A sensitive operation needs a session on a device that passed
+    /// security authentication (when the policy says so).
+    pub async fn require_trusted_device(
+        &self,
+        user: &UserId,
+        device: Option<&DeviceId>,
+    ) -> Result<(), ServiceError> {
+        if !self.policy.sensitive_operation {
+            return Ok(());
+        }
+        let trusted = match device {
+            Some(d) => self.store.device_trusted(user, d).await?,
+            None => false,
+        };
+        if trusted {
+            Ok(())
+        } else {
+            Err(rejected(
+                ErrorCode::SecurityAuthRequired,
+                "a sensitive operation: use a session on a device that passed security authentication",
+            ))
+        }
     }
 
     /// Checks the payment password. Five wrong tries lock it for 30

@@ -38,6 +38,18 @@ pub struct PartnerRegistration {
     pub created: bool,
 }
 
+/// The device a security authentication is for.
+#[derive(Debug, Clone)]
+pub enum AuthDevice {
+    /// A device the account registered before (it becomes trusted).
+    Existing(DeviceId),
+    /// A device seen for the first time (registered now).
+    New {
+        device_type: DeviceType,
+        name: String,
+    },
+}
+
 /// A security authentication in progress, as the app sees it.
 #[derive(Debug, Clone)]
 pub struct SecurityAuthView {
@@ -298,8 +310,7 @@ impl Wallet {
     pub async fn start_security_auth(
         &self,
         phone: &PhoneNumber,
-        device_type: DeviceType,
-        device_name: &str,
+        device: &AuthDevice,
         environment: &DeviceEnvironment,
     ) -> Result<SecurityAuthView, ServiceError> {
         let user = self
@@ -322,28 +333,44 @@ impl Wallet {
                 format!("this device cannot be used: {}", reason.as_str()),
             ));
         }
+        let device = match device {
+            AuthDevice::Existing(id) => {
+                let d = self
+                    .store
+                    .device_of(&user.id, id)
+                    .await?
+                    .filter(|d| d.status == DeviceStatus::Active)
+                    .ok_or_else(|| {
+                        rejected(ErrorCode::NotFound, "no such active device on this account")
+                    })?;
+                d.id
+            }
+            AuthDevice::New { device_type, name } => {
+                let d = StoredDevice {
+                    id: DeviceId::generate(),
+                    user_id: user.id.clone(),
+                    device_type: *device_type,
+                    name: paybridge_domain::device::check_device_name(name)?,
+                    status: DeviceStatus::Active,
+                    created_at: now,
+                    last_seen_at: now,
+                    revoked_at: None,
+                    has_credential: false,
+                };
+                if self.store.device_create(&d, &[]).await? == DeviceCreate::LimitReached {
+                    return Err(rejected(
+                        ErrorCode::DeviceLimitReached,
+                        "the account has too many devices; revoke one first",
+                    ));
+                }
+                d.id
+            }
+        };
         let conditions = self.policy.conditions(&SecurityFacts {
             partner_registered_unauthenticated: user.status == AccountStatus::Restricted,
-            device_trusted: false,
+            device_trusted: self.store.device_trusted(&user.id, &device).await?,
             sensitive: false,
         });
-        let device = StoredDevice {
-            id: DeviceId::generate(),
-            user_id: user.id.clone(),
-            device_type,
-            name: paybridge_domain::device::check_device_name(device_name)?,
-            status: DeviceStatus::Active,
-            created_at: now,
-            last_seen_at: now,
-            revoked_at: None,
-            has_credential: false,
-        };
-        if self.store.device_create(&device, &[]).await? == DeviceCreate::LimitReached {
-            return Err(rejected(
-                ErrorCode::DeviceLimitReached,
-                "the account has too many devices; revoke one first",
-            ));
-        }
         let phone_clear = self
             .vault
             .open_text(&PHONE, user.id.as_str(), &user.phone_sealed)
@@ -361,7 +388,7 @@ impl Wallet {
                     .trim_start_matches("req_")
             ),
             user_id: user.id.clone(),
-            device_id: device.id.clone(),
+            device_id: device.clone(),
             conditions: conditions
                 .iter()
                 .map(|c| c.as_str())
@@ -375,7 +402,7 @@ impl Wallet {
         self.store.security_auth_create(&auth).await?;
         Ok(SecurityAuthView {
             id: auth.id,
-            device_id: device.id,
+            device_id: device,
             conditions: conditions.iter().map(|c| c.as_str().to_owned()).collect(),
             state: auth.status.state,
             passwords_needed: Self::passwords_needed(&user),

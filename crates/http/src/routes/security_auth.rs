@@ -13,14 +13,15 @@ use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::device::DeviceType;
 use paybridge_domain::registration::DeviceEnvironment;
 use paybridge_wallet::accounts::OpenedSession;
-use paybridge_wallet::registration::SecurityAuthView;
+use paybridge_wallet::registration::{AuthDevice, SecurityAuthView};
 use paybridge_wallet::Wallet;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::routes::wallet_app::phone;
+use paybridge_domain::ErrorCode;
 
 fn body(v: SecurityAuthView, session: Option<OpenedSession>) -> SecurityAuthBody {
     SecurityAuthBody {
@@ -59,7 +60,21 @@ async fn start(
     State(w): State<Wallet>,
     ApiJson(req): ApiJson<StartSecurityAuth>,
 ) -> ApiResult<(StatusCode, ApiJson<SecurityAuthBody>)> {
-    let device_type: DeviceType = req.device.device_type.parse()?;
+    let device = match (&req.device, &req.device_id) {
+        (Some(d), None) => AuthDevice::New {
+            device_type: d.device_type.parse::<DeviceType>()?,
+            name: d.name.clone(),
+        },
+        (None, Some(id)) => AuthDevice::Existing(id.parse().map_err(|_| {
+            ApiError::new(ErrorCode::NotFound, "no such active device on this account")
+        })?),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "give either `device` (a new device) or `device_id` (a registered one)",
+            ))
+        }
+    };
     let env = DeviceEnvironment {
         emulator: req.environment.emulator,
         rooted: req.environment.rooted,
@@ -68,7 +83,7 @@ async fn start(
         attributes: req.environment.attributes.clone(),
     };
     let v = w
-        .start_security_auth(&phone(&req.phone)?, device_type, &req.device.name, &env)
+        .start_security_auth(&phone(&req.phone)?, &device, &env)
         .await?;
     Ok((StatusCode::CREATED, ApiJson(body(v, None))))
 }

@@ -79,6 +79,7 @@ async fn register(
     responses(
         (status = 201, body = SessionBody),
         (status = 401, description = "credentials_invalid", body = ErrorBody),
+        (status = 403, description = "security_auth_required: the device is new for the account", body = ErrorBody),
         (status = 404, description = "the device is not an active device of the account", body = ErrorBody),
         (status = 429, description = "password_locked", body = ErrorBody)))]
 async fn login(
@@ -136,7 +137,7 @@ async fn me(
     responses(
         (status = 204),
         (status = 401, body = ErrorBody),
-        (status = 403, description = "payment_password_invalid (the current one)", body = ErrorBody),
+        (status = 403, description = "payment_password_invalid (the current one); security_auth_required (changing it needs a session on a trusted device)", body = ErrorBody),
         (status = 422, description = "password_too_weak", body = ErrorBody),
         (status = 429, description = "password_locked", body = ErrorBody)))]
 async fn set_payment_password(
@@ -146,6 +147,7 @@ async fn set_payment_password(
 ) -> ApiResult<StatusCode> {
     w.set_payment_password(
         &user.user_id,
+        user.device_id.as_ref(),
         req.current_password.as_deref(),
         &req.new_password,
     )

@@ -22,7 +22,7 @@ app_tests!(
     partner_events_are_acknowledged_once,
     malformed_partner_requests_get_4xx_and_nothing_is_written,
     concurrent_duplicate_events_are_recorded_once,
-    binding_calls_tampered_or_replayed_are_refused,
+    binding_and_registration_calls_tampered_or_replayed_are_refused,
 );
 
 async fn signed_ping_works_both_ways(app: &TestApp) {
@@ -368,7 +368,7 @@ async fn concurrent_duplicate_events_are_recorded_once(app: &TestApp) {
     assert_eq!(inbox_count(app).await, 1);
 }
 
-async fn binding_calls_tampered_or_replayed_are_refused(app: &TestApp) {
+async fn binding_and_registration_calls_tampered_or_replayed_are_refused(app: &TestApp) {
     let offer = json!({"card_ref": "card_x", "holder_name": "张三", "holder_id_number": "110105199003071239",
         "phone": "13800138000", "bank_name": "Demo Bank", "card_type": "debit", "last4": "0014"});
     let call = Call::bank(app, "/v1/partner/binding-addresses", &offer);
@@ -395,6 +395,25 @@ async fn binding_calls_tampered_or_replayed_are_refused(app: &TestApp) {
         .await;
     assert_eq!(s, 401);
     // The genuine call once, then its replay.
+    let (s, v) = call.send(app).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = call.send(app).await;
+    assert_eq!((s, code(&v)), (401, "nonce_replayed"));
+
+    // The same for a registration request (flow F2).
+    let registration = json!({"reference": "ref-1", "customer": offer});
+    let call = Call::bank(app, "/v1/partner/account-registrations", &registration);
+    let mut tampered = registration.clone();
+    tampered["customer"]["holder_name"] = json!("李四");
+    let (s, v) = call
+        .send_as(
+            app,
+            Some(&call.authorization()),
+            &call.path,
+            &serde_json::to_vec(&tampered).unwrap(),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (401, "signature_invalid"));
     let (s, v) = call.send(app).await;
     assert_eq!(s, 201, "{v}");
     let (s, v) = call.send(app).await;

@@ -135,6 +135,23 @@ impl Wallet {
         if let Some(existing) = self.store.registration(issuer.as_str(), reference).await? {
             return self.same_registration(existing, &request_hash);
         }
+        // The bank's data must agree with a wallet identity it names.
+        let id_index = self
+            .keys
+            .index
+            .index("id_number", offer.holder_id_number.expose());
+        if let Some(owner) = self.store.user_by_id_number(&id_index).await? {
+            let same_name = self
+                .identity_of(&owner.id)
+                .await?
+                .is_some_and(|(name, _)| name.matches(&offer.holder_name));
+            if !same_name {
+                return Err(rejected(
+                    ErrorCode::IdentityMismatch,
+                    "the name does not match the identity on record for this ID number",
+                ));
+            }
+        }
         if self
             .account_exists(&offer.phone, &offer.holder_id_number)
             .await?

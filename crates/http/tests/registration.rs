@@ -213,6 +213,69 @@ async fn a_new_customer_is_registered_bound_authenticated_and_pay_ready(app: &Te
         .device_trusted(&user, &device)
         .await
         .unwrap());
+    // The trusted phone logs in; a new phone of the same account must pass
+    // security authentication first (condition "new device").
+    let login = |device: Value| {
+        let body = json!({"phone": LI_PHONE, "password": "Li's password 1", "device_id": device});
+        async move { app.call("POST", "/v1/sessions", None, Some(body)).await }
+    };
+    assert_eq!(login(auth["device_id"].clone()).await.0, 201);
+    let (_, second) = app
+        .call(
+            "POST",
+            "/v1/devices",
+            Some(&token),
+            Some(json!({"type": "phone", "name": "second phone"})),
+        )
+        .await;
+    let (s, e) = login(second["id"].clone()).await;
+    assert_eq!((s, code(&e)), (403, "security_auth_required"));
+    // Changing the payment password is sensitive: not from a session without a trusted device.
+    let (_, plain) = app
+        .call(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"phone": LI_PHONE, "password": "Li's password 1"})),
+        )
+        .await;
+    let change = json!({"new_password": "602915", "current_password": "730245"});
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/me/payment-password",
+            Some(plain["token"].as_str().unwrap()),
+            Some(change.clone()),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (403, "security_auth_required"));
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/me/payment-password",
+            Some(&token),
+            Some(change),
+        )
+        .await;
+    assert_eq!(s, 204, "from the trusted phone's session");
+    // Every transition was an event.
+    let events = app
+        .wallet
+        .store
+        .outbox_events_for(&Destination::Internal, 0, 1000)
+        .await
+        .unwrap();
+    let topics: Vec<&str> = events.iter().map(|e| e.topic.as_str()).collect();
+    for t in [
+        "account.registered",
+        "security_auth.otp_sent",
+        "security_auth.otp_verified",
+        "security_auth.identity_confirmed",
+        "security_auth.passed",
+        "account.security_authenticated",
+    ] {
+        assert!(topics.contains(&t), "{t} in {topics:?}");
+    }
 }
 
 async fn a_restricted_account_cannot_pair_devices_or_bind_cards(app: &TestApp) {

@@ -65,14 +65,20 @@ pub trait RegistrationStore: Send + Sync + std::fmt::Debug {
         binding: &StoredBinding,
         events: &[NewEvent],
     ) -> Result<RegistrationWrite, StoreError>;
-    async fn security_auth_create(&self, a: &StoredSecurityAuth) -> Result<(), StoreError>;
+    async fn security_auth_create(
+        &self,
+        a: &StoredSecurityAuth,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError>;
     async fn security_auth(&self, id: &str) -> Result<Option<StoredSecurityAuth>, StoreError>;
-    /// Saves a new status if the row is at `version`; `false` if it moved.
+    /// Saves a new status (with its events) if the row is at `version`;
+    /// `false` if it moved.
     async fn security_auth_update(
         &self,
         id: &str,
         version: i64,
         status: &AuthStatus,
+        events: &[NewEvent],
     ) -> Result<bool, StoreError>;
     /// Whether `device` passed a security authentication for `user`.
     async fn device_trusted(&self, user: &UserId, device: &DeviceId) -> Result<bool, StoreError>;
@@ -173,7 +179,11 @@ impl RegistrationStore for Store {
         Ok(RegistrationWrite::Created)
     }
 
-    async fn security_auth_create(&self, a: &StoredSecurityAuth) -> Result<(), StoreError> {
+    async fn security_auth_create(
+        &self,
+        a: &StoredSecurityAuth,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO security_auths (id, user_id, device_id, conditions, state, otp_id, digit_attempts, \
@@ -190,6 +200,7 @@ impl RegistrationStore for Store {
         .bind(to_unix_micros(a.created_at))
         .execute(tx.conn())
         .await?;
+        append_events(tx.conn(), events).await?;
         tx.commit().await
     }
 
@@ -209,6 +220,7 @@ impl RegistrationStore for Store {
         id: &str,
         version: i64,
         status: &AuthStatus,
+        events: &[NewEvent],
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
@@ -222,6 +234,9 @@ impl RegistrationStore for Store {
         .execute(tx.conn())
         .await?
         .rows_affected();
+        if n == 1 {
+            append_events(tx.conn(), events).await?;
+        }
         tx.commit().await?;
         Ok(n == 1)
     }

@@ -416,7 +416,8 @@ impl Wallet {
             created_at: now,
             version: 0,
         };
-        self.store.security_auth_create(&auth).await?;
+        let event = auth_event(&auth, &auth.status, self.clock.now());
+        self.store.security_auth_create(&auth, &[event]).await?;
         Ok(SecurityAuthView {
             id: auth.id,
             device_id: device,
@@ -460,9 +461,10 @@ impl Wallet {
         a: &StoredSecurityAuth,
         status: &AuthStatus,
     ) -> Result<(), ServiceError> {
+        let event = auth_event(a, status, self.clock.now());
         if !self
             .store
-            .security_auth_update(&a.id, a.version, status)
+            .security_auth_update(&a.id, a.version, status, &[event])
             .await?
         {
             return Err(rejected(
@@ -563,6 +565,36 @@ impl Wallet {
             .await?;
         Ok((self.auth_view(&a, next).await?, session))
     }
+}
+
+/// Every transition of a security authentication is an event
+/// (`security_auth.otp_sent`, `….otp_verified`, `….identity_confirmed`,
+/// `….passed`, `….failed`; a counted wrong answer keeps its state).
+fn auth_event(
+    a: &StoredSecurityAuth,
+    status: &AuthStatus,
+    now: paybridge_domain::Timestamp,
+) -> NewEvent {
+    let topic = match status.state {
+        AuthState::OtpSent => "security_auth.otp_sent",
+        AuthState::OtpVerified if status.digit_attempts > 0 => "security_auth.identity_wrong",
+        AuthState::OtpVerified => "security_auth.otp_verified",
+        AuthState::IdentityConfirmed => "security_auth.identity_confirmed",
+        AuthState::Passed => "security_auth.passed",
+        AuthState::Failed => "security_auth.failed",
+    };
+    NewEvent::of(
+        topic,
+        Destination::Internal,
+        json!({
+            "security_auth_id": a.id,
+            "user_id": a.user_id,
+            "device_id": a.device_id,
+            "conditions": a.conditions,
+            "digit_attempts": status.digit_attempts,
+        }),
+        now,
+    )
 }
 
 /// Equality in time independent of where the strings differ.

@@ -23,6 +23,7 @@ macro_rules! redacted_debug {
 
 pub mod bank;
 pub mod error;
+pub mod merchant;
 pub mod partner;
 pub mod sandbox;
 pub mod system;

@@ -203,6 +203,19 @@ id_kind!(
     AgreementKind, AgreementId, "agr"
 );
 
+id_kind!(
+    /// A merchant of the wallet.
+    MerchantKind, MerchantId, "mer"
+);
+id_kind!(
+    /// A merchant's API key (the id; the secret is separate).
+    ApiKeyKind, ApiKeyId, "key"
+);
+id_kind!(
+    /// A merchant's order.
+    OrderKind, OrderId, "ord"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ pub mod identity;
 pub mod ids;
 pub mod ledger;
 pub mod money;
+pub mod order;
 pub mod otp;
 pub mod partner;
 pub mod phone;

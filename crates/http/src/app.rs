@@ -243,6 +243,7 @@ impl App {
                 ))
                 .merge(routes::bindings::router(service.clone()))
                 .merge(routes::security_auth::router(service.clone()))
+                .merge(routes::merchant_api::router(service.clone(), idem.clone()))
                 .merge(routes::wallet_app::router(service.clone(), idem.clone()))
                 .merge(routes::devices::router(
                     routes::devices::DevicesState {
@@ -251,6 +252,12 @@ impl App {
                     },
                     idem,
                 ));
+            if config.sandbox {
+                service
+                    .seed_sandbox_merchant()
+                    .await
+                    .context("cannot seed the sandbox merchant")?;
+            }
             sandbox_store = Some(shared);
             wallet = Some(service);
         }

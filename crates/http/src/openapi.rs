@@ -26,6 +26,7 @@ creating POSTs take an `Idempotency-Key`; partner routes are signed with PAYBRID
         (name = "wallet", description = "The wallet app: accounts, sessions, payment password, real-name identity"),
         (name = "devices", description = "The wallet account's devices, WebAuthn credentials and push channels"),
         (name = "bindings", description = "Flow F1 in the wallet app: claim, confirm and complete bindings of bank cards"),
+        (name = "merchants", description = "The merchant API (secret key): orders and API keys"),
         (name = "bank app", description = "An issuer's bank app: customer sessions and cards (under /bank)"),
         (name = "sandbox", description = "The sandbox parties (SMS gateway, OS push relay); only when the sandbox is on"),
     )
@@ -45,6 +46,17 @@ impl Modify for SecuritySchemes {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "An opaque session token (`pbs_…`) from POST /v1/sessions (wallet) or POST /bank/v1/app/sessions (bank app)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "merchant_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A merchant's secret key (`sk_test_…`); shown once when created",
                     ))
                     .build(),
             ),

@@ -102,6 +102,12 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
         ("/v1/security-authentications/{auth_id}/identity", "post"),
         ("/v1/security-authentications/{auth_id}/passwords", "post"),
         ("/bank/v1/app/cards/{card_id}/wallet-registrations", "post"),
+        ("/v1/orders", "post"),
+        ("/v1/orders/{order_id}", "get"),
+        ("/v1/orders/{order_id}/cancel", "post"),
+        ("/v1/api-keys", "get"),
+        ("/v1/api-keys", "post"),
+        ("/v1/api-keys/{key_id}", "delete"),
     ];
     for (path, method) in expected {
         assert!(

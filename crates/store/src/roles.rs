@@ -5,8 +5,8 @@
 
 use crate::{
     AccountStore, AgreementStore, BankStore, BindingStore, DeviceStore, IdempotencyStore,
-    InboxStore, KeyStore, LedgerStore, NonceStore, OtpStore, OutboxStore, RegistrationStore,
-    SandboxStore, SessionStore,
+    InboxStore, KeyStore, LedgerStore, MerchantStore, NonceStore, OtpStore, OutboxStore,
+    RegistrationStore, SandboxStore, SessionStore,
 };
 
 /// Everything the wallet server stores.
@@ -24,6 +24,7 @@ pub trait WalletStore:
     + DeviceStore
     + BindingStore
     + RegistrationStore
+    + MerchantStore
 {
 }
 

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod bindings;
 pub mod devices;
+pub mod merchants;
 pub mod otp;
 pub mod qr;
 pub mod registration;

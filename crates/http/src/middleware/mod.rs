@@ -19,6 +19,8 @@ pub enum Caller {
     User(String),
     /// A bank app customer, authenticated by their session.
     Customer(String),
+    /// A merchant, authenticated by its API key.
+    Merchant(String),
     /// No authentication (health, sandbox, registration).
     Anonymous,
 }
@@ -29,6 +31,7 @@ impl Caller {
             Caller::Partner(p) => format!("partner:{p}"),
             Caller::User(u) => format!("user:{u}"),
             Caller::Customer(c) => format!("customer:{c}"),
+            Caller::Merchant(m) => format!("merchant:{m}"),
             Caller::Anonymous => "anonymous".into(),
         }
     }

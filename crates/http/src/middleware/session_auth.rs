@@ -76,3 +76,26 @@ pub async fn bank_session(State(issuer): State<Issuer>, mut req: Request, next: 
         Err(e) => refuse(e),
     }
 }
+
+/// Merchant API routes: a live secret key is required.
+pub async fn merchant_key(State(wallet): State<Wallet>, mut req: Request, next: Next) -> Response {
+    let caller = match bearer(req.headers()) {
+        Ok(key) => wallet
+            .authenticate_merchant(key)
+            .await
+            .map_err(ApiError::from),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::ApiKeyInvalid,
+            "send the secret key as `Authorization: Bearer sk_test_…`",
+        )),
+    };
+    match caller {
+        Ok(m) => {
+            req.extensions_mut()
+                .insert(Caller::Merchant(m.merchant_id.to_string()));
+            req.extensions_mut().insert(m);
+            next.run(req).await
+        }
+        Err(e) => refuse(e),
+    }
+}

@@ -5,6 +5,7 @@ pub mod bank_app;
 pub mod binding_partner;
 pub mod bindings;
 pub mod devices;
+pub mod merchant_api;
 pub mod partner;
 pub mod sandbox;
 pub mod security_auth;

@@ -1,0 +1,60 @@
+//! The merchant API (secret key as `Authorization: Bearer sk_test_…`):
+//! orders and API keys.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::wallet::MoneyBody;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    pub amount: MoneyBody,
+    #[schema(example = "2 coffees")]
+    pub description: String,
+    /// The merchant's own reference, unique among its orders.
+    #[schema(example = "cart-1042")]
+    pub reference: String,
+    /// Seconds until the order expires (60 to 86400; default 900).
+    pub expires_in_secs: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrderBody {
+    #[schema(example = "ord_…")]
+    pub id: String,
+    pub reference: String,
+    pub description: String,
+    pub amount: MoneyBody,
+    pub refunded: MoneyBody,
+    /// `open`, `paying`, `paid`, `partially_refunded`, `refunded`, `expired`, `cancelled`.
+    pub state: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyBody {
+    #[schema(example = "key_…")]
+    pub id: String,
+    /// The key's visible start.
+    #[schema(example = "sk_test_abcd")]
+    pub prefix: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// A new key: the secret is shown this once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NewApiKeyBody {
+    pub key: ApiKeyBody,
+    pub secret: String,
+}
+
+crate::redacted_debug!(NewApiKeyBody);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyList {
+    pub keys: Vec<ApiKeyBody>,
+}

@@ -1,0 +1,188 @@
+//! The merchant API: orders and API keys, authenticated by the merchant's
+//! secret key. Another merchant's order is 404.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Extension;
+use paybridge_api::merchant::{ApiKeyBody, ApiKeyList, CreateOrder, NewApiKeyBody, OrderBody};
+use paybridge_api::{rfc3339, ErrorBody};
+use paybridge_domain::ids::{ApiKeyId, OrderId};
+use paybridge_domain::{Currency, ErrorCode, Money};
+use paybridge_store::{StoredApiKey, StoredOrder};
+use paybridge_wallet::merchants::{MerchantCaller, NewOrder};
+use paybridge_wallet::Wallet;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::middleware::idempotency::{idempotency, Idempotency};
+use crate::middleware::session_auth::merchant_key;
+
+fn order_body(o: StoredOrder) -> OrderBody {
+    let currency = o.status.amount.currency;
+    OrderBody {
+        id: o.id.to_string(),
+        reference: o.reference,
+        description: o.description,
+        amount: o.status.amount.into(),
+        refunded: Money::new(o.status.refunded_minor, currency).into(),
+        state: o.status.state.as_str().to_owned(),
+        expires_at: rfc3339(o.status.expires_at),
+        created_at: rfc3339(o.created_at),
+    }
+}
+
+fn key_body(k: StoredApiKey) -> ApiKeyBody {
+    ApiKeyBody {
+        id: k.id.to_string(),
+        prefix: k.prefix,
+        created_at: rfc3339(k.created_at),
+        revoked_at: k.revoked_at.map(rfc3339),
+    }
+}
+
+fn order_id(text: &str) -> Result<OrderId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such order"))
+}
+
+/// Creates an order. The same `reference` with the same content returns the
+/// same order.
+#[utoipa::path(post, path = "/v1/orders", tag = "merchants",
+    security(("merchant_key" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
+    request_body = CreateOrder,
+    responses(
+        (status = 201, body = OrderBody), (status = 401, description = "api_key_invalid", body = ErrorBody),
+        (status = 409, description = "order_reference_reused", body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_order(
+    State(w): State<Wallet>,
+    Extension(m): Extension<MerchantCaller>,
+    ApiJson(req): ApiJson<CreateOrder>,
+) -> ApiResult<(StatusCode, ApiJson<OrderBody>)> {
+    let currency: Currency = req.amount.currency.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            "amount.currency: an ISO 4217 code we support",
+        )
+    })?;
+    let (order, _) = w
+        .create_order(
+            &m.merchant_id,
+            &NewOrder {
+                amount: Money::new(req.amount.amount, currency),
+                description: req.description,
+                reference: req.reference,
+                expires_in_secs: req.expires_in_secs,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(order_body(order))))
+}
+
+/// One of the merchant's orders.
+#[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "merchants",
+    security(("merchant_key" = [])),
+    params(("order_id" = String, Path)),
+    responses((status = 200, body = OrderBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_order(
+    State(w): State<Wallet>,
+    Extension(m): Extension<MerchantCaller>,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<OrderBody>> {
+    Ok(ApiJson(order_body(
+        w.order(&m.merchant_id, &order_id(&id)?).await?,
+    )))
+}
+
+/// Cancels an open order.
+#[utoipa::path(post, path = "/v1/orders/{order_id}/cancel", tag = "merchants",
+    security(("merchant_key" = [])),
+    params(("order_id" = String, Path)),
+    responses(
+        (status = 200, body = OrderBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "order_not_payable", body = ErrorBody), (status = 422, description = "order_expired", body = ErrorBody)))]
+async fn cancel_order(
+    State(w): State<Wallet>,
+    Extension(m): Extension<MerchantCaller>,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<OrderBody>> {
+    Ok(ApiJson(order_body(
+        w.cancel_order(&m.merchant_id, &order_id(&id)?).await?,
+    )))
+}
+
+/// The merchant's API keys (prefixes only).
+#[utoipa::path(get, path = "/v1/api-keys", tag = "merchants",
+    security(("merchant_key" = [])),
+    responses((status = 200, body = ApiKeyList), (status = 401, body = ErrorBody)))]
+async fn list_keys(
+    State(w): State<Wallet>,
+    Extension(m): Extension<MerchantCaller>,
+) -> ApiResult<ApiJson<ApiKeyList>> {
+    Ok(ApiJson(ApiKeyList {
+        keys: w
+            .api_keys(&m.merchant_id)
+            .await?
+            .into_iter()
+            .map(key_body)
+            .collect(),
+    }))
+}
+
+/// A new API key; its secret is shown in this answer only.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "merchants",
+    security(("merchant_key" = [])),
+    responses((status = 201, body = NewApiKeyBody), (status = 401, body = ErrorBody)))]
+async fn create_key(
+    State(w): State<Wallet>,
+    Extension(m): Extension<MerchantCaller>,
+) -> ApiResult<(StatusCode, ApiJson<NewApiKeyBody>)> {
+    let (key, secret) = w.create_api_key(&m.merchant_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(NewApiKeyBody {
+            key: key_body(key),
+            secret: secret.expose().clone(),
+        }),
+    ))
+}
+
+/// Revokes an API key (also the one in use).
+#[utoipa::path(delete, path = "/v1/api-keys/{key_id}", tag = "merchants",
+    security(("merchant_key" = [])),
+    params(("key_id" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_key(
+    State(w): State<Wallet>,
+    Extension(m): Extension<MerchantCaller>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id: ApiKeyId = id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such live API key"))?;
+    w.revoke_api_key(&m.merchant_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {
+    // The new key's secret must not be kept in the idempotency store: that
+    // route creates without replay (a retry makes another key to revoke).
+    let creating = OpenApiRouter::new()
+        .routes(routes!(create_order))
+        .layer(axum::middleware::from_fn_with_state(idem, idempotency));
+    OpenApiRouter::new()
+        .routes(routes!(get_order))
+        .routes(routes!(cancel_order))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+        .merge(creating)
+        .layer(axum::middleware::from_fn_with_state(
+            wallet.clone(),
+            merchant_key,
+        ))
+        .with_state(wallet)
+}

@@ -1,0 +1,330 @@
+//! Merchants, their API keys and orders. An order changes only at the
+//! version it was read at (two payments of one order cannot both start).
+
+use async_trait::async_trait;
+use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
+use paybridge_domain::event::NewEvent;
+use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId};
+use paybridge_domain::ledger::{Account, AccountId};
+use paybridge_domain::order::{OrderState, OrderStatus};
+use paybridge_domain::{Currency, Money, Timestamp};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::db::Store;
+use crate::error::{corrupt, StoreError};
+use crate::ledger::insert_account;
+use crate::outbox::append_events;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMerchant {
+    pub id: MerchantId,
+    pub name: String,
+    /// The merchant's balance in the wallet's ledger.
+    pub account_id: AccountId,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredApiKey {
+    pub id: ApiKeyId,
+    pub merchant_id: MerchantId,
+    /// The key's visible start, e.g. `sk_test_demo`.
+    pub prefix: String,
+    pub key_hash: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    pub id: OrderId,
+    pub merchant_id: MerchantId,
+    pub reference: String,
+    pub description: String,
+    pub status: OrderStatus,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: i64,
+}
+
+/// What creating an order found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderCreate {
+    Created,
+    /// The merchant used this reference for another order.
+    ReferenceTaken(StoredOrder),
+}
+
+#[async_trait]
+pub trait MerchantStore: Send + Sync + std::fmt::Debug {
+    /// Creates a merchant, its ledger account and its first API key together;
+    /// `false` if the merchant id exists (seeding twice).
+    async fn merchant_create(
+        &self,
+        m: &StoredMerchant,
+        account: &Account,
+        key: &StoredApiKey,
+    ) -> Result<bool, StoreError>;
+    async fn merchant(&self, id: &MerchantId) -> Result<Option<StoredMerchant>, StoreError>;
+    async fn api_key_create(&self, key: &StoredApiKey) -> Result<(), StoreError>;
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<StoredApiKey>, StoreError>;
+    async fn api_keys_of(&self, merchant: &MerchantId) -> Result<Vec<StoredApiKey>, StoreError>;
+    /// Revokes a live key of `merchant`; `false` if there is none.
+    async fn api_key_revoke(
+        &self,
+        merchant: &MerchantId,
+        id: &ApiKeyId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    async fn order_create(
+        &self,
+        o: &StoredOrder,
+        events: &[NewEvent],
+    ) -> Result<OrderCreate, StoreError>;
+    async fn order(&self, id: &OrderId) -> Result<Option<StoredOrder>, StoreError>;
+    async fn order_by_reference(
+        &self,
+        merchant: &MerchantId,
+        reference: &str,
+    ) -> Result<Option<StoredOrder>, StoreError>;
+    /// Saves a new status if the row is at `o.version`; `false` if it moved.
+    async fn order_update(&self, o: &StoredOrder, events: &[NewEvent]) -> Result<bool, StoreError>;
+}
+
+fn key_from_row(r: &AnyRow) -> Result<StoredApiKey, StoreError> {
+    let id: String = r.try_get("id")?;
+    let merchant: String = r.try_get("merchant_id")?;
+    Ok(StoredApiKey {
+        id: id.parse().map_err(corrupt)?,
+        merchant_id: merchant.parse().map_err(corrupt)?,
+        prefix: r.try_get("prefix")?,
+        key_hash: r.try_get("key_hash")?,
+        created_at: from_unix_micros(r.try_get("created_at")?),
+        revoked_at: r
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(from_unix_micros),
+    })
+}
+
+const ORDER_COLUMNS: &str =
+    "id, merchant_id, reference, description, amount, currency, refunded, state, \
+     expires_at, created_at, updated_at, version";
+
+fn order_from_row(r: &AnyRow) -> Result<StoredOrder, StoreError> {
+    let id: String = r.try_get("id")?;
+    let merchant: String = r.try_get("merchant_id")?;
+    let currency: String = r.try_get("currency")?;
+    let state: String = r.try_get("state")?;
+    let currency: Currency = currency.parse().map_err(corrupt)?;
+    Ok(StoredOrder {
+        id: id.parse().map_err(corrupt)?,
+        merchant_id: merchant.parse().map_err(corrupt)?,
+        reference: r.try_get("reference")?,
+        description: r.try_get("description")?,
+        status: OrderStatus {
+            state: OrderState::parse(&state)
+                .ok_or_else(|| corrupt(format!("order state {state}")))?,
+            amount: Money::new(r.try_get("amount")?, currency),
+            refunded_minor: r.try_get("refunded")?,
+            expires_at: from_unix_micros(r.try_get("expires_at")?),
+        },
+        created_at: from_unix_micros(r.try_get("created_at")?),
+        updated_at: from_unix_micros(r.try_get("updated_at")?),
+        version: r.try_get("version")?,
+    })
+}
+
+async fn insert_key(conn: &mut sqlx::AnyConnection, k: &StoredApiKey) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO merchant_api_keys (id, merchant_id, prefix, key_hash, created_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, NULL)",
+    )
+    .bind(k.id.as_str())
+    .bind(k.merchant_id.as_str())
+    .bind(&k.prefix)
+    .bind(&k.key_hash)
+    .bind(to_unix_micros(k.created_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl MerchantStore for Store {
+    async fn merchant_create(
+        &self,
+        m: &StoredMerchant,
+        account: &Account,
+        key: &StoredApiKey,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM merchants WHERE id = $1")
+            .bind(m.id.as_str())
+            .fetch_optional(tx.conn())
+            .await?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        insert_account(tx.conn(), account, m.created_at).await?;
+        sqlx::query(
+            "INSERT INTO merchants (id, name, account_id, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(m.id.as_str())
+        .bind(&m.name)
+        .bind(m.account_id.as_str())
+        .bind(to_unix_micros(m.created_at))
+        .execute(tx.conn())
+        .await?;
+        insert_key(tx.conn(), key).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn merchant(&self, id: &MerchantId) -> Result<Option<StoredMerchant>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, name, account_id, created_at FROM merchants WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            let id: String = r.try_get("id")?;
+            let account: String = r.try_get("account_id")?;
+            Ok(StoredMerchant {
+                id: id.parse().map_err(corrupt)?,
+                name: r.try_get("name")?,
+                account_id: account.parse().map_err(corrupt)?,
+                created_at: from_unix_micros(r.try_get("created_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn api_key_create(&self, key: &StoredApiKey) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        insert_key(tx.conn(), key).await?;
+        tx.commit().await
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<StoredApiKey>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, merchant_id, prefix, key_hash, created_at, revoked_at FROM merchant_api_keys WHERE key_hash = $1",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn api_keys_of(&self, merchant: &MerchantId) -> Result<Vec<StoredApiKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, merchant_id, prefix, key_hash, created_at, revoked_at FROM merchant_api_keys \
+             WHERE merchant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(merchant.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn api_key_revoke(
+        &self,
+        merchant: &MerchantId,
+        id: &ApiKeyId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE merchant_api_keys SET revoked_at = $3 WHERE id = $1 AND merchant_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(id.as_str())
+        .bind(merchant.as_str())
+        .bind(to_unix_micros(now))
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn order_create(
+        &self,
+        o: &StoredOrder,
+        events: &[NewEvent],
+    ) -> Result<OrderCreate, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(&format!(
+            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0) \
+             ON CONFLICT (merchant_id, reference) DO NOTHING"
+        ))
+        .bind(o.id.as_str())
+        .bind(o.merchant_id.as_str())
+        .bind(&o.reference)
+        .bind(&o.description)
+        .bind(o.status.amount.amount_minor)
+        .bind(o.status.amount.currency.code())
+        .bind(o.status.refunded_minor)
+        .bind(o.status.state.as_str())
+        .bind(to_unix_micros(o.status.expires_at))
+        .bind(to_unix_micros(o.created_at))
+        .bind(to_unix_micros(o.updated_at))
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        if n == 0 {
+            drop(tx);
+            let existing = self
+                .order_by_reference(&o.merchant_id, &o.reference)
+                .await?
+                .ok_or_else(|| corrupt("an order reference conflicted but cannot be found"))?;
+            return Ok(OrderCreate::ReferenceTaken(existing));
+        }
+        append_events(tx.conn(), events).await?;
+        tx.commit().await?;
+        Ok(OrderCreate::Created)
+    }
+
+    async fn order(&self, id: &OrderId) -> Result<Option<StoredOrder>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    async fn order_by_reference(
+        &self,
+        merchant: &MerchantId,
+        reference: &str,
+    ) -> Result<Option<StoredOrder>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1 AND reference = $2"
+        ))
+        .bind(merchant.as_str())
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    async fn order_update(&self, o: &StoredOrder, events: &[NewEvent]) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE orders SET state = $3, refunded = $4, updated_at = $5, version = version + 1 \
+             WHERE id = $1 AND version = $2",
+        )
+        .bind(o.id.as_str())
+        .bind(o.version)
+        .bind(o.status.state.as_str())
+        .bind(o.status.refunded_minor)
+        .bind(to_unix_micros(o.updated_at))
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        if n == 1 {
+            append_events(tx.conn(), events).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+}

@@ -1,0 +1,321 @@
+//! Merchants of the wallet: API keys (the secret is shown once; the store
+//! keeps a keyed hash and a visible prefix; keys can be revoked) and orders
+//! (their state machine is `paybridge_domain::order`).
+
+use data_encoding::BASE32_NOPAD;
+use paybridge_crypto::Secret;
+use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId, ID_RANDOM_BYTES};
+use paybridge_domain::ledger::{Account, AccountFlags, AccountId};
+use paybridge_domain::order::{order_ttl, OrderState, OrderStatus};
+use paybridge_domain::{Currency, ErrorCode, Money, ServiceError};
+use paybridge_store::{OrderCreate, StoredApiKey, StoredMerchant, StoredOrder};
+use rand::RngCore;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::Wallet;
+
+/// The sandbox merchant, seeded by `serve` with the sandbox on.
+pub const SANDBOX_MERCHANT_NAME: &str = "Demo Shop";
+/// Its documented test key (like Stripe's test keys: sandbox only).
+pub const SANDBOX_MERCHANT_KEY: &str = "sk_test_demoshopsandboxkeyaaaaaaaaaaaaaa";
+/// Visible characters of a key kept for display (`sk_test_abcd`).
+const KEY_PREFIX_CHARS: usize = 12;
+
+/// A fresh secret key: `sk_test_` and 32 base32 characters (160 bits).
+pub fn generate_api_key() -> Secret<String> {
+    let mut bytes = [0u8; 20];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    Secret::new(format!(
+        "sk_test_{}",
+        BASE32_NOPAD.encode(&bytes).to_lowercase()
+    ))
+}
+
+/// Whether `text` has the shape of a key (junk is refused before hashing).
+pub fn well_formed_api_key(text: &str) -> bool {
+    text.strip_prefix("sk_test_").is_some_and(|rest| {
+        rest.len() == 32
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+    })
+}
+
+/// A stable id derived from a label (the sandbox merchant's).
+fn derived_id<K: paybridge_domain::ids::IdKind>(label: &str) -> paybridge_domain::Id<K> {
+    let digest = Sha256::digest(label.as_bytes());
+    let mut bytes = [0u8; ID_RANDOM_BYTES];
+    bytes.copy_from_slice(&digest[..ID_RANDOM_BYTES]);
+    paybridge_domain::Id::from_random_bytes(bytes)
+}
+
+/// Who an API key speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantCaller {
+    pub merchant_id: MerchantId,
+    pub key_id: ApiKeyId,
+}
+
+/// What a merchant asks for.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub amount: Money,
+    pub description: String,
+    pub reference: String,
+    pub expires_in_secs: Option<i64>,
+}
+
+fn rejected(code: ErrorCode, message: impl Into<String>) -> ServiceError {
+    ServiceError::rejected(code, message)
+}
+
+impl Wallet {
+    fn api_key_record(&self, merchant: &MerchantId, secret: &str) -> StoredApiKey {
+        StoredApiKey {
+            id: ApiKeyId::generate(),
+            merchant_id: merchant.clone(),
+            prefix: secret[..KEY_PREFIX_CHARS].to_owned(),
+            key_hash: self.keys.tokens.hash(secret),
+            created_at: self.clock.now(),
+            revoked_at: None,
+        }
+    }
+
+    /// Seeds the sandbox merchant "Demo Shop" with its documented test key
+    /// (idempotent).
+    pub async fn seed_sandbox_merchant(&self) -> Result<MerchantId, ServiceError> {
+        let id: MerchantId = derived_id(&format!("{}:merchant:demo-shop", self.id));
+        let account = Account::new(
+            derived_id(&format!("{}:merchant-account:demo-shop", self.id)),
+            Currency::CNY,
+            AccountFlags::default(),
+            0,
+        );
+        let merchant = StoredMerchant {
+            id: id.clone(),
+            name: SANDBOX_MERCHANT_NAME.into(),
+            account_id: account.id.clone(),
+            created_at: self.clock.now(),
+        };
+        let key = self.api_key_record(&id, SANDBOX_MERCHANT_KEY);
+        self.store
+            .merchant_create(&merchant, &account, &key)
+            .await?;
+        Ok(id)
+    }
+
+    /// Creates a merchant with a first API key, shown once.
+    pub async fn create_merchant(
+        &self,
+        name: &str,
+    ) -> Result<(StoredMerchant, Secret<String>), ServiceError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(rejected(
+                ErrorCode::InvalidRequest,
+                "name: 1 to 100 characters",
+            ));
+        }
+        let id = MerchantId::generate();
+        let account = Account::new(
+            AccountId::generate(),
+            Currency::CNY,
+            AccountFlags::default(),
+            0,
+        );
+        let merchant = StoredMerchant {
+            id: id.clone(),
+            name: name.to_owned(),
+            account_id: account.id.clone(),
+            created_at: self.clock.now(),
+        };
+        let secret = generate_api_key();
+        let key = self.api_key_record(&id, secret.expose());
+        self.store
+            .merchant_create(&merchant, &account, &key)
+            .await?;
+        Ok((merchant, secret))
+    }
+
+    /// The merchant a secret key speaks for; unknown, malformed and revoked
+    /// keys answer alike.
+    pub async fn authenticate_merchant(&self, key: &str) -> Result<MerchantCaller, ServiceError> {
+        let invalid = || {
+            rejected(
+                ErrorCode::ApiKeyInvalid,
+                "the API key is unknown or revoked",
+            )
+        };
+        if !well_formed_api_key(key) {
+            return Err(invalid());
+        }
+        let k = self
+            .store
+            .api_key_by_hash(&self.keys.tokens.hash(key))
+            .await?
+            .filter(|k| k.revoked_at.is_none())
+            .ok_or_else(invalid)?;
+        Ok(MerchantCaller {
+            merchant_id: k.merchant_id,
+            key_id: k.id,
+        })
+    }
+
+    pub async fn create_api_key(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<(StoredApiKey, Secret<String>), ServiceError> {
+        let secret = generate_api_key();
+        let key = self.api_key_record(merchant, secret.expose());
+        self.store.api_key_create(&key).await?;
+        Ok((key, secret))
+    }
+
+    pub async fn api_keys(&self, merchant: &MerchantId) -> Result<Vec<StoredApiKey>, ServiceError> {
+        Ok(self.store.api_keys_of(merchant).await?)
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        merchant: &MerchantId,
+        id: &ApiKeyId,
+    ) -> Result<(), ServiceError> {
+        if !self
+            .store
+            .api_key_revoke(merchant, id, self.clock.now())
+            .await?
+        {
+            return Err(rejected(ErrorCode::NotFound, "no such live API key"));
+        }
+        Ok(())
+    }
+
+    fn order_event(o: &StoredOrder, topic: &'static str) -> NewEvent {
+        NewEvent::of(
+            topic,
+            Destination::Internal,
+            json!({
+                "order_id": o.id,
+                "merchant_id": o.merchant_id,
+                "reference": o.reference,
+                "state": o.status.state.as_str(),
+                "amount": o.status.amount,
+            }),
+            o.updated_at,
+        )
+    }
+
+    /// Creates an order; the same reference with the same content returns
+    /// the same order (a retry), with other content is refused.
+    pub async fn create_order(
+        &self,
+        merchant: &MerchantId,
+        new: &NewOrder,
+    ) -> Result<(StoredOrder, bool), ServiceError> {
+        let r = &new.reference;
+        if r.is_empty() || r.len() > 64 || !r.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(rejected(
+                ErrorCode::InvalidRequest,
+                "reference: 1 to 64 visible ASCII characters",
+            ));
+        }
+        let description = new.description.trim();
+        if description.is_empty()
+            || description.chars().count() > 200
+            || description.chars().any(char::is_control)
+        {
+            return Err(rejected(
+                ErrorCode::InvalidRequest,
+                "description: 1 to 200 characters",
+            ));
+        }
+        let now = self.clock.now();
+        let status = OrderStatus::open(new.amount, now, order_ttl(new.expires_in_secs)?)?;
+        let order = StoredOrder {
+            id: OrderId::generate(),
+            merchant_id: merchant.clone(),
+            reference: r.clone(),
+            description: description.to_owned(),
+            status,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        };
+        match self
+            .store
+            .order_create(&order, &[Self::order_event(&order, "order.created")])
+            .await?
+        {
+            OrderCreate::Created => Ok((order, true)),
+            OrderCreate::ReferenceTaken(existing)
+                if existing.status.amount == order.status.amount
+                    && existing.description == order.description =>
+            {
+                Ok((existing, false))
+            }
+            OrderCreate::ReferenceTaken(_) => Err(rejected(
+                ErrorCode::OrderReferenceReused,
+                "this reference belongs to another order of yours",
+            )),
+        }
+    }
+
+    /// One of the merchant's orders (another merchant's is "not found"); an
+    /// open order past its expiry is recorded as expired on the way.
+    pub async fn order(
+        &self,
+        merchant: &MerchantId,
+        id: &OrderId,
+    ) -> Result<StoredOrder, ServiceError> {
+        let mut o = self
+            .store
+            .order(id)
+            .await?
+            .filter(|o| &o.merchant_id == merchant)
+            .ok_or_else(|| rejected(ErrorCode::NotFound, "no such order"))?;
+        let now = self.clock.now();
+        if let Some(expired) = o.status.expire(now) {
+            let mut next = o.clone();
+            next.status = expired;
+            next.updated_at = now;
+            if self
+                .store
+                .order_update(&next, &[Self::order_event(&next, "order.expired")])
+                .await?
+            {
+                next.version += 1;
+                o = next;
+            } else {
+                return Box::pin(self.order(merchant, id)).await;
+            }
+        }
+        Ok(o)
+    }
+
+    pub async fn cancel_order(
+        &self,
+        merchant: &MerchantId,
+        id: &OrderId,
+    ) -> Result<StoredOrder, ServiceError> {
+        let mut o = self.order(merchant, id).await?;
+        if o.status.state == OrderState::Cancelled {
+            return Ok(o);
+        }
+        o.status = o.status.cancel(self.clock.now())?;
+        o.updated_at = self.clock.now();
+        if !self
+            .store
+            .order_update(&o, &[Self::order_event(&o, "order.cancelled")])
+            .await?
+        {
+            return Err(rejected(
+                ErrorCode::OrderNotPayable,
+                "the order changed meanwhile; look at it again",
+            ));
+        }
+        o.version += 1;
+        Ok(o)
+    }
+}

@@ -44,6 +44,8 @@ pub struct OutboxDispatcher {
     store: Arc<dyn OutboxStore>,
     partners: Arc<dyn PartnerGateway>,
     devices: Arc<dyn DeviceNotifier>,
+    /// Merchants' webhook endpoints (the wallet's dispatcher only).
+    webhooks: Option<Arc<dyn WebhookGateway>>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     pub counters: DispatchCounters,
@@ -57,7 +59,23 @@ pub struct DispatchRound {
     pub failed: usize,
 }
 
+/// Posts an event to a merchant's webhook endpoint, signed.
+#[async_trait::async_trait]
+pub trait WebhookGateway: Send + Sync + std::fmt::Debug {
+    async fn deliver_webhook(
+        &self,
+        merchant: &paybridge_domain::ids::MerchantId,
+        event: &StoredEvent,
+    ) -> Result<(), crate::partner::DeliveryError>;
+}
+
 impl OutboxDispatcher {
+    /// Adds delivery to merchants' webhook endpoints.
+    pub fn with_webhooks(mut self, gateway: Arc<dyn WebhookGateway>) -> Self {
+        self.webhooks = Some(gateway);
+        self
+    }
+
     pub fn new(
         store: Arc<dyn OutboxStore>,
         partners: Arc<dyn PartnerGateway>,
@@ -69,6 +87,7 @@ impl OutboxDispatcher {
             store,
             partners,
             devices,
+            webhooks: None,
             clock,
             wake: Arc::new(Notify::new()),
             counters,
@@ -127,6 +146,13 @@ impl OutboxDispatcher {
                 self.devices.notify(device, event.seq);
                 Ok(())
             }
+            Destination::Merchant(merchant) => match &self.webhooks {
+                Some(gateway) => gateway
+                    .deliver_webhook(merchant, &event)
+                    .await
+                    .map_err(|e| (e.transient, e.message)),
+                None => Err((false, "no webhook gateway in this role".to_owned())),
+            },
             Destination::Internal => Ok(()),
         };
         let now = self.clock.now();

@@ -58,3 +58,41 @@ crate::redacted_debug!(NewApiKeyBody);
 pub struct ApiKeyList {
     pub keys: Vec<ApiKeyBody>,
 }
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetWebhookEndpoint {
+    #[schema(example = "https://shop.example/paybridge/webhooks")]
+    pub url: String,
+}
+
+/// The endpoint and its signing secret (shown this once).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookEndpointBody {
+    pub url: String,
+    /// `whsec_…`: verify `paybridge-signature: t=…,v1=…` (HMAC-SHA256 of `t.body`).
+    pub secret: String,
+}
+
+crate::redacted_debug!(WebhookEndpointBody);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookDeliveryBody {
+    /// The event id (also the body's `id`): de-duplicate on it.
+    #[schema(example = "evt_…")]
+    pub event_id: String,
+    #[schema(example = "order.created")]
+    pub event_type: String,
+    /// `delivered`, `pending` (will be retried) or `dead` (given up).
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+    pub next_attempt_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookDeliveryList {
+    pub deliveries: Vec<WebhookDeliveryBody>,
+}

@@ -22,6 +22,7 @@ pub mod password;
 pub mod secret;
 pub mod signing;
 pub mod token;
+pub mod webhook;
 
 pub use secret::Secret;
 pub use signing::{PartnerKeyPair, PartnerPublicKey};

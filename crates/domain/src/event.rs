@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::ids::{DeviceId, EventId};
+use crate::ids::{DeviceId, EventId, MerchantId};
 use crate::partner::PartnerId;
 
 /// Longest topic name, e.g. `binding.activated`.
@@ -21,6 +21,8 @@ pub enum Destination {
     Partner(PartnerId),
     /// A device's push channel.
     Device(DeviceId),
+    /// A merchant's webhook endpoint.
+    Merchant(MerchantId),
     /// Kept in the outbox for readers (audit, risk) but delivered nowhere.
     Internal,
 }
@@ -35,6 +37,7 @@ impl fmt::Display for Destination {
         match self {
             Destination::Partner(p) => write!(f, "partner:{p}"),
             Destination::Device(d) => write!(f, "device:{d}"),
+            Destination::Merchant(m) => write!(f, "merchant:{m}"),
             Destination::Internal => f.write_str("internal"),
         }
     }
@@ -55,6 +58,10 @@ impl FromStr for Destination {
             Some(("device", d)) => d
                 .parse()
                 .map(Destination::Device)
+                .map_err(|_| InvalidDestination),
+            Some(("merchant", m)) => m
+                .parse()
+                .map(Destination::Merchant)
                 .map_err(|_| InvalidDestination),
             _ => Err(InvalidDestination),
         }

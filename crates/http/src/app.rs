@@ -180,13 +180,6 @@ impl App {
             }));
             let push_hub = Arc::new(PushHub::default());
             let shared = Arc::new(store.clone());
-            let dispatcher = Arc::new(OutboxDispatcher::new(
-                shared.clone(),
-                Arc::new(issuers.clone()),
-                push_hub.clone(),
-                clock.clone(),
-                metrics.dispatch_counters("wallet"),
-            ));
             let vault = KeyVault::open(
                 shared.clone() as Arc<dyn KeyStore>,
                 config.master_key.clone(),
@@ -195,6 +188,23 @@ impl App {
             )
             .await
             .context("cannot open the wallet's encryption keys")?;
+            let vault = Arc::new(vault);
+            let dispatcher = Arc::new(
+                OutboxDispatcher::new(
+                    shared.clone(),
+                    Arc::new(issuers.clone()),
+                    push_hub.clone(),
+                    clock.clone(),
+                    metrics.dispatch_counters("wallet"),
+                )
+                .with_webhooks(Arc::new(
+                    paybridge_wallet::webhooks::MerchantWebhooks::new(
+                        shared.clone(),
+                        vault.clone(),
+                        clock.clone(),
+                    ),
+                )),
+            );
             let sms: Option<Arc<dyn paybridge_adapters::sms::SmsGateway>> = config
                 .sandbox
                 .then(|| Arc::new(SandboxSmsGateway::new(shared.clone(), clock.clone())) as _);
@@ -205,7 +215,7 @@ impl App {
                 issuers,
                 push_hub,
                 dispatcher,
-                vault: Arc::new(vault),
+                vault,
                 keys: config.master_key.derived_keys("wallet"),
                 passwords: PasswordHasher::default(),
                 webauthn: Arc::new(

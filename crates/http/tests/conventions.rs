@@ -108,6 +108,9 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
         ("/v1/api-keys", "get"),
         ("/v1/api-keys", "post"),
         ("/v1/api-keys/{key_id}", "delete"),
+        ("/v1/webhook-endpoint", "put"),
+        ("/v1/webhook-deliveries", "get"),
+        ("/v1/webhook-deliveries/{event_id}/resend", "post"),
     ];
     for (path, method) in expected {
         assert!(

@@ -52,6 +52,7 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
     col("bindings", "phone_sealed"),
     col("bindings", "agreement_sealed"),
     col("quick_pay_agreements", "number_sealed"),
+    col("merchants", "webhook_secret_sealed"),
 ];
 
 /// The associated data a value in `column` of row `id` is sealed for.

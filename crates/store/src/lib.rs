@@ -57,7 +57,7 @@ pub use ledger::{LedgerStore, LedgerTotals, TransferOutcome};
 pub use merchants::{MerchantStore, OrderCreate, StoredApiKey, StoredMerchant, StoredOrder};
 pub use nonces::NonceStore;
 pub use otp::{OtpStore, StoredOtp};
-pub use outbox::{OutboxStats, OutboxStore, StoredEvent};
+pub use outbox::{Delivery, OutboxStats, OutboxStore, StoredEvent};
 pub use registration::{
     RegistrationStore, RegistrationWrite, StoredRegistration, StoredSecurityAuth,
 };

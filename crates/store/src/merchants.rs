@@ -23,6 +23,9 @@ pub struct StoredMerchant {
     /// The merchant's balance in the wallet's ledger.
     pub account_id: AccountId,
     pub created_at: Timestamp,
+    /// Where order events are posted, and their signing secret (sealed).
+    pub webhook_url: Option<String>,
+    pub webhook_secret_sealed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +70,12 @@ pub trait MerchantStore: Send + Sync + std::fmt::Debug {
         key: &StoredApiKey,
     ) -> Result<bool, StoreError>;
     async fn merchant(&self, id: &MerchantId) -> Result<Option<StoredMerchant>, StoreError>;
+    async fn merchant_set_webhook(
+        &self,
+        id: &MerchantId,
+        url: &str,
+        secret_sealed: &str,
+    ) -> Result<(), StoreError>;
     async fn api_key_create(&self, key: &StoredApiKey) -> Result<(), StoreError>;
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<StoredApiKey>, StoreError>;
     async fn api_keys_of(&self, merchant: &MerchantId) -> Result<Vec<StoredApiKey>, StoreError>;
@@ -183,7 +192,7 @@ impl MerchantStore for Store {
 
     async fn merchant(&self, id: &MerchantId) -> Result<Option<StoredMerchant>, StoreError> {
         let row =
-            sqlx::query("SELECT id, name, account_id, created_at FROM merchants WHERE id = $1")
+            sqlx::query("SELECT id, name, account_id, created_at, webhook_url, webhook_secret_sealed FROM merchants WHERE id = $1")
                 .bind(id.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -195,9 +204,29 @@ impl MerchantStore for Store {
                 name: r.try_get("name")?,
                 account_id: account.parse().map_err(corrupt)?,
                 created_at: from_unix_micros(r.try_get("created_at")?),
+                webhook_url: r.try_get("webhook_url")?,
+                webhook_secret_sealed: r.try_get("webhook_secret_sealed")?,
             })
         })
         .transpose()
+    }
+
+    async fn merchant_set_webhook(
+        &self,
+        id: &MerchantId,
+        url: &str,
+        secret_sealed: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE merchants SET webhook_url = $2, webhook_secret_sealed = $3 WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(url)
+        .bind(secret_sealed)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
     }
 
     async fn api_key_create(&self, key: &StoredApiKey) -> Result<(), StoreError> {

@@ -34,6 +34,16 @@ pub struct StoredEvent {
 }
 
 /// Outbox health, for metrics.
+/// An event and what became of its delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub event: StoredEvent,
+    pub delivered_at: Option<Timestamp>,
+    pub dead_at: Option<Timestamp>,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OutboxStats {
     pub pending: i64,
@@ -76,6 +86,21 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
     async fn outbox_get(&self, id: &EventId) -> Result<Option<(StoredEvent, bool)>, StoreError>;
+
+    /// A destination's events with their delivery state, newest first.
+    async fn outbox_deliveries(
+        &self,
+        destination: &Destination,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Delivers an event of `destination` again (now), whatever became of it.
+    async fn outbox_requeue(
+        &self,
+        id: &EventId,
+        destination: &Destination,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
 }
@@ -247,6 +272,57 @@ impl OutboxStore for Store {
             Ok((event_from_row(&row)?, delivered.is_some()))
         })
         .transpose()
+    }
+
+    async fn outbox_deliveries(
+        &self,
+        destination: &Destination,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS}, delivered_at, dead_at, next_attempt_at, last_error FROM outbox_events \
+             WHERE destination = $1 ORDER BY seq DESC LIMIT $2"
+        ))
+        .bind(destination.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Delivery {
+                    event: event_from_row(r)?,
+                    delivered_at: r
+                        .try_get::<Option<i64>, _>("delivered_at")?
+                        .map(from_unix_micros),
+                    dead_at: r
+                        .try_get::<Option<i64>, _>("dead_at")?
+                        .map(from_unix_micros),
+                    next_attempt_at: from_unix_micros(r.try_get("next_attempt_at")?),
+                    last_error: r.try_get("last_error")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn outbox_requeue(
+        &self,
+        id: &EventId,
+        destination: &Destination,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE outbox_events SET delivered_at = NULL, dead_at = NULL, next_attempt_at = $3 \
+             WHERE id = $1 AND destination = $2",
+        )
+        .bind(id.as_str())
+        .bind(destination.to_string())
+        .bind(to_unix_micros(now))
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
     }
 
     async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {

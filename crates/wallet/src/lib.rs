@@ -13,6 +13,7 @@ pub mod otp;
 pub mod qr;
 pub mod registration;
 pub mod webauthn;
+pub mod webhooks;
 
 use std::sync::Arc;
 

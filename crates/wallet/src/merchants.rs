@@ -98,6 +98,8 @@ impl Wallet {
             name: SANDBOX_MERCHANT_NAME.into(),
             account_id: account.id.clone(),
             created_at: self.clock.now(),
+            webhook_url: None,
+            webhook_secret_sealed: None,
         };
         let key = self.api_key_record(&id, SANDBOX_MERCHANT_KEY);
         self.store
@@ -130,6 +132,8 @@ impl Wallet {
             name: name.to_owned(),
             account_id: account.id.clone(),
             created_at: self.clock.now(),
+            webhook_url: None,
+            webhook_secret_sealed: None,
         };
         let secret = generate_api_key();
         let key = self.api_key_record(&id, secret.expose());
@@ -192,16 +196,17 @@ impl Wallet {
         Ok(())
     }
 
+    /// An order's state change: for the merchant's webhook endpoint.
     fn order_event(o: &StoredOrder, topic: &'static str) -> NewEvent {
         NewEvent::of(
             topic,
-            Destination::Internal,
+            Destination::Merchant(o.merchant_id.clone()),
             json!({
                 "order_id": o.id,
-                "merchant_id": o.merchant_id,
                 "reference": o.reference,
                 "state": o.status.state.as_str(),
                 "amount": o.status.amount,
+                "refunded": o.status.refunded_minor,
             }),
             o.updated_at,
         )

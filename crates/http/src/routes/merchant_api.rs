@@ -6,9 +6,12 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Extension;
-use paybridge_api::merchant::{ApiKeyBody, ApiKeyList, CreateOrder, NewApiKeyBody, OrderBody};
+use paybridge_api::merchant::{
+    ApiKeyBody, ApiKeyList, CreateOrder, NewApiKeyBody, OrderBody, SetWebhookEndpoint,
+    WebhookDeliveryBody, WebhookDeliveryList, WebhookEndpointBody,
+};
 use paybridge_api::{rfc3339, ErrorBody};
-use paybridge_domain::ids::{ApiKeyId, OrderId};
+use paybridge_domain::ids::{ApiKeyId, EventId, OrderId};
 use paybridge_domain::{Currency, ErrorCode, Money};
 use paybridge_store::{StoredApiKey, StoredOrder};
 use paybridge_wallet::merchants::{MerchantCaller, NewOrder};
@@ -168,6 +171,76 @@ async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Sets where order events are posted; answers with a new signing secret
+/// (shown once; the previous one stops working).
+#[utoipa::path(put, path = "/v1/webhook-endpoint", tag = "merchants",
+    security(("merchant_key" = [])),
+    request_body = SetWebhookEndpoint,
+    responses((status = 200, body = WebhookEndpointBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_webhook(
+    State(w): State<Wallet>,
+    Extension(m): Extension<MerchantCaller>,
+    ApiJson(req): ApiJson<SetWebhookEndpoint>,
+) -> ApiResult<ApiJson<WebhookEndpointBody>> {
+    let secret = w.set_webhook_endpoint(&m.merchant_id, &req.url).await?;
+    Ok(ApiJson(WebhookEndpointBody {
+        url: req.url,
+        secret: secret.expose().clone(),
+    }))
+}
+
+/// The merchant's webhook deliveries, newest first (at most 100).
+#[utoipa::path(get, path = "/v1/webhook-deliveries", tag = "merchants",
+    security(("merchant_key" = [])),
+    responses((status = 200, body = WebhookDeliveryList), (status = 401, body = ErrorBody)))]
+async fn list_deliveries(
+    State(w): State<Wallet>,
+    Extension(m): Extension<MerchantCaller>,
+) -> ApiResult<ApiJson<WebhookDeliveryList>> {
+    let deliveries = w.webhook_deliveries(&m.merchant_id).await?;
+    Ok(ApiJson(WebhookDeliveryList {
+        deliveries: deliveries
+            .into_iter()
+            .map(|d| {
+                let status = if d.delivered_at.is_some() {
+                    "delivered"
+                } else if d.dead_at.is_some() {
+                    "dead"
+                } else {
+                    "pending"
+                };
+                WebhookDeliveryBody {
+                    event_id: d.event.id.to_string(),
+                    event_type: d.event.topic.to_string(),
+                    status: status.to_owned(),
+                    attempts: d.event.attempts,
+                    last_error: d.last_error,
+                    created_at: rfc3339(d.event.occurred_at),
+                    delivered_at: d.delivered_at.map(rfc3339),
+                    next_attempt_at: (status == "pending").then(|| rfc3339(d.next_attempt_at)),
+                }
+            })
+            .collect(),
+    }))
+}
+
+/// Sends one delivery again, now.
+#[utoipa::path(post, path = "/v1/webhook-deliveries/{event_id}/resend", tag = "merchants",
+    security(("merchant_key" = [])),
+    params(("event_id" = String, Path)),
+    responses((status = 202), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn resend_delivery(
+    State(w): State<Wallet>,
+    Extension(m): Extension<MerchantCaller>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id: EventId = id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such delivery"))?;
+    w.resend_webhook(&m.merchant_id, &id).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
 pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {
     // The new key's secret must not be kept in the idempotency store: that
     // route creates without replay (a retry makes another key to revoke).
@@ -179,6 +252,9 @@ pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {
         .routes(routes!(cancel_order))
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
+        .routes(routes!(set_webhook))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(resend_delivery))
         .merge(creating)
         .layer(axum::middleware::from_fn_with_state(
             wallet.clone(),

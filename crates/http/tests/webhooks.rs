@@ -1,0 +1,252 @@
+//! Merchant webhooks over real HTTP on both stores: every order state change
+//! is posted to the merchant's endpoint, signed Stripe-style; failures are
+//! retried and listed; a delivery can be sent again.
+
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use paybridge_crypto::webhook::verify;
+use paybridge_testkit::{app_tests, TestApp};
+use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
+use serde_json::{json, Value};
+
+app_tests!(
+    order_changes_reach_the_endpoint_signed,
+    failed_deliveries_are_listed_retried_and_can_be_resent,
+    webhook_endpoints_are_checked,
+);
+
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    status: Arc<AtomicU16>,
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    r.got.lock().unwrap().push((headers, body));
+    StatusCode::from_u16(r.status.load(Ordering::SeqCst)).unwrap()
+}
+
+/// A merchant's endpoint on port 0; answers `status`.
+async fn endpoint(status: u16) -> (String, Receiver) {
+    let r = Receiver::default();
+    r.status.store(status, Ordering::SeqCst);
+    let app = Router::new()
+        .route("/hooks", post(receive))
+        .with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, r)
+}
+
+/// Runs the dispatcher until the merchant's deliveries settle (the app's own
+/// dispatcher runs too, so either may deliver).
+async fn settle(app: &TestApp, want: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        app.wallet.dispatcher.run_once().await.unwrap();
+        let (_, list) = app
+            .call(
+                "GET",
+                "/v1/webhook-deliveries",
+                Some(SANDBOX_MERCHANT_KEY),
+                None,
+            )
+            .await;
+        if want(&list) {
+            return list;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("deliveries did not settle");
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+async fn set_endpoint(app: &TestApp, url: &str) -> String {
+    let (s, v) = app
+        .call(
+            "PUT",
+            "/v1/webhook-endpoint",
+            Some(SANDBOX_MERCHANT_KEY),
+            Some(json!({"url": url})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v["secret"].as_str().unwrap().to_owned()
+}
+
+async fn create_order(app: &TestApp, reference: &str) -> String {
+    let body = json!({"amount": {"amount": 1200, "currency": "CNY"}, "description": "tea", "reference": reference});
+    let (s, o) = app
+        .call("POST", "/v1/orders", Some(SANDBOX_MERCHANT_KEY), Some(body))
+        .await;
+    assert_eq!(s, 201, "{o}");
+    o["id"].as_str().unwrap().to_owned()
+}
+
+async fn order_changes_reach_the_endpoint_signed(app: &TestApp) {
+    let (url, receiver) = endpoint(200).await;
+    let secret = set_endpoint(app, &url).await;
+    assert!(secret.starts_with("whsec_"));
+    let id = create_order(app, "w-1").await;
+    app.call(
+        "POST",
+        &format!("/v1/orders/{id}/cancel"),
+        Some(SANDBOX_MERCHANT_KEY),
+        None,
+    )
+    .await;
+    settle(app, |l| {
+        let d = l["deliveries"].as_array().unwrap();
+        d.len() == 2 && d.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+
+    let got = receiver.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    let now = app.clock_now().unix_timestamp();
+    let mut types = Vec::new();
+    for (headers, body) in &got {
+        let signature = headers["paybridge-signature"].to_str().unwrap();
+        assert!(
+            verify(&secret, signature, body, now),
+            "signed with the endpoint's secret"
+        );
+        assert!(!verify("whsec_other", signature, body, now));
+        let v: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            headers["paybridge-event-id"].to_str().unwrap(),
+            v["id"].as_str().unwrap()
+        );
+        assert_eq!(v["data"]["order_id"], id.as_str());
+        types.push(v["type"].as_str().unwrap().to_owned());
+    }
+    types.sort();
+    assert_eq!(types, vec!["order.cancelled", "order.created"]);
+    let (_, list) = app
+        .call(
+            "GET",
+            "/v1/webhook-deliveries",
+            Some(SANDBOX_MERCHANT_KEY),
+            None,
+        )
+        .await;
+    assert!(list["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["status"] == "delivered"));
+}
+
+async fn failed_deliveries_are_listed_retried_and_can_be_resent(app: &TestApp) {
+    let (url, receiver) = endpoint(500).await;
+    set_endpoint(app, &url).await;
+    create_order(app, "w-2").await;
+    settle(app, |l| l["deliveries"][0]["attempts"].as_i64() >= Some(1)).await;
+    let (_, list) = app
+        .call(
+            "GET",
+            "/v1/webhook-deliveries",
+            Some(SANDBOX_MERCHANT_KEY),
+            None,
+        )
+        .await;
+    let d = &list["deliveries"][0];
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_i64()),
+        (Some("pending"), Some(1)),
+        "{list}"
+    );
+    assert!(d["last_error"].as_str().unwrap().contains("500"), "{d}");
+    assert!(d["next_attempt_at"].is_string());
+    let event_id = d["event_id"].as_str().unwrap().to_owned();
+
+    // The endpoint is fixed; the merchant sends it again at once.
+    receiver.status.store(200, Ordering::SeqCst);
+    let (s, _) = app
+        .call(
+            "POST",
+            &format!("/v1/webhook-deliveries/{event_id}/resend"),
+            Some(SANDBOX_MERCHANT_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 202);
+    settle(app, |l| l["deliveries"][0]["status"] == "delivered").await;
+    let (_, list) = app
+        .call(
+            "GET",
+            "/v1/webhook-deliveries",
+            Some(SANDBOX_MERCHANT_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(list["deliveries"][0]["status"], "delivered");
+    assert_eq!(
+        receiver.got.lock().unwrap().len(),
+        2,
+        "the failed try and the resent one"
+    );
+    // A delivered event can be sent again too (same event id: receivers de-duplicate).
+    app.call(
+        "POST",
+        &format!("/v1/webhook-deliveries/{event_id}/resend"),
+        Some(SANDBOX_MERCHANT_KEY),
+        None,
+    )
+    .await;
+    for _ in 0..100 {
+        app.wallet.dispatcher.run_once().await.unwrap();
+        if receiver.got.lock().unwrap().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let got = receiver.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        got[1].0["paybridge-event-id"],
+        got[2].0["paybridge-event-id"]
+    );
+    // Another merchant cannot touch it.
+    let (_, other) = app.wallet.create_merchant("Other Shop").await.unwrap();
+    let (s, e) = app
+        .call(
+            "POST",
+            &format!("/v1/webhook-deliveries/{event_id}/resend"),
+            Some(other.expose()),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&e)), (404, "not_found"));
+    let (_, theirs) = app
+        .call("GET", "/v1/webhook-deliveries", Some(other.expose()), None)
+        .await;
+    assert_eq!(theirs["deliveries"].as_array().unwrap().len(), 0);
+}
+
+async fn webhook_endpoints_are_checked(app: &TestApp) {
+    for bad in ["ftp://x/y", "not a url", "http://"] {
+        let (s, e) = app
+            .call(
+                "PUT",
+                "/v1/webhook-endpoint",
+                Some(SANDBOX_MERCHANT_KEY),
+                Some(json!({"url": bad})),
+            )
+            .await;
+        assert_eq!((s, code(&e)), (422, "invalid_request"), "{bad}");
+    }
+    // A new secret replaces the old one.
+    let first = set_endpoint(app, "https://shop.example/hooks").await;
+    let second = set_endpoint(app, "https://shop.example/hooks").await;
+    assert_ne!(first, second);
+}

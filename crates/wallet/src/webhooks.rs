@@ -1,0 +1,190 @@
+//! Merchants' webhooks: every order state change is an outbox event for the
+//! merchant's endpoint, posted signed (`paybridge-signature: t=…,v1=…`,
+//! HMAC-SHA256 over `t.body` with the endpoint's secret, as Stripe does),
+//! with the event id in the body and a header, retried by the dispatcher
+//! with backoff for about three days. A merchant lists deliveries and can
+//! send one again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use paybridge_adapters::dispatcher::WebhookGateway;
+use paybridge_adapters::partner::DeliveryError;
+use paybridge_crypto::webhook::{generate_secret, sign, WEBHOOK_SIGNATURE_HEADER};
+use paybridge_crypto::Secret;
+use paybridge_domain::event::Destination;
+use paybridge_domain::ids::{EventId, MerchantId};
+use paybridge_domain::{Clock, ErrorCode, ServiceError};
+use paybridge_store::keys::SealedColumn;
+use paybridge_store::{Delivery, KeyVault, StoredEvent, WalletStore};
+use serde_json::json;
+
+use crate::Wallet;
+
+pub const WEBHOOK_SECRET: SealedColumn = SealedColumn {
+    table: "merchants",
+    id_column: "id",
+    column: "webhook_secret_sealed",
+};
+/// A merchant's endpoint must answer within this.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deliveries listed at most.
+pub const DELIVERIES_LISTED: i64 = 100;
+
+/// The body posted to the endpoint.
+pub fn webhook_body(e: &StoredEvent) -> serde_json::Value {
+    json!({
+        "id": e.id,
+        "type": e.topic.as_str(),
+        "created": e.occurred_at.unix_timestamp(),
+        "data": e.payload,
+    })
+}
+
+/// Delivers merchant events over HTTP (the dispatcher's gateway).
+#[derive(Debug, Clone)]
+pub struct MerchantWebhooks {
+    pub store: Arc<dyn WalletStore>,
+    pub vault: Arc<KeyVault>,
+    pub clock: Arc<dyn Clock>,
+    pub client: reqwest::Client,
+}
+
+impl MerchantWebhooks {
+    pub fn new(store: Arc<dyn WalletStore>, vault: Arc<KeyVault>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            vault,
+            clock,
+            client: reqwest::Client::builder()
+                .timeout(WEBHOOK_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("a plain HTTP client builds"),
+        }
+    }
+}
+
+fn transient(message: String) -> DeliveryError {
+    DeliveryError {
+        transient: true,
+        message,
+    }
+}
+
+#[async_trait]
+impl WebhookGateway for MerchantWebhooks {
+    async fn deliver_webhook(
+        &self,
+        merchant: &MerchantId,
+        event: &StoredEvent,
+    ) -> Result<(), DeliveryError> {
+        let m = self
+            .store
+            .merchant(merchant)
+            .await
+            .map_err(|e| transient(e.to_string()))?
+            .ok_or_else(|| DeliveryError {
+                transient: false,
+                message: "no such merchant".into(),
+            })?;
+        let (Some(url), Some(sealed)) = (m.webhook_url, m.webhook_secret_sealed) else {
+            // No endpoint configured: nothing to deliver (the event stays listed).
+            return Ok(());
+        };
+        let secret = self
+            .vault
+            .open_text(&WEBHOOK_SECRET, merchant.as_str(), &sealed)
+            .await
+            .map_err(|e| transient(e.to_string()))?;
+        let body = serde_json::to_vec(&webhook_body(event)).expect("JSON serialises");
+        let signature = sign(secret.expose(), self.clock.now().unix_timestamp(), &body);
+        let resp = self
+            .client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header(WEBHOOK_SIGNATURE_HEADER, signature)
+            .header("paybridge-event-id", event.id.as_str())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transient(format!("endpoint unreachable: {e}")))?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            // Every non-2xx is retried: the merchant may be deploying a fix.
+            Err(transient(format!("endpoint answered {status}")))
+        }
+    }
+}
+
+fn valid_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        && url.len() <= 2048
+}
+
+impl Wallet {
+    /// Sets the merchant's webhook endpoint; returns a new signing secret
+    /// (shown once; an earlier secret stops working).
+    pub async fn set_webhook_endpoint(
+        &self,
+        merchant: &MerchantId,
+        url: &str,
+    ) -> Result<Secret<String>, ServiceError> {
+        if !valid_url(url) {
+            return Err(ServiceError::rejected(
+                ErrorCode::InvalidRequest,
+                "url: an http(s) URL of at most 2048 characters",
+            ));
+        }
+        let secret = generate_secret();
+        let sealed = self
+            .vault
+            .seal(
+                &WEBHOOK_SECRET,
+                merchant.as_str(),
+                secret.expose().as_bytes(),
+            )
+            .await;
+        self.store
+            .merchant_set_webhook(merchant, url, &sealed)
+            .await?;
+        Ok(secret)
+    }
+
+    pub async fn webhook_deliveries(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<Vec<Delivery>, ServiceError> {
+        Ok(self
+            .store
+            .outbox_deliveries(&Destination::Merchant(merchant.clone()), DELIVERIES_LISTED)
+            .await?)
+    }
+
+    /// Sends one of the merchant's events again, now.
+    pub async fn resend_webhook(
+        &self,
+        merchant: &MerchantId,
+        id: &EventId,
+    ) -> Result<(), ServiceError> {
+        if !self
+            .store
+            .outbox_requeue(
+                id,
+                &Destination::Merchant(merchant.clone()),
+                self.clock.now(),
+            )
+            .await?
+        {
+            return Err(ServiceError::rejected(
+                ErrorCode::NotFound,
+                "no such delivery",
+            ));
+        }
+        self.dispatcher.wake();
+        Ok(())
+    }
+}

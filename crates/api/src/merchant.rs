@@ -96,3 +96,14 @@ pub struct WebhookDeliveryBody {
 pub struct WebhookDeliveryList {
     pub deliveries: Vec<WebhookDeliveryBody>,
 }
+
+/// The wallet app pays an order with a bound card.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayOrder {
+    #[schema(example = "bnd_…")]
+    pub binding_id: String,
+    pub payment_password: String,
+}
+
+crate::redacted_debug!(PayOrder);

@@ -165,3 +165,25 @@ pub struct BindingState {
     pub binding_id: String,
     pub state: String,
 }
+
+/// The wallet debits a bound card by its quick-pay agreement. Idempotent on
+/// `payment_id`: a retry answers the same, and never debits twice.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DebitRequest {
+    pub payment_id: String,
+    pub agreement_number: String,
+    pub amount: crate::wallet::MoneyBody,
+    /// What the customer sees on the statement.
+    pub description: String,
+}
+
+crate::redacted_debug!(DebitRequest);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DebitAnswer {
+    /// The bank's ledger transfer.
+    pub transfer_id: String,
+    /// `posted`.
+    pub status: String,
+}

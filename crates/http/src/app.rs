@@ -254,6 +254,7 @@ impl App {
                 .merge(routes::bindings::router(service.clone()))
                 .merge(routes::security_auth::router(service.clone()))
                 .merge(routes::merchant_api::router(service.clone(), idem.clone()))
+                .merge(routes::payments::router(service.clone()))
                 .merge(routes::wallet_app::router(service.clone(), idem.clone()))
                 .merge(routes::devices::router(
                     routes::devices::DevicesState {

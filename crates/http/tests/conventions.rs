@@ -111,6 +111,8 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
         ("/v1/webhook-endpoint", "put"),
         ("/v1/webhook-deliveries", "get"),
         ("/v1/webhook-deliveries/{event_id}/resend", "post"),
+        ("/v1/orders/{order_id}/payments", "post"),
+        ("/bank/v1/partner/debits", "post"),
     ];
     for (path, method) in expected {
         assert!(

@@ -5,6 +5,7 @@
 
 pub mod bindings;
 pub mod customers;
+pub mod debits;
 pub mod ledger;
 pub mod seed;
 

@@ -102,6 +102,10 @@ pub trait AgreementStore: Send + Sync + std::fmt::Debug {
         customer: &CustomerId,
     ) -> Result<Vec<StoredAgreement>, StoreError>;
     async fn agreement(&self, id: &AgreementId) -> Result<Option<StoredAgreement>, StoreError>;
+    async fn agreement_by_number(
+        &self,
+        number_index: &str,
+    ) -> Result<Option<StoredAgreement>, StoreError>;
     async fn agreement_by_binding(
         &self,
         binding_id: &str,
@@ -356,6 +360,13 @@ impl AgreementStore for Store {
 
     async fn agreement(&self, id: &AgreementId) -> Result<Option<StoredAgreement>, StoreError> {
         self.one_agreement("id", id.as_str()).await
+    }
+
+    async fn agreement_by_number(
+        &self,
+        number_index: &str,
+    ) -> Result<Option<StoredAgreement>, StoreError> {
+        self.one_agreement("number_index", number_index).await
     }
 
     async fn agreement_by_binding(

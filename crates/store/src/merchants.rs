@@ -46,6 +46,9 @@ pub struct StoredOrder {
     pub reference: String,
     pub description: String,
     pub status: OrderStatus,
+    /// The wallet user paying it, and with which binding.
+    pub payer_user_id: Option<String>,
+    pub binding_id: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: i64,
@@ -56,7 +59,7 @@ pub struct StoredOrder {
 pub enum OrderCreate {
     Created,
     /// The merchant used this reference for another order.
-    ReferenceTaken(StoredOrder),
+    ReferenceTaken(Box<StoredOrder>),
 }
 
 #[async_trait]
@@ -118,7 +121,7 @@ fn key_from_row(r: &AnyRow) -> Result<StoredApiKey, StoreError> {
 
 const ORDER_COLUMNS: &str =
     "id, merchant_id, reference, description, amount, currency, refunded, state, \
-     expires_at, created_at, updated_at, version";
+     expires_at, created_at, updated_at, version, payer_user_id, binding_id";
 
 fn order_from_row(r: &AnyRow) -> Result<StoredOrder, StoreError> {
     let id: String = r.try_get("id")?;
@@ -138,6 +141,8 @@ fn order_from_row(r: &AnyRow) -> Result<StoredOrder, StoreError> {
             refunded_minor: r.try_get("refunded")?,
             expires_at: from_unix_micros(r.try_get("expires_at")?),
         },
+        payer_user_id: r.try_get("payer_user_id")?,
+        binding_id: r.try_get("binding_id")?,
         created_at: from_unix_micros(r.try_get("created_at")?),
         updated_at: from_unix_micros(r.try_get("updated_at")?),
         version: r.try_get("version")?,
@@ -283,7 +288,7 @@ impl MerchantStore for Store {
     ) -> Result<OrderCreate, StoreError> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(&format!(
-            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0) \
+            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, NULL, NULL) \
              ON CONFLICT (merchant_id, reference) DO NOTHING"
         ))
         .bind(o.id.as_str())
@@ -306,7 +311,7 @@ impl MerchantStore for Store {
                 .order_by_reference(&o.merchant_id, &o.reference)
                 .await?
                 .ok_or_else(|| corrupt("an order reference conflicted but cannot be found"))?;
-            return Ok(OrderCreate::ReferenceTaken(existing));
+            return Ok(OrderCreate::ReferenceTaken(Box::new(existing)));
         }
         append_events(tx.conn(), events).await?;
         tx.commit().await?;
@@ -339,14 +344,16 @@ impl MerchantStore for Store {
     async fn order_update(&self, o: &StoredOrder, events: &[NewEvent]) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
-            "UPDATE orders SET state = $3, refunded = $4, updated_at = $5, version = version + 1 \
-             WHERE id = $1 AND version = $2",
+            "UPDATE orders SET state = $3, refunded = $4, updated_at = $5, payer_user_id = $6, \
+             binding_id = $7, version = version + 1 WHERE id = $1 AND version = $2",
         )
         .bind(o.id.as_str())
         .bind(o.version)
         .bind(o.status.state.as_str())
         .bind(o.status.refunded_minor)
         .bind(to_unix_micros(o.updated_at))
+        .bind(o.payer_user_id.clone())
+        .bind(o.binding_id.clone())
         .execute(tx.conn())
         .await?
         .rows_affected();

@@ -284,6 +284,71 @@ impl TestApp {
         unreachable!("the last step returns")
     }
 
+    /// Binds card number `card_index` of bank customer `username` (password
+    /// `Sandbox#2026`, reserved phone `reserved_phone`) to the wallet account
+    /// of `wallet_token` through the QR path of flow F1; returns the
+    /// binding id.
+    pub async fn bind_card(
+        &self,
+        username: &str,
+        card_index: usize,
+        reserved_phone: &str,
+        wallet_token: &str,
+    ) -> String {
+        let (_, bank) = self
+            .call(
+                "POST",
+                "/bank/v1/app/sessions",
+                None,
+                Some(serde_json::json!({"username": username, "password": "Sandbox#2026"})),
+            )
+            .await;
+        let bank = bank["token"].as_str().expect("a bank session").to_owned();
+        let (_, cards) = self
+            .call("GET", "/bank/v1/app/cards", Some(&bank), None)
+            .await;
+        let card = cards["cards"][card_index]["id"]
+            .as_str()
+            .expect("a card")
+            .to_owned();
+        let (_, started) = self
+            .call(
+                "POST",
+                &format!("/bank/v1/app/cards/{card}/wallet-bindings"),
+                Some(&bank),
+                Some(serde_json::json!({"mode": "qr"})),
+            )
+            .await;
+        let url = started["url"].as_str().expect("an address").to_owned();
+        let (_, claimed) = self
+            .call(
+                "POST",
+                "/v1/bindings/claims",
+                Some(wallet_token),
+                Some(serde_json::json!({"address": url})),
+            )
+            .await;
+        let id = claimed["id"].as_str().expect("a binding").to_owned();
+        self.call(
+            "POST",
+            &format!("/v1/bindings/{id}/confirmation"),
+            Some(wallet_token),
+            None,
+        )
+        .await;
+        let code = self.sms_code(reserved_phone).await;
+        let (s, done) = self
+            .call(
+                "POST",
+                &format!("/v1/bindings/{id}/completion"),
+                Some(wallet_token),
+                Some(serde_json::json!({"code": code})),
+            )
+            .await;
+        assert_eq!((s, done["state"].as_str()), (200, Some("active")), "{done}");
+        id
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

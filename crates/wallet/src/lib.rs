@@ -10,6 +10,7 @@ pub mod bindings;
 pub mod devices;
 pub mod merchants;
 pub mod otp;
+pub mod payments;
 pub mod qr;
 pub mod registration;
 pub mod webauthn;

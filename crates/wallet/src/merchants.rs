@@ -197,6 +197,10 @@ impl Wallet {
     }
 
     /// An order's state change: for the merchant's webhook endpoint.
+    pub(crate) fn order_event_for(o: &StoredOrder, topic: &'static str) -> NewEvent {
+        Self::order_event(o, topic)
+    }
+
     fn order_event(o: &StoredOrder, topic: &'static str) -> NewEvent {
         NewEvent::of(
             topic,
@@ -244,6 +248,8 @@ impl Wallet {
             reference: r.clone(),
             description: description.to_owned(),
             status,
+            payer_user_id: None,
+            binding_id: None,
             created_at: now,
             updated_at: now,
             version: 0,
@@ -258,7 +264,7 @@ impl Wallet {
                 if existing.status.amount == order.status.amount
                     && existing.description == order.description =>
             {
-                Ok((existing, false))
+                Ok((*existing, false))
             }
             OrderCreate::ReferenceTaken(_) => Err(rejected(
                 ErrorCode::OrderReferenceReused,

@@ -11,7 +11,7 @@ use axum::Extension;
 use paybridge_api::partner::{
     AccountLookup, AccountLookupAnswer, AccountRegistered, AccountRegistration, ActivateBinding,
     AgreementIssued, BindingAddress, BindingAgreement, BindingOffer, BindingRequestAnswer,
-    BindingState,
+    BindingState, DebitAnswer, DebitRequest,
 };
 use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::identity::IdNumber;
@@ -206,6 +206,24 @@ pub fn wallet_router(
         .with_state(wallet)
 }
 
+/// The wallet debits a bound card by its quick-pay agreement (idempotent
+/// on `payment_id`: a retry never debits twice).
+#[utoipa::path(post, path = "/v1/partner/debits", tag = "partner",
+    security(("partner_signature" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
+    request_body = DebitRequest,
+    responses(
+        (status = 200, body = DebitAnswer), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "transfer_id_reused (the payment id with another amount)", body = ErrorBody),
+        (status = 422, description = "insufficient_funds, invalid_request", body = ErrorBody)))]
+async fn debit(
+    State(issuer): State<Issuer>,
+    Extension(caller): Extension<VerifiedPartner>,
+    ApiJson(req): ApiJson<DebitRequest>,
+) -> ApiResult<ApiJson<DebitAnswer>> {
+    Ok(ApiJson(issuer.debit_by_agreement(&caller.0, &req).await?))
+}
+
 pub fn issuer_router(
     issuer: Issuer,
     auth: Arc<PartnerAuth>,
@@ -213,6 +231,7 @@ pub fn issuer_router(
 ) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(activate_binding))
+        .routes(routes!(debit))
         .layer(axum::middleware::from_fn_with_state(idem, idempotency))
         .layer(axum::middleware::from_fn_with_state(auth, partner_auth))
         .with_state(issuer)

@@ -24,7 +24,7 @@ use crate::extract::ApiJson;
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::merchant_key;
 
-fn order_body(o: StoredOrder) -> OrderBody {
+pub(crate) fn order_body(o: StoredOrder) -> OrderBody {
     let currency = o.status.amount.currency;
     OrderBody {
         id: o.id.to_string(),

@@ -7,6 +7,7 @@ pub mod bindings;
 pub mod devices;
 pub mod merchant_api;
 pub mod partner;
+pub mod payments;
 pub mod sandbox;
 pub mod security_auth;
 pub mod system;

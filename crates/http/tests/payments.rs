@@ -1,0 +1,189 @@
+//! Paying an order with a bound card over real HTTP on both stores: the
+//! bank debits the card by agreement, the order is paid, the merchant's
+//! webhook event is written; retries and concurrent duplicates debit once;
+//! a wrong payment password or missing funds change nothing.
+
+use paybridge_domain::event::Destination;
+use paybridge_testkit::{app_tests, TestApp};
+use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
+use serde_json::{json, Value};
+
+app_tests!(
+    an_order_is_paid_once_even_under_concurrent_retries,
+    a_wrong_password_or_missing_funds_debit_nothing,
+    debits_are_refused_without_a_valid_agreement,
+);
+
+const PHONE: &str = "13800138000";
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+/// Zhang San's wallet with a payment password and card `card_index` bound.
+async fn payer(app: &TestApp, card_index: usize) -> (String, String) {
+    let body = json!({"phone": PHONE, "password": "correct horse 9"});
+    app.call("POST", "/v1/accounts", None, Some(body.clone()))
+        .await;
+    let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
+    let token = s["token"].as_str().unwrap().to_owned();
+    let binding = app.bind_card("zhang.san", card_index, PHONE, &token).await;
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/me/payment-password",
+            Some(&token),
+            Some(json!({"new_password": "482916"})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    (token, binding)
+}
+
+async fn order(app: &TestApp, reference: &str, amount: i64) -> String {
+    let body = json!({"amount": {"amount": amount, "currency": "CNY"}, "description": "tea", "reference": reference});
+    let (s, o) = app
+        .call("POST", "/v1/orders", Some(SANDBOX_MERCHANT_KEY), Some(body))
+        .await;
+    assert_eq!(s, 201, "{o}");
+    o["id"].as_str().unwrap().to_owned()
+}
+
+async fn balance(app: &TestApp, card_index: usize) -> i64 {
+    let (_, s) = app
+        .call(
+            "POST",
+            "/bank/v1/app/sessions",
+            None,
+            Some(json!({"username": "zhang.san", "password": "Sandbox#2026"})),
+        )
+        .await;
+    let (_, cards) = app
+        .call("GET", "/bank/v1/app/cards", s["token"].as_str(), None)
+        .await;
+    cards["cards"][card_index]["balance"]["amount"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn pay(app: &TestApp, token: &str, order: &str, binding: &str, pin: &str) -> (u16, Value) {
+    app.call(
+        "POST",
+        &format!("/v1/orders/{order}/payments"),
+        Some(token),
+        Some(json!({"binding_id": binding, "payment_password": pin})),
+    )
+    .await
+}
+
+async fn an_order_is_paid_once_even_under_concurrent_retries(app: &TestApp) {
+    let (token, binding) = payer(app, 0).await;
+    let before = balance(app, 0).await;
+    let id = order(app, "p-1", 2_400).await;
+    // Eight identical submissions at once (a double tap and retries).
+    let calls = (0..8).map(|_| pay(app, &token, &id, &binding, "482916"));
+    let answers = futures::future::join_all(calls).await;
+    let paid = answers
+        .iter()
+        .filter(|(s, o)| *s == 200 && o["state"] == "paid")
+        .count();
+    assert!(paid >= 1, "{answers:?}");
+    for (s, v) in &answers {
+        assert!(
+            *s == 200 || (*s == 409 && code(v) == "order_not_payable"),
+            "{s} {v}"
+        );
+    }
+    // A later retry answers paid; the card was debited once.
+    let (s, o) = pay(app, &token, &id, &binding, "482916").await;
+    assert_eq!((s, o["state"].as_str()), (200, Some("paid")));
+    assert_eq!(balance(app, 0).await, before - 2_400);
+    let (_, o) = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(SANDBOX_MERCHANT_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(o["state"], "paid");
+    // The merchant's webhook event, and a balanced bank ledger.
+    let merchant = app
+        .wallet
+        .authenticate_merchant(SANDBOX_MERCHANT_KEY)
+        .await
+        .unwrap()
+        .merchant_id;
+    let events = app
+        .wallet
+        .store
+        .outbox_events_for(&Destination::Merchant(merchant), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.topic.as_str() == "order.paid")
+            .count(),
+        1
+    );
+    let totals = app.issuer.store.ledger_totals().await.unwrap();
+    assert_eq!(totals.debits_posted, totals.credits_posted);
+    // The payer's later retry answers paid again, still one debit.
+    let (s, e) = pay(app, &token, &id, &binding, "482916").await;
+    assert_eq!(s, 200, "the payer's retry: {e}");
+    assert_eq!(balance(app, 0).await, before - 2_400);
+}
+
+async fn a_wrong_password_or_missing_funds_debit_nothing(app: &TestApp) {
+    // Card 1 holds ¥50.00.
+    let (token, binding) = payer(app, 1).await;
+    let id = order(app, "p-2", 10_000).await;
+    let (s, e) = pay(app, &token, &id, &binding, "000001").await;
+    assert_eq!((s, code(&e)), (403, "payment_password_invalid"));
+    let (s, e) = pay(app, &token, &id, &binding, "482916").await;
+    assert_eq!((s, code(&e)), (422, "insufficient_funds"), "{e}");
+    assert_eq!(balance(app, 1).await, 5_000);
+    let (_, o) = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(SANDBOX_MERCHANT_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(o["state"], "open", "open again for another try");
+    // A cheaper order goes through; an unknown order or binding is 404.
+    let cheap = order(app, "p-3", 1_000).await;
+    assert_eq!(pay(app, &token, &cheap, &binding, "482916").await.0, 200);
+    assert_eq!(balance(app, 1).await, 4_000);
+    assert_eq!(
+        pay(app, &token, "ord_nonsense", &binding, "482916").await.0,
+        404
+    );
+    assert_eq!(pay(app, &token, &id, "bnd_nonsense", "482916").await.0, 404);
+}
+
+async fn debits_are_refused_without_a_valid_agreement(app: &TestApp) {
+    let body = json!({"payment_id": "ord_x", "agreement_number": "QP00000000000000000000",
+        "amount": {"amount": 100, "currency": "CNY"}, "description": "x"});
+    let r: Result<Value, _> = app
+        .wallet_to_bank()
+        .call(
+            reqwest::Method::POST,
+            "/v1/partner/debits",
+            Some(&body),
+            Some("d-1"),
+        )
+        .await;
+    match r {
+        Err(paybridge_client::PartnerError::Refused { status, code, .. }) => {
+            assert_eq!((status, code.as_str()), (404, "not_found"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let (s, e) = app
+        .call("POST", "/bank/v1/partner/debits", None, Some(body))
+        .await;
+    assert_eq!((s, code(&e)), (401, "signature_missing"));
+}

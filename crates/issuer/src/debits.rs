@@ -1,0 +1,115 @@
+//! Debits by quick-pay agreement: the wallet takes a payment from a bound
+//! card (flows F3, F4, F5). One ledger transfer per payment id, from the
+//! card's account to the bank's clearing account for that wallet; a retry
+//! is answered from the ledger (the same transfer), never debited twice.
+
+use paybridge_api::partner::{DebitAnswer, DebitRequest};
+use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::ledger::{
+    Account, AccountFlags, AccountId, TransferId, TransferKind, TransferRequest,
+};
+use paybridge_domain::partner::PartnerId;
+use paybridge_domain::{Currency, ErrorCode, Money, ServiceError};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::Issuer;
+
+fn derived_account_id(label: &str) -> AccountId {
+    let digest = Sha256::digest(label.as_bytes());
+    let mut bytes = [0u8; paybridge_domain::ids::ID_RANDOM_BYTES];
+    bytes.copy_from_slice(&digest[..paybridge_domain::ids::ID_RANDOM_BYTES]);
+    AccountId::from_random_bytes(bytes)
+}
+
+impl Issuer {
+    /// The bank's account of what it owes a wallet in `currency` (its side of every debit).
+    async fn clearing_account(
+        &self,
+        wallet: &PartnerId,
+        currency: Currency,
+    ) -> Result<AccountId, ServiceError> {
+        let id = derived_account_id(&format!(
+            "{}:wallet-clearing:{wallet}:{}",
+            self.id,
+            currency.code()
+        ));
+        let account = Account::new(id.clone(), currency, AccountFlags::default(), 0);
+        self.store
+            .ledger_open_account(&account, self.clock.now())
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn debit_by_agreement(
+        &self,
+        wallet: &PartnerId,
+        req: &DebitRequest,
+    ) -> Result<DebitAnswer, ServiceError> {
+        let bad = |m: &str| ServiceError::rejected(ErrorCode::InvalidRequest, m);
+        if req.payment_id.is_empty()
+            || req.payment_id.len() > 64
+            || !req
+                .payment_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-:.".contains(&b))
+        {
+            return Err(bad(
+                "payment_id: 1 to 64 of A-Z, a-z, 0-9, '_', '-', ':', '.'",
+            ));
+        }
+        let currency: Currency = req
+            .amount
+            .currency
+            .parse()
+            .map_err(|_| bad("amount.currency: an ISO 4217 code we support"))?;
+        let amount = Money::positive(req.amount.amount, currency)
+            .map_err(|_| bad("amount: must be positive"))?;
+        let not_found = || ServiceError::rejected(ErrorCode::NotFound, "no such active agreement");
+        let agreement = self
+            .store
+            .agreement_by_number(&self.keys.index.index("agreement", &req.agreement_number))
+            .await?
+            .filter(|a| a.status == "active" && a.wallet_id == wallet.as_str())
+            .ok_or_else(not_found)?;
+        let card = self
+            .store
+            .bank_card(&agreement.card_id)
+            .await?
+            .ok_or_else(not_found)?;
+        if card.status != "active" {
+            return Err(ServiceError::rejected(
+                ErrorCode::CardInvalid,
+                "the card is not active",
+            ));
+        }
+        let clearing = self.clearing_account(wallet, currency).await?;
+        let transfer_id: TransferId = format!("debit:{wallet}:{}", req.payment_id)
+            .parse()
+            .map_err(|_| bad("payment_id: not usable as a transfer id"))?;
+        let event = NewEvent::of(
+            "card.debited",
+            Destination::Internal,
+            json!({ "card_id": card.id, "agreement_id": agreement.id, "payment_id": req.payment_id, "amount": amount }),
+            self.clock.now(),
+        );
+        let transfer = self
+            .ledger()
+            .transfer(
+                &TransferRequest {
+                    id: transfer_id,
+                    debit_account: card.account_id.clone(),
+                    credit_account: clearing,
+                    amount,
+                    kind: TransferKind::Posted,
+                },
+                &[event],
+            )
+            .await?;
+        tracing::info!(card.id = %card.id, payment.id = %req.payment_id, "card debited by agreement");
+        Ok(DebitAnswer {
+            transfer_id: transfer.id.to_string(),
+            status: "posted".into(),
+        })
+    }
+}

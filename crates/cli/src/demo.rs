@@ -221,11 +221,12 @@ async fn wallet_login(http: &Http, phone: &str) -> anyhow::Result<String> {
     Ok(s["token"].as_str().unwrap_or_default().to_owned())
 }
 
-async fn latest_code(http: &Http) -> anyhow::Result<String> {
+/// The SMS inbox: the newest text to `phone`, shown masked, and its code.
+async fn latest_code(http: &Http, phone: &str) -> anyhow::Result<String> {
     let inbox = http
         .ok(
             Method::GET,
-            &format!("/v1/sandbox/sms?phone={RESERVED_PHONE}&limit=1"),
+            &format!("/v1/sandbox/sms?phone={phone}&limit=1"),
             None,
             None,
         )
@@ -234,7 +235,8 @@ async fn latest_code(http: &Http) -> anyhow::Result<String> {
         .as_str()
         .context("no text message arrived")?
         .to_owned();
-    say("SMS inbox", format!("to 138****8000: \"{body}\""));
+    let masked: paybridge_domain::phone::PhoneNumber = phone.parse()?;
+    say("SMS inbox", format!("to {}: \"{body}\"", masked.masked()));
     body.split(|c: char| !c.is_ascii_digit())
         .find(|w| w.len() == 6)
         .map(str::to_owned)
@@ -425,7 +427,7 @@ async fn play_bind(http: &Http, push: bool) -> anyhow::Result<()> {
         ),
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let code = latest_code(http).await?;
+    let code = latest_code(http, RESERVED_PHONE).await?;
     let done = http
         .ok(
             Method::POST,
@@ -609,24 +611,7 @@ async fn play_register(http: &Http) -> anyhow::Result<()> {
         ),
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let inbox = http
-        .ok(
-            Method::GET,
-            &format!("/v1/sandbox/sms?phone={NEW_CUSTOMER_PHONE}&limit=1"),
-            None,
-            None,
-        )
-        .await?;
-    let body = inbox["messages"][0]["body"]
-        .as_str()
-        .context("no text message arrived")?
-        .to_owned();
-    say("SMS inbox", format!("to 139****9000: \"{body}\""));
-    let code = body
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .context("no code")?
-        .to_owned();
+    let code = latest_code(http, NEW_CUSTOMER_PHONE).await?;
     http.ok(
         Method::POST,
         &format!("/v1/security-authentications/{id}/otp"),

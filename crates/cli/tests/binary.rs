@@ -43,6 +43,20 @@ fn serve(args: &[&str], cwd: &PathBuf) -> (Child, String) {
     (child, url)
 }
 
+/// The stores a bench test runs on: SQLite, and PostgreSQL when it answers.
+fn bench_stores() -> Vec<&'static str> {
+    let mut stores = vec!["sqlite"];
+    let pg = Command::new("pg_isready")
+        .args(["-h", "127.0.0.1", "-p", "5432", "-q"])
+        .status();
+    if pg.is_ok_and(|s| s.success()) {
+        stores.push("postgres");
+    } else {
+        paybridge_store::testing::postgres_unavailable(&"pg_isready failed");
+    }
+    stores
+}
+
 fn terminate(child: &mut Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -250,15 +264,7 @@ async fn serve_and_migrate_on_postgres() {
 /// `paybridge bench ledger` runs, reports, and finds the ledger balanced.
 #[test]
 fn bench_ledger_reports_and_checks_invariants() {
-    let mut stores = vec!["sqlite"];
-    let pg = Command::new("pg_isready")
-        .args(["-h", "127.0.0.1", "-p", "5432", "-q"])
-        .status();
-    if pg.is_ok_and(|s| s.success()) {
-        stores.push("postgres");
-    } else {
-        paybridge_store::testing::postgres_unavailable(&"pg_isready failed");
-    }
+    let stores = bench_stores();
     for store in stores {
         let out = bin()
             .args([
@@ -426,15 +432,7 @@ async fn demos_run_against_a_server_and_again() {
 
 #[test]
 fn bench_bind_completes_every_binding_on_both_stores() {
-    let mut stores = vec!["sqlite"];
-    let pg = Command::new("pg_isready")
-        .args(["-h", "127.0.0.1", "-p", "5432", "-q"])
-        .status();
-    if pg.is_ok_and(|s| s.success()) {
-        stores.push("postgres");
-    } else {
-        paybridge_store::testing::postgres_unavailable(&"pg_isready failed");
-    }
+    let stores = bench_stores();
     for store in stores {
         let out = bin()
             .args([

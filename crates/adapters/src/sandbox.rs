@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use paybridge_api::sandbox::{RelayMessageView, SmsMessageView};
+use paybridge_api::wallet::{PaymentRequestBody, RelayedGesture};
+use paybridge_client::{PartnerClient, PartnerError};
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{ErrorCode, ServiceError};
 use paybridge_store::SandboxStore;
@@ -23,6 +25,9 @@ pub struct SandboxParties {
     pub store: Arc<dyn SandboxStore>,
     pub sms: Arc<dyn SmsGateway>,
     pub relay: Arc<dyn PushRelay>,
+    /// The sandbox relay's signed client to the wallet of this process
+    /// (relays gestures, flow F4); `None` without a wallet role here.
+    pub relay_client: Option<PartnerClient>,
 }
 
 fn page(limit: Option<u32>) -> Result<i64, ServiceError> {
@@ -127,6 +132,44 @@ impl SandboxParties {
                 sent_at: paybridge_api::rfc3339(m.sent_at),
             })
             .collect())
+    }
+}
+
+impl SandboxParties {
+    /// The OS push relay carries a gesture made on a phone to the wallet,
+    /// as the vendor's server would: a signed call to `/v1/relay/gestures`.
+    pub async fn relay_gesture(
+        &self,
+        gesture: &RelayedGesture,
+    ) -> Result<PaymentRequestBody, ServiceError> {
+        let client = self.relay_client.as_ref().ok_or_else(|| {
+            ServiceError::rejected(
+                ErrorCode::RouteNotFound,
+                "no wallet runs in this process for the sandbox relay to reach",
+            )
+        })?;
+        match client
+            .call(
+                reqwest::Method::POST,
+                "/v1/relay/gestures",
+                Some(gesture),
+                None,
+            )
+            .await
+        {
+            Ok(body) => Ok(body),
+            // The wallet's refusal is the answer (its code and message).
+            Err(PartnerError::Refused {
+                status,
+                code,
+                message,
+                ..
+            }) if status < 500 => Err(ServiceError::rejected(
+                ErrorCode::from_wire(&code).unwrap_or(ErrorCode::PartnerResponseInvalid),
+                message,
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

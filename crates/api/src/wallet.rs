@@ -359,3 +359,138 @@ pub struct SecurityAuthPasswords {
 }
 
 redacted_debug!(SecurityAuthOtp, SecurityAuthIdentity, SecurityAuthPasswords);
+
+/// A first terminal (PC, TV, car, IoT box) asks for an order to be paid by
+/// the account's phone (flow F4). Amount, currency and payee come from the
+/// order, never from the terminal.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePaymentRequest {
+    #[schema(example = "mer_…")]
+    pub merchant_id: String,
+    #[schema(example = "ord_…")]
+    pub order_id: String,
+    /// The asking terminal: a device of this account (this session's, if it has one).
+    #[schema(example = "dev_…")]
+    pub terminal_id: String,
+    /// Open the payment page only after a gesture on the phone (default false).
+    pub gesture_required: Option<bool>,
+    /// `payment_page` (default) or `scanner`: what the push opens on the phone.
+    pub open_with: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PaymentMerchant {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PaymentDevice {
+    pub device_id: String,
+    pub name: String,
+    /// `phone`, `pc`, `tv`, `car`, `iot`.
+    #[serde(rename = "type")]
+    pub device_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GestureBody {
+    /// `swipe`, `tap`, `raise`.
+    pub gesture: String,
+    /// `direct` (from the phone) or `relay` (through the OS push server).
+    pub route: String,
+}
+
+/// The QR code the terminal shows (no correspondence, or the phone prefers
+/// its scanner). Shown once: only a keyed hash of the code is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PaymentQr {
+    pub url: String,
+    pub svg: String,
+    pub png_base64: String,
+}
+
+/// A payment request and its payment page: what is paid, to whom, who asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PaymentRequestBody {
+    #[schema(example = "pay_…")]
+    pub id: String,
+    /// `awaiting_gesture`, `awaiting_scan`, `presented`, `paid`, `declined`, `expired`, `superseded`.
+    pub state: String,
+    pub order_id: String,
+    pub amount: MoneyBody,
+    pub description: String,
+    pub merchant: PaymentMerchant,
+    pub requested_by: PaymentDevice,
+    /// The phone of the terminal correspondence, or the one that scanned.
+    pub phone: Option<PaymentDevice>,
+    pub gesture_required: bool,
+    pub open_with: String,
+    pub gesture: Option<GestureBody>,
+    /// The terminal should show `qr` (state `awaiting_scan`).
+    pub show_qr: bool,
+    /// Only in the answer that created the request.
+    pub qr: Option<PaymentQr>,
+    /// `payment_password` or `webauthn`, once paid.
+    pub approved_with: Option<String>,
+    /// RFC 3339.
+    pub expires_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The phone reports the user's gesture.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportGesture {
+    /// `swipe`, `tap`, `raise`.
+    pub gesture: String,
+}
+
+/// The OS push relay relays a phone's gesture (signed partner call).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelayedGesture {
+    #[schema(example = "pay_…")]
+    pub payment_id: String,
+    /// The phone the gesture was made on.
+    #[schema(example = "dev_…")]
+    pub device_id: String,
+    /// `swipe`, `tap`, `raise`.
+    pub gesture: String,
+}
+
+/// A phone scanned the terminal's QR code.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanPaymentCode {
+    /// The scanned text (`<origin>/pay/<code>`).
+    pub code: String,
+}
+
+crate::redacted_debug!(ScanPaymentCode);
+
+/// A WebAuthn approval: the ceremony started for this payment and the
+/// authenticator's answer.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebauthnApproval {
+    #[schema(example = "wac_…")]
+    pub ceremony_id: String,
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+/// The user approves the payment: with the payment password, or with the
+/// phone's biometric (WebAuthn) — exactly one.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovePayment {
+    #[schema(example = "bnd_…")]
+    pub binding_id: String,
+    pub payment_password: Option<String>,
+    pub webauthn: Option<WebauthnApproval>,
+}
+
+crate::redacted_debug!(ApprovePayment, WebauthnApproval);

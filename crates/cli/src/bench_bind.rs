@@ -94,6 +94,8 @@ pub async fn bind(args: BindBenchArgs) -> anyhow::Result<bool> {
                 public_keys: vec![ikey.public()],
             }],
             webauthn: Default::default(),
+            relays: Vec::new(),
+            payment_request_ttl_secs: None,
         }),
         issuer: Some(IssuerRoleConfig {
             id: "demo-bank".parse()?,

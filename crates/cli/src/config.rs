@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// Origin the wallet app presents to WebAuthn [default: http://localhost:8080]
     #[arg(long, env = "PAYBRIDGE_WEBAUTHN_ORIGIN")]
     pub webauthn_origin: Option<String>,
+    /// How long a cross-device payment request waits for the phone, in
+    /// seconds (30 to 900) [default: 120]
+    #[arg(long, env = "PAYBRIDGE_PAYMENT_REQUEST_TTL_SECS")]
+    pub payment_request_ttl_secs: Option<i64>,
 }
 
 /// The TOML file. Every key is optional.
@@ -123,6 +127,10 @@ pub struct FileWallet {
     pub issuers: Vec<FilePeer>,
     pub webauthn_rp_id: Option<String>,
     pub webauthn_origin: Option<String>,
+    /// OS push relays allowed to relay phones' gestures (signed calls).
+    #[serde(default)]
+    pub relays: Vec<FilePeer>,
+    pub payment_request_ttl_secs: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -349,6 +357,15 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
                     origin: url::Url::parse(&origin)
                         .with_context(|| format!("invalid WebAuthn origin {origin:?}"))?,
                 },
+                relays: file
+                    .wallet
+                    .relays
+                    .iter()
+                    .map(file_peer)
+                    .collect::<anyhow::Result<_>>()?,
+                payment_request_ttl_secs: args
+                    .payment_request_ttl_secs
+                    .or(file.wallet.payment_request_ttl_secs),
             })
         }
     };

@@ -72,6 +72,8 @@ impl Server {
                     public_keys: vec![ikey.public()],
                 }],
                 webauthn: Default::default(),
+                relays: Vec::new(),
+                payment_request_ttl_secs: None,
             }),
             issuer: Some(IssuerRoleConfig {
                 id: "demo-bank".parse()?,

@@ -215,6 +215,14 @@ id_kind!(
     /// A merchant's order.
     OrderKind, OrderId, "ord"
 );
+id_kind!(
+    /// A payment request: a first terminal asking the user's phone to pay (F4).
+    PaymentKind, PaymentId, "pay"
+);
+id_kind!(
+    /// A refund of (part of) a paid order.
+    RefundKind, RefundId, "ref"
+);
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,7 @@ pub mod money;
 pub mod order;
 pub mod otp;
 pub mod partner;
+pub mod payment_request;
 pub mod phone;
 pub mod registration;
 

@@ -27,6 +27,7 @@ use paybridge_crypto::password::PasswordHasher;
 use paybridge_crypto::{PartnerKeyPair, PartnerPublicKey};
 use paybridge_domain::card::BinRange;
 use paybridge_domain::partner::PartnerId;
+use paybridge_domain::payment_request::payment_request_ttl;
 use paybridge_domain::{Clock, ErrorCode};
 use paybridge_issuer::seed::SeedFile;
 use paybridge_issuer::Issuer;
@@ -75,7 +76,15 @@ pub struct WalletRoleConfig {
     pub issuers: Vec<PeerConfig>,
     /// The relying party of the phones' WebAuthn credentials.
     pub webauthn: WebauthnConfig,
+    /// OS push relays allowed to relay phones' gestures (flow F4). With the
+    /// sandbox on, the in-process sandbox relay is added with a key made at start.
+    pub relays: Vec<PeerConfig>,
+    /// Lifetime of cross-device payment requests [default: 120 s].
+    pub payment_request_ttl_secs: Option<i64>,
 }
+
+/// The sandbox OS push relay's partner id.
+pub const SANDBOX_RELAY_ID: &str = "sandbox-push-relay";
 
 #[derive(Debug, Clone)]
 pub struct IssuerRoleConfig {
@@ -163,6 +172,9 @@ impl App {
         let (stopping, stopping_rx) = watch::channel(false);
 
         let mut wallet = None;
+        // The sandbox OS push relay signs its calls with a key made now.
+        let sandbox_relay_key = Arc::new(PartnerKeyPair::generate());
+        let mut sandbox_relay_client = None;
         let mut sandbox_store: Option<Arc<dyn SandboxStore>> = None;
         if let Some(w) = &config.wallet {
             let store = Store::open(&w.store)
@@ -224,7 +236,40 @@ impl App {
                 sms,
                 app_origin: w.webauthn.origin.as_str().trim_end_matches('/').to_owned(),
                 policy: Default::default(),
+                relay: config
+                    .sandbox
+                    .then(|| Arc::new(SandboxPushRelay::new(shared.clone(), clock.clone())) as _),
+                payment_request_ttl_secs: payment_request_ttl(w.payment_request_ttl_secs)
+                    .map_err(|e| anyhow::anyhow!("payment request lifetime: {}", e.message))?,
             };
+            // The OS push relays that may relay gestures: the configured
+            // ones, and the sandbox relay of this process.
+            let mut relays: HashMap<PartnerId, Vec<PartnerPublicKey>> = w
+                .relays
+                .iter()
+                .map(|p| (p.id.clone(), p.public_keys.clone()))
+                .collect();
+            if config.sandbox {
+                let relay_id: PartnerId = SANDBOX_RELAY_ID.parse().expect("a valid partner id");
+                relays.insert(relay_id.clone(), vec![sandbox_relay_key.public()]);
+                sandbox_relay_client = Some(PartnerClient::new(
+                    PartnerClientConfig {
+                        me: relay_id,
+                        key: sandbox_relay_key.clone(),
+                        peer: w.id.clone(),
+                        peer_keys: vec![w.key.public()],
+                        base_url: local.clone(),
+                    },
+                    clock.clone(),
+                ));
+            }
+            let relay_auth = Arc::new(PartnerAuth {
+                me: w.id.clone(),
+                key: w.key.clone(),
+                known: relays,
+                nonces: shared.clone() as Arc<dyn NonceStore>,
+                clock: clock.clone(),
+            });
             let auth = Arc::new(PartnerAuth {
                 me: w.id.clone(),
                 key: w.key.clone(),
@@ -255,6 +300,11 @@ impl App {
                 .merge(routes::security_auth::router(service.clone()))
                 .merge(routes::merchant_api::router(service.clone(), idem.clone()))
                 .merge(routes::payments::router(service.clone()))
+                .merge(routes::cross_device::router(service.clone(), idem.clone()))
+                .merge(routes::cross_device::relay_router(
+                    service.clone(),
+                    relay_auth,
+                ))
                 .merge(routes::wallet_app::router(service.clone(), idem.clone()))
                 .merge(routes::devices::router(
                     routes::devices::DevicesState {
@@ -356,6 +406,7 @@ impl App {
                 sms: Arc::new(SandboxSmsGateway::new(store.clone(), clock.clone())),
                 relay: Arc::new(SandboxPushRelay::new(store.clone(), clock.clone())),
                 store: store.clone(),
+                relay_client: sandbox_relay_client,
             };
             let idem_store = match (&wallet, &issuer) {
                 (Some(w), _) => w.store.clone() as Arc<dyn IdempotencyStore>,
@@ -455,6 +506,12 @@ impl App {
         {
             tasks.push(tokio::spawn(dispatcher.run(stop_rx.clone())));
         }
+        if let Some(w) = &self.wallet {
+            tasks.push(tokio::spawn(payment_expiry_loop(
+                w.clone(),
+                stop_rx.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(purge_loop(
             self.purgeable.clone(),
             self.clock.clone(),
@@ -502,6 +559,24 @@ async fn purge_loop(stores: Vec<Store>, clock: Arc<dyn Clock>, mut stop: watch::
             if let Err(e) = store.idempotency_purge(now).await {
                 tracing::warn!(error = %e, "idempotency purge failed");
             }
+        }
+    }
+}
+
+/// How often pending cross-device payment requests past their expiry are
+/// expired (and their terminal and phone told).
+pub const PAYMENT_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
+
+async fn payment_expiry_loop(wallet: Wallet, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PAYMENT_EXPIRY_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+        match wallet.expire_due_payment_requests().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "payment requests expired"),
+            Err(e) => tracing::warn!(error = %e, "payment request expiry failed"),
         }
     }
 }

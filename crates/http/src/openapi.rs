@@ -27,6 +27,7 @@ creating POSTs take an `Idempotency-Key`; partner routes are signed with PAYBRID
         (name = "devices", description = "The wallet account's devices, WebAuthn credentials and push channels"),
         (name = "bindings", description = "Flow F1 in the wallet app: claim, confirm and complete bindings of bank cards"),
         (name = "merchants", description = "The merchant API (secret key): orders and API keys"),
+        (name = "payments", description = "Flow F4: a PC, TV, car or IoT box asks the phone to pay; gestures, QR fallback, approvals"),
         (name = "bank app", description = "An issuer's bank app: customer sessions and cards (under /bank)"),
         (name = "sandbox", description = "The sandbox parties (SMS gateway, OS push relay); only when the sandbox is on"),
     )

@@ -112,6 +112,18 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
         ("/v1/webhook-deliveries", "get"),
         ("/v1/webhook-deliveries/{event_id}/resend", "post"),
         ("/v1/orders/{order_id}/payments", "post"),
+        ("/v1/payment-requests", "post"),
+        ("/v1/payment-requests/{payment_id}", "get"),
+        ("/v1/payment-requests/{payment_id}/gestures", "post"),
+        (
+            "/v1/payment-requests/{payment_id}/approval-challenges",
+            "post",
+        ),
+        ("/v1/payment-requests/{payment_id}/approvals", "post"),
+        ("/v1/payment-requests/{payment_id}/decline", "post"),
+        ("/v1/payment-scans", "post"),
+        ("/v1/relay/gestures", "post"),
+        ("/v1/sandbox/push-relay/gestures", "post"),
         ("/bank/v1/partner/debits", "post"),
     ];
     for (path, method) in expected {

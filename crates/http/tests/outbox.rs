@@ -39,6 +39,8 @@ fn wallet_config(
         listen: "127.0.0.1:0".parse().unwrap(),
         wallet: Some(WalletRoleConfig {
             webauthn: Default::default(),
+            relays: Vec::new(),
+            payment_request_ttl_secs: None,
             id: wallet_id(),
             store: store.config.clone(),
             key: keys.wallet.clone(),

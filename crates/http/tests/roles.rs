@@ -46,6 +46,8 @@ async fn one_wallet_two_banks(backend: Backend) {
         listen: wallet_addr,
         wallet: Some(WalletRoleConfig {
             webauthn: Default::default(),
+            relays: Vec::new(),
+            payment_request_ttl_secs: None,
             id: wallet_id(),
             store: ws.config.clone(),
             key: wallet_key.clone(),

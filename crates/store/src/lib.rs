@@ -36,6 +36,7 @@ pub mod merchants;
 pub mod nonces;
 pub mod otp;
 pub mod outbox;
+pub mod payment_requests;
 pub mod registration;
 pub mod roles;
 pub mod sandbox;
@@ -58,6 +59,7 @@ pub use merchants::{MerchantStore, OrderCreate, StoredApiKey, StoredMerchant, St
 pub use nonces::NonceStore;
 pub use otp::{OtpStore, StoredOtp};
 pub use outbox::{Delivery, OutboxStats, OutboxStore, StoredEvent};
+pub use payment_requests::{PaymentRequestCreate, PaymentRequestStore, StoredPaymentRequest};
 pub use registration::{
     RegistrationStore, RegistrationWrite, StoredRegistration, StoredSecurityAuth,
 };

@@ -6,7 +6,7 @@
 use crate::{
     AccountStore, AgreementStore, BankStore, BindingStore, DeviceStore, IdempotencyStore,
     InboxStore, KeyStore, LedgerStore, MerchantStore, NonceStore, OtpStore, OutboxStore,
-    RegistrationStore, SandboxStore, SessionStore,
+    PaymentRequestStore, RegistrationStore, SandboxStore, SessionStore,
 };
 
 /// Everything the wallet server stores.
@@ -25,6 +25,7 @@ pub trait WalletStore:
     + BindingStore
     + RegistrationStore
     + MerchantStore
+    + PaymentRequestStore
 {
 }
 

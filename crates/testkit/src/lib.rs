@@ -84,6 +84,8 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().expect("address"),
             wallet: Some(WalletRoleConfig {
                 webauthn: Default::default(),
+                relays: Vec::new(),
+                payment_request_ttl_secs: None,
                 id: wallet_id(),
                 store: wallet_store.config.clone(),
                 key: wallet_key.clone(),

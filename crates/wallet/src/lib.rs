@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod bindings;
+pub mod cross_device;
 pub mod devices;
 pub mod merchants;
 pub mod otp;
@@ -54,6 +55,11 @@ pub struct Wallet {
     pub app_origin: String,
     /// When security authentication is required (flow F2).
     pub policy: paybridge_domain::registration::SecurityPolicy,
+    /// The OS push relay that also carries gesture prompts to phones (F4);
+    /// `None` without one (the push channel alone carries them).
+    pub relay: Option<Arc<dyn paybridge_adapters::push_relay::PushRelay>>,
+    /// How long a cross-device payment request waits for the user.
+    pub payment_request_ttl_secs: i64,
 }
 
 #[async_trait::async_trait]

@@ -44,7 +44,7 @@ pub fn well_formed_api_key(text: &str) -> bool {
 }
 
 /// A stable id derived from a label (the sandbox merchant's).
-fn derived_id<K: paybridge_domain::ids::IdKind>(label: &str) -> paybridge_domain::Id<K> {
+pub(crate) fn derived_id<K: paybridge_domain::ids::IdKind>(label: &str) -> paybridge_domain::Id<K> {
     let digest = Sha256::digest(label.as_bytes());
     let mut bytes = [0u8; ID_RANDOM_BYTES];
     bytes.copy_from_slice(&digest[..ID_RANDOM_BYTES]);

@@ -1,20 +1,26 @@
-//! Paying a merchant's order with a bound card and the payment password:
-//! the wallet debits the card through its bank (signed call, quick-pay
-//! agreement, idempotent on the order id) and marks the order paid; the
-//! merchant hears it through its webhook. A retried or concurrent payment of
-//! the same order never debits twice: one call moves the order to `paying`;
-//! a retry by the same payer re-asks the bank with the same payment id,
-//! which answers with the same transfer. (The cross-device flow of F4 adds
-//! the PC, the push and the WebAuthn approval around this.)
+//! Paying a merchant's order with a bound card: the wallet debits the card
+//! through its bank (signed call, quick-pay agreement, idempotent on the
+//! order id), credits the merchant's balance in its own ledger and marks the
+//! order paid; the merchant hears it through its webhook. A retried or
+//! concurrent payment of the same order never debits twice: one call moves
+//! the order to `paying`; a retry by the same payer re-asks the bank with
+//! the same payment id, which answers with the same transfer.
+//!
+//! Two ways in: the phone pays its own order with the payment password
+//! ([`Wallet::pay_order`]), or approves a cross-device payment request (flow
+//! F4, `cross_device`). Both end in [`Wallet::charge_order`].
 
 use paybridge_api::partner::{DebitAnswer, DebitRequest};
 use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::binding::BindingState;
 use paybridge_domain::ids::{BindingId, OrderId, UserId};
+use paybridge_domain::ledger::{
+    Account, AccountFlags, AccountId, InvalidTransferId, TransferId, TransferKind, TransferRequest,
+};
 use paybridge_domain::order::OrderState;
-use paybridge_domain::partner::PartnerId;
-use paybridge_domain::{ErrorCode, ServiceError};
-use paybridge_store::StoredOrder;
+use paybridge_domain::partner::{InvalidPartnerId, PartnerId};
+use paybridge_domain::{Currency, ErrorCode, ServiceError};
+use paybridge_store::{StoredOrder, TransferOutcome};
 
 use crate::Wallet;
 
@@ -23,7 +29,7 @@ fn rejected(code: ErrorCode, message: impl Into<String>) -> ServiceError {
 }
 
 impl Wallet {
-    async fn load_order(&self, id: &OrderId) -> Result<StoredOrder, ServiceError> {
+    pub(crate) async fn load_order(&self, id: &OrderId) -> Result<StoredOrder, ServiceError> {
         self.store
             .order(id)
             .await?
@@ -44,6 +50,17 @@ impl Wallet {
         if order.status.state == OrderState::Paid && mine {
             return Ok(order); // a retry of a payment that went through
         }
+        self.active_binding_issuer(user, binding_id).await?;
+        self.verify_payment_password(user, payment_password).await?;
+        self.charge_order(user, order, binding_id).await
+    }
+
+    /// The bank of an active binding of `user`.
+    pub(crate) async fn active_binding_issuer(
+        &self,
+        user: &UserId,
+        binding_id: &BindingId,
+    ) -> Result<PartnerId, ServiceError> {
         let binding = self.binding(user, binding_id).await?;
         if binding.state != BindingState::Active {
             return Err(rejected(
@@ -51,10 +68,30 @@ impl Wallet {
                 "the binding is not active",
             ));
         }
-        self.verify_payment_password(user, payment_password).await?;
+        binding
+            .issuer_id
+            .parse()
+            .map_err(|e: InvalidPartnerId| ServiceError::Internal(Box::new(e)))
+    }
+
+    /// Debits the payer's bound card for `order` once its approval was
+    /// checked, credits the merchant and marks the order paid. Starting to
+    /// pay is a compare-and-set on the order, so two racing approvals cannot
+    /// both start.
+    pub(crate) async fn charge_order(
+        &self,
+        user: &UserId,
+        mut order: StoredOrder,
+        binding_id: &BindingId,
+    ) -> Result<StoredOrder, ServiceError> {
+        let order_id = order.id.clone();
+        let mine = order.payer_user_id.as_deref() == Some(user.as_str());
+        if order.status.state == OrderState::Paid && mine {
+            return Ok(order);
+        }
+        let issuer = self.active_binding_issuer(user, binding_id).await?;
 
         // Start paying, or resume our own payment in progress.
-        let mut order = order;
         if !(order.status.state == OrderState::Paying && mine) {
             order.status = order.status.start_paying(self.clock.now())?;
             order.payer_user_id = Some(user.to_string());
@@ -69,9 +106,6 @@ impl Wallet {
             order.version += 1;
         }
 
-        let issuer: PartnerId = binding.issuer_id.parse().map_err(
-            |e: paybridge_domain::partner::InvalidPartnerId| ServiceError::Internal(Box::new(e)),
-        )?;
         let client = self.issuers.get(&issuer).ok_or_else(|| {
             rejected(
                 ErrorCode::PartnerUnknown,
@@ -93,7 +127,7 @@ impl Wallet {
             )
             .await;
         match debit {
-            Ok(_) => {}
+            Ok(_) => self.credit_merchant(&issuer, &order).await?,
             Err(paybridge_client::PartnerError::Refused {
                 status,
                 code,
@@ -119,10 +153,68 @@ impl Wallet {
         let event = Self::order_event_for(&order, "order.paid");
         if !self.store.order_update(&order, &[event]).await? {
             // A racing retry marked it paid first.
-            return self.load_order(order_id).await;
+            return self.load_order(&order_id).await;
         }
         order.version += 1;
         tracing::info!(order.id = %order.id, user.id = %user, "order paid");
         Ok(order)
+    }
+
+    /// The wallet's account of what `issuer` owes it in `currency` (the
+    /// other side of the bank's clearing account for this wallet).
+    async fn issuer_clearing_account(
+        &self,
+        issuer: &PartnerId,
+        currency: Currency,
+    ) -> Result<AccountId, ServiceError> {
+        let id = crate::merchants::derived_id(&format!(
+            "{}:issuer-clearing:{issuer}:{}",
+            self.id,
+            currency.code()
+        ));
+        let account = Account::new(id.clone(), currency, AccountFlags::default(), 0);
+        self.store
+            .ledger_open_account(&account, self.clock.now())
+            .await?;
+        Ok(id)
+    }
+
+    /// The bank debited the card: the money is the merchant's now. One
+    /// transfer per order; its id makes a retry answer the same transfer.
+    async fn credit_merchant(
+        &self,
+        issuer: &PartnerId,
+        order: &StoredOrder,
+    ) -> Result<(), ServiceError> {
+        let merchant = self
+            .store
+            .merchant(&order.merchant_id)
+            .await?
+            .ok_or_else(|| rejected(ErrorCode::NotFound, "the order's merchant is gone"))?;
+        let clearing = self
+            .issuer_clearing_account(issuer, order.status.amount.currency)
+            .await?;
+        let id: TransferId = format!("order-paid:{}", order.id)
+            .parse()
+            .map_err(|e: InvalidTransferId| ServiceError::Internal(Box::new(e)))?;
+        let request = TransferRequest {
+            id,
+            debit_account: clearing,
+            credit_account: merchant.account_id,
+            amount: order.status.amount,
+            kind: TransferKind::Posted,
+        };
+        match self
+            .store
+            .ledger_submit(&request, &[], self.clock.now())
+            .await?
+        {
+            TransferOutcome::Created(_) | TransferOutcome::Exists(_) => Ok(()),
+            TransferOutcome::Refused(e) => Err(ServiceError::Rejected(e.into())),
+            TransferOutcome::NotFound => Err(rejected(
+                ErrorCode::NotFound,
+                "the merchant's account is missing",
+            )),
+        }
     }
 }

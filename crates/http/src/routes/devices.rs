@@ -78,7 +78,7 @@ fn device_body(d: StoredDevice) -> DeviceBody {
     }
 }
 
-fn ceremony_body<T: serde::Serialize>(c: CeremonyStarted<T>) -> ApiResult<CeremonyBody> {
+pub(crate) fn ceremony_body<T: serde::Serialize>(c: CeremonyStarted<T>) -> ApiResult<CeremonyBody> {
     Ok(CeremonyBody {
         ceremony_id: c.id.to_string(),
         options: serde_json::to_value(&c.options).map_err(|e| {

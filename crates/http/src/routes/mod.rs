@@ -4,6 +4,7 @@
 pub mod bank_app;
 pub mod binding_partner;
 pub mod bindings;
+pub mod cross_device;
 pub mod devices;
 pub mod merchant_api;
 pub mod partner;

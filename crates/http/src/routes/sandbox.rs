@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use paybridge_adapters::sandbox::SandboxParties;
 use paybridge_api::sandbox::{RelayList, RelayQuery, SendSms, SmsList, SmsMessageView, SmsQuery};
+use paybridge_api::wallet::{PaymentRequestBody, RelayedGesture};
 use paybridge_api::ErrorBody;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -60,10 +61,28 @@ async fn list_relay(
     }))
 }
 
+/// The sandbox OS push relay relays a gesture made on a phone (as the
+/// phone vendor's push server would): it signs the call to the wallet's
+/// `POST /v1/relay/gestures` and answers with the wallet's answer.
+#[utoipa::path(post, path = "/v1/sandbox/push-relay/gestures", tag = "sandbox",
+    request_body = RelayedGesture,
+    responses(
+        (status = 200, body = PaymentRequestBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn relay_gesture(
+    State(s): State<SandboxParties>,
+    ApiJson(req): ApiJson<RelayedGesture>,
+) -> ApiResult<ApiJson<PaymentRequestBody>> {
+    Ok(ApiJson(s.relay_gesture(&req).await?))
+}
+
 pub fn router(parties: SandboxParties, idem: Arc<Idempotency>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(list_sms, send_sms))
         .routes(routes!(list_relay))
         .layer(axum::middleware::from_fn_with_state(idem, idempotency))
+        // A relayed gesture is answered once by the wallet; no Idempotency-Key.
+        .routes(routes!(relay_gesture))
         .with_state(parties)
 }

@@ -1,0 +1,504 @@
+//! Cross-device payment requests (flow F4, seed 003): a first terminal (PC,
+//! TV, car, IoT box) asks the user's phone to pay a merchant's order.
+//!
+//! ```text
+//!                 ┌─(gesture required)─▶ awaiting_gesture ──gesture──┐
+//! request ──phone─┤                                                  ▼
+//!                 ├─(phone prefers its scanner)─▶ awaiting_scan ──scanned──▶ presented ──paid──▶ paid
+//!                 └────────────────────────────────────────────────────────▶ presented ──declined──▶ declined
+//! request ──no phone (no correspondence)──▶ awaiting_scan (the PC shows the QR code)
+//! any pending ──newer request from the same terminal──▶ superseded
+//! any pending past its expiry ──▶ expired
+//! ```
+//!
+//! The money is the order's: a payment request never carries an amount of
+//! its own, and an approval is bound to the request id, order, amount and
+//! payee (see [`approval_purpose`]).
+
+use crate::error::{DomainError, ErrorCode};
+use crate::{Money, Timestamp};
+
+/// A payment request lives 2 minutes unless configured.
+pub const PAYMENT_REQUEST_DEFAULT_TTL_SECS: i64 = 120;
+/// Bounds of a configured lifetime.
+pub const PAYMENT_REQUEST_MIN_TTL_SECS: i64 = 30;
+pub const PAYMENT_REQUEST_MAX_TTL_SECS: i64 = 15 * 60;
+/// Pending requests one phone may have at once: no push flooding.
+pub const MAX_PENDING_PER_PHONE: i64 = 3;
+/// A phone whose push channel was seen within this window is "live": the
+/// wallet pushes to it. An older phone gets no push; the PC shows the QR.
+pub const PHONE_LIVE_WINDOW_SECS: i64 = 10 * 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentRequestState {
+    AwaitingGesture,
+    AwaitingScan,
+    Presented,
+    Paid,
+    Declined,
+    Expired,
+    Superseded,
+}
+
+impl PaymentRequestState {
+    pub const ALL: [PaymentRequestState; 7] = [
+        Self::AwaitingGesture,
+        Self::AwaitingScan,
+        Self::Presented,
+        Self::Paid,
+        Self::Declined,
+        Self::Expired,
+        Self::Superseded,
+    ];
+    /// States in which the request still waits for the user.
+    pub const PENDING: [PaymentRequestState; 3] =
+        [Self::AwaitingGesture, Self::AwaitingScan, Self::Presented];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AwaitingGesture => "awaiting_gesture",
+            Self::AwaitingScan => "awaiting_scan",
+            Self::Presented => "presented",
+            Self::Paid => "paid",
+            Self::Declined => "declined",
+            Self::Expired => "expired",
+            Self::Superseded => "superseded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    pub fn is_pending(self) -> bool {
+        Self::PENDING.contains(&self)
+    }
+}
+
+/// What the phone's user did to accept the push (seed 003: 滑动 / 点击 / 举起).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Gesture {
+    Swipe,
+    Tap,
+    Raise,
+}
+
+impl Gesture {
+    pub const ALL: [Gesture; 3] = [Gesture::Swipe, Gesture::Tap, Gesture::Raise];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gesture::Swipe => "swipe",
+            Gesture::Tap => "tap",
+            Gesture::Raise => "raise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// How the gesture reached the wallet: from the phone, or relayed by the
+/// OS vendor's push server (signed call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GestureRoute {
+    Direct,
+    Relay,
+}
+
+impl GestureRoute {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GestureRoute::Direct => "direct",
+            GestureRoute::Relay => "relay",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [GestureRoute::Direct, GestureRoute::Relay]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// What the payment response opens on the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OpenWith {
+    /// The payment page of the order, directly.
+    #[default]
+    PaymentPage,
+    /// The phone's QR scanner, to scan the code the PC shows.
+    Scanner,
+}
+
+impl OpenWith {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpenWith::PaymentPage => "payment_page",
+            OpenWith::Scanner => "scanner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [OpenWith::PaymentPage, OpenWith::Scanner]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// Checks a configured lifetime.
+pub fn payment_request_ttl(secs: Option<i64>) -> Result<i64, DomainError> {
+    let ttl = secs.unwrap_or(PAYMENT_REQUEST_DEFAULT_TTL_SECS);
+    if !(PAYMENT_REQUEST_MIN_TTL_SECS..=PAYMENT_REQUEST_MAX_TTL_SECS).contains(&ttl) {
+        return Err(DomainError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "payment request lifetime: from {PAYMENT_REQUEST_MIN_TTL_SECS} to {PAYMENT_REQUEST_MAX_TTL_SECS} seconds"
+            ),
+        ));
+    }
+    Ok(ttl)
+}
+
+/// A phone of the account, as the correspondence look-up sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneCandidate<Id> {
+    pub id: Id,
+    /// When its push channel was last seen.
+    pub last_seen_at: Timestamp,
+}
+
+/// The terminal correspondence: the second terminal to push to, i.e. the
+/// account's phone with a live push channel, most recently seen first.
+/// `None` means "no correspondence": the PC shows the QR code.
+pub fn correspondence<Id: Clone>(phones: &[PhoneCandidate<Id>], now: Timestamp) -> Option<Id> {
+    let live_since = now - time::Duration::seconds(PHONE_LIVE_WINDOW_SECS);
+    phones
+        .iter()
+        .filter(|p| p.last_seen_at >= live_since)
+        .max_by_key(|p| p.last_seen_at)
+        .map(|p| p.id.clone())
+}
+
+/// What a WebAuthn approval of a payment is bound to (dynamic linking): the
+/// ceremony stores this text, and the approval fails if any part changed.
+pub fn approval_purpose(payment_id: &str, order_id: &str, amount: Money, payee: &str) -> String {
+    format!(
+        "payment:{payment_id}:order:{order_id}:amount:{}:{}:payee:{payee}",
+        amount.amount_minor,
+        amount.currency.code()
+    )
+}
+
+/// The parts of a payment request the rules look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentRequestStatus {
+    pub state: PaymentRequestState,
+    pub expires_at: Timestamp,
+}
+
+fn refuse(code: ErrorCode, m: &str) -> DomainError {
+    DomainError::new(code, m)
+}
+
+impl PaymentRequestStatus {
+    /// A new request. `phone` is whether a correspondence was found.
+    pub fn start(
+        phone: bool,
+        gesture_required: bool,
+        open_with: OpenWith,
+        now: Timestamp,
+        ttl_secs: i64,
+    ) -> Self {
+        let state = match (phone, gesture_required, open_with) {
+            (false, _, _) => PaymentRequestState::AwaitingScan,
+            (true, true, _) => PaymentRequestState::AwaitingGesture,
+            (true, false, OpenWith::Scanner) => PaymentRequestState::AwaitingScan,
+            (true, false, OpenWith::PaymentPage) => PaymentRequestState::Presented,
+        };
+        Self {
+            state,
+            expires_at: now + time::Duration::seconds(ttl_secs),
+        }
+    }
+
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.state.is_pending() && now >= self.expires_at
+    }
+
+    /// Refuses anything on a request that is over or out of time.
+    fn live(&self, now: Timestamp) -> Result<(), DomainError> {
+        if self.is_expired(now) || self.state == PaymentRequestState::Expired {
+            return Err(refuse(
+                ErrorCode::PaymentRequestExpired,
+                "the payment request expired; ask again from the terminal",
+            ));
+        }
+        if !self.state.is_pending() {
+            return Err(refuse(
+                ErrorCode::PaymentRequestClosed,
+                "the payment request is over",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The phone's user made the gesture: now the payment page opens
+    /// (or the scanner, if the phone prefers it).
+    pub fn gesture(self, open_with: OpenWith, now: Timestamp) -> Result<Self, DomainError> {
+        self.live(now)?;
+        if self.state != PaymentRequestState::AwaitingGesture {
+            return Err(refuse(
+                ErrorCode::GestureNotExpected,
+                "this payment request does not wait for a gesture",
+            ));
+        }
+        let state = match open_with {
+            OpenWith::PaymentPage => PaymentRequestState::Presented,
+            OpenWith::Scanner => PaymentRequestState::AwaitingScan,
+        };
+        Ok(Self { state, ..self })
+    }
+
+    /// The phone scanned the code the PC shows.
+    pub fn scanned(self, now: Timestamp) -> Result<Self, DomainError> {
+        self.live(now)?;
+        if self.state != PaymentRequestState::AwaitingScan {
+            return Err(refuse(
+                ErrorCode::PaymentRequestClosed,
+                "this payment request is not waiting for a scan",
+            ));
+        }
+        Ok(Self {
+            state: PaymentRequestState::Presented,
+            ..self
+        })
+    }
+
+    /// The payment page is open and in time: the user may approve.
+    pub fn check_approvable(&self, now: Timestamp) -> Result<(), DomainError> {
+        self.live(now)?;
+        if self.state != PaymentRequestState::Presented {
+            return Err(refuse(
+                ErrorCode::PaymentRequestClosed,
+                "the payment page of this request is not open",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The debit went through. (Checked for time before the debit, not
+    /// after: money that moved is recorded even if the clock ran out.)
+    pub fn paid(self) -> Result<Self, DomainError> {
+        if self.state != PaymentRequestState::Presented {
+            return Err(refuse(
+                ErrorCode::PaymentRequestClosed,
+                "the payment page of this request is not open",
+            ));
+        }
+        Ok(Self {
+            state: PaymentRequestState::Paid,
+            ..self
+        })
+    }
+
+    /// The user declined on the phone.
+    pub fn decline(self, now: Timestamp) -> Result<Self, DomainError> {
+        self.live(now)?;
+        Ok(Self {
+            state: PaymentRequestState::Declined,
+            ..self
+        })
+    }
+
+    /// A newer request from the same terminal replaces this one.
+    pub fn supersede(self) -> Result<Self, DomainError> {
+        if !self.state.is_pending() {
+            return Err(refuse(
+                ErrorCode::PaymentRequestClosed,
+                "the payment request is over",
+            ));
+        }
+        Ok(Self {
+            state: PaymentRequestState::Superseded,
+            ..self
+        })
+    }
+
+    /// Out of time.
+    pub fn expire(self, now: Timestamp) -> Result<Self, DomainError> {
+        if !self.is_expired(now) {
+            return Err(refuse(
+                ErrorCode::PaymentRequestClosed,
+                "the payment request is not pending past its expiry",
+            ));
+        }
+        Ok(Self {
+            state: PaymentRequestState::Expired,
+            ..self
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Currency;
+    use time::macros::datetime;
+
+    const NOW: Timestamp = datetime!(2026-11-23 12:00 UTC);
+
+    fn secs(n: i64) -> time::Duration {
+        time::Duration::seconds(n)
+    }
+
+    fn start(phone: bool, gesture: bool, open: OpenWith) -> PaymentRequestStatus {
+        PaymentRequestStatus::start(phone, gesture, open, NOW, PAYMENT_REQUEST_DEFAULT_TTL_SECS)
+    }
+
+    #[test]
+    fn the_first_state_follows_correspondence_gesture_and_preference() {
+        use PaymentRequestState as S;
+        assert_eq!(
+            start(false, true, OpenWith::PaymentPage).state,
+            S::AwaitingScan
+        );
+        assert_eq!(
+            start(true, true, OpenWith::Scanner).state,
+            S::AwaitingGesture
+        );
+        assert_eq!(start(true, false, OpenWith::Scanner).state, S::AwaitingScan);
+        assert_eq!(
+            start(true, false, OpenWith::PaymentPage).state,
+            S::Presented
+        );
+        assert_eq!(
+            start(true, false, OpenWith::PaymentPage).expires_at,
+            NOW + secs(120)
+        );
+    }
+
+    #[test]
+    fn a_gesture_opens_the_page_once() {
+        let r = start(true, true, OpenWith::PaymentPage);
+        let r = r.gesture(OpenWith::PaymentPage, NOW).unwrap();
+        assert_eq!(r.state, PaymentRequestState::Presented);
+        let again = r.gesture(OpenWith::PaymentPage, NOW).unwrap_err();
+        assert_eq!(again.code, ErrorCode::GestureNotExpected);
+        let scanner = start(true, true, OpenWith::Scanner)
+            .gesture(OpenWith::Scanner, NOW)
+            .unwrap();
+        assert_eq!(scanner.state, PaymentRequestState::AwaitingScan);
+        assert_eq!(
+            scanner.scanned(NOW).unwrap().state,
+            PaymentRequestState::Presented
+        );
+    }
+
+    #[test]
+    fn nothing_happens_past_expiry() {
+        let r = start(true, true, OpenWith::PaymentPage);
+        let late = NOW + secs(120);
+        assert!(r.is_expired(late));
+        for e in [
+            r.gesture(OpenWith::PaymentPage, late).unwrap_err(),
+            r.decline(late).unwrap_err(),
+            start(false, false, OpenWith::PaymentPage)
+                .scanned(late)
+                .unwrap_err(),
+            start(true, false, OpenWith::PaymentPage)
+                .check_approvable(late)
+                .unwrap_err(),
+        ] {
+            assert_eq!(e.code, ErrorCode::PaymentRequestExpired);
+        }
+        assert_eq!(r.expire(late).unwrap().state, PaymentRequestState::Expired);
+        assert!(r.expire(NOW).is_err(), "not yet due");
+    }
+
+    #[test]
+    fn only_an_open_page_is_approved_and_paid() {
+        let waiting = start(true, true, OpenWith::PaymentPage);
+        assert_eq!(
+            waiting.check_approvable(NOW).unwrap_err().code,
+            ErrorCode::PaymentRequestClosed
+        );
+        assert!(waiting.paid().is_err());
+        let page = start(true, false, OpenWith::PaymentPage);
+        page.check_approvable(NOW).unwrap();
+        let paid = page.paid().unwrap();
+        assert_eq!(paid.state, PaymentRequestState::Paid);
+        assert_eq!(
+            paid.decline(NOW).unwrap_err().code,
+            ErrorCode::PaymentRequestClosed
+        );
+        assert!(paid.supersede().is_err());
+        assert!(
+            !paid.is_expired(NOW + secs(10_000)),
+            "a paid request never expires"
+        );
+    }
+
+    #[test]
+    fn declined_and_superseded_requests_are_over() {
+        let d = start(true, false, OpenWith::PaymentPage)
+            .decline(NOW)
+            .unwrap();
+        assert_eq!(d.state, PaymentRequestState::Declined);
+        assert!(d.check_approvable(NOW).is_err());
+        let s = start(false, false, OpenWith::PaymentPage)
+            .supersede()
+            .unwrap();
+        assert_eq!(s.state, PaymentRequestState::Superseded);
+        assert!(s.scanned(NOW).is_err());
+    }
+
+    #[test]
+    fn correspondence_is_the_most_recently_seen_live_phone() {
+        let p = |id: &'static str, ago: i64| PhoneCandidate {
+            id,
+            last_seen_at: NOW - secs(ago),
+        };
+        assert_eq!(correspondence::<&str>(&[], NOW), None);
+        assert_eq!(
+            correspondence(&[p("old", 300), p("new", 5), p("mid", 60)], NOW),
+            Some("new")
+        );
+        assert_eq!(
+            correspondence(&[p("stale", PHONE_LIVE_WINDOW_SECS + 1)], NOW),
+            None
+        );
+    }
+
+    #[test]
+    fn the_approval_names_payment_order_amount_and_payee() {
+        let cny: Currency = "CNY".parse().unwrap();
+        let a = approval_purpose("pay_1", "ord_1", Money::new(1999, cny), "mer_1");
+        assert_eq!(a, "payment:pay_1:order:ord_1:amount:1999:CNY:payee:mer_1");
+        assert_ne!(
+            a,
+            approval_purpose("pay_1", "ord_1", Money::new(1998, cny), "mer_1")
+        );
+    }
+
+    #[test]
+    fn ttl_is_bounded() {
+        assert_eq!(payment_request_ttl(None).unwrap(), 120);
+        assert!(payment_request_ttl(Some(5)).is_err());
+        assert!(payment_request_ttl(Some(3600)).is_err());
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in PaymentRequestState::ALL {
+            assert_eq!(PaymentRequestState::parse(s.as_str()), Some(s));
+        }
+        for g in Gesture::ALL {
+            assert_eq!(Gesture::parse(g.as_str()), Some(g));
+        }
+        assert_eq!(OpenWith::parse("scanner"), Some(OpenWith::Scanner));
+        assert_eq!(GestureRoute::parse("relay"), Some(GestureRoute::Relay));
+        assert_eq!(Gesture::parse("wave"), None);
+    }
+}

@@ -1,0 +1,736 @@
+//! Flow F4 (seed 003): a first terminal (PC, TV, car, IoT box) logged in to
+//! the wallet asks for an order to be paid; the wallet finds the terminal
+//! correspondence (the account's live phone), sends the phone a payment
+//! response that opens the payment page (or its QR scanner), optionally only
+//! after a gesture reported by the phone or relayed by the OS push server;
+//! the phone approves with the payment password or its WebAuthn credential
+//! (bound to payment id, order, amount and payee); the card is debited, and
+//! the terminal and the merchant are told. Without a correspondence the
+//! terminal shows a QR code that a phone of the account scans.
+//!
+//! The rules are in `paybridge_domain::payment_request`; this module loads,
+//! decides with them, and saves each decision with its events.
+
+use paybridge_crypto::token::generate_token;
+use paybridge_domain::device::{DeviceStatus, DeviceType};
+use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::ids::{
+    BindingId, CeremonyId, DeviceId, MerchantId, OrderId, PaymentId, UserId,
+};
+use paybridge_domain::payment_request::{
+    approval_purpose, correspondence, Gesture, GestureRoute, OpenWith, PaymentRequestState,
+    PaymentRequestStatus, PhoneCandidate, MAX_PENDING_PER_PHONE,
+};
+use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
+use paybridge_store::{PaymentRequestCreate, StoredDevice, StoredOrder, StoredPaymentRequest};
+use serde_json::json;
+use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
+
+use crate::webauthn::CeremonyStarted;
+use crate::Wallet;
+
+/// Retries of a compare-and-set that lost to a concurrent change.
+const CAS_RETRIES: usize = 5;
+/// Due requests expired per sweep.
+const EXPIRY_BATCH: i64 = 200;
+
+fn rejected(code: ErrorCode, message: impl Into<String>) -> ServiceError {
+    ServiceError::rejected(code, message)
+}
+
+fn no_such_request() -> ServiceError {
+    rejected(ErrorCode::NotFound, "no such payment request")
+}
+
+/// What the terminal asks for beyond the order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PaymentRequestOptions {
+    /// Wait for a gesture on the phone before opening the payment page.
+    pub gesture_required: bool,
+    /// What the payment response opens on the phone.
+    pub open_with: OpenWith,
+}
+
+/// A payment request with what its pages show: what is paid, to whom, who
+/// asked and which phone answers.
+#[derive(Debug, Clone)]
+pub struct PaymentPage {
+    pub request: StoredPaymentRequest,
+    pub order: StoredOrder,
+    pub merchant_name: String,
+    pub terminal: StoredDevice,
+    pub phone: Option<StoredDevice>,
+}
+
+/// A new request: the page, and the one-time URL the terminal shows as a
+/// QR code (only now: the wallet keeps a keyed hash of it).
+#[derive(Debug, Clone)]
+pub struct NewPaymentRequest {
+    pub page: PaymentPage,
+    pub scan_url: String,
+}
+
+/// How the phone's user approves.
+#[derive(Debug, Clone)]
+pub enum PaymentApproval {
+    PaymentPassword(String),
+    Webauthn {
+        ceremony: CeremonyId,
+        credential: Box<PublicKeyCredential>,
+    },
+}
+
+impl PaymentApproval {
+    fn name(&self) -> &'static str {
+        match self {
+            PaymentApproval::PaymentPassword(_) => "payment_password",
+            PaymentApproval::Webauthn { .. } => "webauthn",
+        }
+    }
+}
+
+/// The last part of a scanned payment URL (`<origin>/pay/<code>`), or the code itself.
+fn scan_token(scanned: &str) -> &str {
+    scanned.rsplit('/').next().unwrap_or(scanned).trim()
+}
+
+impl Wallet {
+    /// The active device `id` of `user`; anything else looks unknown.
+    async fn own_device(&self, user: &UserId, id: &DeviceId) -> Option<StoredDevice> {
+        self.store
+            .device(id)
+            .await
+            .ok()
+            .flatten()
+            .filter(|d| &d.user_id == user && d.status == DeviceStatus::Active)
+    }
+
+    /// The first terminal of a request: an active non-phone device of the
+    /// session's account, and the session's own device if it has one.
+    async fn first_terminal(
+        &self,
+        user: &UserId,
+        session_device: Option<&DeviceId>,
+        terminal: &DeviceId,
+    ) -> Result<StoredDevice, ServiceError> {
+        let not_ours = || {
+            rejected(
+                ErrorCode::TerminalNotOfAccount,
+                "the terminal is not a device of this account (or not this session's)",
+            )
+        };
+        if session_device.is_some_and(|d| d != terminal) {
+            return Err(not_ours());
+        }
+        let device = self.own_device(user, terminal).await.ok_or_else(not_ours)?;
+        if device.device_type == DeviceType::Phone {
+            return Err(rejected(
+                ErrorCode::InvalidRequest,
+                "a phone pays its own orders (POST /v1/orders/{id}/payments); payment requests come from a PC, TV, car or IoT box",
+            ));
+        }
+        Ok(device)
+    }
+
+    /// The terminal correspondence of `user`'s account.
+    async fn corresponding_phone(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Option<StoredDevice>, ServiceError> {
+        let phones: Vec<StoredDevice> = self
+            .store
+            .devices_of(user, false)
+            .await?
+            .into_iter()
+            .filter(|d| d.device_type == DeviceType::Phone && d.status == DeviceStatus::Active)
+            .collect();
+        let candidates: Vec<PhoneCandidate<usize>> = phones
+            .iter()
+            .enumerate()
+            .map(|(i, d)| PhoneCandidate {
+                id: i,
+                last_seen_at: d.last_seen_at,
+            })
+            .collect();
+        Ok(correspondence(&candidates, now).map(|i| phones[i].clone()))
+    }
+
+    /// An open order of `merchant` (another merchant's looks unknown).
+    async fn payable_order(
+        &self,
+        merchant: &MerchantId,
+        order: &OrderId,
+        now: Timestamp,
+    ) -> Result<StoredOrder, ServiceError> {
+        let order = self.order(merchant, order).await?;
+        // The same check that starting to pay makes, without starting.
+        order.status.start_paying(now)?;
+        Ok(order)
+    }
+
+    async fn page(&self, request: StoredPaymentRequest) -> Result<PaymentPage, ServiceError> {
+        let order = self.load_order(&request.order_id).await?;
+        let merchant_name = self
+            .store
+            .merchant(&order.merchant_id)
+            .await?
+            .map(|m| m.name)
+            .unwrap_or_default();
+        let terminal = self
+            .store
+            .device(&request.terminal_id)
+            .await?
+            .ok_or_else(no_such_request)?;
+        let phone = match &request.phone_id {
+            Some(p) => self.store.device(p).await?,
+            None => None,
+        };
+        Ok(PaymentPage {
+            request,
+            order,
+            merchant_name,
+            terminal,
+            phone,
+        })
+    }
+
+    /// What every event of a request carries: enough for the phone's
+    /// payment page and the terminal's screen, nothing secret.
+    fn payload(page: &PaymentPage) -> serde_json::Value {
+        let r = &page.request;
+        json!({
+            "payment_id": r.id,
+            "state": r.status.state.as_str(),
+            "order_id": page.order.id,
+            "amount": page.order.status.amount,
+            "description": page.order.description,
+            "merchant": { "id": page.order.merchant_id, "name": page.merchant_name },
+            "requested_by": {
+                "device_id": page.terminal.id,
+                "name": page.terminal.name,
+                "type": page.terminal.device_type.as_str(),
+            },
+            "expires_at": r.status.expires_at,
+        })
+    }
+
+    /// Events of a transition: the phone's first (then the terminal's), so
+    /// every transaction takes the devices' locks in the same order.
+    fn events(
+        page: &PaymentPage,
+        phone_topic: Option<&'static str>,
+        terminal_topic: Option<&'static str>,
+    ) -> Vec<NewEvent> {
+        let now = page.request.updated_at;
+        let payload = Self::payload(page);
+        let mut events = Vec::new();
+        if let (Some(topic), Some(phone)) = (phone_topic, &page.request.phone_id) {
+            events.push(NewEvent::of(
+                topic,
+                Destination::Device(phone.clone()),
+                payload.clone(),
+                now,
+            ));
+        }
+        if let Some(topic) = terminal_topic {
+            events.push(NewEvent::of(
+                topic,
+                Destination::Device(page.request.terminal_id.clone()),
+                payload.clone(),
+                now,
+            ));
+        }
+        events.push(NewEvent::of(
+            "payment_request.changed",
+            Destination::Internal,
+            json!({ "payment_id": page.request.id, "state": page.request.status.state.as_str() }),
+            now,
+        ));
+        events
+    }
+
+    /// The phone's event when a request reaches `state` for it.
+    fn phone_topic(state: PaymentRequestState) -> Option<&'static str> {
+        match state {
+            // The payment response: opens the payment page.
+            PaymentRequestState::Presented => Some("payment_request.presented"),
+            PaymentRequestState::AwaitingGesture => Some("payment_request.gesture_requested"),
+            // The payment response that opens the phone's scanner.
+            PaymentRequestState::AwaitingScan => Some("payment_request.scan_requested"),
+            PaymentRequestState::Paid => Some("payment_request.paid"),
+            PaymentRequestState::Declined => Some("payment_request.declined"),
+            PaymentRequestState::Expired => Some("payment_request.expired"),
+            PaymentRequestState::Superseded => Some("payment_request.withdrawn"),
+        }
+    }
+
+    /// A first terminal asks for `order` to be paid.
+    pub async fn request_payment(
+        &self,
+        user: &UserId,
+        session_device: Option<&DeviceId>,
+        terminal_id: &DeviceId,
+        merchant: &MerchantId,
+        order_id: &OrderId,
+        options: PaymentRequestOptions,
+    ) -> Result<NewPaymentRequest, ServiceError> {
+        self.require_unrestricted(user).await?;
+        let terminal = self
+            .first_terminal(user, session_device, terminal_id)
+            .await?;
+        let now = self.clock.now();
+        let order = self.payable_order(merchant, order_id, now).await?;
+        let merchant_name = self
+            .store
+            .merchant(merchant)
+            .await?
+            .map(|m| m.name)
+            .unwrap_or_default();
+        let phone = self.corresponding_phone(user, now).await?;
+        let code = generate_token();
+        let scan_url = format!("{}/pay/{}", self.app_origin, code.expose());
+        let request = StoredPaymentRequest {
+            id: PaymentId::generate(),
+            user_id: user.clone(),
+            order_id: order.id.clone(),
+            terminal_id: terminal.id.clone(),
+            phone_id: phone.as_ref().map(|p| p.id.clone()),
+            status: PaymentRequestStatus::start(
+                phone.is_some(),
+                options.gesture_required,
+                options.open_with,
+                now,
+                self.payment_request_ttl_secs,
+            ),
+            open_with: options.open_with,
+            gesture_required: options.gesture_required,
+            gesture: None,
+            scan_code_hash: self.keys.tokens.hash(code.expose()),
+            binding_id: None,
+            approved_with: None,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        };
+        let page = PaymentPage {
+            request,
+            order,
+            merchant_name,
+            terminal,
+            phone,
+        };
+        for _ in 0..CAS_RETRIES {
+            // A newer request from a terminal replaces its older pending ones.
+            let mut superseded = Vec::new();
+            let mut events = Vec::new();
+            for old in self
+                .store
+                .payment_requests_pending_of_terminal(&page.terminal.id)
+                .await?
+            {
+                let mut next = old.clone();
+                next.status = old.status.supersede()?;
+                next.updated_at = now;
+                let old_page = self.page(next.clone()).await?;
+                events.extend(Self::events(
+                    &old_page,
+                    Some("payment_request.withdrawn"),
+                    Some("payment_request.superseded"),
+                ));
+                superseded.push(next);
+            }
+            events.extend(Self::events(
+                &page,
+                Self::phone_topic(page.request.status.state),
+                None,
+            ));
+            match self
+                .store
+                .payment_request_create(&page.request, &superseded, MAX_PENDING_PER_PHONE, &events)
+                .await?
+            {
+                PaymentRequestCreate::Created => {
+                    tracing::info!(
+                        payment.id = %page.request.id,
+                        terminal.id = %page.terminal.id,
+                        state = page.request.status.state.as_str(),
+                        "payment request created"
+                    );
+                    if page.request.status.state == PaymentRequestState::AwaitingGesture {
+                        self.relay_gesture_prompt(&page).await;
+                    }
+                    return Ok(NewPaymentRequest { page, scan_url });
+                }
+                PaymentRequestCreate::Conflict => continue,
+                PaymentRequestCreate::PhoneBusy(n) => {
+                    return Err(rejected(
+                        ErrorCode::TooManyPendingPayments,
+                        format!("the phone already has {n} payment requests waiting; answer or let them expire first"),
+                    ))
+                }
+            }
+        }
+        Err(rejected(
+            ErrorCode::RateLimited,
+            "too many concurrent requests from this terminal; retry",
+        ))
+    }
+
+    /// Hands the gesture prompt to the OS push relay too, so a phone whose
+    /// app is asleep wakes up. Best effort: the push channel has it anyway.
+    async fn relay_gesture_prompt(&self, page: &PaymentPage) {
+        let (Some(relay), Some(phone)) = (&self.relay, &page.request.phone_id) else {
+            return;
+        };
+        let payload = json!({
+            "topic": "payment_request.gesture_requested",
+            "payment_id": page.request.id,
+            "requested_by": page.terminal.name,
+            "expires_at": page.request.status.expires_at,
+        });
+        if let Err(e) = relay.push(phone.as_str(), &payload).await {
+            tracing::warn!(payment.id = %page.request.id, error = %e, "OS push relay refused the gesture prompt");
+        }
+    }
+
+    /// A request of `user`'s account; one past its expiry is recorded as
+    /// expired on the way (both devices are told).
+    async fn own_request(
+        &self,
+        user: &UserId,
+        id: &PaymentId,
+    ) -> Result<StoredPaymentRequest, ServiceError> {
+        for _ in 0..CAS_RETRIES {
+            let r = self
+                .store
+                .payment_request(id)
+                .await?
+                .filter(|r| &r.user_id == user)
+                .ok_or_else(no_such_request)?;
+            match self.expire_if_due(r).await? {
+                Some(r) => return Ok(r),
+                None => continue,
+            }
+        }
+        Err(rejected(
+            ErrorCode::RateLimited,
+            "the payment request is busy; retry",
+        ))
+    }
+
+    /// `Some(current)` (expired now if it was due), `None` if it moved meanwhile.
+    async fn expire_if_due(
+        &self,
+        r: StoredPaymentRequest,
+    ) -> Result<Option<StoredPaymentRequest>, ServiceError> {
+        let now = self.clock.now();
+        if !r.status.is_expired(now) {
+            return Ok(Some(r));
+        }
+        let mut next = r;
+        next.status = next.status.expire(now)?;
+        next.updated_at = now;
+        let page = self.page(next.clone()).await?;
+        let events = Self::events(
+            &page,
+            Some("payment_request.expired"),
+            Some("payment_request.expired"),
+        );
+        if !self.store.payment_request_update(&next, &events).await? {
+            return Ok(None);
+        }
+        next.version += 1;
+        Ok(Some(next))
+    }
+
+    /// Expires due requests and tells their devices; returns how many.
+    pub async fn expire_due_payment_requests(&self) -> Result<usize, ServiceError> {
+        let due = self
+            .store
+            .payment_requests_due(self.clock.now(), EXPIRY_BATCH)
+            .await?;
+        let mut n = 0;
+        for r in due {
+            if self.expire_if_due(r).await?.is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The request and its page, for the terminal or a phone of the account.
+    pub async fn payment_request(
+        &self,
+        user: &UserId,
+        id: &PaymentId,
+    ) -> Result<PaymentPage, ServiceError> {
+        let r = self.own_request(user, id).await?;
+        self.page(r).await
+    }
+
+    /// Saves `next` (read at its version) with the events of its new state.
+    async fn save_transition(
+        &self,
+        next: StoredPaymentRequest,
+        terminal_topic: &'static str,
+    ) -> Result<Option<PaymentPage>, ServiceError> {
+        let mut page = self.page(next).await?;
+        let events = Self::events(
+            &page,
+            Self::phone_topic(page.request.status.state),
+            Some(terminal_topic),
+        );
+        if !self
+            .store
+            .payment_request_update(&page.request, &events)
+            .await?
+        {
+            return Ok(None);
+        }
+        page.request.version += 1;
+        Ok(Some(page))
+    }
+
+    /// The phone's user made the gesture: reported by the phone itself
+    /// (`Direct`, from its session) or by the OS push relay (`Relay`, a
+    /// signed call naming the phone). Only the phone the request was sent
+    /// to may answer it.
+    pub async fn report_gesture(
+        &self,
+        id: &PaymentId,
+        phone: &DeviceId,
+        user: Option<&UserId>,
+        gesture: Gesture,
+        route: GestureRoute,
+    ) -> Result<PaymentPage, ServiceError> {
+        for _ in 0..CAS_RETRIES {
+            let r = self
+                .store
+                .payment_request(id)
+                .await?
+                .filter(|r| user.is_none_or(|u| &r.user_id == u))
+                .ok_or_else(no_such_request)?;
+            let Some(r) = self.expire_if_due(r).await? else {
+                continue;
+            };
+            if r.phone_id.as_ref() != Some(phone) {
+                return Err(rejected(
+                    ErrorCode::GestureNotExpected,
+                    "this payment request was not sent to that phone",
+                ));
+            }
+            let mut next = r.clone();
+            next.status = r.status.gesture(r.open_with, self.clock.now())?;
+            next.gesture = Some((gesture, route));
+            next.updated_at = self.clock.now();
+            if let Some(page) = self
+                .save_transition(next, "payment_request.gesture_received")
+                .await?
+            {
+                tracing::info!(payment.id = %id, route = route.as_str(), "gesture received");
+                return Ok(page);
+            }
+        }
+        Err(rejected(
+            ErrorCode::RateLimited,
+            "the payment request is busy; retry",
+        ))
+    }
+
+    /// A phone of the account scanned the code the terminal shows.
+    pub async fn scan_payment_code(
+        &self,
+        user: &UserId,
+        phone: &DeviceId,
+        scanned: &str,
+    ) -> Result<PaymentPage, ServiceError> {
+        self.require_unrestricted(user).await?;
+        let device = self.own_device(user, phone).await.ok_or_else(|| {
+            rejected(
+                ErrorCode::TerminalNotOfAccount,
+                "scan with a phone of this account",
+            )
+        })?;
+        if device.device_type != DeviceType::Phone {
+            return Err(rejected(ErrorCode::InvalidRequest, "scan with a phone"));
+        }
+        let hash = self.keys.tokens.hash(scan_token(scanned));
+        for _ in 0..CAS_RETRIES {
+            // Another account's code looks unknown: the QR pays the asking account's order.
+            let r = self
+                .store
+                .payment_request_by_scan_code(&hash)
+                .await?
+                .filter(|r| &r.user_id == user)
+                .ok_or_else(|| rejected(ErrorCode::NotFound, "no such payment code"))?;
+            let Some(r) = self.expire_if_due(r).await? else {
+                continue;
+            };
+            if r.status.state == PaymentRequestState::Presented
+                && r.phone_id.as_ref() == Some(phone)
+            {
+                return self.page(r).await; // scanned twice by the same phone
+            }
+            let mut next = r.clone();
+            next.status = r.status.scanned(self.clock.now())?;
+            next.phone_id = Some(phone.clone());
+            next.updated_at = self.clock.now();
+            if let Some(page) = self
+                .save_transition(next, "payment_request.scanned")
+                .await?
+            {
+                return Ok(page);
+            }
+        }
+        Err(rejected(
+            ErrorCode::RateLimited,
+            "the payment request is busy; retry",
+        ))
+    }
+
+    /// The request as the answering phone may act on it.
+    async fn request_for_phone(
+        &self,
+        user: &UserId,
+        phone: Option<&DeviceId>,
+        id: &PaymentId,
+    ) -> Result<StoredPaymentRequest, ServiceError> {
+        let r = self.own_request(user, id).await?;
+        match (phone, &r.phone_id) {
+            (Some(p), Some(target)) if p == target => Ok(r),
+            _ => Err(rejected(
+                ErrorCode::TerminalNotOfAccount,
+                "answer this payment request from the phone it was sent to",
+            )),
+        }
+    }
+
+    /// Starts a WebAuthn approval bound to this payment's id, order, amount and payee.
+    pub async fn start_payment_approval(
+        &self,
+        user: &UserId,
+        phone: Option<&DeviceId>,
+        id: &PaymentId,
+    ) -> Result<CeremonyStarted<RequestChallengeResponse>, ServiceError> {
+        let r = self.request_for_phone(user, phone, id).await?;
+        r.status.check_approvable(self.clock.now())?;
+        let order = self.load_order(&r.order_id).await?;
+        let purpose = approval_purpose(
+            r.id.as_str(),
+            order.id.as_str(),
+            order.status.amount,
+            order.merchant_id.as_str(),
+        );
+        let phone = r.phone_id.as_ref().expect("checked above");
+        self.start_assertion(user, phone, &purpose).await
+    }
+
+    /// The user approves on the payment page: checks the approval, debits
+    /// the card, marks the order and the request paid, tells the terminal.
+    /// A retry of an approved request answers the paid request again.
+    pub async fn approve_payment(
+        &self,
+        user: &UserId,
+        phone: Option<&DeviceId>,
+        id: &PaymentId,
+        binding: &BindingId,
+        approval: PaymentApproval,
+    ) -> Result<PaymentPage, ServiceError> {
+        self.require_unrestricted(user).await?;
+        let r = self.request_for_phone(user, phone, id).await?;
+        if r.status.state == PaymentRequestState::Paid {
+            return self.page(r).await;
+        }
+        r.status.check_approvable(self.clock.now())?;
+        let order = self.load_order(&r.order_id).await?;
+        self.active_binding_issuer(user, binding).await?;
+        let phone = r.phone_id.clone().expect("checked above");
+        match &approval {
+            PaymentApproval::PaymentPassword(pin) => {
+                self.verify_payment_password(user, pin).await?;
+            }
+            PaymentApproval::Webauthn {
+                ceremony,
+                credential,
+            } => {
+                // Recomputed from the stored order now: if anything changed
+                // since the challenge, the purposes differ and it fails.
+                let purpose = approval_purpose(
+                    r.id.as_str(),
+                    order.id.as_str(),
+                    order.status.amount,
+                    order.merchant_id.as_str(),
+                );
+                self.finish_assertion(user, &phone, ceremony, &purpose, credential)
+                    .await?;
+            }
+        }
+        self.charge_order(user, order, binding).await?;
+        // The money moved; record it on the request. (Had it been declined
+        // or superseded in the meantime, the order is still paid: the
+        // merchant's webhook and the order say so.)
+        for _ in 0..CAS_RETRIES {
+            let current = self.own_request(user, id).await?;
+            if current.status.state == PaymentRequestState::Paid {
+                return self.page(current).await;
+            }
+            let mut next = current.clone();
+            next.status = match current.status.paid() {
+                Ok(s) => s,
+                Err(_) => return self.page(current).await,
+            };
+            next.binding_id = Some(binding.to_string());
+            next.approved_with = Some(approval.name().to_owned());
+            next.updated_at = self.clock.now();
+            if let Some(page) = self.save_transition(next, "payment_request.paid").await? {
+                tracing::info!(payment.id = %id, order.id = %page.order.id, "payment request paid");
+                return Ok(page);
+            }
+        }
+        Err(rejected(
+            ErrorCode::RateLimited,
+            "the payment request is busy; retry",
+        ))
+    }
+
+    /// The user declined on the phone; the terminal is told.
+    pub async fn decline_payment(
+        &self,
+        user: &UserId,
+        phone: Option<&DeviceId>,
+        id: &PaymentId,
+    ) -> Result<PaymentPage, ServiceError> {
+        for _ in 0..CAS_RETRIES {
+            let r = self.request_for_phone(user, phone, id).await?;
+            if r.status.state == PaymentRequestState::Declined {
+                return self.page(r).await;
+            }
+            let mut next = r.clone();
+            next.status = r.status.decline(self.clock.now())?;
+            next.updated_at = self.clock.now();
+            if let Some(page) = self
+                .save_transition(next, "payment_request.declined")
+                .await?
+            {
+                tracing::info!(payment.id = %id, "payment request declined");
+                return Ok(page);
+            }
+        }
+        Err(rejected(
+            ErrorCode::RateLimited,
+            "the payment request is busy; retry",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scan_token;
+
+    #[test]
+    fn a_scanned_url_or_bare_code_gives_the_code() {
+        assert_eq!(scan_token("https://pay.example/pay/pbs_abc"), "pbs_abc");
+        assert_eq!(scan_token(" pbs_abc "), "pbs_abc");
+    }
+}

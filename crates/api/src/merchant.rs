@@ -23,6 +23,9 @@ pub struct CreateOrder {
 pub struct OrderBody {
     #[schema(example = "ord_…")]
     pub id: String,
+    /// The payee: a first terminal names it in its payment request (F4).
+    #[schema(example = "mer_…")]
+    pub merchant_id: String,
     pub reference: String,
     pub description: String,
     pub amount: MoneyBody,

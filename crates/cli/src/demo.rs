@@ -29,20 +29,22 @@ pub struct DemoArgs {
 
 /// The demo customer of the sandbox bank whose card is bound.
 const BANK_USER: &str = "zhang.san";
-const BANK_PASSWORD: &str = "Sandbox#2026";
-const RESERVED_PHONE: &str = "13800138000";
-const WALLET_PASSWORD: &str = "Demo wallet 2026";
+pub(crate) const BANK_PASSWORD: &str = "Sandbox#2026";
+pub(crate) const RESERVED_PHONE: &str = "13800138000";
+/// The payment password every demo sets (and uses when one is set).
+pub(crate) const DEMO_PAYMENT_PASSWORD: &str = "730245";
+pub(crate) const WALLET_PASSWORD: &str = "Demo wallet 2026";
 
 /// A server for the demo: the given one, or an in-process one.
-struct Server {
-    base: String,
+pub(crate) struct Server {
+    pub(crate) base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     dir: Option<std::path::PathBuf>,
 }
 
 impl Server {
-    async fn start(args: &DemoArgs) -> anyhow::Result<Server> {
+    pub(crate) async fn start(args: &DemoArgs) -> anyhow::Result<Server> {
         if let Some(url) = &args.server {
             return Ok(Server {
                 base: url.trim_end_matches('/').to_owned(),
@@ -110,7 +112,7 @@ impl Server {
         })
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -124,13 +126,13 @@ impl Server {
 }
 
 /// JSON over HTTP as an app does it.
-struct Http {
-    base: String,
-    client: reqwest::Client,
+pub(crate) struct Http {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
 }
 
 impl Http {
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -169,7 +171,7 @@ impl Http {
     }
 
     /// A call that must succeed.
-    async fn ok(
+    pub(crate) async fn ok(
         &self,
         method: Method,
         path: &str,
@@ -184,11 +186,11 @@ impl Http {
     }
 }
 
-fn say(who: &str, what: impl AsRef<str>) {
+pub(crate) fn say(who: &str, what: impl AsRef<str>) {
     println!("{who:<12} {}", what.as_ref());
 }
 
-fn money(v: &Value) -> String {
+pub(crate) fn money(v: &Value) -> String {
     let minor = v["amount"].as_i64().unwrap_or(0);
     format!(
         "{} {}.{:02}",
@@ -199,7 +201,7 @@ fn money(v: &Value) -> String {
 }
 
 /// The wallet app logs in as the owner of `phone` (registering the account the first time).
-async fn wallet_login(http: &Http, phone: &str) -> anyhow::Result<String> {
+pub(crate) async fn wallet_login(http: &Http, phone: &str) -> anyhow::Result<String> {
     let creds = json!({"phone": phone, "password": WALLET_PASSWORD});
     let (status, v) = http
         .call(Method::POST, "/v1/accounts", None, Some(creds.clone()))
@@ -224,7 +226,7 @@ async fn wallet_login(http: &Http, phone: &str) -> anyhow::Result<String> {
 }
 
 /// The SMS inbox: the newest text to `phone`, shown masked, and its code.
-async fn latest_code(http: &Http, phone: &str) -> anyhow::Result<String> {
+pub(crate) async fn latest_code(http: &Http, phone: &str) -> anyhow::Result<String> {
     let inbox = http
         .ok(
             Method::GET,
@@ -252,12 +254,12 @@ pub async fn bind(args: DemoArgs, push: bool) -> anyhow::Result<()> {
         base: server.base.clone(),
         client: reqwest::Client::new(),
     };
-    let result = play_bind(&http, push).await;
+    let result = play_bind(&http, push).await.map(|_| ());
     server.stop().await;
     result
 }
 
-async fn play_bind(http: &Http, push: bool) -> anyhow::Result<()> {
+pub(crate) async fn play_bind(http: &Http, push: bool) -> anyhow::Result<String> {
     // The bank app.
     let s = http
         .ok(
@@ -430,12 +432,20 @@ async fn play_bind(http: &Http, push: bool) -> anyhow::Result<()> {
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
     let code = latest_code(http, RESERVED_PHONE).await?;
+    // An account with a payment password confirms with it too (the demos
+    // all use DEMO_PAYMENT_PASSWORD).
+    let me = http.ok(Method::GET, "/v1/me", Some(&wallet), None).await?;
+    let mut completion = json!({ "code": code });
+    if me["has_payment_password"] == true {
+        completion["payment_password"] = DEMO_PAYMENT_PASSWORD.into();
+        say("wallet app", "entered the payment password");
+    }
     let done = http
         .ok(
             Method::POST,
             &format!("/v1/bindings/{binding_id}/completion"),
             Some(&wallet),
-            Some(json!({"code": code})),
+            Some(completion),
         )
         .await?;
     say(
@@ -492,7 +502,7 @@ async fn play_bind(http: &Http, push: bool) -> anyhow::Result<()> {
         );
     }
     println!("\nbinding {binding_id} is active on both sides");
-    Ok(())
+    Ok(binding_id)
 }
 
 /// Flow F2: a bank customer without a wallet account asks the bank app to
@@ -638,7 +648,7 @@ async fn play_register(http: &Http) -> anyhow::Result<()> {
             Method::POST,
             &format!("/v1/security-authentications/{id}/passwords"),
             None,
-            Some(json!({"login_password": WALLET_PASSWORD, "payment_password": "730245"})),
+            Some(json!({"login_password": WALLET_PASSWORD, "payment_password": DEMO_PAYMENT_PASSWORD})),
         )
         .await?;
     say(

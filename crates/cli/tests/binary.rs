@@ -410,11 +410,35 @@ fn demo_bind_qr_and_bind_push_end_with_active_bindings() {
     }
 }
 
+#[test]
+fn demo_cross_device_ends_with_a_paid_order_a_told_pc_and_a_webhook() {
+    let out = bin().args(["demo", "cross-device"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "awaiting_gesture",
+        "relayed the swipe",
+        "payment page: CNY 128.00 to Demo Shop",
+        "\"Paid — CNY 128.00\"",
+        "order.paid (signature verified)",
+        "is paid, the PC was told and the merchant's webhook received",
+    ] {
+        assert!(stdout.contains(step), "missing {step:?}: {stdout}");
+    }
+    assert!(!stdout.contains("6219990000000014") && !stdout.contains("110105199003071239"));
+}
+
 #[tokio::test]
 async fn demos_run_against_a_server_and_again() {
     let dir = temp_dir();
     let (mut child, url) = serve(&[], &dir);
-    for flow in ["bind-push", "bind-qr", "bind-push"] {
+    // The cross-device demo sets a payment password; the binding demos
+    // after it must still complete (with it).
+    for flow in ["bind-push", "cross-device", "bind-qr", "cross-device", "bind-push"] {
         let out = bin()
             .args(["demo", flow, "--server", &url])
             .output()

@@ -28,6 +28,7 @@ pub(crate) fn order_body(o: StoredOrder) -> OrderBody {
     let currency = o.status.amount.currency;
     OrderBody {
         id: o.id.to_string(),
+        merchant_id: o.merchant_id.to_string(),
         reference: o.reference,
         description: o.description,
         amount: o.status.amount.into(),

@@ -53,11 +53,11 @@ pub struct BindBenchArgs {
 }
 
 /// One prepared pair: the bank's customer and card, the wallet's session.
-struct Pair {
-    customer: CustomerId,
-    card: CardId,
-    phone: String,
-    token: String,
+pub(crate) struct Pair {
+    pub(crate) customer: CustomerId,
+    pub(crate) card: CardId,
+    pub(crate) phone: String,
+    pub(crate) token: String,
 }
 
 pub async fn bind(args: BindBenchArgs) -> anyhow::Result<bool> {
@@ -65,78 +65,112 @@ pub async fn bind(args: BindBenchArgs) -> anyhow::Result<bool> {
         args.concurrency >= 1 && args.bindings >= 1,
         "--concurrency and --bindings must be at least 1"
     );
-    let suffix = format!("{:012x}", rand::random::<u64>() >> 16);
-    let dir = std::env::temp_dir().join(format!("paybridge-bench-bind-{suffix}"));
-    let store = |role: &str| match args.store {
-        BenchStore::Sqlite => StoreConfig::Sqlite {
-            path: dir.join(format!("{role}.db")),
-        },
-        BenchStore::Postgres => StoreConfig::Postgres {
-            url: args.database_url.clone(),
-            schema: format!("bench_{suffix}_{role}"),
-            max_connections: (args.concurrency as u32 * 2).clamp(4, 64),
-        },
-    };
-    let (wallet_store, issuer_store) = (store("wallet"), store("issuer"));
-    let (wkey, ikey) = (
-        Arc::new(PartnerKeyPair::generate()),
-        Arc::new(PartnerKeyPair::generate()),
-    );
-    let app = App::build(AppConfig {
-        listen: "127.0.0.1:0".parse()?,
-        wallet: Some(WalletRoleConfig {
-            id: "wallet".parse()?,
-            store: wallet_store.clone(),
-            key: wkey.clone(),
-            issuers: vec![PeerConfig {
-                id: "demo-bank".parse()?,
-                base_url: None,
-                public_keys: vec![ikey.public()],
-            }],
-            webauthn: Default::default(),
-            relays: Vec::new(),
-            payment_request_ttl_secs: None,
-        }),
-        issuer: Some(IssuerRoleConfig {
-            id: "demo-bank".parse()?,
-            name: "Demo Bank".into(),
-            store: issuer_store.clone(),
-            key: ikey,
-            wallet: PeerConfig {
-                id: "wallet".parse()?,
-                base_url: None,
-                public_keys: vec![wkey.public()],
-            },
-            bins: sandbox_bins(),
-            seeds: Vec::new(),
-        }),
-        sandbox: true,
-        clock: Arc::new(SystemClock),
-        master_key: MasterKey::from_bytes(MasterKey::generate()),
-    })
-    .await?;
-    let base = app.base_url();
-    let wallet = app.wallet.clone().context("wallet role")?;
-    let issuer = app.issuer.clone().context("issuer role")?;
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async move {
-        let _ = rx.await;
-    }));
-
-    let result = run(&args, &base, wallet, issuer).await;
-
-    let _ = stop.send(());
-    let _ = server.await;
-    let _ = std::fs::remove_dir_all(&dir);
-    for s in [wallet_store, issuer_store] {
-        if let StoreConfig::Postgres { url, schema, .. } = s {
-            paybridge_store::testing::drop_schema(&url, &schema);
-        }
-    }
+    let app = BenchApp::start("bind", args.store, &args.database_url, args.concurrency).await?;
+    let result = run(&args, &app.base, app.wallet.clone(), app.issuer.clone()).await;
+    app.finish().await;
     result
 }
 
-async fn prepare(i: usize, wallet: &Wallet, issuer: &Issuer) -> anyhow::Result<Pair> {
+/// An in-process server (both roles, sandbox on) on a fresh store, for a bench.
+pub(crate) struct BenchApp {
+    pub(crate) base: String,
+    pub(crate) wallet: Wallet,
+    pub(crate) issuer: Issuer,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    dir: std::path::PathBuf,
+    stores: [StoreConfig; 2],
+}
+
+impl BenchApp {
+    pub(crate) async fn start(
+        scenario: &str,
+        bench_store: BenchStore,
+        database_url: &str,
+        concurrency: usize,
+    ) -> anyhow::Result<BenchApp> {
+        let suffix = format!("{:012x}", rand::random::<u64>() >> 16);
+        let dir = std::env::temp_dir().join(format!("paybridge-bench-{scenario}-{suffix}"));
+        let store = |role: &str| match bench_store {
+            BenchStore::Sqlite => StoreConfig::Sqlite {
+                path: dir.join(format!("{role}.db")),
+            },
+            BenchStore::Postgres => StoreConfig::Postgres {
+                url: database_url.to_owned(),
+                schema: format!("bench_{suffix}_{role}"),
+                max_connections: (concurrency as u32 * 2).clamp(4, 64),
+            },
+        };
+        let (wallet_store, issuer_store) = (store("wallet"), store("issuer"));
+        let (wkey, ikey) = (
+            Arc::new(PartnerKeyPair::generate()),
+            Arc::new(PartnerKeyPair::generate()),
+        );
+        let app = App::build(AppConfig {
+            listen: "127.0.0.1:0".parse()?,
+            wallet: Some(WalletRoleConfig {
+                id: "wallet".parse()?,
+                store: wallet_store.clone(),
+                key: wkey.clone(),
+                issuers: vec![PeerConfig {
+                    id: "demo-bank".parse()?,
+                    base_url: None,
+                    public_keys: vec![ikey.public()],
+                }],
+                webauthn: Default::default(),
+                relays: Vec::new(),
+                payment_request_ttl_secs: None,
+            }),
+            issuer: Some(IssuerRoleConfig {
+                id: "demo-bank".parse()?,
+                name: "Demo Bank".into(),
+                store: issuer_store.clone(),
+                key: ikey,
+                wallet: PeerConfig {
+                    id: "wallet".parse()?,
+                    base_url: None,
+                    public_keys: vec![wkey.public()],
+                },
+                bins: sandbox_bins(),
+                seeds: Vec::new(),
+            }),
+            sandbox: true,
+            clock: Arc::new(SystemClock),
+            master_key: MasterKey::from_bytes(MasterKey::generate()),
+        })
+        .await?;
+        let base = app.base_url();
+        let wallet = app.wallet.clone().context("wallet role")?;
+        let issuer = app.issuer.clone().context("issuer role")?;
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        Ok(BenchApp {
+            base,
+            wallet,
+            issuer,
+            stop,
+            server,
+            dir,
+            stores: [wallet_store, issuer_store],
+        })
+    }
+
+    /// Stops the server and drops what the bench created.
+    pub(crate) async fn finish(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        for s in self.stores {
+            if let StoreConfig::Postgres { url, schema, .. } = s {
+                paybridge_store::testing::drop_schema(&url, &schema);
+            }
+        }
+    }
+}
+
+pub(crate) async fn prepare(i: usize, wallet: &Wallet, issuer: &Issuer) -> anyhow::Result<Pair> {
     let phone = format!("137{:08}", i);
     let customer = issuer
         .create_customer(&NewCustomer {
@@ -174,13 +208,18 @@ async fn prepare(i: usize, wallet: &Wallet, issuer: &Issuer) -> anyhow::Result<P
     })
 }
 
-async fn post(
+pub(crate) async fn post(
     client: &reqwest::Client,
     url: String,
     token: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
     let mut req = client.post(url).bearer_auth(token);
+    // POSTs that create or move something carry an Idempotency-Key.
+    req = req.header(
+        "idempotency-key",
+        format!("bench-{:032x}", rand::random::<u128>()),
+    );
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -192,7 +231,7 @@ async fn post(
 }
 
 /// One binding, timed from the bank's request to the active answer.
-async fn one_binding(
+pub(crate) async fn one_binding(
     base: &str,
     client: &reqwest::Client,
     wallet: &Wallet,

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_bind;
+mod bench_pay;
 mod config;
 mod demo;
 mod demo_cross_device;
@@ -70,6 +71,9 @@ enum BenchCommand {
     Ledger(bench::LedgerBenchArgs),
     /// Completed card bindings (flow F1) per second, end to end over HTTP.
     Bind(bench_bind::BindBenchArgs),
+    /// Orders paid per second through flow F4 (merchant order, PC request,
+    /// phone approval, bank debit), end to end over HTTP; checks the money.
+    CrossDevice(bench_pay::PayBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +117,12 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Bind(args)) => {
             if !runtime.block_on(bench_bind::bind(args))? {
                 anyhow::bail!("some bindings are not active on both sides");
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::CrossDevice(args)) => {
+            if !runtime.block_on(bench_pay::cross_device(args))? {
+                anyhow::bail!("some orders were not paid, or the money does not add up");
             }
             Ok(())
         }

@@ -438,7 +438,13 @@ async fn demos_run_against_a_server_and_again() {
     let (mut child, url) = serve(&[], &dir);
     // The cross-device demo sets a payment password; the binding demos
     // after it must still complete (with it).
-    for flow in ["bind-push", "cross-device", "bind-qr", "cross-device", "bind-push"] {
+    for flow in [
+        "bind-push",
+        "cross-device",
+        "bind-qr",
+        "cross-device",
+        "bind-push",
+    ] {
         let out = bin()
             .args(["demo", flow, "--server", &url])
             .output()
@@ -452,6 +458,41 @@ async fn demos_run_against_a_server_and_again() {
     }
     terminate(&mut child);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bench_cross_device_pays_every_order_on_both_stores() {
+    for store in bench_stores() {
+        let out = bin()
+            .args([
+                "bench",
+                "cross-device",
+                "--store",
+                store,
+                "--concurrency",
+                "3",
+                "--orders",
+                "9",
+                "--json",
+            ])
+            .env(
+                "PAYBRIDGE_DATABASE_URL",
+                paybridge_store::testing::postgres_url(),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(last["scenario"], "cross-device");
+        assert_eq!(last["store"], store);
+        assert_eq!(last["orders"], 9);
+        assert_eq!(last["invariants_ok"], true, "{stdout}");
+    }
 }
 
 #[test]

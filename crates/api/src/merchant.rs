@@ -110,3 +110,38 @@ pub struct PayOrder {
 }
 
 crate::redacted_debug!(PayOrder);
+
+/// Refund (part of) a paid order to the card it was paid with.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefund {
+    pub amount: MoneyBody,
+    /// Yours, unique per refund of the order: retrying with it resumes the same refund.
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RefundBody {
+    #[schema(example = "ref_…")]
+    pub id: String,
+    pub order_id: String,
+    pub reference: String,
+    pub amount: MoneyBody,
+    /// `pending` (the bank's answer is awaited; retry), `succeeded`, `failed`.
+    pub state: String,
+    /// `<code>: <message>` of a failed refund.
+    pub failure: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RefundCreated {
+    pub refund: RefundBody,
+    pub order: OrderBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RefundList {
+    pub refunds: Vec<RefundBody>,
+}

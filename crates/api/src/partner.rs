@@ -187,3 +187,22 @@ pub struct DebitAnswer {
     /// `posted`.
     pub status: String,
 }
+
+/// The wallet returns (part of) a payment to the card it was debited from.
+/// At most the debited amount in all; idempotent on `refund_id`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    pub refund_id: String,
+    /// The debit's `payment_id`.
+    pub payment_id: String,
+    pub amount: crate::wallet::MoneyBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RefundAnswer {
+    /// The bank's ledger transfer back to the card.
+    pub transfer_id: String,
+    /// `posted`.
+    pub status: String,
+}

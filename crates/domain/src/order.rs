@@ -208,8 +208,51 @@ impl OrderStatus {
     }
 }
 
+impl OrderStatus {
+    /// A reserved refund failed at the bank: `amount_minor` is refundable again.
+    pub fn refund_reverted(self, amount_minor: i64) -> Result<Self, DomainError> {
+        if !matches!(
+            self.state,
+            OrderState::PartiallyRefunded | OrderState::Refunded
+        ) || amount_minor <= 0
+            || amount_minor > self.refunded_minor
+        {
+            return Err(refuse(
+                ErrorCode::OrderNotRefundable,
+                "no such refund to revert",
+            ));
+        }
+        let refunded = self.refunded_minor - amount_minor;
+        Ok(Self {
+            state: if refunded == 0 {
+                OrderState::Paid
+            } else {
+                OrderState::PartiallyRefunded
+            },
+            refunded_minor: refunded,
+            ..self
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_failed_refund_is_refundable_again() {
+        let paid = order().start_paying(t0()).unwrap().paid().unwrap();
+        let part = paid.refund(4_000).unwrap().refund(6_000).unwrap();
+        assert_eq!(part.state, OrderState::Refunded);
+        let back = part.refund_reverted(6_000).unwrap();
+        assert_eq!(
+            (back.state, back.refunded_minor),
+            (OrderState::PartiallyRefunded, 4_000)
+        );
+        let all = back.refund_reverted(4_000).unwrap();
+        assert_eq!((all.state, all.refunded_minor), (OrderState::Paid, 0));
+        assert!(all.refund_reverted(1).is_err());
+        assert!(back.refund_reverted(4_001).is_err());
+    }
+
     use super::*;
     use crate::Currency;
     use time::macros::datetime;

@@ -3,7 +3,7 @@
 //! card's account to the bank's clearing account for that wallet; a retry
 //! is answered from the ledger (the same transfer), never debited twice.
 
-use paybridge_api::partner::{DebitAnswer, DebitRequest};
+use paybridge_api::partner::{DebitAnswer, DebitRequest, RefundAnswer, RefundRequest};
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::ledger::{
     Account, AccountFlags, AccountId, TransferId, TransferKind, TransferRequest,
@@ -108,6 +108,123 @@ impl Issuer {
             .await?;
         tracing::info!(card.id = %card.id, payment.id = %req.payment_id, "card debited by agreement");
         Ok(DebitAnswer {
+            transfer_id: transfer.id.to_string(),
+            status: "posted".into(),
+        })
+    }
+
+    /// Returns (part of) a debited payment to its card. The original debit
+    /// bounds every refund of it together: a per-payment allowance account
+    /// (no overdraft) is credited the debited amount once, and each refund
+    /// draws on it in the same ledger, so two refunds can never return more
+    /// than was taken, whatever the wallet asks.
+    pub async fn refund_payment(
+        &self,
+        wallet: &PartnerId,
+        req: &RefundRequest,
+    ) -> Result<RefundAnswer, ServiceError> {
+        let bad = |m: &str| ServiceError::rejected(ErrorCode::InvalidRequest, m);
+        let transfer_id = |label: String| -> Result<TransferId, ServiceError> {
+            label
+                .parse()
+                .map_err(|_| bad("refund_id/payment_id: too long or not usable as a transfer id"))
+        };
+        let debit = self
+            .store
+            .ledger_transfer(&transfer_id(format!("debit:{wallet}:{}", req.payment_id))?)
+            .await?
+            .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such payment"))?;
+        let currency: Currency = req
+            .amount
+            .currency
+            .parse()
+            .map_err(|_| bad("amount.currency: an ISO 4217 code we support"))?;
+        if currency != debit.amount.currency {
+            return Err(bad("amount.currency: not the payment's currency"));
+        }
+        let amount = Money::positive(req.amount.amount, currency)
+            .map_err(|_| bad("amount: must be positive"))?;
+        let allowance = derived_account_id(&format!(
+            "{}:refundable:{wallet}:{}",
+            self.id, req.payment_id
+        ));
+        let memo = derived_account_id(&format!(
+            "{}:refund-allowances:{}",
+            self.id,
+            currency.code()
+        ));
+        let now = self.clock.now();
+        let no_overdraft = AccountFlags {
+            debits_must_not_exceed_credits: true,
+            ..AccountFlags::default()
+        };
+        self.store
+            .ledger_open_account(
+                &Account::new(allowance.clone(), currency, no_overdraft, 0),
+                now,
+            )
+            .await?;
+        self.store
+            .ledger_open_account(
+                &Account::new(memo.clone(), currency, AccountFlags::default(), 0),
+                now,
+            )
+            .await?;
+        let ledger = self.ledger();
+        ledger
+            .transfer(
+                &TransferRequest {
+                    id: transfer_id(format!("allow:{wallet}:{}", req.payment_id))?,
+                    debit_account: memo.clone(),
+                    credit_account: allowance.clone(),
+                    amount: debit.amount,
+                    kind: TransferKind::Posted,
+                },
+                &[],
+            )
+            .await?;
+        ledger
+            .transfer(
+                &TransferRequest {
+                    id: transfer_id(format!("refund-allow:{wallet}:{}", req.refund_id))?,
+                    debit_account: allowance,
+                    credit_account: memo,
+                    amount,
+                    kind: TransferKind::Posted,
+                },
+                &[],
+            )
+            .await
+            .map_err(|e| match e {
+                ServiceError::Rejected(d) if d.code == ErrorCode::InsufficientFunds => {
+                    ServiceError::rejected(
+                        ErrorCode::RefundExceedsPayment,
+                        "the refunds of this payment would exceed what was debited",
+                    )
+                }
+                other => other,
+            })?;
+        let clearing = self.clearing_account(wallet, currency).await?;
+        let event = NewEvent::of(
+            "card.refunded",
+            Destination::Internal,
+            json!({ "payment_id": req.payment_id, "refund_id": req.refund_id, "amount": amount }),
+            now,
+        );
+        let transfer = ledger
+            .transfer(
+                &TransferRequest {
+                    id: transfer_id(format!("refund:{wallet}:{}", req.refund_id))?,
+                    debit_account: clearing,
+                    credit_account: debit.debit_account.clone(),
+                    amount,
+                    kind: TransferKind::Posted,
+                },
+                &[event],
+            )
+            .await?;
+        tracing::info!(payment.id = %req.payment_id, refund.id = %req.refund_id, "payment refunded to the card");
+        Ok(RefundAnswer {
             transfer_id: transfer.id.to_string(),
             status: "posted".into(),
         })

@@ -55,7 +55,10 @@ pub use idempotency::{IdempotencyBegin, IdempotencyStore, SavedResponse};
 pub use inbox::InboxStore;
 pub use keys::{KeyStore, KeyVault, RotationReport, SealedColumn, VaultError, SEALED_COLUMNS};
 pub use ledger::{LedgerStore, LedgerTotals, TransferOutcome};
-pub use merchants::{MerchantStore, OrderCreate, StoredApiKey, StoredMerchant, StoredOrder};
+pub use merchants::{
+    MerchantStore, OrderCreate, RefundBegin, StoredApiKey, StoredMerchant, StoredOrder,
+    StoredRefund,
+};
 pub use nonces::NonceStore;
 pub use otp::{OtpStore, StoredOtp};
 pub use outbox::{Delivery, OutboxStats, OutboxStore, StoredEvent};

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
 use paybridge_domain::event::NewEvent;
-use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId};
+use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId, RefundId};
 use paybridge_domain::ledger::{Account, AccountId};
 use paybridge_domain::order::{OrderState, OrderStatus};
 use paybridge_domain::{Currency, Money, Timestamp};
@@ -52,6 +52,30 @@ pub struct StoredOrder {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: i64,
+}
+
+/// A refund of (part of) a paid order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRefund {
+    pub id: RefundId,
+    pub order_id: OrderId,
+    pub reference: String,
+    pub amount: Money,
+    /// `pending`, `succeeded`, `failed`.
+    pub state: String,
+    pub failure: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What starting a refund found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundBegin {
+    Started,
+    /// The merchant used this reference for a refund of this order before.
+    Exists(Box<StoredRefund>),
+    /// The order moved meanwhile: read and try again.
+    OrderMoved,
 }
 
 /// What creating an order found.
@@ -102,6 +126,63 @@ pub trait MerchantStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<StoredOrder>, StoreError>;
     /// Saves a new status if the row is at `o.version`; `false` if it moved.
     async fn order_update(&self, o: &StoredOrder, events: &[NewEvent]) -> Result<bool, StoreError>;
+    /// Records `r` (pending) and the order's reserved refund (`o`, read at
+    /// its version) together.
+    async fn refund_begin(
+        &self,
+        o: &StoredOrder,
+        r: &StoredRefund,
+        events: &[NewEvent],
+    ) -> Result<RefundBegin, StoreError>;
+    /// Saves the refund's outcome, and the order's (if given, at its version).
+    async fn refund_finish(
+        &self,
+        r: &StoredRefund,
+        order: Option<&StoredOrder>,
+        events: &[NewEvent],
+    ) -> Result<bool, StoreError>;
+    async fn refunds_of(&self, order: &OrderId) -> Result<Vec<StoredRefund>, StoreError>;
+}
+
+const REFUND_COLUMNS: &str =
+    "id, order_id, reference, amount, currency, state, failure, created_at, updated_at";
+
+fn refund_from_row(r: &AnyRow) -> Result<StoredRefund, StoreError> {
+    let id: String = r.try_get("id")?;
+    let order: String = r.try_get("order_id")?;
+    let currency: String = r.try_get("currency")?;
+    let currency: Currency = currency.parse().map_err(corrupt)?;
+    Ok(StoredRefund {
+        id: id.parse().map_err(corrupt)?,
+        order_id: order.parse().map_err(corrupt)?,
+        reference: r.try_get("reference")?,
+        amount: Money::new(r.try_get("amount")?, currency),
+        state: r.try_get("state")?,
+        failure: r.try_get("failure")?,
+        created_at: from_unix_micros(r.try_get("created_at")?),
+        updated_at: from_unix_micros(r.try_get("updated_at")?),
+    })
+}
+
+async fn update_order_at_version(
+    conn: &mut sqlx::AnyConnection,
+    o: &StoredOrder,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query(
+        "UPDATE orders SET state = $3, refunded = $4, updated_at = $5, payer_user_id = $6, \
+         binding_id = $7, version = version + 1 WHERE id = $1 AND version = $2",
+    )
+    .bind(o.id.as_str())
+    .bind(o.version)
+    .bind(o.status.state.as_str())
+    .bind(o.status.refunded_minor)
+    .bind(to_unix_micros(o.updated_at))
+    .bind(o.payer_user_id.clone())
+    .bind(o.binding_id.clone())
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
 }
 
 fn key_from_row(r: &AnyRow) -> Result<StoredApiKey, StoreError> {
@@ -343,24 +424,90 @@ impl MerchantStore for Store {
 
     async fn order_update(&self, o: &StoredOrder, events: &[NewEvent]) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        let n = sqlx::query(
-            "UPDATE orders SET state = $3, refunded = $4, updated_at = $5, payer_user_id = $6, \
-             binding_id = $7, version = version + 1 WHERE id = $1 AND version = $2",
-        )
-        .bind(o.id.as_str())
-        .bind(o.version)
-        .bind(o.status.state.as_str())
-        .bind(o.status.refunded_minor)
-        .bind(to_unix_micros(o.updated_at))
-        .bind(o.payer_user_id.clone())
-        .bind(o.binding_id.clone())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-        if n == 1 {
+        let moved = update_order_at_version(tx.conn(), o).await?;
+        if moved {
             append_events(tx.conn(), events).await?;
         }
         tx.commit().await?;
-        Ok(n == 1)
+        Ok(moved)
+    }
+
+    async fn refund_begin(
+        &self,
+        o: &StoredOrder,
+        r: &StoredRefund,
+        events: &[NewEvent],
+    ) -> Result<RefundBegin, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let existing = sqlx::query(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE order_id = $1 AND reference = $2"
+        ))
+        .bind(r.order_id.as_str())
+        .bind(&r.reference)
+        .fetch_optional(tx.conn())
+        .await?;
+        if let Some(row) = existing {
+            return Ok(RefundBegin::Exists(Box::new(refund_from_row(&row)?)));
+        }
+        if !update_order_at_version(tx.conn(), o).await? {
+            return Ok(RefundBegin::OrderMoved);
+        }
+        sqlx::query(&format!(
+            "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(r.id.as_str())
+        .bind(r.order_id.as_str())
+        .bind(&r.reference)
+        .bind(r.amount.amount_minor)
+        .bind(r.amount.currency.code())
+        .bind(&r.state)
+        .bind(r.failure.clone())
+        .bind(to_unix_micros(r.created_at))
+        .bind(to_unix_micros(r.updated_at))
+        .execute(tx.conn())
+        .await?;
+        append_events(tx.conn(), events).await?;
+        tx.commit().await?;
+        Ok(RefundBegin::Started)
+    }
+
+    async fn refund_finish(
+        &self,
+        r: &StoredRefund,
+        order: Option<&StoredOrder>,
+        events: &[NewEvent],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        if let Some(o) = order {
+            if !update_order_at_version(tx.conn(), o).await? {
+                return Ok(false);
+            }
+        }
+        let n = sqlx::query(
+            "UPDATE refunds SET state = $2, failure = $3, updated_at = $4 WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(r.id.as_str())
+        .bind(&r.state)
+        .bind(r.failure.clone())
+        .bind(to_unix_micros(r.updated_at))
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        append_events(tx.conn(), events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn refunds_of(&self, order: &OrderId) -> Result<Vec<StoredRefund>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE order_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(order.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(refund_from_row).collect()
     }
 }

@@ -13,6 +13,7 @@ pub mod merchants;
 pub mod otp;
 pub mod payments;
 pub mod qr;
+pub mod refunds;
 pub mod registration;
 pub mod webauthn;
 pub mod webhooks;

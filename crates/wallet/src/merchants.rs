@@ -43,6 +43,11 @@ pub fn well_formed_api_key(text: &str) -> bool {
     })
 }
 
+const MERCHANT_ACCOUNT_FLAGS: AccountFlags = AccountFlags {
+    debits_must_not_exceed_credits: true,
+    credits_must_not_exceed_debits: false,
+};
+
 /// A stable id derived from a label (the sandbox merchant's).
 pub(crate) fn derived_id<K: paybridge_domain::ids::IdKind>(label: &str) -> paybridge_domain::Id<K> {
     let digest = Sha256::digest(label.as_bytes());
@@ -90,7 +95,8 @@ impl Wallet {
         let account = Account::new(
             derived_id(&format!("{}:merchant-account:demo-shop", self.id)),
             Currency::CNY,
-            AccountFlags::default(),
+            // The merchant's balance never goes below zero (refunds draw on it).
+            MERCHANT_ACCOUNT_FLAGS,
             0,
         );
         let merchant = StoredMerchant {
@@ -124,7 +130,8 @@ impl Wallet {
         let account = Account::new(
             AccountId::generate(),
             Currency::CNY,
-            AccountFlags::default(),
+            // The merchant's balance never goes below zero (refunds draw on it).
+            MERCHANT_ACCOUNT_FLAGS,
             0,
         );
         let merchant = StoredMerchant {

@@ -162,7 +162,7 @@ impl Wallet {
 
     /// The wallet's account of what `issuer` owes it in `currency` (the
     /// other side of the bank's clearing account for this wallet).
-    async fn issuer_clearing_account(
+    pub(crate) async fn issuer_clearing_account(
         &self,
         issuer: &PartnerId,
         currency: Currency,

@@ -11,7 +11,7 @@ use axum::Extension;
 use paybridge_api::partner::{
     AccountLookup, AccountLookupAnswer, AccountRegistered, AccountRegistration, ActivateBinding,
     AgreementIssued, BindingAddress, BindingAgreement, BindingOffer, BindingRequestAnswer,
-    BindingState, DebitAnswer, DebitRequest,
+    BindingState, DebitAnswer, DebitRequest, RefundAnswer, RefundRequest,
 };
 use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::identity::IdNumber;
@@ -224,6 +224,24 @@ async fn debit(
     Ok(ApiJson(issuer.debit_by_agreement(&caller.0, &req).await?))
 }
 
+/// The wallet returns (part of) a payment to the card it was debited from
+/// (idempotent on `refund_id`; never more than was debited, in all).
+#[utoipa::path(post, path = "/v1/partner/refunds", tag = "partner",
+    security(("partner_signature" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
+    request_body = RefundRequest,
+    responses(
+        (status = 200, body = RefundAnswer),
+        (status = 401, body = ErrorBody), (status = 404, description = "no such payment", body = ErrorBody),
+        (status = 422, description = "refund_exceeds_payment, invalid_request", body = ErrorBody)))]
+async fn refund(
+    State(issuer): State<Issuer>,
+    Extension(caller): Extension<VerifiedPartner>,
+    ApiJson(req): ApiJson<RefundRequest>,
+) -> ApiResult<ApiJson<RefundAnswer>> {
+    Ok(ApiJson(issuer.refund_payment(&caller.0, &req).await?))
+}
+
 pub fn issuer_router(
     issuer: Issuer,
     auth: Arc<PartnerAuth>,
@@ -232,6 +250,7 @@ pub fn issuer_router(
     OpenApiRouter::new()
         .routes(routes!(activate_binding))
         .routes(routes!(debit))
+        .routes(routes!(refund))
         .layer(axum::middleware::from_fn_with_state(idem, idempotency))
         .layer(axum::middleware::from_fn_with_state(auth, partner_auth))
         .with_state(issuer)

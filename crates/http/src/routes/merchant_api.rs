@@ -7,13 +7,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Extension;
 use paybridge_api::merchant::{
-    ApiKeyBody, ApiKeyList, CreateOrder, NewApiKeyBody, OrderBody, SetWebhookEndpoint,
-    WebhookDeliveryBody, WebhookDeliveryList, WebhookEndpointBody,
+    ApiKeyBody, ApiKeyList, CreateOrder, CreateRefund, NewApiKeyBody, OrderBody, RefundBody,
+    RefundCreated, RefundList, SetWebhookEndpoint, WebhookDeliveryBody, WebhookDeliveryList,
+    WebhookEndpointBody,
 };
 use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::ids::{ApiKeyId, EventId, OrderId};
 use paybridge_domain::{Currency, ErrorCode, Money};
-use paybridge_store::{StoredApiKey, StoredOrder};
+use paybridge_store::{StoredApiKey, StoredOrder, StoredRefund};
 use paybridge_wallet::merchants::{MerchantCaller, NewOrder};
 use paybridge_wallet::Wallet;
 use utoipa_axum::router::OpenApiRouter;
@@ -242,11 +243,90 @@ async fn resend_delivery(
     Ok(StatusCode::ACCEPTED)
 }
 
+fn refund_body(r: StoredRefund) -> RefundBody {
+    RefundBody {
+        id: r.id.to_string(),
+        order_id: r.order_id.to_string(),
+        reference: r.reference,
+        amount: r.amount.into(),
+        state: r.state,
+        failure: r.failure,
+        created_at: rfc3339(r.created_at),
+    }
+}
+
+/// Refunds (part of) a paid order to the card it was paid with: reserved on
+/// the order and the merchant's balance, returned by the bank, then posted.
+/// The same `reference` again answers or resumes the same refund.
+#[utoipa::path(post, path = "/v1/orders/{order_id}/refunds", tag = "merchants",
+    security(("merchant_key" = [])),
+    params(("order_id" = String, Path),
+        ("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
+    request_body = CreateRefund,
+    responses(
+        (status = 201, body = RefundCreated), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "order_reference_reused (this reference, another amount)", body = ErrorBody),
+        (status = 422, description = "order_not_refundable (not paid, or more than is left), insufficient_funds (merchant balance), invalid_request", body = ErrorBody),
+        (status = 502, description = "the bank could not be reached; retry with the same reference", body = ErrorBody)))]
+async fn refund_order(
+    State(w): State<Wallet>,
+    Extension(m): Extension<MerchantCaller>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CreateRefund>,
+) -> ApiResult<(StatusCode, ApiJson<RefundCreated>)> {
+    let currency: Currency = req.amount.currency.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            "amount.currency: an ISO 4217 code we support",
+        )
+    })?;
+    let (_, refund) = w
+        .refund_order(
+            &m.merchant_id,
+            &order_id(&id)?,
+            Money::new(req.amount.amount, currency),
+            &req.reference,
+        )
+        .await?;
+    let order = w.order(&m.merchant_id, &order_id(&id)?).await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(RefundCreated {
+            refund: refund_body(refund),
+            order: order_body(order),
+        }),
+    ))
+}
+
+/// The refunds of one of the merchant's orders, oldest first.
+#[utoipa::path(get, path = "/v1/orders/{order_id}/refunds", tag = "merchants",
+    security(("merchant_key" = [])),
+    params(("order_id" = String, Path)),
+    responses((status = 200, body = RefundList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_refunds(
+    State(w): State<Wallet>,
+    Extension(m): Extension<MerchantCaller>,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<RefundList>> {
+    let order = w.order(&m.merchant_id, &order_id(&id)?).await?;
+    Ok(ApiJson(RefundList {
+        refunds: w
+            .store
+            .refunds_of(&order.id)
+            .await
+            .map_err(paybridge_domain::ServiceError::from)?
+            .into_iter()
+            .map(refund_body)
+            .collect(),
+    }))
+}
+
 pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {
     // The new key's secret must not be kept in the idempotency store: that
     // route creates without replay (a retry makes another key to revoke).
     let creating = OpenApiRouter::new()
         .routes(routes!(create_order))
+        .routes(routes!(refund_order, list_refunds))
         .layer(axum::middleware::from_fn_with_state(idem, idempotency));
     OpenApiRouter::new()
         .routes(routes!(get_order))

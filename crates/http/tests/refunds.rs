@@ -1,0 +1,275 @@
+//! Refunds over real HTTP on both stores: money goes back to the card it
+//! was paid with and out of the merchant's balance; retries with the same
+//! reference refund once; racing refunds never return more than was paid;
+//! the bank bounds refunds by the debit even if the wallet asked for more.
+
+use paybridge_domain::event::Destination;
+use paybridge_testkit::{app_tests, TestApp};
+use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
+use serde_json::{json, Value};
+
+app_tests!(
+    refunds_return_money_to_the_card_once_per_reference,
+    racing_refunds_never_exceed_the_payment,
+    the_bank_bounds_refunds_by_the_debit,
+);
+
+const PHONE: &str = "13800138000";
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+/// A paid order of `amount` (Zhang San's card 0); returns its id.
+async fn paid_order(app: &TestApp, reference: &str, amount: i64) -> String {
+    let body = json!({"phone": PHONE, "password": "correct horse 9"});
+    app.call("POST", "/v1/accounts", None, Some(body.clone()))
+        .await;
+    let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
+    let token = s["token"].as_str().unwrap().to_owned();
+    let (_, bindings) = app.call("GET", "/v1/bindings", Some(&token), None).await;
+    let binding = match bindings["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["state"] == "active")
+    {
+        Some(b) => b["id"].as_str().unwrap().to_owned(),
+        None => {
+            let b = app.bind_card("zhang.san", 0, PHONE, &token).await;
+            app.call(
+                "POST",
+                "/v1/me/payment-password",
+                Some(&token),
+                Some(json!({"new_password": "482916"})),
+            )
+            .await;
+            b
+        }
+    };
+    let (s, o) = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(SANDBOX_MERCHANT_KEY),
+            Some(json!({"amount": {"amount": amount, "currency": "CNY"}, "description": "tea", "reference": reference})),
+        )
+        .await;
+    assert_eq!(s, 201, "{o}");
+    let id = o["id"].as_str().unwrap().to_owned();
+    let (s, p) = app
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/payments"),
+            Some(&token),
+            Some(json!({"binding_id": binding, "payment_password": "482916"})),
+        )
+        .await;
+    assert_eq!((s, p["state"].as_str()), (200, Some("paid")), "{p}");
+    id
+}
+
+async fn refund(app: &TestApp, order: &str, amount: i64, reference: &str) -> (u16, Value) {
+    app.call(
+        "POST",
+        &format!("/v1/orders/{order}/refunds"),
+        Some(SANDBOX_MERCHANT_KEY),
+        Some(json!({"amount": {"amount": amount, "currency": "CNY"}, "reference": reference})),
+    )
+    .await
+}
+
+async fn card_balance(app: &TestApp) -> i64 {
+    let (_, s) = app
+        .call(
+            "POST",
+            "/bank/v1/app/sessions",
+            None,
+            Some(json!({"username": "zhang.san", "password": "Sandbox#2026"})),
+        )
+        .await;
+    let (_, cards) = app
+        .call("GET", "/bank/v1/app/cards", s["token"].as_str(), None)
+        .await;
+    cards["cards"][0]["balance"]["amount"].as_i64().unwrap()
+}
+
+async fn merchant_balance(app: &TestApp) -> i64 {
+    let m = app
+        .wallet
+        .authenticate_merchant(SANDBOX_MERCHANT_KEY)
+        .await
+        .unwrap()
+        .merchant_id;
+    let m = app.wallet.store.merchant(&m).await.unwrap().unwrap();
+    let a = app
+        .wallet
+        .store
+        .ledger_account(&m.account_id)
+        .await
+        .unwrap()
+        .unwrap();
+    a.credits_posted - a.debits_posted
+}
+
+async fn balanced(app: &TestApp) {
+    for totals in [
+        app.wallet.store.ledger_totals().await.unwrap(),
+        app.issuer.store.ledger_totals().await.unwrap(),
+    ] {
+        assert_eq!(totals.debits_posted, totals.credits_posted);
+        assert_eq!(totals.debits_pending, totals.credits_pending);
+    }
+}
+
+async fn refunds_return_money_to_the_card_once_per_reference(app: &TestApp) {
+    let id = paid_order(app, "r-1", 10_000).await;
+    let (card, merchant) = (card_balance(app).await, merchant_balance(app).await);
+
+    let (s, r) = refund(app, &id, 4_000, "rf-1").await;
+    assert_eq!(s, 201, "{r}");
+    assert!(r["refund"]["id"].as_str().unwrap().starts_with("ref_"));
+    assert_eq!(r["refund"]["state"], "succeeded");
+    assert_eq!(r["order"]["state"], "partially_refunded");
+    assert_eq!(r["order"]["refunded"]["amount"], 4_000);
+    assert_eq!(card_balance(app).await, card + 4_000);
+    assert_eq!(merchant_balance(app).await, merchant - 4_000);
+    balanced(app).await;
+
+    // The same reference again: the same refund, nothing moves twice.
+    let (s, again) = refund(app, &id, 4_000, "rf-1").await;
+    assert_eq!(s, 201, "{again}");
+    assert_eq!(again["refund"]["id"], r["refund"]["id"]);
+    assert_eq!(card_balance(app).await, card + 4_000);
+    let (s, e) = refund(app, &id, 1_000, "rf-1").await;
+    assert_eq!((s, code(&e)), (409, "order_reference_reused"));
+
+    // More than is left; the rest; nothing more.
+    let (s, e) = refund(app, &id, 6_001, "rf-2").await;
+    assert_eq!((s, code(&e)), (422, "order_not_refundable"));
+    let (s, r) = refund(app, &id, 6_000, "rf-3").await;
+    assert_eq!(
+        (s, r["order"]["state"].as_str()),
+        (201, Some("refunded")),
+        "{r}"
+    );
+    let (s, e) = refund(app, &id, 1, "rf-4").await;
+    assert_eq!((s, code(&e)), (422, "order_not_refundable"));
+    assert_eq!(card_balance(app).await, card + 10_000);
+    assert_eq!(merchant_balance(app).await, merchant - 10_000);
+    balanced(app).await;
+
+    let (_, list) = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}/refunds"),
+            Some(SANDBOX_MERCHANT_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(list["refunds"].as_array().unwrap().len(), 2);
+
+    // The merchant heard of each refund.
+    let m = app
+        .wallet
+        .authenticate_merchant(SANDBOX_MERCHANT_KEY)
+        .await
+        .unwrap()
+        .merchant_id;
+    let events = app
+        .wallet
+        .store
+        .outbox_events_for(&Destination::Merchant(m), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.topic.as_str() == "order.refunded")
+            .count(),
+        2
+    );
+
+    // An open order, a junk amount, an unknown order.
+    let (s, o) = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(SANDBOX_MERCHANT_KEY),
+            Some(json!({"amount": {"amount": 500, "currency": "CNY"}, "description": "x", "reference": "r-open"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, e) = refund(app, o["id"].as_str().unwrap(), 100, "rf-5").await;
+    assert_eq!((s, code(&e)), (422, "order_not_refundable"));
+    let (s, e) = refund(app, &id, -5, "rf-6").await;
+    assert_eq!((s, code(&e)), (422, "order_not_refundable"));
+    let (s, _) = refund(app, "ord_nonsense", 100, "rf-7").await;
+    assert_eq!(s, 404);
+}
+
+async fn racing_refunds_never_exceed_the_payment(app: &TestApp) {
+    let id = paid_order(app, "r-2", 10_000).await;
+    let card = card_balance(app).await;
+    let refs: Vec<String> = (0..8).map(|i| format!("race-{i}")).collect();
+    let answers = futures::future::join_all(refs.iter().map(|r| refund(app, &id, 3_000, r))).await;
+    let ok = answers.iter().filter(|(s, _)| *s == 201).count();
+    assert!((1..=3).contains(&ok), "{answers:?}");
+    for (s, v) in &answers {
+        assert!(
+            *s == 201 || (*s == 422 && code(v) == "order_not_refundable") || *s == 429,
+            "{s} {v}"
+        );
+    }
+    assert_eq!(card_balance(app).await, card + 3_000 * ok as i64);
+    let (_, o) = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(SANDBOX_MERCHANT_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(o["refunded"]["amount"], 3_000 * ok as i64);
+    balanced(app).await;
+}
+
+async fn the_bank_bounds_refunds_by_the_debit(app: &TestApp) {
+    let id = paid_order(app, "r-3", 1_000).await;
+    let call = |refund_id: &'static str, amount: i64| {
+        let body = json!({"refund_id": refund_id, "payment_id": id, "amount": {"amount": amount, "currency": "CNY"}});
+        async move {
+            app.wallet_to_bank()
+                .call::<_, Value>(
+                    reqwest::Method::POST,
+                    "/v1/partner/refunds",
+                    Some(&body),
+                    Some(refund_id),
+                )
+                .await
+        }
+    };
+    call("ref_bank_1", 700).await.expect("within the debit");
+    match call("ref_bank_2", 301).await {
+        Err(paybridge_client::PartnerError::Refused { status, code, .. }) => {
+            assert_eq!((status, code.as_str()), (422, "refund_exceeds_payment"))
+        }
+        other => panic!("{other:?}"),
+    }
+    call("ref_bank_3", 300).await.expect("what is left");
+    let body = json!({"refund_id": "ref_x", "payment_id": "ord_unknown", "amount": {"amount": 1, "currency": "CNY"}});
+    match app
+        .wallet_to_bank()
+        .call::<_, Value>(
+            reqwest::Method::POST,
+            "/v1/partner/refunds",
+            Some(&body),
+            Some("k"),
+        )
+        .await
+    {
+        Err(paybridge_client::PartnerError::Refused { status, .. }) => assert_eq!(status, 404),
+        other => panic!("{other:?}"),
+    }
+    balanced(app).await;
+}

@@ -1,0 +1,345 @@
+//! Refunds of paid orders: the merchant asks (API key, its own reference
+//! per refund); the amount is reserved on the order and in the merchant's
+//! balance (a pending transfer in the wallet's ledger), the bank returns it
+//! to the card the order was paid with (signed call, bounded by the debit),
+//! then the reservation is posted. A refused refund releases both; one whose
+//! outcome is unknown (bank unreachable) stays pending, and retrying it with
+//! the same reference resumes it without refunding twice.
+
+use paybridge_api::partner::{RefundAnswer, RefundRequest};
+use paybridge_api::wallet::MoneyBody;
+use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::ids::{BindingId, MerchantId, OrderId, RefundId, UserId};
+use paybridge_domain::ledger::{InvalidTransferId, TransferId, TransferKind, TransferRequest};
+use paybridge_domain::{ErrorCode, Money, ServiceError};
+use paybridge_store::{RefundBegin, StoredOrder, StoredRefund, TransferOutcome};
+use serde_json::json;
+
+use crate::Wallet;
+
+/// Retries of a compare-and-set that lost to a concurrent change.
+const CAS_RETRIES: usize = 5;
+/// How long a refund's reservation of the merchant's balance holds while
+/// its bank call is unresolved.
+const RESERVATION_SECS: i64 = 7 * 24 * 3600;
+
+fn rejected(code: ErrorCode, message: impl Into<String>) -> ServiceError {
+    ServiceError::rejected(code, message)
+}
+
+fn transfer_id(label: String) -> Result<TransferId, ServiceError> {
+    label
+        .parse()
+        .map_err(|e: InvalidTransferId| ServiceError::Internal(Box::new(e)))
+}
+
+impl Wallet {
+    /// Refunds `amount` of a paid order of `merchant`. The same `reference`
+    /// again answers (or resumes) the same refund.
+    pub async fn refund_order(
+        &self,
+        merchant: &MerchantId,
+        order_id: &OrderId,
+        amount: Money,
+        reference: &str,
+    ) -> Result<(StoredOrder, StoredRefund), ServiceError> {
+        if reference.is_empty()
+            || reference.len() > 64
+            || !reference.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(rejected(
+                ErrorCode::InvalidRequest,
+                "reference: 1 to 64 visible ASCII characters",
+            ));
+        }
+        let (order, refund) = self
+            .begin_refund(merchant, order_id, amount, reference)
+            .await?;
+        match refund.state.as_str() {
+            "succeeded" => Ok((order, refund)),
+            "failed" => {
+                let (code, message) = refund
+                    .failure
+                    .as_deref()
+                    .and_then(|f| f.split_once(": "))
+                    .unwrap_or(("order_not_refundable", "the refund failed"));
+                Err(rejected(
+                    ErrorCode::from_wire(code).unwrap_or(ErrorCode::OrderNotRefundable),
+                    message.to_owned(),
+                ))
+            }
+            _ => self.carry_out_refund(merchant, order, refund).await,
+        }
+    }
+
+    /// Reserves the refund on the order, or finds the one with this reference.
+    async fn begin_refund(
+        &self,
+        merchant: &MerchantId,
+        order_id: &OrderId,
+        amount: Money,
+        reference: &str,
+    ) -> Result<(StoredOrder, StoredRefund), ServiceError> {
+        for _ in 0..CAS_RETRIES {
+            let order = self.order(merchant, order_id).await?;
+            if amount.currency != order.status.amount.currency {
+                return Err(rejected(
+                    ErrorCode::InvalidRequest,
+                    "amount.currency: not the order's currency",
+                ));
+            }
+            let now = self.clock.now();
+            let mut next = order.clone();
+            let refund = StoredRefund {
+                id: RefundId::generate(),
+                order_id: order.id.clone(),
+                reference: reference.to_owned(),
+                amount,
+                state: "pending".into(),
+                failure: None,
+                created_at: now,
+                updated_at: now,
+            };
+            // A retry of a known reference must not be judged against the
+            // amount already reserved by it: look it up first.
+            let reserve = order.status.refund(amount.amount_minor);
+            let event = NewEvent::of(
+                "refund.started",
+                Destination::Internal,
+                json!({ "refund_id": refund.id, "order_id": order.id, "amount": amount }),
+                now,
+            );
+            match reserve {
+                Ok(status) => {
+                    next.status = status;
+                    next.updated_at = now;
+                }
+                Err(e) => {
+                    if let Some(existing) = self
+                        .store
+                        .refunds_of(order_id)
+                        .await?
+                        .into_iter()
+                        .find(|r| r.reference == reference)
+                    {
+                        return self.known_refund(order, existing, amount);
+                    }
+                    return Err(e.into());
+                }
+            }
+            match self.store.refund_begin(&next, &refund, &[event]).await? {
+                RefundBegin::Started => {
+                    next.version += 1;
+                    return Ok((next, refund));
+                }
+                RefundBegin::Exists(existing) => {
+                    return self.known_refund(order, *existing, amount)
+                }
+                RefundBegin::OrderMoved => continue,
+            }
+        }
+        Err(rejected(
+            ErrorCode::RateLimited,
+            "the order changed meanwhile; retry",
+        ))
+    }
+
+    fn known_refund(
+        &self,
+        order: StoredOrder,
+        existing: StoredRefund,
+        amount: Money,
+    ) -> Result<(StoredOrder, StoredRefund), ServiceError> {
+        if existing.amount != amount {
+            return Err(rejected(
+                ErrorCode::OrderReferenceReused,
+                "this reference belongs to another refund of this order",
+            ));
+        }
+        Ok((order, existing))
+    }
+
+    /// Reserve the merchant's balance, have the bank return the money, post.
+    async fn carry_out_refund(
+        &self,
+        merchant: &MerchantId,
+        order: StoredOrder,
+        mut refund: StoredRefund,
+    ) -> Result<(StoredOrder, StoredRefund), ServiceError> {
+        let (Some(payer), Some(binding)) = (&order.payer_user_id, &order.binding_id) else {
+            return Err(rejected(
+                ErrorCode::OrderNotRefundable,
+                "the order has no payment to refund",
+            ));
+        };
+        let payer: UserId = payer
+            .parse()
+            .map_err(|e: paybridge_domain::ids::InvalidId| ServiceError::Internal(Box::new(e)))?;
+        let binding: BindingId = binding
+            .parse()
+            .map_err(|e: paybridge_domain::ids::InvalidId| ServiceError::Internal(Box::new(e)))?;
+        let issuer = self.binding(&payer, &binding).await?.issuer_id;
+        let issuer: paybridge_domain::partner::PartnerId =
+            issuer
+                .parse()
+                .map_err(|e: paybridge_domain::partner::InvalidPartnerId| {
+                    ServiceError::Internal(Box::new(e))
+                })?;
+        let merchant_account = self
+            .store
+            .merchant(merchant)
+            .await?
+            .ok_or_else(|| rejected(ErrorCode::NotFound, "no such merchant"))?
+            .account_id;
+        let clearing = self
+            .issuer_clearing_account(&issuer, refund.amount.currency)
+            .await?;
+        let reservation = transfer_id(format!("refund:{}", refund.id))?;
+        let reserved = self
+            .store
+            .ledger_submit(
+                &TransferRequest {
+                    id: reservation.clone(),
+                    debit_account: merchant_account.clone(),
+                    credit_account: clearing.clone(),
+                    amount: refund.amount,
+                    kind: TransferKind::Pending {
+                        timeout_secs: RESERVATION_SECS,
+                    },
+                },
+                &[],
+                self.clock.now(),
+            )
+            .await?;
+        if let TransferOutcome::Refused(e) = reserved {
+            let e: paybridge_domain::DomainError = e.into();
+            return self
+                .fail_refund(
+                    order,
+                    refund,
+                    ErrorCode::InsufficientFunds,
+                    &format!(
+                        "the merchant's balance cannot cover the refund: {}",
+                        e.message
+                    ),
+                )
+                .await;
+        }
+
+        let client = self.issuers.get(&issuer).ok_or_else(|| {
+            rejected(
+                ErrorCode::PartnerUnknown,
+                "the bank is no longer registered",
+            )
+        })?;
+        let answer: Result<RefundAnswer, _> = client
+            .call(
+                reqwest::Method::POST,
+                "/v1/partner/refunds",
+                Some(&RefundRequest {
+                    refund_id: refund.id.to_string(),
+                    payment_id: order.id.to_string(),
+                    amount: MoneyBody::from(refund.amount),
+                }),
+                Some(&format!("refund:{}", refund.id)),
+            )
+            .await;
+        let settle = |kind: TransferKind, label: String| {
+            let (merchant_account, clearing, amount) =
+                (merchant_account.clone(), clearing.clone(), refund.amount);
+            async move {
+                self.store
+                    .ledger_submit(
+                        &TransferRequest {
+                            id: transfer_id(label)?,
+                            debit_account: merchant_account,
+                            credit_account: clearing,
+                            amount,
+                            kind,
+                        },
+                        &[],
+                        self.clock.now(),
+                    )
+                    .await
+                    .map_err(ServiceError::from)
+            }
+        };
+        match answer {
+            Ok(_) => {
+                settle(
+                    TransferKind::PostPending {
+                        pending_id: reservation,
+                    },
+                    format!("refund-post:{}", refund.id),
+                )
+                .await?;
+                refund.state = "succeeded".into();
+                refund.updated_at = self.clock.now();
+                let event = Self::order_event_for(&order, "order.refunded");
+                self.store.refund_finish(&refund, None, &[event]).await?;
+                tracing::info!(order.id = %order.id, refund.id = %refund.id, "order refunded");
+                Ok((order, refund))
+            }
+            Err(paybridge_client::PartnerError::Refused {
+                status,
+                code,
+                message,
+                ..
+            }) if status < 500 && status != 409 => {
+                settle(
+                    TransferKind::VoidPending {
+                        pending_id: reservation,
+                    },
+                    format!("refund-void:{}", refund.id),
+                )
+                .await?;
+                let code = ErrorCode::from_wire(&code).unwrap_or(ErrorCode::PartnerResponseInvalid);
+                self.fail_refund(
+                    order,
+                    refund,
+                    code,
+                    &format!("the bank refused the refund: {message}"),
+                )
+                .await
+            }
+            // Unknown outcome: stays pending; the same reference resumes it.
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records the failure and makes the amount refundable again.
+    async fn fail_refund(
+        &self,
+        order: StoredOrder,
+        mut refund: StoredRefund,
+        code: ErrorCode,
+        message: &str,
+    ) -> Result<(StoredOrder, StoredRefund), ServiceError> {
+        refund.state = "failed".into();
+        refund.failure = Some(format!("{}: {message}", code.as_str()));
+        refund.updated_at = self.clock.now();
+        for _ in 0..CAS_RETRIES {
+            let current = self.load_order(&order.id).await?;
+            let mut next = current.clone();
+            next.status = current.status.refund_reverted(refund.amount.amount_minor)?;
+            next.updated_at = self.clock.now();
+            let event = NewEvent::of(
+                "refund.failed",
+                Destination::Internal,
+                json!({ "refund_id": refund.id, "order_id": order.id, "code": code.as_str() }),
+                refund.updated_at,
+            );
+            if self
+                .store
+                .refund_finish(&refund, Some(&next), &[event])
+                .await?
+            {
+                return Err(rejected(code, message.to_owned()));
+            }
+        }
+        Err(rejected(
+            ErrorCode::RateLimited,
+            "the order changed meanwhile; retry",
+        ))
+    }
+}

@@ -355,6 +355,7 @@ async fn channel(
         wakeups,
         stopping: s.stopping,
         closing: false,
+        touched: std::time::Instant::now(),
     };
     Ok(Sse::new(futures::stream::unfold(state, next_event)).keep_alive(KeepAlive::default()))
 }
@@ -369,7 +370,13 @@ struct ChannelState {
     stopping: watch::Receiver<bool>,
     /// Set after `device.revoked` went out: the stream ends.
     closing: bool,
+    /// When `last_seen_at` was last refreshed: a connected phone stays
+    /// "live" for the terminal correspondence of flow F4.
+    touched: std::time::Instant,
 }
+
+/// How often an open channel refreshes its device's `last_seen_at`.
+const CHANNEL_TOUCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn sse_event(e: &StoredEvent) -> Event {
     let body = DeviceEvent {
@@ -398,6 +405,17 @@ async fn next_event(mut s: ChannelState) -> Option<(Result<Event, Infallible>, C
         }
         if s.closing || *s.stopping.borrow() {
             return None;
+        }
+        if s.touched.elapsed() >= CHANNEL_TOUCH_INTERVAL {
+            s.touched = std::time::Instant::now();
+            if let Err(e) = s
+                .wallet
+                .store
+                .device_touch(&s.device, s.wallet.clock.now())
+                .await
+            {
+                tracing::warn!(error = %e, device.id = %s.device, "push channel cannot refresh last_seen_at");
+            }
         }
         match s
             .wallet

@@ -165,41 +165,6 @@ async fn has_topic(app: &TestApp, device: &str, topic: &str, payment: &str) -> b
         .any(|(t, p)| t == topic && p["payment_id"] == payment)
 }
 
-async fn balance(app: &TestApp, card_index: usize) -> i64 {
-    let (_, s) = app
-        .call(
-            "POST",
-            "/bank/v1/app/sessions",
-            None,
-            Some(json!({"username": "zhang.san", "password": "Sandbox#2026"})),
-        )
-        .await;
-    let (_, cards) = app
-        .call("GET", "/bank/v1/app/cards", s["token"].as_str(), None)
-        .await;
-    cards["cards"][card_index]["balance"]["amount"]
-        .as_i64()
-        .unwrap()
-}
-
-async fn merchant_balance(app: &TestApp, h: &Household) -> i64 {
-    let m = app
-        .wallet
-        .store
-        .merchant(&h.merchant.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let a = app
-        .wallet
-        .store
-        .ledger_account(&m.account_id)
-        .await
-        .unwrap()
-        .unwrap();
-    a.credits_posted - a.debits_posted
-}
-
 async fn register_credential(app: &TestApp, h: &Household) -> SoftPhone {
     let mut soft = SoftPhone::new();
     let base = format!("/v1/devices/{}/credential/registrations", h.phone);
@@ -237,8 +202,8 @@ async fn challenge(app: &TestApp, h: &Household, id: &str) -> (String, Value) {
 
 async fn a_pc_asks_and_the_phone_pays_with_its_password(app: &TestApp) {
     let h = household(app, 0).await;
-    let before = balance(app, 0).await;
-    let merchant_before = merchant_balance(app, &h).await;
+    let before = app.card_balance("zhang.san", 0).await;
+    let merchant_before = app.merchant_balance(SANDBOX_MERCHANT_KEY).await;
     let ord = order(app, "x-1", 3_800).await;
     let (s, r) = ask(&h, app, &ord, json!({})).await;
     assert_eq!(s, 201, "{r}");
@@ -281,14 +246,17 @@ async fn a_pc_asks_and_the_phone_pays_with_its_password(app: &TestApp) {
     assert_eq!(paid["approved_with"], "payment_password");
     assert_eq!(order_state(app, &ord).await, "paid");
     assert!(has_topic(app, &h.pc, "payment_request.paid", id).await);
-    assert_eq!(balance(app, 0).await, before - 3_800);
-    assert_eq!(merchant_balance(app, &h).await, merchant_before + 3_800);
+    assert_eq!(app.card_balance("zhang.san", 0).await, before - 3_800);
+    assert_eq!(
+        app.merchant_balance(SANDBOX_MERCHANT_KEY).await,
+        merchant_before + 3_800
+    );
     let totals = app.wallet.store.ledger_totals().await.unwrap();
     assert_eq!(totals.debits_posted, totals.credits_posted);
     // A retry answers the paid request; nothing more is debited.
     let (s, again) = pay_with_pin(app, &h, id).await;
     assert_eq!((s, again["state"].as_str()), (200, Some("paid")));
-    assert_eq!(balance(app, 0).await, before - 3_800);
+    assert_eq!(app.card_balance("zhang.san", 0).await, before - 3_800);
     // The PC reads the outcome too.
     let (_, seen) = app
         .call(
@@ -480,7 +448,7 @@ async fn without_a_live_phone_the_pc_shows_a_qr_code_the_phone_scans(app: &TestA
 
 async fn declined_expired_and_superseded_requests_tell_the_pc(app: &TestApp) {
     let h = household(app, 0).await;
-    let before = balance(app, 0).await;
+    let before = app.card_balance("zhang.san", 0).await;
     let ord = order(app, "x-6", 1_000).await;
 
     // Declined on the phone: the PC is told; nothing can be paid on it.
@@ -528,7 +496,11 @@ async fn declined_expired_and_superseded_requests_tell_the_pc(app: &TestApp) {
     app.clock.advance(Duration::seconds(121));
     assert_eq!(app.wallet.expire_due_payment_requests().await.unwrap(), 1);
     assert!(has_topic(app, &h.phone, "payment_request.expired", &fourth).await);
-    assert_eq!(balance(app, 0).await, before, "nothing was debited");
+    assert_eq!(
+        app.card_balance("zhang.san", 0).await,
+        before,
+        "nothing was debited"
+    );
 
     // At most three pending requests per phone, whichever terminal asks.
     app.wallet
@@ -694,7 +666,7 @@ async fn each_bad_input_has_its_code_and_nothing_is_debited(app: &TestApp) {
         "even the right one: {e}"
     );
     assert_eq!(
-        balance(app, 1).await,
+        app.card_balance("zhang.san", 1).await,
         4_900,
         "only the ¥1 order was debited"
     );
@@ -708,7 +680,7 @@ async fn each_bad_input_has_its_code_and_nothing_is_debited(app: &TestApp) {
 
 async fn concurrent_approvals_debit_once(app: &TestApp) {
     let h = household(app, 0).await;
-    let before = balance(app, 0).await;
+    let before = app.card_balance("zhang.san", 0).await;
     let ord = order(app, "x-11", 2_000).await;
     let (_, r) = ask(&h, app, &ord, json!({})).await;
     let id = r["id"].as_str().unwrap().to_owned();
@@ -721,7 +693,7 @@ async fn concurrent_approvals_debit_once(app: &TestApp) {
     }
     let (s, again) = pay_with_pin(app, &h, &id).await;
     assert_eq!((s, again["state"].as_str()), (200, Some("paid")), "{again}");
-    assert_eq!(balance(app, 0).await, before - 2_000);
+    assert_eq!(app.card_balance("zhang.san", 0).await, before - 2_000);
     let paid_events = topics(app, &h.pc)
         .await
         .into_iter()

@@ -49,23 +49,6 @@ async fn order(app: &TestApp, reference: &str, amount: i64) -> String {
     o["id"].as_str().unwrap().to_owned()
 }
 
-async fn balance(app: &TestApp, card_index: usize) -> i64 {
-    let (_, s) = app
-        .call(
-            "POST",
-            "/bank/v1/app/sessions",
-            None,
-            Some(json!({"username": "zhang.san", "password": "Sandbox#2026"})),
-        )
-        .await;
-    let (_, cards) = app
-        .call("GET", "/bank/v1/app/cards", s["token"].as_str(), None)
-        .await;
-    cards["cards"][card_index]["balance"]["amount"]
-        .as_i64()
-        .unwrap()
-}
-
 async fn pay(app: &TestApp, token: &str, order: &str, binding: &str, pin: &str) -> (u16, Value) {
     app.call(
         "POST",
@@ -78,7 +61,7 @@ async fn pay(app: &TestApp, token: &str, order: &str, binding: &str, pin: &str) 
 
 async fn an_order_is_paid_once_even_under_concurrent_retries(app: &TestApp) {
     let (token, binding) = payer(app, 0).await;
-    let before = balance(app, 0).await;
+    let before = app.card_balance("zhang.san", 0).await;
     let id = order(app, "p-1", 2_400).await;
     // Eight identical submissions at once (a double tap and retries).
     let calls = (0..8).map(|_| pay(app, &token, &id, &binding, "482916"));
@@ -97,7 +80,7 @@ async fn an_order_is_paid_once_even_under_concurrent_retries(app: &TestApp) {
     // A later retry answers paid; the card was debited once.
     let (s, o) = pay(app, &token, &id, &binding, "482916").await;
     assert_eq!((s, o["state"].as_str()), (200, Some("paid")));
-    assert_eq!(balance(app, 0).await, before - 2_400);
+    assert_eq!(app.card_balance("zhang.san", 0).await, before - 2_400);
     let (_, o) = app
         .call(
             "GET",
@@ -132,7 +115,7 @@ async fn an_order_is_paid_once_even_under_concurrent_retries(app: &TestApp) {
     // The payer's later retry answers paid again, still one debit.
     let (s, e) = pay(app, &token, &id, &binding, "482916").await;
     assert_eq!(s, 200, "the payer's retry: {e}");
-    assert_eq!(balance(app, 0).await, before - 2_400);
+    assert_eq!(app.card_balance("zhang.san", 0).await, before - 2_400);
 }
 
 async fn a_wrong_password_or_missing_funds_debit_nothing(app: &TestApp) {
@@ -143,7 +126,7 @@ async fn a_wrong_password_or_missing_funds_debit_nothing(app: &TestApp) {
     assert_eq!((s, code(&e)), (403, "payment_password_invalid"));
     let (s, e) = pay(app, &token, &id, &binding, "482916").await;
     assert_eq!((s, code(&e)), (422, "insufficient_funds"), "{e}");
-    assert_eq!(balance(app, 1).await, 5_000);
+    assert_eq!(app.card_balance("zhang.san", 1).await, 5_000);
     let (_, o) = app
         .call(
             "GET",
@@ -156,7 +139,7 @@ async fn a_wrong_password_or_missing_funds_debit_nothing(app: &TestApp) {
     // A cheaper order goes through; an unknown order or binding is 404.
     let cheap = order(app, "p-3", 1_000).await;
     assert_eq!(pay(app, &token, &cheap, &binding, "482916").await.0, 200);
-    assert_eq!(balance(app, 1).await, 4_000);
+    assert_eq!(app.card_balance("zhang.san", 1).await, 4_000);
     assert_eq!(
         pay(app, &token, "ord_nonsense", &binding, "482916").await.0,
         404

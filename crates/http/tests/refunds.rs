@@ -79,39 +79,6 @@ async fn refund(app: &TestApp, order: &str, amount: i64, reference: &str) -> (u1
     .await
 }
 
-async fn card_balance(app: &TestApp) -> i64 {
-    let (_, s) = app
-        .call(
-            "POST",
-            "/bank/v1/app/sessions",
-            None,
-            Some(json!({"username": "zhang.san", "password": "Sandbox#2026"})),
-        )
-        .await;
-    let (_, cards) = app
-        .call("GET", "/bank/v1/app/cards", s["token"].as_str(), None)
-        .await;
-    cards["cards"][0]["balance"]["amount"].as_i64().unwrap()
-}
-
-async fn merchant_balance(app: &TestApp) -> i64 {
-    let m = app
-        .wallet
-        .authenticate_merchant(SANDBOX_MERCHANT_KEY)
-        .await
-        .unwrap()
-        .merchant_id;
-    let m = app.wallet.store.merchant(&m).await.unwrap().unwrap();
-    let a = app
-        .wallet
-        .store
-        .ledger_account(&m.account_id)
-        .await
-        .unwrap()
-        .unwrap();
-    a.credits_posted - a.debits_posted
-}
-
 async fn balanced(app: &TestApp) {
     for totals in [
         app.wallet.store.ledger_totals().await.unwrap(),
@@ -124,7 +91,10 @@ async fn balanced(app: &TestApp) {
 
 async fn refunds_return_money_to_the_card_once_per_reference(app: &TestApp) {
     let id = paid_order(app, "r-1", 10_000).await;
-    let (card, merchant) = (card_balance(app).await, merchant_balance(app).await);
+    let (card, merchant) = (
+        app.card_balance("zhang.san", 0).await,
+        app.merchant_balance(SANDBOX_MERCHANT_KEY).await,
+    );
 
     let (s, r) = refund(app, &id, 4_000, "rf-1").await;
     assert_eq!(s, 201, "{r}");
@@ -132,15 +102,18 @@ async fn refunds_return_money_to_the_card_once_per_reference(app: &TestApp) {
     assert_eq!(r["refund"]["state"], "succeeded");
     assert_eq!(r["order"]["state"], "partially_refunded");
     assert_eq!(r["order"]["refunded"]["amount"], 4_000);
-    assert_eq!(card_balance(app).await, card + 4_000);
-    assert_eq!(merchant_balance(app).await, merchant - 4_000);
+    assert_eq!(app.card_balance("zhang.san", 0).await, card + 4_000);
+    assert_eq!(
+        app.merchant_balance(SANDBOX_MERCHANT_KEY).await,
+        merchant - 4_000
+    );
     balanced(app).await;
 
     // The same reference again: the same refund, nothing moves twice.
     let (s, again) = refund(app, &id, 4_000, "rf-1").await;
     assert_eq!(s, 201, "{again}");
     assert_eq!(again["refund"]["id"], r["refund"]["id"]);
-    assert_eq!(card_balance(app).await, card + 4_000);
+    assert_eq!(app.card_balance("zhang.san", 0).await, card + 4_000);
     let (s, e) = refund(app, &id, 1_000, "rf-1").await;
     assert_eq!((s, code(&e)), (409, "order_reference_reused"));
 
@@ -155,8 +128,11 @@ async fn refunds_return_money_to_the_card_once_per_reference(app: &TestApp) {
     );
     let (s, e) = refund(app, &id, 1, "rf-4").await;
     assert_eq!((s, code(&e)), (422, "order_not_refundable"));
-    assert_eq!(card_balance(app).await, card + 10_000);
-    assert_eq!(merchant_balance(app).await, merchant - 10_000);
+    assert_eq!(app.card_balance("zhang.san", 0).await, card + 10_000);
+    assert_eq!(
+        app.merchant_balance(SANDBOX_MERCHANT_KEY).await,
+        merchant - 10_000
+    );
     balanced(app).await;
 
     let (_, list) = app
@@ -210,7 +186,7 @@ async fn refunds_return_money_to_the_card_once_per_reference(app: &TestApp) {
 
 async fn racing_refunds_never_exceed_the_payment(app: &TestApp) {
     let id = paid_order(app, "r-2", 10_000).await;
-    let card = card_balance(app).await;
+    let card = app.card_balance("zhang.san", 0).await;
     let refs: Vec<String> = (0..8).map(|i| format!("race-{i}")).collect();
     let answers = futures::future::join_all(refs.iter().map(|r| refund(app, &id, 3_000, r))).await;
     let ok = answers.iter().filter(|(s, _)| *s == 201).count();
@@ -221,7 +197,10 @@ async fn racing_refunds_never_exceed_the_payment(app: &TestApp) {
             "{s} {v}"
         );
     }
-    assert_eq!(card_balance(app).await, card + 3_000 * ok as i64);
+    assert_eq!(
+        app.card_balance("zhang.san", 0).await,
+        card + 3_000 * ok as i64
+    );
     let (_, o) = app
         .call(
             "GET",

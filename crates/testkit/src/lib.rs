@@ -351,6 +351,44 @@ impl TestApp {
         id
     }
 
+    /// The balance (minor units) of card `card_index` of demo bank customer
+    /// `username`, as the bank app shows it.
+    pub async fn card_balance(&self, username: &str, card_index: usize) -> i64 {
+        let (_, s) = self
+            .call(
+                "POST",
+                "/bank/v1/app/sessions",
+                None,
+                Some(serde_json::json!({"username": username, "password": "Sandbox#2026"})),
+            )
+            .await;
+        let (_, cards) = self
+            .call("GET", "/bank/v1/app/cards", s["token"].as_str(), None)
+            .await;
+        cards["cards"][card_index]["balance"]["amount"]
+            .as_i64()
+            .expect("a card balance")
+    }
+
+    /// The balance (minor units) of the merchant of `api_key` in the wallet's ledger.
+    pub async fn merchant_balance(&self, api_key: &str) -> i64 {
+        let m = self
+            .wallet
+            .authenticate_merchant(api_key)
+            .await
+            .expect("a merchant key")
+            .merchant_id;
+        let m = self.wallet.store.merchant(&m).await.unwrap().unwrap();
+        let a = self
+            .wallet
+            .store
+            .ledger_account(&m.account_id)
+            .await
+            .unwrap()
+            .unwrap();
+        a.credits_posted - a.debits_posted
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

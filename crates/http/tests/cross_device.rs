@@ -55,21 +55,7 @@ async fn device(app: &TestApp, token: &str, kind: &str, name: &str) -> String {
 }
 
 async fn household(app: &TestApp, card_index: usize) -> Household {
-    let body = json!({"phone": PHONE, "password": "correct horse 9"});
-    app.call("POST", "/v1/accounts", None, Some(body.clone()))
-        .await;
-    let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
-    let token = s["token"].as_str().unwrap().to_owned();
-    let binding = app.bind_card("zhang.san", card_index, PHONE, &token).await;
-    let (s, _) = app
-        .call(
-            "POST",
-            "/v1/me/payment-password",
-            Some(&token),
-            Some(json!({"new_password": PIN})),
-        )
-        .await;
-    assert_eq!(s, 204);
+    let (token, binding) = app.payer("zhang.san", card_index, PHONE, PIN).await;
     let pc = device(app, &token, "pc", "Study PC").await;
     let phone = device(app, &token, "phone", "Zhang's phone").await;
     let phone_token = app.trust_device(PHONE, &phone, ID_LAST4).await;

@@ -20,26 +20,6 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
 
-/// Zhang San's wallet with a payment password and card `card_index` bound.
-async fn payer(app: &TestApp, card_index: usize) -> (String, String) {
-    let body = json!({"phone": PHONE, "password": "correct horse 9"});
-    app.call("POST", "/v1/accounts", None, Some(body.clone()))
-        .await;
-    let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
-    let token = s["token"].as_str().unwrap().to_owned();
-    let binding = app.bind_card("zhang.san", card_index, PHONE, &token).await;
-    let (s, _) = app
-        .call(
-            "POST",
-            "/v1/me/payment-password",
-            Some(&token),
-            Some(json!({"new_password": "482916"})),
-        )
-        .await;
-    assert_eq!(s, 204);
-    (token, binding)
-}
-
 async fn order(app: &TestApp, reference: &str, amount: i64) -> String {
     let body = json!({"amount": {"amount": amount, "currency": "CNY"}, "description": "tea", "reference": reference});
     let (s, o) = app
@@ -60,7 +40,7 @@ async fn pay(app: &TestApp, token: &str, order: &str, binding: &str, pin: &str) 
 }
 
 async fn an_order_is_paid_once_even_under_concurrent_retries(app: &TestApp) {
-    let (token, binding) = payer(app, 0).await;
+    let (token, binding) = app.payer("zhang.san", 0, PHONE, "482916").await;
     let before = app.card_balance("zhang.san", 0).await;
     let id = order(app, "p-1", 2_400).await;
     // Eight identical submissions at once (a double tap and retries).
@@ -120,7 +100,7 @@ async fn an_order_is_paid_once_even_under_concurrent_retries(app: &TestApp) {
 
 async fn a_wrong_password_or_missing_funds_debit_nothing(app: &TestApp) {
     // Card 1 holds ¥50.00.
-    let (token, binding) = payer(app, 1).await;
+    let (token, binding) = app.payer("zhang.san", 1, PHONE, "482916").await;
     let id = order(app, "p-2", 10_000).await;
     let (s, e) = pay(app, &token, &id, &binding, "000001").await;
     assert_eq!((s, code(&e)), (403, "payment_password_invalid"));

@@ -20,33 +20,9 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
 
-/// A paid order of `amount` (Zhang San's card 0); returns its id.
+/// A paid order of `amount` (Zhang San's card 0, bound now); returns its id.
 async fn paid_order(app: &TestApp, reference: &str, amount: i64) -> String {
-    let body = json!({"phone": PHONE, "password": "correct horse 9"});
-    app.call("POST", "/v1/accounts", None, Some(body.clone()))
-        .await;
-    let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
-    let token = s["token"].as_str().unwrap().to_owned();
-    let (_, bindings) = app.call("GET", "/v1/bindings", Some(&token), None).await;
-    let binding = match bindings["bindings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["state"] == "active")
-    {
-        Some(b) => b["id"].as_str().unwrap().to_owned(),
-        None => {
-            let b = app.bind_card("zhang.san", 0, PHONE, &token).await;
-            app.call(
-                "POST",
-                "/v1/me/payment-password",
-                Some(&token),
-                Some(json!({"new_password": "482916"})),
-            )
-            .await;
-            b
-        }
-    };
+    let (token, binding) = app.payer("zhang.san", 0, PHONE, "482916").await;
     let (s, o) = app
         .call(
             "POST",

@@ -351,6 +351,34 @@ impl TestApp {
         id
     }
 
+    /// A wallet account for `phone` (login password `correct horse 9`) with
+    /// card `card_index` of bank customer `username` bound and payment
+    /// password `pin` set; returns (session token, binding id).
+    pub async fn payer(
+        &self,
+        username: &str,
+        card_index: usize,
+        phone: &str,
+        pin: &str,
+    ) -> (String, String) {
+        let body = serde_json::json!({"phone": phone, "password": "correct horse 9"});
+        self.call("POST", "/v1/accounts", None, Some(body.clone()))
+            .await;
+        let (_, s) = self.call("POST", "/v1/sessions", None, Some(body)).await;
+        let token = s["token"].as_str().expect("a session").to_owned();
+        let binding = self.bind_card(username, card_index, phone, &token).await;
+        let (s, v) = self
+            .call(
+                "POST",
+                "/v1/me/payment-password",
+                Some(&token),
+                Some(serde_json::json!({ "new_password": pin })),
+            )
+            .await;
+        assert_eq!(s, 204, "{v}");
+        (token, binding)
+    }
+
     /// The balance (minor units) of card `card_index` of demo bank customer
     /// `username`, as the bank app shows it.
     pub async fn card_balance(&self, username: &str, card_index: usize) -> i64 {

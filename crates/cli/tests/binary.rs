@@ -262,37 +262,38 @@ async fn serve_and_migrate_on_postgres() {
 }
 
 /// `paybridge bench ledger` runs, reports, and finds the ledger balanced.
+/// Runs `paybridge bench <scenario> --store <store> <args> --json`, which
+/// must succeed; returns its output and the JSON object of its last line.
+fn bench_json(scenario: &str, store: &str, args: &[&str]) -> (String, serde_json::Value) {
+    let out = bin()
+        .args(["bench", scenario, "--store", store])
+        .args(args)
+        .arg("--json")
+        .env(
+            "PAYBRIDGE_DATABASE_URL",
+            paybridge_store::testing::postgres_url(),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    (stdout, last)
+}
+
 #[test]
 fn bench_ledger_reports_and_checks_invariants() {
     let stores = bench_stores();
     for store in stores {
-        let out = bin()
-            .args([
-                "bench",
-                "ledger",
-                "--store",
-                store,
-                "--concurrency",
-                "8",
-                "--seconds",
-                "1",
-                "--accounts",
-                "20",
-                "--json",
-            ])
-            .env(
-                "PAYBRIDGE_DATABASE_URL",
-                paybridge_store::testing::postgres_url(),
-            )
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let (stdout, last) = bench_json(
+            "ledger",
+            store,
+            &["--concurrency", "8", "--seconds", "1", "--accounts", "20"],
         );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         assert_eq!(last["scenario"], "ledger");
         assert_eq!(last["store"], store);
         assert_eq!(last["invariants_ok"], true, "{stdout}");
@@ -463,31 +464,11 @@ async fn demos_run_against_a_server_and_again() {
 #[test]
 fn bench_cross_device_pays_every_order_on_both_stores() {
     for store in bench_stores() {
-        let out = bin()
-            .args([
-                "bench",
-                "cross-device",
-                "--store",
-                store,
-                "--concurrency",
-                "3",
-                "--orders",
-                "9",
-                "--json",
-            ])
-            .env(
-                "PAYBRIDGE_DATABASE_URL",
-                paybridge_store::testing::postgres_url(),
-            )
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let (stdout, last) = bench_json(
+            "cross-device",
+            store,
+            &["--concurrency", "3", "--orders", "9"],
         );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         assert_eq!(last["scenario"], "cross-device");
         assert_eq!(last["store"], store);
         assert_eq!(last["orders"], 9);
@@ -499,31 +480,7 @@ fn bench_cross_device_pays_every_order_on_both_stores() {
 fn bench_bind_completes_every_binding_on_both_stores() {
     let stores = bench_stores();
     for store in stores {
-        let out = bin()
-            .args([
-                "bench",
-                "bind",
-                "--store",
-                store,
-                "--concurrency",
-                "4",
-                "--bindings",
-                "12",
-                "--json",
-            ])
-            .env(
-                "PAYBRIDGE_DATABASE_URL",
-                paybridge_store::testing::postgres_url(),
-            )
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let (stdout, last) = bench_json("bind", store, &["--concurrency", "4", "--bindings", "12"]);
         assert_eq!(last["scenario"], "bind");
         assert_eq!(last["store"], store);
         assert_eq!(last["bindings"], 12);

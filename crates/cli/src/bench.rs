@@ -303,3 +303,72 @@ async fn worker(
     }
     report
 }
+
+/// What the workers of an end-to-end bench saw: latencies of the runs that
+/// succeeded, and failures counted by their (shortened) message.
+pub(crate) struct Tally {
+    hist: Histogram<u64>,
+    pub(crate) errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    pub(crate) fn new() -> Self {
+        Self {
+            hist: Histogram::new(3).expect("histogram"),
+            errors: BTreeMap::new(),
+        }
+    }
+
+    /// Records one run that started at `started`; `Some` of its value if it succeeded.
+    pub(crate) fn record<T>(
+        &mut self,
+        result: anyhow::Result<T>,
+        started: std::time::Instant,
+    ) -> Option<T> {
+        match result {
+            Ok(v) => {
+                self.hist.record(started.elapsed().as_micros() as u64).ok();
+                Some(v)
+            }
+            Err(e) => {
+                *self
+                    .errors
+                    .entry(e.to_string().chars().take(80).collect())
+                    .or_default() += 1;
+                None
+            }
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: Tally) {
+        self.hist.add(other.hist).ok();
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+    }
+
+    fn ms(&self, q: f64) -> f64 {
+        self.hist.value_at_quantile(q) as f64 / 1_000.0
+    }
+
+    fn max_ms(&self) -> f64 {
+        self.hist.max() as f64 / 1_000.0
+    }
+
+    /// Prints the latency and error lines of the report.
+    pub(crate) fn print(&self) {
+        println!(
+            "  latency       p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            self.ms(0.5),
+            self.ms(0.9),
+            self.ms(0.99),
+            self.max_ms()
+        );
+        println!("  errors        {:?}", self.errors);
+    }
+
+    /// `latency_ms` of the JSON report.
+    pub(crate) fn latency_json(&self) -> serde_json::Value {
+        serde_json::json!({"p50": self.ms(0.5), "p90": self.ms(0.9), "p99": self.ms(0.99), "max": self.max_ms()})
+    }
+}

@@ -8,13 +8,11 @@
 //! which opens the quick-pay agreement). At the end every binding must be
 //! active on both sides.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use hdrhistogram::Histogram;
 use paybridge_crypto::master::MasterKey;
 use paybridge_crypto::{PartnerKeyPair, Secret};
 use paybridge_domain::card::{CardType, Expiry};
@@ -29,7 +27,7 @@ use paybridge_store::StoreConfig;
 use paybridge_wallet::Wallet;
 use serde_json::{json, Value};
 
-use crate::bench::BenchStore;
+use crate::bench::{BenchStore, Tally};
 
 #[derive(Debug, Clone, Args)]
 pub struct BindBenchArgs {
@@ -325,37 +323,25 @@ async fn run(
         );
         workers.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
-            let mut hist = Histogram::<u64>::new(3).expect("histogram");
-            let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+            let mut tally = Tally::new();
             let mut done = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(p) = pairs.get(i) else { break };
                 let t = Instant::now();
-                match one_binding(&base, &client, &wallet, &issuer, p).await {
-                    Ok(id) => {
-                        hist.record(t.elapsed().as_micros() as u64).ok();
-                        done.push((i, id));
-                    }
-                    Err(e) => {
-                        *errors
-                            .entry(e.to_string().chars().take(80).collect())
-                            .or_default() += 1
-                    }
+                let result = one_binding(&base, &client, &wallet, &issuer, p).await;
+                if let Some(id) = tally.record(result, t) {
+                    done.push((i, id));
                 }
             }
-            (hist, errors, done)
+            (tally, done)
         }));
     }
-    let mut hist = Histogram::<u64>::new(3).expect("histogram");
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tally = Tally::new();
     let mut done = Vec::new();
     for w in workers {
-        let (h, e, d) = w.await?;
-        hist.add(h).ok();
-        for (k, v) in e {
-            *errors.entry(k).or_default() += v;
-        }
+        let (t, d) = w.await?;
+        tally.merge(t);
         done.extend(d);
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -370,22 +356,14 @@ async fn run(
         }
     }
     let invariants_ok =
-        both_sides == done.len() && done.len() == args.bindings && errors.is_empty();
-    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1_000.0;
+        both_sides == done.len() && done.len() == args.bindings && tally.errors.is_empty();
     let throughput = done.len() as f64 / elapsed;
     println!(
         "bind bench on {store_name}: {} concurrent customers, {:.1} s",
         args.concurrency, elapsed
     );
     println!("  bindings      {} active ({throughput:.1}/s)", done.len());
-    println!(
-        "  latency       p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
-        ms(0.5),
-        ms(0.9),
-        ms(0.99),
-        hist.max() as f64 / 1_000.0
-    );
-    println!("  errors        {errors:?}");
+    tally.print();
     println!(
         "  invariants    {} ({both_sides} of {} active on both sides)",
         if invariants_ok { "ok" } else { "BROKEN" },
@@ -401,8 +379,8 @@ async fn run(
                 "seconds": elapsed,
                 "bindings": done.len(),
                 "throughput_per_s": throughput,
-                "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": hist.max() as f64 / 1_000.0},
-                "errors": errors,
+                "latency_ms": tally.latency_json(),
+                "errors": tally.errors,
                 "invariants_ok": invariants_ok,
             })
         );

@@ -9,19 +9,17 @@
 //! end every order must be paid, each card debited exactly its orders, the
 //! merchant credited their sum, and both ledgers balanced.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use hdrhistogram::Histogram;
 use paybridge_domain::identity::IdNumber;
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
 use paybridge_wallet::Wallet;
 use serde_json::{json, Value};
 
-use crate::bench::BenchStore;
+use crate::bench::{BenchStore, Tally};
 use crate::bench_bind::{one_binding, post, prepare, BenchApp};
 
 #[derive(Debug, Clone, Args)]
@@ -266,8 +264,7 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
         );
         workers.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
-            let mut hist = Histogram::<u64>::new(3).expect("histogram");
-            let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+            let mut tally = Tally::new();
             let mut paid = 0u64;
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -275,39 +272,21 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
                     break;
                 }
                 let t = Instant::now();
-                match one_order(
-                    &base,
-                    &client,
-                    &merchant,
-                    &households[w],
-                    format!("bench-{i}"),
-                )
-                .await
-                {
-                    Ok(()) => {
-                        hist.record(t.elapsed().as_micros() as u64).ok();
-                        paid += 1;
-                    }
-                    Err(e) => {
-                        *errors
-                            .entry(e.to_string().chars().take(80).collect())
-                            .or_default() += 1
-                    }
+                let h = &households[w];
+                let result = one_order(&base, &client, &merchant, h, format!("bench-{i}")).await;
+                if tally.record(result, t).is_some() {
+                    paid += 1;
                 }
             }
-            (hist, errors, paid)
+            (tally, paid)
         }));
     }
-    let mut hist = Histogram::<u64>::new(3).expect("histogram");
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tally = Tally::new();
     let mut paid = 0u64;
     let mut per_household = Vec::new();
     for w in workers {
-        let (h, e, p) = w.await?;
-        hist.add(h).ok();
-        for (k, v) in e {
-            *errors.entry(k).or_default() += v;
-        }
+        let (t, p) = w.await?;
+        tally.merge(t);
         paid += p;
         per_household.push(p);
     }
@@ -339,23 +318,18 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
         app.issuer.store.ledger_totals().await?,
     );
     let balanced = wt.debits_posted == wt.credits_posted && it.debits_posted == it.credits_posted;
-    let invariants_ok =
-        paid as usize == args.orders && errors.is_empty() && cards_ok && merchant_ok && balanced;
-    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1_000.0;
+    let invariants_ok = paid as usize == args.orders
+        && tally.errors.is_empty()
+        && cards_ok
+        && merchant_ok
+        && balanced;
     let throughput = paid as f64 / elapsed;
     println!(
         "cross-device bench on {store_name}: {} households paying concurrently, {:.1} s",
         args.concurrency, elapsed
     );
     println!("  orders        {paid} paid ({throughput:.1}/s)");
-    println!(
-        "  latency       p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
-        ms(0.5),
-        ms(0.9),
-        ms(0.99),
-        hist.max() as f64 / 1_000.0
-    );
-    println!("  errors        {errors:?}");
+    tally.print();
     println!(
         "  invariants    {} (cards debited exactly: {cards_ok}, merchant credited the sum: {merchant_ok}, ledgers balanced: {balanced})",
         if invariants_ok { "ok" } else { "BROKEN" },
@@ -370,8 +344,8 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
                 "seconds": elapsed,
                 "orders": paid,
                 "throughput_per_s": throughput,
-                "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": hist.max() as f64 / 1_000.0},
-                "errors": errors,
+                "latency_ms": tally.latency_json(),
+                "errors": tally.errors,
                 "invariants_ok": invariants_ok,
             })
         );

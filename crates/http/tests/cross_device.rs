@@ -41,23 +41,10 @@ struct Household {
     merchant: String,
 }
 
-async fn device(app: &TestApp, token: &str, kind: &str, name: &str) -> String {
-    let (s, d) = app
-        .call(
-            "POST",
-            "/v1/devices",
-            Some(token),
-            Some(json!({"type": kind, "name": name})),
-        )
-        .await;
-    assert_eq!(s, 201, "{d}");
-    d["id"].as_str().unwrap().to_owned()
-}
-
 async fn household(app: &TestApp, card_index: usize) -> Household {
     let (token, binding) = app.payer("zhang.san", card_index, PHONE, PIN).await;
-    let pc = device(app, &token, "pc", "Study PC").await;
-    let phone = device(app, &token, "phone", "Zhang's phone").await;
+    let pc = app.device(&token, "pc", "Study PC").await;
+    let phone = app.device(&token, "phone", "Zhang's phone").await;
     let phone_token = app.trust_device(PHONE, &phone, ID_LAST4).await;
     let merchant = app
         .wallet
@@ -329,7 +316,7 @@ async fn the_os_push_relay_relays_a_gesture_with_a_signed_call(app: &TestApp) {
         )
     };
     // A gesture on another phone is not this request's.
-    let other = device(app, &h.pc_token, "phone", "Old phone").await;
+    let other = app.device(&h.pc_token, "phone", "Old phone").await;
     let (s, e) = relay(&other, "raise").await;
     assert_eq!((s, code(&e)), (409, "gesture_not_expected"), "{e}");
     let (s, p) = relay(&h.phone, "raise").await;
@@ -383,7 +370,7 @@ async fn without_a_live_phone_the_pc_shows_a_qr_code_the_phone_scans(app: &TestA
         .await;
     let (_, s) = app.call("POST", "/v1/sessions", None, Some(li)).await;
     let li_token = s["token"].as_str().unwrap().to_owned();
-    let li_phone = device(app, &li_token, "phone", "Li's phone").await;
+    let li_phone = app.device(&li_token, "phone", "Li's phone").await;
     let li_phone_token = app.trust_device("13900139000", &li_phone, "0000").await;
     let scan = |token: String, code: String| async move {
         app.call(
@@ -496,7 +483,7 @@ async fn declined_expired_and_superseded_requests_tell_the_pc(app: &TestApp) {
         .unwrap();
     for (i, name) in ["TV", "Car", "Kiosk", "Fridge"].iter().enumerate() {
         let kind = if i == 1 { "car" } else { "iot" };
-        let terminal = device(app, &h.pc_token, kind, name).await;
+        let terminal = app.device(&h.pc_token, kind, name).await;
         let ord = order(app, &format!("cap-{i}"), 100).await;
         let (s, e) = app
             .call(
@@ -541,7 +528,9 @@ async fn each_bad_input_has_its_code_and_nothing_is_debited(app: &TestApp) {
     app.call("POST", "/v1/accounts", None, Some(li.clone()))
         .await;
     let (_, s) = app.call("POST", "/v1/sessions", None, Some(li)).await;
-    let li_pc = device(app, s["token"].as_str().unwrap(), "pc", "Li's PC").await;
+    let li_pc = app
+        .device(s["token"].as_str().unwrap(), "pc", "Li's PC")
+        .await;
     for terminal in [li_pc.as_str(), "dev_nonsense"] {
         let (s, e) = ask(&h, app, &ord, json!({"terminal_id": terminal})).await;
         assert_eq!((s, code(&e)), (403, "terminal_not_of_account"), "{e}");
@@ -616,7 +605,7 @@ async fn each_bad_input_has_its_code_and_nothing_is_debited(app: &TestApp) {
             "POST",
             "/v1/payment-requests",
             Some(&h.pc_token),
-            Some(json!({"merchant_id": h.merchant, "order_id": cheap, "terminal_id": device(app, &h.pc_token, "tv", "TV").await})),
+            Some(json!({"merchant_id": h.merchant, "order_id": cheap, "terminal_id": app.device(&h.pc_token, "tv", "TV").await})),
         )
         .await;
     let other_id = other_request["id"].as_str().unwrap().to_owned();

@@ -38,25 +38,12 @@ async fn account(app: &TestApp, phone: &str) -> String {
     s["token"].as_str().unwrap().to_owned()
 }
 
-async fn device(app: &TestApp, token: &str, kind: &str, name: &str) -> String {
-    let (s, d) = app
-        .call(
-            "POST",
-            "/v1/devices",
-            Some(token),
-            Some(json!({"type": kind, "name": name})),
-        )
-        .await;
-    assert_eq!(s, 201, "{d}");
-    d["id"].as_str().unwrap().to_owned()
-}
-
 async fn devices_are_registered_listed_renamed_revoked_and_private(app: &TestApp) {
     let alice = account(app, "13800138000").await;
     let bob = account(app, "13900139000").await;
-    let phone = device(app, &alice, "phone", "Alice's phone").await;
+    let phone = app.device(&alice, "phone", "Alice's phone").await;
     app.clock.advance(Duration::seconds(1));
-    let pc = device(app, &alice, "pc", "Alice's PC").await;
+    let pc = app.device(&alice, "pc", "Alice's PC").await;
     assert!(phone.starts_with("dev_"));
     let (s, e) = app
         .call(
@@ -196,7 +183,7 @@ async fn finish_assertion(
 
 async fn a_phone_registers_a_credential_and_approves_with_user_verification(app: &TestApp) {
     let token = account(app, "13800138000").await;
-    let dev = device(app, &token, "phone", "Alice's phone").await;
+    let dev = app.device(&token, "phone", "Alice's phone").await;
     let mut phone = SoftPhone::new();
     register_credential(app, &token, &dev, &mut phone).await;
     let (_, d) = app
@@ -246,7 +233,7 @@ async fn a_phone_registers_a_credential_and_approves_with_user_verification(app:
     assert_eq!((s, code(&e)), (422, "invalid_request"));
     let (s, _) = finish_assertion(app, &token, &dev, "wac_nonsense", &json!({})).await;
     assert_eq!(s, 404);
-    let pc = device(app, &token, "pc", "PC").await;
+    let pc = app.device(&token, "pc", "PC").await;
     let (s, e) = app
         .call(
             "POST",
@@ -273,7 +260,7 @@ async fn a_phone_registers_a_credential_and_approves_with_user_verification(app:
 
 async fn a_counter_that_does_not_advance_is_refused(app: &TestApp) {
     let token = account(app, "13800138000").await;
-    let dev = device(app, &token, "phone", "Alice's phone").await;
+    let dev = app.device(&token, "phone", "Alice's phone").await;
     let mut phone = SoftPhone::new();
     register_credential(app, &token, &dev, &mut phone).await;
     let (ceremony, options) = start_assertion(app, &token, &dev).await;
@@ -315,7 +302,7 @@ async fn a_counter_that_does_not_advance_is_refused(app: &TestApp) {
 
 async fn revoking_a_device_ends_its_sessions(app: &TestApp) {
     let token = account(app, "13800138000").await;
-    let dev = device(app, &token, "phone", "Alice's phone").await;
+    let dev = app.device(&token, "phone", "Alice's phone").await;
     let login_on_phone = || async {
         app.call(
             "POST",
@@ -395,7 +382,7 @@ async fn open_channel(
 async fn the_push_channel_delivers_in_order_and_replays_what_was_missed(app: &TestApp) {
     let token = account(app, "13800138000").await;
     let other = account(app, "13900139000").await;
-    let dev = device(app, &token, "phone", "Alice's phone").await;
+    let dev = app.device(&token, "phone", "Alice's phone").await;
     let device_id: DeviceId = dev.parse().unwrap();
     let push = |n: i64| {
         NewEvent::of(

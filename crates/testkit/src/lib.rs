@@ -351,6 +351,21 @@ impl TestApp {
         id
     }
 
+    /// Registers a device (`kind`: phone, pc, tv, car, iot) on the account
+    /// of `token`; returns its id.
+    pub async fn device(&self, token: &str, kind: &str, name: &str) -> String {
+        let (s, d) = self
+            .call(
+                "POST",
+                "/v1/devices",
+                Some(token),
+                Some(serde_json::json!({"type": kind, "name": name})),
+            )
+            .await;
+        assert_eq!(s, 201, "{d}");
+        d["id"].as_str().expect("a device id").to_owned()
+    }
+
     /// A wallet account for `phone` (login password `correct horse 9`) with
     /// card `card_index` of bank customer `username` bound and payment
     /// password `pin` set; returns (session token, binding id).

@@ -32,7 +32,4 @@ pub mod wallet;
 pub use error::{ErrorBody, ErrorDetail};
 
 /// Format of every time on the wire: RFC 3339, UTC.
-pub fn rfc3339(t: paybridge_domain::Timestamp) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .expect("UTC timestamps always format as RFC 3339")
-}
+pub use paybridge_domain::clock::rfc3339;

@@ -12,6 +12,42 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+/// What a blind index is of. Each purpose is its own HMAC domain, so equal
+/// strings of different kinds never share an index. The tags are stored in
+/// every index ever written: renaming one orphans every look-up by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IndexPurpose {
+    /// A phone number, to find its account or customer.
+    Phone,
+    /// A PRC resident ID number: one person, one wallet account.
+    IdNumber,
+    /// A card number (PAN), to find a seeded or issued card.
+    Pan,
+    /// A quick-pay agreement number, to find the agreement a debit names.
+    Agreement,
+    /// A wallet login (phone): the wrong-password counter's key.
+    LoginPhone,
+    /// A bank app login (user name): the wrong-password counter's key.
+    LoginUsername,
+    /// A bank's registration request, to recognise its retry.
+    Registration,
+}
+
+impl IndexPurpose {
+    /// The HMAC domain tag.
+    pub const fn tag(self) -> &'static str {
+        match self {
+            IndexPurpose::Phone => "phone",
+            IndexPurpose::IdNumber => "id_number",
+            IndexPurpose::Pan => "pan",
+            IndexPurpose::Agreement => "agreement",
+            IndexPurpose::LoginPhone => "login.phone",
+            IndexPurpose::LoginUsername => "login.username",
+            IndexPurpose::Registration => "registration",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct BlindIndexKey(Zeroizing<[u8; 32]>);
 
@@ -20,11 +56,11 @@ impl BlindIndexKey {
         Self(Zeroizing::new(key))
     }
 
-    /// The index of `value` in domain `tag` (e.g. `"id_number"`), hex.
-    pub fn index(&self, tag: &str, value: &str) -> String {
+    /// The index of `value` for `purpose`, hex.
+    pub fn index(&self, purpose: IndexPurpose, value: &str) -> String {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(self.0.as_slice()).expect("HMAC takes any key length");
-        mac.update(tag.as_bytes());
+        mac.update(purpose.tag().as_bytes());
         mac.update(&[0]);
         mac.update(value.as_bytes());
         hex::encode(mac.finalize().into_bytes())
@@ -45,17 +81,20 @@ mod tests {
     fn equal_values_index_equally_under_one_key_only() {
         let k = BlindIndexKey::from_bytes([1; 32]);
         let id = "11010519491231002X";
-        assert_eq!(k.index("id_number", id), k.index("id_number", id));
+        assert_eq!(
+            k.index(IndexPurpose::IdNumber, id),
+            k.index(IndexPurpose::IdNumber, id)
+        );
         assert_ne!(
-            k.index("id_number", id),
-            k.index("phone", id),
+            k.index(IndexPurpose::IdNumber, id),
+            k.index(IndexPurpose::Phone, id),
             "domains are separate"
         );
         assert_ne!(
-            k.index("id_number", id),
-            BlindIndexKey::from_bytes([2; 32]).index("id_number", id)
+            k.index(IndexPurpose::IdNumber, id),
+            BlindIndexKey::from_bytes([2; 32]).index(IndexPurpose::IdNumber, id)
         );
-        assert_eq!(k.index("id_number", id).len(), 64);
+        assert_eq!(k.index(IndexPurpose::IdNumber, id).len(), 64);
         assert!(!format!("{k:?}").contains('1'));
     }
 }

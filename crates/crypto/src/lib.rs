@@ -24,5 +24,6 @@ pub mod signing;
 pub mod token;
 pub mod webhook;
 
+pub use blind_index::{BlindIndexKey, IndexPurpose};
 pub use secret::Secret;
 pub use signing::{PartnerKeyPair, PartnerPublicKey};

@@ -10,6 +10,17 @@ use time::OffsetDateTime;
 /// A point in time, UTC. Stored as microseconds since the Unix epoch.
 pub type Timestamp = OffsetDateTime;
 
+/// Format of every time on the wire (bodies, events, webhooks): RFC 3339, UTC.
+pub fn rfc3339(t: Timestamp) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("UTC timestamps always format as RFC 3339")
+}
+
+/// Whether `s` is a time as [`rfc3339`] writes it.
+pub fn is_rfc3339(s: &str) -> bool {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+}
+
 /// Source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     fn now(&self) -> Timestamp;

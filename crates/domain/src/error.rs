@@ -59,6 +59,7 @@ pub enum ErrorCode {
     PartnerUnreachable,
     PartnerResponseInvalid,
     RateLimited,
+    Contended,
     InsufficientFunds,
     InvalidTransfer,
     TransferIdReused,
@@ -138,6 +139,7 @@ impl ErrorCode {
         Self::PartnerUnreachable,
         Self::PartnerResponseInvalid,
         Self::RateLimited,
+        Self::Contended,
         Self::InsufficientFunds,
         Self::InvalidTransfer,
         Self::TransferIdReused,
@@ -217,6 +219,7 @@ impl ErrorCode {
             Self::PartnerUnreachable => "partner_unreachable",
             Self::PartnerResponseInvalid => "partner_response_invalid",
             Self::RateLimited => "rate_limited",
+            Self::Contended => "contended",
             Self::InsufficientFunds => "insufficient_funds",
             Self::InvalidTransfer => "invalid_transfer",
             Self::TransferIdReused => "transfer_id_reused",
@@ -302,6 +305,8 @@ impl ErrorCode {
             | Self::PartnerUnknown => K::Unauthenticated,
             Self::PartnerUnreachable | Self::PartnerResponseInvalid => K::BadGateway,
             Self::RateLimited => K::TooManyRequests,
+            // Lost a race on every try: retry at once (not throttling).
+            Self::Contended => K::Conflict,
             Self::SessionInvalid => K::Unauthenticated,
             Self::CredentialsInvalid => K::Unauthenticated,
             Self::PasswordLocked => K::TooManyRequests,
@@ -417,6 +422,11 @@ pub enum ServiceError {
 impl ServiceError {
     pub fn rejected(code: ErrorCode, message: impl Into<String>) -> Self {
         ServiceError::Rejected(DomainError::new(code, message))
+    }
+
+    /// A bug or corrupt data (logged with `e`, answered as `internal_error`).
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ServiceError::Internal(Box::new(e))
     }
 
     /// The code the caller sees.

@@ -2,6 +2,7 @@
 //! customers log in to the bank app and see their own cards, masked; cards
 //! are sealed at rest and funded through the ledger; seeding is idempotent.
 
+use paybridge_crypto::IndexPurpose;
 use paybridge_issuer::customers::CARD_PAN;
 use paybridge_issuer::seed::{SeedError, SeedFile, SANDBOX_SEED};
 use paybridge_testkit::{app_tests, TestApp};
@@ -208,7 +209,11 @@ async fn seeding_is_idempotent_and_checks_every_card(app: &TestApp) {
 }
 
 async fn cards_are_sealed_at_rest_and_funded_through_the_ledger(app: &TestApp) {
-    let index = app.issuer.keys.index.index("pan", "6219990000000014");
+    let index = app
+        .issuer
+        .keys
+        .index
+        .index(IndexPurpose::Pan, "6219990000000014");
     let card = app
         .issuer
         .store

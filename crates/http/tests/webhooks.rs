@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use paybridge_crypto::webhook::verify;
+use paybridge_domain::clock::is_rfc3339;
 use paybridge_testkit::{app_tests, TestApp};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
 use serde_json::{json, Value};
@@ -127,6 +128,8 @@ async fn order_changes_reach_the_endpoint_signed(app: &TestApp) {
             v["id"].as_str().unwrap()
         );
         assert_eq!(v["data"]["order_id"], id.as_str());
+        let created = v["created"].as_str().expect("created is a time");
+        assert!(is_rfc3339(created), "created is RFC 3339: {created}");
         types.push(v["type"].as_str().unwrap().to_owned());
     }
     types.sort();

@@ -8,6 +8,7 @@ use paybridge_api::partner::{
     AgreementIssued, BindingAddress, BindingAgreement, BindingOffer, BindingRequestAnswer,
     BindingState as PartnerBindingState,
 };
+use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::ids::{AgreementId, CardId, CustomerId};
@@ -69,10 +70,6 @@ pub struct AgreementView {
     pub binding_id: String,
     pub status: String,
     pub created_at: Timestamp,
-}
-
-fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ServiceError {
-    ServiceError::Internal(Box::new(e))
 }
 
 /// A fresh quick-pay agreement number: `QP` and 20 random digits.
@@ -281,7 +278,10 @@ impl Issuer {
                 .vault
                 .seal(&AGREEMENT_NUMBER, id.as_str(), number.expose().as_bytes())
                 .await,
-            number_index: self.keys.index.index("agreement", number.expose()),
+            number_index: self
+                .keys
+                .index
+                .index(IndexPurpose::Agreement, number.expose()),
             card_id: card.id.clone(),
             customer_id: card.customer_id.clone(),
             wallet_id: wallet.to_string(),
@@ -351,7 +351,7 @@ impl Issuer {
             .await?
             .filter(|a| &a.customer_id == customer)
             .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such binding"))?;
-        let wallet: PartnerId = a.wallet_id.parse().map_err(internal)?;
+        let wallet: PartnerId = a.wallet_id.parse().map_err(ServiceError::internal)?;
         let event = NewEvent::of(
             "binding.unbound",
             Destination::Partner(wallet),

@@ -6,6 +6,7 @@
 //! digits only).
 
 use paybridge_crypto::token::{generate_token, well_formed_token};
+use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
 use paybridge_domain::card::{mask_last4, BinRange, CardType, Expiry, Pan};
 use paybridge_domain::credentials::{check_login_password, LOGIN_LOCK_SECS};
@@ -17,11 +18,12 @@ use paybridge_domain::ledger::{
 };
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{Currency, ErrorCode, Money, ServiceError, Timestamp};
+use paybridge_kernel::login::{self, LoginTry};
 use paybridge_store::keys::SealedColumn;
-use paybridge_store::sessions::count_login_try;
 use paybridge_store::{BankCreate, StoredCard, StoredCustomer, StoredSession};
 use serde_json::json;
-use sha2::{Digest, Sha256};
+
+use paybridge_kernel::ledger::derived_id;
 
 use crate::Issuer;
 
@@ -111,19 +113,15 @@ fn check_username(u: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// A stable account id derived from a name (the bank's own accounts).
-fn derived_account_id(label: &str) -> AccountId {
-    let digest = Sha256::digest(label.as_bytes());
-    let mut bytes = [0u8; paybridge_domain::ids::ID_RANDOM_BYTES];
-    bytes.copy_from_slice(&digest[..paybridge_domain::ids::ID_RANDOM_BYTES]);
-    AccountId::from_random_bytes(bytes)
-}
-
 impl Issuer {
     /// The bank's settlement account in `currency`: the other side of every
     /// deposit and card payment. It may go below zero (it is the bank's).
     pub async fn settlement_account(&self, currency: Currency) -> Result<AccountId, ServiceError> {
-        let id = derived_account_id(&format!("{}:settlement:{}", self.id, currency.code()));
+        let id = derived_id::<paybridge_domain::ledger::AccountKind>(&format!(
+            "{}:settlement:{}",
+            self.id,
+            currency.code()
+        ));
         let account = Account::new(id.clone(), currency, AccountFlags::default(), 0);
         self.store
             .ledger_open_account(&account, self.clock.now())
@@ -152,12 +150,15 @@ impl Issuer {
                     c.id_number.expose().as_bytes(),
                 )
                 .await,
-            id_number_index: self.keys.index.index("id_number", c.id_number.expose()),
+            id_number_index: self
+                .keys
+                .index
+                .index(IndexPurpose::IdNumber, c.id_number.expose()),
             phone_sealed: self
                 .vault
                 .seal(&CUSTOMER_PHONE, id.as_str(), c.phone.as_str().as_bytes())
                 .await,
-            phone_index: self.keys.index.index("phone", c.phone.as_str()),
+            phone_index: self.keys.index.index(IndexPurpose::Phone, c.phone.as_str()),
             phone_masked: c.phone.masked(),
             created_at: self.clock.now(),
             id,
@@ -232,7 +233,7 @@ impl Issuer {
                 .vault
                 .seal(&CARD_PAN, id.as_str(), pan.expose().as_bytes())
                 .await,
-            pan_index: self.keys.index.index("pan", pan.expose()),
+            pan_index: self.keys.index.index(IndexPurpose::Pan, pan.expose()),
             last4: pan.last4().to_owned(),
             card_type: new.card_type,
             expiry: new.expiry.to_string(),
@@ -334,7 +335,7 @@ impl Issuer {
         username: &str,
         password: &str,
     ) -> Result<OpenedBankSession, ServiceError> {
-        let login_index = self.keys.index.index("login.username", username);
+        let login_index = self.keys.index.index(IndexPurpose::LoginUsername, username);
         let customer = self.store.bank_customer_by_username(username).await?;
         let correct = self
             .verify_password(customer.as_ref().map(|c| c.password_hash.clone()), password)
@@ -368,28 +369,17 @@ impl Issuer {
     }
 
     async fn judge_login(&self, login_index: &str, correct: bool) -> Result<(), ServiceError> {
-        let counted = count_login_try(
+        login::judge(
             self.store.as_ref(),
             self.clock.as_ref(),
-            login_index,
-            correct,
-            LOGIN_LOCK_SECS,
+            LoginTry {
+                login_index,
+                correct,
+                lock_secs: LOGIN_LOCK_SECS,
+                wrong: "wrong login name or password",
+            },
         )
-        .await?;
-        match counted {
-            Some(Ok(())) => Ok(()),
-            Some(Err((refusal, now))) => {
-                let mut e = refusal.into_error(ErrorCode::CredentialsInvalid, now);
-                if e.code == ErrorCode::CredentialsInvalid {
-                    e.message = format!("wrong login name or password; {}", e.message);
-                }
-                Err(e.into())
-            }
-            None => Err(ServiceError::rejected(
-                ErrorCode::RateLimited,
-                "too many concurrent login attempts; retry",
-            )),
-        }
+        .await
     }
 
     pub async fn bank_authenticate(

@@ -4,6 +4,7 @@
 //! is answered from the ledger (the same transfer), never debited twice.
 
 use paybridge_api::partner::{DebitAnswer, DebitRequest, RefundAnswer, RefundRequest};
+use paybridge_crypto::IndexPurpose;
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::ledger::{
     Account, AccountFlags, AccountId, TransferId, TransferKind, TransferRequest,
@@ -11,16 +12,10 @@ use paybridge_domain::ledger::{
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::{Currency, ErrorCode, Money, ServiceError};
 use serde_json::json;
-use sha2::{Digest, Sha256};
+
+use paybridge_kernel::ledger::{clearing_account, derived_id};
 
 use crate::Issuer;
-
-fn derived_account_id(label: &str) -> AccountId {
-    let digest = Sha256::digest(label.as_bytes());
-    let mut bytes = [0u8; paybridge_domain::ids::ID_RANDOM_BYTES];
-    bytes.copy_from_slice(&digest[..paybridge_domain::ids::ID_RANDOM_BYTES]);
-    AccountId::from_random_bytes(bytes)
-}
 
 impl Issuer {
     /// The bank's account of what it owes a wallet in `currency` (its side of every debit).
@@ -29,16 +24,15 @@ impl Issuer {
         wallet: &PartnerId,
         currency: Currency,
     ) -> Result<AccountId, ServiceError> {
-        let id = derived_account_id(&format!(
-            "{}:wallet-clearing:{wallet}:{}",
-            self.id,
-            currency.code()
-        ));
-        let account = Account::new(id.clone(), currency, AccountFlags::default(), 0);
-        self.store
-            .ledger_open_account(&account, self.clock.now())
-            .await?;
-        Ok(id)
+        clearing_account(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            &self.id,
+            "wallet-clearing",
+            wallet,
+            currency,
+        )
+        .await
     }
 
     pub async fn debit_by_agreement(
@@ -68,7 +62,12 @@ impl Issuer {
         let not_found = || ServiceError::rejected(ErrorCode::NotFound, "no such active agreement");
         let agreement = self
             .store
-            .agreement_by_number(&self.keys.index.index("agreement", &req.agreement_number))
+            .agreement_by_number(
+                &self
+                    .keys
+                    .index
+                    .index(IndexPurpose::Agreement, &req.agreement_number),
+            )
             .await?
             .filter(|a| a.status == "active" && a.wallet_id == wallet.as_str())
             .ok_or_else(not_found)?;
@@ -144,11 +143,11 @@ impl Issuer {
         }
         let amount = Money::positive(req.amount.amount, currency)
             .map_err(|_| bad("amount: must be positive"))?;
-        let allowance = derived_account_id(&format!(
+        let allowance = derived_id::<paybridge_domain::ledger::AccountKind>(&format!(
             "{}:refundable:{wallet}:{}",
             self.id, req.payment_id
         ));
-        let memo = derived_account_id(&format!(
+        let memo = derived_id::<paybridge_domain::ledger::AccountKind>(&format!(
             "{}:refund-allowances:{}",
             self.id,
             currency.code()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use paybridge_domain::event::NewEvent;
 use paybridge_domain::ledger::{Account, AccountFlags, AccountId, Transfer, TransferRequest};
 use paybridge_domain::{Clock, Currency, ErrorCode, ServiceError};
-use paybridge_store::{LedgerStore, TransferOutcome};
+use paybridge_store::LedgerStore;
 
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -48,18 +48,11 @@ impl Ledger {
         request: &TransferRequest,
         events: &[NewEvent],
     ) -> Result<Transfer, ServiceError> {
-        match self
+        let outcome = self
             .store
             .ledger_submit(request, events, self.clock.now())
-            .await?
-        {
-            TransferOutcome::Created(t) | TransferOutcome::Exists(t) => Ok(t),
-            TransferOutcome::Refused(e) => Err(ServiceError::Rejected(e.into())),
-            TransferOutcome::NotFound => Err(ServiceError::rejected(
-                ErrorCode::NotFound,
-                "no such account or pending transfer",
-            )),
-        }
+            .await?;
+        paybridge_kernel::ledger::settled(outcome, "no such account or pending transfer")
     }
 
     pub async fn account(&self, id: &AccountId) -> Result<Account, ServiceError> {

@@ -4,6 +4,7 @@
 //! are matched by login name, cards by PAN, and opening balances are ledger
 //! transfers with ids derived from the card.
 
+use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
 use paybridge_domain::card::{CardType, Expiry, Pan};
 use paybridge_domain::identity::{IdNumber, PersonName};
@@ -178,7 +179,7 @@ impl Issuer {
             };
             for card in cards {
                 if let Some(pan) = &card.pan {
-                    let index = self.keys.index.index("pan", pan.expose());
+                    let index = self.keys.index.index(IndexPurpose::Pan, pan.expose());
                     let found = self
                         .store
                         .bank_card_by_pan(&index)

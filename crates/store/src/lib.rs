@@ -17,12 +17,14 @@
 //! - the bank's customers and cards: [`BankStore`];
 //! - wallet accounts and devices: [`AccountStore`], [`DeviceStore`];
 //! - the sandbox parties: [`SandboxStore`];
+//! - invariants every store must hold, read in one pass: [`AuditStore`];
 //! - [`WalletStore`] and [`IssuerStore`] gather what each role may touch.
 //!
 //! Each role has its own database (SQLite file or PostgreSQL schema): the
 //! wallet and the bank are different organisations and share no tables.
 
 pub mod accounts;
+pub mod audit;
 pub mod bank;
 pub mod bindings;
 pub mod db;
@@ -44,6 +46,7 @@ pub mod sessions;
 pub mod testing;
 
 pub use accounts::{AccountStatus, AccountStore, SealedIdentity, StoredUser, UserWrite};
+pub use audit::{AuditReport, AuditStore};
 pub use bank::{BankCreate, BankStore, StoredCard, StoredCustomer};
 pub use bindings::{AgreementStore, BindingStore, BindingWrite, StoredAgreement, StoredBinding};
 pub use db::{Backend, Store, StoreConfig};

@@ -4,14 +4,15 @@
 //! flows are built.
 
 use crate::{
-    AccountStore, AgreementStore, BankStore, BindingStore, DeviceStore, IdempotencyStore,
-    InboxStore, KeyStore, LedgerStore, MerchantStore, NonceStore, OtpStore, OutboxStore,
-    PaymentRequestStore, RegistrationStore, SandboxStore, SessionStore,
+    AccountStore, AgreementStore, AuditStore, BankStore, BindingStore, DeviceStore,
+    IdempotencyStore, InboxStore, KeyStore, LedgerStore, MerchantStore, NonceStore, OtpStore,
+    OutboxStore, PaymentRequestStore, RegistrationStore, SandboxStore, SessionStore,
 };
 
 /// Everything the wallet server stores.
 pub trait WalletStore:
-    IdempotencyStore
+    AuditStore
+    + IdempotencyStore
     + NonceStore
     + OutboxStore
     + InboxStore
@@ -31,7 +32,8 @@ pub trait WalletStore:
 
 /// Everything an issuer (bank) server stores.
 pub trait IssuerStore:
-    IdempotencyStore
+    AuditStore
+    + IdempotencyStore
     + NonceStore
     + OutboxStore
     + InboxStore

@@ -197,37 +197,3 @@ impl SessionStore for Store {
         Ok(n == 1)
     }
 }
-
-/// Times a login try judged on a moved counter is re-judged.
-const LOGIN_CAS_RETRIES: usize = 8;
-
-/// Counts one login try against the counter of `login_index` (the domain's
-/// [`PasswordGuard`] decides; this re-judges when racing tries moved the
-/// counter, so every wrong try counts). `Ok(None)` when the counter kept
-/// moving (answer "retry").
-pub async fn count_login_try(
-    store: &dyn SessionStore,
-    clock: &dyn paybridge_domain::Clock,
-    login_index: &str,
-    correct: bool,
-    lock_secs: i64,
-) -> Result<Option<Result<(), (paybridge_domain::credentials::GuardRefusal, Timestamp)>>, StoreError>
-{
-    for _ in 0..LOGIN_CAS_RETRIES {
-        let now = clock.now();
-        let guard = store.login_guard(login_index).await?;
-        if let Err(refusal) = guard.admit(now) {
-            return Ok(Some(Err((refusal, now))));
-        }
-        let (next, outcome) = guard.record(correct, now, lock_secs);
-        if next != guard
-            && !store
-                .login_guard_replace(login_index, &guard, &next)
-                .await?
-        {
-            continue;
-        }
-        return Ok(Some(outcome.map_err(|r| (r, now))));
-    }
-    Ok(None)
-}

@@ -5,16 +5,15 @@ use std::sync::Arc;
 
 use paybridge_crypto::master::MasterKey;
 use paybridge_domain::card::CardType;
-use paybridge_domain::credentials::{GuardRefusal, PasswordGuard, LOGIN_LOCK_SECS};
+use paybridge_domain::credentials::PasswordGuard;
 use paybridge_domain::device::{DeviceStatus, DeviceType, MAX_ACTIVE_DEVICES};
 use paybridge_domain::ids::{
     CardId, CeremonyId, CredentialId, CustomerId, DeviceId, SessionId, UserId,
 };
 use paybridge_domain::ledger::{Account, AccountFlags, AccountId};
-use paybridge_domain::{Currency, ManualClock, Timestamp};
+use paybridge_domain::{Currency, Timestamp};
 use paybridge_store::conformance;
 use paybridge_store::keys::sealed_context;
-use paybridge_store::sessions::count_login_try;
 use paybridge_store::testing::TestDb;
 use paybridge_store::*;
 use time::Duration;
@@ -28,7 +27,6 @@ conformance!(
     vault_rotation_rewraps_every_value_and_running_vaults_follow,
     vault_refuses_a_different_master_key,
     sessions_are_found_by_token_hash_until_revoked_or_expired,
-    login_guard_counts_every_racing_wrong_try,
     bank_customers_and_cards_are_unique_and_cards_open_their_account,
     wallet_users_are_unique_by_phone_and_by_identity_under_a_race,
     devices_are_limited_and_revoking_removes_credential_and_sessions,
@@ -176,58 +174,6 @@ async fn sessions_are_found_by_token_hash_until_revoked_or_expired(db: &TestDb) 
     assert!(!db.store.session_revoke(&s.id, "usr_a", t0()).await.unwrap());
     let revoked = db.store.session_by_token("hash-a").await.unwrap().unwrap();
     assert!(!revoked.is_live(t0()));
-}
-
-async fn login_guard_counts_every_racing_wrong_try(db: &TestDb) {
-    let clock = ManualClock::new(t0());
-    let store = Arc::new(db.store.clone());
-    let tasks = (0..12).map(|_| {
-        let (store, clock) = (store.clone(), clock.clone());
-        tokio::spawn(async move {
-            count_login_try(
-                store.as_ref(),
-                &clock,
-                "login-index",
-                false,
-                LOGIN_LOCK_SECS,
-            )
-            .await
-            .unwrap()
-        })
-    });
-    let outcomes: Vec<_> = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap())
-        .collect();
-    let wrong = outcomes
-        .iter()
-        .filter(|o| matches!(o, Some(Err((GuardRefusal::Wrong { .. }, _)))))
-        .count();
-    let locked = outcomes
-        .iter()
-        .filter(|o| matches!(o, Some(Err((GuardRefusal::Locked { .. }, _)))))
-        .count();
-    let retry = outcomes.iter().filter(|o| o.is_none()).count();
-    // Every try that was judged is counted: four "wrong", then locked.
-    assert_eq!(wrong, 4, "{outcomes:?}");
-    assert_eq!(wrong + locked + retry, 12);
-    let guard = db.store.login_guard("login-index").await.unwrap();
-    assert_eq!(guard.failed_attempts, 5);
-    assert_eq!(
-        guard.locked_until,
-        Some(t0() + Duration::seconds(LOGIN_LOCK_SECS))
-    );
-    // After the lock a correct try resets the counter.
-    clock.advance(Duration::seconds(LOGIN_LOCK_SECS));
-    let ok = count_login_try(store.as_ref(), &clock, "login-index", true, LOGIN_LOCK_SECS)
-        .await
-        .unwrap();
-    assert_eq!(ok, Some(Ok(())));
-    assert_eq!(
-        db.store.login_guard("login-index").await.unwrap(),
-        PasswordGuard::default()
-    );
 }
 
 fn card(customer: &CustomerId, pan_index: &str, account: &AccountId) -> StoredCard {

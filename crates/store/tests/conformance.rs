@@ -48,6 +48,7 @@ conformance!(
     ledger_two_phase_transfers_post_void_and_expire,
     ledger_race_64_concurrent_debits_never_overdraw_or_double_post,
     ledger_a_pending_transfer_is_settled_once_under_a_race,
+    audit_names_a_dead_event_and_a_stuck_claim,
 );
 
 async fn migrations_are_idempotent(db: &TestDb) {
@@ -837,4 +838,27 @@ async fn ledger_a_pending_transfer_is_settled_once_under_a_race(db: &TestDb) {
     assert_eq!(alice_now.debits_pending, 0);
     assert!(alice_now.balance().amount_minor == 200 || alice_now.balance().amount_minor == 1_000);
     assert_ledger_balances(s).await;
+}
+
+async fn audit_names_a_dead_event_and_a_stuck_claim(db: &TestDb) {
+    let s = &db.store;
+    assert_eq!(s.audit().await.unwrap(), AuditReport::default());
+    let dead = event(1, bank_dest());
+    s.outbox_append(std::slice::from_ref(&dead)).await.unwrap();
+    s.outbox_claim_due(t0(), t0() + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    s.outbox_mark_failed(&dead.id, "gave up", None, t0())
+        .await
+        .unwrap();
+    s.idempotency_begin("p", "k", "h", t0()).await.unwrap();
+    assert_eq!(
+        s.audit().await.unwrap().breaches,
+        vec![
+            "1 dead outbox events".to_owned(),
+            "1 idempotency claims stuck in_progress".to_owned()
+        ]
+    );
+    s.idempotency_abandon("p", "k").await.unwrap();
+    assert_eq!(s.audit().await.unwrap().breaches.len(), 1);
 }

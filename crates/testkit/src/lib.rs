@@ -1,6 +1,11 @@
 //! Dev-only helpers: spawn the real paybridge app on port 0 against a fresh
 //! SQLite file or PostgreSQL schema, a manual clock both roles share,
 //! clients that sign as the bank or the wallet, and log capture.
+//!
+//! Every app a test spawns has both stores' invariants checked when the
+//! test ends ([`TestApp::stop`], or `Drop` for a test that does not stop
+//! it): balanced ledgers, no dead event, no stuck idempotency claim, no
+//! order left paying, no binding active without its verification.
 
 pub mod logs;
 pub mod phone;
@@ -41,6 +46,8 @@ pub struct TestApp {
     pub issuer_key: Arc<PartnerKeyPair>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Set once the invariants ran, so `Drop` does not run them again.
+    invariants_checked: bool,
     _stores: Vec<StoreGuard>,
 }
 
@@ -125,6 +132,7 @@ impl TestApp {
             issuer_key,
             stop: Some(stop),
             handle: Some(handle),
+            invariants_checked: false,
             _stores: vec![wallet_store, issuer_store],
         })
     }
@@ -432,8 +440,29 @@ impl TestApp {
         a.credits_posted - a.debits_posted
     }
 
-    /// Stops the server gracefully and waits for it.
+    /// Checks the invariants of both roles' stores (see
+    /// [`paybridge_store::audit`]); panics naming every breach.
+    pub async fn assert_invariants(&self) {
+        let mut breaches = Vec::new();
+        for (role, report) in [
+            ("wallet", self.wallet.store.audit().await),
+            ("issuer", self.issuer.store.audit().await),
+        ] {
+            let report =
+                report.unwrap_or_else(|e| panic!("the {role} store cannot be audited: {e}"));
+            breaches.extend(report.breaches.into_iter().map(|b| format!("{role}: {b}")));
+        }
+        assert!(
+            breaches.is_empty(),
+            "invariants broken when the test ended:\n  {}",
+            breaches.join("\n  ")
+        );
+    }
+
+    /// Checks the invariants, then stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
+        self.invariants_checked = true;
+        self.assert_invariants().await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -447,7 +476,17 @@ impl TestApp {
 }
 
 impl Drop for TestApp {
+    /// A test that ends without [`TestApp::stop`] still has the invariants
+    /// checked (unless it is already failing), on runtimes that can block.
     fn drop(&mut self) {
+        if !self.invariants_checked && !std::thread::panicking() {
+            self.invariants_checked = true;
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+                    tokio::task::block_in_place(|| rt.block_on(self.assert_invariants()));
+                }
+            }
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

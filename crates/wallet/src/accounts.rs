@@ -6,6 +6,7 @@
 //! unknown phones too, and an unknown phone still costs one Argon2id check.
 
 use paybridge_crypto::token::{generate_token, well_formed_token};
+use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
 use paybridge_domain::credentials::{
     check_login_password, check_payment_password, is_six_digits, PasswordGuard, LOGIN_LOCK_SECS,
@@ -17,16 +18,16 @@ use paybridge_domain::ids::{DeviceId, SessionId, UserId};
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
 use paybridge_store::keys::SealedColumn;
-use paybridge_store::sessions::count_login_try;
 use paybridge_store::{AccountStatus, SealedIdentity, StoredSession, StoredUser, UserWrite};
 use serde_json::json;
+
+use paybridge_kernel::login::{self, LoginTry};
+use paybridge_kernel::{on_conflict, Attempt};
 
 use crate::Wallet;
 
 /// A wallet session lasts a day; the app logs in again after that.
 pub const SESSION_TTL_SECS: i64 = 24 * 3600;
-/// Times a change judged on a stale row is re-judged before giving up.
-const CAS_RETRIES: usize = 8;
 
 pub const PHONE: SealedColumn = col("phone_sealed");
 pub const NAME: SealedColumn = col("name_sealed");
@@ -77,12 +78,8 @@ pub struct SessionUser {
     pub device_id: Option<DeviceId>,
 }
 
-fn rejected(code: ErrorCode, message: &str) -> ServiceError {
-    ServiceError::rejected(code, message)
-}
-
 fn invalid_session() -> ServiceError {
-    rejected(
+    ServiceError::rejected(
         ErrorCode::SessionInvalid,
         "the session is unknown, expired or revoked; log in again",
     )
@@ -90,14 +87,14 @@ fn invalid_session() -> ServiceError {
 
 impl Wallet {
     fn phone_index(&self, phone: &PhoneNumber) -> String {
-        self.keys.index.index("phone", phone.as_str())
+        self.keys.index.index(IndexPurpose::Phone, phone.as_str())
     }
 
     pub(crate) async fn load_user(&self, id: &UserId) -> Result<StoredUser, ServiceError> {
         self.store
             .user(id)
             .await?
-            .ok_or_else(|| rejected(ErrorCode::NotFound, "no such account"))
+            .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such account"))
     }
 
     async fn view(&self, u: &StoredUser) -> Result<AccountView, ServiceError> {
@@ -139,7 +136,7 @@ impl Wallet {
         let now = self.clock.now();
         let index = self.phone_index(phone);
         if self.store.user_by_phone(&index).await?.is_some() {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::PhoneAlreadyRegistered,
                 "this phone number already has a wallet account; log in instead",
             ));
@@ -171,7 +168,7 @@ impl Wallet {
         match self.store.user_create(&user, &[event]).await? {
             UserWrite::Done => {}
             _ => {
-                return Err(rejected(
+                return Err(ServiceError::rejected(
                     ErrorCode::PhoneAlreadyRegistered,
                     "this phone number already has a wallet account; log in instead",
                 ))
@@ -189,7 +186,10 @@ impl Wallet {
         password: &str,
         device: Option<&DeviceId>,
     ) -> Result<OpenedSession, ServiceError> {
-        let login_index = self.keys.index.index("login.phone", phone.as_str());
+        let login_index = self
+            .keys
+            .index
+            .index(IndexPurpose::LoginPhone, phone.as_str());
         let user = self.store.user_by_phone(&self.phone_index(phone)).await?;
         let correct = self
             .verify_password(
@@ -207,14 +207,14 @@ impl Wallet {
                 .await?
                 .is_some_and(|d| d.status == paybridge_domain::device::DeviceStatus::Active);
             if !active {
-                return Err(rejected(
+                return Err(ServiceError::rejected(
                     ErrorCode::NotFound,
                     "no such active device on this account",
                 ));
             }
             // Security condition "new device" (flow F2).
             if self.policy.new_device && !self.store.device_trusted(&user.id, device).await? {
-                return Err(rejected(
+                return Err(ServiceError::rejected(
                     ErrorCode::SecurityAuthRequired,
                     "this device is new for the account: pass security authentication on it first",
                 ));
@@ -225,28 +225,17 @@ impl Wallet {
 
     /// Counts a login try against the phone's counter (also under racing tries).
     async fn judge_login(&self, login_index: &str, correct: bool) -> Result<(), ServiceError> {
-        let counted = count_login_try(
+        login::judge(
             self.store.as_ref(),
             self.clock.as_ref(),
-            login_index,
-            correct,
-            LOGIN_LOCK_SECS,
+            LoginTry {
+                login_index,
+                correct,
+                lock_secs: LOGIN_LOCK_SECS,
+                wrong: "wrong phone number or password",
+            },
         )
-        .await?;
-        match counted {
-            Some(Ok(())) => Ok(()),
-            Some(Err((refusal, now))) => {
-                let mut e = refusal.into_error(ErrorCode::CredentialsInvalid, now);
-                if e.code == ErrorCode::CredentialsInvalid {
-                    e.message = format!("wrong phone number or password; {}", e.message);
-                }
-                Err(e.into())
-            }
-            None => Err(ServiceError::rejected(
-                ErrorCode::RateLimited,
-                "too many concurrent login attempts; retry",
-            )),
-        }
+        .await
     }
 
     pub(crate) async fn open_session(
@@ -322,7 +311,7 @@ impl Wallet {
             // Changing it is a sensitive operation (flow F2's third condition).
             self.require_trusted_device(user, device).await?;
             let current = current.ok_or_else(|| {
-                rejected(
+                ServiceError::rejected(
                     ErrorCode::PaymentPasswordInvalid,
                     "changing the payment password needs the current one",
                 )
@@ -330,7 +319,7 @@ impl Wallet {
             self.verify_payment_password(user, current).await?;
         }
         let hash = self.hash_password(new).await?;
-        for _ in 0..CAS_RETRIES {
+        on_conflict("the account", || async {
             let mut u = self.load_user(user).await?;
             u.pay_password_hash = Some(hash.clone());
             u.pay_guard = PasswordGuard::default();
@@ -340,14 +329,14 @@ impl Wallet {
                 json!({ "user_id": user }),
                 self.clock.now(),
             );
-            if self.store.user_update_credentials(&u, &[event]).await? == UserWrite::Done {
-                return Ok(());
-            }
-        }
-        Err(rejected(
-            ErrorCode::RateLimited,
-            "the account changed meanwhile; retry",
-        ))
+            Ok(
+                match self.store.user_update_credentials(&u, &[event]).await? {
+                    UserWrite::Done => Attempt::Done(()),
+                    UserWrite::Stale | UserWrite::Duplicate => Attempt::Lost,
+                },
+            )
+        })
+        .await
     }
 
     /// A sensitive operation needs a session on a device that passed
@@ -367,7 +356,7 @@ impl Wallet {
         if trusted {
             Ok(())
         } else {
-            Err(rejected(
+            Err(ServiceError::rejected(
                 ErrorCode::SecurityAuthRequired,
                 "a sensitive operation: use a session on a device that passed security authentication",
             ))
@@ -381,12 +370,12 @@ impl Wallet {
         user: &UserId,
         pin: &str,
     ) -> Result<(), ServiceError> {
-        for _ in 0..CAS_RETRIES {
+        on_conflict("the payment password's counter", || async {
             let now = self.clock.now();
             let Some(mut u) = self.store.user(user).await? else {
                 // Same work and answer as a wrong password.
                 self.verify_password(None, pin).await;
-                return Err(rejected(
+                return Err(ServiceError::rejected(
                     ErrorCode::PaymentPasswordInvalid,
                     "wrong payment password",
                 ));
@@ -403,7 +392,7 @@ impl Wallet {
             };
             let correct = self.verify_password(hash, pin).await;
             if u.pay_password_hash.is_none() {
-                return Err(rejected(
+                return Err(ServiceError::rejected(
                     ErrorCode::PaymentPasswordNotSet,
                     "the account has no payment password yet; set one first",
                 ));
@@ -422,16 +411,14 @@ impl Wallet {
                     Vec::new()
                 };
                 if self.store.user_update_credentials(&u, &events).await? == UserWrite::Stale {
-                    continue;
+                    return Ok(Attempt::Lost);
                 }
             }
-            return outcome
-                .map_err(|r| r.into_error(ErrorCode::PaymentPasswordInvalid, now).into());
-        }
-        Err(rejected(
-            ErrorCode::RateLimited,
-            "too many concurrent tries; retry",
-        ))
+            outcome
+                .map(Attempt::Done)
+                .map_err(|r| r.into_error(ErrorCode::PaymentPasswordInvalid, now).into())
+        })
+        .await
     }
 
     /// Records the account's real-name identity (name and ID number, sealed).
@@ -444,7 +431,7 @@ impl Wallet {
     ) -> Result<IdentityView, ServiceError> {
         let u = self.load_user(user).await?;
         if u.identity.is_some() {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::IdentityAlreadyVerified,
                 "the account already has a real-name identity",
             ));
@@ -460,7 +447,10 @@ impl Wallet {
                 .vault
                 .seal(&ID_NUMBER, u.id.as_str(), id_number.expose().as_bytes())
                 .await,
-            id_number_index: self.keys.index.index("id_number", id_number.expose()),
+            id_number_index: self
+                .keys
+                .index
+                .index(IndexPurpose::IdNumber, id_number.expose()),
             verified_at: now,
         };
         let event = NewEvent::of(
@@ -479,11 +469,11 @@ impl Wallet {
                 id_number_masked: id_number.masked(),
                 verified_at: now,
             }),
-            UserWrite::Duplicate => Err(rejected(
+            UserWrite::Duplicate => Err(ServiceError::rejected(
                 ErrorCode::IdentityInUse,
                 "this identity belongs to another wallet account",
             )),
-            UserWrite::Stale => Err(rejected(
+            UserWrite::Stale => Err(ServiceError::rejected(
                 ErrorCode::IdentityAlreadyVerified,
                 "the account changed meanwhile; look at it again",
             )),
@@ -508,7 +498,7 @@ impl Wallet {
             .vault
             .open_text(&ID_NUMBER, u.id.as_str(), &i.id_number_sealed)
             .await?;
-        let corrupt = |e: paybridge_domain::DomainError| ServiceError::Internal(Box::new(e));
+        let corrupt = |e: paybridge_domain::DomainError| ServiceError::internal(e);
         Ok(Some((
             PersonName::parse(name.expose()).map_err(corrupt)?,
             IdNumber::parse(number.expose()).map_err(corrupt)?,

@@ -14,6 +14,7 @@
 
 use paybridge_api::partner::{ActivateBinding, AgreementIssued, BindingOffer};
 use paybridge_crypto::token::generate_token;
+use paybridge_crypto::IndexPurpose;
 use paybridge_domain::binding::{BindingFailure, BindingState, BindingStatus};
 use paybridge_domain::card::{mask_last4, CardType};
 use paybridge_domain::event::{Destination, NewEvent};
@@ -129,10 +130,6 @@ fn not_found() -> ServiceError {
     ServiceError::rejected(ErrorCode::NotFound, "no such binding")
 }
 
-fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ServiceError {
-    ServiceError::Internal(Box::new(e))
-}
-
 /// The secret part of a binding address URL (`…/bind/<token>`), or the token itself.
 fn address_token(address: &str) -> &str {
     address.rsplit('/').next().unwrap_or(address).trim()
@@ -177,7 +174,7 @@ impl Wallet {
             holder_id_number_index: self
                 .keys
                 .index
-                .index("id_number", offer.holder_id_number.expose()),
+                .index(IndexPurpose::IdNumber, offer.holder_id_number.expose()),
             phone_sealed: self
                 .vault
                 .seal(&PHONE, id.as_str(), offer.phone.as_str().as_bytes())
@@ -266,12 +263,17 @@ impl Wallet {
     ) -> Result<Option<StoredBinding>, ServiceError> {
         let by_phone = self
             .store
-            .user_by_phone(&self.keys.index.index("phone", offer.phone.as_str()))
+            .user_by_phone(
+                &self
+                    .keys
+                    .index
+                    .index(IndexPurpose::Phone, offer.phone.as_str()),
+            )
             .await?;
         let id_index = self
             .keys
             .index
-            .index("id_number", offer.holder_id_number.expose());
+            .index(IndexPurpose::IdNumber, offer.holder_id_number.expose());
         let user = by_phone.filter(|u| {
             u.identity
                 .as_ref()
@@ -414,7 +416,7 @@ impl Wallet {
             .vault
             .open_text(&HOLDER_NAME, b.id.as_str(), &b.holder_name_sealed)
             .await?;
-        let holder = PersonName::parse(holder.expose()).map_err(internal)?;
+        let holder = PersonName::parse(holder.expose()).map_err(ServiceError::internal)?;
         Ok(self
             .identity_of(user)
             .await?
@@ -497,7 +499,7 @@ impl Wallet {
                     .vault
                     .open_text(&PHONE, b.id.as_str(), &b.phone_sealed)
                     .await?;
-                let phone: PhoneNumber = phone.expose().parse().map_err(internal)?;
+                let phone: PhoneNumber = phone.expose().parse().map_err(ServiceError::internal)?;
                 otp.issue(OTP_PURPOSE, &phone).await?
             }
         };
@@ -547,7 +549,7 @@ impl Wallet {
             self.adopt_holder_identity(user, account.version, &b)
                 .await?;
         }
-        let issuer: PartnerId = b.issuer_id.parse().map_err(internal)?;
+        let issuer: PartnerId = b.issuer_id.parse().map_err(ServiceError::internal)?;
         let client = self.issuers.get(&issuer).ok_or_else(|| {
             ServiceError::rejected(
                 ErrorCode::PartnerUnknown,
@@ -608,8 +610,8 @@ impl Wallet {
             .vault
             .open_text(&HOLDER_ID_NUMBER, b.id.as_str(), &b.holder_id_number_sealed)
             .await?;
-        let name = PersonName::parse(name.expose()).map_err(internal)?;
-        let number = IdNumber::parse(number.expose()).map_err(internal)?;
+        let name = PersonName::parse(name.expose()).map_err(ServiceError::internal)?;
+        let number = IdNumber::parse(number.expose()).map_err(ServiceError::internal)?;
         let identity = SealedIdentity {
             name_sealed: self
                 .vault
@@ -690,7 +692,7 @@ impl Wallet {
         }
         b.status = b.status.unbind()?;
         b.updated_at = self.clock.now();
-        let issuer: PartnerId = b.issuer_id.parse().map_err(internal)?;
+        let issuer: PartnerId = b.issuer_id.parse().map_err(ServiceError::internal)?;
         let mut events = self.binding_events(&b, "binding.unbound").await?;
         events.push(Self::binding_event(
             &b,

@@ -27,19 +27,16 @@ use serde_json::json;
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use crate::webauthn::CeremonyStarted;
+use paybridge_domain::clock::rfc3339;
+use paybridge_kernel::{on_conflict, Attempt};
+
 use crate::Wallet;
 
-/// Retries of a compare-and-set that lost to a concurrent change.
-const CAS_RETRIES: usize = 5;
 /// Due requests expired per sweep.
 const EXPIRY_BATCH: i64 = 200;
 
-fn rejected(code: ErrorCode, message: impl Into<String>) -> ServiceError {
-    ServiceError::rejected(code, message)
-}
-
 fn no_such_request() -> ServiceError {
-    rejected(ErrorCode::NotFound, "no such payment request")
+    ServiceError::rejected(ErrorCode::NotFound, "no such payment request")
 }
 
 /// What the terminal asks for beyond the order.
@@ -114,7 +111,7 @@ impl Wallet {
         terminal: &DeviceId,
     ) -> Result<StoredDevice, ServiceError> {
         let not_ours = || {
-            rejected(
+            ServiceError::rejected(
                 ErrorCode::TerminalNotOfAccount,
                 "the terminal is not a device of this account (or not this session's)",
             )
@@ -124,7 +121,7 @@ impl Wallet {
         }
         let device = self.own_device(user, terminal).await.ok_or_else(not_ours)?;
         if device.device_type == DeviceType::Phone {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::InvalidRequest,
                 "a phone pays its own orders (POST /v1/orders/{id}/payments); payment requests come from a PC, TV, car or IoT box",
             ));
@@ -211,7 +208,7 @@ impl Wallet {
                 "name": page.terminal.name,
                 "type": page.terminal.device_type.as_str(),
             },
-            "expires_at": r.status.expires_at,
+            "expires_at": rfc3339(r.status.expires_at),
         })
     }
 
@@ -320,7 +317,7 @@ impl Wallet {
             terminal,
             phone,
         };
-        for _ in 0..CAS_RETRIES {
+        on_conflict("the payment request", || async {
             // A newer request from a terminal replaces its older pending ones.
             let mut superseded = Vec::new();
             let mut events = Vec::new();
@@ -360,21 +357,17 @@ impl Wallet {
                     if page.request.status.state == PaymentRequestState::AwaitingGesture {
                         self.relay_gesture_prompt(&page).await;
                     }
-                    return Ok(NewPaymentRequest { page, scan_url });
+                    Ok(Attempt::Done(()))
                 }
-                PaymentRequestCreate::Conflict => continue,
-                PaymentRequestCreate::PhoneBusy(n) => {
-                    return Err(rejected(
-                        ErrorCode::TooManyPendingPayments,
-                        format!("the phone already has {n} payment requests waiting; answer or let them expire first"),
-                    ))
-                }
+                PaymentRequestCreate::Conflict => Ok(Attempt::Lost),
+                PaymentRequestCreate::PhoneBusy(n) => Err(ServiceError::rejected(
+                    ErrorCode::TooManyPendingPayments,
+                    format!("the phone already has {n} payment requests waiting; answer or let them expire first"),
+                )),
             }
-        }
-        Err(rejected(
-            ErrorCode::RateLimited,
-            "too many concurrent requests from this terminal; retry",
-        ))
+        })
+        .await?;
+        Ok(NewPaymentRequest { page, scan_url })
     }
 
     /// Hands the gesture prompt to the OS push relay too, so a phone whose
@@ -387,7 +380,7 @@ impl Wallet {
             "topic": "payment_request.gesture_requested",
             "payment_id": page.request.id,
             "requested_by": page.terminal.name,
-            "expires_at": page.request.status.expires_at,
+            "expires_at": rfc3339(page.request.status.expires_at),
         });
         if let Err(e) = relay.push(phone.as_str(), &payload).await {
             tracing::warn!(payment.id = %page.request.id, error = %e, "OS push relay refused the gesture prompt");
@@ -401,22 +394,19 @@ impl Wallet {
         user: &UserId,
         id: &PaymentId,
     ) -> Result<StoredPaymentRequest, ServiceError> {
-        for _ in 0..CAS_RETRIES {
+        on_conflict("the payment request", || async {
             let r = self
                 .store
                 .payment_request(id)
                 .await?
                 .filter(|r| &r.user_id == user)
                 .ok_or_else(no_such_request)?;
-            match self.expire_if_due(r).await? {
-                Some(r) => return Ok(r),
-                None => continue,
-            }
-        }
-        Err(rejected(
-            ErrorCode::RateLimited,
-            "the payment request is busy; retry",
-        ))
+            Ok(match self.expire_if_due(r).await? {
+                Some(r) => Attempt::Done(r),
+                None => Attempt::Lost,
+            })
+        })
+        .await
     }
 
     /// `Some(current)` (expired now if it was due), `None` if it moved meanwhile.
@@ -504,7 +494,7 @@ impl Wallet {
         gesture: Gesture,
         route: GestureRoute,
     ) -> Result<PaymentPage, ServiceError> {
-        for _ in 0..CAS_RETRIES {
+        on_conflict("the payment request", || async {
             let r = self
                 .store
                 .payment_request(id)
@@ -512,10 +502,10 @@ impl Wallet {
                 .filter(|r| user.is_none_or(|u| &r.user_id == u))
                 .ok_or_else(no_such_request)?;
             let Some(r) = self.expire_if_due(r).await? else {
-                continue;
+                return Ok(Attempt::Lost);
             };
             if r.phone_id.as_ref() != Some(phone) {
-                return Err(rejected(
+                return Err(ServiceError::rejected(
                     ErrorCode::GestureNotExpected,
                     "this payment request was not sent to that phone",
                 ));
@@ -529,13 +519,11 @@ impl Wallet {
                 .await?
             {
                 tracing::info!(payment.id = %id, route = route.as_str(), "gesture received");
-                return Ok(page);
+                return Ok(Attempt::Done(page));
             }
-        }
-        Err(rejected(
-            ErrorCode::RateLimited,
-            "the payment request is busy; retry",
-        ))
+            Ok(Attempt::Lost)
+        })
+        .await
     }
 
     /// A phone of the account scanned the code the terminal shows.
@@ -547,30 +535,35 @@ impl Wallet {
     ) -> Result<PaymentPage, ServiceError> {
         self.require_unrestricted(user).await?;
         let device = self.own_device(user, phone).await.ok_or_else(|| {
-            rejected(
+            ServiceError::rejected(
                 ErrorCode::TerminalNotOfAccount,
                 "scan with a phone of this account",
             )
         })?;
         if device.device_type != DeviceType::Phone {
-            return Err(rejected(ErrorCode::InvalidRequest, "scan with a phone"));
+            return Err(ServiceError::rejected(
+                ErrorCode::InvalidRequest,
+                "scan with a phone",
+            ));
         }
         let hash = self.keys.tokens.hash(scan_token(scanned));
-        for _ in 0..CAS_RETRIES {
+        on_conflict("the payment request", || async {
             // Another account's code looks unknown: the QR pays the asking account's order.
             let r = self
                 .store
                 .payment_request_by_scan_code(&hash)
                 .await?
                 .filter(|r| &r.user_id == user)
-                .ok_or_else(|| rejected(ErrorCode::NotFound, "no such payment code"))?;
+                .ok_or_else(|| {
+                    ServiceError::rejected(ErrorCode::NotFound, "no such payment code")
+                })?;
             let Some(r) = self.expire_if_due(r).await? else {
-                continue;
+                return Ok(Attempt::Lost);
             };
             if r.status.state == PaymentRequestState::Presented
                 && r.phone_id.as_ref() == Some(phone)
             {
-                return self.page(r).await; // scanned twice by the same phone
+                return self.page(r).await.map(Attempt::Done); // scanned twice by the same phone
             }
             let mut next = r.clone();
             next.status = r.status.scanned(self.clock.now())?;
@@ -580,13 +573,11 @@ impl Wallet {
                 .save_transition(next, "payment_request.scanned")
                 .await?
             {
-                return Ok(page);
+                return Ok(Attempt::Done(page));
             }
-        }
-        Err(rejected(
-            ErrorCode::RateLimited,
-            "the payment request is busy; retry",
-        ))
+            Ok(Attempt::Lost)
+        })
+        .await
     }
 
     /// The request as the answering phone may act on it.
@@ -599,7 +590,7 @@ impl Wallet {
         let r = self.own_request(user, id).await?;
         match (phone, &r.phone_id) {
             (Some(p), Some(target)) if p == target => Ok(r),
-            _ => Err(rejected(
+            _ => Err(ServiceError::rejected(
                 ErrorCode::TerminalNotOfAccount,
                 "answer this payment request from the phone it was sent to",
             )),
@@ -670,28 +661,26 @@ impl Wallet {
         // The money moved; record it on the request. (Had it been declined
         // or superseded in the meantime, the order is still paid: the
         // merchant's webhook and the order say so.)
-        for _ in 0..CAS_RETRIES {
+        on_conflict("the payment request", || async {
             let current = self.own_request(user, id).await?;
             if current.status.state == PaymentRequestState::Paid {
-                return self.page(current).await;
+                return self.page(current).await.map(Attempt::Done);
             }
             let mut next = current.clone();
             next.status = match current.status.paid() {
                 Ok(s) => s,
-                Err(_) => return self.page(current).await,
+                Err(_) => return self.page(current).await.map(Attempt::Done),
             };
             next.binding_id = Some(binding.to_string());
             next.approved_with = Some(approval.name().to_owned());
             next.updated_at = self.clock.now();
             if let Some(page) = self.save_transition(next, "payment_request.paid").await? {
                 tracing::info!(payment.id = %id, order.id = %page.order.id, "payment request paid");
-                return Ok(page);
+                return Ok(Attempt::Done(page));
             }
-        }
-        Err(rejected(
-            ErrorCode::RateLimited,
-            "the payment request is busy; retry",
-        ))
+            Ok(Attempt::Lost)
+        })
+        .await
     }
 
     /// The user declined on the phone; the terminal is told.
@@ -701,10 +690,10 @@ impl Wallet {
         phone: Option<&DeviceId>,
         id: &PaymentId,
     ) -> Result<PaymentPage, ServiceError> {
-        for _ in 0..CAS_RETRIES {
+        on_conflict("the payment request", || async {
             let r = self.request_for_phone(user, phone, id).await?;
             if r.status.state == PaymentRequestState::Declined {
-                return self.page(r).await;
+                return self.page(r).await.map(Attempt::Done);
             }
             let mut next = r.clone();
             next.status = r.status.decline(self.clock.now())?;
@@ -714,13 +703,11 @@ impl Wallet {
                 .await?
             {
                 tracing::info!(payment.id = %id, "payment request declined");
-                return Ok(page);
+                return Ok(Attempt::Done(page));
             }
-        }
-        Err(rejected(
-            ErrorCode::RateLimited,
-            "the payment request is busy; retry",
-        ))
+            Ok(Attempt::Lost)
+        })
+        .await
     }
 }
 

@@ -26,7 +26,6 @@ use paybridge_adapters::partner::{ping_answer, receive_event, PartnerDirectory, 
 use paybridge_api::partner::{PartnerEvent, PartnerEventAck, PartnerPing};
 use paybridge_crypto::master::DerivedKeys;
 use paybridge_crypto::password::PasswordHasher;
-use paybridge_crypto::Secret;
 use paybridge_domain::partner::{PartnerId, Role};
 use paybridge_domain::{Clock, ServiceError};
 use paybridge_store::{KeyVault, WalletStore};
@@ -104,22 +103,12 @@ impl Wallet {
 
     /// Argon2id off the async threads: it is meant to be slow.
     pub(crate) async fn hash_password(&self, password: &str) -> Result<String, ServiceError> {
-        let hasher = self.passwords.clone();
-        let password = Secret::new(password.to_owned());
-        tokio::task::spawn_blocking(move || hasher.hash(password.expose()))
-            .await
-            .map_err(|e| ServiceError::Internal(Box::new(e)))
+        paybridge_kernel::passwords::hash(&self.passwords, password).await
     }
 
-    /// See [`PasswordHasher::verify_or_dummy`]; off the async threads.
+    /// See [`paybridge_kernel::passwords::verify`].
     pub(crate) async fn verify_password(&self, stored: Option<String>, password: &str) -> bool {
-        let hasher = self.passwords.clone();
-        let password = Secret::new(password.to_owned());
-        tokio::task::spawn_blocking(move || {
-            hasher.verify_or_dummy(stored.as_deref(), password.expose())
-        })
-        .await
-        .unwrap_or(false)
+        paybridge_kernel::passwords::verify(&self.passwords, stored, password).await
     }
 
     /// Ready when the store answers.

@@ -5,14 +5,15 @@
 use data_encoding::BASE32_NOPAD;
 use paybridge_crypto::Secret;
 use paybridge_domain::event::{Destination, NewEvent};
-use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId, ID_RANDOM_BYTES};
+use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId};
 use paybridge_domain::ledger::{Account, AccountFlags, AccountId};
 use paybridge_domain::order::{order_ttl, OrderState, OrderStatus};
 use paybridge_domain::{Currency, ErrorCode, Money, ServiceError};
 use paybridge_store::{OrderCreate, StoredApiKey, StoredMerchant, StoredOrder};
 use rand::RngCore;
 use serde_json::json;
-use sha2::{Digest, Sha256};
+
+use paybridge_kernel::ledger::derived_id;
 
 use crate::Wallet;
 
@@ -48,14 +49,6 @@ const MERCHANT_ACCOUNT_FLAGS: AccountFlags = AccountFlags {
     credits_must_not_exceed_debits: false,
 };
 
-/// A stable id derived from a label (the sandbox merchant's).
-pub(crate) fn derived_id<K: paybridge_domain::ids::IdKind>(label: &str) -> paybridge_domain::Id<K> {
-    let digest = Sha256::digest(label.as_bytes());
-    let mut bytes = [0u8; ID_RANDOM_BYTES];
-    bytes.copy_from_slice(&digest[..ID_RANDOM_BYTES]);
-    paybridge_domain::Id::from_random_bytes(bytes)
-}
-
 /// Who an API key speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MerchantCaller {
@@ -70,10 +63,6 @@ pub struct NewOrder {
     pub description: String,
     pub reference: String,
     pub expires_in_secs: Option<i64>,
-}
-
-fn rejected(code: ErrorCode, message: impl Into<String>) -> ServiceError {
-    ServiceError::rejected(code, message)
 }
 
 impl Wallet {
@@ -121,7 +110,7 @@ impl Wallet {
     ) -> Result<(StoredMerchant, Secret<String>), ServiceError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::InvalidRequest,
                 "name: 1 to 100 characters",
             ));
@@ -154,7 +143,7 @@ impl Wallet {
     /// keys answer alike.
     pub async fn authenticate_merchant(&self, key: &str) -> Result<MerchantCaller, ServiceError> {
         let invalid = || {
-            rejected(
+            ServiceError::rejected(
                 ErrorCode::ApiKeyInvalid,
                 "the API key is unknown or revoked",
             )
@@ -198,7 +187,10 @@ impl Wallet {
             .api_key_revoke(merchant, id, self.clock.now())
             .await?
         {
-            return Err(rejected(ErrorCode::NotFound, "no such live API key"));
+            return Err(ServiceError::rejected(
+                ErrorCode::NotFound,
+                "no such live API key",
+            ));
         }
         Ok(())
     }
@@ -232,7 +224,7 @@ impl Wallet {
     ) -> Result<(StoredOrder, bool), ServiceError> {
         let r = &new.reference;
         if r.is_empty() || r.len() > 64 || !r.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::InvalidRequest,
                 "reference: 1 to 64 visible ASCII characters",
             ));
@@ -242,7 +234,7 @@ impl Wallet {
             || description.chars().count() > 200
             || description.chars().any(char::is_control)
         {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::InvalidRequest,
                 "description: 1 to 200 characters",
             ));
@@ -273,7 +265,7 @@ impl Wallet {
             {
                 Ok((*existing, false))
             }
-            OrderCreate::ReferenceTaken(_) => Err(rejected(
+            OrderCreate::ReferenceTaken(_) => Err(ServiceError::rejected(
                 ErrorCode::OrderReferenceReused,
                 "this reference belongs to another order of yours",
             )),
@@ -292,7 +284,7 @@ impl Wallet {
             .order(id)
             .await?
             .filter(|o| &o.merchant_id == merchant)
-            .ok_or_else(|| rejected(ErrorCode::NotFound, "no such order"))?;
+            .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such order"))?;
         let now = self.clock.now();
         if let Some(expired) = o.status.expire(now) {
             let mut next = o.clone();
@@ -328,7 +320,7 @@ impl Wallet {
             .order_update(&o, &[Self::order_event(&o, "order.cancelled")])
             .await?
         {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::OrderNotPayable,
                 "the order changed meanwhile; look at it again",
             ));

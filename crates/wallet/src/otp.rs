@@ -3,6 +3,7 @@
 //! through the SMS gateway, check an answer, resend. Answers never show the
 //! code or the full phone number.
 
+use paybridge_crypto::IndexPurpose;
 use std::sync::Arc;
 
 use paybridge_adapters::sms::SmsGateway;
@@ -12,11 +13,9 @@ use paybridge_domain::ids::OtpId;
 use paybridge_domain::otp::{check_hourly_cap, OtpStatus, OTP_RESEND_AFTER_SECS};
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{Clock, ErrorCode, ServiceError, Timestamp};
+use paybridge_kernel::{on_conflict, Attempt};
 use paybridge_store::keys::SealedColumn;
 use paybridge_store::{KeyVault, OtpStore, StoredOtp};
-
-/// Times a racing answer is re-judged on the fresh row before giving up.
-const OTP_CAS_RETRIES: usize = 8;
 
 /// What the caller may see of an issued challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +56,7 @@ impl OtpService {
         phone: &PhoneNumber,
     ) -> Result<IssuedOtp, ServiceError> {
         let now = self.clock.now();
-        let phone_index = self.index_key.index("phone", phone.as_str());
+        let phone_index = self.index_key.index(IndexPurpose::Phone, phone.as_str());
         let sent = self
             .store
             .otp_sends_since(&phone_index, now - time::Duration::hours(1))
@@ -115,7 +114,7 @@ impl OtpService {
     /// Checks an entered code. Every wrong answer is counted, also under
     /// concurrent answers; the fifth locks the challenge.
     pub async fn verify(&self, id: &OtpId, entered: &str) -> Result<(), ServiceError> {
-        for _ in 0..OTP_CAS_RETRIES {
+        on_conflict("the OTP challenge", || async {
             let otp = self.load(id).await?;
             let matches =
                 well_formed(entered) && self.hasher.matches(&otp.code_hash, id.as_str(), entered);
@@ -127,19 +126,16 @@ impl OtpService {
                     .otp_update(id, otp.version, &status, None, now)
                     .await?
             {
-                continue; // another answer moved it first: judge again on the fresh row
+                return Ok(Attempt::Lost); // another answer moved it first: judge again on the fresh row
             }
             if let Err(e) = outcome {
                 tracing::info!(otp.id = %id, attempts = status.attempts, "OTP answer refused");
                 return Err(ServiceError::Rejected(e.into()));
             }
             tracing::info!(otp.id = %id, "OTP verified");
-            return Ok(());
-        }
-        Err(ServiceError::rejected(
-            ErrorCode::OtpLocked,
-            "too many concurrent answers; ask for a new code",
-        ))
+            Ok(Attempt::Done(()))
+        })
+        .await
     }
 
     /// Sends a new code for the same challenge (after the resend wait).

@@ -14,26 +14,22 @@ use paybridge_api::partner::{DebitAnswer, DebitRequest};
 use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::binding::BindingState;
 use paybridge_domain::ids::{BindingId, OrderId, UserId};
-use paybridge_domain::ledger::{
-    Account, AccountFlags, AccountId, InvalidTransferId, TransferId, TransferKind, TransferRequest,
-};
+use paybridge_domain::ledger::{AccountId, TransferKind, TransferRequest};
 use paybridge_domain::order::OrderState;
 use paybridge_domain::partner::{InvalidPartnerId, PartnerId};
 use paybridge_domain::{Currency, ErrorCode, ServiceError};
-use paybridge_store::{StoredOrder, TransferOutcome};
+use paybridge_store::StoredOrder;
+
+use paybridge_kernel::ledger::{clearing_account, settled, transfer_id};
 
 use crate::Wallet;
-
-fn rejected(code: ErrorCode, message: impl Into<String>) -> ServiceError {
-    ServiceError::rejected(code, message)
-}
 
 impl Wallet {
     pub(crate) async fn load_order(&self, id: &OrderId) -> Result<StoredOrder, ServiceError> {
         self.store
             .order(id)
             .await?
-            .ok_or_else(|| rejected(ErrorCode::NotFound, "no such order"))
+            .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such order"))
     }
 
     /// Pays `order` with `binding` after checking the payment password.
@@ -63,7 +59,7 @@ impl Wallet {
     ) -> Result<PartnerId, ServiceError> {
         let binding = self.binding(user, binding_id).await?;
         if binding.state != BindingState::Active {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::BindingNotPending,
                 "the binding is not active",
             ));
@@ -71,7 +67,7 @@ impl Wallet {
         binding
             .issuer_id
             .parse()
-            .map_err(|e: InvalidPartnerId| ServiceError::Internal(Box::new(e)))
+            .map_err(|e: InvalidPartnerId| ServiceError::internal(e))
     }
 
     /// Debits the payer's bound card for `order` once its approval was
@@ -98,7 +94,7 @@ impl Wallet {
             order.binding_id = Some(binding_id.to_string());
             order.updated_at = self.clock.now();
             if !self.store.order_update(&order, &[]).await? {
-                return Err(rejected(
+                return Err(ServiceError::rejected(
                     ErrorCode::OrderNotPayable,
                     "a payment of this order is in progress",
                 ));
@@ -107,7 +103,7 @@ impl Wallet {
         }
 
         let client = self.issuers.get(&issuer).ok_or_else(|| {
-            rejected(
+            ServiceError::rejected(
                 ErrorCode::PartnerUnknown,
                 "the bank is no longer registered",
             )
@@ -139,7 +135,7 @@ impl Wallet {
                 order.updated_at = self.clock.now();
                 self.store.order_update(&order, &[]).await?;
                 let code = ErrorCode::from_wire(&code).unwrap_or(ErrorCode::PartnerResponseInvalid);
-                return Err(rejected(
+                return Err(ServiceError::rejected(
                     code,
                     format!("the bank refused the payment: {message}"),
                 ));
@@ -167,16 +163,15 @@ impl Wallet {
         issuer: &PartnerId,
         currency: Currency,
     ) -> Result<AccountId, ServiceError> {
-        let id = crate::merchants::derived_id(&format!(
-            "{}:issuer-clearing:{issuer}:{}",
-            self.id,
-            currency.code()
-        ));
-        let account = Account::new(id.clone(), currency, AccountFlags::default(), 0);
-        self.store
-            .ledger_open_account(&account, self.clock.now())
-            .await?;
-        Ok(id)
+        clearing_account(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            &self.id,
+            "issuer-clearing",
+            issuer,
+            currency,
+        )
+        .await
     }
 
     /// The bank debited the card: the money is the merchant's now. One
@@ -190,13 +185,13 @@ impl Wallet {
             .store
             .merchant(&order.merchant_id)
             .await?
-            .ok_or_else(|| rejected(ErrorCode::NotFound, "the order's merchant is gone"))?;
+            .ok_or_else(|| {
+                ServiceError::rejected(ErrorCode::NotFound, "the order's merchant is gone")
+            })?;
         let clearing = self
             .issuer_clearing_account(issuer, order.status.amount.currency)
             .await?;
-        let id: TransferId = format!("order-paid:{}", order.id)
-            .parse()
-            .map_err(|e: InvalidTransferId| ServiceError::Internal(Box::new(e)))?;
+        let id = transfer_id(&format!("order-paid:{}", order.id))?;
         let request = TransferRequest {
             id,
             debit_account: clearing,
@@ -204,17 +199,10 @@ impl Wallet {
             amount: order.status.amount,
             kind: TransferKind::Posted,
         };
-        match self
+        let outcome = self
             .store
             .ledger_submit(&request, &[], self.clock.now())
-            .await?
-        {
-            TransferOutcome::Created(_) | TransferOutcome::Exists(_) => Ok(()),
-            TransferOutcome::Refused(e) => Err(ServiceError::Rejected(e.into())),
-            TransferOutcome::NotFound => Err(rejected(
-                ErrorCode::NotFound,
-                "the merchant's account is missing",
-            )),
-        }
+            .await?;
+        settled(outcome, "the merchant's account is missing").map(|_| ())
     }
 }

@@ -10,28 +10,19 @@ use paybridge_api::partner::{RefundAnswer, RefundRequest};
 use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::ids::{BindingId, MerchantId, OrderId, RefundId, UserId};
-use paybridge_domain::ledger::{InvalidTransferId, TransferId, TransferKind, TransferRequest};
+use paybridge_domain::ledger::{TransferKind, TransferRequest};
 use paybridge_domain::{ErrorCode, Money, ServiceError};
 use paybridge_store::{RefundBegin, StoredOrder, StoredRefund, TransferOutcome};
 use serde_json::json;
 
+use paybridge_kernel::ledger::transfer_id;
+use paybridge_kernel::{on_conflict, Attempt};
+
 use crate::Wallet;
 
-/// Retries of a compare-and-set that lost to a concurrent change.
-const CAS_RETRIES: usize = 5;
 /// How long a refund's reservation of the merchant's balance holds while
 /// its bank call is unresolved.
 const RESERVATION_SECS: i64 = 7 * 24 * 3600;
-
-fn rejected(code: ErrorCode, message: impl Into<String>) -> ServiceError {
-    ServiceError::rejected(code, message)
-}
-
-fn transfer_id(label: String) -> Result<TransferId, ServiceError> {
-    label
-        .parse()
-        .map_err(|e: InvalidTransferId| ServiceError::Internal(Box::new(e)))
-}
 
 impl Wallet {
     /// Refunds `amount` of a paid order of `merchant`. The same `reference`
@@ -47,7 +38,7 @@ impl Wallet {
             || reference.len() > 64
             || !reference.bytes().all(|b| b.is_ascii_graphic())
         {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::InvalidRequest,
                 "reference: 1 to 64 visible ASCII characters",
             ));
@@ -63,7 +54,7 @@ impl Wallet {
                     .as_deref()
                     .and_then(|f| f.split_once(": "))
                     .unwrap_or(("order_not_refundable", "the refund failed"));
-                Err(rejected(
+                Err(ServiceError::rejected(
                     ErrorCode::from_wire(code).unwrap_or(ErrorCode::OrderNotRefundable),
                     message.to_owned(),
                 ))
@@ -80,10 +71,10 @@ impl Wallet {
         amount: Money,
         reference: &str,
     ) -> Result<(StoredOrder, StoredRefund), ServiceError> {
-        for _ in 0..CAS_RETRIES {
+        on_conflict("the order", || async {
             let order = self.order(merchant, order_id).await?;
             if amount.currency != order.status.amount.currency {
-                return Err(rejected(
+                return Err(ServiceError::rejected(
                     ErrorCode::InvalidRequest,
                     "amount.currency: not the order's currency",
                 ));
@@ -122,7 +113,9 @@ impl Wallet {
                         .into_iter()
                         .find(|r| r.reference == reference)
                     {
-                        return self.known_refund(order, existing, amount);
+                        return self
+                            .known_refund(order, existing, amount)
+                            .map(Attempt::Done);
                     }
                     return Err(e.into());
                 }
@@ -130,18 +123,15 @@ impl Wallet {
             match self.store.refund_begin(&next, &refund, &[event]).await? {
                 RefundBegin::Started => {
                     next.version += 1;
-                    return Ok((next, refund));
+                    Ok(Attempt::Done((next, refund)))
                 }
-                RefundBegin::Exists(existing) => {
-                    return self.known_refund(order, *existing, amount)
-                }
-                RefundBegin::OrderMoved => continue,
+                RefundBegin::Exists(existing) => self
+                    .known_refund(order, *existing, amount)
+                    .map(Attempt::Done),
+                RefundBegin::OrderMoved => Ok(Attempt::Lost),
             }
-        }
-        Err(rejected(
-            ErrorCode::RateLimited,
-            "the order changed meanwhile; retry",
-        ))
+        })
+        .await
     }
 
     fn known_refund(
@@ -151,7 +141,7 @@ impl Wallet {
         amount: Money,
     ) -> Result<(StoredOrder, StoredRefund), ServiceError> {
         if existing.amount != amount {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::OrderReferenceReused,
                 "this reference belongs to another refund of this order",
             ));
@@ -167,34 +157,31 @@ impl Wallet {
         mut refund: StoredRefund,
     ) -> Result<(StoredOrder, StoredRefund), ServiceError> {
         let (Some(payer), Some(binding)) = (&order.payer_user_id, &order.binding_id) else {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::OrderNotRefundable,
                 "the order has no payment to refund",
             ));
         };
         let payer: UserId = payer
             .parse()
-            .map_err(|e: paybridge_domain::ids::InvalidId| ServiceError::Internal(Box::new(e)))?;
+            .map_err(|e: paybridge_domain::ids::InvalidId| ServiceError::internal(e))?;
         let binding: BindingId = binding
             .parse()
-            .map_err(|e: paybridge_domain::ids::InvalidId| ServiceError::Internal(Box::new(e)))?;
+            .map_err(|e: paybridge_domain::ids::InvalidId| ServiceError::internal(e))?;
         let issuer = self.binding(&payer, &binding).await?.issuer_id;
-        let issuer: paybridge_domain::partner::PartnerId =
-            issuer
-                .parse()
-                .map_err(|e: paybridge_domain::partner::InvalidPartnerId| {
-                    ServiceError::Internal(Box::new(e))
-                })?;
+        let issuer: paybridge_domain::partner::PartnerId = issuer
+            .parse()
+            .map_err(|e: paybridge_domain::partner::InvalidPartnerId| ServiceError::internal(e))?;
         let merchant_account = self
             .store
             .merchant(merchant)
             .await?
-            .ok_or_else(|| rejected(ErrorCode::NotFound, "no such merchant"))?
+            .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such merchant"))?
             .account_id;
         let clearing = self
             .issuer_clearing_account(&issuer, refund.amount.currency)
             .await?;
-        let reservation = transfer_id(format!("refund:{}", refund.id))?;
+        let reservation = transfer_id(&format!("refund:{}", refund.id))?;
         let reserved = self
             .store
             .ledger_submit(
@@ -227,7 +214,7 @@ impl Wallet {
         }
 
         let client = self.issuers.get(&issuer).ok_or_else(|| {
-            rejected(
+            ServiceError::rejected(
                 ErrorCode::PartnerUnknown,
                 "the bank is no longer registered",
             )
@@ -251,7 +238,7 @@ impl Wallet {
                 self.store
                     .ledger_submit(
                         &TransferRequest {
-                            id: transfer_id(label)?,
+                            id: transfer_id(&label)?,
                             debit_account: merchant_account,
                             credit_account: clearing,
                             amount,
@@ -318,7 +305,7 @@ impl Wallet {
         refund.state = "failed".into();
         refund.failure = Some(format!("{}: {message}", code.as_str()));
         refund.updated_at = self.clock.now();
-        for _ in 0..CAS_RETRIES {
+        on_conflict("the order", || async {
             let current = self.load_order(&order.id).await?;
             let mut next = current.clone();
             next.status = current.status.refund_reverted(refund.amount.amount_minor)?;
@@ -329,17 +316,17 @@ impl Wallet {
                 json!({ "refund_id": refund.id, "order_id": order.id, "code": code.as_str() }),
                 refund.updated_at,
             );
-            if self
+            let recorded = self
                 .store
                 .refund_finish(&refund, Some(&next), &[event])
-                .await?
-            {
-                return Err(rejected(code, message.to_owned()));
-            }
-        }
-        Err(rejected(
-            ErrorCode::RateLimited,
-            "the order changed meanwhile; retry",
-        ))
+                .await?;
+            Ok(if recorded {
+                Attempt::Done(())
+            } else {
+                Attempt::Lost
+            })
+        })
+        .await?;
+        Err(ServiceError::rejected(code, message.to_owned()))
     }
 }

@@ -6,6 +6,7 @@
 //! which the account is fully active and the device trusted.
 
 use paybridge_crypto::digest::sha256_hex;
+use paybridge_crypto::IndexPurpose;
 use paybridge_domain::binding::BindingStatus;
 use paybridge_domain::credentials::{check_login_password, check_payment_password, PasswordGuard};
 use paybridge_domain::device::{DeviceStatus, DeviceType};
@@ -62,14 +63,6 @@ pub struct SecurityAuthView {
     pub otp: Option<IssuedOtp>,
 }
 
-fn rejected(code: ErrorCode, message: impl Into<String>) -> ServiceError {
-    ServiceError::rejected(code, message)
-}
-
-fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ServiceError {
-    ServiceError::Internal(Box::new(e))
-}
-
 fn check_reference(r: &str) -> Result<(), ServiceError> {
     let ok = (1..=64).contains(&r.len())
         && r.bytes()
@@ -77,7 +70,7 @@ fn check_reference(r: &str) -> Result<(), ServiceError> {
     if ok {
         Ok(())
     } else {
-        Err(rejected(
+        Err(ServiceError::rejected(
             ErrorCode::InvalidRequest,
             "reference: 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'",
         ))
@@ -94,14 +87,19 @@ impl Wallet {
     ) -> Result<bool, ServiceError> {
         let by_phone = self
             .store
-            .user_by_phone(&self.keys.index.index("phone", phone.as_str()))
+            .user_by_phone(&self.keys.index.index(IndexPurpose::Phone, phone.as_str()))
             .await?;
         if by_phone.is_some() {
             return Ok(true);
         }
         let by_id = self
             .store
-            .user_by_id_number(&self.keys.index.index("id_number", id_number.expose()))
+            .user_by_id_number(
+                &self
+                    .keys
+                    .index
+                    .index(IndexPurpose::IdNumber, id_number.expose()),
+            )
             .await?;
         Ok(by_id.is_some())
     }
@@ -118,7 +116,7 @@ impl Wallet {
         check_reference(reference)?;
         // What was asked, keyed (no personal data in clear in the hash input's store).
         let request_hash = self.keys.index.index(
-            "registration",
+            IndexPurpose::Registration,
             &sha256_hex(
                 format!(
                     "{}|{}|{}|{}|{}|{}",
@@ -139,14 +137,14 @@ impl Wallet {
         let id_index = self
             .keys
             .index
-            .index("id_number", offer.holder_id_number.expose());
+            .index(IndexPurpose::IdNumber, offer.holder_id_number.expose());
         if let Some(owner) = self.store.user_by_id_number(&id_index).await? {
             let same_name = self
                 .identity_of(&owner.id)
                 .await?
                 .is_some_and(|(name, _)| name.matches(&offer.holder_name));
             if !same_name {
-                return Err(rejected(
+                return Err(ServiceError::rejected(
                     ErrorCode::IdentityMismatch,
                     "the name does not match the identity on record for this ID number",
                 ));
@@ -156,7 +154,7 @@ impl Wallet {
             .account_exists(&offer.phone, &offer.holder_id_number)
             .await?
         {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::AccountExists,
                 "this phone or identity already has a wallet account: bind through it (push path)",
             ));
@@ -168,7 +166,10 @@ impl Wallet {
                 .vault
                 .seal(&PHONE, user_id.as_str(), offer.phone.as_str().as_bytes())
                 .await,
-            phone_index: self.keys.index.index("phone", offer.phone.as_str()),
+            phone_index: self
+                .keys
+                .index
+                .index(IndexPurpose::Phone, offer.phone.as_str()),
             phone_masked: offer.phone.masked(),
             password_hash: None,
             pay_password_hash: None,
@@ -196,7 +197,7 @@ impl Wallet {
                 id_number_index: self
                     .keys
                     .index
-                    .index("id_number", offer.holder_id_number.expose()),
+                    .index(IndexPurpose::IdNumber, offer.holder_id_number.expose()),
                 verified_at: now,
             }),
             created_at: now,
@@ -237,7 +238,7 @@ impl Wallet {
             RegistrationWrite::Existing(existing) => {
                 self.same_registration(existing, &request_hash)
             }
-            RegistrationWrite::AccountExists => Err(rejected(
+            RegistrationWrite::AccountExists => Err(ServiceError::rejected(
                 ErrorCode::AccountExists,
                 "this phone or identity already has a wallet account: bind through it (push path)",
             )),
@@ -250,7 +251,7 @@ impl Wallet {
         request_hash: &str,
     ) -> Result<PartnerRegistration, ServiceError> {
         if existing.request_hash != request_hash {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::IdempotencyKeyReused,
                 "this reference was used for another registration",
             ));
@@ -270,7 +271,7 @@ impl Wallet {
         binding_id: &str,
         agreement_number: &str,
     ) -> Result<BindingView, ServiceError> {
-        let not_found = || rejected(ErrorCode::NotFound, "no such binding");
+        let not_found = || ServiceError::rejected(ErrorCode::NotFound, "no such binding");
         let id: BindingId = binding_id.parse().map_err(|_| not_found())?;
         let mut b = self
             .store
@@ -292,7 +293,7 @@ impl Wallet {
         let events = self.binding_events(&b, "binding.activated").await?;
         match self.store.binding_update(&b, &events).await? {
             BindingWrite::Done => Ok(view(&b)),
-            _ => Err(rejected(
+            _ => Err(ServiceError::rejected(
                 ErrorCode::BindingNotPending,
                 "the binding changed meanwhile",
             )),
@@ -302,7 +303,7 @@ impl Wallet {
     /// Refuses what a restricted account may not do yet.
     pub(crate) async fn require_unrestricted(&self, user: &UserId) -> Result<(), ServiceError> {
         if self.load_user(user).await?.status == AccountStatus::Restricted {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::AccountRestricted,
                 "finish security authentication in the wallet app first",
             ));
@@ -332,9 +333,11 @@ impl Wallet {
     ) -> Result<SecurityAuthView, ServiceError> {
         let user = self
             .store
-            .user_by_phone(&self.keys.index.index("phone", phone.as_str()))
+            .user_by_phone(&self.keys.index.index(IndexPurpose::Phone, phone.as_str()))
             .await?
-            .ok_or_else(|| rejected(ErrorCode::NotFound, "no wallet account has this phone"))?;
+            .ok_or_else(|| {
+                ServiceError::rejected(ErrorCode::NotFound, "no wallet account has this phone")
+            })?;
         let now = self.clock.now();
         if let Err(reason) = environment.check() {
             self.store
@@ -345,7 +348,7 @@ impl Wallet {
                     now,
                 )])
                 .await?;
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::DeviceEnvironmentRefused,
                 format!("this device cannot be used: {}", reason.as_str()),
             ));
@@ -358,7 +361,10 @@ impl Wallet {
                     .await?
                     .filter(|d| d.status == DeviceStatus::Active)
                     .ok_or_else(|| {
-                        rejected(ErrorCode::NotFound, "no such active device on this account")
+                        ServiceError::rejected(
+                            ErrorCode::NotFound,
+                            "no such active device on this account",
+                        )
                     })?;
                 d.id
             }
@@ -375,7 +381,7 @@ impl Wallet {
                     has_credential: false,
                 };
                 if self.store.device_create(&d, &[]).await? == DeviceCreate::LimitReached {
-                    return Err(rejected(
+                    return Err(ServiceError::rejected(
                         ErrorCode::DeviceLimitReached,
                         "the account has too many devices; revoke one first",
                     ));
@@ -392,7 +398,10 @@ impl Wallet {
             .vault
             .open_text(&PHONE, user.id.as_str(), &user.phone_sealed)
             .await?;
-        let phone_clear: PhoneNumber = phone_clear.expose().parse().map_err(internal)?;
+        let phone_clear: PhoneNumber = phone_clear
+            .expose()
+            .parse()
+            .map_err(ServiceError::internal)?;
         let otp = self
             .otp_service()?
             .issue("security authentication", &phone_clear)
@@ -429,10 +438,9 @@ impl Wallet {
     }
 
     async fn load_auth(&self, id: &str) -> Result<StoredSecurityAuth, ServiceError> {
-        self.store
-            .security_auth(id)
-            .await?
-            .ok_or_else(|| rejected(ErrorCode::NotFound, "no such security authentication"))
+        self.store.security_auth(id).await?.ok_or_else(|| {
+            ServiceError::rejected(ErrorCode::NotFound, "no such security authentication")
+        })
     }
 
     async fn auth_view(
@@ -467,7 +475,7 @@ impl Wallet {
             .security_auth_update(&a.id, a.version, status, &[event])
             .await?
         {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::SecurityAuthStep,
                 "this step was just answered (a duplicate submission?)",
             ));
@@ -528,7 +536,7 @@ impl Wallet {
         let mut user = self.load_user(&a.user_id).await?;
         if user.password_hash.is_none() {
             let p = login_password.ok_or_else(|| {
-                rejected(
+                ServiceError::rejected(
                     ErrorCode::InvalidRequest,
                     "login_password: the account needs one",
                 )
@@ -538,7 +546,7 @@ impl Wallet {
         }
         if user.pay_password_hash.is_none() {
             let p = payment_password.ok_or_else(|| {
-                rejected(
+                ServiceError::rejected(
                     ErrorCode::InvalidRequest,
                     "payment_password: the account needs one",
                 )
@@ -555,7 +563,7 @@ impl Wallet {
             self.clock.now(),
         );
         if self.store.user_update_credentials(&user, &[event]).await? != UserWrite::Done {
-            return Err(rejected(
+            return Err(ServiceError::rejected(
                 ErrorCode::SecurityAuthStep,
                 "the account changed meanwhile; retry",
             ));

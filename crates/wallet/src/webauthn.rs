@@ -71,10 +71,6 @@ fn refused(message: impl Into<String>) -> ServiceError {
     ServiceError::rejected(ErrorCode::WebauthnRejected, message)
 }
 
-fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ServiceError {
-    ServiceError::Internal(Box::new(e))
-}
-
 /// The WebAuthn user handle: stable per account, reveals nothing about it.
 fn user_handle(user: &UserId) -> Uuid {
     let digest = Sha256::digest(format!("paybridge-user-handle:{user}").as_bytes());
@@ -186,7 +182,7 @@ impl Wallet {
                 device_id: device.clone(),
                 kind: kind.into(),
                 purpose: purpose.into(),
-                state: serde_json::to_string(state).map_err(internal)?,
+                state: serde_json::to_string(state).map_err(ServiceError::internal)?,
                 expires_at,
             })
             .await?;
@@ -205,7 +201,8 @@ impl Wallet {
         let c = self
             .take_ceremony(user, device, ceremony, "registration")
             .await?;
-        let state: PasskeyRegistration = serde_json::from_str(&c.state).map_err(internal)?;
+        let state: PasskeyRegistration =
+            serde_json::from_str(&c.state).map_err(ServiceError::internal)?;
         let passkey = self
             .webauthn
             .finish_passkey_registration(answer, &state)
@@ -216,7 +213,7 @@ impl Wallet {
             user_id: user.clone(),
             device_id: device.clone(),
             credential_id: data_encoding::BASE64URL_NOPAD.encode(passkey.cred_id().as_ref()),
-            passkey: serde_json::to_string(&passkey).map_err(internal)?,
+            passkey: serde_json::to_string(&passkey).map_err(ServiceError::internal)?,
             sign_count: 0,
         };
         let event = NewEvent::of(
@@ -257,7 +254,8 @@ impl Wallet {
                     "this phone has no credential; register one first",
                 )
             })?;
-        let passkey: Passkey = serde_json::from_str(&credential.passkey).map_err(internal)?;
+        let passkey: Passkey =
+            serde_json::from_str(&credential.passkey).map_err(ServiceError::internal)?;
         let (options, state) = self
             .webauthn
             .start_passkey_authentication(&[passkey])
@@ -297,7 +295,8 @@ impl Wallet {
             .credential_of_device(device)
             .await?
             .ok_or_else(|| refused("the phone's credential was removed"))?;
-        let state: PasskeyAuthentication = serde_json::from_str(&c.state).map_err(internal)?;
+        let state: PasskeyAuthentication =
+            serde_json::from_str(&c.state).map_err(ServiceError::internal)?;
         let result = self
             .webauthn
             .finish_passkey_authentication(answer, &state)
@@ -324,14 +323,15 @@ impl Wallet {
                 "the authenticator's counter did not advance; it may have been cloned",
             ));
         }
-        let mut passkey: Passkey = serde_json::from_str(&credential.passkey).map_err(internal)?;
+        let mut passkey: Passkey =
+            serde_json::from_str(&credential.passkey).map_err(ServiceError::internal)?;
         passkey.update_credential(&result);
         let saved = self
             .store
             .credential_used(
                 &credential.id,
                 stored,
-                &serde_json::to_string(&passkey).map_err(internal)?,
+                &serde_json::to_string(&passkey).map_err(ServiceError::internal)?,
                 counter,
                 now,
             )

@@ -37,7 +37,7 @@ pub fn webhook_body(e: &StoredEvent) -> serde_json::Value {
     json!({
         "id": e.id,
         "type": e.topic.as_str(),
-        "created": e.occurred_at.unix_timestamp(),
+        "created": paybridge_domain::clock::rfc3339(e.occurred_at),
         "data": e.payload,
     })
 }

@@ -8,6 +8,7 @@
 //! - [`partner`]: the other organisation (wallet ↔ issuer), reached by signed HTTP.
 //! - [`device_push`]: wake-ups for devices' live push channels.
 //! - [`dispatcher`]: delivers outbox events to all of the above, at least once.
+//! - [`sandbox`]: the sandbox parties as a service, for their HTTP endpoints.
 
 pub mod device_push;
 pub mod dispatcher;

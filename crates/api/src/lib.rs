@@ -7,6 +7,7 @@
 //! - [`sandbox`]: the sandbox parties' mailboxes.
 //! - [`wallet`]: the wallet app's API (accounts, sessions, devices, WebAuthn, push channel).
 //! - [`bank`]: the bank app's API (sessions, cards).
+//! - [`merchant`]: the merchant API (orders, refunds, API keys, webhooks).
 
 /// `Debug` that prints only the type's name: for request bodies carrying
 /// passwords, PINs or personal data.

@@ -120,9 +120,9 @@ async fn run(args: &LedgerBenchArgs, store: Store) -> anyhow::Result<bool> {
         debits_must_not_exceed_credits: true,
         ..Default::default()
     };
-    eprintln!(
-        "setting up {} customer accounts on {store_name}…",
-        args.accounts
+    let progress = preparing(
+        args.accounts as u64,
+        &format!("setting up customer accounts on {store_name}"),
     );
     let bank = ledger
         .open_account(cny, AccountFlags::default(), 0)
@@ -144,7 +144,9 @@ async fn run(args: &LedgerBenchArgs, store: Store) -> anyhow::Result<bool> {
             )
             .await?;
         customers.push(id);
+        progress.inc(1);
     }
+    progress.finish_and_clear();
     let mut merchants = Vec::new();
     for _ in 0..MERCHANTS {
         merchants.push(
@@ -371,4 +373,20 @@ impl Tally {
     pub(crate) fn latency_json(&self) -> serde_json::Value {
         serde_json::json!({"p50": self.ms(0.5), "p90": self.ms(0.9), "p99": self.ms(0.99), "max": self.max_ms()})
     }
+}
+
+/// A progress bar on standard error for a bench's preparation (it can take
+/// tens of seconds: every account costs an Argon2id hash). Hidden when
+/// standard error is not a terminal, so logs and `--json` stay clean.
+pub(crate) fn preparing(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} ({eta} left)")
+            .expect("a valid template"),
+    );
+    bar.set_message(what.to_owned());
+    if bar.is_hidden() {
+        eprintln!("{what}: {len} to prepare…");
+    }
+    bar
 }

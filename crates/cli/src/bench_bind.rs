@@ -31,6 +31,8 @@ use crate::bench::{BenchStore, Tally};
 
 #[derive(Debug, Clone, Args)]
 pub struct BindBenchArgs {
+    /// Which store the in-process server runs on (a fresh SQLite file or
+    /// PostgreSQL schema per role, removed afterwards).
     #[arg(long, value_enum, default_value = "sqlite")]
     pub store: BenchStore,
     /// Concurrent customers binding.
@@ -42,6 +44,7 @@ pub struct BindBenchArgs {
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
+    /// PostgreSQL to use with `--store postgres`.
     #[arg(
         long,
         env = "PAYBRIDGE_DATABASE_URL",
@@ -288,9 +291,9 @@ async fn run(
         BenchStore::Sqlite => "sqlite",
         BenchStore::Postgres => "postgres",
     };
-    eprintln!(
-        "preparing {} customers, cards and wallet accounts on {store_name}…",
-        args.bindings
+    let progress = crate::bench::preparing(
+        args.bindings as u64,
+        &format!("preparing customers, cards and wallet accounts on {store_name}"),
     );
     let started = Instant::now();
     let mut pairs = Vec::with_capacity(args.bindings);
@@ -301,9 +304,11 @@ async fn run(
         if batch.len() == 16 || i + 1 == args.bindings {
             for t in batch.drain(..) {
                 pairs.push(t.await??);
+                progress.inc(1);
             }
         }
     }
+    progress.finish_and_clear();
     eprintln!(
         "prepared in {:.1} s; binding…",
         started.elapsed().as_secs_f64()

@@ -24,6 +24,8 @@ use crate::bench_bind::{one_binding, post, prepare, BenchApp};
 
 #[derive(Debug, Clone, Args)]
 pub struct PayBenchArgs {
+    /// Which store the in-process server runs on (a fresh SQLite file or
+    /// PostgreSQL schema per role, removed afterwards).
     #[arg(long, value_enum, default_value = "sqlite")]
     pub store: BenchStore,
     /// Concurrent households (each a PC and a phone paying in turn).
@@ -35,6 +37,7 @@ pub struct PayBenchArgs {
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
+    /// PostgreSQL to use with `--store postgres`.
     #[arg(
         long,
         env = "PAYBRIDGE_DATABASE_URL",
@@ -224,15 +227,17 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
         BenchStore::Sqlite => "sqlite",
         BenchStore::Postgres => "postgres",
     };
-    eprintln!(
-        "preparing {} households (bound card, PC, trusted phone) on {store_name}…",
-        args.concurrency
+    let progress = crate::bench::preparing(
+        args.concurrency as u64,
+        &format!("preparing households (bound card, PC, trusted phone) on {store_name}"),
     );
     let started = Instant::now();
     let mut households = Vec::new();
     for i in 0..args.concurrency {
         households.push(household(i, app).await?);
+        progress.inc(1);
     }
+    progress.finish_and_clear();
     let merchant = app
         .wallet
         .authenticate_merchant(SANDBOX_MERCHANT_KEY)

@@ -1,5 +1,11 @@
 //! The `paybridge` binary. Thin on purpose: it parses the configuration and
 //! hands it to `paybridge_http::App`, which the tests build the same way.
+//!
+//! - [`config`]: flags, `PAYBRIDGE_*` variables and the TOML file, resolved
+//!   into an `AppConfig`; [`logging`]: the log format.
+//! - [`demo`], [`demo_cross_device`]: `paybridge demo <flow>`, each flow
+//!   played end to end by its parties, in-process or against `--server`.
+//! - [`bench`], [`bench_bind`], [`bench_pay`]: `paybridge bench <scenario>`.
 
 mod bench;
 mod bench_bind;
@@ -39,7 +45,7 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Create and migrate the stores, then exit.
     Migrate(StoreArgs),
-    /// Manage the partner signing keys.
+    /// Keys: the roles' partner signing keys (show) and the keys of data at rest (rotate).
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Load scenarios with figures and invariant checks.
@@ -207,7 +213,7 @@ async fn keys_rotate(args: StoreArgs, file: config::FileConfig) -> anyhow::Resul
             .with_context(|| format!("cannot rotate the {role} keys"))?;
         store.close().await;
         println!(
-            "{role}: key {} -> {}; {} values re-encrypted, {} already current",
+            "{role}: key {} -> {}; {} sealed values re-wrapped under the new key, {} already under it",
             report.previous, report.active, report.rewrapped, report.current
         );
     }

@@ -352,12 +352,12 @@ async fn the_demo_bank_is_seeded_and_keys_rotate_without_losing_data() {
     // Demo Bank holds 3 customers (name, ID number, phone) and 4 PANs.
     assert!(first.contains("issuer: key k"), "{first}");
     assert!(
-        first.contains("13 values re-encrypted, 0 already current"),
+        first.contains("13 sealed values re-wrapped under the new key, 0 already under it"),
         "{first}"
     );
     assert!(first.contains("wallet: key k"), "{first}");
     let second = rotate();
-    assert!(second.contains("13 values re-encrypted"), "{second}");
+    assert!(second.contains("13 sealed values re-wrapped"), "{second}");
 
     // Everything still opens after two rotations: the server starts (and
     // re-applies the seed, which reads the cards back) and logins work.

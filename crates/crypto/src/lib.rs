@@ -11,6 +11,7 @@
 //! - [`password`]: Argon2id password hashes, with equal time for unknown accounts.
 //! - [`token`]: opaque session tokens and their keyed hashes.
 //! - [`digest`]: SHA-256 helpers.
+//! - [`webhook`]: Stripe-style webhook signatures (`t=…,v1=…`).
 
 pub mod blind_index;
 pub mod digest;

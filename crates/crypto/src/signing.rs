@@ -175,7 +175,8 @@ pub struct SignedRequest<'a> {
 }
 
 impl SignedRequest<'_> {
-    fn canonical(&self) -> String {
+    /// The exact bytes the signature covers (see `docs/PARTNER-API.md`).
+    pub fn canonical(&self) -> String {
         format!(
             "{REQUEST_PREFIX}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
             self.method.to_ascii_uppercase(),
@@ -283,7 +284,8 @@ pub struct SignedResponse<'a> {
 }
 
 impl SignedResponse<'_> {
-    fn canonical(&self) -> String {
+    /// The exact bytes the response signature covers.
+    pub fn canonical(&self) -> String {
         format!(
             "{RESPONSE_PREFIX}\n{}\n{}\n{}\n{}\n{}\n{}\n",
             self.status,

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, ErrorCode};
+use crate::Timestamp;
 
 /// Most active devices one account may have (bounds push fan-out).
 pub const MAX_ACTIVE_DEVICES: usize = 20;
@@ -72,25 +73,29 @@ impl FromStr for DeviceType {
 #[serde(rename_all = "snake_case")]
 pub enum DeviceStatus {
     Active,
-    Revoked,
+    /// Revoked at that time: its credential, sessions and channel are gone.
+    Revoked {
+        at: Timestamp,
+    },
 }
 
 impl DeviceStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             DeviceStatus::Active => "active",
-            DeviceStatus::Revoked => "revoked",
+            DeviceStatus::Revoked { .. } => "revoked",
         }
     }
-}
 
-impl FromStr for DeviceStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "active" => Ok(DeviceStatus::Active),
-            "revoked" => Ok(DeviceStatus::Revoked),
-            other => Err(format!("device status {other}")),
+    pub fn is_active(self) -> bool {
+        self == DeviceStatus::Active
+    }
+
+    /// When it was revoked, if it was.
+    pub fn revoked_at(self) -> Option<Timestamp> {
+        match self {
+            DeviceStatus::Active => None,
+            DeviceStatus::Revoked { at } => Some(at),
         }
     }
 }

@@ -12,6 +12,13 @@
 //! - [`card`], [`identity`], [`credentials`], [`device`]: bank cards (PAN, Luhn, BIN),
 //!   real-name identity, password rules and lockout, device types.
 //! - [`glossary`]: seed term → our name.
+//! - [`phone`]: phone numbers (the reserved phone, the wallet user's phone).
+//! - [`otp`]: OTP challenges.
+//! - [`ledger`]: double-entry accounts and transfers (two-phase), decided by
+//!   [`ledger::apply`].
+//! - The flows' lifecycles, each an explicit state machine: [`binding`] (F1),
+//!   [`registration`] (F2 and security authentication), [`order`] and
+//!   [`refund`] (merchants' orders), [`payment_request`] (F4).
 
 pub mod binding;
 pub mod card;
@@ -30,6 +37,7 @@ pub mod otp;
 pub mod partner;
 pub mod payment_request;
 pub mod phone;
+pub mod refund;
 pub mod registration;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

@@ -164,7 +164,8 @@ async fn api_keys_are_shown_once_and_revocable(app: &TestApp) {
     // Stored only as a keyed hash.
     let stored = app
         .wallet
-        .api_keys(
+        .store
+        .api_keys_of(
             &app.wallet
                 .authenticate_merchant(&secret)
                 .await

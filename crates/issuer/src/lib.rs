@@ -2,6 +2,14 @@
 //! KYC data, cards (the PAN never leaves it in clear), accounts and the
 //! ledger, the token vault and quick-pay agreements, and talks to the wallet
 //! only through the signed partner API.
+//!
+//! - [`customers`]: customers, cards and the bank app's sessions.
+//! - [`seed`]: the seed files of a sandbox bank (demo customers and cards).
+//! - [`bindings`]: flow F1 on the bank's side (binding addresses, binding
+//!   messages, quick-pay agreements) and the F2 registration it starts.
+//! - [`debits`]: debits and refunds by quick-pay agreement (the money path
+//!   of flows F3, F4 and F5).
+//! - [`ledger`]: the bank's ledger as a service.
 
 pub mod bindings;
 pub mod customers;
@@ -88,6 +96,11 @@ impl Issuer {
     /// See [`paybridge_kernel::passwords::verify`].
     pub(crate) async fn verify_password(&self, stored: Option<String>, password: &str) -> bool {
         paybridge_kernel::passwords::verify(&self.passwords, stored, password).await
+    }
+
+    /// Events waiting for delivery and events given up on (for metrics).
+    pub async fn outbox_stats(&self) -> Result<paybridge_store::OutboxStats, ServiceError> {
+        Ok(self.store.outbox_stats().await?)
     }
 
     /// Ready when the store answers.

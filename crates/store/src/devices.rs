@@ -23,7 +23,6 @@ pub struct StoredDevice {
     pub status: DeviceStatus,
     pub created_at: Timestamp,
     pub last_seen_at: Timestamp,
-    pub revoked_at: Option<Timestamp>,
     /// Whether a WebAuthn credential is registered for it.
     pub has_credential: bool,
 }
@@ -155,12 +154,15 @@ fn device_from_row(r: &AnyRow) -> Result<StoredDevice, StoreError> {
         user_id: user.parse().map_err(corrupt)?,
         device_type: t.parse().map_err(corrupt)?,
         name: r.try_get("name")?,
-        status: status.parse().map_err(corrupt)?,
+        status: match (status.as_str(), r.try_get::<Option<i64>, _>("revoked_at")?) {
+            ("active", None) => DeviceStatus::Active,
+            ("revoked", Some(at)) => DeviceStatus::Revoked {
+                at: from_unix_micros(at),
+            },
+            (other, _) => return Err(corrupt(format!("device status {other}"))),
+        },
         created_at: from_unix_micros(r.try_get("created_at")?),
         last_seen_at: from_unix_micros(r.try_get("last_seen_at")?),
-        revoked_at: r
-            .try_get::<Option<i64>, _>("revoked_at")?
-            .map(from_unix_micros),
         has_credential: r.try_get::<i64, _>("credentials")? > 0,
     })
 }
@@ -205,7 +207,7 @@ impl DeviceStore for Store {
         }
         sqlx::query(
             "INSERT INTO devices (id, user_id, device_type, name, status, created_at, last_seen_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(d.id.as_str())
         .bind(d.user_id.as_str())
@@ -214,6 +216,7 @@ impl DeviceStore for Store {
         .bind(d.status.as_str())
         .bind(to_unix_micros(d.created_at))
         .bind(to_unix_micros(d.last_seen_at))
+        .bind(d.status.revoked_at().map(to_unix_micros))
         .execute(tx.conn())
         .await?;
         append_events(tx.conn(), events).await?;

@@ -9,16 +9,25 @@
 //! transaction start, DDL — lives in [`db`] and `migrations/{sqlite,postgres}`.
 //! The conformance suite (`tests/conformance.rs`) runs every test on both.
 //!
-//! Behaviour is grouped into traits by who uses it:
-//! - shared by both roles: [`IdempotencyStore`], [`NonceStore`], [`OutboxStore`], [`InboxStore`],
-//!   [`LedgerStore`] (the bank's accounts; the wallet's merchant balances);
-//! - keys of encryption at rest: [`KeyStore`], and [`KeyVault`] on top;
-//! - sessions and wrong-password counters (both roles): [`SessionStore`];
-//! - the bank's customers and cards: [`BankStore`];
-//! - wallet accounts and devices: [`AccountStore`], [`DeviceStore`];
-//! - the sandbox parties: [`SandboxStore`];
-//! - invariants every store must hold, read in one pass: [`AuditStore`];
-//! - [`WalletStore`] and [`IssuerStore`] gather what each role may touch.
+//! Behaviour is grouped into traits by who uses it, one module each:
+//! - shared by both roles: [`IdempotencyStore`] ([`idempotency`]), [`NonceStore`]
+//!   ([`nonces`]), [`OutboxStore`] ([`outbox`]), [`InboxStore`] ([`inbox`]),
+//!   [`LedgerStore`] ([`ledger`]: the bank's accounts; the wallet's merchant balances);
+//! - keys of encryption at rest: [`KeyStore`], and [`KeyVault`] on top ([`keys`]);
+//! - sessions and wrong-password counters (both roles): [`SessionStore`] ([`sessions`]);
+//! - the bank's customers and cards: [`BankStore`] ([`bank`]);
+//! - wallet accounts and devices: [`AccountStore`] ([`accounts`]), [`DeviceStore`] ([`devices`]);
+//! - OTP challenges: [`OtpStore`] ([`otp`]);
+//! - flow F1 and F2: [`BindingStore`], [`AgreementStore`] ([`bindings`]),
+//!   [`RegistrationStore`] ([`registration`]);
+//! - merchants, orders, refunds: [`MerchantStore`] ([`merchants`]); flow F4:
+//!   [`PaymentRequestStore`] ([`payment_requests`]);
+//! - the sandbox parties: [`SandboxStore`] ([`sandbox`]);
+//! - invariants every store must hold, read in one pass: [`AuditStore`] ([`audit`]);
+//! - [`WalletStore`] and [`IssuerStore`] gather what each role may touch ([`roles`]).
+//!
+//! Errors are [`StoreError`] ([`error`]); throwaway test databases live in
+//! [`testing`].
 //!
 //! Each role has its own database (SQLite file or PostgreSQL schema): the
 //! wallet and the bank are different organisations and share no tables.

@@ -7,7 +7,8 @@ use paybridge_domain::event::NewEvent;
 use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId, RefundId};
 use paybridge_domain::ledger::{Account, AccountId};
 use paybridge_domain::order::{OrderState, OrderStatus};
-use paybridge_domain::{Currency, Money, Timestamp};
+use paybridge_domain::refund::{RefundFailure, RefundStatus};
+use paybridge_domain::{Currency, ErrorCode, Money, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -61,9 +62,7 @@ pub struct StoredRefund {
     pub order_id: OrderId,
     pub reference: String,
     pub amount: Money,
-    /// `pending`, `succeeded`, `failed`.
-    pub state: String,
-    pub failure: Option<String>,
+    pub status: RefundStatus,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -147,6 +146,32 @@ pub trait MerchantStore: Send + Sync + std::fmt::Debug {
 const REFUND_COLUMNS: &str =
     "id, order_id, reference, amount, currency, state, failure, created_at, updated_at";
 
+/// A failed refund's `failure` column is `code: message`; the two other
+/// states have none.
+fn refund_status(state: String, failure: Option<String>) -> Result<RefundStatus, StoreError> {
+    match (state.as_str(), failure) {
+        ("pending", None) => Ok(RefundStatus::Pending),
+        ("succeeded", None) => Ok(RefundStatus::Succeeded),
+        ("failed", Some(f)) => {
+            let (code, message) = f
+                .split_once(": ")
+                .ok_or_else(|| corrupt(format!("refund failure without a code: {f}")))?;
+            let code = ErrorCode::from_wire(code)
+                .ok_or_else(|| corrupt(format!("refund failure with an unknown code: {code}")))?;
+            Ok(RefundStatus::Failed(RefundFailure {
+                code,
+                message: message.to_owned(),
+            }))
+        }
+        (state, _) => Err(corrupt(format!("refund in an unknown state: {state}"))),
+    }
+}
+
+fn refund_failure_column(s: &RefundStatus) -> Option<String> {
+    s.failure()
+        .map(|f| format!("{}: {}", f.code.as_str(), f.message))
+}
+
 fn refund_from_row(r: &AnyRow) -> Result<StoredRefund, StoreError> {
     let id: String = r.try_get("id")?;
     let order: String = r.try_get("order_id")?;
@@ -157,8 +182,7 @@ fn refund_from_row(r: &AnyRow) -> Result<StoredRefund, StoreError> {
         order_id: order.parse().map_err(corrupt)?,
         reference: r.try_get("reference")?,
         amount: Money::new(r.try_get("amount")?, currency),
-        state: r.try_get("state")?,
-        failure: r.try_get("failure")?,
+        status: refund_status(r.try_get("state")?, r.try_get("failure")?)?,
         created_at: from_unix_micros(r.try_get("created_at")?),
         updated_at: from_unix_micros(r.try_get("updated_at")?),
     })
@@ -460,8 +484,8 @@ impl MerchantStore for Store {
         .bind(&r.reference)
         .bind(r.amount.amount_minor)
         .bind(r.amount.currency.code())
-        .bind(&r.state)
-        .bind(r.failure.clone())
+        .bind(r.status.as_str())
+        .bind(refund_failure_column(&r.status))
         .bind(to_unix_micros(r.created_at))
         .bind(to_unix_micros(r.updated_at))
         .execute(tx.conn())
@@ -487,8 +511,8 @@ impl MerchantStore for Store {
             "UPDATE refunds SET state = $2, failure = $3, updated_at = $4 WHERE id = $1 AND state = 'pending'",
         )
         .bind(r.id.as_str())
-        .bind(&r.state)
-        .bind(r.failure.clone())
+        .bind(r.status.as_str())
+        .bind(refund_failure_column(&r.status))
         .bind(to_unix_micros(r.updated_at))
         .execute(tx.conn())
         .await?

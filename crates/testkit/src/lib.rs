@@ -2,6 +2,9 @@
 //! SQLite file or PostgreSQL schema, a manual clock both roles share,
 //! clients that sign as the bank or the wallet, and log capture.
 //!
+//! - [`logs`]: captures what the app logs, to assert on it.
+//! - [`phone`]: a simulated phone's software passkey (WebAuthn).
+//!
 //! Every app a test spawns has both stores' invariants checked when the
 //! test ends ([`TestApp::stop`], or `Drop` for a test that does not stop
 //! it): balanced ledgers, no dead event, no stuck idempotency claim, no

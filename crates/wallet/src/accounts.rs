@@ -205,7 +205,7 @@ impl Wallet {
                 .store
                 .device_of(&user.id, device)
                 .await?
-                .is_some_and(|d| d.status == paybridge_domain::device::DeviceStatus::Active);
+                .is_some_and(|d| d.status.is_active());
             if !active {
                 return Err(ServiceError::rejected(
                     ErrorCode::NotFound,

@@ -12,7 +12,7 @@
 //! decides with them, and saves each decision with its events.
 
 use paybridge_crypto::token::generate_token;
-use paybridge_domain::device::{DeviceStatus, DeviceType};
+use paybridge_domain::device::DeviceType;
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::ids::{
     BindingId, CeremonyId, DeviceId, MerchantId, OrderId, PaymentId, UserId,
@@ -30,6 +30,7 @@ use crate::webauthn::CeremonyStarted;
 use paybridge_domain::clock::rfc3339;
 use paybridge_kernel::{on_conflict, Attempt};
 
+use crate::views::PaymentPageView;
 use crate::Wallet;
 
 /// Due requests expired per sweep.
@@ -51,7 +52,7 @@ pub struct PaymentRequestOptions {
 /// A payment request with what its pages show: what is paid, to whom, who
 /// asked and which phone answers.
 #[derive(Debug, Clone)]
-pub struct PaymentPage {
+pub(crate) struct PaymentPage {
     pub request: StoredPaymentRequest,
     pub order: StoredOrder,
     pub merchant_name: String,
@@ -59,11 +60,23 @@ pub struct PaymentPage {
     pub phone: Option<StoredDevice>,
 }
 
+impl From<PaymentPage> for PaymentPageView {
+    fn from(p: PaymentPage) -> Self {
+        PaymentPageView {
+            request: p.request.into(),
+            order: p.order.into(),
+            merchant_name: p.merchant_name,
+            terminal: p.terminal.into(),
+            phone: p.phone.map(Into::into),
+        }
+    }
+}
+
 /// A new request: the page, and the one-time URL the terminal shows as a
 /// QR code (only now: the wallet keeps a keyed hash of it).
 #[derive(Debug, Clone)]
 pub struct NewPaymentRequest {
-    pub page: PaymentPage,
+    pub page: PaymentPageView,
     pub scan_url: String,
 }
 
@@ -99,7 +112,7 @@ impl Wallet {
             .await
             .ok()
             .flatten()
-            .filter(|d| &d.user_id == user && d.status == DeviceStatus::Active)
+            .filter(|d| &d.user_id == user && d.status.is_active())
     }
 
     /// The first terminal of a request: an active non-phone device of the
@@ -140,7 +153,7 @@ impl Wallet {
             .devices_of(user, false)
             .await?
             .into_iter()
-            .filter(|d| d.device_type == DeviceType::Phone && d.status == DeviceStatus::Active)
+            .filter(|d| d.device_type == DeviceType::Phone && d.status.is_active())
             .collect();
         let candidates: Vec<PhoneCandidate<usize>> = phones
             .iter()
@@ -160,7 +173,7 @@ impl Wallet {
         order: &OrderId,
         now: Timestamp,
     ) -> Result<StoredOrder, ServiceError> {
-        let order = self.order(merchant, order).await?;
+        let order = self.merchant_order(merchant, order).await?;
         // The same check that starting to pay makes, without starting.
         order.status.start_paying(now)?;
         Ok(order)
@@ -367,7 +380,10 @@ impl Wallet {
             }
         })
         .await?;
-        Ok(NewPaymentRequest { page, scan_url })
+        Ok(NewPaymentRequest {
+            page: page.into(),
+            scan_url,
+        })
     }
 
     /// Hands the gesture prompt to the OS push relay too, so a phone whose
@@ -454,9 +470,9 @@ impl Wallet {
         &self,
         user: &UserId,
         id: &PaymentId,
-    ) -> Result<PaymentPage, ServiceError> {
+    ) -> Result<PaymentPageView, ServiceError> {
         let r = self.own_request(user, id).await?;
-        self.page(r).await
+        self.page(r).await.map(PaymentPageView::from)
     }
 
     /// Saves `next` (read at its version) with the events of its new state.
@@ -493,7 +509,7 @@ impl Wallet {
         user: Option<&UserId>,
         gesture: Gesture,
         route: GestureRoute,
-    ) -> Result<PaymentPage, ServiceError> {
+    ) -> Result<PaymentPageView, ServiceError> {
         on_conflict("the payment request", || async {
             let r = self
                 .store
@@ -524,6 +540,7 @@ impl Wallet {
             Ok(Attempt::Lost)
         })
         .await
+        .map(PaymentPageView::from)
     }
 
     /// A phone of the account scanned the code the terminal shows.
@@ -532,7 +549,7 @@ impl Wallet {
         user: &UserId,
         phone: &DeviceId,
         scanned: &str,
-    ) -> Result<PaymentPage, ServiceError> {
+    ) -> Result<PaymentPageView, ServiceError> {
         self.require_unrestricted(user).await?;
         let device = self.own_device(user, phone).await.ok_or_else(|| {
             ServiceError::rejected(
@@ -578,6 +595,7 @@ impl Wallet {
             Ok(Attempt::Lost)
         })
         .await
+        .map(PaymentPageView::from)
     }
 
     /// The request as the answering phone may act on it.
@@ -627,11 +645,11 @@ impl Wallet {
         id: &PaymentId,
         binding: &BindingId,
         approval: PaymentApproval,
-    ) -> Result<PaymentPage, ServiceError> {
+    ) -> Result<PaymentPageView, ServiceError> {
         self.require_unrestricted(user).await?;
         let r = self.request_for_phone(user, phone, id).await?;
         if r.status.state == PaymentRequestState::Paid {
-            return self.page(r).await;
+            return self.page(r).await.map(PaymentPageView::from);
         }
         r.status.check_approvable(self.clock.now())?;
         let order = self.load_order(&r.order_id).await?;
@@ -681,6 +699,7 @@ impl Wallet {
             Ok(Attempt::Lost)
         })
         .await
+        .map(PaymentPageView::from)
     }
 
     /// The user declined on the phone; the terminal is told.
@@ -689,7 +708,7 @@ impl Wallet {
         user: &UserId,
         phone: Option<&DeviceId>,
         id: &PaymentId,
-    ) -> Result<PaymentPage, ServiceError> {
+    ) -> Result<PaymentPageView, ServiceError> {
         on_conflict("the payment request", || async {
             let r = self.request_for_phone(user, phone, id).await?;
             if r.status.state == PaymentRequestState::Declined {
@@ -708,6 +727,7 @@ impl Wallet {
             Ok(Attempt::Lost)
         })
         .await
+        .map(PaymentPageView::from)
     }
 }
 

@@ -8,6 +8,7 @@ use paybridge_domain::{ErrorCode, ServiceError};
 use paybridge_store::{DeviceCreate, StoredDevice};
 use serde_json::json;
 
+use crate::views::DeviceView;
 use crate::Wallet;
 
 fn not_found() -> ServiceError {
@@ -27,7 +28,7 @@ impl Wallet {
         user: &UserId,
         device_type: DeviceType,
         name: &str,
-    ) -> Result<StoredDevice, ServiceError> {
+    ) -> Result<DeviceView, ServiceError> {
         let name = check_device_name(name)?;
         self.require_unrestricted(user).await?;
         let now = self.clock.now();
@@ -39,7 +40,6 @@ impl Wallet {
             status: DeviceStatus::Active,
             created_at: now,
             last_seen_at: now,
-            revoked_at: None,
             has_credential: false,
         };
         let event = NewEvent::of(
@@ -51,7 +51,7 @@ impl Wallet {
         match self.store.device_create(&device, &[event]).await? {
             DeviceCreate::Created => {
                 tracing::info!(user.id = %user, device.id = %device.id, device.kind = %device_type, "device registered");
-                Ok(device)
+                Ok(device.into())
             }
             DeviceCreate::LimitReached => Err(ServiceError::rejected(
                 ErrorCode::DeviceLimitReached,
@@ -67,23 +67,32 @@ impl Wallet {
         &self,
         user: &UserId,
         include_revoked: bool,
-    ) -> Result<Vec<StoredDevice>, ServiceError> {
-        Ok(self.store.devices_of(user, include_revoked).await?)
+    ) -> Result<Vec<DeviceView>, ServiceError> {
+        let devices = self.store.devices_of(user, include_revoked).await?;
+        Ok(devices.into_iter().map(DeviceView::from).collect())
     }
 
     /// One of the account's devices, active or revoked.
-    pub async fn device(&self, user: &UserId, id: &DeviceId) -> Result<StoredDevice, ServiceError> {
-        self.store.device_of(user, id).await?.ok_or_else(not_found)
+    pub async fn device(&self, user: &UserId, id: &DeviceId) -> Result<DeviceView, ServiceError> {
+        self.load_device(user, id).await.map(DeviceView::from)
     }
 
-    /// One of the account's devices that is still active.
-    pub async fn active_device(
+    pub(crate) async fn load_device(
         &self,
         user: &UserId,
         id: &DeviceId,
     ) -> Result<StoredDevice, ServiceError> {
-        let d = self.device(user, id).await?;
-        if d.status != DeviceStatus::Active {
+        self.store.device_of(user, id).await?.ok_or_else(not_found)
+    }
+
+    /// One of the account's devices that is still active.
+    pub(crate) async fn active_device(
+        &self,
+        user: &UserId,
+        id: &DeviceId,
+    ) -> Result<StoredDevice, ServiceError> {
+        let d = self.load_device(user, id).await?;
+        if !d.status.is_active() {
             return Err(revoked());
         }
         Ok(d)
@@ -94,7 +103,7 @@ impl Wallet {
         user: &UserId,
         id: &DeviceId,
         name: &str,
-    ) -> Result<StoredDevice, ServiceError> {
+    ) -> Result<DeviceView, ServiceError> {
         let name = check_device_name(name)?;
         self.active_device(user, id).await?;
         if !self.store.device_rename(user, id, &name).await? {
@@ -106,8 +115,8 @@ impl Wallet {
     /// Revokes a device: its credential is deleted, its sessions end, its
     /// push channel closes. Revoking a revoked device changes nothing.
     pub async fn revoke_device(&self, user: &UserId, id: &DeviceId) -> Result<(), ServiceError> {
-        let d = self.device(user, id).await?;
-        if d.status == DeviceStatus::Revoked {
+        let d = self.load_device(user, id).await?;
+        if !d.status.is_active() {
             return Ok(());
         }
         let now = self.clock.now();

@@ -3,7 +3,19 @@
 //! talks to the issuers only through the signed partner API.
 //!
 //! Services run the domain's state machines and persist each decision with
-//! its outbox events in one transaction. Flows join as modules here.
+//! its outbox events in one transaction; they hand [`views`] (never store
+//! rows) to the HTTP layer. Flows join as modules here:
+//!
+//! - [`accounts`]: registration, sessions, the payment password, identity.
+//! - [`devices`], [`webauthn`], [`push_channel`]: the account's devices,
+//!   their passkeys, and each device's stream of events.
+//! - [`otp`]: OTPs to reserved phones.
+//! - [`bindings`], [`qr`]: flow F1 (binding a bank card), binding-address QR codes.
+//! - [`registration`]: flow F2 (bank-assisted registration, security authentication).
+//! - [`merchants`], [`payments`], [`refunds`], [`webhooks`]: merchants, orders,
+//!   paying them with a bound card, refunds, webhooks.
+//! - [`cross_device`]: flow F4 (a PC, TV, car or IoT box asks the phone to pay).
+//! - [`views`]: what the services return to the HTTP layer.
 
 pub mod accounts;
 pub mod bindings;
@@ -12,9 +24,11 @@ pub mod devices;
 pub mod merchants;
 pub mod otp;
 pub mod payments;
+pub mod push_channel;
 pub mod qr;
 pub mod refunds;
 pub mod registration;
+pub mod views;
 pub mod webauthn;
 pub mod webhooks;
 
@@ -109,6 +123,11 @@ impl Wallet {
     /// See [`paybridge_kernel::passwords::verify`].
     pub(crate) async fn verify_password(&self, stored: Option<String>, password: &str) -> bool {
         paybridge_kernel::passwords::verify(&self.passwords, stored, password).await
+    }
+
+    /// Events waiting for delivery and events given up on (for metrics).
+    pub async fn outbox_stats(&self) -> Result<paybridge_store::OutboxStats, ServiceError> {
+        Ok(self.store.outbox_stats().await?)
     }
 
     /// Ready when the store answers.

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use paybridge_kernel::ledger::derived_id;
 
+use crate::views::{ApiKeyView, OrderView, RefundView};
 use crate::Wallet;
 
 /// The sandbox merchant, seeded by `serve` with the sandbox on.
@@ -166,15 +167,16 @@ impl Wallet {
     pub async fn create_api_key(
         &self,
         merchant: &MerchantId,
-    ) -> Result<(StoredApiKey, Secret<String>), ServiceError> {
+    ) -> Result<(ApiKeyView, Secret<String>), ServiceError> {
         let secret = generate_api_key();
         let key = self.api_key_record(merchant, secret.expose());
         self.store.api_key_create(&key).await?;
-        Ok((key, secret))
+        Ok((key.into(), secret))
     }
 
-    pub async fn api_keys(&self, merchant: &MerchantId) -> Result<Vec<StoredApiKey>, ServiceError> {
-        Ok(self.store.api_keys_of(merchant).await?)
+    pub async fn api_keys(&self, merchant: &MerchantId) -> Result<Vec<ApiKeyView>, ServiceError> {
+        let keys = self.store.api_keys_of(merchant).await?;
+        Ok(keys.into_iter().map(ApiKeyView::from).collect())
     }
 
     pub async fn revoke_api_key(
@@ -221,7 +223,7 @@ impl Wallet {
         &self,
         merchant: &MerchantId,
         new: &NewOrder,
-    ) -> Result<(StoredOrder, bool), ServiceError> {
+    ) -> Result<(OrderView, bool), ServiceError> {
         let r = &new.reference;
         if r.is_empty() || r.len() > 64 || !r.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ServiceError::rejected(
@@ -258,12 +260,12 @@ impl Wallet {
             .order_create(&order, &[Self::order_event(&order, "order.created")])
             .await?
         {
-            OrderCreate::Created => Ok((order, true)),
+            OrderCreate::Created => Ok((order.into(), true)),
             OrderCreate::ReferenceTaken(existing)
                 if existing.status.amount == order.status.amount
                     && existing.description == order.description =>
             {
-                Ok((*existing, false))
+                Ok(((*existing).into(), false))
             }
             OrderCreate::ReferenceTaken(_) => Err(ServiceError::rejected(
                 ErrorCode::OrderReferenceReused,
@@ -275,6 +277,26 @@ impl Wallet {
     /// One of the merchant's orders (another merchant's is "not found"); an
     /// open order past its expiry is recorded as expired on the way.
     pub async fn order(
+        &self,
+        merchant: &MerchantId,
+        id: &OrderId,
+    ) -> Result<OrderView, ServiceError> {
+        self.merchant_order(merchant, id).await.map(OrderView::from)
+    }
+
+    /// The refunds of one of the merchant's orders, oldest first.
+    pub async fn refunds(
+        &self,
+        merchant: &MerchantId,
+        id: &OrderId,
+    ) -> Result<Vec<RefundView>, ServiceError> {
+        let order = self.merchant_order(merchant, id).await?;
+        let refunds = self.store.refunds_of(&order.id).await?;
+        Ok(refunds.into_iter().map(RefundView::from).collect())
+    }
+
+    /// [`Wallet::order`] as stored, for the services that change it.
+    pub(crate) async fn merchant_order(
         &self,
         merchant: &MerchantId,
         id: &OrderId,
@@ -298,7 +320,7 @@ impl Wallet {
                 next.version += 1;
                 o = next;
             } else {
-                return Box::pin(self.order(merchant, id)).await;
+                return Box::pin(self.merchant_order(merchant, id)).await;
             }
         }
         Ok(o)
@@ -308,10 +330,10 @@ impl Wallet {
         &self,
         merchant: &MerchantId,
         id: &OrderId,
-    ) -> Result<StoredOrder, ServiceError> {
-        let mut o = self.order(merchant, id).await?;
+    ) -> Result<OrderView, ServiceError> {
+        let mut o = self.merchant_order(merchant, id).await?;
         if o.status.state == OrderState::Cancelled {
-            return Ok(o);
+            return Ok(o.into());
         }
         o.status = o.status.cancel(self.clock.now())?;
         o.updated_at = self.clock.now();
@@ -325,7 +347,6 @@ impl Wallet {
                 "the order changed meanwhile; look at it again",
             ));
         }
-        o.version += 1;
-        Ok(o)
+        Ok(o.into())
     }
 }

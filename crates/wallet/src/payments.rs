@@ -22,6 +22,7 @@ use paybridge_store::StoredOrder;
 
 use paybridge_kernel::ledger::{clearing_account, settled, transfer_id};
 
+use crate::views::OrderView;
 use crate::Wallet;
 
 impl Wallet {
@@ -39,16 +40,18 @@ impl Wallet {
         order_id: &OrderId,
         binding_id: &BindingId,
         payment_password: &str,
-    ) -> Result<StoredOrder, ServiceError> {
+    ) -> Result<OrderView, ServiceError> {
         self.require_unrestricted(user).await?;
         let order = self.load_order(order_id).await?;
         let mine = order.payer_user_id.as_deref() == Some(user.as_str());
         if order.status.state == OrderState::Paid && mine {
-            return Ok(order); // a retry of a payment that went through
+            return Ok(order.into()); // a retry of a payment that went through
         }
         self.active_binding_issuer(user, binding_id).await?;
         self.verify_payment_password(user, payment_password).await?;
-        self.charge_order(user, order, binding_id).await
+        self.charge_order(user, order, binding_id)
+            .await
+            .map(OrderView::from)
     }
 
     /// The bank of an active binding of `user`.

@@ -11,6 +11,7 @@ use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::ids::{BindingId, MerchantId, OrderId, RefundId, UserId};
 use paybridge_domain::ledger::{TransferKind, TransferRequest};
+use paybridge_domain::refund::{RefundFailure, RefundStatus};
 use paybridge_domain::{ErrorCode, Money, ServiceError};
 use paybridge_store::{RefundBegin, StoredOrder, StoredRefund, TransferOutcome};
 use serde_json::json;
@@ -18,6 +19,7 @@ use serde_json::json;
 use paybridge_kernel::ledger::transfer_id;
 use paybridge_kernel::{on_conflict, Attempt};
 
+use crate::views::{OrderView, RefundView};
 use crate::Wallet;
 
 /// How long a refund's reservation of the merchant's balance holds while
@@ -33,7 +35,7 @@ impl Wallet {
         order_id: &OrderId,
         amount: Money,
         reference: &str,
-    ) -> Result<(StoredOrder, StoredRefund), ServiceError> {
+    ) -> Result<(OrderView, RefundView), ServiceError> {
         if reference.is_empty()
             || reference.len() > 64
             || !reference.bytes().all(|b| b.is_ascii_graphic())
@@ -46,21 +48,14 @@ impl Wallet {
         let (order, refund) = self
             .begin_refund(merchant, order_id, amount, reference)
             .await?;
-        match refund.state.as_str() {
-            "succeeded" => Ok((order, refund)),
-            "failed" => {
-                let (code, message) = refund
-                    .failure
-                    .as_deref()
-                    .and_then(|f| f.split_once(": "))
-                    .unwrap_or(("order_not_refundable", "the refund failed"));
-                Err(ServiceError::rejected(
-                    ErrorCode::from_wire(code).unwrap_or(ErrorCode::OrderNotRefundable),
-                    message.to_owned(),
-                ))
-            }
-            _ => self.carry_out_refund(merchant, order, refund).await,
-        }
+        let (order, refund) = if refund.status.on_retry()? {
+            self.carry_out_refund(merchant, order, refund).await?
+        } else {
+            (order, refund)
+        };
+        // The order as it stands now (the refund moved its amounts).
+        let order = self.merchant_order(merchant, &order.id).await?;
+        Ok((order.into(), refund.into()))
     }
 
     /// Reserves the refund on the order, or finds the one with this reference.
@@ -72,7 +67,7 @@ impl Wallet {
         reference: &str,
     ) -> Result<(StoredOrder, StoredRefund), ServiceError> {
         on_conflict("the order", || async {
-            let order = self.order(merchant, order_id).await?;
+            let order = self.merchant_order(merchant, order_id).await?;
             if amount.currency != order.status.amount.currency {
                 return Err(ServiceError::rejected(
                     ErrorCode::InvalidRequest,
@@ -86,8 +81,7 @@ impl Wallet {
                 order_id: order.id.clone(),
                 reference: reference.to_owned(),
                 amount,
-                state: "pending".into(),
-                failure: None,
+                status: RefundStatus::Pending,
                 created_at: now,
                 updated_at: now,
             };
@@ -260,7 +254,7 @@ impl Wallet {
                     format!("refund-post:{}", refund.id),
                 )
                 .await?;
-                refund.state = "succeeded".into();
+                refund.status = refund.status.succeed()?;
                 refund.updated_at = self.clock.now();
                 let event = Self::order_event_for(&order, "order.refunded");
                 self.store.refund_finish(&refund, None, &[event]).await?;
@@ -302,8 +296,10 @@ impl Wallet {
         code: ErrorCode,
         message: &str,
     ) -> Result<(StoredOrder, StoredRefund), ServiceError> {
-        refund.state = "failed".into();
-        refund.failure = Some(format!("{}: {message}", code.as_str()));
+        refund.status = refund.status.fail(RefundFailure {
+            code,
+            message: message.to_owned(),
+        })?;
         refund.updated_at = self.clock.now();
         on_conflict("the order", || async {
             let current = self.load_order(&order.id).await?;

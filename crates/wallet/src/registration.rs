@@ -359,7 +359,7 @@ impl Wallet {
                     .store
                     .device_of(&user.id, id)
                     .await?
-                    .filter(|d| d.status == DeviceStatus::Active)
+                    .filter(|d| d.status.is_active())
                     .ok_or_else(|| {
                         ServiceError::rejected(
                             ErrorCode::NotFound,
@@ -377,7 +377,6 @@ impl Wallet {
                     status: DeviceStatus::Active,
                     created_at: now,
                     last_seen_at: now,
-                    revoked_at: None,
                     has_credential: false,
                 };
                 if self.store.device_create(&d, &[]).await? == DeviceCreate::LimitReached {

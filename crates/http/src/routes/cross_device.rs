@@ -15,9 +15,9 @@ use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::ids::{BindingId, DeviceId, MerchantId, OrderId, PaymentId};
 use paybridge_domain::payment_request::{Gesture, GestureRoute, OpenWith, PaymentRequestState};
 use paybridge_domain::ErrorCode;
-use paybridge_store::StoredDevice;
 use paybridge_wallet::accounts::SessionUser;
-use paybridge_wallet::cross_device::{PaymentApproval, PaymentPage, PaymentRequestOptions};
+use paybridge_wallet::cross_device::{PaymentApproval, PaymentRequestOptions};
+use paybridge_wallet::views::{DeviceView, PaymentPageView};
 use paybridge_wallet::Wallet;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -42,7 +42,7 @@ fn gesture(text: &str) -> Result<Gesture, ApiError> {
     Gesture::parse(text).ok_or_else(|| invalid("gesture: one of swipe, tap, raise"))
 }
 
-fn device(d: &StoredDevice) -> PaymentDevice {
+fn device(d: &DeviceView) -> PaymentDevice {
     PaymentDevice {
         device_id: d.id.to_string(),
         name: d.name.clone(),
@@ -50,7 +50,10 @@ fn device(d: &StoredDevice) -> PaymentDevice {
     }
 }
 
-pub(crate) fn payment_request_body(p: &PaymentPage, qr: Option<PaymentQr>) -> PaymentRequestBody {
+pub(crate) fn payment_request_body(
+    p: &PaymentPageView,
+    qr: Option<PaymentQr>,
+) -> PaymentRequestBody {
     let r = &p.request;
     PaymentRequestBody {
         id: r.id.to_string(),

@@ -1,34 +1,32 @@
 //! Devices of the logged-in wallet account, their WebAuthn credentials, and
 //! each device's push channel (server-sent events).
 //!
-//! The push channel reads the device's events from the outbox in sequence
-//! order, so a device that reconnects with `Last-Event-ID` (or `?after=`)
-//! gets what it missed, then waits for wake-ups from the dispatcher (and
-//! polls, for events written by another API instance). A revoked device's
-//! channel delivers `device.revoked` and closes.
+//! The push channel is the wallet's [`PushChannel`] served as server-sent
+//! events: a device that reconnects with `Last-Event-ID` (or `?after=`)
+//! gets what it missed, then what comes. A revoked device's channel
+//! delivers `device.revoked` and closes.
+//!
+//! [`PushChannel`]: paybridge_wallet::push_channel::PushChannel
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Extension;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use paybridge_api::rfc3339;
 use paybridge_api::wallet::{
     AssertionBody, CeremonyAnswer, CeremonyBody, ChannelQuery, CredentialBody, DeviceBody,
     DeviceEvent, DeviceList, DeviceListQuery, RegisterDevice, RenameDevice,
 };
 use paybridge_api::ErrorBody;
-use paybridge_domain::device::{DeviceStatus, DeviceType};
-use paybridge_domain::event::Destination;
+use paybridge_domain::device::DeviceType;
 use paybridge_domain::ids::{CeremonyId, DeviceId};
 use paybridge_domain::ErrorCode;
-use paybridge_store::{StoredDevice, StoredEvent};
 use paybridge_wallet::accounts::SessionUser;
+use paybridge_wallet::views::{ChannelEvent, DeviceView};
 use paybridge_wallet::webauthn::CeremonyStarted;
 use paybridge_wallet::Wallet;
 use tokio::sync::watch;
@@ -40,11 +38,6 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::wallet_session;
 
-/// How often a waiting channel looks at the outbox even without a wake-up
-/// (events written by another API instance wake only that instance).
-pub const CHANNEL_POLL: Duration = Duration::from_secs(2);
-/// Events read from the outbox per round.
-const CHANNEL_BATCH: i64 = 100;
 /// What an approval through the generic endpoint is bound to.
 pub const DEVICE_CHECK_PURPOSE: &str = "device.check";
 
@@ -65,7 +58,7 @@ fn ceremony_id(text: &str) -> Result<CeremonyId, ApiError> {
         .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such ceremony"))
 }
 
-fn device_body(d: StoredDevice) -> DeviceBody {
+fn device_body(d: DeviceView) -> DeviceBody {
     DeviceBody {
         id: d.id.to_string(),
         device_type: d.device_type.as_str().to_owned(),
@@ -74,7 +67,7 @@ fn device_body(d: StoredDevice) -> DeviceBody {
         has_credential: d.has_credential,
         created_at: rfc3339(d.created_at),
         last_seen_at: rfc3339(d.last_seen_at),
-        revoked_at: d.revoked_at.map(rfc3339),
+        revoked_at: d.status.revoked_at().map(rfc3339),
     }
 }
 
@@ -324,7 +317,6 @@ async fn channel(
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let device = device_id(&id)?;
-    s.wallet.active_device(&user.user_id, &device).await?;
     let after = match headers.get("last-event-id") {
         Some(v) => v
             .to_str()
@@ -339,115 +331,27 @@ async fn channel(
             })?,
         None => q.after.unwrap_or(0).max(0),
     };
-    s.wallet
-        .store
-        .device_touch(&device, s.wallet.clock.now())
-        .await
-        .map_err(|e| ApiError::from(paybridge_domain::ServiceError::from(e)))?;
-    // Subscribe before the first read, so no wake-up falls between them.
-    let wakeups = s.wallet.push_hub.subscribe(&device);
-    let state = ChannelState {
-        wallet: s.wallet,
-        user: user.user_id,
-        device,
-        after,
-        buffer: VecDeque::new(),
-        wakeups,
-        stopping: s.stopping,
-        closing: false,
-        touched: std::time::Instant::now(),
-    };
-    Ok(Sse::new(futures::stream::unfold(state, next_event)).keep_alive(KeepAlive::default()))
+    let channel = s
+        .wallet
+        .open_push_channel(&user.user_id, &device, after, s.stopping)
+        .await?;
+    let events = channel.into_stream().map(|e| Ok(sse_event(&e)));
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-struct ChannelState {
-    wallet: Wallet,
-    user: paybridge_domain::ids::UserId,
-    device: DeviceId,
-    after: i64,
-    buffer: VecDeque<StoredEvent>,
-    wakeups: tokio::sync::broadcast::Receiver<i64>,
-    stopping: watch::Receiver<bool>,
-    /// Set after `device.revoked` went out: the stream ends.
-    closing: bool,
-    /// When `last_seen_at` was last refreshed: a connected phone stays
-    /// "live" for the terminal correspondence of flow F4.
-    touched: std::time::Instant,
-}
-
-/// How often an open channel refreshes its device's `last_seen_at`.
-const CHANNEL_TOUCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
-
-fn sse_event(e: &StoredEvent) -> Event {
+fn sse_event(e: &ChannelEvent) -> Event {
     let body = DeviceEvent {
         seq: e.seq,
         id: e.id.to_string(),
         topic: e.topic.to_string(),
         occurred_at: rfc3339(e.occurred_at),
-        data: e.payload.clone(),
+        data: e.data.clone(),
     };
     Event::default()
         .id(e.seq.to_string())
         .event(e.topic.as_str())
         .json_data(&body)
         .unwrap_or_else(|_| Event::default().comment("unrenderable event"))
-}
-
-async fn next_event(mut s: ChannelState) -> Option<(Result<Event, Infallible>, ChannelState)> {
-    loop {
-        if let Some(e) = s.buffer.pop_front() {
-            s.after = e.seq;
-            if e.topic.as_str() == "device.revoked" {
-                s.closing = true;
-            }
-            let event = sse_event(&e);
-            return Some((Ok(event), s));
-        }
-        if s.closing || *s.stopping.borrow() {
-            return None;
-        }
-        if s.touched.elapsed() >= CHANNEL_TOUCH_INTERVAL {
-            s.touched = std::time::Instant::now();
-            if let Err(e) = s
-                .wallet
-                .store
-                .device_touch(&s.device, s.wallet.clock.now())
-                .await
-            {
-                tracing::warn!(error = %e, device.id = %s.device, "push channel cannot refresh last_seen_at");
-            }
-        }
-        match s
-            .wallet
-            .store
-            .outbox_events_for(
-                &Destination::Device(s.device.clone()),
-                s.after,
-                CHANNEL_BATCH,
-            )
-            .await
-        {
-            Ok(events) if !events.is_empty() => {
-                s.buffer.extend(events);
-                continue;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, device.id = %s.device, "push channel cannot read the outbox")
-            }
-        }
-        // Nothing new: is the device still allowed to listen?
-        match s.wallet.store.device_of(&s.user, &s.device).await {
-            Ok(Some(d)) if d.status == DeviceStatus::Active => {}
-            Ok(_) => return None,
-            Err(_) => {}
-        }
-        tokio::select! {
-            _ = s.wakeups.recv() => {}
-            _ = tokio::time::sleep(CHANNEL_POLL) => {}
-            _ = s.stopping.changed() => {}
-        }
-    }
 }
 
 pub fn router(state: DevicesState, idem: Arc<Idempotency>) -> OpenApiRouter {

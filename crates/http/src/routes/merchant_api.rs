@@ -14,8 +14,8 @@ use paybridge_api::merchant::{
 use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::ids::{ApiKeyId, EventId, OrderId};
 use paybridge_domain::{Currency, ErrorCode, Money};
-use paybridge_store::{StoredApiKey, StoredOrder, StoredRefund};
 use paybridge_wallet::merchants::{MerchantCaller, NewOrder};
+use paybridge_wallet::views::{ApiKeyView, OrderView, RefundView};
 use paybridge_wallet::Wallet;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,7 +25,7 @@ use crate::extract::ApiJson;
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::merchant_key;
 
-pub(crate) fn order_body(o: StoredOrder) -> OrderBody {
+pub(crate) fn order_body(o: OrderView) -> OrderBody {
     let currency = o.status.amount.currency;
     OrderBody {
         id: o.id.to_string(),
@@ -40,7 +40,7 @@ pub(crate) fn order_body(o: StoredOrder) -> OrderBody {
     }
 }
 
-fn key_body(k: StoredApiKey) -> ApiKeyBody {
+fn key_body(k: ApiKeyView) -> ApiKeyBody {
     ApiKeyBody {
         id: k.id.to_string(),
         prefix: k.prefix,
@@ -243,14 +243,17 @@ async fn resend_delivery(
     Ok(StatusCode::ACCEPTED)
 }
 
-fn refund_body(r: StoredRefund) -> RefundBody {
+fn refund_body(r: RefundView) -> RefundBody {
     RefundBody {
         id: r.id.to_string(),
         order_id: r.order_id.to_string(),
         reference: r.reference,
         amount: r.amount.into(),
-        state: r.state,
-        failure: r.failure,
+        state: r.status.as_str().to_owned(),
+        failure: r
+            .status
+            .failure()
+            .map(|f| format!("{}: {}", f.code.as_str(), f.message)),
         created_at: rfc3339(r.created_at),
     }
 }
@@ -280,7 +283,7 @@ async fn refund_order(
             "amount.currency: an ISO 4217 code we support",
         )
     })?;
-    let (_, refund) = w
+    let (order, refund) = w
         .refund_order(
             &m.merchant_id,
             &order_id(&id)?,
@@ -288,7 +291,6 @@ async fn refund_order(
             &req.reference,
         )
         .await?;
-    let order = w.order(&m.merchant_id, &order_id(&id)?).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(RefundCreated {
@@ -308,16 +310,9 @@ async fn list_refunds(
     Extension(m): Extension<MerchantCaller>,
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson<RefundList>> {
-    let order = w.order(&m.merchant_id, &order_id(&id)?).await?;
+    let refunds = w.refunds(&m.merchant_id, &order_id(&id)?).await?;
     Ok(ApiJson(RefundList {
-        refunds: w
-            .store
-            .refunds_of(&order.id)
-            .await
-            .map_err(paybridge_domain::ServiceError::from)?
-            .into_iter()
-            .map(refund_body)
-            .collect(),
+        refunds: refunds.into_iter().map(refund_body).collect(),
     }))
 }
 

@@ -87,12 +87,12 @@ async fn metrics(State(s): State<SystemState>) -> impl IntoResponse {
     // Outbox gauges are read at scrape time; a store that does not answer
     // leaves the last values in place.
     if let Some(w) = &s.wallet {
-        if let Ok(stats) = w.store.outbox_stats().await {
+        if let Ok(stats) = w.outbox_stats().await {
             s.metrics.set_outbox("wallet", stats.pending, stats.dead);
         }
     }
     if let Some(i) = &s.issuer {
-        if let Ok(stats) = i.store.outbox_stats().await {
+        if let Ok(stats) = i.outbox_stats().await {
             s.metrics.set_outbox("issuer", stats.pending, stats.dead);
         }
     }

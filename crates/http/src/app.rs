@@ -5,36 +5,30 @@
 //! partner API, over loopback: the wallet's client for the bank points at
 //! `http://127.0.0.1:<port>/bank` and the bank's client for the wallet at
 //! `http://127.0.0.1:<port>`. Each role has its own store.
+//!
+//! Each role is wired in its own module ([`wallet_role`], [`issuer_role`]);
+//! this one binds the listener, adds the sandbox and system routes and the
+//! outer middleware, and runs the server with its background loops.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use paybridge_adapters::device_push::PushHub;
-use paybridge_adapters::dispatcher::OutboxDispatcher;
-use paybridge_adapters::partner::PartnerDirectory;
 use paybridge_adapters::push_relay::SandboxPushRelay;
 use paybridge_adapters::sandbox::SandboxParties;
 use paybridge_adapters::sms::SandboxSmsGateway;
 use paybridge_client::{PartnerClient, PartnerClientConfig};
 use paybridge_crypto::master::MasterKey;
-use paybridge_crypto::password::PasswordHasher;
 use paybridge_crypto::{PartnerKeyPair, PartnerPublicKey};
 use paybridge_domain::card::BinRange;
 use paybridge_domain::partner::PartnerId;
-use paybridge_domain::payment_request::payment_request_ttl;
 use paybridge_domain::{Clock, ErrorCode};
-use paybridge_issuer::seed::SeedFile;
 use paybridge_issuer::Issuer;
-use paybridge_store::{
-    IdempotencyStore, KeyStore, KeyVault, NonceStore, SandboxStore, Store, StoreConfig,
-};
-use paybridge_wallet::webauthn::{build_webauthn, WebauthnConfig};
+use paybridge_store::{IdempotencyStore, SandboxStore, Store, StoreConfig};
+use paybridge_wallet::webauthn::WebauthnConfig;
 use paybridge_wallet::Wallet;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -43,17 +37,30 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+mod issuer_role;
+mod wallet_role;
+
+use crate::background;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::middleware::envelope::envelope_errors;
 use crate::middleware::idempotency::Idempotency;
-use crate::middleware::partner_auth::PartnerAuth;
 use crate::middleware::request_context::request_context;
 use crate::openapi::ApiDoc;
 use crate::routes;
 
-/// How often expired nonces and idempotency answers are purged.
-pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+/// What building either role needs from the whole app.
+pub(crate) struct BuildContext<'a> {
+    pub master_key: &'a MasterKey,
+    pub sandbox: bool,
+    /// `http://127.0.0.1:<port>`: where a role in this process reaches the other.
+    pub local: &'a str,
+    pub clock: &'a Arc<dyn Clock>,
+    pub metrics: &'a Arc<Metrics>,
+    /// Turns true when the server stops (open push channels end).
+    pub stopping: &'a watch::Receiver<bool>,
+}
+
 /// Path prefix of an issuer's API, so both roles can share one listener.
 pub const ISSUER_PREFIX: &str = "/bank";
 
@@ -134,7 +141,7 @@ fn loopback_base(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
-fn partner_client(
+pub(crate) fn partner_client(
     me: &PartnerId,
     key: &Arc<PartnerKeyPair>,
     peer: &PeerConfig,
@@ -171,233 +178,32 @@ impl App {
         let mut purgeable = Vec::new();
         let (stopping, stopping_rx) = watch::channel(false);
 
-        let mut wallet = None;
-        // The sandbox OS push relay signs its calls with a key made now.
-        let sandbox_relay_key = Arc::new(PartnerKeyPair::generate());
-        let mut sandbox_relay_client = None;
+        let ctx = BuildContext {
+            master_key: &config.master_key,
+            sandbox: config.sandbox,
+            local: &local,
+            clock: &clock,
+            metrics: &metrics,
+            stopping: &stopping_rx,
+        };
         let mut sandbox_store: Option<Arc<dyn SandboxStore>> = None;
+        let mut sandbox_relay_client = None;
+        let mut wallet = None;
         if let Some(w) = &config.wallet {
-            let store = Store::open(&w.store)
-                .await
-                .context("cannot open the wallet store")?;
-            purgeable.push(store.clone());
-            let issuers = PartnerDirectory::new(w.issuers.iter().map(|peer| {
-                partner_client(
-                    &w.id,
-                    &w.key,
-                    peer,
-                    &format!("{local}{ISSUER_PREFIX}"),
-                    &clock,
-                )
-            }));
-            let push_hub = Arc::new(PushHub::default());
-            let shared = Arc::new(store.clone());
-            let vault = KeyVault::open(
-                shared.clone() as Arc<dyn KeyStore>,
-                config.master_key.clone(),
-                "wallet",
-                clock.now(),
-            )
-            .await
-            .context("cannot open the wallet's encryption keys")?;
-            let vault = Arc::new(vault);
-            let dispatcher = Arc::new(
-                OutboxDispatcher::new(
-                    shared.clone(),
-                    Arc::new(issuers.clone()),
-                    push_hub.clone(),
-                    clock.clone(),
-                    metrics.dispatch_counters("wallet"),
-                )
-                .with_webhooks(Arc::new(
-                    paybridge_wallet::webhooks::MerchantWebhooks::new(
-                        shared.clone(),
-                        vault.clone(),
-                        clock.clone(),
-                    ),
-                )),
-            );
-            let sms: Option<Arc<dyn paybridge_adapters::sms::SmsGateway>> = config
-                .sandbox
-                .then(|| Arc::new(SandboxSmsGateway::new(shared.clone(), clock.clone())) as _);
-            let service = Wallet {
-                id: w.id.clone(),
-                store: shared.clone(),
-                clock: clock.clone(),
-                issuers,
-                push_hub,
-                dispatcher,
-                vault,
-                keys: config.master_key.derived_keys("wallet"),
-                passwords: PasswordHasher::default(),
-                webauthn: Arc::new(
-                    build_webauthn(&w.webauthn).context("invalid WebAuthn relying party")?,
-                ),
-                sms,
-                app_origin: w.webauthn.origin.as_str().trim_end_matches('/').to_owned(),
-                policy: Default::default(),
-                relay: config
-                    .sandbox
-                    .then(|| Arc::new(SandboxPushRelay::new(shared.clone(), clock.clone())) as _),
-                payment_request_ttl_secs: payment_request_ttl(w.payment_request_ttl_secs)
-                    .map_err(|e| anyhow::anyhow!("payment request lifetime: {}", e.message))?,
-            };
-            // The OS push relays that may relay gestures: the configured
-            // ones, and the sandbox relay of this process.
-            let mut relays: HashMap<PartnerId, Vec<PartnerPublicKey>> = w
-                .relays
-                .iter()
-                .map(|p| (p.id.clone(), p.public_keys.clone()))
-                .collect();
-            if config.sandbox {
-                let relay_id: PartnerId = SANDBOX_RELAY_ID.parse().expect("a valid partner id");
-                relays.insert(relay_id.clone(), vec![sandbox_relay_key.public()]);
-                sandbox_relay_client = Some(PartnerClient::new(
-                    PartnerClientConfig {
-                        me: relay_id,
-                        key: sandbox_relay_key.clone(),
-                        peer: w.id.clone(),
-                        peer_keys: vec![w.key.public()],
-                        base_url: local.clone(),
-                    },
-                    clock.clone(),
-                ));
-            }
-            let relay_auth = Arc::new(PartnerAuth {
-                me: w.id.clone(),
-                key: w.key.clone(),
-                known: relays,
-                nonces: shared.clone() as Arc<dyn NonceStore>,
-                clock: clock.clone(),
-            });
-            let auth = Arc::new(PartnerAuth {
-                me: w.id.clone(),
-                key: w.key.clone(),
-                known: w
-                    .issuers
-                    .iter()
-                    .map(|p| (p.id.clone(), p.public_keys.clone()))
-                    .collect::<HashMap<_, _>>(),
-                nonces: shared.clone() as Arc<dyn NonceStore>,
-                clock: clock.clone(),
-            });
-            let idem = Arc::new(Idempotency {
-                store: shared.clone() as Arc<dyn IdempotencyStore>,
-                clock: clock.clone(),
-            });
-            openapi = openapi
-                .merge(routes::partner::router(
-                    Arc::new(service.clone()),
-                    auth.clone(),
-                    idem.clone(),
-                ))
-                .merge(routes::binding_partner::wallet_router(
-                    service.clone(),
-                    auth,
-                    idem.clone(),
-                ))
-                .merge(routes::bindings::router(service.clone()))
-                .merge(routes::security_auth::router(service.clone()))
-                .merge(routes::merchant_api::router(service.clone(), idem.clone()))
-                .merge(routes::payments::router(service.clone()))
-                .merge(routes::cross_device::router(service.clone(), idem.clone()))
-                .merge(routes::cross_device::relay_router(
-                    service.clone(),
-                    relay_auth,
-                ))
-                .merge(routes::wallet_app::router(service.clone(), idem.clone()))
-                .merge(routes::devices::router(
-                    routes::devices::DevicesState {
-                        wallet: service.clone(),
-                        stopping: stopping_rx.clone(),
-                    },
-                    idem,
-                ));
-            if config.sandbox {
-                service
-                    .seed_sandbox_merchant()
-                    .await
-                    .context("cannot seed the sandbox merchant")?;
-            }
-            sandbox_store = Some(shared);
-            wallet = Some(service);
+            let role = wallet_role::build(w, &ctx).await?;
+            purgeable.push((*role.store).clone());
+            openapi = openapi.merge(role.routes);
+            sandbox_store = Some(role.store);
+            sandbox_relay_client = role.sandbox_relay_client;
+            wallet = Some(role.service);
         }
-
         let mut issuer = None;
         if let Some(i) = &config.issuer {
-            let store = Store::open(&i.store)
-                .await
-                .context("cannot open the issuer store")?;
-            purgeable.push(store.clone());
-            let wallets =
-                PartnerDirectory::new([partner_client(&i.id, &i.key, &i.wallet, &local, &clock)]);
-            let shared = Arc::new(store.clone());
-            let dispatcher = Arc::new(OutboxDispatcher::new(
-                shared.clone(),
-                Arc::new(wallets.clone()),
-                Arc::new(PushHub::default()),
-                clock.clone(),
-                metrics.dispatch_counters("issuer"),
-            ));
-            let vault = KeyVault::open(
-                shared.clone() as Arc<dyn KeyStore>,
-                config.master_key.clone(),
-                "issuer",
-                clock.now(),
-            )
-            .await
-            .context("cannot open the issuer's encryption keys")?;
-            let service = Issuer {
-                id: i.id.clone(),
-                name: i.name.clone(),
-                store: shared.clone(),
-                clock: clock.clone(),
-                wallets,
-                dispatcher,
-                vault: Arc::new(vault),
-                keys: config.master_key.derived_keys("issuer"),
-                passwords: PasswordHasher::default(),
-                bins: i.bins.clone(),
-            };
-            for (n, text) in i.seeds.iter().enumerate() {
-                let seed =
-                    SeedFile::parse(text).with_context(|| format!("seed file #{}", n + 1))?;
-                let report = service
-                    .apply_seed(&seed)
-                    .await
-                    .with_context(|| format!("cannot apply seed file #{}", n + 1))?;
-                tracing::info!(
-                    customers = report.customers_created,
-                    cards = report.cards_created,
-                    kept = report.kept,
-                    "seed applied"
-                );
-            }
-            let auth = Arc::new(PartnerAuth {
-                me: i.id.clone(),
-                key: i.key.clone(),
-                known: HashMap::from([(i.wallet.id.clone(), i.wallet.public_keys.clone())]),
-                nonces: shared.clone() as Arc<dyn NonceStore>,
-                clock: clock.clone(),
-            });
-            let idem = Arc::new(Idempotency {
-                store: shared.clone() as Arc<dyn IdempotencyStore>,
-                clock: clock.clone(),
-            });
-            openapi = openapi.nest(
-                ISSUER_PREFIX,
-                routes::partner::router(Arc::new(service.clone()), auth.clone(), idem.clone())
-                    .merge(routes::binding_partner::issuer_router(
-                        service.clone(),
-                        auth,
-                        idem,
-                    ))
-                    .merge(routes::bank_app::router(service.clone())),
-            );
-            if sandbox_store.is_none() {
-                sandbox_store = Some(shared);
-            }
-            issuer = Some(service);
+            let role = issuer_role::build(i, &ctx).await?;
+            purgeable.push((*role.store).clone());
+            openapi = openapi.merge(role.routes);
+            sandbox_store.get_or_insert(role.store);
+            issuer = Some(role.service);
         }
 
         if config.sandbox {
@@ -507,12 +313,16 @@ impl App {
             tasks.push(tokio::spawn(dispatcher.run(stop_rx.clone())));
         }
         if let Some(w) = &self.wallet {
-            tasks.push(tokio::spawn(payment_expiry_loop(
+            tasks.push(tokio::spawn(background::payment_expiry_loop(
+                w.clone(),
+                stop_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(background::payment_recovery_loop(
                 w.clone(),
                 stop_rx.clone(),
             )));
         }
-        tasks.push(tokio::spawn(purge_loop(
+        tasks.push(tokio::spawn(background::purge_loop(
             self.purgeable.clone(),
             self.clock.clone(),
             stop_rx.clone(),
@@ -542,41 +352,4 @@ async fn route_not_found(method: axum::http::Method, uri: axum::http::Uri) -> Ap
         ErrorCode::RouteNotFound,
         format!("no route for {method} {}", uri.path()),
     )
-}
-
-/// Forgets nonces past their window and idempotency answers past 24 h.
-async fn purge_loop(stores: Vec<Store>, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(PURGE_INTERVAL) => {}
-            _ = stop.changed() => return,
-        }
-        for store in &stores {
-            let now = clock.now();
-            if let Err(e) = store.nonce_purge(now).await {
-                tracing::warn!(error = %e, "nonce purge failed");
-            }
-            if let Err(e) = store.idempotency_purge(now).await {
-                tracing::warn!(error = %e, "idempotency purge failed");
-            }
-        }
-    }
-}
-
-/// How often pending cross-device payment requests past their expiry are
-/// expired (and their terminal and phone told).
-pub const PAYMENT_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
-
-async fn payment_expiry_loop(wallet: Wallet, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(PAYMENT_EXPIRY_INTERVAL) => {}
-            _ = stop.changed() => return,
-        }
-        match wallet.expire_due_payment_requests().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(count = n, "payment requests expired"),
-            Err(e) => tracing::warn!(error = %e, "payment request expiry failed"),
-        }
-    }
 }

@@ -6,7 +6,8 @@
 //! extract, call one service method and map the result; they hold no SQL and
 //! no business rules.
 //!
-//! - [`app`]: configuration, wiring, background tasks, graceful shutdown.
+//! - [`app`]: configuration, wiring per role, graceful shutdown.
+//! - [`background`]: the loops that run beside the server (purges, expiry).
 //! - [`routes`]: routers per role (system, wallet partner API, issuer partner API, sandbox).
 //! - [`middleware`]: request context, error envelope, partner signatures, idempotency.
 //! - [`extract`]: JSON body and query extractors with our error answers.
@@ -14,6 +15,7 @@
 //! - [`metrics`], [`openapi`].
 
 pub mod app;
+pub mod background;
 pub mod error;
 pub mod extract;
 pub mod metrics;

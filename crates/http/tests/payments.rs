@@ -4,14 +4,17 @@
 //! a wrong payment password or missing funds change nothing.
 
 use paybridge_domain::event::Destination;
+use paybridge_domain::order::OrderState;
 use paybridge_testkit::{app_tests, TestApp};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
+use paybridge_wallet::payments::STALLED_PAYMENT_SECS;
 use serde_json::{json, Value};
 
 app_tests!(
     an_order_is_paid_once_even_under_concurrent_retries,
     a_wrong_password_or_missing_funds_debit_nothing,
     debits_are_refused_without_a_valid_agreement,
+    a_payment_left_half_done_is_resumed_without_a_second_debit,
 );
 
 const PHONE: &str = "13800138000";
@@ -149,4 +152,67 @@ async fn debits_are_refused_without_a_valid_agreement(app: &TestApp) {
         .call("POST", "/bank/v1/partner/debits", None, Some(body))
         .await;
     assert_eq!((s, code(&e)), (401, "signature_missing"));
+}
+
+/// Puts an order back to `paying` by `payer` with `binding`, as a crash
+/// between the payment's steps would leave it.
+async fn leave_paying(app: &TestApp, order: &str, payer: &str, binding: &str) {
+    let mut o = app
+        .wallet
+        .store
+        .order(&order.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    o.status.state = OrderState::Paying;
+    o.payer_user_id = Some(payer.to_owned());
+    o.binding_id = Some(binding.to_owned());
+    assert!(app.wallet.store.order_update(&o, &[]).await.unwrap());
+}
+
+async fn order_state(app: &TestApp, id: &str) -> String {
+    let (_, o) = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(SANDBOX_MERCHANT_KEY),
+            None,
+        )
+        .await;
+    o["state"].as_str().unwrap().to_owned()
+}
+
+async fn a_payment_left_half_done_is_resumed_without_a_second_debit(app: &TestApp) {
+    let (token, binding) = app.payer("zhang.san", 0, PHONE, "482916").await;
+    let (_, me) = app.call("GET", "/v1/me", Some(&token), None).await;
+    let payer = me["id"].as_str().unwrap();
+    let card = app.card_balance("zhang.san", 0).await;
+    let merchant = app.merchant_balance(SANDBOX_MERCHANT_KEY).await;
+    // Stopped after "paying" was saved, before the bank was called.
+    let before_debit = order(app, "stall-1", 1_000).await;
+    leave_paying(app, &before_debit, payer, &binding).await;
+    // Stopped after the debit and the merchant's credit, before "paid".
+    let after_debit = order(app, "stall-2", 700).await;
+    assert_eq!(
+        pay(app, &token, &after_debit, &binding, "482916").await.0,
+        200
+    );
+    leave_paying(app, &after_debit, payer, &binding).await;
+
+    // Too fresh: a request may still be working on them.
+    assert_eq!(app.wallet.resume_stalled_payments().await.unwrap(), 0);
+    assert_eq!(order_state(app, &before_debit).await, "paying");
+
+    app.clock
+        .advance(time::Duration::seconds(STALLED_PAYMENT_SECS + 1));
+    assert_eq!(app.wallet.resume_stalled_payments().await.unwrap(), 2);
+    assert_eq!(order_state(app, &before_debit).await, "paid");
+    assert_eq!(order_state(app, &after_debit).await, "paid");
+    // Each order debited once and credited once, whatever was redone.
+    assert_eq!(app.card_balance("zhang.san", 0).await, card - 1_700);
+    assert_eq!(
+        app.merchant_balance(SANDBOX_MERCHANT_KEY).await,
+        merchant + 1_700
+    );
+    assert_eq!(app.wallet.resume_stalled_payments().await.unwrap(), 0);
 }

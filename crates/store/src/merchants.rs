@@ -118,6 +118,14 @@ pub trait MerchantStore: Send + Sync + std::fmt::Debug {
         events: &[NewEvent],
     ) -> Result<OrderCreate, StoreError>;
     async fn order(&self, id: &OrderId) -> Result<Option<StoredOrder>, StoreError>;
+    /// Up to `limit` orders still `paying` whose last change is before
+    /// `before`, oldest first: payments a crash or an unknown bank answer
+    /// left half done, for the reconciler to resume.
+    async fn orders_stalled_paying(
+        &self,
+        before: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<StoredOrder>, StoreError>;
     async fn order_by_reference(
         &self,
         merchant: &MerchantId,
@@ -429,6 +437,22 @@ impl MerchantStore for Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(order_from_row).transpose()
+    }
+
+    async fn orders_stalled_paying(
+        &self,
+        before: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<StoredOrder>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE state = 'paying' AND updated_at < $1 \
+             ORDER BY updated_at, id LIMIT $2"
+        ))
+        .bind(to_unix_micros(before))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(order_from_row).collect()
     }
 
     async fn order_by_reference(

@@ -23,6 +23,14 @@ use paybridge_store::StoredOrder;
 use paybridge_kernel::ledger::{clearing_account, settled, transfer_id};
 
 use crate::views::OrderView;
+
+/// A payment still `paying` this long after its last step is resumed by
+/// [`Wallet::resume_stalled_payments`]: well past the 30 s a request may
+/// run, so a payment still in its request is not raced (racing it would
+/// still be safe: every step is idempotent).
+pub const STALLED_PAYMENT_SECS: i64 = 120;
+/// Stalled payments resumed per round.
+const STALLED_PAYMENT_BATCH: i64 = 100;
 use crate::Wallet;
 
 impl Wallet {
@@ -157,6 +165,56 @@ impl Wallet {
         order.version += 1;
         tracing::info!(order.id = %order.id, user.id = %user, "order paid");
         Ok(order)
+    }
+
+    /// The recovery step of the payment saga. Paying an order is four steps
+    /// that cannot share one transaction, because the second is the bank's:
+    ///
+    /// ```text
+    /// 1 order open → paying (commit) · 2 bank debit (idempotent on the order id)
+    /// 3 merchant credited (ledger, idempotent on `order-paid:{order}`) · 4 order paid (commit)
+    /// ```
+    ///
+    /// A crash or an unknown bank answer between 1 and 4 leaves the order
+    /// `paying`. This resumes every such order older than
+    /// [`STALLED_PAYMENT_SECS`] from step 2: each step is idempotent, so a
+    /// resumed payment debits at most once, and one the bank refuses
+    /// reopens the order. Returns how many were resumed to an end (paid or
+    /// reopened); the rest stay for the next round.
+    pub async fn resume_stalled_payments(&self) -> Result<usize, ServiceError> {
+        let before = self.clock.now() - time::Duration::seconds(STALLED_PAYMENT_SECS);
+        let stalled = self
+            .store
+            .orders_stalled_paying(before, STALLED_PAYMENT_BATCH)
+            .await?;
+        let mut ended = 0;
+        for order in stalled {
+            let (Some(payer), Some(binding)) = (&order.payer_user_id, &order.binding_id) else {
+                tracing::error!(order.id = %order.id, "a paying order without its payer: left for an operator");
+                continue;
+            };
+            let (Ok(payer), Ok(binding)) = (payer.parse::<UserId>(), binding.parse::<BindingId>())
+            else {
+                tracing::error!(order.id = %order.id, "a paying order with unreadable payer ids");
+                continue;
+            };
+            let id = order.id.clone();
+            let outcome = self.charge_order(&payer, order, &binding).await;
+            let now = self.load_order(&id).await?.status.state;
+            match (outcome, now) {
+                (_, OrderState::Paying) => {
+                    tracing::warn!(order.id = %id, "stalled payment still unresolved; tried again next round")
+                }
+                (Ok(_), state) | (Err(ServiceError::Rejected(_)), state) => {
+                    tracing::info!(order.id = %id, state = state.as_str(), "stalled payment resumed");
+                    ended += 1;
+                }
+                (Err(e), state) => {
+                    tracing::warn!(order.id = %id, state = state.as_str(), error = %e, "stalled payment resumed with an error")
+                }
+            }
+        }
+        Ok(ended)
     }
 
     /// The wallet's account of what `issuer` owes it in `currency` (the

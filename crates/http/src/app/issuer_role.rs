@@ -1,0 +1,106 @@
+//! The issuer (bank) role, wired: its store, vault, partner client for the
+//! wallet, dispatcher, seed files, and its routes under [`ISSUER_PREFIX`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use paybridge_adapters::device_push::PushHub;
+use paybridge_adapters::dispatcher::OutboxDispatcher;
+use paybridge_adapters::partner::PartnerDirectory;
+use paybridge_crypto::password::PasswordHasher;
+use paybridge_issuer::seed::SeedFile;
+use paybridge_issuer::Issuer;
+use paybridge_store::{IdempotencyStore, KeyStore, KeyVault, NonceStore, Store};
+use utoipa_axum::router::OpenApiRouter;
+
+use super::{partner_client, BuildContext, IssuerRoleConfig, ISSUER_PREFIX};
+use crate::middleware::idempotency::Idempotency;
+use crate::middleware::partner_auth::PartnerAuth;
+use crate::routes;
+
+/// The issuer role, built.
+pub(super) struct IssuerRole {
+    pub service: Issuer,
+    pub routes: OpenApiRouter,
+    pub store: Arc<Store>,
+}
+
+pub(super) async fn build(
+    i: &IssuerRoleConfig,
+    ctx: &BuildContext<'_>,
+) -> anyhow::Result<IssuerRole> {
+    let store = Store::open(&i.store)
+        .await
+        .context("cannot open the issuer store")?;
+    let wallets = PartnerDirectory::new([partner_client(
+        &i.id, &i.key, &i.wallet, ctx.local, ctx.clock,
+    )]);
+    let shared = Arc::new(store.clone());
+    let dispatcher = Arc::new(OutboxDispatcher::new(
+        shared.clone(),
+        Arc::new(wallets.clone()),
+        Arc::new(PushHub::default()),
+        ctx.clock.clone(),
+        ctx.metrics.dispatch_counters("issuer"),
+    ));
+    let vault = KeyVault::open(
+        shared.clone() as Arc<dyn KeyStore>,
+        ctx.master_key.clone(),
+        "issuer",
+        ctx.clock.now(),
+    )
+    .await
+    .context("cannot open the issuer's encryption keys")?;
+    let service = Issuer {
+        id: i.id.clone(),
+        name: i.name.clone(),
+        store: shared.clone(),
+        clock: ctx.clock.clone(),
+        wallets,
+        dispatcher,
+        vault: Arc::new(vault),
+        keys: ctx.master_key.derived_keys("issuer"),
+        passwords: PasswordHasher::default(),
+        bins: i.bins.clone(),
+    };
+    for (n, text) in i.seeds.iter().enumerate() {
+        let seed = SeedFile::parse(text).with_context(|| format!("seed file #{}", n + 1))?;
+        let report = service
+            .apply_seed(&seed)
+            .await
+            .with_context(|| format!("cannot apply seed file #{}", n + 1))?;
+        tracing::info!(
+            customers = report.customers_created,
+            cards = report.cards_created,
+            kept = report.kept,
+            "seed applied"
+        );
+    }
+    let auth = Arc::new(PartnerAuth {
+        me: i.id.clone(),
+        key: i.key.clone(),
+        known: HashMap::from([(i.wallet.id.clone(), i.wallet.public_keys.clone())]),
+        nonces: shared.clone() as Arc<dyn NonceStore>,
+        clock: ctx.clock.clone(),
+    });
+    let idem = Arc::new(Idempotency {
+        store: shared.clone() as Arc<dyn IdempotencyStore>,
+        clock: ctx.clock.clone(),
+    });
+    let routes = OpenApiRouter::new().nest(
+        ISSUER_PREFIX,
+        routes::partner::router(Arc::new(service.clone()), auth.clone(), idem.clone())
+            .merge(routes::binding_partner::issuer_router(
+                service.clone(),
+                auth,
+                idem,
+            ))
+            .merge(routes::bank_app::router(service.clone())),
+    );
+    Ok(IssuerRole {
+        service,
+        routes,
+        store: shared,
+    })
+}

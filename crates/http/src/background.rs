@@ -1,0 +1,74 @@
+//! The server's background loops, each stopped by the same switch as the
+//! HTTP server: purging what has outlived its use, and expiring cross-device
+//! payment requests nobody answered, and resuming payments a crash or an
+//! unknown bank answer left half done (the payment saga's recovery step). (The outbox dispatchers run beside
+//! them; see `paybridge_adapters::dispatcher`.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use paybridge_domain::Clock;
+use paybridge_store::{IdempotencyStore, NonceStore, Store};
+use paybridge_wallet::Wallet;
+use tokio::sync::watch;
+
+/// How often expired nonces and idempotency answers are purged.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Forgets nonces past their window and idempotency answers past 24 h.
+pub(crate) async fn purge_loop(
+    stores: Vec<Store>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PURGE_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+        for store in &stores {
+            let now = clock.now();
+            if let Err(e) = store.nonce_purge(now).await {
+                tracing::warn!(error = %e, "nonce purge failed");
+            }
+            if let Err(e) = store.idempotency_purge(now).await {
+                tracing::warn!(error = %e, "idempotency purge failed");
+            }
+        }
+    }
+}
+
+/// How often pending cross-device payment requests past their expiry are
+/// expired (and their terminal and phone told).
+pub const PAYMENT_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
+
+pub(crate) async fn payment_expiry_loop(wallet: Wallet, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PAYMENT_EXPIRY_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+        match wallet.expire_due_payment_requests().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "payment requests expired"),
+            Err(e) => tracing::warn!(error = %e, "payment request expiry failed"),
+        }
+    }
+}
+
+/// How often the payment saga's recovery step looks for stalled payments.
+pub const PAYMENT_RECOVERY_INTERVAL: Duration = Duration::from_secs(30);
+
+pub(crate) async fn payment_recovery_loop(wallet: Wallet, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PAYMENT_RECOVERY_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+        match wallet.resume_stalled_payments().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "stalled payments resumed"),
+            Err(e) => tracing::warn!(error = %e, "resuming stalled payments failed"),
+        }
+    }
+}

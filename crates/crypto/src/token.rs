@@ -1,4 +1,5 @@
-//! Opaque bearer tokens for sessions. A token is 256 random bits shown to
+//! Opaque bearer tokens: sessions, and the one-time handles a QR code carries
+//! (binding addresses, payment codes). A token is 256 random bits shown to
 //! the client once; the store keeps only its keyed hash (HMAC-SHA256), so a
 //! copy of the database opens no session. Look-up is by the hash itself,
 //! which is why it must be deterministic (no salt) and keyed (no dictionary).
@@ -13,23 +14,43 @@ use zeroize::Zeroizing;
 
 use crate::secret::Secret;
 
-/// Every session token starts with this, so a leaked one is recognisable
-/// (secret scanners) and junk is refused before hashing.
-pub const TOKEN_PREFIX: &str = "pbs_";
+/// What a token opens. Each kind has its own prefix, so a leaked one is
+/// recognisable (secret scanners), says what it is, and a token of one kind
+/// is junk where another is expected (refused before hashing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A login session (wallet account or bank app): `pbs_…`.
+    Session,
+    /// A binding address's secret (flow F1; the bank app's QR code): `pbb_…`.
+    BindingAddress,
+    /// A payment request's one-time code (flow F4; the terminal's QR code): `pbq_…`.
+    PaymentCode,
+}
 
-/// A fresh token: `pbs_` and 52 base32 characters.
-pub fn generate_token() -> Secret<String> {
+impl TokenKind {
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::Session => "pbs_",
+            TokenKind::BindingAddress => "pbb_",
+            TokenKind::PaymentCode => "pbq_",
+        }
+    }
+}
+
+/// A fresh token of `kind`: its prefix and 52 base32 characters.
+pub fn generate_token(kind: TokenKind) -> Secret<String> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(bytes.as_mut_slice());
     Secret::new(format!(
-        "{TOKEN_PREFIX}{}",
+        "{}{}",
+        kind.prefix(),
         BASE32_NOPAD.encode(bytes.as_slice()).to_lowercase()
     ))
 }
 
-/// Whether `text` has the shape of a token.
-pub fn well_formed_token(text: &str) -> bool {
-    text.strip_prefix(TOKEN_PREFIX).is_some_and(|rest| {
+/// Whether `text` has the shape of a token of `kind`.
+pub fn well_formed_token(kind: TokenKind, text: &str) -> bool {
+    text.strip_prefix(kind.prefix()).is_some_and(|rest| {
         rest.len() == 52
             && rest
                 .bytes()
@@ -66,12 +87,21 @@ mod tests {
 
     #[test]
     fn tokens_are_unique_well_formed_and_hash_by_key() {
-        let a = generate_token();
-        let b = generate_token();
+        let a = generate_token(TokenKind::Session);
+        let b = generate_token(TokenKind::Session);
         assert_ne!(a.expose(), b.expose());
-        assert!(well_formed_token(a.expose()));
-        assert!(!well_formed_token("pbs_short"));
-        assert!(!well_formed_token(&a.expose().replace("pbs_", "xyz_")));
+        assert!(well_formed_token(TokenKind::Session, a.expose()));
+        assert!(!well_formed_token(TokenKind::Session, "pbs_short"));
+        assert!(!well_formed_token(
+            TokenKind::Session,
+            &a.expose().replace("pbs_", "xyz_")
+        ));
+        let code = generate_token(TokenKind::PaymentCode);
+        assert!(code.expose().starts_with("pbq_"));
+        assert!(!well_formed_token(TokenKind::Session, code.expose()));
+        assert!(generate_token(TokenKind::BindingAddress)
+            .expose()
+            .starts_with("pbb_"));
         let h1 = TokenHasher::from_bytes([1; 32]);
         let h2 = TokenHasher::from_bytes([2; 32]);
         assert_eq!(h1.hash(a.expose()), h1.hash(a.expose()));

@@ -23,6 +23,8 @@ const ID_RANDOM_CHARS: usize = 26;
 pub trait IdKind: 'static {
     /// Prefix without the underscore, e.g. `usr`.
     const PREFIX: &'static str;
+    /// What it names, for answers: "no such {NOUN}".
+    const NOUN: &'static str;
 }
 
 /// An identifier of kind `K`.
@@ -132,12 +134,13 @@ impl<'de, K: IdKind> Deserialize<'de> for Id<K> {
 /// Declares an id kind and its alias in one line each; kept as plain items so
 /// that rustdoc and grep find every kind here.
 macro_rules! id_kind {
-    ($(#[$doc:meta])* $kind:ident, $alias:ident, $prefix:literal) => {
+    ($(#[$doc:meta])* $kind:ident, $alias:ident, $prefix:literal, $noun:literal) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub enum $kind {}
         impl IdKind for $kind {
             const PREFIX: &'static str = $prefix;
+            const NOUN: &'static str = $noun;
         }
         $(#[$doc])*
         pub type $alias = Id<$kind>;
@@ -146,82 +149,99 @@ macro_rules! id_kind {
 
 id_kind!(
     /// An outbox event; stable across redeliveries, so receivers de-duplicate on it.
-    EventKind, EventId, "evt"
+    EventKind, EventId, "evt", "event"
 );
 id_kind!(
     /// A wallet user (account).
-    UserKind, UserId, "usr"
+    UserKind, UserId, "usr", "account"
 );
 id_kind!(
     /// A registered device: phone, PC, TV, car, IoT box.
-    DeviceKind, DeviceId, "dev"
+    DeviceKind, DeviceId, "dev", "device"
 );
 id_kind!(
     /// A request, for correlating logs and error answers.
-    RequestKind, RequestId, "req"
+    RequestKind, RequestId, "req", "request"
 );
 id_kind!(
     /// An OTP challenge.
-    OtpKind, OtpId, "otp"
+    OtpKind, OtpId, "otp", "OTP challenge"
 );
 id_kind!(
     /// A message sent through the SMS gateway.
-    SmsKind, SmsId, "sms"
+    SmsKind, SmsId, "sms", "message"
 );
 id_kind!(
     /// A message handed to the OS push relay.
-    RelayMessageKind, RelayMessageId, "rly"
+    RelayMessageKind, RelayMessageId, "rly", "relay message"
 );
 
 id_kind!(
     /// A bank customer (issuer side).
-    CustomerKind, CustomerId, "cus"
+    CustomerKind, CustomerId, "cus", "customer"
 );
 id_kind!(
     /// A bank card (issuer side).
-    CardKind, CardId, "card"
+    CardKind, CardId, "card", "card"
 );
 id_kind!(
     /// A login session (wallet account or bank app); the bearer token is separate and secret.
-    SessionKind, SessionId, "ses"
+    SessionKind, SessionId, "ses", "session"
 );
 id_kind!(
     /// A WebAuthn credential registered by a device.
-    CredentialKind, CredentialId, "cred"
+    CredentialKind, CredentialId, "cred", "credential"
 );
 id_kind!(
     /// A pending WebAuthn ceremony (registration or authentication).
-    CeremonyKind, CeremonyId, "wac"
+    CeremonyKind, CeremonyId, "wac", "ceremony"
 );
 
 id_kind!(
     /// A binding of a bank card to a wallet account (flow F1).
-    BindingKind, BindingId, "bnd"
+    BindingKind, BindingId, "bnd", "binding"
 );
 id_kind!(
-    /// A bank's quick-pay agreement for a bound card.
-    AgreementKind, AgreementId, "agr"
+    /// A bank's quick-pay agreement (快捷签约) for a bound card: what the
+    /// wallet debits the card by. (Its prefix predates the other agreements.)
+    QuickPayAgreementKind, QuickPayAgreementId, "agr", "agreement"
 );
 
 id_kind!(
     /// A merchant of the wallet.
-    MerchantKind, MerchantId, "mer"
+    MerchantKind, MerchantId, "mer", "merchant"
 );
 id_kind!(
     /// A merchant's API key (the id; the secret is separate).
-    ApiKeyKind, ApiKeyId, "key"
+    ApiKeyKind, ApiKeyId, "key", "API key"
 );
 id_kind!(
     /// A merchant's order.
-    OrderKind, OrderId, "ord"
+    OrderKind, OrderId, "ord", "order"
 );
 id_kind!(
-    /// A payment request: a first terminal asking the user's phone to pay (F4).
-    PaymentKind, PaymentId, "pay"
+    /// A cross-device payment request: a first terminal asking the user's
+    /// phone to pay (F4). Not the bank's `payment_id`, which is an order id.
+    PaymentRequestKind, PaymentRequestId, "pay", "payment request"
 );
 id_kind!(
     /// A refund of (part of) a paid order.
-    RefundKind, RefundId, "ref"
+    RefundKind, RefundId, "ref", "refund"
+);
+
+id_kind!(
+    /// A security authentication (flow F2): the steps a new device or a
+    /// bank-registered account passes before it is trusted.
+    SecurityAuthKind, SecurityAuthId, "sau", "security authentication"
+);
+id_kind!(
+    /// A transfer payment agreement (转移支付协议, flow F3): what a first
+    /// device may pay through the phone, encrypted, with its limits.
+    TransferAgreementKind, TransferAgreementId, "tpa", "transfer payment agreement"
+);
+id_kind!(
+    /// A card token (标记, flow F5): the PAN's stand-in in the phone's secure element.
+    CardTokenKind, CardTokenId, "ctk", "card token"
 );
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ use crate::money::{Currency, Money};
 pub enum AccountKind {}
 impl IdKind for AccountKind {
     const PREFIX: &'static str = "acc";
+    const NOUN: &'static str = "ledger account";
 }
 pub type AccountId = Id<AccountKind>;
 

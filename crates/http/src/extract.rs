@@ -1,17 +1,53 @@
-//! Extractors that answer bad input with our envelope: a JSON body and a
-//! query string. Messages name the field and what was expected, and never
+//! Extractors that answer bad input with our envelope: a JSON body, a
+//! query string, and typed ids in the path. Messages name the field and what was expected, and never
 //! echo the value sent (it may be a PAN or a phone number).
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use paybridge_domain::ErrorCode;
+use paybridge_domain::ids::IdKind;
+use paybridge_domain::{ErrorCode, Id};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::ApiError;
+
+/// Path parameters parsed into their typed ids ([`Id`], or a pair of them).
+/// Text that cannot be an id of that kind answers exactly what an unknown id
+/// answers (`404 not_found`, "no such device"), so the shape of an id tells a
+/// prober nothing and no handler parses ids by hand.
+#[derive(Debug, Clone)]
+pub struct ApiPath<T>(pub T);
+
+fn no_such<K: IdKind>() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("no such {}", K::NOUN))
+}
+
+impl<S: Send + Sync, K: IdKind> FromRequestParts<S> for ApiPath<Id<K>> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| no_such::<K>())?;
+        text.parse().map(ApiPath).map_err(|_| no_such::<K>())
+    }
+}
+
+impl<S: Send + Sync, A: IdKind, B: IdKind> FromRequestParts<S> for ApiPath<(Id<A>, Id<B>)> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((a, b)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| no_such::<A>())?;
+        let a = a.parse().map_err(|_| no_such::<A>())?;
+        let b = b.parse().map_err(|_| no_such::<B>())?;
+        Ok(ApiPath((a, b)))
+    }
+}
 
 /// A JSON request body, or a JSON response.
 #[derive(Debug, Clone, Copy, Default)]

@@ -154,7 +154,7 @@ async fn qr_path_binds_a_card_and_both_sides_see_it(app: &TestApp) {
     let started = start(app, &bank, &card, "qr").await;
     assert_eq!(started["status"], "qr_ready");
     let url = started["url"].as_str().unwrap();
-    assert!(url.starts_with("http://localhost:8080/bind/pbs_"));
+    assert!(url.starts_with("http://localhost:8080/bind/pbb_"));
     assert!(url.len() > 40, "at least 128 bits of secret");
     assert!(started["qr_svg"].as_str().unwrap().contains("<svg"));
     assert!(!started["qr_png_base64"].as_str().unwrap().is_empty());
@@ -293,7 +293,7 @@ async fn expired_unknown_and_other_users_bindings_are_refused(app: &TestApp) {
             "POST",
             "/v1/bindings/claims",
             Some(&wallet),
-            Some(json!({"address": "http://localhost:8080/bind/pbs_nothing"})),
+            Some(json!({"address": "http://localhost:8080/bind/pbb_nothing"})),
         )
         .await;
     assert_eq!((s, code(&e)), (404, "not_found"));

@@ -383,7 +383,7 @@ async fn without_a_live_phone_the_pc_shows_a_qr_code_the_phone_scans(app: &TestA
     };
     let (s, _) = scan(li_phone_token, url.clone()).await;
     assert_eq!(s, 404);
-    let (s, _) = scan(h.phone_token.clone(), "https://x/pay/pbs_nothing".into()).await;
+    let (s, _) = scan(h.phone_token.clone(), "https://x/pay/pbq_nothing".into()).await;
     assert_eq!(s, 404);
     // The PC's own session cannot scan: it is no phone.
     let (s, e) = scan(h.pc_token.clone(), url.clone()).await;

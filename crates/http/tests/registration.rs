@@ -289,7 +289,7 @@ async fn a_restricted_account_cannot_pair_devices_or_bind_cards(app: &TestApp) {
     assert_eq!(e.code().as_str(), "account_restricted");
     let e = app
         .wallet
-        .claim_binding_address(&user, "http://localhost:8080/bind/pbs_x")
+        .claim_binding_address(&user, "http://localhost:8080/bind/pbb_x")
         .await
         .unwrap_err();
     assert_eq!(e.code().as_str(), "account_restricted");

@@ -11,7 +11,7 @@ use paybridge_api::partner::{
 use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
 use paybridge_domain::event::{Destination, NewEvent};
-use paybridge_domain::ids::{AgreementId, CardId, CustomerId};
+use paybridge_domain::ids::{CardId, CustomerId, QuickPayAgreementId};
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
 use paybridge_store::keys::SealedColumn;
@@ -63,7 +63,7 @@ pub enum BindingStart {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgreementView {
-    pub id: AgreementId,
+    pub id: QuickPayAgreementId,
     pub card_id: CardId,
     pub last4: String,
     pub wallet_id: String,
@@ -271,7 +271,7 @@ impl Issuer {
                 "the card is not active",
             ));
         }
-        let id = AgreementId::generate();
+        let id = QuickPayAgreementId::generate();
         let number = agreement_number();
         let candidate = StoredAgreement {
             number_sealed: self
@@ -343,7 +343,7 @@ impl Issuer {
     pub async fn unbind_from_bank(
         &self,
         customer: &CustomerId,
-        id: &AgreementId,
+        id: &QuickPayAgreementId,
     ) -> Result<(), ServiceError> {
         let a = self
             .store

@@ -5,7 +5,7 @@
 //! leaves this module for display is masked (a card shows its last four
 //! digits only).
 
-use paybridge_crypto::token::{generate_token, well_formed_token};
+use paybridge_crypto::token::{generate_token, well_formed_token, TokenKind};
 use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
 use paybridge_domain::card::{mask_last4, BinRange, CardType, Expiry, Pan};
@@ -344,7 +344,7 @@ impl Issuer {
         self.judge_login(&login_index, correct).await?;
         let customer = customer.expect("a correct login has a customer");
         let now = self.clock.now();
-        let token = generate_token();
+        let token = generate_token(TokenKind::Session);
         let session = StoredSession {
             id: SessionId::generate(),
             token_hash: self.keys.tokens.hash(token.expose()),
@@ -392,7 +392,7 @@ impl Issuer {
                 "the session is unknown, expired or revoked; log in again",
             )
         };
-        if !well_formed_token(token) {
+        if !well_formed_token(TokenKind::Session, token) {
             return Err(invalid());
         }
         let session = self

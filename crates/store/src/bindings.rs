@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use paybridge_domain::binding::{BindingState, BindingStatus};
 use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
 use paybridge_domain::event::NewEvent;
-use paybridge_domain::ids::{AgreementId, BindingId, CardId, CustomerId, OtpId, UserId};
+use paybridge_domain::ids::{BindingId, CardId, CustomerId, OtpId, QuickPayAgreementId, UserId};
 use paybridge_domain::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -56,7 +56,7 @@ pub enum BindingWrite {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredAgreement {
-    pub id: AgreementId,
+    pub id: QuickPayAgreementId,
     pub number_sealed: String,
     pub number_index: String,
     pub card_id: CardId,
@@ -101,7 +101,10 @@ pub trait AgreementStore: Send + Sync + std::fmt::Debug {
         &self,
         customer: &CustomerId,
     ) -> Result<Vec<StoredAgreement>, StoreError>;
-    async fn agreement(&self, id: &AgreementId) -> Result<Option<StoredAgreement>, StoreError>;
+    async fn agreement(
+        &self,
+        id: &QuickPayAgreementId,
+    ) -> Result<Option<StoredAgreement>, StoreError>;
     async fn agreement_by_number(
         &self,
         number_index: &str,
@@ -113,7 +116,7 @@ pub trait AgreementStore: Send + Sync + std::fmt::Debug {
     /// Cancels an active agreement; `false` if it was not active.
     async fn agreement_cancel(
         &self,
-        id: &AgreementId,
+        id: &QuickPayAgreementId,
         now: Timestamp,
         events: &[NewEvent],
     ) -> Result<bool, StoreError>;
@@ -358,7 +361,10 @@ impl AgreementStore for Store {
         rows.iter().map(agreement_from_row).collect()
     }
 
-    async fn agreement(&self, id: &AgreementId) -> Result<Option<StoredAgreement>, StoreError> {
+    async fn agreement(
+        &self,
+        id: &QuickPayAgreementId,
+    ) -> Result<Option<StoredAgreement>, StoreError> {
         self.one_agreement("id", id.as_str()).await
     }
 
@@ -378,7 +384,7 @@ impl AgreementStore for Store {
 
     async fn agreement_cancel(
         &self,
-        id: &AgreementId,
+        id: &QuickPayAgreementId,
         now: Timestamp,
         events: &[NewEvent],
     ) -> Result<bool, StoreError> {

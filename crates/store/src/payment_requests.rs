@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
 use paybridge_domain::event::NewEvent;
-use paybridge_domain::ids::{DeviceId, OrderId, PaymentId, UserId};
+use paybridge_domain::ids::{DeviceId, OrderId, PaymentRequestId, UserId};
 use paybridge_domain::payment_request::{
     Gesture, GestureRoute, OpenWith, PaymentRequestState, PaymentRequestStatus,
 };
@@ -20,7 +20,7 @@ use crate::outbox::append_events;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPaymentRequest {
-    pub id: PaymentId,
+    pub id: PaymentRequestId,
     pub user_id: UserId,
     pub order_id: OrderId,
     /// The first terminal, which asked.
@@ -64,7 +64,7 @@ pub trait PaymentRequestStore: Send + Sync + std::fmt::Debug {
     ) -> Result<PaymentRequestCreate, StoreError>;
     async fn payment_request(
         &self,
-        id: &PaymentId,
+        id: &PaymentRequestId,
     ) -> Result<Option<StoredPaymentRequest>, StoreError>;
     async fn payment_request_by_scan_code(
         &self,
@@ -238,7 +238,7 @@ impl PaymentRequestStore for Store {
 
     async fn payment_request(
         &self,
-        id: &PaymentId,
+        id: &PaymentRequestId,
     ) -> Result<Option<StoredPaymentRequest>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM payment_requests WHERE id = $1"

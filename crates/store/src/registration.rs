@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
 use paybridge_domain::event::NewEvent;
-use paybridge_domain::ids::{DeviceId, OtpId, UserId};
+use paybridge_domain::ids::{DeviceId, OtpId, SecurityAuthId, UserId};
 use paybridge_domain::registration::{AuthState, AuthStatus};
 use paybridge_domain::Timestamp;
 use sqlx::any::AnyRow;
@@ -39,7 +39,7 @@ pub enum RegistrationWrite {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSecurityAuth {
-    pub id: String,
+    pub id: SecurityAuthId,
     pub user_id: UserId,
     pub device_id: DeviceId,
     /// Comma-separated condition names.
@@ -70,12 +70,15 @@ pub trait RegistrationStore: Send + Sync + std::fmt::Debug {
         a: &StoredSecurityAuth,
         events: &[NewEvent],
     ) -> Result<(), StoreError>;
-    async fn security_auth(&self, id: &str) -> Result<Option<StoredSecurityAuth>, StoreError>;
+    async fn security_auth(
+        &self,
+        id: &SecurityAuthId,
+    ) -> Result<Option<StoredSecurityAuth>, StoreError>;
     /// Saves a new status (with its events) if the row is at `version`;
     /// `false` if it moved.
     async fn security_auth_update(
         &self,
-        id: &str,
+        id: &SecurityAuthId,
         version: i64,
         status: &AuthStatus,
         events: &[NewEvent],
@@ -100,8 +103,9 @@ fn auth_from_row(r: &AnyRow) -> Result<StoredSecurityAuth, StoreError> {
     let device: String = r.try_get("device_id")?;
     let otp: String = r.try_get("otp_id")?;
     let state: String = r.try_get("state")?;
+    let id: String = r.try_get("id")?;
     Ok(StoredSecurityAuth {
-        id: r.try_get("id")?,
+        id: id.parse().map_err(corrupt)?,
         user_id: user.parse().map_err(corrupt)?,
         device_id: device.parse().map_err(corrupt)?,
         conditions: r.try_get("conditions")?,
@@ -189,7 +193,7 @@ impl RegistrationStore for Store {
             "INSERT INTO security_auths (id, user_id, device_id, conditions, state, otp_id, digit_attempts, \
              expires_at, created_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)",
         )
-        .bind(&a.id)
+        .bind(a.id.as_str())
         .bind(a.user_id.as_str())
         .bind(a.device_id.as_str())
         .bind(&a.conditions)
@@ -204,12 +208,15 @@ impl RegistrationStore for Store {
         tx.commit().await
     }
 
-    async fn security_auth(&self, id: &str) -> Result<Option<StoredSecurityAuth>, StoreError> {
+    async fn security_auth(
+        &self,
+        id: &SecurityAuthId,
+    ) -> Result<Option<StoredSecurityAuth>, StoreError> {
         let row = sqlx::query(
             "SELECT id, user_id, device_id, conditions, state, otp_id, digit_attempts, expires_at, created_at, version \
              FROM security_auths WHERE id = $1",
         )
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(auth_from_row).transpose()
@@ -217,7 +224,7 @@ impl RegistrationStore for Store {
 
     async fn security_auth_update(
         &self,
-        id: &str,
+        id: &SecurityAuthId,
         version: i64,
         status: &AuthStatus,
         events: &[NewEvent],
@@ -227,7 +234,7 @@ impl RegistrationStore for Store {
             "UPDATE security_auths SET state = $3, digit_attempts = $4, version = version + 1 \
              WHERE id = $1 AND version = $2",
         )
-        .bind(id)
+        .bind(id.as_str())
         .bind(version)
         .bind(status.state.as_str())
         .bind(i64::from(status.digit_attempts))

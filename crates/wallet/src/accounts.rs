@@ -5,7 +5,7 @@
 //! account: wrong-password counters are kept per phone (blind index) for
 //! unknown phones too, and an unknown phone still costs one Argon2id check.
 
-use paybridge_crypto::token::{generate_token, well_formed_token};
+use paybridge_crypto::token::{generate_token, well_formed_token, TokenKind};
 use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
 use paybridge_domain::credentials::{
@@ -244,7 +244,7 @@ impl Wallet {
         device: Option<DeviceId>,
     ) -> Result<OpenedSession, ServiceError> {
         let now = self.clock.now();
-        let token = generate_token();
+        let token = generate_token(TokenKind::Session);
         let session = StoredSession {
             id: SessionId::generate(),
             token_hash: self.keys.tokens.hash(token.expose()),
@@ -267,7 +267,7 @@ impl Wallet {
 
     /// The session a bearer token speaks for.
     pub async fn authenticate(&self, token: &str) -> Result<SessionUser, ServiceError> {
-        if !well_formed_token(token) {
+        if !well_formed_token(TokenKind::Session, token) {
             return Err(invalid_session());
         }
         let session = self

@@ -13,7 +13,7 @@
 //! the version it was read at, with its events.
 
 use paybridge_api::partner::{ActivateBinding, AgreementIssued, BindingOffer};
-use paybridge_crypto::token::generate_token;
+use paybridge_crypto::token::{generate_token, TokenKind};
 use paybridge_crypto::IndexPurpose;
 use paybridge_domain::binding::{BindingFailure, BindingState, BindingStatus};
 use paybridge_domain::card::{mask_last4, CardType};
@@ -234,7 +234,7 @@ impl Wallet {
         issuer: &PartnerId,
         offer: &CheckedOffer,
     ) -> Result<NewAddress, ServiceError> {
-        let token = generate_token();
+        let token = generate_token(TokenKind::BindingAddress);
         let hash = self.keys.tokens.hash(token.expose());
         let b = self
             .new_binding(issuer, offer, "qr", Some(hash), None)

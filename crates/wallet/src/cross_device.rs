@@ -11,11 +11,11 @@
 //! The rules are in `paybridge_domain::payment_request`; this module loads,
 //! decides with them, and saves each decision with its events.
 
-use paybridge_crypto::token::generate_token;
+use paybridge_crypto::token::{generate_token, TokenKind};
 use paybridge_domain::device::DeviceType;
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::ids::{
-    BindingId, CeremonyId, DeviceId, MerchantId, OrderId, PaymentId, UserId,
+    BindingId, CeremonyId, DeviceId, MerchantId, OrderId, PaymentRequestId, UserId,
 };
 use paybridge_domain::payment_request::{
     approval_purpose, correspondence, Gesture, GestureRoute, OpenWith, PaymentRequestState,
@@ -298,10 +298,10 @@ impl Wallet {
             .map(|m| m.name)
             .unwrap_or_default();
         let phone = self.corresponding_phone(user, now).await?;
-        let code = generate_token();
+        let code = generate_token(TokenKind::PaymentCode);
         let scan_url = format!("{}/pay/{}", self.app_origin, code.expose());
         let request = StoredPaymentRequest {
-            id: PaymentId::generate(),
+            id: PaymentRequestId::generate(),
             user_id: user.clone(),
             order_id: order.id.clone(),
             terminal_id: terminal.id.clone(),
@@ -408,7 +408,7 @@ impl Wallet {
     async fn own_request(
         &self,
         user: &UserId,
-        id: &PaymentId,
+        id: &PaymentRequestId,
     ) -> Result<StoredPaymentRequest, ServiceError> {
         on_conflict("the payment request", || async {
             let r = self
@@ -469,7 +469,7 @@ impl Wallet {
     pub async fn payment_request(
         &self,
         user: &UserId,
-        id: &PaymentId,
+        id: &PaymentRequestId,
     ) -> Result<PaymentPageView, ServiceError> {
         let r = self.own_request(user, id).await?;
         self.page(r).await.map(PaymentPageView::from)
@@ -504,7 +504,7 @@ impl Wallet {
     /// to may answer it.
     pub async fn report_gesture(
         &self,
-        id: &PaymentId,
+        id: &PaymentRequestId,
         phone: &DeviceId,
         user: Option<&UserId>,
         gesture: Gesture,
@@ -603,7 +603,7 @@ impl Wallet {
         &self,
         user: &UserId,
         phone: Option<&DeviceId>,
-        id: &PaymentId,
+        id: &PaymentRequestId,
     ) -> Result<StoredPaymentRequest, ServiceError> {
         let r = self.own_request(user, id).await?;
         match (phone, &r.phone_id) {
@@ -620,7 +620,7 @@ impl Wallet {
         &self,
         user: &UserId,
         phone: Option<&DeviceId>,
-        id: &PaymentId,
+        id: &PaymentRequestId,
     ) -> Result<CeremonyStarted<RequestChallengeResponse>, ServiceError> {
         let r = self.request_for_phone(user, phone, id).await?;
         r.status.check_approvable(self.clock.now())?;
@@ -642,7 +642,7 @@ impl Wallet {
         &self,
         user: &UserId,
         phone: Option<&DeviceId>,
-        id: &PaymentId,
+        id: &PaymentRequestId,
         binding: &BindingId,
         approval: PaymentApproval,
     ) -> Result<PaymentPageView, ServiceError> {
@@ -707,7 +707,7 @@ impl Wallet {
         &self,
         user: &UserId,
         phone: Option<&DeviceId>,
-        id: &PaymentId,
+        id: &PaymentRequestId,
     ) -> Result<PaymentPageView, ServiceError> {
         on_conflict("the payment request", || async {
             let r = self.request_for_phone(user, phone, id).await?;
@@ -737,7 +737,7 @@ mod tests {
 
     #[test]
     fn a_scanned_url_or_bare_code_gives_the_code() {
-        assert_eq!(scan_token("https://pay.example/pay/pbs_abc"), "pbs_abc");
-        assert_eq!(scan_token(" pbs_abc "), "pbs_abc");
+        assert_eq!(scan_token("https://pay.example/pay/pbq_abc"), "pbq_abc");
+        assert_eq!(scan_token(" pbq_abc "), "pbq_abc");
     }
 }

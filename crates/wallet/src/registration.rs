@@ -12,7 +12,7 @@ use paybridge_domain::credentials::{check_login_password, check_payment_password
 use paybridge_domain::device::{DeviceStatus, DeviceType};
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::identity::IdNumber;
-use paybridge_domain::ids::{BindingId, DeviceId, UserId};
+use paybridge_domain::ids::{BindingId, DeviceId, SecurityAuthId, UserId};
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::registration::{
@@ -54,7 +54,7 @@ pub enum AuthDevice {
 /// A security authentication in progress, as the app sees it.
 #[derive(Debug, Clone)]
 pub struct SecurityAuthView {
-    pub id: String,
+    pub id: SecurityAuthId,
     pub device_id: DeviceId,
     pub conditions: Vec<String>,
     pub state: AuthState,
@@ -268,14 +268,13 @@ impl Wallet {
     pub async fn activate_registered_binding(
         &self,
         issuer: &PartnerId,
-        binding_id: &str,
+        binding_id: &BindingId,
         agreement_number: &str,
     ) -> Result<BindingView, ServiceError> {
         let not_found = || ServiceError::rejected(ErrorCode::NotFound, "no such binding");
-        let id: BindingId = binding_id.parse().map_err(|_| not_found())?;
         let mut b = self
             .store
-            .binding(&id)
+            .binding(binding_id)
             .await?
             .filter(|b| b.issuer_id == issuer.as_str() && b.channel == "registration")
             .ok_or_else(not_found)?;
@@ -406,12 +405,7 @@ impl Wallet {
             .issue("security authentication", &phone_clear)
             .await?;
         let auth = StoredSecurityAuth {
-            id: format!(
-                "sau_{}",
-                paybridge_domain::ids::RequestId::generate()
-                    .as_str()
-                    .trim_start_matches("req_")
-            ),
+            id: SecurityAuthId::generate(),
             user_id: user.id.clone(),
             device_id: device.clone(),
             conditions: conditions
@@ -436,7 +430,7 @@ impl Wallet {
         })
     }
 
-    async fn load_auth(&self, id: &str) -> Result<StoredSecurityAuth, ServiceError> {
+    async fn load_auth(&self, id: &SecurityAuthId) -> Result<StoredSecurityAuth, ServiceError> {
         self.store.security_auth(id).await?.ok_or_else(|| {
             ServiceError::rejected(ErrorCode::NotFound, "no such security authentication")
         })
@@ -485,7 +479,7 @@ impl Wallet {
     /// Step 2: the code sent to the account's phone.
     pub async fn security_auth_otp(
         &self,
-        id: &str,
+        id: &SecurityAuthId,
         code: &str,
     ) -> Result<SecurityAuthView, ServiceError> {
         let a = self.load_auth(id).await?;
@@ -504,7 +498,7 @@ impl Wallet {
     /// wrong answers fail the authentication).
     pub async fn security_auth_identity(
         &self,
-        id: &str,
+        id: &SecurityAuthId,
         last_digits: &str,
     ) -> Result<SecurityAuthView, ServiceError> {
         let a = self.load_auth(id).await?;
@@ -526,7 +520,7 @@ impl Wallet {
     /// the device trusted, and a session opened on it.
     pub async fn security_auth_passwords(
         &self,
-        id: &str,
+        id: &SecurityAuthId,
         login_password: Option<&str>,
         payment_password: Option<&str>,
     ) -> Result<(SecurityAuthView, OpenedSession), ServiceError> {

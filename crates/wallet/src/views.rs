@@ -6,7 +6,7 @@
 use paybridge_domain::device::{DeviceStatus, DeviceType};
 use paybridge_domain::event::Topic;
 use paybridge_domain::ids::{
-    ApiKeyId, DeviceId, EventId, MerchantId, OrderId, PaymentId, RefundId,
+    ApiKeyId, DeviceId, EventId, MerchantId, OrderId, PaymentRequestId, RefundId,
 };
 use paybridge_domain::order::OrderStatus;
 use paybridge_domain::payment_request::{Gesture, GestureRoute, OpenWith, PaymentRequestStatus};
@@ -113,7 +113,7 @@ impl From<StoredRefund> for RefundView {
 /// A cross-device payment request (flow F4) as its two devices see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRequestView {
-    pub id: PaymentId,
+    pub id: PaymentRequestId,
     pub status: PaymentRequestStatus,
     pub open_with: OpenWith,
     pub gesture_required: bool,

@@ -1,7 +1,7 @@
 //! The bank app's API, served by an issuer (under `/bank`): a customer logs
 //! in with their sandbox credentials and sees their own cards, masked.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
 use paybridge_api::bank::{
@@ -10,7 +10,7 @@ use paybridge_api::bank::{
 };
 use paybridge_api::rfc3339;
 use paybridge_api::ErrorBody;
-use paybridge_domain::ids::{AgreementId, CardId};
+use paybridge_domain::ids::{CardId, QuickPayAgreementId};
 use paybridge_domain::ErrorCode;
 use paybridge_issuer::bindings::{BindingMode, BindingStart, RegistrationStart};
 use paybridge_issuer::customers::{BankSessionCustomer, CardView, CustomerView};
@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::middleware::session_auth::bank_session;
 
 fn customer_body(c: CustomerView) -> CustomerBody {
@@ -115,11 +115,8 @@ async fn cards(
 async fn card(
     State(issuer): State<Issuer>,
     Extension(c): Extension<BankSessionCustomer>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<CardId>,
 ) -> ApiResult<ApiJson<CardBody>> {
-    let id: CardId = id
-        .parse()
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such card"))?;
     Ok(ApiJson(card_body(
         issuer.customer_card(&c.customer_id, &id).await?,
     )))
@@ -137,7 +134,7 @@ async fn card(
 async fn start_binding(
     State(issuer): State<Issuer>,
     Extension(c): Extension<BankSessionCustomer>,
-    Path(id): Path<String>,
+    ApiPath(card): ApiPath<CardId>,
     ApiJson(req): ApiJson<StartWalletBinding>,
 ) -> ApiResult<(StatusCode, ApiJson<WalletBindingStarted>)> {
     let mode = match req.mode.as_str() {
@@ -150,9 +147,6 @@ async fn start_binding(
             ))
         }
     };
-    let card: CardId = id
-        .parse()
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such card"))?;
     let started = issuer
         .start_wallet_binding(&c.customer_id, &card, mode)
         .await?;
@@ -205,11 +199,8 @@ async fn start_binding(
 async fn start_registration(
     State(issuer): State<Issuer>,
     Extension(c): Extension<BankSessionCustomer>,
-    Path(id): Path<String>,
+    ApiPath(card): ApiPath<CardId>,
 ) -> ApiResult<(StatusCode, ApiJson<WalletRegistrationStarted>)> {
-    let card: CardId = id
-        .parse()
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such card"))?;
     let body = match issuer
         .start_wallet_registration(&c.customer_id, &card)
         .await?
@@ -264,11 +255,8 @@ async fn bindings(
 async fn unbind(
     State(issuer): State<Issuer>,
     Extension(c): Extension<BankSessionCustomer>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<QuickPayAgreementId>,
 ) -> ApiResult<StatusCode> {
-    let id: AgreementId = id
-        .parse()
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such binding"))?;
     issuer.unbind_from_bank(&c.customer_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
@@ -15,6 +14,7 @@ use paybridge_api::partner::{
 };
 use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::identity::IdNumber;
+use paybridge_domain::ids::BindingId;
 use paybridge_domain::ErrorCode;
 use paybridge_issuer::Issuer;
 use paybridge_wallet::bindings::CheckedOffer;
@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::partner_auth::{partner_auth, PartnerAuth, VerifiedPartner};
 
@@ -168,7 +168,7 @@ async fn account_registration(
 async fn binding_agreement(
     State(w): State<Wallet>,
     Extension(caller): Extension<VerifiedPartner>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<BindingId>,
     ApiJson(req): ApiJson<BindingAgreement>,
 ) -> ApiResult<ApiJson<BindingState>> {
     if req.agreement_number.is_empty() || req.agreement_number.len() > 64 {

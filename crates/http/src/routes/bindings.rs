@@ -2,7 +2,7 @@
 //! pushed message), confirm it (an OTP to the reserved phone), complete it
 //! with the code; list and unbind.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
 use paybridge_api::wallet::{
@@ -10,21 +10,15 @@ use paybridge_api::wallet::{
 };
 use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::ids::BindingId;
-use paybridge_domain::ErrorCode;
 use paybridge_wallet::accounts::SessionUser;
 use paybridge_wallet::bindings::BindingView;
 use paybridge_wallet::Wallet;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiPath};
 use crate::middleware::session_auth::wallet_session;
-
-fn binding_id(text: &str) -> Result<BindingId, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such binding"))
-}
 
 fn body(b: BindingView) -> BindingBody {
     BindingBody {
@@ -72,11 +66,10 @@ async fn claim_address(
 async fn claim_offered(
     State(w): State<Wallet>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<BindingId>,
 ) -> ApiResult<ApiJson<BindingBody>> {
     Ok(ApiJson(body(
-        w.claim_offered_binding(&user.user_id, &binding_id(&id)?)
-            .await?,
+        w.claim_offered_binding(&user.user_id, &id).await?,
     )))
 }
 
@@ -92,9 +85,9 @@ async fn claim_offered(
 async fn confirm(
     State(w): State<Wallet>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<BindingId>,
 ) -> ApiResult<ApiJson<BindingConfirmation>> {
-    let (binding, otp) = w.confirm_binding(&user.user_id, &binding_id(&id)?).await?;
+    let (binding, otp) = w.confirm_binding(&user.user_id, &id).await?;
     Ok(ApiJson(BindingConfirmation {
         binding: body(binding),
         otp: OtpBody {
@@ -122,13 +115,13 @@ async fn confirm(
 async fn complete(
     State(w): State<Wallet>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<BindingId>,
     ApiJson(req): ApiJson<CompleteBinding>,
 ) -> ApiResult<ApiJson<BindingBody>> {
     Ok(ApiJson(body(
         w.complete_binding(
             &user.user_id,
-            &binding_id(&id)?,
+            &id,
             &req.code,
             req.payment_password.as_deref(),
         )
@@ -162,11 +155,9 @@ async fn list(
 async fn get_one(
     State(w): State<Wallet>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<BindingId>,
 ) -> ApiResult<ApiJson<BindingBody>> {
-    Ok(ApiJson(body(
-        w.binding(&user.user_id, &binding_id(&id)?).await?,
-    )))
+    Ok(ApiJson(body(w.binding(&user.user_id, &id).await?)))
 }
 
 /// Unbinds (or cancels a pending binding); the bank is told.
@@ -178,11 +169,11 @@ async fn get_one(
 async fn unbind(
     State(w): State<Wallet>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<BindingId>,
 ) -> ApiResult<(StatusCode, ApiJson<BindingBody>)> {
     Ok((
         StatusCode::OK,
-        ApiJson(body(w.unbind(&user.user_id, &binding_id(&id)?).await?)),
+        ApiJson(body(w.unbind(&user.user_id, &id).await?)),
     ))
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
 use paybridge_api::wallet::{
@@ -12,7 +12,7 @@ use paybridge_api::wallet::{
     PaymentMerchant, PaymentQr, PaymentRequestBody, RelayedGesture, ReportGesture, ScanPaymentCode,
 };
 use paybridge_api::{rfc3339, ErrorBody};
-use paybridge_domain::ids::{BindingId, DeviceId, MerchantId, OrderId, PaymentId};
+use paybridge_domain::ids::{BindingId, DeviceId, MerchantId, OrderId, PaymentRequestId};
 use paybridge_domain::payment_request::{Gesture, GestureRoute, OpenWith, PaymentRequestState};
 use paybridge_domain::ErrorCode;
 use paybridge_wallet::accounts::SessionUser;
@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::partner_auth::{partner_auth, PartnerAuth};
 use crate::middleware::session_auth::wallet_session;
@@ -33,7 +33,7 @@ fn invalid(message: &str) -> ApiError {
     ApiError::new(ErrorCode::InvalidRequest, message)
 }
 
-fn payment_id(text: &str) -> Result<PaymentId, ApiError> {
+fn payment_id(text: &str) -> Result<PaymentRequestId, ApiError> {
     text.parse()
         .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such payment request"))
 }
@@ -160,9 +160,9 @@ async fn create(
 async fn read(
     State(w): State<Wallet>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<PaymentRequestId>,
 ) -> ApiResult<ApiJson<PaymentRequestBody>> {
-    let page = w.payment_request(&user.user_id, &payment_id(&id)?).await?;
+    let page = w.payment_request(&user.user_id, &id).await?;
     Ok(ApiJson(payment_request_body(&page, None)))
 }
 
@@ -190,12 +190,12 @@ fn session_phone(user: &SessionUser) -> Result<&DeviceId, ApiError> {
 async fn report_gesture(
     State(w): State<Wallet>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<PaymentRequestId>,
     ApiJson(req): ApiJson<ReportGesture>,
 ) -> ApiResult<ApiJson<PaymentRequestBody>> {
     let page = w
         .report_gesture(
-            &payment_id(&id)?,
+            &id,
             session_phone(&user)?,
             Some(&user.user_id),
             gesture(&req.gesture)?,
@@ -219,10 +219,10 @@ async fn report_gesture(
 async fn approval_challenge(
     State(w): State<Wallet>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<PaymentRequestId>,
 ) -> ApiResult<(StatusCode, ApiJson<CeremonyBody>)> {
     let c = w
-        .start_payment_approval(&user.user_id, user.device_id.as_ref(), &payment_id(&id)?)
+        .start_payment_approval(&user.user_id, user.device_id.as_ref(), &id)
         .await?;
     Ok((StatusCode::CREATED, ApiJson(ceremony_body(c)?)))
 }
@@ -245,10 +245,10 @@ async fn approval_challenge(
 async fn approve(
     State(w): State<Wallet>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<PaymentRequestId>,
     ApiJson(req): ApiJson<ApprovePayment>,
 ) -> ApiResult<ApiJson<PaymentRequestBody>> {
-    let id = payment_id(&id)?;
+    let id = id.clone();
     let binding: BindingId = req
         .binding_id
         .parse()
@@ -291,10 +291,10 @@ async fn approve(
 async fn decline(
     State(w): State<Wallet>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<PaymentRequestId>,
 ) -> ApiResult<ApiJson<PaymentRequestBody>> {
     let page = w
-        .decline_payment(&user.user_id, user.device_id.as_ref(), &payment_id(&id)?)
+        .decline_payment(&user.user_id, user.device_id.as_ref(), &id)
         .await?;
     Ok(ApiJson(payment_request_body(&page, None)))
 }

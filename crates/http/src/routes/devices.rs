@@ -11,7 +11,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Extension;
@@ -34,7 +34,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::wallet_session;
 
@@ -46,16 +46,6 @@ pub struct DevicesState {
     pub wallet: Wallet,
     /// Turns true when the server stops: open channels end so it can.
     pub stopping: watch::Receiver<bool>,
-}
-
-fn device_id(text: &str) -> Result<DeviceId, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such device"))
-}
-
-fn ceremony_id(text: &str) -> Result<CeremonyId, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such ceremony"))
 }
 
 fn device_body(d: DeviceView) -> DeviceBody {
@@ -144,9 +134,9 @@ async fn list_devices(
 async fn get_device(
     State(s): State<DevicesState>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<DeviceId>,
 ) -> ApiResult<ApiJson<DeviceBody>> {
-    let d = s.wallet.device(&user.user_id, &device_id(&id)?).await?;
+    let d = s.wallet.device(&user.user_id, &id).await?;
     Ok(ApiJson(device_body(d)))
 }
 
@@ -162,12 +152,12 @@ async fn get_device(
 async fn rename_device(
     State(s): State<DevicesState>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<DeviceId>,
     ApiJson(req): ApiJson<RenameDevice>,
 ) -> ApiResult<ApiJson<DeviceBody>> {
     let d = s
         .wallet
-        .rename_device(&user.user_id, &device_id(&id)?, &req.name)
+        .rename_device(&user.user_id, &id, &req.name)
         .await?;
     Ok(ApiJson(device_body(d)))
 }
@@ -180,11 +170,9 @@ async fn rename_device(
 async fn revoke_device(
     State(s): State<DevicesState>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<DeviceId>,
 ) -> ApiResult<StatusCode> {
-    s.wallet
-        .revoke_device(&user.user_id, &device_id(&id)?)
-        .await?;
+    s.wallet.revoke_device(&user.user_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -200,11 +188,11 @@ async fn revoke_device(
 async fn start_registration(
     State(s): State<DevicesState>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<DeviceId>,
 ) -> ApiResult<(StatusCode, ApiJson<CeremonyBody>)> {
     let c = s
         .wallet
-        .start_credential_registration(&user.user_id, &device_id(&id)?)
+        .start_credential_registration(&user.user_id, &id)
         .await?;
     Ok((StatusCode::CREATED, ApiJson(ceremony_body(c)?)))
 }
@@ -222,18 +210,13 @@ async fn start_registration(
 async fn finish_registration(
     State(s): State<DevicesState>,
     Extension(user): Extension<SessionUser>,
-    Path((id, ceremony)): Path<(String, String)>,
+    ApiPath((id, ceremony)): ApiPath<(DeviceId, CeremonyId)>,
     ApiJson(req): ApiJson<CeremonyAnswer>,
 ) -> ApiResult<(StatusCode, ApiJson<CredentialBody>)> {
-    let device = device_id(&id)?;
+    let device = id;
     let credential = s
         .wallet
-        .finish_credential_registration(
-            &user.user_id,
-            &device,
-            &ceremony_id(&ceremony)?,
-            &answer(req)?,
-        )
+        .finish_credential_registration(&user.user_id, &device, &ceremony, &answer(req)?)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -256,11 +239,11 @@ async fn finish_registration(
 async fn start_assertion(
     State(s): State<DevicesState>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<DeviceId>,
 ) -> ApiResult<(StatusCode, ApiJson<CeremonyBody>)> {
     let c = s
         .wallet
-        .start_assertion(&user.user_id, &device_id(&id)?, DEVICE_CHECK_PURPOSE)
+        .start_assertion(&user.user_id, &id, DEVICE_CHECK_PURPOSE)
         .await?;
     Ok((StatusCode::CREATED, ApiJson(ceremony_body(c)?)))
 }
@@ -278,15 +261,15 @@ async fn start_assertion(
 async fn finish_assertion(
     State(s): State<DevicesState>,
     Extension(user): Extension<SessionUser>,
-    Path((id, ceremony)): Path<(String, String)>,
+    ApiPath((id, ceremony)): ApiPath<(DeviceId, CeremonyId)>,
     ApiJson(req): ApiJson<CeremonyAnswer>,
 ) -> ApiResult<ApiJson<AssertionBody>> {
     let a = s
         .wallet
         .finish_assertion(
             &user.user_id,
-            &device_id(&id)?,
-            &ceremony_id(&ceremony)?,
+            &id,
+            &ceremony,
             DEVICE_CHECK_PURPOSE,
             &answer(req)?,
         )
@@ -312,11 +295,11 @@ async fn finish_assertion(
 async fn channel(
     State(s): State<DevicesState>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<DeviceId>,
     ApiQuery(q): ApiQuery<ChannelQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let device = device_id(&id)?;
+    let device = id.clone();
     let after = match headers.get("last-event-id") {
         Some(v) => v
             .to_str()

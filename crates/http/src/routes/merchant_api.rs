@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
 use paybridge_api::merchant::{
@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::merchant_key;
 
@@ -47,11 +47,6 @@ fn key_body(k: ApiKeyView) -> ApiKeyBody {
         created_at: rfc3339(k.created_at),
         revoked_at: k.revoked_at.map(rfc3339),
     }
-}
-
-fn order_id(text: &str) -> Result<OrderId, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such order"))
 }
 
 /// Creates an order. The same `reference` with the same content returns the
@@ -96,11 +91,9 @@ async fn create_order(
 async fn get_order(
     State(w): State<Wallet>,
     Extension(m): Extension<MerchantCaller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<OrderId>,
 ) -> ApiResult<ApiJson<OrderBody>> {
-    Ok(ApiJson(order_body(
-        w.order(&m.merchant_id, &order_id(&id)?).await?,
-    )))
+    Ok(ApiJson(order_body(w.order(&m.merchant_id, &id).await?)))
 }
 
 /// Cancels an open order.
@@ -113,10 +106,10 @@ async fn get_order(
 async fn cancel_order(
     State(w): State<Wallet>,
     Extension(m): Extension<MerchantCaller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<OrderId>,
 ) -> ApiResult<ApiJson<OrderBody>> {
     Ok(ApiJson(order_body(
-        w.cancel_order(&m.merchant_id, &order_id(&id)?).await?,
+        w.cancel_order(&m.merchant_id, &id).await?,
     )))
 }
 
@@ -164,11 +157,8 @@ async fn create_key(
 async fn revoke_key(
     State(w): State<Wallet>,
     Extension(m): Extension<MerchantCaller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<ApiKeyId>,
 ) -> ApiResult<StatusCode> {
-    let id: ApiKeyId = id
-        .parse()
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such live API key"))?;
     w.revoke_api_key(&m.merchant_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -234,11 +224,8 @@ async fn list_deliveries(
 async fn resend_delivery(
     State(w): State<Wallet>,
     Extension(m): Extension<MerchantCaller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<EventId>,
 ) -> ApiResult<StatusCode> {
-    let id: EventId = id
-        .parse()
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such delivery"))?;
     w.resend_webhook(&m.merchant_id, &id).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -274,7 +261,7 @@ fn refund_body(r: RefundView) -> RefundBody {
 async fn refund_order(
     State(w): State<Wallet>,
     Extension(m): Extension<MerchantCaller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<OrderId>,
     ApiJson(req): ApiJson<CreateRefund>,
 ) -> ApiResult<(StatusCode, ApiJson<RefundCreated>)> {
     let currency: Currency = req.amount.currency.parse().map_err(|_| {
@@ -286,7 +273,7 @@ async fn refund_order(
     let (order, refund) = w
         .refund_order(
             &m.merchant_id,
-            &order_id(&id)?,
+            &id,
             Money::new(req.amount.amount, currency),
             &req.reference,
         )
@@ -308,9 +295,9 @@ async fn refund_order(
 async fn list_refunds(
     State(w): State<Wallet>,
     Extension(m): Extension<MerchantCaller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<OrderId>,
 ) -> ApiResult<ApiJson<RefundList>> {
-    let refunds = w.refunds(&m.merchant_id, &order_id(&id)?).await?;
+    let refunds = w.refunds(&m.merchant_id, &id).await?;
     Ok(ApiJson(RefundList {
         refunds: refunds.into_iter().map(refund_body).collect(),
     }))

@@ -1,6 +1,6 @@
 //! The wallet app pays a merchant's order with a bound card.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Extension;
 use paybridge_api::merchant::{OrderBody, PayOrder};
 use paybridge_api::ErrorBody;
@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::middleware::session_auth::wallet_session;
 use crate::routes::merchant_api::order_body;
 
@@ -33,12 +33,9 @@ use crate::routes::merchant_api::order_body;
 async fn pay(
     State(w): State<Wallet>,
     Extension(user): Extension<SessionUser>,
-    Path(id): Path<String>,
+    ApiPath(order): ApiPath<OrderId>,
     ApiJson(req): ApiJson<PayOrder>,
 ) -> ApiResult<ApiJson<OrderBody>> {
-    let order: OrderId = id
-        .parse()
-        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such order"))?;
     let binding: BindingId = req
         .binding_id
         .parse()

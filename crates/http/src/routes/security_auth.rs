@@ -3,7 +3,7 @@
 //! is carried by its id, an OTP to the account's phone and the ID number's
 //! last digits.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use paybridge_api::wallet::{
     OtpBody, SecurityAuthBody, SecurityAuthIdentity, SecurityAuthOtp, SecurityAuthPasswords,
@@ -11,6 +11,7 @@ use paybridge_api::wallet::{
 };
 use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::device::DeviceType;
+use paybridge_domain::ids::SecurityAuthId;
 use paybridge_domain::registration::DeviceEnvironment;
 use paybridge_wallet::accounts::OpenedSession;
 use paybridge_wallet::registration::{AuthDevice, SecurityAuthView};
@@ -19,13 +20,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::routes::wallet_app::phone;
 use paybridge_domain::ErrorCode;
 
 fn body(v: SecurityAuthView, session: Option<OpenedSession>) -> SecurityAuthBody {
     SecurityAuthBody {
-        id: v.id,
+        id: v.id.to_string(),
         device_id: v.device_id.to_string(),
         conditions: v.conditions,
         state: v.state.as_str().to_owned(),
@@ -99,7 +100,7 @@ async fn start(
         (status = 429, description = "otp_locked", body = ErrorBody)))]
 async fn otp(
     State(w): State<Wallet>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<SecurityAuthId>,
     ApiJson(req): ApiJson<SecurityAuthOtp>,
 ) -> ApiResult<ApiJson<SecurityAuthBody>> {
     Ok(ApiJson(body(
@@ -119,7 +120,7 @@ async fn otp(
         (status = 429, description = "security_auth_locked", body = ErrorBody)))]
 async fn identity(
     State(w): State<Wallet>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<SecurityAuthId>,
     ApiJson(req): ApiJson<SecurityAuthIdentity>,
 ) -> ApiResult<ApiJson<SecurityAuthBody>> {
     Ok(ApiJson(body(
@@ -138,7 +139,7 @@ async fn identity(
         (status = 409, body = ErrorBody), (status = 422, description = "password_too_weak, invalid_request", body = ErrorBody)))]
 async fn passwords(
     State(w): State<Wallet>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<SecurityAuthId>,
     ApiJson(req): ApiJson<SecurityAuthPasswords>,
 ) -> ApiResult<ApiJson<SecurityAuthBody>> {
     let (v, session) = w

@@ -356,7 +356,7 @@ async fn run(
     for (i, id) in &done {
         let p = &pairs[*i];
         let bank_side = issuer.store.agreement_by_binding(id).await?;
-        if bank_side.is_some_and(|a| a.status == "active" && a.customer_id == p.customer) {
+        if bank_side.is_some_and(|a| a.status.is_active() && a.customer_id == p.customer) {
             both_sides += 1;
         }
     }

@@ -4,6 +4,7 @@
 //! temporary SQLite store. Exits non-zero unless the flow reaches its end on
 //! both sides.
 
+use paybridge_issuer::bindings::BindingMode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -247,19 +248,19 @@ pub(crate) async fn latest_code(http: &Http, phone: &str) -> anyhow::Result<Stri
         .context("no code in the text message")
 }
 
-/// Runs flow F1 by QR code (`push == false`) or by push message.
-pub async fn bind(args: DemoArgs, push: bool) -> anyhow::Result<()> {
+/// Runs flow F1 by QR code or by push message.
+pub async fn bind(args: DemoArgs, mode: BindingMode) -> anyhow::Result<()> {
     let server = Server::start(&args).await?;
     let http = Http {
         base: server.base.clone(),
         client: reqwest::Client::new(),
     };
-    let result = play_bind(&http, push).await.map(|_| ());
+    let result = play_bind(&http, mode).await.map(|_| ());
     server.stop().await;
     result
 }
 
-pub(crate) async fn play_bind(http: &Http, push: bool) -> anyhow::Result<String> {
+pub(crate) async fn play_bind(http: &Http, mode: BindingMode) -> anyhow::Result<String> {
     // The bank app.
     let s = http
         .ok(
@@ -320,7 +321,7 @@ pub(crate) async fn play_bind(http: &Http, push: bool) -> anyhow::Result<String>
         }
     }
 
-    let binding_id = if push {
+    let binding_id = if mode == BindingMode::Push {
         let started = http
             .ok(
                 Method::POST,

@@ -216,7 +216,7 @@ async fn phone_session(http: &Http, phone: &str) -> anyhow::Result<String> {
 
 async fn play(http: &Http) -> anyhow::Result<()> {
     println!("— setup: Zhang San binds a card to the wallet (flow F1) —\n");
-    let binding = play_bind(http, false).await?;
+    let binding = play_bind(http, paybridge_issuer::bindings::BindingMode::Qr).await?;
     println!("\n— flow F4: a PC asks, the phone pays —\n");
 
     // The merchant: a webhook endpoint (our receiver) and an order.

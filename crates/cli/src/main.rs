@@ -21,6 +21,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use paybridge_http::App;
+use paybridge_issuer::bindings::BindingMode;
 use paybridge_store::Store;
 
 use config::{RoleChoice, ServeArgs, StoreArgs};
@@ -114,8 +115,12 @@ fn main() -> anyhow::Result<()> {
             keys_show(&store, issuer_id.as_deref(), &file)
         }
         Command::Keys(KeysCommand::Rotate { store }) => runtime.block_on(keys_rotate(store, file)),
-        Command::Demo(DemoCommand::BindQr(args)) => runtime.block_on(demo::bind(args, false)),
-        Command::Demo(DemoCommand::BindPush(args)) => runtime.block_on(demo::bind(args, true)),
+        Command::Demo(DemoCommand::BindQr(args)) => {
+            runtime.block_on(demo::bind(args, BindingMode::Qr))
+        }
+        Command::Demo(DemoCommand::BindPush(args)) => {
+            runtime.block_on(demo::bind(args, BindingMode::Push))
+        }
         Command::Demo(DemoCommand::Register(args)) => runtime.block_on(demo::register(args)),
         Command::Demo(DemoCommand::CrossDevice(args)) => {
             runtime.block_on(demo_cross_device::run(args))

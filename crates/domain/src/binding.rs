@@ -18,7 +18,7 @@ use crate::Timestamp;
 /// A binding address (and a pushed binding message) lives five minutes.
 pub const BINDING_ADDRESS_TTL_SECS: i64 = 300;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum BindingState {
     Created,
     Claimed,
@@ -31,17 +31,6 @@ pub enum BindingState {
 }
 
 impl BindingState {
-    pub const ALL: [BindingState; 8] = [
-        BindingState::Created,
-        BindingState::Claimed,
-        BindingState::OtpSent,
-        BindingState::Active,
-        BindingState::Expired,
-        BindingState::Failed,
-        BindingState::Cancelled,
-        BindingState::Unbound,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             BindingState::Created => "created",
@@ -56,7 +45,7 @@ impl BindingState {
     }
 
     pub fn parse(s: &str) -> Option<BindingState> {
-        Self::ALL.into_iter().find(|b| b.as_str() == s)
+        <Self as strum::IntoEnumIterator>::iter().find(|b| b.as_str() == s)
     }
 
     /// No transition leaves these.
@@ -292,7 +281,7 @@ mod tests {
 
     #[test]
     fn states_round_trip() {
-        for s in BindingState::ALL {
+        for s in <BindingState as strum::IntoEnumIterator>::iter() {
             assert_eq!(BindingState::parse(s.as_str()), Some(s));
         }
     }

@@ -121,7 +121,7 @@ impl BinRange {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum CardType {
     Debit,
@@ -140,14 +140,32 @@ impl CardType {
 impl FromStr for CardType {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "debit" => Ok(CardType::Debit),
-            "credit" => Ok(CardType::Credit),
-            _ => Err(DomainError::new(
-                ErrorCode::CardInvalid,
-                "a card type is debit or credit",
-            )),
+        <Self as strum::IntoEnumIterator>::iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                DomainError::new(ErrorCode::CardInvalid, "a card type is debit or credit")
+            })
+    }
+}
+
+/// Whether a card can be debited. A blocked card refuses debits and new
+/// bindings; nothing unblocks it but the bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
+pub enum CardStatus {
+    Active,
+    Blocked,
+}
+
+impl CardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardStatus::Active => "active",
+            CardStatus::Blocked => "blocked",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<CardStatus> {
+        <Self as strum::IntoEnumIterator>::iter().find(|c| c.as_str() == s)
     }
 }
 

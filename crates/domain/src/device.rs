@@ -12,7 +12,7 @@ use crate::Timestamp;
 /// Most active devices one account may have (bounds push fan-out).
 pub const MAX_ACTIVE_DEVICES: usize = 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceType {
     /// Runs the wallet app; can hold a WebAuthn credential and confirm payments.
@@ -24,14 +24,6 @@ pub enum DeviceType {
 }
 
 impl DeviceType {
-    pub const ALL: [DeviceType; 5] = [
-        DeviceType::Phone,
-        DeviceType::Pc,
-        DeviceType::Tv,
-        DeviceType::Car,
-        DeviceType::Iot,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             DeviceType::Phone => "phone",
@@ -57,8 +49,7 @@ impl fmt::Display for DeviceType {
 impl FromStr for DeviceType {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DeviceType::ALL
-            .into_iter()
+        <DeviceType as strum::IntoEnumIterator>::iter()
             .find(|t| t.as_str() == s)
             .ok_or_else(|| {
                 DomainError::new(
@@ -100,6 +91,14 @@ impl DeviceStatus {
     }
 }
 
+/// Which of an account's devices a listing returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceFilter {
+    Active,
+    /// Revoked ones too (the account's history).
+    WithRevoked,
+}
+
 /// A device's display name ("Li's MacBook"): 1 to 64 characters, trimmed, no
 /// control characters.
 pub fn check_device_name(name: &str) -> Result<String, DomainError> {
@@ -120,7 +119,7 @@ mod tests {
 
     #[test]
     fn types_round_trip_and_names_are_checked() {
-        for t in DeviceType::ALL {
+        for t in <DeviceType as strum::IntoEnumIterator>::iter() {
             assert_eq!(t.as_str().parse::<DeviceType>().unwrap(), t);
         }
         assert!("watch".parse::<DeviceType>().is_err());

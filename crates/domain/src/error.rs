@@ -38,7 +38,7 @@ pub enum ErrorKind {
 }
 
 /// Every error code paybridge answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum ErrorCode {
     InvalidJson,
     InvalidRequest,
@@ -118,85 +118,6 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, for documentation and tests.
-    pub const ALL: &'static [ErrorCode] = &[
-        Self::InvalidJson,
-        Self::InvalidRequest,
-        Self::UnsupportedMediaType,
-        Self::BodyTooLarge,
-        Self::RouteNotFound,
-        Self::MethodNotAllowed,
-        Self::NotFound,
-        Self::IdempotencyKeyMissing,
-        Self::IdempotencyKeyInvalid,
-        Self::IdempotencyKeyReused,
-        Self::IdempotencyRequestInProgress,
-        Self::SignatureMissing,
-        Self::SignatureInvalid,
-        Self::SignatureExpired,
-        Self::NonceReplayed,
-        Self::PartnerUnknown,
-        Self::PartnerUnreachable,
-        Self::PartnerResponseInvalid,
-        Self::RateLimited,
-        Self::Contended,
-        Self::InsufficientFunds,
-        Self::InvalidTransfer,
-        Self::TransferIdReused,
-        Self::PendingTransferClosed,
-        Self::OtpInvalid,
-        Self::OtpExpired,
-        Self::OtpLocked,
-        Self::OtpAlreadyUsed,
-        Self::OtpResendTooSoon,
-        Self::OtpRateLimited,
-        Self::SessionInvalid,
-        Self::CredentialsInvalid,
-        Self::PasswordLocked,
-        Self::PaymentPasswordInvalid,
-        Self::PaymentPasswordNotSet,
-        Self::PasswordTooWeak,
-        Self::PhoneAlreadyRegistered,
-        Self::IdentityAlreadyVerified,
-        Self::IdentityInvalid,
-        Self::IdentityInUse,
-        Self::CardInvalid,
-        Self::DeviceRevoked,
-        Self::DeviceLimitReached,
-        Self::WebauthnRejected,
-        Self::CredentialExists,
-        Self::OrderExpired,
-        Self::OrderNotPayable,
-        Self::OrderNotRefundable,
-        Self::ApiKeyInvalid,
-        Self::OrderReferenceReused,
-        Self::TerminalNotOfAccount,
-        Self::PaymentRequestClosed,
-        Self::PaymentRequestExpired,
-        Self::GestureNotExpected,
-        Self::TooManyPendingPayments,
-        Self::RefundExceedsPayment,
-        Self::SecurityAuthClosed,
-        Self::SecurityAuthStep,
-        Self::SecurityAuthLocked,
-        Self::IdentityDigitsWrong,
-        Self::AccountRestricted,
-        Self::AccountExists,
-        Self::DeviceEnvironmentRefused,
-        Self::SecurityAuthRequired,
-        Self::BindingExpired,
-        Self::BindingNotPending,
-        Self::BindingAlreadyClaimed,
-        Self::IdentityMismatch,
-        Self::BindingExists,
-        Self::NoWalletUser,
-        Self::CeremonyExpired,
-        Self::CeremonyUsed,
-        Self::StoreUnavailable,
-        Self::Timeout,
-        Self::InternalError,
-    ];
-
     /// The wire form: stable snake_case.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -357,7 +278,7 @@ impl ErrorCode {
 
     /// Parses the wire form back (the client uses this).
     pub fn from_wire(s: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+        <Self as strum::IntoEnumIterator>::iter().find(|c| c.as_str() == s)
     }
 }
 
@@ -392,11 +313,11 @@ mod tests {
     #[test]
     fn codes_are_unique_snake_case_and_round_trip() {
         let mut seen = std::collections::HashSet::new();
-        for code in ErrorCode::ALL {
+        for code in <ErrorCode as strum::IntoEnumIterator>::iter() {
             let s = code.as_str();
             assert!(seen.insert(s), "duplicate code {s}");
             assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s}");
-            assert_eq!(ErrorCode::from_wire(s), Some(*code));
+            assert_eq!(ErrorCode::from_wire(s), Some(code));
         }
     }
 }

@@ -185,7 +185,7 @@ pub struct TransferRequest {
 }
 
 /// Where a pending transfer stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum PendingState {
     Pending,
@@ -208,13 +208,9 @@ impl PendingState {
 impl FromStr for PendingState {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "pending" => Ok(PendingState::Pending),
-            "posted" => Ok(PendingState::Posted),
-            "voided" => Ok(PendingState::Voided),
-            "expired" => Ok(PendingState::Expired),
-            _ => Err(()),
-        }
+        <Self as strum::IntoEnumIterator>::iter()
+            .find(|p| p.as_str() == s)
+            .ok_or(())
     }
 }
 

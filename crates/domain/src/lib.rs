@@ -16,10 +16,14 @@
 //! - [`otp`]: OTP challenges.
 //! - [`ledger`]: double-entry accounts and transfers (two-phase), decided by
 //!   [`ledger::apply`].
-//! - The flows' lifecycles, each an explicit state machine: [`binding`] (F1),
+//! - The flows' lifecycles, each an explicit state machine: [`account`]
+//!   (active, or restricted until security authentication), [`agreement`]
+//!   (the bank's quick-pay agreements), [`binding`] (F1),
 //!   [`registration`] (F2 and security authentication), [`order`] and
 //!   [`refund`] (merchants' orders), [`payment_request`] (F4).
 
+pub mod account;
+pub mod agreement;
 pub mod binding;
 pub mod card;
 pub mod clock;

@@ -18,7 +18,7 @@ pub const ORDER_DEFAULT_TTL_SECS: i64 = 15 * 60;
 pub const ORDER_MIN_TTL_SECS: i64 = 60;
 pub const ORDER_MAX_TTL_SECS: i64 = 24 * 3600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum OrderState {
     Open,
     Paying,
@@ -30,16 +30,6 @@ pub enum OrderState {
 }
 
 impl OrderState {
-    pub const ALL: [OrderState; 7] = [
-        OrderState::Open,
-        OrderState::Paying,
-        OrderState::Paid,
-        OrderState::PartiallyRefunded,
-        OrderState::Refunded,
-        OrderState::Expired,
-        OrderState::Cancelled,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             OrderState::Open => "open",
@@ -53,7 +43,7 @@ impl OrderState {
     }
 
     pub fn parse(s: &str) -> Option<OrderState> {
-        Self::ALL.into_iter().find(|o| o.as_str() == s)
+        <Self as strum::IntoEnumIterator>::iter().find(|o| o.as_str() == s)
     }
 }
 
@@ -316,7 +306,7 @@ mod tests {
 
     #[test]
     fn states_round_trip() {
-        for s in OrderState::ALL {
+        for s in <OrderState as strum::IntoEnumIterator>::iter() {
             assert_eq!(OrderState::parse(s.as_str()), Some(s));
         }
     }

@@ -29,7 +29,7 @@ pub const MAX_PENDING_PER_PHONE: i64 = 3;
 /// wallet pushes to it. An older phone gets no push; the PC shows the QR.
 pub const PHONE_LIVE_WINDOW_SECS: i64 = 10 * 60;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum PaymentRequestState {
     AwaitingGesture,
     AwaitingScan,
@@ -41,15 +41,6 @@ pub enum PaymentRequestState {
 }
 
 impl PaymentRequestState {
-    pub const ALL: [PaymentRequestState; 7] = [
-        Self::AwaitingGesture,
-        Self::AwaitingScan,
-        Self::Presented,
-        Self::Paid,
-        Self::Declined,
-        Self::Expired,
-        Self::Superseded,
-    ];
     /// States in which the request still waits for the user.
     pub const PENDING: [PaymentRequestState; 3] =
         [Self::AwaitingGesture, Self::AwaitingScan, Self::Presented];
@@ -67,7 +58,7 @@ impl PaymentRequestState {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
+        <Self as strum::IntoEnumIterator>::iter().find(|v| v.as_str() == s)
     }
 
     pub fn is_pending(self) -> bool {
@@ -76,7 +67,7 @@ impl PaymentRequestState {
 }
 
 /// What the phone's user did to accept the push (seed 003: 滑动 / 点击 / 举起).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum Gesture {
     Swipe,
     Tap,
@@ -84,8 +75,6 @@ pub enum Gesture {
 }
 
 impl Gesture {
-    pub const ALL: [Gesture; 3] = [Gesture::Swipe, Gesture::Tap, Gesture::Raise];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Gesture::Swipe => "swipe",
@@ -95,13 +84,13 @@ impl Gesture {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
+        <Self as strum::IntoEnumIterator>::iter().find(|v| v.as_str() == s)
     }
 }
 
 /// How the gesture reached the wallet: from the phone, or relayed by the
 /// OS vendor's push server (signed call).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum GestureRoute {
     Direct,
     Relay,
@@ -116,14 +105,12 @@ impl GestureRoute {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [GestureRoute::Direct, GestureRoute::Relay]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        <Self as strum::IntoEnumIterator>::iter().find(|v| v.as_str() == s)
     }
 }
 
 /// What the payment response opens on the phone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, strum::EnumIter)]
 pub enum OpenWith {
     /// The payment page of the order, directly.
     #[default]
@@ -141,9 +128,7 @@ impl OpenWith {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [OpenWith::PaymentPage, OpenWith::Scanner]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        <Self as strum::IntoEnumIterator>::iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -202,20 +187,48 @@ fn refuse(code: ErrorCode, m: &str) -> DomainError {
     DomainError::new(code, m)
 }
 
+/// Whether the account has a phone the payment response can be pushed to
+/// (the terminal correspondence, see [`correspondence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Correspondence {
+    Found,
+    /// No live phone: the terminal shows a QR code instead.
+    Missing,
+}
+
+/// Whether the push waits for a gesture on the phone first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GestureWait {
+    Required,
+    Skipped,
+}
+
+impl GestureWait {
+    pub fn from_required(required: bool) -> GestureWait {
+        if required {
+            GestureWait::Required
+        } else {
+            GestureWait::Skipped
+        }
+    }
+}
+
 impl PaymentRequestStatus {
-    /// A new request. `phone` is whether a correspondence was found.
+    /// A new request.
     pub fn start(
-        phone: bool,
-        gesture_required: bool,
+        correspondence: Correspondence,
+        gesture: GestureWait,
         open_with: OpenWith,
         now: Timestamp,
         ttl_secs: i64,
     ) -> Self {
-        let state = match (phone, gesture_required, open_with) {
-            (false, _, _) => PaymentRequestState::AwaitingScan,
-            (true, true, _) => PaymentRequestState::AwaitingGesture,
-            (true, false, OpenWith::Scanner) => PaymentRequestState::AwaitingScan,
-            (true, false, OpenWith::PaymentPage) => PaymentRequestState::Presented,
+        use Correspondence::{Found, Missing};
+        use GestureWait::{Required, Skipped};
+        let state = match (correspondence, gesture, open_with) {
+            (Missing, _, _) => PaymentRequestState::AwaitingScan,
+            (Found, Required, _) => PaymentRequestState::AwaitingGesture,
+            (Found, Skipped, OpenWith::Scanner) => PaymentRequestState::AwaitingScan,
+            (Found, Skipped, OpenWith::PaymentPage) => PaymentRequestState::Presented,
         };
         Self {
             state,
@@ -353,7 +366,7 @@ mod tests {
         time::Duration::seconds(n)
     }
 
-    fn start(phone: bool, gesture: bool, open: OpenWith) -> PaymentRequestStatus {
+    fn start(phone: Correspondence, gesture: GestureWait, open: OpenWith) -> PaymentRequestStatus {
         PaymentRequestStatus::start(phone, gesture, open, NOW, PAYMENT_REQUEST_DEFAULT_TTL_SECS)
     }
 
@@ -361,34 +374,70 @@ mod tests {
     fn the_first_state_follows_correspondence_gesture_and_preference() {
         use PaymentRequestState as S;
         assert_eq!(
-            start(false, true, OpenWith::PaymentPage).state,
+            start(
+                Correspondence::Missing,
+                GestureWait::Required,
+                OpenWith::PaymentPage
+            )
+            .state,
             S::AwaitingScan
         );
         assert_eq!(
-            start(true, true, OpenWith::Scanner).state,
+            start(
+                Correspondence::Found,
+                GestureWait::Required,
+                OpenWith::Scanner
+            )
+            .state,
             S::AwaitingGesture
         );
-        assert_eq!(start(true, false, OpenWith::Scanner).state, S::AwaitingScan);
         assert_eq!(
-            start(true, false, OpenWith::PaymentPage).state,
+            start(
+                Correspondence::Found,
+                GestureWait::Skipped,
+                OpenWith::Scanner
+            )
+            .state,
+            S::AwaitingScan
+        );
+        assert_eq!(
+            start(
+                Correspondence::Found,
+                GestureWait::Skipped,
+                OpenWith::PaymentPage
+            )
+            .state,
             S::Presented
         );
         assert_eq!(
-            start(true, false, OpenWith::PaymentPage).expires_at,
+            start(
+                Correspondence::Found,
+                GestureWait::Skipped,
+                OpenWith::PaymentPage
+            )
+            .expires_at,
             NOW + secs(120)
         );
     }
 
     #[test]
     fn a_gesture_opens_the_page_once() {
-        let r = start(true, true, OpenWith::PaymentPage);
+        let r = start(
+            Correspondence::Found,
+            GestureWait::Required,
+            OpenWith::PaymentPage,
+        );
         let r = r.gesture(OpenWith::PaymentPage, NOW).unwrap();
         assert_eq!(r.state, PaymentRequestState::Presented);
         let again = r.gesture(OpenWith::PaymentPage, NOW).unwrap_err();
         assert_eq!(again.code, ErrorCode::GestureNotExpected);
-        let scanner = start(true, true, OpenWith::Scanner)
-            .gesture(OpenWith::Scanner, NOW)
-            .unwrap();
+        let scanner = start(
+            Correspondence::Found,
+            GestureWait::Required,
+            OpenWith::Scanner,
+        )
+        .gesture(OpenWith::Scanner, NOW)
+        .unwrap();
         assert_eq!(scanner.state, PaymentRequestState::AwaitingScan);
         assert_eq!(
             scanner.scanned(NOW).unwrap().state,
@@ -398,18 +447,30 @@ mod tests {
 
     #[test]
     fn nothing_happens_past_expiry() {
-        let r = start(true, true, OpenWith::PaymentPage);
+        let r = start(
+            Correspondence::Found,
+            GestureWait::Required,
+            OpenWith::PaymentPage,
+        );
         let late = NOW + secs(120);
         assert!(r.is_expired(late));
         for e in [
             r.gesture(OpenWith::PaymentPage, late).unwrap_err(),
             r.decline(late).unwrap_err(),
-            start(false, false, OpenWith::PaymentPage)
-                .scanned(late)
-                .unwrap_err(),
-            start(true, false, OpenWith::PaymentPage)
-                .check_approvable(late)
-                .unwrap_err(),
+            start(
+                Correspondence::Missing,
+                GestureWait::Skipped,
+                OpenWith::PaymentPage,
+            )
+            .scanned(late)
+            .unwrap_err(),
+            start(
+                Correspondence::Found,
+                GestureWait::Skipped,
+                OpenWith::PaymentPage,
+            )
+            .check_approvable(late)
+            .unwrap_err(),
         ] {
             assert_eq!(e.code, ErrorCode::PaymentRequestExpired);
         }
@@ -419,13 +480,21 @@ mod tests {
 
     #[test]
     fn only_an_open_page_is_approved_and_paid() {
-        let waiting = start(true, true, OpenWith::PaymentPage);
+        let waiting = start(
+            Correspondence::Found,
+            GestureWait::Required,
+            OpenWith::PaymentPage,
+        );
         assert_eq!(
             waiting.check_approvable(NOW).unwrap_err().code,
             ErrorCode::PaymentRequestClosed
         );
         assert!(waiting.paid().is_err());
-        let page = start(true, false, OpenWith::PaymentPage);
+        let page = start(
+            Correspondence::Found,
+            GestureWait::Skipped,
+            OpenWith::PaymentPage,
+        );
         page.check_approvable(NOW).unwrap();
         let paid = page.paid().unwrap();
         assert_eq!(paid.state, PaymentRequestState::Paid);
@@ -442,14 +511,22 @@ mod tests {
 
     #[test]
     fn declined_and_superseded_requests_are_over() {
-        let d = start(true, false, OpenWith::PaymentPage)
-            .decline(NOW)
-            .unwrap();
+        let d = start(
+            Correspondence::Found,
+            GestureWait::Skipped,
+            OpenWith::PaymentPage,
+        )
+        .decline(NOW)
+        .unwrap();
         assert_eq!(d.state, PaymentRequestState::Declined);
         assert!(d.check_approvable(NOW).is_err());
-        let s = start(false, false, OpenWith::PaymentPage)
-            .supersede()
-            .unwrap();
+        let s = start(
+            Correspondence::Missing,
+            GestureWait::Skipped,
+            OpenWith::PaymentPage,
+        )
+        .supersede()
+        .unwrap();
         assert_eq!(s.state, PaymentRequestState::Superseded);
         assert!(s.scanned(NOW).is_err());
     }
@@ -491,10 +568,10 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for s in PaymentRequestState::ALL {
+        for s in <PaymentRequestState as strum::IntoEnumIterator>::iter() {
             assert_eq!(PaymentRequestState::parse(s.as_str()), Some(s));
         }
-        for g in Gesture::ALL {
+        for g in <Gesture as strum::IntoEnumIterator>::iter() {
             assert_eq!(Gesture::parse(g.as_str()), Some(g));
         }
         assert_eq!(OpenWith::parse("scanner"), Some(OpenWith::Scanner));

@@ -147,7 +147,7 @@ impl DeviceEnvironment {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter)]
 pub enum AuthState {
     OtpSent,
     OtpVerified,
@@ -157,14 +157,6 @@ pub enum AuthState {
 }
 
 impl AuthState {
-    pub const ALL: [AuthState; 5] = [
-        AuthState::OtpSent,
-        AuthState::OtpVerified,
-        AuthState::IdentityConfirmed,
-        AuthState::Passed,
-        AuthState::Failed,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             AuthState::OtpSent => "otp_sent",
@@ -176,7 +168,7 @@ impl AuthState {
     }
 
     pub fn parse(s: &str) -> Option<AuthState> {
-        Self::ALL.into_iter().find(|a| a.as_str() == s)
+        <Self as strum::IntoEnumIterator>::iter().find(|a| a.as_str() == s)
     }
 }
 

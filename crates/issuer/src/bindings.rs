@@ -19,6 +19,9 @@ use paybridge_store::StoredAgreement;
 use rand::Rng;
 use serde_json::json;
 
+use paybridge_domain::agreement::AgreementStatus;
+use paybridge_domain::card::CardStatus;
+
 use crate::customers::{CUSTOMER_ID_NUMBER, CUSTOMER_NAME, CUSTOMER_PHONE};
 use crate::Issuer;
 
@@ -68,7 +71,7 @@ pub struct AgreementView {
     pub last4: String,
     pub wallet_id: String,
     pub binding_id: String,
-    pub status: String,
+    pub status: AgreementStatus,
     pub created_at: Timestamp,
 }
 
@@ -265,7 +268,7 @@ impl Issuer {
             .bank_card(&card_id)
             .await?
             .ok_or_else(not_found)?;
-        if card.status != "active" {
+        if card.status != CardStatus::Active {
             return Err(ServiceError::rejected(
                 ErrorCode::CardInvalid,
                 "the card is not active",
@@ -286,7 +289,7 @@ impl Issuer {
             customer_id: card.customer_id.clone(),
             wallet_id: wallet.to_string(),
             binding_id: req.binding_id.clone(),
-            status: "active".into(),
+            status: AgreementStatus::Active,
             created_at: self.clock.now(),
             id,
         };

@@ -25,6 +25,8 @@ use serde_json::json;
 
 use paybridge_kernel::ledger::derived_id;
 
+use paybridge_domain::card::CardStatus;
+
 use crate::Issuer;
 
 /// A bank app session lasts half an hour, as banking apps' do.
@@ -73,7 +75,7 @@ pub struct CardView {
     pub last4: String,
     pub masked: String,
     pub expiry: String,
-    pub status: String,
+    pub status: CardStatus,
     pub balance: Money,
     pub available: Money,
 }
@@ -238,7 +240,7 @@ impl Issuer {
             card_type: new.card_type,
             expiry: new.expiry.to_string(),
             account_id: account.id.clone(),
-            status: "active".into(),
+            status: CardStatus::Active,
             created_at: self.clock.now(),
             id: id.clone(),
         };
@@ -279,7 +281,7 @@ impl Issuer {
             masked: mask_last4(&card.last4),
             last4: card.last4.clone(),
             expiry: card.expiry.clone(),
-            status: card.status.clone(),
+            status: card.status,
             balance: account.balance(),
             // What the customer can spend: the money, less holds, plus any credit line.
             available: Money::new(

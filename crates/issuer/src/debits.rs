@@ -15,6 +15,8 @@ use serde_json::json;
 
 use paybridge_kernel::ledger::{clearing_account, derived_id};
 
+use paybridge_domain::card::CardStatus;
+
 use crate::Issuer;
 
 impl Issuer {
@@ -69,14 +71,14 @@ impl Issuer {
                     .index(IndexPurpose::Agreement, &req.agreement_number),
             )
             .await?
-            .filter(|a| a.status == "active" && a.wallet_id == wallet.as_str())
+            .filter(|a| a.status.is_active() && a.wallet_id == wallet.as_str())
             .ok_or_else(not_found)?;
         let card = self
             .store
             .bank_card(&agreement.card_id)
             .await?
             .ok_or_else(not_found)?;
-        if card.status != "active" {
+        if card.status != CardStatus::Active {
             return Err(ServiceError::rejected(
                 ErrorCode::CardInvalid,
                 "the card is not active",

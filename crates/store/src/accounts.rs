@@ -12,26 +12,11 @@ use paybridge_domain::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use paybridge_domain::account::AccountStatus;
+
 use crate::db::Store;
 use crate::error::{corrupt, is_unique_violation, StoreError};
 use crate::outbox::append_events;
-
-/// A wallet account's state: `Active`, or `Restricted` until security
-/// authentication (accounts a bank registered, flow F2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountStatus {
-    Active,
-    Restricted,
-}
-
-impl AccountStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountStatus::Active => "active",
-            AccountStatus::Restricted => "restricted",
-        }
-    }
-}
 
 /// A sealed real-name identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,11 +123,8 @@ fn user_from_row(r: &AnyRow) -> Result<StoredUser, StoreError> {
                 .try_get::<Option<i64>, _>("pay_locked_until")?
                 .map(from_unix_micros),
         },
-        status: match status.as_str() {
-            "active" => AccountStatus::Active,
-            "restricted" => AccountStatus::Restricted,
-            other => return Err(corrupt(format!("account status {other}"))),
-        },
+        status: AccountStatus::parse(&status)
+            .ok_or_else(|| corrupt(format!("account status {status}")))?,
         registered_by: r.try_get("registered_by")?,
         identity,
         created_at: from_unix_micros(r.try_get("created_at")?),

@@ -3,7 +3,7 @@
 //! index.
 
 use async_trait::async_trait;
-use paybridge_domain::card::CardType;
+use paybridge_domain::card::{CardStatus, CardType};
 use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
 use paybridge_domain::ids::{CardId, CustomerId};
 use paybridge_domain::ledger::{Account, AccountId};
@@ -42,8 +42,7 @@ pub struct StoredCard {
     /// `MM/YY`.
     pub expiry: String,
     pub account_id: AccountId,
-    /// `active` or `blocked`.
-    pub status: String,
+    pub status: CardStatus,
     pub created_at: Timestamp,
 }
 
@@ -116,7 +115,10 @@ fn card_from_row(r: &AnyRow) -> Result<StoredCard, StoreError> {
         card_type: card_type.parse().map_err(corrupt)?,
         expiry: r.try_get("expiry")?,
         account_id: account.parse().map_err(corrupt)?,
-        status: r.try_get("status")?,
+        status: {
+            let s: String = r.try_get("status")?;
+            CardStatus::parse(&s).ok_or_else(|| corrupt(format!("card status {s}")))?
+        },
         created_at: from_unix_micros(r.try_get("created_at")?),
     })
 }
@@ -223,7 +225,7 @@ impl BankStore for Store {
         .bind(card.card_type.as_str())
         .bind(&card.expiry)
         .bind(card.account_id.as_str())
-        .bind(&card.status)
+        .bind(card.status.as_str())
         .bind(to_unix_micros(card.created_at))
         .execute(tx.conn())
         .await?;

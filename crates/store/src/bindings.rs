@@ -11,6 +11,8 @@ use paybridge_domain::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use paybridge_domain::agreement::AgreementStatus;
+
 use crate::db::Store;
 use crate::error::{corrupt, is_unique_violation, StoreError};
 use crate::outbox::append_events;
@@ -63,8 +65,7 @@ pub struct StoredAgreement {
     pub customer_id: CustomerId,
     pub wallet_id: String,
     pub binding_id: String,
-    /// `active` or `cancelled`.
-    pub status: String,
+    pub status: AgreementStatus,
     pub created_at: Timestamp,
 }
 
@@ -175,7 +176,10 @@ fn agreement_from_row(r: &AnyRow) -> Result<StoredAgreement, StoreError> {
         customer_id: customer.parse().map_err(corrupt)?,
         wallet_id: r.try_get("wallet_id")?,
         binding_id: r.try_get("binding_id")?,
-        status: r.try_get("status")?,
+        status: {
+            let s: String = r.try_get("status")?;
+            AgreementStatus::parse(&s).ok_or_else(|| corrupt(format!("agreement status {s}")))?
+        },
         created_at: from_unix_micros(r.try_get("created_at")?),
     })
 }
@@ -331,7 +335,7 @@ impl AgreementStore for Store {
         .bind(a.customer_id.as_str())
         .bind(&a.wallet_id)
         .bind(&a.binding_id)
-        .bind(&a.status)
+        .bind(a.status.as_str())
         .bind(to_unix_micros(a.created_at))
         .execute(tx.conn())
         .await?

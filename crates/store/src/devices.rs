@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
-use paybridge_domain::device::{DeviceStatus, DeviceType, MAX_ACTIVE_DEVICES};
+use paybridge_domain::device::{DeviceFilter, DeviceStatus, DeviceType, MAX_ACTIVE_DEVICES};
 use paybridge_domain::event::NewEvent;
 use paybridge_domain::ids::{CeremonyId, CredentialId, DeviceId, UserId};
 use paybridge_domain::Timestamp;
@@ -82,11 +82,11 @@ pub trait DeviceStore: Send + Sync + std::fmt::Debug {
         id: &DeviceId,
     ) -> Result<Option<StoredDevice>, StoreError>;
     async fn device(&self, id: &DeviceId) -> Result<Option<StoredDevice>, StoreError>;
-    /// A user's devices, newest first; revoked ones too when asked.
+    /// A user's devices, newest first.
     async fn devices_of(
         &self,
         user: &UserId,
-        include_revoked: bool,
+        which: DeviceFilter,
     ) -> Result<Vec<StoredDevice>, StoreError>;
     async fn device_rename(
         &self,
@@ -250,12 +250,11 @@ impl DeviceStore for Store {
     async fn devices_of(
         &self,
         user: &UserId,
-        include_revoked: bool,
+        which: DeviceFilter,
     ) -> Result<Vec<StoredDevice>, StoreError> {
-        let filter = if include_revoked {
-            ""
-        } else {
-            " AND d.status = 'active'"
+        let filter = match which {
+            DeviceFilter::WithRevoked => "",
+            DeviceFilter::Active => " AND d.status = 'active'",
         };
         let rows = sqlx::query(&format!(
             "{DEVICE_SELECT} WHERE d.user_id = $1{filter} ORDER BY d.created_at DESC, d.id DESC"

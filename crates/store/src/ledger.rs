@@ -21,6 +21,15 @@ use crate::db::{Backend, Store};
 use crate::error::{corrupt, StoreError};
 use crate::outbox::append_events;
 
+/// How a row is read inside a write transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Locked until the transaction ends (PostgreSQL `FOR UPDATE`; SQLite's
+    /// single writer already excludes the others).
+    ForUpdate,
+    Plain,
+}
+
 const FLAG_DEBITS_LE_CREDITS: i64 = 1;
 const FLAG_CREDITS_LE_DEBITS: i64 = 2;
 
@@ -172,11 +181,14 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         id: &TransferId,
-        lock: bool,
+        read: Read,
     ) -> Result<Option<(Transfer, i64)>, StoreError> {
         let sql = format!(
             "SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = $1{}",
-            if lock { self.lock_rows() } else { "" }
+            match read {
+                Read::ForUpdate => self.lock_rows(),
+                Read::Plain => "",
+            }
         );
         let row = sqlx::query(&sql)
             .bind(id.as_str())
@@ -282,7 +294,7 @@ impl LedgerStore for Store {
     async fn ledger_transfer(&self, id: &TransferId) -> Result<Option<Transfer>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         Ok(self
-            .find_transfer(&mut conn, id, false)
+            .find_transfer(&mut conn, id, Read::Plain)
             .await?
             .map(|(t, _)| t))
     }
@@ -304,14 +316,18 @@ impl LedgerStore for Store {
         let accounts = self
             .lock_accounts(tx.conn(), &request.debit_account, &request.credit_account)
             .await?;
-        if let Some((existing, requested)) =
-            self.find_transfer(tx.conn(), &request.id, false).await?
+        if let Some((existing, requested)) = self
+            .find_transfer(tx.conn(), &request.id, Read::Plain)
+            .await?
         {
             return Ok(resubmission(existing, requested, request));
         }
         let pending = match &request.kind {
             TransferKind::PostPending { pending_id } | TransferKind::VoidPending { pending_id } => {
-                match self.find_transfer(tx.conn(), pending_id, true).await? {
+                match self
+                    .find_transfer(tx.conn(), pending_id, Read::ForUpdate)
+                    .await?
+                {
                     Some((p, _)) if matches!(p.kind, TransferKind::Pending { .. }) => Some(p),
                     _ => return Ok(TransferOutcome::NotFound),
                 }
@@ -355,7 +371,10 @@ impl LedgerStore for Store {
                 // race while we waited: answer as a resubmission.
                 drop(tx);
                 let mut conn = self.pool.acquire().await?;
-                return match self.find_transfer(&mut conn, &request.id, false).await? {
+                return match self
+                    .find_transfer(&mut conn, &request.id, Read::Plain)
+                    .await?
+                {
                     Some((existing, requested)) => Ok(resubmission(existing, requested, request)),
                     // The unique index on pending_id: the pending was settled meanwhile.
                     None => Ok(TransferOutcome::Refused(LedgerError::PendingAlreadyPosted)),
@@ -391,13 +410,13 @@ impl LedgerStore for Store {
             let mut tx = self.begin_write().await?;
             // Same lock order as a submission (accounts, then the pending
             // transfer), so expiry and a concurrent post cannot deadlock.
-            let Some((p, _)) = self.find_transfer(tx.conn(), &id, false).await? else {
+            let Some((p, _)) = self.find_transfer(tx.conn(), &id, Read::Plain).await? else {
                 continue;
             };
             let accounts = self
                 .lock_accounts(tx.conn(), &p.debit_account, &p.credit_account)
                 .await?;
-            let Some((p, _)) = self.find_transfer(tx.conn(), &id, true).await? else {
+            let Some((p, _)) = self.find_transfer(tx.conn(), &id, Read::ForUpdate).await? else {
                 continue;
             };
             if p.pending_state != Some(PendingState::Pending) {

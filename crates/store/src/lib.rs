@@ -54,7 +54,7 @@ pub mod sandbox;
 pub mod sessions;
 pub mod testing;
 
-pub use accounts::{AccountStatus, AccountStore, SealedIdentity, StoredUser, UserWrite};
+pub use accounts::{AccountStore, SealedIdentity, StoredUser, UserWrite};
 pub use audit::{AuditReport, AuditStore};
 pub use bank::{BankCreate, BankStore, StoredCard, StoredCustomer};
 pub use bindings::{AgreementStore, BindingStore, BindingWrite, StoredAgreement, StoredBinding};

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use paybridge_crypto::master::MasterKey;
+use paybridge_domain::account::AccountStatus;
 use paybridge_domain::card::CardType;
 use paybridge_domain::credentials::PasswordGuard;
-use paybridge_domain::device::{DeviceStatus, DeviceType, MAX_ACTIVE_DEVICES};
+use paybridge_domain::device::{DeviceFilter, DeviceStatus, DeviceType, MAX_ACTIVE_DEVICES};
 use paybridge_domain::ids::{
     CardId, CeremonyId, CredentialId, CustomerId, DeviceId, SessionId, UserId,
 };
@@ -186,7 +187,7 @@ fn card(customer: &CustomerId, pan_index: &str, account: &AccountId) -> StoredCa
         card_type: CardType::Debit,
         expiry: "12/30".into(),
         account_id: account.clone(),
-        status: "active".into(),
+        status: paybridge_domain::card::CardStatus::Active,
         created_at: t0(),
     }
 }
@@ -499,11 +500,19 @@ async fn devices_are_limited_and_revoking_removes_credential_and_sessions(db: &T
         DeviceCreate::Created
     );
     assert_eq!(
-        db.store.devices_of(&u.id, false).await.unwrap().len(),
+        db.store
+            .devices_of(&u.id, DeviceFilter::Active)
+            .await
+            .unwrap()
+            .len(),
         MAX_ACTIVE_DEVICES
     );
     assert_eq!(
-        db.store.devices_of(&u.id, true).await.unwrap().len(),
+        db.store
+            .devices_of(&u.id, DeviceFilter::WithRevoked)
+            .await
+            .unwrap()
+            .len(),
         MAX_ACTIVE_DEVICES + 1
     );
 }

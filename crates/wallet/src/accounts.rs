@@ -8,6 +8,7 @@
 use paybridge_crypto::token::{generate_token, well_formed_token, TokenKind};
 use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
+use paybridge_domain::account::AccountStatus;
 use paybridge_domain::credentials::{
     check_login_password, check_payment_password, is_six_digits, PasswordGuard, LOGIN_LOCK_SECS,
     PAYMENT_PASSWORD_LOCK_SECS,
@@ -18,7 +19,7 @@ use paybridge_domain::ids::{DeviceId, SessionId, UserId};
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
 use paybridge_store::keys::SealedColumn;
-use paybridge_store::{AccountStatus, SealedIdentity, StoredSession, StoredUser, UserWrite};
+use paybridge_store::{SealedIdentity, StoredSession, StoredUser, UserWrite};
 use serde_json::json;
 
 use paybridge_kernel::login::{self, LoginTry};

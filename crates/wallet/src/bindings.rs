@@ -17,6 +17,7 @@ use paybridge_crypto::token::{generate_token, TokenKind};
 use paybridge_crypto::IndexPurpose;
 use paybridge_domain::binding::{BindingFailure, BindingState, BindingStatus};
 use paybridge_domain::card::{mask_last4, CardType};
+use paybridge_domain::device::DeviceFilter;
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::identity::{IdNumber, PersonName};
 use paybridge_domain::ids::{BindingId, UserId};
@@ -220,7 +221,7 @@ impl Wallet {
     ) -> Result<Vec<NewEvent>, ServiceError> {
         let mut events = vec![Self::binding_event(b, topic, Destination::Internal)];
         if let Some(user) = &b.user_id {
-            for d in self.store.devices_of(user, false).await? {
+            for d in self.store.devices_of(user, DeviceFilter::Active).await? {
                 events.push(Self::binding_event(b, topic, Destination::Device(d.id)));
             }
         }

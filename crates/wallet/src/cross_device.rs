@@ -12,14 +12,15 @@
 //! decides with them, and saves each decision with its events.
 
 use paybridge_crypto::token::{generate_token, TokenKind};
+use paybridge_domain::device::DeviceFilter;
 use paybridge_domain::device::DeviceType;
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::ids::{
     BindingId, CeremonyId, DeviceId, MerchantId, OrderId, PaymentRequestId, UserId,
 };
 use paybridge_domain::payment_request::{
-    approval_purpose, correspondence, Gesture, GestureRoute, OpenWith, PaymentRequestState,
-    PaymentRequestStatus, PhoneCandidate, MAX_PENDING_PER_PHONE,
+    approval_purpose, correspondence, Correspondence, Gesture, GestureRoute, GestureWait, OpenWith,
+    PaymentRequestState, PaymentRequestStatus, PhoneCandidate, MAX_PENDING_PER_PHONE,
 };
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
 use paybridge_store::{PaymentRequestCreate, StoredDevice, StoredOrder, StoredPaymentRequest};
@@ -150,7 +151,7 @@ impl Wallet {
     ) -> Result<Option<StoredDevice>, ServiceError> {
         let phones: Vec<StoredDevice> = self
             .store
-            .devices_of(user, false)
+            .devices_of(user, DeviceFilter::Active)
             .await?
             .into_iter()
             .filter(|d| d.device_type == DeviceType::Phone && d.status.is_active())
@@ -307,8 +308,12 @@ impl Wallet {
             terminal_id: terminal.id.clone(),
             phone_id: phone.as_ref().map(|p| p.id.clone()),
             status: PaymentRequestStatus::start(
-                phone.is_some(),
-                options.gesture_required,
+                if phone.is_some() {
+                    Correspondence::Found
+                } else {
+                    Correspondence::Missing
+                },
+                GestureWait::from_required(options.gesture_required),
                 options.open_with,
                 now,
                 self.payment_request_ttl_secs,

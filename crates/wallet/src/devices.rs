@@ -1,6 +1,7 @@
 //! Devices of a wallet account: register, list, rename, revoke. Another
 //! account's device is "not found", never "forbidden", so ids reveal nothing.
 
+use paybridge_domain::device::DeviceFilter;
 use paybridge_domain::device::{check_device_name, DeviceStatus, DeviceType};
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::ids::{DeviceId, UserId};
@@ -66,9 +67,9 @@ impl Wallet {
     pub async fn devices(
         &self,
         user: &UserId,
-        include_revoked: bool,
+        which: DeviceFilter,
     ) -> Result<Vec<DeviceView>, ServiceError> {
-        let devices = self.store.devices_of(user, include_revoked).await?;
+        let devices = self.store.devices_of(user, which).await?;
         Ok(devices.into_iter().map(DeviceView::from).collect())
     }
 

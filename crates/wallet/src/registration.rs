@@ -7,6 +7,7 @@
 
 use paybridge_crypto::digest::sha256_hex;
 use paybridge_crypto::IndexPurpose;
+use paybridge_domain::account::AccountStatus;
 use paybridge_domain::binding::BindingStatus;
 use paybridge_domain::credentials::{check_login_password, check_payment_password, PasswordGuard};
 use paybridge_domain::device::{DeviceStatus, DeviceType};
@@ -20,7 +21,7 @@ use paybridge_domain::registration::{
 };
 use paybridge_domain::{ErrorCode, ServiceError};
 use paybridge_store::{
-    AccountStatus, BindingWrite, DeviceCreate, RegistrationWrite, SealedIdentity, StoredDevice,
+    BindingWrite, DeviceCreate, RegistrationWrite, SealedIdentity, StoredDevice,
     StoredRegistration, StoredSecurityAuth, StoredUser, UserWrite,
 };
 use serde_json::json;
@@ -301,13 +302,7 @@ impl Wallet {
 
     /// Refuses what a restricted account may not do yet.
     pub(crate) async fn require_unrestricted(&self, user: &UserId) -> Result<(), ServiceError> {
-        if self.load_user(user).await?.status == AccountStatus::Restricted {
-            return Err(ServiceError::rejected(
-                ErrorCode::AccountRestricted,
-                "finish security authentication in the wallet app first",
-            ));
-        }
-        Ok(())
+        Ok(self.load_user(user).await?.status.require_unrestricted()?)
     }
 
     fn passwords_needed(u: &StoredUser) -> Vec<&'static str> {
@@ -548,7 +543,7 @@ impl Wallet {
             user.pay_password_hash = Some(self.hash_password(p).await?);
         }
         self.save_auth(&a, &next).await?;
-        user.status = AccountStatus::Active;
+        user.status = user.status.authenticated();
         let event = NewEvent::of(
             "account.security_authenticated",
             Destination::Internal,

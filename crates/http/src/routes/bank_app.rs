@@ -38,7 +38,7 @@ fn card_body(c: CardView) -> CardBody {
         last4: c.last4,
         masked: c.masked,
         expiry: c.expiry,
-        status: c.status,
+        status: c.status.as_str().to_owned(),
         balance: c.balance.into(),
         available: c.available.into(),
     }
@@ -240,7 +240,7 @@ async fn bindings(
                 last4: a.last4,
                 wallet: a.wallet_id,
                 binding_id: a.binding_id,
-                status: a.status,
+                status: a.status.as_str().to_owned(),
                 created_at: rfc3339(a.created_at),
             })
             .collect(),

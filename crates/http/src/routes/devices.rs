@@ -22,7 +22,7 @@ use paybridge_api::wallet::{
     DeviceEvent, DeviceList, DeviceListQuery, RegisterDevice, RenameDevice,
 };
 use paybridge_api::ErrorBody;
-use paybridge_domain::device::DeviceType;
+use paybridge_domain::device::{DeviceFilter, DeviceType};
 use paybridge_domain::ids::{CeremonyId, DeviceId};
 use paybridge_domain::ErrorCode;
 use paybridge_wallet::accounts::SessionUser;
@@ -119,7 +119,14 @@ async fn list_devices(
 ) -> ApiResult<ApiJson<DeviceList>> {
     let devices = s
         .wallet
-        .devices(&user.user_id, q.include_revoked.unwrap_or(false))
+        .devices(
+            &user.user_id,
+            if q.include_revoked.unwrap_or(false) {
+                DeviceFilter::WithRevoked
+            } else {
+                DeviceFilter::Active
+            },
+        )
         .await?;
     Ok(ApiJson(DeviceList {
         devices: devices.into_iter().map(device_body).collect(),

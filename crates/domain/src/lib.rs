@@ -14,6 +14,7 @@
 //! - [`glossary`]: seed term → our name.
 //! - [`phone`]: phone numbers (the reserved phone, the wallet user's phone).
 //! - [`otp`]: OTP challenges.
+//! - [`idempotency`]: what a retried `Idempotency-Key` gets ([`idempotency::decide`]).
 //! - [`ledger`]: double-entry accounts and transfers (two-phase), decided by
 //!   [`ledger::apply`].
 //! - The flows' lifecycles, each an explicit state machine: [`account`]
@@ -32,6 +33,7 @@ pub mod device;
 pub mod error;
 pub mod event;
 pub mod glossary;
+pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod ledger;

@@ -6,9 +6,13 @@
 //! key (`in_progress`, with a lock lease); when it finishes, its status and
 //! body are saved (`completed`) and replayed to every later request with the
 //! same key and the same request hash, for at least [`IDEMPOTENCY_TTL_SECS`].
+//! What a known key gets is the domain's decision
+//! ([`paybridge_domain::idempotency::decide`]); this module locks, reads and
+//! saves.
 
 use async_trait::async_trait;
-use paybridge_domain::clock::to_unix_micros;
+use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
+use paybridge_domain::idempotency::{decide, ClaimState, Decision, KnownKey};
 use paybridge_domain::Timestamp;
 use sqlx::Row;
 
@@ -110,44 +114,52 @@ impl IdempotencyStore for Store {
         let saved_hash: String = row.try_get("request_hash")?;
         let state: String = row.try_get("state")?;
         let row_locked_until: i64 = row.try_get("locked_until")?;
-        let row_expires_at: i64 = row.try_get("expires_at")?;
-
-        // An expired answer, or a claim whose owner died, may be taken over.
-        let expired = row_expires_at <= now_us;
-        let abandoned = state == "in_progress" && row_locked_until <= now_us;
-        let outcome = if expired || (abandoned && saved_hash == request_hash) {
-            let claimed = sqlx::query(
-                "UPDATE idempotency_keys SET request_hash = $3, state = 'in_progress', \
-                 response_status = NULL, response_body = NULL, locked_until = $4, \
-                 created_at = $5, expires_at = $6 \
-                 WHERE scope = $1 AND idem_key = $2 AND locked_until = $7",
-            )
-            .bind(scope)
-            .bind(key)
-            .bind(request_hash)
-            .bind(locked_until)
-            .bind(now_us)
-            .bind(expires_at)
-            .bind(row_locked_until)
-            .execute(tx.conn())
-            .await?
-            .rows_affected();
-            if claimed == 1 {
-                IdempotencyBegin::Started
-            } else {
-                IdempotencyBegin::InProgress
+        let known = KnownKey {
+            request_hash: &saved_hash,
+            state: match state.as_str() {
+                "in_progress" => ClaimState::InProgress {
+                    lease_until: from_unix_micros(row_locked_until),
+                },
+                "completed" => ClaimState::Completed,
+                other => return Err(crate::error::corrupt(format!("idempotency state {other}"))),
+            },
+            expires_at: from_unix_micros(row.try_get("expires_at")?),
+        };
+        let outcome = match decide(&known, request_hash, now) {
+            Decision::TakeOver => {
+                // Only if nobody took it over since we read it.
+                let claimed = sqlx::query(
+                    "UPDATE idempotency_keys SET request_hash = $3, state = 'in_progress', \
+                     response_status = NULL, response_body = NULL, locked_until = $4, \
+                     created_at = $5, expires_at = $6 \
+                     WHERE scope = $1 AND idem_key = $2 AND locked_until = $7",
+                )
+                .bind(scope)
+                .bind(key)
+                .bind(request_hash)
+                .bind(locked_until)
+                .bind(now_us)
+                .bind(expires_at)
+                .bind(row_locked_until)
+                .execute(tx.conn())
+                .await?
+                .rows_affected();
+                if claimed == 1 {
+                    IdempotencyBegin::Started
+                } else {
+                    IdempotencyBegin::InProgress
+                }
             }
-        } else if saved_hash != request_hash {
-            IdempotencyBegin::Mismatch
-        } else if state == "completed" {
-            let status: i64 = row.try_get("response_status")?;
-            let body: Vec<u8> = row.try_get("response_body")?;
-            IdempotencyBegin::Replay(SavedResponse {
-                status: u16::try_from(status).map_err(crate::error::corrupt)?,
-                body,
-            })
-        } else {
-            IdempotencyBegin::InProgress
+            Decision::Mismatch => IdempotencyBegin::Mismatch,
+            Decision::Replay => {
+                let status: i64 = row.try_get("response_status")?;
+                let body: Vec<u8> = row.try_get("response_body")?;
+                IdempotencyBegin::Replay(SavedResponse {
+                    status: u16::try_from(status).map_err(crate::error::corrupt)?,
+                    body,
+                })
+            }
+            Decision::InProgress => IdempotencyBegin::InProgress,
         };
         tx.commit().await?;
         Ok(outcome)

@@ -115,6 +115,141 @@ impl fmt::Display for Topic {
     }
 }
 
+/// Every topic paybridge writes, in one place: the wire name of each is
+/// [`EventTopic::as_str`] (an exhaustive match, so a new topic has one).
+/// Partners and webhooks receive these names; they are part of the API and
+/// are never renamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
+pub enum EventTopic {
+    AccountIdentitySet,
+    AccountPaymentPasswordSet,
+    AccountRegistered,
+    AccountSecurityAuthenticated,
+
+    BindingActivated,
+    BindingCancelled,
+    BindingClaimed,
+    BindingCreated,
+    BindingExpired,
+    BindingFailed,
+    BindingOffered,
+    BindingOtpSent,
+    BindingUnbound,
+
+    CardDebited,
+    CardFunded,
+    CardRefunded,
+
+    DeviceCredentialRegistered,
+    DeviceRegistered,
+    DeviceRevoked,
+
+    OrderCancelled,
+    OrderCreated,
+    OrderExpired,
+    OrderPaid,
+    OrderRefunded,
+
+    PaymentRequestChanged,
+    PaymentRequestDeclined,
+    PaymentRequestExpired,
+    PaymentRequestGestureReceived,
+    PaymentRequestGestureRequested,
+    PaymentRequestPaid,
+    PaymentRequestPresented,
+    PaymentRequestScanRequested,
+    PaymentRequestScanned,
+    PaymentRequestSuperseded,
+    PaymentRequestWithdrawn,
+
+    RefundFailed,
+    RefundStarted,
+
+    RiskAuthenticatorCounterRegressed,
+    RiskBindingIdentityMismatch,
+    RiskDeviceEnvironmentRefused,
+    RiskPaymentPasswordWrong,
+
+    SecurityAuthFailed,
+    SecurityAuthIdentityConfirmed,
+    SecurityAuthIdentityWrong,
+    SecurityAuthOtpSent,
+    SecurityAuthOtpVerified,
+    SecurityAuthPassed,
+}
+
+impl EventTopic {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventTopic::AccountIdentitySet => "account.identity_set",
+            EventTopic::AccountPaymentPasswordSet => "account.payment_password_set",
+            EventTopic::AccountRegistered => "account.registered",
+            EventTopic::AccountSecurityAuthenticated => "account.security_authenticated",
+            EventTopic::BindingActivated => "binding.activated",
+            EventTopic::BindingCancelled => "binding.cancelled",
+            EventTopic::BindingClaimed => "binding.claimed",
+            EventTopic::BindingCreated => "binding.created",
+            EventTopic::BindingExpired => "binding.expired",
+            EventTopic::BindingFailed => "binding.failed",
+            EventTopic::BindingOffered => "binding.offered",
+            EventTopic::BindingOtpSent => "binding.otp_sent",
+            EventTopic::BindingUnbound => "binding.unbound",
+            EventTopic::CardDebited => "card.debited",
+            EventTopic::CardFunded => "card.funded",
+            EventTopic::CardRefunded => "card.refunded",
+            EventTopic::DeviceCredentialRegistered => "device.credential_registered",
+            EventTopic::DeviceRegistered => "device.registered",
+            EventTopic::DeviceRevoked => "device.revoked",
+            EventTopic::OrderCancelled => "order.cancelled",
+            EventTopic::OrderCreated => "order.created",
+            EventTopic::OrderExpired => "order.expired",
+            EventTopic::OrderPaid => "order.paid",
+            EventTopic::OrderRefunded => "order.refunded",
+            EventTopic::PaymentRequestChanged => "payment_request.changed",
+            EventTopic::PaymentRequestDeclined => "payment_request.declined",
+            EventTopic::PaymentRequestExpired => "payment_request.expired",
+            EventTopic::PaymentRequestGestureReceived => "payment_request.gesture_received",
+            EventTopic::PaymentRequestGestureRequested => "payment_request.gesture_requested",
+            EventTopic::PaymentRequestPaid => "payment_request.paid",
+            EventTopic::PaymentRequestPresented => "payment_request.presented",
+            EventTopic::PaymentRequestScanRequested => "payment_request.scan_requested",
+            EventTopic::PaymentRequestScanned => "payment_request.scanned",
+            EventTopic::PaymentRequestSuperseded => "payment_request.superseded",
+            EventTopic::PaymentRequestWithdrawn => "payment_request.withdrawn",
+            EventTopic::RefundFailed => "refund.failed",
+            EventTopic::RefundStarted => "refund.started",
+            EventTopic::RiskAuthenticatorCounterRegressed => "risk.authenticator_counter_regressed",
+            EventTopic::RiskBindingIdentityMismatch => "risk.binding_identity_mismatch",
+            EventTopic::RiskDeviceEnvironmentRefused => "risk.device_environment_refused",
+            EventTopic::RiskPaymentPasswordWrong => "risk.payment_password_wrong",
+            EventTopic::SecurityAuthFailed => "security_auth.failed",
+            EventTopic::SecurityAuthIdentityConfirmed => "security_auth.identity_confirmed",
+            EventTopic::SecurityAuthIdentityWrong => "security_auth.identity_wrong",
+            EventTopic::SecurityAuthOtpSent => "security_auth.otp_sent",
+            EventTopic::SecurityAuthOtpVerified => "security_auth.otp_verified",
+            EventTopic::SecurityAuthPassed => "security_auth.passed",
+        }
+    }
+}
+
+impl From<EventTopic> for Topic {
+    fn from(t: EventTopic) -> Topic {
+        Topic(t.as_str().to_owned())
+    }
+}
+
+impl PartialEq<EventTopic> for Topic {
+    fn eq(&self, other: &EventTopic) -> bool {
+        self.0 == other.as_str()
+    }
+}
+
+impl fmt::Display for EventTopic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An event to be written to the outbox with a state change.
 ///
 /// `payload` must hold only what the destination may see: masked card data,
@@ -129,19 +264,14 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// An event whose topic is a constant of the code (so it is known valid).
+    /// An event of one of our topics.
     pub fn of(
-        topic: &'static str,
+        topic: EventTopic,
         destination: Destination,
         payload: serde_json::Value,
         occurred_at: Timestamp,
     ) -> Self {
-        Self::new(
-            topic.parse().expect("topics in the code are valid"),
-            destination,
-            payload,
-            occurred_at,
-        )
+        Self::new(topic.into(), destination, payload, occurred_at)
     }
 
     pub fn new(
@@ -181,6 +311,15 @@ pub fn retry_delay_secs(attempts: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_topic_is_a_valid_unique_topic() {
+        let mut seen = std::collections::HashSet::new();
+        for t in <EventTopic as strum::IntoEnumIterator>::iter() {
+            assert!(t.as_str().parse::<Topic>().is_ok(), "{t}");
+            assert!(seen.insert(t.as_str()), "{t} twice");
+        }
+    }
 
     #[test]
     fn destinations_round_trip() {

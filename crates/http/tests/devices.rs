@@ -385,8 +385,8 @@ async fn the_push_channel_delivers_in_order_and_replays_what_was_missed(app: &Te
     let dev = app.device(&token, "phone", "Alice's phone").await;
     let device_id: DeviceId = dev.parse().unwrap();
     let push = |n: i64| {
-        NewEvent::of(
-            "payment.requested",
+        NewEvent::new(
+            "payment.requested".parse().unwrap(),
             Destination::Device(device_id.clone()),
             json!({"n": n}),
             app.clock_now(),

@@ -10,7 +10,7 @@ use paybridge_api::partner::{
 };
 use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
-use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::ids::{CardId, CustomerId, QuickPayAgreementId};
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
@@ -356,7 +356,7 @@ impl Issuer {
             .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such binding"))?;
         let wallet: PartnerId = a.wallet_id.parse().map_err(ServiceError::internal)?;
         let event = NewEvent::of(
-            "binding.unbound",
+            EventTopic::BindingUnbound,
             Destination::Partner(wallet),
             json!({ "binding_id": a.binding_id, "card_ref": a.card_id }),
             self.clock.now(),

@@ -10,7 +10,7 @@ use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
 use paybridge_domain::card::{mask_last4, BinRange, CardType, Expiry, Pan};
 use paybridge_domain::credentials::{check_login_password, LOGIN_LOCK_SECS};
-use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::identity::{IdNumber, PersonName};
 use paybridge_domain::ids::{CardId, CustomerId, SessionId};
 use paybridge_domain::ledger::{
@@ -261,7 +261,7 @@ impl Issuer {
                 kind: TransferKind::Posted,
             };
             let event = NewEvent::of(
-                "card.funded",
+                EventTopic::CardFunded,
                 Destination::Internal,
                 json!({ "card_id": id, "amount": new.opening_balance }),
                 self.clock.now(),

@@ -5,7 +5,7 @@
 
 use paybridge_api::partner::{DebitAnswer, DebitRequest, RefundAnswer, RefundRequest};
 use paybridge_crypto::IndexPurpose;
-use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::ledger::{
     Account, AccountFlags, AccountId, TransferId, TransferKind, TransferRequest,
 };
@@ -89,7 +89,7 @@ impl Issuer {
             .parse()
             .map_err(|_| bad("payment_id: not usable as a transfer id"))?;
         let event = NewEvent::of(
-            "card.debited",
+            EventTopic::CardDebited,
             Destination::Internal,
             json!({ "card_id": card.id, "agreement_id": agreement.id, "payment_id": req.payment_id, "amount": amount }),
             self.clock.now(),
@@ -207,7 +207,7 @@ impl Issuer {
             })?;
         let clearing = self.clearing_account(wallet, currency).await?;
         let event = NewEvent::of(
-            "card.refunded",
+            EventTopic::CardRefunded,
             Destination::Internal,
             json!({ "payment_id": req.payment_id, "refund_id": req.refund_id, "amount": amount }),
             now,

@@ -17,6 +17,7 @@ pub mod debits;
 pub mod ledger;
 pub mod seed;
 
+use paybridge_domain::event::EventTopic;
 use std::sync::Arc;
 
 use paybridge_adapters::dispatcher::OutboxDispatcher;
@@ -70,7 +71,7 @@ impl PartnerSide for Issuer {
         event: &PartnerEvent,
     ) -> Result<PartnerEventAck, ServiceError> {
         // Acting on an event is idempotent, so a redelivery may act again.
-        if event.topic == "binding.unbound" {
+        if event.topic == EventTopic::BindingUnbound.as_str() {
             if let Some(id) = event.data.get("binding_id").and_then(|v| v.as_str()) {
                 self.unbound_by_wallet(id).await?;
             }

@@ -13,7 +13,7 @@ use paybridge_domain::credentials::{
     check_login_password, check_payment_password, is_six_digits, PasswordGuard, LOGIN_LOCK_SECS,
     PAYMENT_PASSWORD_LOCK_SECS,
 };
-use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::identity::{IdNumber, PersonName};
 use paybridge_domain::ids::{DeviceId, SessionId, UserId};
 use paybridge_domain::phone::PhoneNumber;
@@ -161,7 +161,7 @@ impl Wallet {
             id: id.clone(),
         };
         let event = NewEvent::of(
-            "account.registered",
+            EventTopic::AccountRegistered,
             Destination::Internal,
             json!({ "user_id": id, "channel": "app" }),
             now,
@@ -325,7 +325,7 @@ impl Wallet {
             u.pay_password_hash = Some(hash.clone());
             u.pay_guard = PasswordGuard::default();
             let event = NewEvent::of(
-                "account.payment_password_set",
+                EventTopic::AccountPaymentPasswordSet,
                 Destination::Internal,
                 json!({ "user_id": user }),
                 self.clock.now(),
@@ -403,7 +403,7 @@ impl Wallet {
                 u.pay_guard = next;
                 let events = if outcome.is_err() {
                     vec![NewEvent::of(
-                        "risk.payment_password_wrong",
+                        EventTopic::RiskPaymentPasswordWrong,
                         Destination::Internal,
                         json!({ "user_id": user, "failed_attempts": next.failed_attempts }),
                         now,
@@ -455,7 +455,7 @@ impl Wallet {
             verified_at: now,
         };
         let event = NewEvent::of(
-            "account.identity_set",
+            EventTopic::AccountIdentitySet,
             Destination::Internal,
             json!({ "user_id": user }),
             now,

@@ -18,7 +18,7 @@ use paybridge_crypto::IndexPurpose;
 use paybridge_domain::binding::{BindingFailure, BindingState, BindingStatus};
 use paybridge_domain::card::{mask_last4, CardType};
 use paybridge_domain::device::DeviceFilter;
-use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::identity::{IdNumber, PersonName};
 use paybridge_domain::ids::{BindingId, UserId};
 use paybridge_domain::partner::PartnerId;
@@ -193,11 +193,7 @@ impl Wallet {
         }
     }
 
-    pub(crate) fn binding_event(
-        b: &StoredBinding,
-        topic: &'static str,
-        to: Destination,
-    ) -> NewEvent {
+    pub(crate) fn binding_event(b: &StoredBinding, topic: EventTopic, to: Destination) -> NewEvent {
         NewEvent::of(
             topic,
             to,
@@ -217,7 +213,7 @@ impl Wallet {
     pub(crate) async fn binding_events(
         &self,
         b: &StoredBinding,
-        topic: &'static str,
+        topic: EventTopic,
     ) -> Result<Vec<NewEvent>, ServiceError> {
         let mut events = vec![Self::binding_event(b, topic, Destination::Internal)];
         if let Some(user) = &b.user_id {
@@ -240,7 +236,7 @@ impl Wallet {
         let b = self
             .new_binding(issuer, offer, "qr", Some(hash), None)
             .await;
-        let events = self.binding_events(&b, "binding.created").await?;
+        let events = self.binding_events(&b, EventTopic::BindingCreated).await?;
         self.store.binding_create(&b, &events).await?;
         tracing::info!(binding.id = %b.id, issuer = %issuer, "binding address created");
         Ok(NewAddress {
@@ -286,7 +282,7 @@ impl Wallet {
         let b = self
             .new_binding(issuer, offer, "push", None, Some(user.id.clone()))
             .await;
-        let events = self.binding_events(&b, "binding.offered").await?;
+        let events = self.binding_events(&b, EventTopic::BindingOffered).await?;
         self.store.binding_create(&b, &events).await?;
         tracing::info!(binding.id = %b.id, user.id = %user.id, "binding message pushed");
         Ok(Some(b))
@@ -308,7 +304,7 @@ impl Wallet {
     pub(crate) async fn save_binding(
         &self,
         b: &StoredBinding,
-        topic: &'static str,
+        topic: EventTopic,
     ) -> Result<(), ServiceError> {
         let events = self.binding_events(b, topic).await?;
         match self.store.binding_update(b, &events).await? {
@@ -338,9 +334,9 @@ impl Wallet {
         b.failure = failure.map(|f| f.as_str().to_owned());
         b.updated_at = self.clock.now();
         let topic = match to {
-            BindingState::Expired => "binding.expired",
-            BindingState::Cancelled => "binding.cancelled",
-            _ => "binding.failed",
+            BindingState::Expired => EventTopic::BindingExpired,
+            BindingState::Cancelled => EventTopic::BindingCancelled,
+            _ => EventTopic::BindingFailed,
         };
         // Losing a race here means someone else moved it on: fine.
         let _ = self.save_binding(&b, topic).await;
@@ -388,7 +384,7 @@ impl Wallet {
         }
         self.store
             .outbox_append(&[NewEvent::of(
-                "risk.binding_identity_mismatch",
+                EventTopic::RiskBindingIdentityMismatch,
                 Destination::Internal,
                 json!({ "binding_id": b.id, "user_id": user, "issuer": b.issuer_id }),
                 self.clock.now(),
@@ -465,7 +461,7 @@ impl Wallet {
         b.status = status;
         b.user_id = Some(user.clone());
         b.updated_at = self.clock.now();
-        match self.save_binding(&b, "binding.claimed").await {
+        match self.save_binding(&b, EventTopic::BindingClaimed).await {
             Err(e) if e.code() == ErrorCode::BindingNotPending => Err(ServiceError::rejected(
                 ErrorCode::BindingAlreadyClaimed,
                 "this binding address was already used",
@@ -507,7 +503,7 @@ impl Wallet {
         b.status = status;
         b.otp_id = Some(issued.id.clone());
         b.updated_at = self.clock.now();
-        self.save_binding(&b, "binding.otp_sent").await?;
+        self.save_binding(&b, EventTopic::BindingOtpSent).await?;
         Ok((view(&b), issued))
     }
 
@@ -592,7 +588,7 @@ impl Wallet {
                 .await,
         );
         b.updated_at = self.clock.now();
-        self.save_binding(&b, "binding.activated").await?;
+        self.save_binding(&b, EventTopic::BindingActivated).await?;
         tracing::info!(binding.id = %b.id, user.id = %user, "binding active");
         Ok(view(&b))
     }
@@ -635,7 +631,7 @@ impl Wallet {
             verified_at: self.clock.now(),
         };
         let event = NewEvent::of(
-            "account.identity_set",
+            EventTopic::AccountIdentitySet,
             Destination::Internal,
             json!({ "user_id": user, "attested_by": b.issuer_id }),
             self.clock.now(),
@@ -694,10 +690,10 @@ impl Wallet {
         b.status = b.status.unbind()?;
         b.updated_at = self.clock.now();
         let issuer: PartnerId = b.issuer_id.parse().map_err(ServiceError::internal)?;
-        let mut events = self.binding_events(&b, "binding.unbound").await?;
+        let mut events = self.binding_events(&b, EventTopic::BindingUnbound).await?;
         events.push(Self::binding_event(
             &b,
-            "binding.unbound",
+            EventTopic::BindingUnbound,
             Destination::Partner(issuer),
         ));
         match self.store.binding_update(&b, &events).await? {
@@ -726,7 +722,7 @@ impl Wallet {
         }
         b.status = b.status.unbind()?;
         b.updated_at = self.clock.now();
-        let events = self.binding_events(&b, "binding.unbound").await?;
+        let events = self.binding_events(&b, EventTopic::BindingUnbound).await?;
         self.store.binding_update(&b, &events).await?;
         Ok(())
     }

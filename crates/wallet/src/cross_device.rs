@@ -14,7 +14,7 @@
 use paybridge_crypto::token::{generate_token, TokenKind};
 use paybridge_domain::device::DeviceFilter;
 use paybridge_domain::device::DeviceType;
-use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::ids::{
     BindingId, CeremonyId, DeviceId, MerchantId, OrderId, PaymentRequestId, UserId,
 };
@@ -230,8 +230,8 @@ impl Wallet {
     /// every transaction takes the devices' locks in the same order.
     fn events(
         page: &PaymentPage,
-        phone_topic: Option<&'static str>,
-        terminal_topic: Option<&'static str>,
+        phone_topic: Option<EventTopic>,
+        terminal_topic: Option<EventTopic>,
     ) -> Vec<NewEvent> {
         let now = page.request.updated_at;
         let payload = Self::payload(page);
@@ -253,7 +253,7 @@ impl Wallet {
             ));
         }
         events.push(NewEvent::of(
-            "payment_request.changed",
+            EventTopic::PaymentRequestChanged,
             Destination::Internal,
             json!({ "payment_id": page.request.id, "state": page.request.status.state.as_str() }),
             now,
@@ -262,17 +262,19 @@ impl Wallet {
     }
 
     /// The phone's event when a request reaches `state` for it.
-    fn phone_topic(state: PaymentRequestState) -> Option<&'static str> {
+    fn phone_topic(state: PaymentRequestState) -> Option<EventTopic> {
         match state {
             // The payment response: opens the payment page.
-            PaymentRequestState::Presented => Some("payment_request.presented"),
-            PaymentRequestState::AwaitingGesture => Some("payment_request.gesture_requested"),
+            PaymentRequestState::Presented => Some(EventTopic::PaymentRequestPresented),
+            PaymentRequestState::AwaitingGesture => {
+                Some(EventTopic::PaymentRequestGestureRequested)
+            }
             // The payment response that opens the phone's scanner.
-            PaymentRequestState::AwaitingScan => Some("payment_request.scan_requested"),
-            PaymentRequestState::Paid => Some("payment_request.paid"),
-            PaymentRequestState::Declined => Some("payment_request.declined"),
-            PaymentRequestState::Expired => Some("payment_request.expired"),
-            PaymentRequestState::Superseded => Some("payment_request.withdrawn"),
+            PaymentRequestState::AwaitingScan => Some(EventTopic::PaymentRequestScanRequested),
+            PaymentRequestState::Paid => Some(EventTopic::PaymentRequestPaid),
+            PaymentRequestState::Declined => Some(EventTopic::PaymentRequestDeclined),
+            PaymentRequestState::Expired => Some(EventTopic::PaymentRequestExpired),
+            PaymentRequestState::Superseded => Some(EventTopic::PaymentRequestWithdrawn),
         }
     }
 
@@ -350,8 +352,8 @@ impl Wallet {
                 let old_page = self.page(next.clone()).await?;
                 events.extend(Self::events(
                     &old_page,
-                    Some("payment_request.withdrawn"),
-                    Some("payment_request.superseded"),
+                    Some(EventTopic::PaymentRequestWithdrawn),
+                    Some(EventTopic::PaymentRequestSuperseded),
                 ));
                 superseded.push(next);
             }
@@ -398,7 +400,7 @@ impl Wallet {
             return;
         };
         let payload = json!({
-            "topic": "payment_request.gesture_requested",
+            "topic": EventTopic::PaymentRequestGestureRequested.as_str(),
             "payment_id": page.request.id,
             "requested_by": page.terminal.name,
             "expires_at": rfc3339(page.request.status.expires_at),
@@ -445,8 +447,8 @@ impl Wallet {
         let page = self.page(next.clone()).await?;
         let events = Self::events(
             &page,
-            Some("payment_request.expired"),
-            Some("payment_request.expired"),
+            Some(EventTopic::PaymentRequestExpired),
+            Some(EventTopic::PaymentRequestExpired),
         );
         if !self.store.payment_request_update(&next, &events).await? {
             return Ok(None);
@@ -484,7 +486,7 @@ impl Wallet {
     async fn save_transition(
         &self,
         next: StoredPaymentRequest,
-        terminal_topic: &'static str,
+        terminal_topic: EventTopic,
     ) -> Result<Option<PaymentPage>, ServiceError> {
         let mut page = self.page(next).await?;
         let events = Self::events(
@@ -536,7 +538,7 @@ impl Wallet {
             next.gesture = Some((gesture, route));
             next.updated_at = self.clock.now();
             if let Some(page) = self
-                .save_transition(next, "payment_request.gesture_received")
+                .save_transition(next, EventTopic::PaymentRequestGestureReceived)
                 .await?
             {
                 tracing::info!(payment.id = %id, route = route.as_str(), "gesture received");
@@ -592,7 +594,7 @@ impl Wallet {
             next.phone_id = Some(phone.clone());
             next.updated_at = self.clock.now();
             if let Some(page) = self
-                .save_transition(next, "payment_request.scanned")
+                .save_transition(next, EventTopic::PaymentRequestScanned)
                 .await?
             {
                 return Ok(Attempt::Done(page));
@@ -697,7 +699,10 @@ impl Wallet {
             next.binding_id = Some(binding.to_string());
             next.approved_with = Some(approval.name().to_owned());
             next.updated_at = self.clock.now();
-            if let Some(page) = self.save_transition(next, "payment_request.paid").await? {
+            if let Some(page) = self
+                .save_transition(next, EventTopic::PaymentRequestPaid)
+                .await?
+            {
                 tracing::info!(payment.id = %id, order.id = %page.order.id, "payment request paid");
                 return Ok(Attempt::Done(page));
             }
@@ -723,7 +728,7 @@ impl Wallet {
             next.status = r.status.decline(self.clock.now())?;
             next.updated_at = self.clock.now();
             if let Some(page) = self
-                .save_transition(next, "payment_request.declined")
+                .save_transition(next, EventTopic::PaymentRequestDeclined)
                 .await?
             {
                 tracing::info!(payment.id = %id, "payment request declined");

@@ -3,7 +3,7 @@
 
 use paybridge_domain::device::DeviceFilter;
 use paybridge_domain::device::{check_device_name, DeviceStatus, DeviceType};
-use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::ids::{DeviceId, UserId};
 use paybridge_domain::{ErrorCode, ServiceError};
 use paybridge_store::{DeviceCreate, StoredDevice};
@@ -44,7 +44,7 @@ impl Wallet {
             has_credential: false,
         };
         let event = NewEvent::of(
-            "device.registered",
+            EventTopic::DeviceRegistered,
             Destination::Internal,
             json!({ "user_id": user, "device_id": device.id, "type": device_type }),
             now,
@@ -122,7 +122,7 @@ impl Wallet {
         }
         let now = self.clock.now();
         let event = NewEvent::of(
-            "device.revoked",
+            EventTopic::DeviceRevoked,
             Destination::Device(id.clone()),
             json!({ "device_id": id }),
             now,

@@ -32,6 +32,7 @@ pub mod views;
 pub mod webauthn;
 pub mod webhooks;
 
+use paybridge_domain::event::EventTopic;
 use std::sync::Arc;
 
 use paybridge_adapters::device_push::PushHub;
@@ -88,7 +89,7 @@ impl PartnerSide for Wallet {
         event: &PartnerEvent,
     ) -> Result<PartnerEventAck, ServiceError> {
         // Acting on an event is idempotent, so a redelivery may act again.
-        if event.topic == "binding.unbound" {
+        if event.topic == EventTopic::BindingUnbound.as_str() {
             if let Some(id) = event.data.get("binding_id").and_then(|v| v.as_str()) {
                 self.unbound_by_issuer(from, id).await?;
             }

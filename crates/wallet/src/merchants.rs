@@ -4,7 +4,7 @@
 
 use data_encoding::BASE32_NOPAD;
 use paybridge_crypto::Secret;
-use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId};
 use paybridge_domain::ledger::{Account, AccountFlags, AccountId};
 use paybridge_domain::order::{order_ttl, OrderState, OrderStatus};
@@ -198,11 +198,11 @@ impl Wallet {
     }
 
     /// An order's state change: for the merchant's webhook endpoint.
-    pub(crate) fn order_event_for(o: &StoredOrder, topic: &'static str) -> NewEvent {
+    pub(crate) fn order_event_for(o: &StoredOrder, topic: EventTopic) -> NewEvent {
         Self::order_event(o, topic)
     }
 
-    fn order_event(o: &StoredOrder, topic: &'static str) -> NewEvent {
+    fn order_event(o: &StoredOrder, topic: EventTopic) -> NewEvent {
         NewEvent::of(
             topic,
             Destination::Merchant(o.merchant_id.clone()),
@@ -257,7 +257,10 @@ impl Wallet {
         };
         match self
             .store
-            .order_create(&order, &[Self::order_event(&order, "order.created")])
+            .order_create(
+                &order,
+                &[Self::order_event(&order, EventTopic::OrderCreated)],
+            )
             .await?
         {
             OrderCreate::Created => Ok((order.into(), true)),
@@ -314,7 +317,7 @@ impl Wallet {
             next.updated_at = now;
             if self
                 .store
-                .order_update(&next, &[Self::order_event(&next, "order.expired")])
+                .order_update(&next, &[Self::order_event(&next, EventTopic::OrderExpired)])
                 .await?
             {
                 next.version += 1;
@@ -339,7 +342,7 @@ impl Wallet {
         o.updated_at = self.clock.now();
         if !self
             .store
-            .order_update(&o, &[Self::order_event(&o, "order.cancelled")])
+            .order_update(&o, &[Self::order_event(&o, EventTopic::OrderCancelled)])
             .await?
         {
             return Err(ServiceError::rejected(

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use futures::Stream;
-use paybridge_domain::event::Destination;
+use paybridge_domain::event::{Destination, EventTopic};
 use paybridge_domain::ids::{DeviceId, UserId};
 use paybridge_domain::ServiceError;
 use paybridge_store::StoredEvent;
@@ -30,7 +30,7 @@ const CHANNEL_BATCH: i64 = 100;
 /// How often an open channel refreshes its device's `last_seen_at`.
 const CHANNEL_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// The topic after which a channel closes.
-const REVOKED_TOPIC: &str = "device.revoked";
+const REVOKED_TOPIC: EventTopic = EventTopic::DeviceRevoked;
 
 /// An open channel; see the module docs.
 #[derive(Debug)]
@@ -83,7 +83,7 @@ impl PushChannel {
         loop {
             if let Some(e) = self.buffer.pop_front() {
                 self.after = e.seq;
-                if e.topic.as_str() == REVOKED_TOPIC {
+                if e.topic == REVOKED_TOPIC {
                     self.closing = true;
                 }
                 return Some(e.into());

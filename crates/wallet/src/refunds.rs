@@ -8,7 +8,7 @@
 
 use paybridge_api::partner::{RefundAnswer, RefundRequest};
 use paybridge_api::wallet::MoneyBody;
-use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::ids::{BindingId, MerchantId, OrderId, RefundId, UserId};
 use paybridge_domain::ledger::{TransferKind, TransferRequest};
 use paybridge_domain::refund::{RefundFailure, RefundStatus};
@@ -89,7 +89,7 @@ impl Wallet {
             // amount already reserved by it: look it up first.
             let reserve = order.status.refund(amount.amount_minor);
             let event = NewEvent::of(
-                "refund.started",
+                EventTopic::RefundStarted,
                 Destination::Internal,
                 json!({ "refund_id": refund.id, "order_id": order.id, "amount": amount }),
                 now,
@@ -256,7 +256,7 @@ impl Wallet {
                 .await?;
                 refund.status = refund.status.succeed()?;
                 refund.updated_at = self.clock.now();
-                let event = Self::order_event_for(&order, "order.refunded");
+                let event = Self::order_event_for(&order, EventTopic::OrderRefunded);
                 self.store.refund_finish(&refund, None, &[event]).await?;
                 tracing::info!(order.id = %order.id, refund.id = %refund.id, "order refunded");
                 Ok((order, refund))
@@ -307,7 +307,7 @@ impl Wallet {
             next.status = current.status.refund_reverted(refund.amount.amount_minor)?;
             next.updated_at = self.clock.now();
             let event = NewEvent::of(
-                "refund.failed",
+                EventTopic::RefundFailed,
                 Destination::Internal,
                 json!({ "refund_id": refund.id, "order_id": order.id, "code": code.as_str() }),
                 refund.updated_at,

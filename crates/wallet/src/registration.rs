@@ -11,7 +11,7 @@ use paybridge_domain::account::AccountStatus;
 use paybridge_domain::binding::BindingStatus;
 use paybridge_domain::credentials::{check_login_password, check_payment_password, PasswordGuard};
 use paybridge_domain::device::{DeviceStatus, DeviceType};
-use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::identity::IdNumber;
 use paybridge_domain::ids::{BindingId, DeviceId, SecurityAuthId, UserId};
 use paybridge_domain::partner::PartnerId;
@@ -217,12 +217,15 @@ impl Wallet {
             binding_id: binding.id.to_string(),
         };
         let mut events = vec![NewEvent::of(
-            "account.registered",
+            EventTopic::AccountRegistered,
             Destination::Internal,
             json!({ "user_id": user_id, "channel": "partner", "registered_by": issuer }),
             now,
         )];
-        events.extend(self.binding_events(&binding, "binding.claimed").await?);
+        events.extend(
+            self.binding_events(&binding, EventTopic::BindingClaimed)
+                .await?,
+        );
         match self
             .store
             .register_partner_account(&registration, &user, &binding, &events)
@@ -290,7 +293,9 @@ impl Wallet {
                 .await,
         );
         b.updated_at = now;
-        let events = self.binding_events(&b, "binding.activated").await?;
+        let events = self
+            .binding_events(&b, EventTopic::BindingActivated)
+            .await?;
         match self.store.binding_update(&b, &events).await? {
             BindingWrite::Done => Ok(view(&b)),
             _ => Err(ServiceError::rejected(
@@ -336,7 +341,7 @@ impl Wallet {
         if let Err(reason) = environment.check() {
             self.store
                 .outbox_append(&[NewEvent::of(
-                    "risk.device_environment_refused",
+                    EventTopic::RiskDeviceEnvironmentRefused,
                     Destination::Internal,
                     json!({ "user_id": user.id, "reason": reason.as_str(), "os": environment.os }),
                     now,
@@ -545,7 +550,7 @@ impl Wallet {
         self.save_auth(&a, &next).await?;
         user.status = user.status.authenticated();
         let event = NewEvent::of(
-            "account.security_authenticated",
+            EventTopic::AccountSecurityAuthenticated,
             Destination::Internal,
             json!({ "user_id": user.id, "device_id": a.device_id, "conditions": a.conditions }),
             self.clock.now(),
@@ -572,12 +577,14 @@ fn auth_event(
     now: paybridge_domain::Timestamp,
 ) -> NewEvent {
     let topic = match status.state {
-        AuthState::OtpSent => "security_auth.otp_sent",
-        AuthState::OtpVerified if status.digit_attempts > 0 => "security_auth.identity_wrong",
-        AuthState::OtpVerified => "security_auth.otp_verified",
-        AuthState::IdentityConfirmed => "security_auth.identity_confirmed",
-        AuthState::Passed => "security_auth.passed",
-        AuthState::Failed => "security_auth.failed",
+        AuthState::OtpSent => EventTopic::SecurityAuthOtpSent,
+        AuthState::OtpVerified if status.digit_attempts > 0 => {
+            EventTopic::SecurityAuthIdentityWrong
+        }
+        AuthState::OtpVerified => EventTopic::SecurityAuthOtpVerified,
+        AuthState::IdentityConfirmed => EventTopic::SecurityAuthIdentityConfirmed,
+        AuthState::Passed => EventTopic::SecurityAuthPassed,
+        AuthState::Failed => EventTopic::SecurityAuthFailed,
     };
     NewEvent::of(
         topic,

@@ -10,7 +10,7 @@
 //! means a cloned authenticator); two assertions racing for one counter
 //! value cannot both pass.
 
-use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::ids::{CeremonyId, CredentialId, DeviceId, UserId};
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
 use paybridge_store::{CeremonyTake, StoredCeremony, StoredCredential, StoredDevice};
@@ -217,7 +217,7 @@ impl Wallet {
             sign_count: 0,
         };
         let event = NewEvent::of(
-            "device.credential_registered",
+            EventTopic::DeviceCredentialRegistered,
             Destination::Internal,
             json!({ "user_id": user, "device_id": device, "credential_id": credential.id }),
             now,
@@ -312,7 +312,7 @@ impl Wallet {
         if (counter != 0 || stored != 0) && counter <= stored {
             self.store
                 .outbox_append(&[NewEvent::of(
-                    "risk.authenticator_counter_regressed",
+                    EventTopic::RiskAuthenticatorCounterRegressed,
                     Destination::Internal,
                     json!({ "user_id": user, "device_id": device, "stored": stored, "presented": counter }),
                     now,

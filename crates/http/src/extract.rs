@@ -49,6 +49,33 @@ impl<S: Send + Sync, A: IdKind, B: IdKind> FromRequestParts<S> for ApiPath<(Id<A
     }
 }
 
+/// Who the route's authentication middleware proved the caller to be: a
+/// wallet session (`SessionUser`), a bank app session
+/// (`BankSessionCustomer`), a merchant key (`MerchantCaller`) or a signed
+/// partner (`VerifiedPartner`). A route mounted without its middleware
+/// answers `401 session_invalid` rather than trusting anything, never a 500.
+#[derive(Debug, Clone)]
+pub struct Authenticated<T>(pub T);
+
+impl<S: Send + Sync, T: Clone + Send + Sync + 'static> FromRequestParts<S> for Authenticated<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<T>()
+            .cloned()
+            .map(Authenticated)
+            .ok_or_else(|| {
+                tracing::error!(
+                    caller = std::any::type_name::<T>(),
+                    "a route ran without its authentication middleware"
+                );
+                ApiError::new(ErrorCode::SessionInvalid, "this route needs authentication")
+            })
+    }
+}
+
 /// A JSON request body, or a JSON response.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);

@@ -3,7 +3,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Extension;
 use paybridge_api::bank::{
     BankBindingBody, BankBindingList, BankLogin, BankSessionBody, CardBody, CardList, CustomerBody,
     StartWalletBinding, WalletBindingStarted, WalletRegistrationStarted,
@@ -19,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, Authenticated};
 use crate::middleware::session_auth::bank_session;
 
 fn customer_body(c: CustomerView) -> CustomerBody {
@@ -74,7 +73,7 @@ async fn login(
     responses((status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(
     State(issuer): State<Issuer>,
-    Extension(c): Extension<BankSessionCustomer>,
+    Authenticated(c): Authenticated<BankSessionCustomer>,
 ) -> ApiResult<StatusCode> {
     issuer.bank_logout(&c).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -86,7 +85,7 @@ async fn logout(
     responses((status = 200, body = CustomerBody), (status = 401, body = ErrorBody)))]
 async fn me(
     State(issuer): State<Issuer>,
-    Extension(c): Extension<BankSessionCustomer>,
+    Authenticated(c): Authenticated<BankSessionCustomer>,
 ) -> ApiResult<ApiJson<CustomerBody>> {
     Ok(ApiJson(customer_body(
         issuer.customer_view(&c.customer_id).await?,
@@ -99,7 +98,7 @@ async fn me(
     responses((status = 200, body = CardList), (status = 401, body = ErrorBody)))]
 async fn cards(
     State(issuer): State<Issuer>,
-    Extension(c): Extension<BankSessionCustomer>,
+    Authenticated(c): Authenticated<BankSessionCustomer>,
 ) -> ApiResult<ApiJson<CardList>> {
     let cards = issuer.customer_cards(&c.customer_id).await?;
     Ok(ApiJson(CardList {
@@ -114,7 +113,7 @@ async fn cards(
     responses((status = 200, body = CardBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn card(
     State(issuer): State<Issuer>,
-    Extension(c): Extension<BankSessionCustomer>,
+    Authenticated(c): Authenticated<BankSessionCustomer>,
     ApiPath(id): ApiPath<CardId>,
 ) -> ApiResult<ApiJson<CardBody>> {
     Ok(ApiJson(card_body(
@@ -133,7 +132,7 @@ async fn card(
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn start_binding(
     State(issuer): State<Issuer>,
-    Extension(c): Extension<BankSessionCustomer>,
+    Authenticated(c): Authenticated<BankSessionCustomer>,
     ApiPath(card): ApiPath<CardId>,
     ApiJson(req): ApiJson<StartWalletBinding>,
 ) -> ApiResult<(StatusCode, ApiJson<WalletBindingStarted>)> {
@@ -198,7 +197,7 @@ async fn start_binding(
         (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn start_registration(
     State(issuer): State<Issuer>,
-    Extension(c): Extension<BankSessionCustomer>,
+    Authenticated(c): Authenticated<BankSessionCustomer>,
     ApiPath(card): ApiPath<CardId>,
 ) -> ApiResult<(StatusCode, ApiJson<WalletRegistrationStarted>)> {
     let body = match issuer
@@ -228,7 +227,7 @@ async fn start_registration(
     responses((status = 200, body = BankBindingList), (status = 401, body = ErrorBody)))]
 async fn bindings(
     State(issuer): State<Issuer>,
-    Extension(c): Extension<BankSessionCustomer>,
+    Authenticated(c): Authenticated<BankSessionCustomer>,
 ) -> ApiResult<ApiJson<BankBindingList>> {
     let list = issuer.customer_bindings(&c.customer_id).await?;
     Ok(ApiJson(BankBindingList {
@@ -254,7 +253,7 @@ async fn bindings(
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn unbind(
     State(issuer): State<Issuer>,
-    Extension(c): Extension<BankSessionCustomer>,
+    Authenticated(c): Authenticated<BankSessionCustomer>,
     ApiPath(id): ApiPath<QuickPayAgreementId>,
 ) -> ApiResult<StatusCode> {
     issuer.unbind_from_bank(&c.customer_id, &id).await?;

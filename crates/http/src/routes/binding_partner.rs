@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Extension;
 use paybridge_api::partner::{
     AccountLookup, AccountLookupAnswer, AccountRegistered, AccountRegistration, ActivateBinding,
     AgreementIssued, BindingAddress, BindingAgreement, BindingOffer, BindingRequestAnswer,
@@ -23,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, Authenticated};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::partner_auth::{partner_auth, PartnerAuth, VerifiedPartner};
 
@@ -37,7 +36,7 @@ use crate::middleware::partner_auth::{partner_auth, PartnerAuth, VerifiedPartner
         (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn binding_address(
     State(w): State<Wallet>,
-    Extension(caller): Extension<VerifiedPartner>,
+    Authenticated(caller): Authenticated<VerifiedPartner>,
     ApiJson(offer): ApiJson<BindingOffer>,
 ) -> ApiResult<(StatusCode, ApiJson<BindingAddress>)> {
     let offer = CheckedOffer::check(&offer)?;
@@ -72,7 +71,7 @@ async fn binding_address(
         (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn binding_request(
     State(w): State<Wallet>,
-    Extension(caller): Extension<VerifiedPartner>,
+    Authenticated(caller): Authenticated<VerifiedPartner>,
     ApiJson(offer): ApiJson<BindingOffer>,
 ) -> ApiResult<ApiJson<BindingRequestAnswer>> {
     let offer = CheckedOffer::check(&offer)?;
@@ -101,7 +100,7 @@ async fn binding_request(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn activate_binding(
     State(issuer): State<Issuer>,
-    Extension(caller): Extension<VerifiedPartner>,
+    Authenticated(caller): Authenticated<VerifiedPartner>,
     ApiJson(req): ApiJson<ActivateBinding>,
 ) -> ApiResult<ApiJson<AgreementIssued>> {
     Ok(ApiJson(issuer.activate_binding(&caller.0, &req).await?))
@@ -138,7 +137,7 @@ async fn account_lookup(
         (status = 422, description = "invalid data, or the reference reused for another registration", body = ErrorBody)))]
 async fn account_registration(
     State(w): State<Wallet>,
-    Extension(caller): Extension<VerifiedPartner>,
+    Authenticated(caller): Authenticated<VerifiedPartner>,
     ApiJson(req): ApiJson<AccountRegistration>,
 ) -> ApiResult<(StatusCode, ApiJson<AccountRegistered>)> {
     let offer = CheckedOffer::check(&req.customer)?;
@@ -167,7 +166,7 @@ async fn account_registration(
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn binding_agreement(
     State(w): State<Wallet>,
-    Extension(caller): Extension<VerifiedPartner>,
+    Authenticated(caller): Authenticated<VerifiedPartner>,
     ApiPath(id): ApiPath<BindingId>,
     ApiJson(req): ApiJson<BindingAgreement>,
 ) -> ApiResult<ApiJson<BindingState>> {
@@ -218,7 +217,7 @@ pub fn wallet_router(
         (status = 422, description = "insufficient_funds, invalid_request", body = ErrorBody)))]
 async fn debit(
     State(issuer): State<Issuer>,
-    Extension(caller): Extension<VerifiedPartner>,
+    Authenticated(caller): Authenticated<VerifiedPartner>,
     ApiJson(req): ApiJson<DebitRequest>,
 ) -> ApiResult<ApiJson<DebitAnswer>> {
     Ok(ApiJson(issuer.debit_by_agreement(&caller.0, &req).await?))
@@ -236,7 +235,7 @@ async fn debit(
         (status = 422, description = "refund_exceeds_payment, invalid_request", body = ErrorBody)))]
 async fn refund(
     State(issuer): State<Issuer>,
-    Extension(caller): Extension<VerifiedPartner>,
+    Authenticated(caller): Authenticated<VerifiedPartner>,
     ApiJson(req): ApiJson<RefundRequest>,
 ) -> ApiResult<ApiJson<RefundAnswer>> {
     Ok(ApiJson(issuer.refund_payment(&caller.0, &req).await?))

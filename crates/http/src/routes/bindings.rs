@@ -4,7 +4,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Extension;
 use paybridge_api::wallet::{
     BindingBody, BindingConfirmation, BindingList, ClaimAddress, CompleteBinding, OtpBody,
 };
@@ -17,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, Authenticated};
 use crate::middleware::session_auth::wallet_session;
 
 fn body(b: BindingView) -> BindingBody {
@@ -48,7 +47,7 @@ fn body(b: BindingView) -> BindingBody {
         (status = 422, description = "binding_expired, identity_mismatch", body = ErrorBody)))]
 async fn claim_address(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiJson(req): ApiJson<ClaimAddress>,
 ) -> ApiResult<ApiJson<BindingBody>> {
     Ok(ApiJson(body(
@@ -65,7 +64,7 @@ async fn claim_address(
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn claim_offered(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<BindingId>,
 ) -> ApiResult<ApiJson<BindingBody>> {
     Ok(ApiJson(body(
@@ -84,7 +83,7 @@ async fn claim_offered(
         (status = 429, description = "otp_resend_too_soon, otp_rate_limited", body = ErrorBody)))]
 async fn confirm(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<BindingId>,
 ) -> ApiResult<ApiJson<BindingConfirmation>> {
     let (binding, otp) = w.confirm_binding(&user.user_id, &id).await?;
@@ -114,7 +113,7 @@ async fn confirm(
         (status = 502, body = ErrorBody)))]
 async fn complete(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<BindingId>,
     ApiJson(req): ApiJson<CompleteBinding>,
 ) -> ApiResult<ApiJson<BindingBody>> {
@@ -135,7 +134,7 @@ async fn complete(
     responses((status = 200, body = BindingList), (status = 401, body = ErrorBody)))]
 async fn list(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
 ) -> ApiResult<ApiJson<BindingList>> {
     Ok(ApiJson(BindingList {
         bindings: w
@@ -154,7 +153,7 @@ async fn list(
     responses((status = 200, body = BindingBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<BindingId>,
 ) -> ApiResult<ApiJson<BindingBody>> {
     Ok(ApiJson(body(w.binding(&user.user_id, &id).await?)))
@@ -168,7 +167,7 @@ async fn get_one(
         (status = 409, body = ErrorBody)))]
 async fn unbind(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<BindingId>,
 ) -> ApiResult<(StatusCode, ApiJson<BindingBody>)> {
     Ok((

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Extension;
 use paybridge_api::wallet::{
     ApprovePayment, CeremonyBody, CreatePaymentRequest, GestureBody, PaymentDevice,
     PaymentMerchant, PaymentQr, PaymentRequestBody, RelayedGesture, ReportGesture, ScanPaymentCode,
@@ -23,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, Authenticated};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::partner_auth::{partner_auth, PartnerAuth};
 use crate::middleware::session_auth::wallet_session;
@@ -99,7 +98,7 @@ pub(crate) fn payment_request_body(
         (status = 429, description = "too_many_pending_payments", body = ErrorBody)))]
 async fn create(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiJson(req): ApiJson<CreatePaymentRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<PaymentRequestBody>)> {
     let not_found = || ApiError::new(ErrorCode::NotFound, "no such order of this merchant");
@@ -159,7 +158,7 @@ async fn create(
         (status = 404, body = ErrorBody)))]
 async fn read(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<PaymentRequestId>,
 ) -> ApiResult<ApiJson<PaymentRequestBody>> {
     let page = w.payment_request(&user.user_id, &id).await?;
@@ -189,7 +188,7 @@ fn session_phone(user: &SessionUser) -> Result<&DeviceId, ApiError> {
         (status = 422, description = "payment_request_expired, invalid_request", body = ErrorBody)))]
 async fn report_gesture(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<PaymentRequestId>,
     ApiJson(req): ApiJson<ReportGesture>,
 ) -> ApiResult<ApiJson<PaymentRequestBody>> {
@@ -218,7 +217,7 @@ async fn report_gesture(
         (status = 422, description = "payment_request_expired", body = ErrorBody)))]
 async fn approval_challenge(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<PaymentRequestId>,
 ) -> ApiResult<(StatusCode, ApiJson<CeremonyBody>)> {
     let c = w
@@ -244,7 +243,7 @@ async fn approval_challenge(
         (status = 502, description = "the bank could not be reached; retry: it cannot debit twice", body = ErrorBody)))]
 async fn approve(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<PaymentRequestId>,
     ApiJson(req): ApiJson<ApprovePayment>,
 ) -> ApiResult<ApiJson<PaymentRequestBody>> {
@@ -290,7 +289,7 @@ async fn approve(
         (status = 422, description = "payment_request_expired", body = ErrorBody)))]
 async fn decline(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<PaymentRequestId>,
 ) -> ApiResult<ApiJson<PaymentRequestBody>> {
     let page = w
@@ -312,7 +311,7 @@ async fn decline(
         (status = 422, description = "payment_request_expired", body = ErrorBody)))]
 async fn scan(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiJson(req): ApiJson<ScanPaymentCode>,
 ) -> ApiResult<ApiJson<PaymentRequestBody>> {
     let page = w

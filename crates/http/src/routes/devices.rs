@@ -14,7 +14,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::Extension;
 use futures::{Stream, StreamExt};
 use paybridge_api::rfc3339;
 use paybridge_api::wallet::{
@@ -34,7 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::wallet_session;
 
@@ -96,7 +95,7 @@ fn answer<T: serde::de::DeserializeOwned>(a: CeremonyAnswer) -> ApiResult<T> {
         (status = 422, body = ErrorBody)))]
 async fn register_device(
     State(s): State<DevicesState>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiJson(req): ApiJson<RegisterDevice>,
 ) -> ApiResult<(StatusCode, ApiJson<DeviceBody>)> {
     let t: DeviceType = req.device_type.parse()?;
@@ -114,7 +113,7 @@ async fn register_device(
     responses((status = 200, body = DeviceList), (status = 401, body = ErrorBody)))]
 async fn list_devices(
     State(s): State<DevicesState>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiQuery(q): ApiQuery<DeviceListQuery>,
 ) -> ApiResult<ApiJson<DeviceList>> {
     let devices = s
@@ -140,7 +139,7 @@ async fn list_devices(
     responses((status = 200, body = DeviceBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_device(
     State(s): State<DevicesState>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> ApiResult<ApiJson<DeviceBody>> {
     let d = s.wallet.device(&user.user_id, &id).await?;
@@ -158,7 +157,7 @@ async fn get_device(
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn rename_device(
     State(s): State<DevicesState>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<DeviceId>,
     ApiJson(req): ApiJson<RenameDevice>,
 ) -> ApiResult<ApiJson<DeviceBody>> {
@@ -176,7 +175,7 @@ async fn rename_device(
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn revoke_device(
     State(s): State<DevicesState>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> ApiResult<StatusCode> {
     s.wallet.revoke_device(&user.user_id, &id).await?;
@@ -194,7 +193,7 @@ async fn revoke_device(
         (status = 422, description = "not a phone", body = ErrorBody)))]
 async fn start_registration(
     State(s): State<DevicesState>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> ApiResult<(StatusCode, ApiJson<CeremonyBody>)> {
     let c = s
@@ -216,7 +215,7 @@ async fn start_registration(
         (status = 422, description = "ceremony_expired, invalid_request", body = ErrorBody)))]
 async fn finish_registration(
     State(s): State<DevicesState>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath((id, ceremony)): ApiPath<(DeviceId, CeremonyId)>,
     ApiJson(req): ApiJson<CeremonyAnswer>,
 ) -> ApiResult<(StatusCode, ApiJson<CredentialBody>)> {
@@ -245,7 +244,7 @@ async fn finish_registration(
         (status = 404, description = "no such device, or no credential", body = ErrorBody)))]
 async fn start_assertion(
     State(s): State<DevicesState>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> ApiResult<(StatusCode, ApiJson<CeremonyBody>)> {
     let c = s
@@ -267,7 +266,7 @@ async fn start_assertion(
         (status = 422, description = "ceremony_expired, invalid_request", body = ErrorBody)))]
 async fn finish_assertion(
     State(s): State<DevicesState>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath((id, ceremony)): ApiPath<(DeviceId, CeremonyId)>,
     ApiJson(req): ApiJson<CeremonyAnswer>,
 ) -> ApiResult<ApiJson<AssertionBody>> {
@@ -301,7 +300,7 @@ async fn finish_assertion(
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn channel(
     State(s): State<DevicesState>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<DeviceId>,
     ApiQuery(q): ApiQuery<ChannelQuery>,
     headers: HeaderMap,

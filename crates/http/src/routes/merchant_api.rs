@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Extension;
 use paybridge_api::merchant::{
     ApiKeyBody, ApiKeyList, CreateOrder, CreateRefund, NewApiKeyBody, OrderBody, RefundBody,
     RefundCreated, RefundList, SetWebhookEndpoint, WebhookDeliveryBody, WebhookDeliveryList,
@@ -21,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, Authenticated};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::merchant_key;
 
@@ -60,7 +59,7 @@ fn key_body(k: ApiKeyView) -> ApiKeyBody {
         (status = 409, description = "order_reference_reused", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_order(
     State(w): State<Wallet>,
-    Extension(m): Extension<MerchantCaller>,
+    Authenticated(m): Authenticated<MerchantCaller>,
     ApiJson(req): ApiJson<CreateOrder>,
 ) -> ApiResult<(StatusCode, ApiJson<OrderBody>)> {
     let currency: Currency = req.amount.currency.parse().map_err(|_| {
@@ -90,7 +89,7 @@ async fn create_order(
     responses((status = 200, body = OrderBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_order(
     State(w): State<Wallet>,
-    Extension(m): Extension<MerchantCaller>,
+    Authenticated(m): Authenticated<MerchantCaller>,
     ApiPath(id): ApiPath<OrderId>,
 ) -> ApiResult<ApiJson<OrderBody>> {
     Ok(ApiJson(order_body(w.order(&m.merchant_id, &id).await?)))
@@ -105,7 +104,7 @@ async fn get_order(
         (status = 409, description = "order_not_payable", body = ErrorBody), (status = 422, description = "order_expired", body = ErrorBody)))]
 async fn cancel_order(
     State(w): State<Wallet>,
-    Extension(m): Extension<MerchantCaller>,
+    Authenticated(m): Authenticated<MerchantCaller>,
     ApiPath(id): ApiPath<OrderId>,
 ) -> ApiResult<ApiJson<OrderBody>> {
     Ok(ApiJson(order_body(
@@ -119,7 +118,7 @@ async fn cancel_order(
     responses((status = 200, body = ApiKeyList), (status = 401, body = ErrorBody)))]
 async fn list_keys(
     State(w): State<Wallet>,
-    Extension(m): Extension<MerchantCaller>,
+    Authenticated(m): Authenticated<MerchantCaller>,
 ) -> ApiResult<ApiJson<ApiKeyList>> {
     Ok(ApiJson(ApiKeyList {
         keys: w
@@ -137,7 +136,7 @@ async fn list_keys(
     responses((status = 201, body = NewApiKeyBody), (status = 401, body = ErrorBody)))]
 async fn create_key(
     State(w): State<Wallet>,
-    Extension(m): Extension<MerchantCaller>,
+    Authenticated(m): Authenticated<MerchantCaller>,
 ) -> ApiResult<(StatusCode, ApiJson<NewApiKeyBody>)> {
     let (key, secret) = w.create_api_key(&m.merchant_id).await?;
     Ok((
@@ -156,7 +155,7 @@ async fn create_key(
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn revoke_key(
     State(w): State<Wallet>,
-    Extension(m): Extension<MerchantCaller>,
+    Authenticated(m): Authenticated<MerchantCaller>,
     ApiPath(id): ApiPath<ApiKeyId>,
 ) -> ApiResult<StatusCode> {
     w.revoke_api_key(&m.merchant_id, &id).await?;
@@ -171,7 +170,7 @@ async fn revoke_key(
     responses((status = 200, body = WebhookEndpointBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn set_webhook(
     State(w): State<Wallet>,
-    Extension(m): Extension<MerchantCaller>,
+    Authenticated(m): Authenticated<MerchantCaller>,
     ApiJson(req): ApiJson<SetWebhookEndpoint>,
 ) -> ApiResult<ApiJson<WebhookEndpointBody>> {
     let secret = w.set_webhook_endpoint(&m.merchant_id, &req.url).await?;
@@ -187,7 +186,7 @@ async fn set_webhook(
     responses((status = 200, body = WebhookDeliveryList), (status = 401, body = ErrorBody)))]
 async fn list_deliveries(
     State(w): State<Wallet>,
-    Extension(m): Extension<MerchantCaller>,
+    Authenticated(m): Authenticated<MerchantCaller>,
 ) -> ApiResult<ApiJson<WebhookDeliveryList>> {
     let deliveries = w.webhook_deliveries(&m.merchant_id).await?;
     Ok(ApiJson(WebhookDeliveryList {
@@ -223,7 +222,7 @@ async fn list_deliveries(
     responses((status = 202), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn resend_delivery(
     State(w): State<Wallet>,
-    Extension(m): Extension<MerchantCaller>,
+    Authenticated(m): Authenticated<MerchantCaller>,
     ApiPath(id): ApiPath<EventId>,
 ) -> ApiResult<StatusCode> {
     w.resend_webhook(&m.merchant_id, &id).await?;
@@ -260,7 +259,7 @@ fn refund_body(r: RefundView) -> RefundBody {
         (status = 502, description = "the bank could not be reached; retry with the same reference", body = ErrorBody)))]
 async fn refund_order(
     State(w): State<Wallet>,
-    Extension(m): Extension<MerchantCaller>,
+    Authenticated(m): Authenticated<MerchantCaller>,
     ApiPath(id): ApiPath<OrderId>,
     ApiJson(req): ApiJson<CreateRefund>,
 ) -> ApiResult<(StatusCode, ApiJson<RefundCreated>)> {
@@ -294,7 +293,7 @@ async fn refund_order(
     responses((status = 200, body = RefundList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_refunds(
     State(w): State<Wallet>,
-    Extension(m): Extension<MerchantCaller>,
+    Authenticated(m): Authenticated<MerchantCaller>,
     ApiPath(id): ApiPath<OrderId>,
 ) -> ApiResult<ApiJson<RefundList>> {
     let refunds = w.refunds(&m.merchant_id, &id).await?;

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::Extension;
 use paybridge_adapters::partner::PartnerSide;
 use paybridge_api::partner::{PartnerEvent, PartnerEventAck, PartnerPing};
 use paybridge_api::ErrorBody;
@@ -13,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiResult;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, Authenticated};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::partner_auth::{partner_auth, PartnerAuth, VerifiedPartner};
 
@@ -27,7 +26,7 @@ type Side = Arc<dyn PartnerSide>;
         (status = 401, description = "Missing, invalid, expired or replayed signature; unknown partner", body = ErrorBody)))]
 async fn ping(
     State(side): State<Side>,
-    Extension(caller): Extension<VerifiedPartner>,
+    Authenticated(caller): Authenticated<VerifiedPartner>,
 ) -> ApiJson<PartnerPing> {
     ApiJson(side.ping(&caller.0))
 }
@@ -44,7 +43,7 @@ async fn ping(
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn events(
     State(side): State<Side>,
-    Extension(caller): Extension<VerifiedPartner>,
+    Authenticated(caller): Authenticated<VerifiedPartner>,
     ApiJson(event): ApiJson<PartnerEvent>,
 ) -> ApiResult<ApiJson<PartnerEventAck>> {
     Ok(ApiJson(

@@ -1,7 +1,6 @@
 //! The wallet app pays a merchant's order with a bound card.
 
 use axum::extract::State;
-use axum::Extension;
 use paybridge_api::merchant::{OrderBody, PayOrder};
 use paybridge_api::ErrorBody;
 use paybridge_domain::ids::{BindingId, OrderId};
@@ -12,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, Authenticated};
 use crate::middleware::session_auth::wallet_session;
 use crate::routes::merchant_api::order_body;
 
@@ -32,7 +31,7 @@ use crate::routes::merchant_api::order_body;
         (status = 502, description = "the bank could not be reached; retry: it cannot debit twice", body = ErrorBody)))]
 async fn pay(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiPath(order): ApiPath<OrderId>,
     ApiJson(req): ApiJson<PayOrder>,
 ) -> ApiResult<ApiJson<OrderBody>> {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Extension;
 use paybridge_api::rfc3339;
 use paybridge_api::wallet::{
     AccountBody, IdentityBody, Login, RegisterAccount, SessionBody, SetIdentity,
@@ -22,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, Authenticated};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::wallet_session;
 
@@ -113,7 +112,7 @@ async fn login(
     responses((status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
 ) -> ApiResult<StatusCode> {
     w.logout(&user).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -125,7 +124,7 @@ async fn logout(
     responses((status = 200, body = AccountBody), (status = 401, body = ErrorBody)))]
 async fn me(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
 ) -> ApiResult<ApiJson<AccountBody>> {
     Ok(ApiJson(account_body(w.account(&user.user_id).await?)))
 }
@@ -142,7 +141,7 @@ async fn me(
         (status = 429, description = "password_locked", body = ErrorBody)))]
 async fn set_payment_password(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiJson(req): ApiJson<SetPaymentPassword>,
 ) -> ApiResult<StatusCode> {
     w.set_payment_password(
@@ -167,7 +166,7 @@ async fn set_payment_password(
         (status = 429, description = "password_locked", body = ErrorBody)))]
 async fn verify_payment_password(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiJson(req): ApiJson<VerifyPaymentPassword>,
 ) -> ApiResult<ApiJson<Verified>> {
     w.verify_payment_password(&user.user_id, &req.password)
@@ -187,7 +186,7 @@ async fn verify_payment_password(
         (status = 422, description = "identity_invalid", body = ErrorBody)))]
 async fn set_identity(
     State(w): State<Wallet>,
-    Extension(user): Extension<SessionUser>,
+    Authenticated(user): Authenticated<SessionUser>,
     ApiJson(req): ApiJson<SetIdentity>,
 ) -> ApiResult<(StatusCode, ApiJson<IdentityBody>)> {
     let name = PersonName::parse(&req.name)?;

@@ -25,7 +25,8 @@ pub enum BindingState {
     OtpSent,
     Active,
     Expired,
-    Failed,
+    /// Failed, and why (the bank tells its customer).
+    Failed(BindingFailure),
     Cancelled,
     Unbound,
 }
@@ -38,14 +39,32 @@ impl BindingState {
             BindingState::OtpSent => "otp_sent",
             BindingState::Active => "active",
             BindingState::Expired => "expired",
-            BindingState::Failed => "failed",
+            BindingState::Failed(_) => "failed",
             BindingState::Cancelled => "cancelled",
             BindingState::Unbound => "unbound",
         }
     }
 
-    pub fn parse(s: &str) -> Option<BindingState> {
-        <Self as strum::IntoEnumIterator>::iter().find(|b| b.as_str() == s)
+    /// The state from its stored name and, for a failed binding, its
+    /// failure's; `None` for a pair that cannot be (a failure without
+    /// `failed`, or the other way round).
+    pub fn parse(state: &str, failure: Option<&str>) -> Option<BindingState> {
+        let found = <Self as strum::IntoEnumIterator>::iter().find(|b| b.as_str() == state)?;
+        match (found, failure) {
+            (BindingState::Failed(_), Some(f)) => {
+                BindingFailure::parse(f).map(BindingState::Failed)
+            }
+            (BindingState::Failed(_), None) | (_, Some(_)) => None,
+            (other, None) => Some(other),
+        }
+    }
+
+    /// Why it failed, if it did.
+    pub fn failure(self) -> Option<BindingFailure> {
+        match self {
+            BindingState::Failed(f) => Some(f),
+            _ => None,
+        }
     }
 
     /// No transition leaves these.
@@ -53,7 +72,7 @@ impl BindingState {
         matches!(
             self,
             BindingState::Expired
-                | BindingState::Failed
+                | BindingState::Failed(_)
                 | BindingState::Cancelled
                 | BindingState::Unbound
         )
@@ -69,9 +88,11 @@ impl BindingState {
 }
 
 /// Why a binding failed (its own codes, so the bank can tell the customer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// (`Default` only lets the state list itself; no binding fails by default.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, strum::EnumIter)]
 pub enum BindingFailure {
     /// The wallet user's verified real name is not the card holder's.
+    #[default]
     IdentityMismatch,
     /// The OTP was answered wrongly too many times.
     OtpLocked,
@@ -87,6 +108,18 @@ impl BindingFailure {
             BindingFailure::IssuerRefused => "issuer_refused",
         }
     }
+
+    pub fn parse(s: &str) -> Option<BindingFailure> {
+        <Self as strum::IntoEnumIterator>::iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// How a pending binding ends other than active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingEnd {
+    Expired,
+    Cancelled,
+    Failed(BindingFailure),
 }
 
 /// The parts of a binding the rules look at.
@@ -192,11 +225,12 @@ impl BindingStatus {
     }
 
     /// Ends a pending binding as failed, cancelled or expired.
-    pub fn end(self, to: BindingState) -> Result<BindingStatus, DomainError> {
-        debug_assert!(matches!(
-            to,
-            BindingState::Failed | BindingState::Cancelled | BindingState::Expired
-        ));
+    pub fn end(self, how: BindingEnd) -> Result<BindingStatus, DomainError> {
+        let to = match how {
+            BindingEnd::Expired => BindingState::Expired,
+            BindingEnd::Cancelled => BindingState::Cancelled,
+            BindingEnd::Failed(f) => BindingState::Failed(f),
+        };
         if !self.state.is_pending() {
             return Err(refuse(
                 ErrorCode::BindingNotPending,
@@ -257,7 +291,7 @@ mod tests {
             b.claim(t0()).unwrap_err().code,
             ErrorCode::BindingNotPending
         );
-        assert!(b.end(BindingState::Cancelled).is_err());
+        assert!(b.end(BindingEnd::Cancelled).is_err());
         let b = b.unbind().unwrap();
         assert!(b.state.is_final());
         assert!(b.unbind().is_err());
@@ -274,7 +308,7 @@ mod tests {
             ErrorCode::BindingExpired
         );
         assert_eq!(
-            claimed.end(BindingState::Expired).unwrap().state,
+            claimed.end(BindingEnd::Expired).unwrap().state,
             BindingState::Expired
         );
     }
@@ -282,7 +316,17 @@ mod tests {
     #[test]
     fn states_round_trip() {
         for s in <BindingState as strum::IntoEnumIterator>::iter() {
-            assert_eq!(BindingState::parse(s.as_str()), Some(s));
+            let failure = s.failure().map(BindingFailure::as_str);
+            assert_eq!(BindingState::parse(s.as_str(), failure), Some(s));
         }
+        for f in <BindingFailure as strum::IntoEnumIterator>::iter() {
+            let failed = BindingState::Failed(f);
+            assert_eq!(
+                BindingState::parse("failed", Some(f.as_str())),
+                Some(failed)
+            );
+        }
+        assert_eq!(BindingState::parse("failed", None), None);
+        assert_eq!(BindingState::parse("active", Some("otp_locked")), None);
     }
 }

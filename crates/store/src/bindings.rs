@@ -28,8 +28,8 @@ pub struct StoredBinding {
     /// Keyed hash of the binding address's secret (QR path).
     pub address_hash: Option<String>,
     pub user_id: Option<UserId>,
+    /// Its state (a failure is inside `Failed`, stored in the `failure` column).
     pub status: BindingStatus,
-    pub failure: Option<String>,
     pub holder_name_sealed: String,
     pub holder_name_masked: String,
     pub holder_id_number_sealed: String,
@@ -130,6 +130,7 @@ const BINDING_COLUMNS: &str = "id, issuer_id, card_ref, channel, address_hash, u
 fn binding_from_row(r: &AnyRow) -> Result<StoredBinding, StoreError> {
     let id: String = r.try_get("id")?;
     let state: String = r.try_get("state")?;
+    let failure: Option<String> = r.try_get("failure")?;
     let user: Option<String> = r.try_get("user_id")?;
     let otp: Option<String> = r.try_get("otp_id")?;
     Ok(StoredBinding {
@@ -140,11 +141,10 @@ fn binding_from_row(r: &AnyRow) -> Result<StoredBinding, StoreError> {
         address_hash: r.try_get("address_hash")?,
         user_id: user.map(|u| u.parse()).transpose().map_err(corrupt)?,
         status: BindingStatus {
-            state: BindingState::parse(&state)
-                .ok_or_else(|| corrupt(format!("binding state {state}")))?,
+            state: BindingState::parse(&state, failure.as_deref())
+                .ok_or_else(|| corrupt(format!("binding state {state} ({failure:?})")))?,
             expires_at: from_unix_micros(r.try_get("expires_at")?),
         },
-        failure: r.try_get("failure")?,
         holder_name_sealed: r.try_get("holder_name_sealed")?,
         holder_name_masked: r.try_get("holder_name_masked")?,
         holder_id_number_sealed: r.try_get("holder_id_number_sealed")?,
@@ -230,7 +230,7 @@ pub(crate) async fn insert_binding(
         .bind(b.address_hash.clone())
         .bind(b.user_id.as_ref().map(|u| u.as_str().to_owned()))
         .bind(b.status.state.as_str())
-        .bind(b.failure.clone())
+        .bind(b.status.state.failure().map(|f| f.as_str()))
         .bind(&b.holder_name_sealed)
         .bind(&b.holder_name_masked)
         .bind(&b.holder_id_number_sealed)
@@ -298,7 +298,7 @@ impl BindingStore for Store {
         .bind(b.version)
         .bind(b.user_id.as_ref().map(|u| u.as_str().to_owned()))
         .bind(b.status.state.as_str())
-        .bind(b.failure.clone())
+        .bind(b.status.state.failure().map(|f| f.as_str()))
         .bind(b.otp_id.as_ref().map(|o| o.as_str().to_owned()))
         .bind(b.agreement_sealed.clone())
         .bind(to_unix_micros(b.updated_at))

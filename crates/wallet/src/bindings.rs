@@ -15,7 +15,7 @@
 use paybridge_api::partner::{ActivateBinding, AgreementIssued, BindingOffer};
 use paybridge_crypto::token::{generate_token, TokenKind};
 use paybridge_crypto::IndexPurpose;
-use paybridge_domain::binding::{BindingFailure, BindingState, BindingStatus};
+use paybridge_domain::binding::{BindingEnd, BindingFailure, BindingState, BindingStatus};
 use paybridge_domain::card::{mask_last4, CardType};
 use paybridge_domain::device::DeviceFilter;
 use paybridge_domain::event::{Destination, EventTopic, NewEvent};
@@ -115,7 +115,7 @@ pub(crate) fn view(b: &StoredBinding) -> BindingView {
         id: b.id.clone(),
         issuer_id: b.issuer_id.clone(),
         state: b.status.state,
-        failure: b.failure.clone(),
+        failure: b.status.state.failure().map(|f| f.as_str().to_owned()),
         bank_name: b.bank_name.clone(),
         card_type: b.card_type.clone(),
         last4: b.last4.clone(),
@@ -154,7 +154,6 @@ impl Wallet {
             address_hash,
             user_id: user,
             status: BindingStatus::created(now),
-            failure: None,
             holder_name_sealed: self
                 .vault
                 .seal(
@@ -321,22 +320,16 @@ impl Wallet {
     }
 
     /// Ends a pending binding (expired, failed, cancelled).
-    async fn end_binding(
-        &self,
-        mut b: StoredBinding,
-        to: BindingState,
-        failure: Option<BindingFailure>,
-    ) -> Result<(), ServiceError> {
-        let Ok(status) = b.status.end(to) else {
+    async fn end_binding(&self, mut b: StoredBinding, how: BindingEnd) -> Result<(), ServiceError> {
+        let Ok(status) = b.status.end(how) else {
             return Ok(());
         };
         b.status = status;
-        b.failure = failure.map(|f| f.as_str().to_owned());
         b.updated_at = self.clock.now();
-        let topic = match to {
-            BindingState::Expired => EventTopic::BindingExpired,
-            BindingState::Cancelled => EventTopic::BindingCancelled,
-            _ => EventTopic::BindingFailed,
+        let topic = match how {
+            BindingEnd::Expired => EventTopic::BindingExpired,
+            BindingEnd::Cancelled => EventTopic::BindingCancelled,
+            BindingEnd::Failed(_) => EventTopic::BindingFailed,
         };
         // Losing a race here means someone else moved it on: fine.
         let _ = self.save_binding(&b, topic).await;
@@ -354,8 +347,7 @@ impl Wallet {
             Ok(s) => Ok(s),
             Err(e) => {
                 if b.status.is_expired(now) {
-                    self.end_binding(b.clone(), BindingState::Expired, None)
-                        .await?;
+                    self.end_binding(b.clone(), BindingEnd::Expired).await?;
                 }
                 Err(e.into())
             }
@@ -392,12 +384,8 @@ impl Wallet {
             .await?;
         let mut failed = b.clone();
         failed.user_id = Some(user.clone());
-        self.end_binding(
-            failed,
-            BindingState::Failed,
-            Some(BindingFailure::IdentityMismatch),
-        )
-        .await?;
+        self.end_binding(failed, BindingEnd::Failed(BindingFailure::IdentityMismatch))
+            .await?;
         Err(ServiceError::rejected(
             ErrorCode::IdentityMismatch,
             "the card holder is not the wallet account's verified owner",
@@ -536,7 +524,7 @@ impl Wallet {
         }
         if let Err(e) = self.otp_service()?.verify(&otp_id, code).await {
             if e.code() == ErrorCode::OtpLocked {
-                self.end_binding(b, BindingState::Failed, Some(BindingFailure::OtpLocked))
+                self.end_binding(b, BindingEnd::Failed(BindingFailure::OtpLocked))
                     .await?;
             }
             return Err(e);
@@ -568,7 +556,7 @@ impl Wallet {
             Ok(a) => a,
             Err(paybridge_client::PartnerError::Refused { status, code, .. }) if status < 500 => {
                 tracing::warn!(binding.id = %b.id, partner.code = %code, "the bank refused the binding");
-                self.end_binding(b, BindingState::Failed, Some(BindingFailure::IssuerRefused))
+                self.end_binding(b, BindingEnd::Failed(BindingFailure::IssuerRefused))
                     .await?;
                 return Err(ServiceError::rejected(
                     ErrorCode::BindingNotPending,
@@ -683,8 +671,7 @@ impl Wallet {
     pub async fn unbind(&self, user: &UserId, id: &BindingId) -> Result<BindingView, ServiceError> {
         let mut b = self.load_binding(user, id).await?;
         if b.status.state.is_pending() {
-            self.end_binding(b.clone(), BindingState::Cancelled, None)
-                .await?;
+            self.end_binding(b.clone(), BindingEnd::Cancelled).await?;
             return self.binding(user, id).await;
         }
         b.status = b.status.unbind()?;

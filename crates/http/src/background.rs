@@ -15,17 +15,29 @@ use tokio::sync::watch;
 /// How often expired nonces and idempotency answers are purged.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Runs `round` every `interval` until `stop` turns; a round's failure is
+/// logged and the next round tries again.
+async fn every<F, Fut>(interval: Duration, mut stop: watch::Receiver<bool>, mut round: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        round().await;
+    }
+}
+
 /// Forgets nonces past their window and idempotency answers past 24 h.
 pub(crate) async fn purge_loop(
     stores: Vec<Store>,
     clock: Arc<dyn Clock>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(PURGE_INTERVAL) => {}
-            _ = stop.changed() => return,
-        }
+    every(PURGE_INTERVAL, stop, || async {
         for store in &stores {
             let now = clock.now();
             if let Err(e) = store.nonce_purge(now).await {
@@ -35,40 +47,35 @@ pub(crate) async fn purge_loop(
                 tracing::warn!(error = %e, "idempotency purge failed");
             }
         }
-    }
+    })
+    .await
 }
 
 /// How often pending cross-device payment requests past their expiry are
 /// expired (and their terminal and phone told).
 pub const PAYMENT_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 
-pub(crate) async fn payment_expiry_loop(wallet: Wallet, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(PAYMENT_EXPIRY_INTERVAL) => {}
-            _ = stop.changed() => return,
-        }
+pub(crate) async fn payment_expiry_loop(wallet: Wallet, stop: watch::Receiver<bool>) {
+    every(PAYMENT_EXPIRY_INTERVAL, stop, || async {
         match wallet.expire_due_payment_requests().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(count = n, "payment requests expired"),
             Err(e) => tracing::warn!(error = %e, "payment request expiry failed"),
         }
-    }
+    })
+    .await
 }
 
 /// How often the payment saga's recovery step looks for stalled payments.
 pub const PAYMENT_RECOVERY_INTERVAL: Duration = Duration::from_secs(30);
 
-pub(crate) async fn payment_recovery_loop(wallet: Wallet, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(PAYMENT_RECOVERY_INTERVAL) => {}
-            _ = stop.changed() => return,
-        }
+pub(crate) async fn payment_recovery_loop(wallet: Wallet, stop: watch::Receiver<bool>) {
+    every(PAYMENT_RECOVERY_INTERVAL, stop, || async {
         match wallet.resume_stalled_payments().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(count = n, "stalled payments resumed"),
             Err(e) => tracing::warn!(error = %e, "resuming stalled payments failed"),
         }
-    }
+    })
+    .await
 }

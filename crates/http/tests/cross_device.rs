@@ -72,18 +72,6 @@ async fn order(app: &TestApp, reference: &str, amount: i64) -> String {
     o["id"].as_str().unwrap().to_owned()
 }
 
-async fn order_state(app: &TestApp, id: &str) -> String {
-    let (_, o) = app
-        .call(
-            "GET",
-            &format!("/v1/orders/{id}"),
-            Some(SANDBOX_MERCHANT_KEY),
-            None,
-        )
-        .await;
-    o["state"].as_str().unwrap().to_owned()
-}
-
 async fn ask(h: &Household, app: &TestApp, order: &str, extra: Value) -> (u16, Value) {
     let mut body = json!({"merchant_id": h.merchant, "order_id": order, "terminal_id": h.pc});
     for (k, v) in extra.as_object().unwrap() {
@@ -217,7 +205,7 @@ async fn a_pc_asks_and_the_phone_pays_with_its_password(app: &TestApp) {
     assert_eq!(s, 200, "{paid}");
     assert_eq!(paid["state"], "paid");
     assert_eq!(paid["approved_with"], "payment_password");
-    assert_eq!(order_state(app, &ord).await, "paid");
+    assert_eq!(app.order_state(&ord).await, "paid");
     assert!(has_topic(app, &h.pc, "payment_request.paid", id).await);
     assert_eq!(app.card_balance("zhang.san", 0).await, before - 3_800);
     assert_eq!(
@@ -298,7 +286,7 @@ async fn a_gesture_on_the_phone_opens_the_page_and_the_biometric_pays(app: &Test
     .await;
     assert_eq!(s, 200, "{paid}");
     assert_eq!(paid["approved_with"], "webauthn");
-    assert_eq!(order_state(app, &ord).await, "paid");
+    assert_eq!(app.order_state(&ord).await, "paid");
     assert!(has_topic(app, &h.pc, "payment_request.paid", id).await);
 }
 
@@ -439,7 +427,7 @@ async fn declined_expired_and_superseded_requests_tell_the_pc(app: &TestApp) {
     assert!(has_topic(app, &h.pc, "payment_request.declined", &first).await);
     let (s, e) = pay_with_pin(app, &h, &first).await;
     assert_eq!((s, code(&e)), (409, "payment_request_closed"));
-    assert_eq!(order_state(app, &ord).await, "open");
+    assert_eq!(app.order_state(&ord).await, "open");
 
     // A newer request from the PC supersedes its pending one; the phone's
     // page is withdrawn.
@@ -595,7 +583,7 @@ async fn each_bad_input_has_its_code_and_nothing_is_debited(app: &TestApp) {
     // Insufficient funds: refused, the page stays open, the order open.
     let (s, e) = pay_with_pin(app, &h, &id).await;
     assert_eq!((s, code(&e)), (422, "insufficient_funds"), "{e}");
-    assert_eq!(order_state(app, &ord).await, "open");
+    assert_eq!(app.order_state(&ord).await, "open");
 
     // A biometric assertion for another payment's challenge is refused.
     let mut soft = register_credential(app, &h).await;

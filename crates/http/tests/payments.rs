@@ -64,15 +64,7 @@ async fn an_order_is_paid_once_even_under_concurrent_retries(app: &TestApp) {
     let (s, o) = pay(app, &token, &id, &binding, "482916").await;
     assert_eq!((s, o["state"].as_str()), (200, Some("paid")));
     assert_eq!(app.card_balance("zhang.san", 0).await, before - 2_400);
-    let (_, o) = app
-        .call(
-            "GET",
-            &format!("/v1/orders/{id}"),
-            Some(SANDBOX_MERCHANT_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(o["state"], "paid");
+    assert_eq!(app.order_state(&id).await, "paid");
     // The merchant's webhook event, and a balanced bank ledger.
     let merchant = app
         .wallet
@@ -110,15 +102,11 @@ async fn a_wrong_password_or_missing_funds_debit_nothing(app: &TestApp) {
     let (s, e) = pay(app, &token, &id, &binding, "482916").await;
     assert_eq!((s, code(&e)), (422, "insufficient_funds"), "{e}");
     assert_eq!(app.card_balance("zhang.san", 1).await, 5_000);
-    let (_, o) = app
-        .call(
-            "GET",
-            &format!("/v1/orders/{id}"),
-            Some(SANDBOX_MERCHANT_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(o["state"], "open", "open again for another try");
+    assert_eq!(
+        app.order_state(&id).await,
+        "open",
+        "open again for another try"
+    );
     // A cheaper order goes through; an unknown order or binding is 404.
     let cheap = order(app, "p-3", 1_000).await;
     assert_eq!(pay(app, &token, &cheap, &binding, "482916").await.0, 200);
@@ -170,18 +158,6 @@ async fn leave_paying(app: &TestApp, order: &str, payer: &str, binding: &str) {
     assert!(app.wallet.store.order_update(&o, &[]).await.unwrap());
 }
 
-async fn order_state(app: &TestApp, id: &str) -> String {
-    let (_, o) = app
-        .call(
-            "GET",
-            &format!("/v1/orders/{id}"),
-            Some(SANDBOX_MERCHANT_KEY),
-            None,
-        )
-        .await;
-    o["state"].as_str().unwrap().to_owned()
-}
-
 async fn a_payment_left_half_done_is_resumed_without_a_second_debit(app: &TestApp) {
     let (token, binding) = app.payer("zhang.san", 0, PHONE, "482916").await;
     let (_, me) = app.call("GET", "/v1/me", Some(&token), None).await;
@@ -201,13 +177,13 @@ async fn a_payment_left_half_done_is_resumed_without_a_second_debit(app: &TestAp
 
     // Too fresh: a request may still be working on them.
     assert_eq!(app.wallet.resume_stalled_payments().await.unwrap(), 0);
-    assert_eq!(order_state(app, &before_debit).await, "paying");
+    assert_eq!(app.order_state(&before_debit).await, "paying");
 
     app.clock
         .advance(time::Duration::seconds(STALLED_PAYMENT_SECS + 1));
     assert_eq!(app.wallet.resume_stalled_payments().await.unwrap(), 2);
-    assert_eq!(order_state(app, &before_debit).await, "paid");
-    assert_eq!(order_state(app, &after_debit).await, "paid");
+    assert_eq!(app.order_state(&before_debit).await, "paid");
+    assert_eq!(app.order_state(&after_debit).await, "paid");
     // Each order debited once and credited once, whatever was redone.
     assert_eq!(app.card_balance("zhang.san", 0).await, card - 1_700);
     assert_eq!(

@@ -177,14 +177,7 @@ async fn racing_refunds_never_exceed_the_payment(app: &TestApp) {
         app.card_balance("zhang.san", 0).await,
         card + 3_000 * ok as i64
     );
-    let (_, o) = app
-        .call(
-            "GET",
-            &format!("/v1/orders/{id}"),
-            Some(SANDBOX_MERCHANT_KEY),
-            None,
-        )
-        .await;
+    let o = app.sandbox_order(&id).await;
     assert_eq!(o["refunded"]["amount"], 3_000 * ok as i64);
     balanced(app).await;
 }

@@ -424,6 +424,28 @@ impl TestApp {
             .expect("a card balance")
     }
 
+    /// Order `id` of the sandbox merchant (Demo Shop), as its API shows it.
+    pub async fn sandbox_order(&self, id: &str) -> serde_json::Value {
+        let (s, o) = self
+            .call(
+                "GET",
+                &format!("/v1/orders/{id}"),
+                Some(paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{o}");
+        o
+    }
+
+    /// The state of the sandbox merchant's order `id`.
+    pub async fn order_state(&self, id: &str) -> String {
+        self.sandbox_order(id).await["state"]
+            .as_str()
+            .expect("an order state")
+            .to_owned()
+    }
+
     /// The balance (minor units) of the merchant of `api_key` in the wallet's ledger.
     pub async fn merchant_balance(&self, api_key: &str) -> i64 {
         let m = self

@@ -9,8 +9,9 @@
 use paybridge_api::partner::{RefundAnswer, RefundRequest};
 use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::event::{Destination, EventTopic, NewEvent};
-use paybridge_domain::ids::{BindingId, MerchantId, OrderId, RefundId, UserId};
-use paybridge_domain::ledger::{TransferKind, TransferRequest};
+use paybridge_domain::ids::{BindingId, InvalidId, MerchantId, OrderId, RefundId, UserId};
+use paybridge_domain::ledger::{AccountId, TransferId, TransferKind, TransferRequest};
+use paybridge_domain::partner::{InvalidPartnerId, PartnerId};
 use paybridge_domain::refund::{RefundFailure, RefundStatus};
 use paybridge_domain::{ErrorCode, Money, ServiceError};
 use paybridge_store::{RefundBegin, StoredOrder, StoredRefund, TransferOutcome};
@@ -25,6 +26,12 @@ use crate::Wallet;
 /// How long a refund's reservation of the merchant's balance holds while
 /// its bank call is unresolved.
 const RESERVATION_SECS: i64 = 7 * 24 * 3600;
+
+/// The two accounts of a refund's transfers in the wallet's ledger.
+struct RefundAccounts {
+    merchant: AccountId,
+    clearing: AccountId,
+}
 
 impl Wallet {
     /// Refunds `amount` of a paid order of `merchant`. The same `reference`
@@ -150,110 +157,52 @@ impl Wallet {
         order: StoredOrder,
         mut refund: StoredRefund,
     ) -> Result<(StoredOrder, StoredRefund), ServiceError> {
-        let (Some(payer), Some(binding)) = (&order.payer_user_id, &order.binding_id) else {
-            return Err(ServiceError::rejected(
-                ErrorCode::OrderNotRefundable,
-                "the order has no payment to refund",
-            ));
+        let issuer = self.bank_of_payment(&order).await?;
+        let accounts = RefundAccounts {
+            merchant: self
+                .store
+                .merchant(merchant)
+                .await?
+                .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such merchant"))?
+                .account_id,
+            clearing: self
+                .issuer_clearing_account(&issuer, refund.amount.currency)
+                .await?,
         };
-        let payer: UserId = payer
-            .parse()
-            .map_err(|e: paybridge_domain::ids::InvalidId| ServiceError::internal(e))?;
-        let binding: BindingId = binding
-            .parse()
-            .map_err(|e: paybridge_domain::ids::InvalidId| ServiceError::internal(e))?;
-        let issuer = self.binding(&payer, &binding).await?.issuer_id;
-        let issuer: paybridge_domain::partner::PartnerId = issuer
-            .parse()
-            .map_err(|e: paybridge_domain::partner::InvalidPartnerId| ServiceError::internal(e))?;
-        let merchant_account = self
-            .store
-            .merchant(merchant)
-            .await?
-            .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such merchant"))?
-            .account_id;
-        let clearing = self
-            .issuer_clearing_account(&issuer, refund.amount.currency)
-            .await?;
         let reservation = transfer_id(&format!("refund:{}", refund.id))?;
         let reserved = self
-            .store
-            .ledger_submit(
-                &TransferRequest {
-                    id: reservation.clone(),
-                    debit_account: merchant_account.clone(),
-                    credit_account: clearing.clone(),
-                    amount: refund.amount,
-                    kind: TransferKind::Pending {
-                        timeout_secs: RESERVATION_SECS,
-                    },
+            .refund_transfer(
+                &refund,
+                &accounts,
+                reservation.clone(),
+                TransferKind::Pending {
+                    timeout_secs: RESERVATION_SECS,
                 },
-                &[],
-                self.clock.now(),
             )
             .await?;
         if let TransferOutcome::Refused(e) = reserved {
             let e: paybridge_domain::DomainError = e.into();
+            let why = format!(
+                "the merchant's balance cannot cover the refund: {}",
+                e.message
+            );
             return self
-                .fail_refund(
-                    order,
-                    refund,
-                    ErrorCode::InsufficientFunds,
-                    &format!(
-                        "the merchant's balance cannot cover the refund: {}",
-                        e.message
-                    ),
-                )
+                .fail_refund(order, refund, ErrorCode::InsufficientFunds, &why)
                 .await;
         }
-
-        let client = self.issuers.get(&issuer).ok_or_else(|| {
+        let bank = self.issuers.get(&issuer).ok_or_else(|| {
             ServiceError::rejected(
                 ErrorCode::PartnerUnknown,
                 "the bank is no longer registered",
             )
         })?;
-        let answer: Result<RefundAnswer, _> = client
-            .call(
-                reqwest::Method::POST,
-                "/v1/partner/refunds",
-                Some(&RefundRequest {
-                    refund_id: refund.id.to_string(),
-                    payment_id: order.id.to_string(),
-                    amount: MoneyBody::from(refund.amount),
-                }),
-                Some(&format!("refund:{}", refund.id)),
-            )
-            .await;
-        let settle = |kind: TransferKind, label: String| {
-            let (merchant_account, clearing, amount) =
-                (merchant_account.clone(), clearing.clone(), refund.amount);
-            async move {
-                self.store
-                    .ledger_submit(
-                        &TransferRequest {
-                            id: transfer_id(&label)?,
-                            debit_account: merchant_account,
-                            credit_account: clearing,
-                            amount,
-                            kind,
-                        },
-                        &[],
-                        self.clock.now(),
-                    )
-                    .await
-                    .map_err(ServiceError::from)
-            }
-        };
-        match answer {
+        match Self::ask_bank_to_refund(bank, &order, &refund).await {
             Ok(_) => {
-                settle(
-                    TransferKind::PostPending {
-                        pending_id: reservation,
-                    },
-                    format!("refund-post:{}", refund.id),
-                )
-                .await?;
+                let post = TransferKind::PostPending {
+                    pending_id: reservation,
+                };
+                let id = transfer_id(&format!("refund-post:{}", refund.id))?;
+                self.refund_transfer(&refund, &accounts, id, post).await?;
                 refund.status = refund.status.succeed()?;
                 refund.updated_at = self.clock.now();
                 let event = Self::order_event_for(&order, EventTopic::OrderRefunded);
@@ -267,25 +216,78 @@ impl Wallet {
                 message,
                 ..
             }) if status < 500 && status != 409 => {
-                settle(
-                    TransferKind::VoidPending {
-                        pending_id: reservation,
-                    },
-                    format!("refund-void:{}", refund.id),
-                )
-                .await?;
+                let void = TransferKind::VoidPending {
+                    pending_id: reservation,
+                };
+                let id = transfer_id(&format!("refund-void:{}", refund.id))?;
+                self.refund_transfer(&refund, &accounts, id, void).await?;
                 let code = ErrorCode::from_wire(&code).unwrap_or(ErrorCode::PartnerResponseInvalid);
-                self.fail_refund(
-                    order,
-                    refund,
-                    code,
-                    &format!("the bank refused the refund: {message}"),
-                )
-                .await
+                let why = format!("the bank refused the refund: {message}");
+                self.fail_refund(order, refund, code, &why).await
             }
             // Unknown outcome: stays pending; the same reference resumes it.
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The bank the order was paid through (its payer's binding's bank).
+    async fn bank_of_payment(&self, order: &StoredOrder) -> Result<PartnerId, ServiceError> {
+        let (Some(payer), Some(binding)) = (&order.payer_user_id, &order.binding_id) else {
+            return Err(ServiceError::rejected(
+                ErrorCode::OrderNotRefundable,
+                "the order has no payment to refund",
+            ));
+        };
+        let payer: UserId = payer
+            .parse()
+            .map_err(|e: InvalidId| ServiceError::internal(e))?;
+        let binding: BindingId = binding
+            .parse()
+            .map_err(|e: InvalidId| ServiceError::internal(e))?;
+        let issuer = self.binding(&payer, &binding).await?.issuer_id;
+        issuer
+            .parse()
+            .map_err(|e: InvalidPartnerId| ServiceError::internal(e))
+    }
+
+    /// The bank's signed refund call (idempotent on the refund id).
+    async fn ask_bank_to_refund(
+        bank: &paybridge_client::PartnerClient,
+        order: &StoredOrder,
+        refund: &StoredRefund,
+    ) -> Result<RefundAnswer, paybridge_client::PartnerError> {
+        bank.call(
+            reqwest::Method::POST,
+            "/v1/partner/refunds",
+            Some(&RefundRequest {
+                refund_id: refund.id.to_string(),
+                payment_id: order.id.to_string(),
+                amount: MoneyBody::from(refund.amount),
+            }),
+            Some(&format!("refund:{}", refund.id)),
+        )
+        .await
+    }
+
+    /// One of the refund's transfers from the merchant's balance to clearing.
+    async fn refund_transfer(
+        &self,
+        refund: &StoredRefund,
+        accounts: &RefundAccounts,
+        id: TransferId,
+        kind: TransferKind,
+    ) -> Result<TransferOutcome, ServiceError> {
+        let request = TransferRequest {
+            id,
+            debit_account: accounts.merchant.clone(),
+            credit_account: accounts.clearing.clone(),
+            amount: refund.amount,
+            kind,
+        };
+        Ok(self
+            .store
+            .ledger_submit(&request, &[], self.clock.now())
+            .await?)
     }
 
     /// Records the failure and makes the amount refundable again.

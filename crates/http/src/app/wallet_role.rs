@@ -39,12 +39,34 @@ pub(super) async fn build(
     w: &WalletRoleConfig,
     ctx: &BuildContext<'_>,
 ) -> anyhow::Result<WalletRole> {
-    // The sandbox OS push relay signs its calls with a key made now.
-    let sandbox_relay_key = Arc::new(PartnerKeyPair::generate());
-    let mut sandbox_relay_client = None;
-    let store = Store::open(&w.store)
-        .await
-        .context("cannot open the wallet store")?;
+    let store = Arc::new(
+        Store::open(&w.store)
+            .await
+            .context("cannot open the wallet store")?,
+    );
+    let service = service(w, ctx, store.clone()).await?;
+    let (relay_auth, sandbox_relay_client) = relays(w, ctx, &store);
+    let routes = routes(w, ctx, &service, &store, relay_auth);
+    if ctx.sandbox {
+        service
+            .seed_sandbox_merchant()
+            .await
+            .context("cannot seed the sandbox merchant")?;
+    }
+    Ok(WalletRole {
+        service,
+        routes,
+        store,
+        sandbox_relay_client,
+    })
+}
+
+/// The wallet's services on `store`, with their partners and gateways.
+async fn service(
+    w: &WalletRoleConfig,
+    ctx: &BuildContext<'_>,
+    store: Arc<Store>,
+) -> anyhow::Result<Wallet> {
     let issuers = PartnerDirectory::new(w.issuers.iter().map(|peer| {
         partner_client(
             &w.id,
@@ -55,36 +77,36 @@ pub(super) async fn build(
         )
     }));
     let push_hub = Arc::new(PushHub::default());
-    let shared = Arc::new(store.clone());
-    let vault = KeyVault::open(
-        shared.clone() as Arc<dyn KeyStore>,
-        ctx.master_key.clone(),
-        "wallet",
-        ctx.clock.now(),
-    )
-    .await
-    .context("cannot open the wallet's encryption keys")?;
-    let vault = Arc::new(vault);
+    let vault = Arc::new(
+        KeyVault::open(
+            store.clone() as Arc<dyn KeyStore>,
+            ctx.master_key.clone(),
+            "wallet",
+            ctx.clock.now(),
+        )
+        .await
+        .context("cannot open the wallet's encryption keys")?,
+    );
     let dispatcher = Arc::new(
         OutboxDispatcher::new(
-            shared.clone(),
+            store.clone(),
             Arc::new(issuers.clone()),
             push_hub.clone(),
             ctx.clock.clone(),
             ctx.metrics.dispatch_counters("wallet"),
         )
         .with_webhooks(Arc::new(paybridge_wallet::webhooks::MerchantWebhooks::new(
-            shared.clone(),
+            store.clone(),
             vault.clone(),
             ctx.clock.clone(),
         ))),
     );
     let sms: Option<Arc<dyn paybridge_adapters::sms::SmsGateway>> = ctx
         .sandbox
-        .then(|| Arc::new(SandboxSmsGateway::new(shared.clone(), ctx.clock.clone())) as _);
-    let service = Wallet {
+        .then(|| Arc::new(SandboxSmsGateway::new(store.clone(), ctx.clock.clone())) as _);
+    Ok(Wallet {
         id: w.id.clone(),
-        store: shared.clone(),
+        store: store.clone(),
         clock: ctx.clock.clone(),
         issuers,
         push_hub,
@@ -98,24 +120,33 @@ pub(super) async fn build(
         policy: Default::default(),
         relay: ctx
             .sandbox
-            .then(|| Arc::new(SandboxPushRelay::new(shared.clone(), ctx.clock.clone())) as _),
+            .then(|| Arc::new(SandboxPushRelay::new(store.clone(), ctx.clock.clone())) as _),
         payment_request_ttl_secs: payment_request_ttl(w.payment_request_ttl_secs)
             .map_err(|e| anyhow::anyhow!("payment request lifetime: {}", e.message))?,
-    };
-    // The OS push relays that may relay gestures: the configured
-    // ones, and the sandbox relay of this process.
-    let mut relays: HashMap<PartnerId, Vec<PartnerPublicKey>> = w
+    })
+}
+
+/// The OS push relays that may relay gestures: the configured ones, and
+/// (sandbox) this process's own relay, whose client signs with a key made now.
+fn relays(
+    w: &WalletRoleConfig,
+    ctx: &BuildContext<'_>,
+    store: &Arc<Store>,
+) -> (Arc<PartnerAuth>, Option<PartnerClient>) {
+    let mut known: HashMap<PartnerId, Vec<PartnerPublicKey>> = w
         .relays
         .iter()
         .map(|p| (p.id.clone(), p.public_keys.clone()))
         .collect();
+    let mut sandbox_client = None;
     if ctx.sandbox {
+        let key = Arc::new(PartnerKeyPair::generate());
         let relay_id: PartnerId = SANDBOX_RELAY_ID.parse().expect("a valid partner id");
-        relays.insert(relay_id.clone(), vec![sandbox_relay_key.public()]);
-        sandbox_relay_client = Some(PartnerClient::new(
+        known.insert(relay_id.clone(), vec![key.public()]);
+        sandbox_client = Some(PartnerClient::new(
             PartnerClientConfig {
                 me: relay_id,
-                key: sandbox_relay_key.clone(),
+                key,
                 peer: w.id.clone(),
                 peer_keys: vec![w.key.public()],
                 base_url: ctx.local.to_owned(),
@@ -123,29 +154,45 @@ pub(super) async fn build(
             ctx.clock.clone(),
         ));
     }
-    let relay_auth = Arc::new(PartnerAuth {
+    (partner_auth(w, ctx, store, known), sandbox_client)
+}
+
+/// Checks partner signatures for calls to this wallet from `known`.
+fn partner_auth(
+    w: &WalletRoleConfig,
+    ctx: &BuildContext<'_>,
+    store: &Arc<Store>,
+    known: HashMap<PartnerId, Vec<PartnerPublicKey>>,
+) -> Arc<PartnerAuth> {
+    Arc::new(PartnerAuth {
         me: w.id.clone(),
         key: w.key.clone(),
-        known: relays,
-        nonces: shared.clone() as Arc<dyn NonceStore>,
+        known,
+        nonces: store.clone() as Arc<dyn NonceStore>,
         clock: ctx.clock.clone(),
-    });
-    let auth = Arc::new(PartnerAuth {
-        me: w.id.clone(),
-        key: w.key.clone(),
-        known: w
-            .issuers
-            .iter()
-            .map(|p| (p.id.clone(), p.public_keys.clone()))
-            .collect::<HashMap<_, _>>(),
-        nonces: shared.clone() as Arc<dyn NonceStore>,
-        clock: ctx.clock.clone(),
-    });
+    })
+}
+
+/// Every wallet route: the banks' partner API, the relays' gestures, the
+/// wallet app, merchants and devices.
+fn routes(
+    w: &WalletRoleConfig,
+    ctx: &BuildContext<'_>,
+    service: &Wallet,
+    store: &Arc<Store>,
+    relay_auth: Arc<PartnerAuth>,
+) -> OpenApiRouter {
+    let banks = w
+        .issuers
+        .iter()
+        .map(|p| (p.id.clone(), p.public_keys.clone()))
+        .collect();
+    let auth = partner_auth(w, ctx, store, banks);
     let idem = Arc::new(Idempotency {
-        store: shared.clone() as Arc<dyn IdempotencyStore>,
+        store: store.clone() as Arc<dyn IdempotencyStore>,
         clock: ctx.clock.clone(),
     });
-    let routes = OpenApiRouter::new()
+    OpenApiRouter::new()
         .merge(routes::partner::router(
             Arc::new(service.clone()),
             auth.clone(),
@@ -172,17 +219,5 @@ pub(super) async fn build(
                 stopping: ctx.stopping.clone(),
             },
             idem,
-        ));
-    if ctx.sandbox {
-        service
-            .seed_sandbox_merchant()
-            .await
-            .context("cannot seed the sandbox merchant")?;
-    }
-    Ok(WalletRole {
-        service,
-        routes,
-        store: shared,
-        sandbox_relay_client,
-    })
+        ))
 }

@@ -136,32 +136,24 @@ impl Issuer {
         check_login_password(c.password.expose())?;
         let id = CustomerId::generate();
         let password_hash = self.hash_password(c.password.expose()).await?;
+        let personal = self.protector();
+        let name = personal.shown(&CUSTOMER_NAME, id.as_str(), &c.name).await;
+        let id_number = personal
+            .indexed(&CUSTOMER_ID_NUMBER, id.as_str(), &c.id_number)
+            .await;
+        let phone = personal
+            .indexed(&CUSTOMER_PHONE, id.as_str(), &c.phone)
+            .await;
         let customer = StoredCustomer {
             username: c.username.clone(),
             password_hash,
-            name_sealed: self
-                .vault
-                .seal(&CUSTOMER_NAME, id.as_str(), c.name.expose().as_bytes())
-                .await,
-            name_masked: c.name.masked(),
-            id_number_sealed: self
-                .vault
-                .seal(
-                    &CUSTOMER_ID_NUMBER,
-                    id.as_str(),
-                    c.id_number.expose().as_bytes(),
-                )
-                .await,
-            id_number_index: self
-                .keys
-                .index
-                .index(IndexPurpose::IdNumber, c.id_number.expose()),
-            phone_sealed: self
-                .vault
-                .seal(&CUSTOMER_PHONE, id.as_str(), c.phone.as_str().as_bytes())
-                .await,
-            phone_index: self.keys.index.index(IndexPurpose::Phone, c.phone.as_str()),
-            phone_masked: c.phone.masked(),
+            name_sealed: name.sealed,
+            name_masked: name.masked,
+            id_number_sealed: id_number.sealed,
+            id_number_index: id_number.index,
+            phone_sealed: phone.sealed,
+            phone_index: phone.index,
+            phone_masked: phone.masked,
             created_at: self.clock.now(),
             id,
         };

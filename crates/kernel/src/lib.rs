@@ -6,12 +6,13 @@
 //!   its own error code (`contended`), never confused with throttling;
 //! - [`login`]: judging a login try against its wrong-password counter;
 //! - [`passwords`]: Argon2id hashing and checking off the async threads;
-
+//! - [`personal`]: sealing, masking and blind-indexing a personal-data field;
 //! - [`ledger`]: transfer ids and what a submitted transfer came to.
 
 pub mod ledger;
 pub mod login;
 pub mod passwords;
+pub mod personal;
 pub mod retry;
 
 pub use retry::{on_conflict, Attempt};

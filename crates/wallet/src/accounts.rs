@@ -88,7 +88,7 @@ fn invalid_session() -> ServiceError {
 
 impl Wallet {
     fn phone_index(&self, phone: &PhoneNumber) -> String {
-        self.keys.index.index(IndexPurpose::Phone, phone.as_str())
+        self.protector().index_of(phone)
     }
 
     pub(crate) async fn load_user(&self, id: &UserId) -> Result<StoredUser, ServiceError> {
@@ -143,13 +143,11 @@ impl Wallet {
             ));
         }
         let id = UserId::generate();
+        let phone = self.protector().shown(&PHONE, id.as_str(), phone).await;
         let user = StoredUser {
-            phone_sealed: self
-                .vault
-                .seal(&PHONE, id.as_str(), phone.as_str().as_bytes())
-                .await,
+            phone_sealed: phone.sealed,
             phone_index: index,
-            phone_masked: phone.masked(),
+            phone_masked: phone.masked,
             password_hash: Some(self.hash_password(password).await?),
             pay_password_hash: None,
             pay_guard: PasswordGuard::default(),
@@ -438,20 +436,14 @@ impl Wallet {
             ));
         }
         let now = self.clock.now();
+        let personal = self.protector();
+        let sealed_name = personal.shown(&NAME, u.id.as_str(), name).await;
+        let sealed_id = personal.indexed(&ID_NUMBER, u.id.as_str(), id_number).await;
         let identity = SealedIdentity {
-            name_sealed: self
-                .vault
-                .seal(&NAME, u.id.as_str(), name.expose().as_bytes())
-                .await,
-            name_masked: name.masked(),
-            id_number_sealed: self
-                .vault
-                .seal(&ID_NUMBER, u.id.as_str(), id_number.expose().as_bytes())
-                .await,
-            id_number_index: self
-                .keys
-                .index
-                .index(IndexPurpose::IdNumber, id_number.expose()),
+            name_sealed: sealed_name.sealed,
+            name_masked: sealed_name.masked,
+            id_number_sealed: sealed_id.sealed,
+            id_number_index: sealed_id.index,
             verified_at: now,
         };
         let event = NewEvent::of(

@@ -14,7 +14,6 @@
 
 use paybridge_api::partner::{ActivateBinding, AgreementIssued, BindingOffer};
 use paybridge_crypto::token::{generate_token, TokenKind};
-use paybridge_crypto::IndexPurpose;
 use paybridge_domain::binding::{BindingEnd, BindingFailure, BindingState, BindingStatus};
 use paybridge_domain::card::{mask_last4, CardType};
 use paybridge_domain::device::DeviceFilter;
@@ -147,6 +146,14 @@ impl Wallet {
     ) -> StoredBinding {
         let now = self.clock.now();
         let id = BindingId::generate();
+        let personal = self.protector();
+        let name = personal
+            .shown(&HOLDER_NAME, id.as_str(), &offer.holder_name)
+            .await;
+        let id_number = personal
+            .indexed(&HOLDER_ID_NUMBER, id.as_str(), &offer.holder_id_number)
+            .await;
+        let phone = personal.shown(&PHONE, id.as_str(), &offer.phone).await;
         StoredBinding {
             issuer_id: issuer.to_string(),
             card_ref: offer.card_ref.clone(),
@@ -154,32 +161,12 @@ impl Wallet {
             address_hash,
             user_id: user,
             status: BindingStatus::created(now),
-            holder_name_sealed: self
-                .vault
-                .seal(
-                    &HOLDER_NAME,
-                    id.as_str(),
-                    offer.holder_name.expose().as_bytes(),
-                )
-                .await,
-            holder_name_masked: offer.holder_name.masked(),
-            holder_id_number_sealed: self
-                .vault
-                .seal(
-                    &HOLDER_ID_NUMBER,
-                    id.as_str(),
-                    offer.holder_id_number.expose().as_bytes(),
-                )
-                .await,
-            holder_id_number_index: self
-                .keys
-                .index
-                .index(IndexPurpose::IdNumber, offer.holder_id_number.expose()),
-            phone_sealed: self
-                .vault
-                .seal(&PHONE, id.as_str(), offer.phone.as_str().as_bytes())
-                .await,
-            phone_masked: offer.phone.masked(),
+            holder_name_sealed: name.sealed,
+            holder_name_masked: name.masked,
+            holder_id_number_sealed: id_number.sealed,
+            holder_id_number_index: id_number.index,
+            phone_sealed: phone.sealed,
+            phone_masked: phone.masked,
             bank_name: offer.bank_name.clone(),
             card_type: offer.card_type.as_str().to_owned(),
             last4: offer.last4.clone(),
@@ -259,17 +246,9 @@ impl Wallet {
     ) -> Result<Option<StoredBinding>, ServiceError> {
         let by_phone = self
             .store
-            .user_by_phone(
-                &self
-                    .keys
-                    .index
-                    .index(IndexPurpose::Phone, offer.phone.as_str()),
-            )
+            .user_by_phone(&self.protector().index_of(&offer.phone))
             .await?;
-        let id_index = self
-            .keys
-            .index
-            .index(IndexPurpose::IdNumber, offer.holder_id_number.expose());
+        let id_index = self.protector().index_of(&offer.holder_id_number);
         let user = by_phone.filter(|u| {
             u.identity
                 .as_ref()

@@ -126,6 +126,14 @@ impl Wallet {
         paybridge_kernel::passwords::verify(&self.passwords, stored, password).await
     }
 
+    /// Seals, masks and blind-indexes this role's personal data.
+    pub(crate) fn protector(&self) -> paybridge_kernel::personal::Protector<'_> {
+        paybridge_kernel::personal::Protector {
+            vault: &self.vault,
+            index: &self.keys.index,
+        }
+    }
+
     /// Events waiting for delivery and events given up on (for metrics).
     pub async fn outbox_stats(&self) -> Result<paybridge_store::OutboxStats, ServiceError> {
         Ok(self.store.outbox_stats().await?)

@@ -3,7 +3,6 @@
 //! through the SMS gateway, check an answer, resend. Answers never show the
 //! code or the full phone number.
 
-use paybridge_crypto::IndexPurpose;
 use std::sync::Arc;
 
 use paybridge_adapters::sms::SmsGateway;
@@ -13,6 +12,7 @@ use paybridge_domain::ids::OtpId;
 use paybridge_domain::otp::{check_hourly_cap, OtpStatus, OTP_RESEND_AFTER_SECS};
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{Clock, ErrorCode, ServiceError, Timestamp};
+use paybridge_kernel::personal::Protector;
 use paybridge_kernel::{on_conflict, Attempt};
 use paybridge_store::keys::SealedColumn;
 use paybridge_store::{KeyVault, OtpStore, StoredOtp};
@@ -56,7 +56,11 @@ impl OtpService {
         phone: &PhoneNumber,
     ) -> Result<IssuedOtp, ServiceError> {
         let now = self.clock.now();
-        let phone_index = self.index_key.index(IndexPurpose::Phone, phone.as_str());
+        let personal = Protector {
+            vault: &self.vault,
+            index: &self.index_key,
+        };
+        let phone_index = personal.index_of(phone);
         let sent = self
             .store
             .otp_sends_since(&phone_index, now - time::Duration::hours(1))
@@ -65,15 +69,13 @@ impl OtpService {
         let id = OtpId::generate();
         let code = generate_code();
         let status = OtpStatus::issued(now);
+        let sealed_phone = personal.shown(&PHONE, id.as_str(), phone).await;
         let otp = StoredOtp {
             id: id.clone(),
             purpose: purpose.to_owned(),
-            phone_sealed: self
-                .vault
-                .seal(&PHONE, id.as_str(), phone.as_str().as_bytes())
-                .await,
+            phone_sealed: sealed_phone.sealed,
             phone_index,
-            phone_masked: phone.masked(),
+            phone_masked: sealed_phone.masked,
             code_hash: self.hasher.hash(id.as_str(), code.expose()),
             status,
             version: 0,

@@ -88,19 +88,14 @@ impl Wallet {
     ) -> Result<bool, ServiceError> {
         let by_phone = self
             .store
-            .user_by_phone(&self.keys.index.index(IndexPurpose::Phone, phone.as_str()))
+            .user_by_phone(&self.protector().index_of(phone))
             .await?;
         if by_phone.is_some() {
             return Ok(true);
         }
         let by_id = self
             .store
-            .user_by_id_number(
-                &self
-                    .keys
-                    .index
-                    .index(IndexPurpose::IdNumber, id_number.expose()),
-            )
+            .user_by_id_number(&self.protector().index_of(id_number))
             .await?;
         Ok(by_id.is_some())
     }
@@ -135,10 +130,7 @@ impl Wallet {
             return self.same_registration(existing, &request_hash);
         }
         // The bank's data must agree with a wallet identity it names.
-        let id_index = self
-            .keys
-            .index
-            .index(IndexPurpose::IdNumber, offer.holder_id_number.expose());
+        let id_index = self.protector().index_of(&offer.holder_id_number);
         if let Some(owner) = self.store.user_by_id_number(&id_index).await? {
             let same_name = self
                 .identity_of(&owner.id)
@@ -162,43 +154,30 @@ impl Wallet {
         }
         let now = self.clock.now();
         let user_id = UserId::generate();
+        let personal = self.protector();
+        let phone = personal
+            .indexed(&PHONE, user_id.as_str(), &offer.phone)
+            .await;
+        let name = personal
+            .shown(&NAME, user_id.as_str(), &offer.holder_name)
+            .await;
+        let id_number = personal
+            .indexed(&ID_NUMBER, user_id.as_str(), &offer.holder_id_number)
+            .await;
         let user = StoredUser {
-            phone_sealed: self
-                .vault
-                .seal(&PHONE, user_id.as_str(), offer.phone.as_str().as_bytes())
-                .await,
-            phone_index: self
-                .keys
-                .index
-                .index(IndexPurpose::Phone, offer.phone.as_str()),
-            phone_masked: offer.phone.masked(),
+            phone_sealed: phone.sealed,
+            phone_index: phone.index,
+            phone_masked: phone.masked,
             password_hash: None,
             pay_password_hash: None,
             pay_guard: PasswordGuard::default(),
             status: AccountStatus::Restricted,
             registered_by: Some(issuer.to_string()),
             identity: Some(SealedIdentity {
-                name_sealed: self
-                    .vault
-                    .seal(
-                        &NAME,
-                        user_id.as_str(),
-                        offer.holder_name.expose().as_bytes(),
-                    )
-                    .await,
-                name_masked: offer.holder_name.masked(),
-                id_number_sealed: self
-                    .vault
-                    .seal(
-                        &ID_NUMBER,
-                        user_id.as_str(),
-                        offer.holder_id_number.expose().as_bytes(),
-                    )
-                    .await,
-                id_number_index: self
-                    .keys
-                    .index
-                    .index(IndexPurpose::IdNumber, offer.holder_id_number.expose()),
+                name_sealed: name.sealed,
+                name_masked: name.masked,
+                id_number_sealed: id_number.sealed,
+                id_number_index: id_number.index,
                 verified_at: now,
             }),
             created_at: now,
@@ -332,7 +311,7 @@ impl Wallet {
     ) -> Result<SecurityAuthView, ServiceError> {
         let user = self
             .store
-            .user_by_phone(&self.keys.index.index(IndexPurpose::Phone, phone.as_str()))
+            .user_by_phone(&self.protector().index_of(phone))
             .await?
             .ok_or_else(|| {
                 ServiceError::rejected(ErrorCode::NotFound, "no wallet account has this phone")

@@ -1,6 +1,7 @@
 //! The merchant API (secret key as `Authorization: Bearer sk_test_…`):
 //! orders and API keys.
 
+use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId, RefundId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -21,11 +22,11 @@ pub struct CreateOrder {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OrderBody {
-    #[schema(example = "ord_…")]
-    pub id: String,
+    #[schema(value_type = String, example = "ord_…")]
+    pub id: OrderId,
     /// The payee: a first terminal names it in its payment request (F4).
-    #[schema(example = "mer_…")]
-    pub merchant_id: String,
+    #[schema(value_type = String, example = "mer_…")]
+    pub merchant_id: MerchantId,
     pub reference: String,
     pub description: String,
     pub amount: MoneyBody,
@@ -39,8 +40,8 @@ pub struct OrderBody {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyBody {
-    #[schema(example = "key_…")]
-    pub id: String,
+    #[schema(value_type = String, example = "key_…")]
+    pub id: ApiKeyId,
     /// The key's visible start.
     #[schema(example = "sk_test_abcd")]
     pub prefix: String,
@@ -122,9 +123,10 @@ pub struct CreateRefund {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RefundBody {
-    #[schema(example = "ref_…")]
-    pub id: String,
-    pub order_id: String,
+    #[schema(value_type = String, example = "ref_…")]
+    pub id: RefundId,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     pub reference: String,
     pub amount: MoneyBody,
     /// `pending` (the bank's answer is awaited; retry), `succeeded`, `failed`.

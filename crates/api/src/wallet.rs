@@ -2,6 +2,10 @@
 //! real-name identity, devices, WebAuthn credentials and the push channel.
 //! Personal data leaves only masked.
 
+use paybridge_domain::ids::{
+    BindingId, CeremonyId, CredentialId, DeviceId, EventId, MerchantId, OrderId, OtpId,
+    PaymentRequestId, SecurityAuthId, SessionId, UserId,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -46,8 +50,8 @@ pub struct IdentityBody {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AccountBody {
-    #[schema(example = "usr_…")]
-    pub id: String,
+    #[schema(value_type = String, example = "usr_…")]
+    pub id: UserId,
     #[schema(example = "138****8000")]
     pub phone_masked: String,
     /// `active`, or `restricted` until security authentication.
@@ -72,11 +76,12 @@ pub struct Login {
 /// A session: the token is shown once, here. Send it as `Authorization: Bearer <token>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionBody {
-    #[schema(example = "ses_…")]
-    pub session_id: String,
+    #[schema(value_type = String, example = "ses_…")]
+    pub session_id: SessionId,
     #[schema(example = "pbs_…")]
     pub token: String,
-    pub user_id: String,
+    #[schema(value_type = String)]
+    pub user_id: UserId,
     pub device_id: Option<String>,
     /// RFC 3339.
     pub expires_at: String,
@@ -132,8 +137,8 @@ pub struct RenameDevice {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeviceBody {
-    #[schema(example = "dev_…")]
-    pub id: String,
+    #[schema(value_type = String, example = "dev_…")]
+    pub id: DeviceId,
     #[serde(rename = "type")]
     pub device_type: String,
     pub name: String,
@@ -163,8 +168,8 @@ pub struct DeviceListQuery {
 /// (`navigator.credentials.create/get`), then post its answer to the ceremony.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CeremonyBody {
-    #[schema(example = "wac_…")]
-    pub ceremony_id: String,
+    #[schema(value_type = String, example = "wac_…")]
+    pub ceremony_id: CeremonyId,
     /// `PublicKeyCredentialCreationOptions` or `…RequestOptions`, as WebAuthn defines them.
     #[schema(value_type = Object)]
     pub options: serde_json::Value,
@@ -182,15 +187,17 @@ pub struct CeremonyAnswer {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CredentialBody {
-    #[schema(example = "cred_…")]
-    pub credential_id: String,
-    pub device_id: String,
+    #[schema(value_type = String, example = "cred_…")]
+    pub credential_id: CredentialId,
+    #[schema(value_type = String)]
+    pub device_id: DeviceId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AssertionBody {
     pub verified: bool,
-    pub device_id: String,
+    #[schema(value_type = String)]
+    pub device_id: DeviceId,
     /// The authenticator's signature counter after this use.
     pub counter: u32,
 }
@@ -207,8 +214,8 @@ pub struct ChannelQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeviceEvent {
     pub seq: i64,
-    #[schema(example = "evt_…")]
-    pub id: String,
+    #[schema(value_type = String, example = "evt_…")]
+    pub id: EventId,
     #[schema(example = "payment.requested")]
     pub topic: String,
     /// RFC 3339.
@@ -228,8 +235,8 @@ redacted_debug!(
 /// A binding of a bank card to the account, as the wallet app shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BindingBody {
-    #[schema(example = "bnd_…")]
-    pub id: String,
+    #[schema(value_type = String, example = "bnd_…")]
+    pub id: BindingId,
     /// The bank's partner id.
     pub issuer: String,
     /// `created`, `claimed`, `otp_sent`, `active`, `expired`, `failed`, `cancelled`, `unbound`.
@@ -265,8 +272,8 @@ pub struct ClaimAddress {
 /// An OTP sent: where (masked) and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OtpBody {
-    #[schema(example = "otp_…")]
-    pub id: String,
+    #[schema(value_type = String, example = "otp_…")]
+    pub id: OtpId,
     #[schema(example = "138****8000")]
     pub phone_masked: String,
     pub expires_at: String,
@@ -324,9 +331,10 @@ redacted_debug!(StartSecurityAuth);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SecurityAuthBody {
-    #[schema(example = "sau_…")]
-    pub id: String,
-    pub device_id: String,
+    #[schema(value_type = String, example = "sau_…")]
+    pub id: SecurityAuthId,
+    #[schema(value_type = String)]
+    pub device_id: DeviceId,
     /// Why it is required: `partner_registered`, `new_device`, `sensitive_operation`.
     pub conditions: Vec<String>,
     /// `otp_sent`, `otp_verified`, `identity_confirmed`, `passed`, `failed`.
@@ -381,13 +389,15 @@ pub struct CreatePaymentRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PaymentMerchant {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: MerchantId,
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PaymentDevice {
-    pub device_id: String,
+    #[schema(value_type = String)]
+    pub device_id: DeviceId,
     pub name: String,
     /// `phone`, `pc`, `tv`, `car`, `iot`.
     #[serde(rename = "type")]
@@ -414,11 +424,12 @@ pub struct PaymentQr {
 /// A payment request and its payment page: what is paid, to whom, who asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PaymentRequestBody {
-    #[schema(example = "pay_…")]
-    pub id: String,
+    #[schema(value_type = String, example = "pay_…")]
+    pub id: PaymentRequestId,
     /// `awaiting_gesture`, `awaiting_scan`, `presented`, `paid`, `declined`, `expired`, `superseded`.
     pub state: String,
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
     pub amount: MoneyBody,
     pub description: String,
     pub merchant: PaymentMerchant,

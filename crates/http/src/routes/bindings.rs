@@ -21,7 +21,7 @@ use crate::middleware::session_auth::wallet_session;
 
 fn body(b: BindingView) -> BindingBody {
     BindingBody {
-        id: b.id.to_string(),
+        id: b.id,
         issuer: b.issuer_id,
         state: b.state.as_str().to_owned(),
         failure: b.failure,
@@ -90,7 +90,7 @@ async fn confirm(
     Ok(ApiJson(BindingConfirmation {
         binding: body(binding),
         otp: OtpBody {
-            id: otp.id.to_string(),
+            id: otp.id,
             phone_masked: otp.phone_masked,
             expires_at: rfc3339(otp.expires_at),
             resend_after: rfc3339(otp.resend_after),

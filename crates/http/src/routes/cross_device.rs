@@ -43,7 +43,7 @@ fn gesture(text: &str) -> Result<Gesture, ApiError> {
 
 fn device(d: &DeviceView) -> PaymentDevice {
     PaymentDevice {
-        device_id: d.id.to_string(),
+        device_id: d.id.clone(),
         name: d.name.clone(),
         device_type: d.device_type.as_str().to_owned(),
     }
@@ -55,13 +55,13 @@ pub(crate) fn payment_request_body(
 ) -> PaymentRequestBody {
     let r = &p.request;
     PaymentRequestBody {
-        id: r.id.to_string(),
+        id: r.id.clone(),
         state: r.status.state.as_str().to_owned(),
-        order_id: p.order.id.to_string(),
+        order_id: p.order.id.clone(),
         amount: p.order.status.amount.into(),
         description: p.order.description.clone(),
         merchant: PaymentMerchant {
-            id: p.order.merchant_id.to_string(),
+            id: p.order.merchant_id.clone(),
             name: p.merchant_name.clone(),
         },
         requested_by: device(&p.terminal),

@@ -49,7 +49,7 @@ pub struct DevicesState {
 
 fn device_body(d: DeviceView) -> DeviceBody {
     DeviceBody {
-        id: d.id.to_string(),
+        id: d.id,
         device_type: d.device_type.as_str().to_owned(),
         name: d.name,
         status: d.status.as_str().to_owned(),
@@ -62,7 +62,7 @@ fn device_body(d: DeviceView) -> DeviceBody {
 
 pub(crate) fn ceremony_body<T: serde::Serialize>(c: CeremonyStarted<T>) -> ApiResult<CeremonyBody> {
     Ok(CeremonyBody {
-        ceremony_id: c.id.to_string(),
+        ceremony_id: c.id,
         options: serde_json::to_value(&c.options).map_err(|e| {
             tracing::error!(error = %e, "cannot render WebAuthn options");
             ApiError::new(
@@ -227,8 +227,8 @@ async fn finish_registration(
     Ok((
         StatusCode::CREATED,
         ApiJson(CredentialBody {
-            credential_id: credential.to_string(),
-            device_id: device.to_string(),
+            credential_id: credential,
+            device_id: device,
         }),
     ))
 }
@@ -282,7 +282,7 @@ async fn finish_assertion(
         .await?;
     Ok(ApiJson(AssertionBody {
         verified: true,
-        device_id: a.device_id.to_string(),
+        device_id: a.device_id,
         counter: a.counter,
     }))
 }
@@ -331,7 +331,7 @@ async fn channel(
 fn sse_event(e: &ChannelEvent) -> Event {
     let body = DeviceEvent {
         seq: e.seq,
-        id: e.id.to_string(),
+        id: e.id.clone(),
         topic: e.topic.to_string(),
         occurred_at: rfc3339(e.occurred_at),
         data: e.data.clone(),

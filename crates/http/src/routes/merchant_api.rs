@@ -27,8 +27,8 @@ use crate::middleware::session_auth::merchant_key;
 pub(crate) fn order_body(o: OrderView) -> OrderBody {
     let currency = o.status.amount.currency;
     OrderBody {
-        id: o.id.to_string(),
-        merchant_id: o.merchant_id.to_string(),
+        id: o.id,
+        merchant_id: o.merchant_id,
         reference: o.reference,
         description: o.description,
         amount: o.status.amount.into(),
@@ -41,7 +41,7 @@ pub(crate) fn order_body(o: OrderView) -> OrderBody {
 
 fn key_body(k: ApiKeyView) -> ApiKeyBody {
     ApiKeyBody {
-        id: k.id.to_string(),
+        id: k.id,
         prefix: k.prefix,
         created_at: rfc3339(k.created_at),
         revoked_at: k.revoked_at.map(rfc3339),
@@ -231,8 +231,8 @@ async fn resend_delivery(
 
 fn refund_body(r: RefundView) -> RefundBody {
     RefundBody {
-        id: r.id.to_string(),
-        order_id: r.order_id.to_string(),
+        id: r.id,
+        order_id: r.order_id,
         reference: r.reference,
         amount: r.amount.into(),
         state: r.status.as_str().to_owned(),

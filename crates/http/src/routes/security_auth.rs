@@ -26,21 +26,21 @@ use paybridge_domain::ErrorCode;
 
 fn body(v: SecurityAuthView, session: Option<OpenedSession>) -> SecurityAuthBody {
     SecurityAuthBody {
-        id: v.id.to_string(),
-        device_id: v.device_id.to_string(),
+        id: v.id,
+        device_id: v.device_id,
         conditions: v.conditions,
         state: v.state.as_str().to_owned(),
         passwords_needed: v.passwords_needed.iter().map(|p| (*p).to_owned()).collect(),
         otp: v.otp.map(|o| OtpBody {
-            id: o.id.to_string(),
+            id: o.id,
             phone_masked: o.phone_masked,
             expires_at: rfc3339(o.expires_at),
             resend_after: rfc3339(o.resend_after),
         }),
         session: session.map(|s| SessionBody {
-            session_id: s.id.to_string(),
+            session_id: s.id,
             token: s.token.expose().clone(),
-            user_id: s.user_id.to_string(),
+            user_id: s.user_id,
             device_id: s.device_id.map(|d| d.to_string()),
             expires_at: rfc3339(s.expires_at),
         }),

@@ -42,7 +42,7 @@ fn identity_body(i: IdentityView) -> IdentityBody {
 
 fn account_body(a: AccountView) -> AccountBody {
     AccountBody {
-        id: a.id.to_string(),
+        id: a.id,
         phone_masked: a.phone_masked,
         status: a.status.as_str().to_owned(),
         has_payment_password: a.has_payment_password,
@@ -97,9 +97,9 @@ async fn login(
     Ok((
         StatusCode::CREATED,
         ApiJson(SessionBody {
-            session_id: s.id.to_string(),
+            session_id: s.id,
             token: s.token.expose().clone(),
-            user_id: s.user_id.to_string(),
+            user_id: s.user_id,
             device_id: s.device_id.map(|d| d.to_string()),
             expires_at: rfc3339(s.expires_at),
         }),

@@ -261,6 +261,23 @@ pub async fn bind(args: DemoArgs, mode: BindingMode) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn play_bind(http: &Http, mode: BindingMode) -> anyhow::Result<String> {
+    let (bank, card) = bank_app_card(http).await?;
+    // The wallet app of the card holder (a binding message goes to the
+    // account with the reserved phone and the holder's identity).
+    let wallet = wallet_login(http, RESERVED_PHONE).await?;
+    unbind_earlier_run(http, &wallet, &card).await?;
+    let binding_id = match mode {
+        BindingMode::Push => start_by_push(http, &bank, &wallet, &card).await?,
+        BindingMode::Qr => start_by_qr(http, &bank, &wallet, &card).await?,
+    };
+    confirm_binding(http, &wallet, &binding_id).await?;
+    active_on_both_sides(http, &bank, &wallet, &card, &binding_id).await?;
+    println!("\nbinding {binding_id} is active on both sides");
+    Ok(binding_id)
+}
+
+/// The bank app: logs in as the demo customer; their first card.
+async fn bank_app_card(http: &Http) -> anyhow::Result<(String, Value)> {
     // The bank app.
     let s = http
         .ok(
@@ -284,10 +301,7 @@ pub(crate) async fn play_bind(http: &Http, mode: BindingMode) -> anyhow::Result<
         .ok(Method::GET, "/bank/v1/app/cards", Some(&bank), None)
         .await?;
     let card = cards["cards"][0].clone();
-    let card_id = card["id"]
-        .as_str()
-        .context("the customer has no card")?
-        .to_owned();
+    card["id"].as_str().context("the customer has no card")?;
     say(
         "bank app",
         format!(
@@ -298,19 +312,20 @@ pub(crate) async fn play_bind(http: &Http, mode: BindingMode) -> anyhow::Result<
             money(&card["balance"])
         ),
     );
+    Ok((bank, card))
+}
 
-    // The wallet app of the card holder (a binding message goes to the
-    // account with the reserved phone and the holder's identity).
-    let wallet = wallet_login(http, RESERVED_PHONE).await?;
+/// A re-run against the same server unbinds the card an earlier run bound.
+async fn unbind_earlier_run(http: &Http, wallet: &str, card: &Value) -> anyhow::Result<()> {
     let existing = http
-        .ok(Method::GET, "/v1/bindings", Some(&wallet), None)
+        .ok(Method::GET, "/v1/bindings", Some(wallet), None)
         .await?;
     for b in existing["bindings"].as_array().into_iter().flatten() {
         if b["state"] == "active" && b["last4"] == card["last4"] {
             http.ok(
                 Method::DELETE,
                 &format!("/v1/bindings/{}", b["id"].as_str().unwrap_or("")),
-                Some(&wallet),
+                Some(wallet),
                 None,
             )
             .await?;
@@ -320,88 +335,110 @@ pub(crate) async fn play_bind(http: &Http, mode: BindingMode) -> anyhow::Result<
             );
         }
     }
+    Ok(())
+}
 
-    let binding_id = if mode == BindingMode::Push {
-        let started = http
-            .ok(
-                Method::POST,
-                &format!("/bank/v1/app/cards/{card_id}/wallet-bindings"),
-                Some(&bank),
-                Some(json!({"mode": "push"})),
-            )
-            .await?;
-        if started["status"] != "pushed" {
-            bail!("the wallet found no account for this customer: {started}");
-        }
-        say(
-            "bank app",
-            "\"Bind to wallet\": a binding message was sent to your wallet app",
-        );
-        let id = started["binding_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        say(
-            "wallet app",
-            format!(
-                "notification: \"Bind your {} card {}?\" (tapped)",
-                card["bank_name"].as_str().unwrap_or(""),
-                card["masked"].as_str().unwrap_or("")
-            ),
-        );
-        http.ok(
+/// Push path: the bank asks the wallet, the wallet app gets a binding message.
+async fn start_by_push(
+    http: &Http,
+    bank: &str,
+    wallet: &str,
+    card: &Value,
+) -> anyhow::Result<String> {
+    let card_id = card["id"].as_str().unwrap_or_default();
+    let started = http
+        .ok(
             Method::POST,
-            &format!("/v1/bindings/{id}/claim"),
-            Some(&wallet),
-            None,
+            &format!("/bank/v1/app/cards/{card_id}/wallet-bindings"),
+            Some(bank),
+            Some(json!({"mode": "push"})),
         )
         .await?;
-        id
-    } else {
-        let started = http
-            .ok(
-                Method::POST,
-                &format!("/bank/v1/app/cards/{card_id}/wallet-bindings"),
-                Some(&bank),
-                Some(json!({"mode": "qr"})),
-            )
-            .await?;
-        let url = started["url"]
-            .as_str()
-            .context("no binding address")?
-            .to_owned();
-        say(
-            "bank app",
-            format!(
-                "\"Bind to wallet\": scan this code with the wallet app (valid until {})",
-                started["expires_at"].as_str().unwrap_or("")
-            ),
-        );
-        if let Ok(code) = qrcode::QrCode::new(url.as_bytes()) {
-            let art = code
-                .render::<qrcode::render::unicode::Dense1x2>()
-                .quiet_zone(true)
-                .build();
-            for line in art.lines() {
-                println!("{:13}{line}", "");
-            }
+    if started["status"] != "pushed" {
+        bail!("the wallet found no account for this customer: {started}");
+    }
+    say(
+        "bank app",
+        "\"Bind to wallet\": a binding message was sent to your wallet app",
+    );
+    let id = started["binding_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    say(
+        "wallet app",
+        format!(
+            "notification: \"Bind your {} card {}?\" (tapped)",
+            card["bank_name"].as_str().unwrap_or(""),
+            card["masked"].as_str().unwrap_or("")
+        ),
+    );
+    http.ok(
+        Method::POST,
+        &format!("/v1/bindings/{id}/claim"),
+        Some(wallet),
+        None,
+    )
+    .await?;
+    Ok(id)
+}
+
+/// QR path: the bank app shows a binding address, the wallet app scans it.
+async fn start_by_qr(
+    http: &Http,
+    bank: &str,
+    wallet: &str,
+    card: &Value,
+) -> anyhow::Result<String> {
+    let card_id = card["id"].as_str().unwrap_or_default();
+    let started = http
+        .ok(
+            Method::POST,
+            &format!("/bank/v1/app/cards/{card_id}/wallet-bindings"),
+            Some(bank),
+            Some(json!({"mode": "qr"})),
+        )
+        .await?;
+    let url = started["url"]
+        .as_str()
+        .context("no binding address")?
+        .to_owned();
+    say(
+        "bank app",
+        format!(
+            "\"Bind to wallet\": scan this code with the wallet app (valid until {})",
+            started["expires_at"].as_str().unwrap_or("")
+        ),
+    );
+    if let Ok(code) = qrcode::QrCode::new(url.as_bytes()) {
+        let art = code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .quiet_zone(true)
+            .build();
+        for line in art.lines() {
+            println!("{:13}{line}", "");
         }
-        let claimed = http
-            .ok(
-                Method::POST,
-                "/v1/bindings/claims",
-                Some(&wallet),
-                Some(json!({"address": url})),
-            )
-            .await?;
-        say("wallet app", "scanned the code");
-        claimed["id"].as_str().unwrap_or_default().to_owned()
-    };
+    }
+    let claimed = http
+        .ok(
+            Method::POST,
+            "/v1/bindings/claims",
+            Some(wallet),
+            Some(json!({"address": url})),
+        )
+        .await?;
+    say("wallet app", "scanned the code");
+    Ok(claimed["id"].as_str().unwrap_or_default().to_owned())
+}
+
+/// The wallet app shows the card, sends the OTP to the reserved phone, and
+/// completes with the code (and the payment password, if the account has one).
+async fn confirm_binding(http: &Http, wallet: &str, binding_id: &str) -> anyhow::Result<()> {
     let shown = http
         .ok(
             Method::GET,
             &format!("/v1/bindings/{binding_id}"),
-            Some(&wallet),
+            Some(wallet),
             None,
         )
         .await?;
@@ -420,7 +457,7 @@ pub(crate) async fn play_bind(http: &Http, mode: BindingMode) -> anyhow::Result<
         .ok(
             Method::POST,
             &format!("/v1/bindings/{binding_id}/confirmation"),
-            Some(&wallet),
+            Some(wallet),
             None,
         )
         .await?;
@@ -435,7 +472,7 @@ pub(crate) async fn play_bind(http: &Http, mode: BindingMode) -> anyhow::Result<
     let code = latest_code(http, RESERVED_PHONE).await?;
     // An account with a payment password confirms with it too (the demos
     // all use DEMO_PAYMENT_PASSWORD).
-    let me = http.ok(Method::GET, "/v1/me", Some(&wallet), None).await?;
+    let me = http.ok(Method::GET, "/v1/me", Some(wallet), None).await?;
     let mut completion = json!({ "code": code });
     if me["has_payment_password"] == true {
         completion["payment_password"] = DEMO_PAYMENT_PASSWORD.into();
@@ -445,7 +482,7 @@ pub(crate) async fn play_bind(http: &Http, mode: BindingMode) -> anyhow::Result<
         .ok(
             Method::POST,
             &format!("/v1/bindings/{binding_id}/completion"),
-            Some(&wallet),
+            Some(wallet),
             Some(completion),
         )
         .await?;
@@ -456,24 +493,34 @@ pub(crate) async fn play_bind(http: &Http, mode: BindingMode) -> anyhow::Result<
             done["state"].as_str().unwrap_or("")
         ),
     );
+    Ok(())
+}
 
+/// Both the wallet app and the bank app must show the binding active.
+async fn active_on_both_sides(
+    http: &Http,
+    bank: &str,
+    wallet: &str,
+    card: &Value,
+    binding_id: &str,
+) -> anyhow::Result<()> {
     // Both sides must show it active.
     let mine = http
         .ok(
             Method::GET,
             &format!("/v1/bindings/{binding_id}"),
-            Some(&wallet),
+            Some(wallet),
             None,
         )
         .await?;
     let theirs = http
-        .ok(Method::GET, "/bank/v1/app/bindings", Some(&bank), None)
+        .ok(Method::GET, "/bank/v1/app/bindings", Some(bank), None)
         .await?;
     let bank_side = theirs["bindings"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|a| a["binding_id"] == binding_id.as_str())
+        .find(|a| a["binding_id"] == binding_id)
         .cloned();
     let bank_status = bank_side
         .as_ref()
@@ -502,8 +549,7 @@ pub(crate) async fn play_bind(http: &Http, mode: BindingMode) -> anyhow::Result<
             mine["state"]
         );
     }
-    println!("\nbinding {binding_id} is active on both sides");
-    Ok(binding_id)
+    Ok(())
 }
 
 /// Flow F2: a bank customer without a wallet account asks the bank app to

@@ -218,9 +218,41 @@ async fn play(http: &Http) -> anyhow::Result<()> {
     println!("— setup: Zhang San binds a card to the wallet (flow F1) —\n");
     let binding = play_bind(http, paybridge_issuer::bindings::BindingMode::Qr).await?;
     println!("\n— flow F4: a PC asks, the phone pays —\n");
+    let mut shop = merchant_with_order(http).await?;
+    let mut user = user_devices(http).await?;
+    let payment = pc_asks(http, &shop, &mut user).await?;
+    relayed_swipe(http, &mut user, &payment).await?;
+    phone_pays(http, &user, &payment, &binding).await?;
+    pc_and_merchant_told(http, &mut shop, &mut user, &payment).await?;
+    println!(
+        "\norder {} is paid, the PC was told and the merchant's webhook received",
+        shop.order_id
+    );
+    Ok(())
+}
 
+/// The merchant: its webhook receiver, the endpoint's secret, the order.
+struct Shop {
+    hooks: mpsc::UnboundedReceiver<Hook>,
+    secret: String,
+    order_id: String,
+    merchant_id: String,
+}
+
+/// The user's account session, the PC and the phone with their channels.
+struct UserDevices {
+    account: String,
+    pc: String,
+    phone: String,
+    phone_token: String,
+    pc_channel: mpsc::UnboundedReceiver<(String, Value)>,
+    phone_channel: mpsc::UnboundedReceiver<(String, Value)>,
+}
+
+/// The merchant sets its webhook endpoint (our receiver) and creates an order.
+async fn merchant_with_order(http: &Http) -> anyhow::Result<Shop> {
     // The merchant: a webhook endpoint (our receiver) and an order.
-    let (hook_url, mut hooks) = start_receiver().await?;
+    let (hook_url, hooks) = start_receiver().await?;
     let endpoint = http
         .ok(
             Method::PUT,
@@ -251,7 +283,16 @@ async fn play(http: &Http) -> anyhow::Result<()> {
         ),
     );
     let merchant_id = order["merchant_id"].as_str().unwrap_or_default().to_owned();
+    Ok(Shop {
+        hooks,
+        secret,
+        order_id,
+        merchant_id,
+    })
+}
 
+/// The card holder's PC (the first terminal) and phone, both listening.
+async fn user_devices(http: &Http) -> anyhow::Result<UserDevices> {
     // The user's devices: the PC (first terminal) and the phone.
     let account = wallet_login(http, RESERVED_PHONE).await?;
     let me = http.ok(Method::GET, "/v1/me", Some(&account), None).await?;
@@ -268,8 +309,8 @@ async fn play(http: &Http) -> anyhow::Result<()> {
     let pc = device(http, &account, "pc", PC_NAME).await?;
     let phone = device(http, &account, "phone", PHONE_NAME).await?;
     let phone_token = phone_session(http, &phone).await?;
-    let mut pc_channel = open_channel(http, &account, &pc).await?;
-    let mut phone_channel = open_channel(http, &phone_token, &phone).await?;
+    let pc_channel = open_channel(http, &account, &pc).await?;
+    let phone_channel = open_channel(http, &phone_token, &phone).await?;
     say(
         "PC",
         format!("{PC_NAME} is logged in to the wallet; push channel open"),
@@ -278,13 +319,25 @@ async fn play(http: &Http) -> anyhow::Result<()> {
         "phone",
         format!("{PHONE_NAME} is logged in; push channel open"),
     );
+    Ok(UserDevices {
+        account,
+        pc,
+        phone,
+        phone_token,
+        pc_channel,
+        phone_channel,
+    })
+}
 
+/// The PC asks; the wallet finds the phone and waits for a gesture on it.
+async fn pc_asks(http: &Http, shop: &Shop, user: &mut UserDevices) -> anyhow::Result<String> {
+    let (merchant_id, order_id, pc) = (&shop.merchant_id, &shop.order_id, &user.pc);
     // The PC asks; the wallet finds the phone and waits for a gesture.
     let request = http
         .ok(
             Method::POST,
             "/v1/payment-requests",
-            Some(&account),
+            Some(&user.account),
             Some(json!({"merchant_id": merchant_id, "order_id": order_id, "terminal_id": pc, "gesture_required": true})),
         )
         .await?;
@@ -303,7 +356,7 @@ async fn play(http: &Http) -> anyhow::Result<()> {
         bail!("expected the phone to be asked for a gesture: {request}");
     }
     let prompt = wait_for(
-        &mut phone_channel,
+        &mut user.phone_channel,
         "payment_request.gesture_requested",
         &payment,
     )
@@ -315,7 +368,13 @@ async fn play(http: &Http) -> anyhow::Result<()> {
             prompt["requested_by"]["name"].as_str().unwrap_or("")
         ),
     );
+    Ok(payment)
+}
 
+/// The swipe comes back through the OS push relay (a signed call); the
+/// payment page opens on the phone.
+async fn relayed_swipe(http: &Http, user: &mut UserDevices, payment: &str) -> anyhow::Result<()> {
+    let phone = &user.phone;
     // The swipe comes back through the OS push relay (a signed call).
     let relayed = http
         .ok(
@@ -332,7 +391,12 @@ async fn play(http: &Http) -> anyhow::Result<()> {
             relayed["state"].as_str().unwrap_or("")
         ),
     );
-    let page = wait_for(&mut phone_channel, "payment_request.presented", &payment).await?;
+    let page = wait_for(
+        &mut user.phone_channel,
+        "payment_request.presented",
+        payment,
+    )
+    .await?;
     say(
         "phone",
         format!(
@@ -343,13 +407,22 @@ async fn play(http: &Http) -> anyhow::Result<()> {
             page["requested_by"]["name"].as_str().unwrap_or("")
         ),
     );
+    Ok(())
+}
 
+/// The phone pays with the bound card and the payment password.
+async fn phone_pays(
+    http: &Http,
+    user: &UserDevices,
+    payment: &str,
+    binding: &str,
+) -> anyhow::Result<()> {
     // The phone pays with the bound card and the payment password.
     let paid = http
         .ok(
             Method::POST,
             &format!("/v1/payment-requests/{payment}/approvals"),
-            Some(&phone_token),
+            Some(&user.phone_token),
             Some(json!({"binding_id": binding, "payment_password": DEMO_PAYMENT_PASSWORD})),
         )
         .await?;
@@ -360,18 +433,29 @@ async fn play(http: &Http) -> anyhow::Result<()> {
             paid["state"].as_str().unwrap_or("")
         ),
     );
+    Ok(())
+}
 
+/// The PC is told on its push channel; the merchant by a signed webhook; the
+/// order is paid.
+async fn pc_and_merchant_told(
+    http: &Http,
+    shop: &mut Shop,
+    user: &mut UserDevices,
+    payment: &str,
+) -> anyhow::Result<()> {
+    let order_id = shop.order_id.clone();
     // The PC is told on its push channel; the merchant by webhook.
-    let told = wait_for(&mut pc_channel, "payment_request.paid", &payment).await?;
+    let told = wait_for(&mut user.pc_channel, "payment_request.paid", payment).await?;
     say("PC", format!("\"Paid — {}\"", money(&told["amount"])));
     let deadline = tokio::time::Instant::now() + WAIT;
     let event = loop {
-        let (signature, body) = tokio::time::timeout_at(deadline, hooks.recv())
+        let (signature, body) = tokio::time::timeout_at(deadline, shop.hooks.recv())
             .await
             .context("no webhook within 30 s")?
             .context("the receiver stopped")?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        if !paybridge_crypto::webhook::verify(&secret, &signature, &body, now) {
+        if !paybridge_crypto::webhook::verify(&shop.secret, &signature, &body, now) {
             bail!("a webhook with a bad signature arrived");
         }
         let event: Value = serde_json::from_slice(&body)?;
@@ -397,6 +481,5 @@ async fn play(http: &Http) -> anyhow::Result<()> {
     if order["state"] != "paid" {
         bail!("the order is {}", order["state"]);
     }
-    println!("\norder {order_id} is paid, the PC was told and the merchant's webhook received");
     Ok(())
 }

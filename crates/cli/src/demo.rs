@@ -338,6 +338,23 @@ async fn unbind_earlier_run(http: &Http, wallet: &str, card: &Value) -> anyhow::
     Ok(())
 }
 
+/// The bank app's "Bind to wallet" on `card`, by `mode` (`qr` or `push`).
+async fn bank_starts_binding(
+    http: &Http,
+    bank: &str,
+    card: &Value,
+    mode: &str,
+) -> anyhow::Result<Value> {
+    let card_id = card["id"].as_str().unwrap_or_default();
+    http.ok(
+        Method::POST,
+        &format!("/bank/v1/app/cards/{card_id}/wallet-bindings"),
+        Some(bank),
+        Some(json!({ "mode": mode })),
+    )
+    .await
+}
+
 /// Push path: the bank asks the wallet, the wallet app gets a binding message.
 async fn start_by_push(
     http: &Http,
@@ -345,15 +362,7 @@ async fn start_by_push(
     wallet: &str,
     card: &Value,
 ) -> anyhow::Result<String> {
-    let card_id = card["id"].as_str().unwrap_or_default();
-    let started = http
-        .ok(
-            Method::POST,
-            &format!("/bank/v1/app/cards/{card_id}/wallet-bindings"),
-            Some(bank),
-            Some(json!({"mode": "push"})),
-        )
-        .await?;
+    let started = bank_starts_binding(http, bank, card, "push").await?;
     if started["status"] != "pushed" {
         bail!("the wallet found no account for this customer: {started}");
     }
@@ -390,15 +399,7 @@ async fn start_by_qr(
     wallet: &str,
     card: &Value,
 ) -> anyhow::Result<String> {
-    let card_id = card["id"].as_str().unwrap_or_default();
-    let started = http
-        .ok(
-            Method::POST,
-            &format!("/bank/v1/app/cards/{card_id}/wallet-bindings"),
-            Some(bank),
-            Some(json!({"mode": "qr"})),
-        )
-        .await?;
+    let started = bank_starts_binding(http, bank, card, "qr").await?;
     let url = started["url"]
         .as_str()
         .context("no binding address")?

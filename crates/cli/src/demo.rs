@@ -338,14 +338,18 @@ async fn unbind_earlier_run(http: &Http, wallet: &str, card: &Value) -> anyhow::
     Ok(())
 }
 
-/// The bank app's "Bind to wallet" on `card`, by `mode` (`qr` or `push`).
+/// The bank app's "Bind to wallet" on `card`, by QR code or push message.
 async fn bank_starts_binding(
     http: &Http,
     bank: &str,
     card: &Value,
-    mode: &str,
+    mode: BindingMode,
 ) -> anyhow::Result<Value> {
     let card_id = card["id"].as_str().unwrap_or_default();
+    let mode = match mode {
+        BindingMode::Qr => "qr",
+        BindingMode::Push => "push",
+    };
     http.ok(
         Method::POST,
         &format!("/bank/v1/app/cards/{card_id}/wallet-bindings"),
@@ -362,7 +366,7 @@ async fn start_by_push(
     wallet: &str,
     card: &Value,
 ) -> anyhow::Result<String> {
-    let started = bank_starts_binding(http, bank, card, "push").await?;
+    let started = bank_starts_binding(http, bank, card, BindingMode::Push).await?;
     if started["status"] != "pushed" {
         bail!("the wallet found no account for this customer: {started}");
     }
@@ -399,7 +403,7 @@ async fn start_by_qr(
     wallet: &str,
     card: &Value,
 ) -> anyhow::Result<String> {
-    let started = bank_starts_binding(http, bank, card, "qr").await?;
+    let started = bank_starts_binding(http, bank, card, BindingMode::Qr).await?;
     let url = started["url"]
         .as_str()
         .context("no binding address")?

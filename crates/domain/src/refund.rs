@@ -19,6 +19,13 @@ pub struct RefundFailure {
     pub message: String,
 }
 
+/// `code: message`, as the merchant sees it and the store keeps it.
+impl std::fmt::Display for RefundFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefundStatus {
     /// Reserved on the order and the merchant's balance; the bank has not

@@ -10,6 +10,8 @@ use paybridge_api::partner::{
 };
 use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
+use paybridge_domain::agreement::AgreementStatus;
+use paybridge_domain::card::CardStatus;
 use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::ids::{CardId, CustomerId, QuickPayAgreementId};
 use paybridge_domain::partner::PartnerId;
@@ -18,9 +20,6 @@ use paybridge_store::keys::SealedColumn;
 use paybridge_store::StoredAgreement;
 use rand::Rng;
 use serde_json::json;
-
-use paybridge_domain::agreement::AgreementStatus;
-use paybridge_domain::card::CardStatus;
 
 use crate::customers::{CUSTOMER_ID_NUMBER, CUSTOMER_NAME, CUSTOMER_PHONE};
 use crate::Issuer;

@@ -8,7 +8,7 @@
 use paybridge_crypto::token::{generate_token, well_formed_token, TokenKind};
 use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
-use paybridge_domain::card::{mask_last4, BinRange, CardType, Expiry, Pan};
+use paybridge_domain::card::{mask_last4, BinRange, CardStatus, CardType, Expiry, Pan};
 use paybridge_domain::credentials::{check_login_password, LOGIN_LOCK_SECS};
 use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::identity::{IdNumber, PersonName};
@@ -18,14 +18,11 @@ use paybridge_domain::ledger::{
 };
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{Currency, ErrorCode, Money, ServiceError, Timestamp};
+use paybridge_kernel::ledger::derived_id;
 use paybridge_kernel::login::{self, LoginTry};
 use paybridge_store::keys::SealedColumn;
 use paybridge_store::{BankCreate, StoredCard, StoredCustomer, StoredSession};
 use serde_json::json;
-
-use paybridge_kernel::ledger::derived_id;
-
-use paybridge_domain::card::CardStatus;
 
 use crate::Issuer;
 

@@ -5,17 +5,15 @@
 
 use paybridge_api::partner::{DebitAnswer, DebitRequest, RefundAnswer, RefundRequest};
 use paybridge_crypto::IndexPurpose;
+use paybridge_domain::card::CardStatus;
 use paybridge_domain::event::{Destination, EventTopic, NewEvent};
 use paybridge_domain::ledger::{
     Account, AccountFlags, AccountId, TransferId, TransferKind, TransferRequest,
 };
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::{Currency, ErrorCode, Money, ServiceError};
-use serde_json::json;
-
 use paybridge_kernel::ledger::{clearing_account, derived_id};
-
-use paybridge_domain::card::CardStatus;
+use serde_json::json;
 
 use crate::Issuer;
 

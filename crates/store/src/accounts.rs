@@ -4,6 +4,7 @@
 //! are conditional on the row's version.
 
 use async_trait::async_trait;
+use paybridge_domain::account::AccountStatus;
 use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
 use paybridge_domain::credentials::PasswordGuard;
 use paybridge_domain::event::NewEvent;
@@ -11,8 +12,6 @@ use paybridge_domain::ids::UserId;
 use paybridge_domain::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
-
-use paybridge_domain::account::AccountStatus;
 
 use crate::db::Store;
 use crate::error::{corrupt, is_unique_violation, StoreError};

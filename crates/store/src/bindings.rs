@@ -3,6 +3,7 @@
 //! steps (two claimants, a double-submitted confirm) cannot both pass.
 
 use async_trait::async_trait;
+use paybridge_domain::agreement::AgreementStatus;
 use paybridge_domain::binding::{BindingState, BindingStatus};
 use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
 use paybridge_domain::event::NewEvent;
@@ -10,8 +11,6 @@ use paybridge_domain::ids::{BindingId, CardId, CustomerId, OtpId, QuickPayAgreem
 use paybridge_domain::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
-
-use paybridge_domain::agreement::AgreementStatus;
 
 use crate::db::Store;
 use crate::error::{corrupt, is_unique_violation, StoreError};

@@ -176,8 +176,7 @@ fn refund_status(state: String, failure: Option<String>) -> Result<RefundStatus,
 }
 
 fn refund_failure_column(s: &RefundStatus) -> Option<String> {
-    s.failure()
-        .map(|f| format!("{}: {}", f.code.as_str(), f.message))
+    s.failure().map(RefundFailure::to_string)
 }
 
 fn refund_from_row(r: &AnyRow) -> Result<StoredRefund, StoreError> {

@@ -18,12 +18,11 @@ use paybridge_domain::identity::{IdNumber, PersonName};
 use paybridge_domain::ids::{DeviceId, SessionId, UserId};
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
+use paybridge_kernel::login::{self, LoginTry};
+use paybridge_kernel::{on_conflict, Attempt};
 use paybridge_store::keys::SealedColumn;
 use paybridge_store::{SealedIdentity, StoredSession, StoredUser, UserWrite};
 use serde_json::json;
-
-use paybridge_kernel::login::{self, LoginTry};
-use paybridge_kernel::{on_conflict, Attempt};
 
 use crate::Wallet;
 

@@ -9,11 +9,10 @@ use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId};
 use paybridge_domain::ledger::{Account, AccountFlags, AccountId};
 use paybridge_domain::order::{order_ttl, OrderState, OrderStatus};
 use paybridge_domain::{Currency, ErrorCode, Money, ServiceError};
+use paybridge_kernel::ledger::derived_id;
 use paybridge_store::{OrderCreate, StoredApiKey, StoredMerchant, StoredOrder};
 use rand::RngCore;
 use serde_json::json;
-
-use paybridge_kernel::ledger::derived_id;
 
 use crate::views::{ApiKeyView, OrderView, RefundView};
 use crate::Wallet;

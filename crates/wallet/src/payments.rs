@@ -19,11 +19,11 @@ use paybridge_domain::ledger::{AccountId, TransferKind, TransferRequest};
 use paybridge_domain::order::OrderState;
 use paybridge_domain::partner::{InvalidPartnerId, PartnerId};
 use paybridge_domain::{Currency, ErrorCode, ServiceError};
+use paybridge_kernel::ledger::{clearing_account, settled, transfer_id};
 use paybridge_store::StoredOrder;
 
-use paybridge_kernel::ledger::{clearing_account, settled, transfer_id};
-
 use crate::views::OrderView;
+use crate::Wallet;
 
 /// A payment still `paying` this long after its last step is resumed by
 /// [`Wallet::resume_stalled_payments`]: well past the 30 s a request may
@@ -32,7 +32,17 @@ use crate::views::OrderView;
 pub const STALLED_PAYMENT_SECS: i64 = 120;
 /// Stalled payments resumed per round.
 const STALLED_PAYMENT_BATCH: i64 = 100;
-use crate::Wallet;
+
+/// Who paid `order` and with which binding, once a payment started
+/// (`None` before). Ids the wallet wrote itself that do not parse are a bug.
+pub(crate) fn payment_of(order: &StoredOrder) -> Result<Option<(UserId, BindingId)>, ServiceError> {
+    let (Some(payer), Some(binding)) = (&order.payer_user_id, &order.binding_id) else {
+        return Ok(None);
+    };
+    let payer = payer.parse().map_err(ServiceError::internal)?;
+    let binding = binding.parse().map_err(ServiceError::internal)?;
+    Ok(Some((payer, binding)))
+}
 
 impl Wallet {
     pub(crate) async fn load_order(&self, id: &OrderId) -> Result<StoredOrder, ServiceError> {
@@ -190,13 +200,8 @@ impl Wallet {
             .await?;
         let mut ended = 0;
         for order in stalled {
-            let (Some(payer), Some(binding)) = (&order.payer_user_id, &order.binding_id) else {
-                tracing::error!(order.id = %order.id, "a paying order without its payer: left for an operator");
-                continue;
-            };
-            let (Ok(payer), Ok(binding)) = (payer.parse::<UserId>(), binding.parse::<BindingId>())
-            else {
-                tracing::error!(order.id = %order.id, "a paying order with unreadable payer ids");
+            let Ok(Some((payer, binding))) = payment_of(&order) else {
+                tracing::error!(order.id = %order.id, "a paying order without a readable payer: left for an operator");
                 continue;
             };
             let id = order.id.clone();

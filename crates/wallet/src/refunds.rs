@@ -9,16 +9,15 @@
 use paybridge_api::partner::{RefundAnswer, RefundRequest};
 use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::event::{Destination, EventTopic, NewEvent};
-use paybridge_domain::ids::{BindingId, InvalidId, MerchantId, OrderId, RefundId, UserId};
+use paybridge_domain::ids::{MerchantId, OrderId, RefundId};
 use paybridge_domain::ledger::{AccountId, TransferId, TransferKind, TransferRequest};
 use paybridge_domain::partner::{InvalidPartnerId, PartnerId};
 use paybridge_domain::refund::{RefundFailure, RefundStatus};
 use paybridge_domain::{ErrorCode, Money, ServiceError};
-use paybridge_store::{RefundBegin, StoredOrder, StoredRefund, TransferOutcome};
-use serde_json::json;
-
 use paybridge_kernel::ledger::transfer_id;
 use paybridge_kernel::{on_conflict, Attempt};
+use paybridge_store::{RefundBegin, StoredOrder, StoredRefund, TransferOutcome};
+use serde_json::json;
 
 use crate::views::{OrderView, RefundView};
 use crate::Wallet;
@@ -232,18 +231,12 @@ impl Wallet {
 
     /// The bank the order was paid through (its payer's binding's bank).
     async fn bank_of_payment(&self, order: &StoredOrder) -> Result<PartnerId, ServiceError> {
-        let (Some(payer), Some(binding)) = (&order.payer_user_id, &order.binding_id) else {
+        let Some((payer, binding)) = crate::payments::payment_of(order)? else {
             return Err(ServiceError::rejected(
                 ErrorCode::OrderNotRefundable,
                 "the order has no payment to refund",
             ));
         };
-        let payer: UserId = payer
-            .parse()
-            .map_err(|e: InvalidId| ServiceError::internal(e))?;
-        let binding: BindingId = binding
-            .parse()
-            .map_err(|e: InvalidId| ServiceError::internal(e))?;
         let issuer = self.binding(&payer, &binding).await?.issuer_id;
         issuer
             .parse()

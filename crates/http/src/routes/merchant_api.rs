@@ -236,10 +236,7 @@ fn refund_body(r: RefundView) -> RefundBody {
         reference: r.reference,
         amount: r.amount.into(),
         state: r.status.as_str().to_owned(),
-        failure: r
-            .status
-            .failure()
-            .map(|f| format!("{}: {}", f.code.as_str(), f.message)),
+        failure: r.status.failure().map(ToString::to_string),
         created_at: rfc3339(r.created_at),
     }
 }

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::wallet::MoneyBody;
 
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BankLogin {
     #[schema(example = "zhang.san")]
@@ -64,7 +64,7 @@ pub struct CardList {
 
 redacted_debug!(BankLogin);
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartWalletBinding {
     /// `qr`: show a QR code for the wallet app; `push`: send a binding message to it.

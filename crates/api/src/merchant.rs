@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::wallet::MoneyBody;
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
     pub amount: MoneyBody,
@@ -63,7 +63,7 @@ pub struct ApiKeyList {
     pub keys: Vec<ApiKeyBody>,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetWebhookEndpoint {
     #[schema(example = "https://shop.example/paybridge/webhooks")]
@@ -102,7 +102,7 @@ pub struct WebhookDeliveryList {
 }
 
 /// The wallet app pays an order with a bound card.
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayOrder {
     #[schema(example = "bnd_…")]
@@ -113,7 +113,7 @@ pub struct PayOrder {
 crate::redacted_debug!(PayOrder);
 
 /// Refund (part of) a paid order to the card it was paid with.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRefund {
     pub amount: MoneyBody,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 /// Query of the SMS outbox.
-#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SmsQuery {
     /// The phone number whose messages to list (digits, optional leading `+`).
@@ -38,7 +38,7 @@ pub struct SmsList {
 }
 
 /// Query of the OS push relay's messages for one device token.
-#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RelayQuery {
     pub device_token: String,

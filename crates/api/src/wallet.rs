@@ -28,7 +28,7 @@ impl From<paybridge_domain::Money> for MoneyBody {
     }
 }
 
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAccount {
     #[schema(example = "13800138000")]
@@ -64,7 +64,7 @@ pub struct AccountBody {
     pub created_at: String,
 }
 
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     pub phone: String,
@@ -87,7 +87,7 @@ pub struct SessionBody {
     pub expires_at: String,
 }
 
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPaymentPassword {
     /// Six digits; not all equal, not a run like 123456.
@@ -97,7 +97,7 @@ pub struct SetPaymentPassword {
     pub current_password: Option<String>,
 }
 
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyPaymentPassword {
     pub password: String,
@@ -108,7 +108,7 @@ pub struct Verified {
     pub verified: bool,
 }
 
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetIdentity {
     #[schema(example = "张三")]
@@ -118,7 +118,7 @@ pub struct SetIdentity {
     pub id_number: String,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterDevice {
     /// `phone`, `pc`, `tv`, `car` or `iot`.
@@ -129,7 +129,7 @@ pub struct RegisterDevice {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameDevice {
     pub name: String,
@@ -157,7 +157,7 @@ pub struct DeviceList {
     pub devices: Vec<DeviceBody>,
 }
 
-#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeviceListQuery {
     /// Also list revoked devices (default false).
@@ -178,7 +178,7 @@ pub struct CeremonyBody {
 }
 
 /// The authenticator's answer (`PublicKeyCredential` JSON, base64url fields).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CeremonyAnswer {
     #[schema(value_type = Object)]
@@ -203,7 +203,7 @@ pub struct AssertionBody {
 }
 
 /// Where to resume the push channel (instead of the `Last-Event-ID` header).
-#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ChannelQuery {
     /// Deliver events after this sequence number (0: from the start).
@@ -263,7 +263,7 @@ pub struct BindingList {
 }
 
 /// Claim a scanned binding address (the QR code's URL).
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimAddress {
     pub address: String,
@@ -287,7 +287,7 @@ pub struct BindingConfirmation {
     pub otp: OtpBody,
 }
 
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBinding {
     /// The six digits from the text message.
@@ -299,7 +299,7 @@ pub struct CompleteBinding {
 redacted_debug!(ClaimAddress, CompleteBinding);
 
 /// What the app reports of the device it runs on.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceEnvironmentBody {
     pub emulator: bool,
@@ -316,7 +316,7 @@ pub struct DeviceEnvironmentBody {
 
 /// Start security authentication on this device (first use of a
 /// bank-registered account, or a new device).
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartSecurityAuth {
     pub phone: String,
@@ -346,20 +346,20 @@ pub struct SecurityAuthBody {
     pub session: Option<SessionBody>,
 }
 
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityAuthOtp {
     pub code: String,
 }
 
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityAuthIdentity {
     /// The last four characters of the ID number.
     pub id_number_last4: String,
 }
 
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityAuthPasswords {
     pub login_password: Option<String>,
@@ -371,7 +371,7 @@ redacted_debug!(SecurityAuthOtp, SecurityAuthIdentity, SecurityAuthPasswords);
 /// A first terminal (PC, TV, car, IoT box) asks for an order to be paid by
 /// the account's phone (flow F4). Amount, currency and payee come from the
 /// order, never from the terminal.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePaymentRequest {
     #[schema(example = "mer_…")]
@@ -452,7 +452,7 @@ pub struct PaymentRequestBody {
 }
 
 /// The phone reports the user's gesture.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportGesture {
     /// `swipe`, `tap`, `raise`.
@@ -473,7 +473,7 @@ pub struct RelayedGesture {
 }
 
 /// A phone scanned the terminal's QR code.
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanPaymentCode {
     /// The scanned text (`<origin>/pay/<code>`).
@@ -484,7 +484,7 @@ crate::redacted_debug!(ScanPaymentCode);
 
 /// A WebAuthn approval: the ceremony started for this payment and the
 /// authenticator's answer.
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebauthnApproval {
     #[schema(example = "wac_…")]
@@ -495,7 +495,7 @@ pub struct WebauthnApproval {
 
 /// The user approves the payment: with the payment password, or with the
 /// phone's biometric (WebAuthn) — exactly one.
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovePayment {
     #[schema(example = "bnd_…")]

@@ -15,13 +15,18 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use reqwest::Method;
-use serde_json::{json, Value};
+use paybridge_api::merchant::{CreateOrder, SetWebhookEndpoint};
+use paybridge_api::wallet::{MoneyBody, RelayedGesture};
+use paybridge_client::{MerchantApi, PushChannel, SandboxApi};
+use paybridge_devices::phone::{genuine_android, SecurityAnswers, ThisDevice};
+use paybridge_devices::terminal::{registered_device, Wake};
+use paybridge_devices::{Phone, Terminal};
+use paybridge_domain::ids::{BindingId, MerchantId, OrderId, PaymentRequestId};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::demo::{
-    latest_code, money, play_bind, say, wallet_login, DemoArgs, Http, Server,
-    DEMO_PAYMENT_PASSWORD, RESERVED_PHONE,
+    money, play_bind, say, DemoArgs, Server, DEMO_PAYMENT_PASSWORD, RESERVED_PHONE, WALLET_PASSWORD,
 };
 
 /// The sandbox merchant's documented test key.
@@ -36,11 +41,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let server = Server::start(&args).await?;
-    let http = Http {
-        base: server.base.clone(),
-        client: reqwest::Client::new(),
-    };
-    let result = play(&http).await;
+    let result = play(&server.base).await;
     server.stop().await;
     result
 }
@@ -72,158 +73,64 @@ async fn start_receiver() -> anyhow::Result<(String, mpsc::UnboundedReceiver<Hoo
     Ok((url, rx))
 }
 
-/// Opens a device's push channel; its events (topic, data) arrive on the receiver.
-async fn open_channel(
-    http: &Http,
-    token: &str,
-    device: &str,
-) -> anyhow::Result<mpsc::UnboundedReceiver<(String, Value)>> {
-    let mut resp = http
-        .client
-        .get(format!("{}/v1/devices/{device}/events", http.base))
-        .bearer_auth(token)
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        bail!("the push channel answered {}", resp.status());
-    }
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut buf = String::new();
-        while let Ok(Some(chunk)) = resp.chunk().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf.drain(..end + 2).collect();
-                let (mut topic, mut data) = (None, None);
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        topic = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data = serde_json::from_str::<Value>(v.trim()).ok();
-                    }
-                }
-                if let (Some(t), Some(d)) = (topic, data) {
-                    if tx.send((t, d)).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    Ok(rx)
-}
-
-/// Waits for `topic` about `payment` on a channel.
+/// Waits on a push channel for `topic` about `payment`.
 async fn wait_for(
-    rx: &mut mpsc::UnboundedReceiver<(String, Value)>,
+    channel: &mut PushChannel,
     topic: &str,
-    payment: &str,
+    payment: &PaymentRequestId,
 ) -> anyhow::Result<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let next = tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .with_context(|| format!("no {topic} within {WAIT:?}"))?
-            .context("the push channel closed")?;
-        // Events carry the payment id either at the top or in `data`.
-        let data = if next.1.get("data").is_some() {
-            next.1["data"].clone()
-        } else {
-            next.1.clone()
-        };
-        if next.0 == topic && data["payment_id"] == payment {
-            return Ok(data);
-        }
-    }
+    let event = channel
+        .wait_for(topic, WAIT, |data| data["payment_id"] == payment.as_str())
+        .await?;
+    Ok(event.data)
 }
 
-/// An active device of the account named `name`, registered if missing.
-async fn device(http: &Http, token: &str, kind: &str, name: &str) -> anyhow::Result<String> {
-    let list = http
-        .ok(Method::GET, "/v1/devices", Some(token), None)
-        .await?;
-    if let Some(d) = list["devices"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|d| d["name"] == name && d["type"] == kind && d["status"] == "active")
-    {
-        return Ok(d["id"].as_str().unwrap_or_default().to_owned());
-    }
-    let d = http
-        .ok(
-            Method::POST,
-            "/v1/devices",
-            Some(token),
-            Some(json!({"type": kind, "name": name})),
-        )
-        .await?;
-    Ok(d["id"].as_str().unwrap_or_default().to_owned())
+/// The money in an event's payload.
+fn money_of(v: &Value) -> String {
+    serde_json::from_value::<MoneyBody>(v.clone())
+        .map(|m| money(&m))
+        .unwrap_or_default()
 }
 
 /// A session on the phone: a login naming it, after security
 /// authentication the first time (a new device).
-async fn phone_session(http: &Http, phone: &str) -> anyhow::Result<String> {
-    let login = json!({"phone": RESERVED_PHONE, "password": crate::demo::WALLET_PASSWORD, "device_id": phone});
-    let (status, v) = http
-        .call(Method::POST, "/v1/sessions", None, Some(login.clone()))
-        .await?;
-    if status == 201 {
-        return Ok(v["token"].as_str().unwrap_or_default().to_owned());
-    }
-    if v["error"]["code"] != "security_auth_required" {
-        bail!("phone login answered {status}: {v}");
+async fn phone_session(
+    base: &str,
+    device: &paybridge_domain::ids::DeviceId,
+) -> anyhow::Result<Phone> {
+    let mut phone = Phone::new(base, RESERVED_PHONE);
+    phone.is_device(device.clone());
+    match phone.log_in(WALLET_PASSWORD).await {
+        Ok(_) => return Ok(phone),
+        Err(e) if e.code() == Some("security_auth_required") => {}
+        Err(e) => return Err(e).context("phone login"),
     }
     say("phone", "a new device: security authentication first");
-    let auth = http
-        .ok(
-            Method::POST,
-            "/v1/security-authentications",
-            None,
-            Some(json!({"phone": RESERVED_PHONE, "device_id": phone,
-                "environment": {"emulator": false, "rooted": false, "os": "android", "os_version": "14"}})),
-        )
-        .await?;
-    let id = auth["id"].as_str().unwrap_or_default().to_owned();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let code = latest_code(http, RESERVED_PHONE).await?;
-    let mut passwords = json!({});
-    for needed in auth["passwords_needed"].as_array().into_iter().flatten() {
-        if needed == "payment" {
-            passwords["payment_password"] = DEMO_PAYMENT_PASSWORD.into();
-        }
-    }
-    for (step, body) in [
-        ("otp", json!({"code": code})),
-        ("identity", json!({"id_number_last4": ID_LAST4})),
-        ("passwords", passwords),
-    ] {
-        http.ok(
-            Method::POST,
-            &format!("/v1/security-authentications/{id}/{step}"),
-            None,
-            Some(body),
-        )
+    let answers = SecurityAnswers {
+        device: ThisDevice::Registered(device.clone()),
+        environment: genuine_android(),
+        id_number_last4: ID_LAST4.into(),
+        login_password: None,
+        payment_password: Some(DEMO_PAYMENT_PASSWORD.into()),
+    };
+    phone
+        .pass_security_auth(answers)
         .await
-        .with_context(|| format!("security authentication, step {step}"))?;
-    }
+        .context("security authentication")?;
     say("phone", "device trusted");
-    let s = http
-        .ok(Method::POST, "/v1/sessions", None, Some(login))
-        .await?;
-    Ok(s["token"].as_str().unwrap_or_default().to_owned())
+    Ok(phone)
 }
 
-async fn play(http: &Http) -> anyhow::Result<()> {
+async fn play(base: &str) -> anyhow::Result<()> {
     println!("— setup: Zhang San binds a card to the wallet (flow F1) —\n");
-    let binding = play_bind(http, paybridge_issuer::bindings::BindingMode::Qr).await?;
+    let (wallet, binding) = play_bind(base, paybridge_issuer::bindings::BindingMode::Qr).await?;
     println!("\n— flow F4: a PC asks, the phone pays —\n");
-    let mut shop = merchant_with_order(http).await?;
-    let mut user = user_devices(http).await?;
-    let payment = pc_asks(http, &shop, &mut user).await?;
-    relayed_swipe(http, &mut user, &payment).await?;
-    phone_pays(http, &user, &payment, &binding).await?;
-    pc_and_merchant_told(http, &mut shop, &mut user, &payment).await?;
+    let mut shop = merchant_with_order(base).await?;
+    let mut user = user_devices(base, &wallet).await?;
+    let payment = pc_asks(&shop, &mut user).await?;
+    relayed_swipe(base, &mut user, &payment).await?;
+    phone_pays(&user, &payment, &binding).await?;
+    pc_and_merchant_told(&mut shop, &mut user, &payment).await?;
     println!(
         "\norder {} is paid, the PC was told and the merchant's webhook received",
         shop.order_id
@@ -231,86 +138,74 @@ async fn play(http: &Http) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The merchant: its webhook receiver, the endpoint's secret, the order.
+/// The merchant: its API, webhook receiver, the endpoint's secret, the order.
 struct Shop {
+    api: MerchantApi,
     hooks: mpsc::UnboundedReceiver<Hook>,
     secret: String,
-    order_id: String,
-    merchant_id: String,
+    order_id: OrderId,
+    merchant_id: MerchantId,
 }
 
-/// The user's account session, the PC and the phone with their channels.
+/// The PC and the phone, each with its push channel open.
 struct UserDevices {
-    account: String,
-    pc: String,
-    phone: String,
-    phone_token: String,
-    pc_channel: mpsc::UnboundedReceiver<(String, Value)>,
-    phone_channel: mpsc::UnboundedReceiver<(String, Value)>,
+    pc: Terminal,
+    phone: Phone,
+    pc_channel: PushChannel,
+    phone_channel: PushChannel,
 }
 
 /// The merchant sets its webhook endpoint (our receiver) and creates an order.
-async fn merchant_with_order(http: &Http) -> anyhow::Result<Shop> {
-    // The merchant: a webhook endpoint (our receiver) and an order.
+async fn merchant_with_order(base: &str) -> anyhow::Result<Shop> {
+    let api = MerchantApi::new(base, SANDBOX_MERCHANT_KEY);
     let (hook_url, hooks) = start_receiver().await?;
-    let endpoint = http
-        .ok(
-            Method::PUT,
-            "/v1/webhook-endpoint",
-            Some(SANDBOX_MERCHANT_KEY),
-            Some(json!({ "url": hook_url })),
-        )
+    let endpoint = api
+        .set_webhook_endpoint(&SetWebhookEndpoint {
+            url: hook_url.clone(),
+        })
         .await?;
-    let secret = endpoint["secret"].as_str().unwrap_or_default().to_owned();
     say("merchant", format!("webhooks go to {hook_url} (signed)"));
-    let reference = format!("demo-{:08x}", rand::random::<u32>());
-    let order = http
-        .ok(
-            Method::POST,
-            "/v1/orders",
-            Some(SANDBOX_MERCHANT_KEY),
-            Some(json!({"amount": {"amount": 12_800, "currency": "CNY"},
-                "description": "Noise-cancelling headphones", "reference": reference})),
-        )
+    let order = api
+        .create_order(&CreateOrder {
+            amount: MoneyBody {
+                amount: 12_800,
+                currency: "CNY".into(),
+            },
+            description: "Noise-cancelling headphones".into(),
+            reference: format!("demo-{:08x}", rand::random::<u32>()),
+            expires_in_secs: None,
+        })
         .await?;
-    let order_id = order["id"].as_str().unwrap_or_default().to_owned();
     say(
         "merchant",
         format!(
-            "order {order_id}: {} — {}",
-            order["description"].as_str().unwrap_or(""),
-            money(&order["amount"])
+            "order {}: {} — {}",
+            order.id,
+            order.description,
+            money(&order.amount)
         ),
     );
-    let merchant_id = order["merchant_id"].as_str().unwrap_or_default().to_owned();
     Ok(Shop {
+        api,
         hooks,
-        secret,
-        order_id,
-        merchant_id,
+        secret: endpoint.secret,
+        order_id: order.id,
+        merchant_id: order.merchant_id,
     })
 }
 
 /// The card holder's PC (the first terminal) and phone, both listening.
-async fn user_devices(http: &Http) -> anyhow::Result<UserDevices> {
-    // The user's devices: the PC (first terminal) and the phone.
-    let account = wallet_login(http, RESERVED_PHONE).await?;
-    let me = http.ok(Method::GET, "/v1/me", Some(&account), None).await?;
-    if me["has_payment_password"] != true {
-        http.ok(
-            Method::POST,
-            "/v1/me/payment-password",
-            Some(&account),
-            Some(json!({ "new_password": DEMO_PAYMENT_PASSWORD })),
-        )
-        .await?;
+async fn user_devices(base: &str, wallet: &Phone) -> anyhow::Result<UserDevices> {
+    let account = wallet.app()?;
+    if !account.me().await?.has_payment_password {
+        wallet.set_payment_password(DEMO_PAYMENT_PASSWORD).await?;
         say("wallet app", "set a payment password");
     }
-    let pc = device(http, &account, "pc", PC_NAME).await?;
-    let phone = device(http, &account, "phone", PHONE_NAME).await?;
-    let phone_token = phone_session(http, &phone).await?;
-    let pc_channel = open_channel(http, &account, &pc).await?;
-    let phone_channel = open_channel(http, &phone_token, &phone).await?;
+    let pc = Terminal::pair(account, "pc", PC_NAME).await?;
+    let phone_device = registered_device(account, "phone", PHONE_NAME).await?;
+    let phone = phone_session(base, &phone_device.id).await?;
+    let pc_channel = pc.open_push_channel().await?;
+    let phone_channel = phone.open_push_channel().await?;
     say(
         "PC",
         format!("{PC_NAME} is logged in to the wallet; push channel open"),
@@ -320,45 +215,39 @@ async fn user_devices(http: &Http) -> anyhow::Result<UserDevices> {
         format!("{PHONE_NAME} is logged in; push channel open"),
     );
     Ok(UserDevices {
-        account,
         pc,
         phone,
-        phone_token,
         pc_channel,
         phone_channel,
     })
 }
 
 /// The PC asks; the wallet finds the phone and waits for a gesture on it.
-async fn pc_asks(http: &Http, shop: &Shop, user: &mut UserDevices) -> anyhow::Result<String> {
-    let (merchant_id, order_id, pc) = (&shop.merchant_id, &shop.order_id, &user.pc);
-    // The PC asks; the wallet finds the phone and waits for a gesture.
-    let request = http
-        .ok(
-            Method::POST,
-            "/v1/payment-requests",
-            Some(&user.account),
-            Some(json!({"merchant_id": merchant_id, "order_id": order_id, "terminal_id": pc, "gesture_required": true})),
-        )
+async fn pc_asks(shop: &Shop, user: &mut UserDevices) -> anyhow::Result<PaymentRequestId> {
+    let request = user
+        .pc
+        .ask_to_pay(&shop.merchant_id, &shop.order_id, Wake::ByGesture)
         .await?;
-    let payment = request["id"].as_str().unwrap_or_default().to_owned();
     say(
         "PC",
         format!(
-            "checkout: payment request {payment} — {} (phone: {})",
-            request["state"].as_str().unwrap_or(""),
-            request["phone"]["name"]
-                .as_str()
+            "checkout: payment request {} — {} (phone: {})",
+            request.id,
+            request.state,
+            request
+                .phone
+                .as_ref()
+                .map(|p| p.name.as_str())
                 .unwrap_or("none: show the QR code")
         ),
     );
-    if request["state"] != "awaiting_gesture" {
-        bail!("expected the phone to be asked for a gesture: {request}");
+    if request.state != "awaiting_gesture" {
+        bail!("expected the phone to be asked for a gesture: {request:?}");
     }
     let prompt = wait_for(
         &mut user.phone_channel,
         "payment_request.gesture_requested",
-        &payment,
+        &request.id,
     )
     .await?;
     say(
@@ -368,28 +257,31 @@ async fn pc_asks(http: &Http, shop: &Shop, user: &mut UserDevices) -> anyhow::Re
             prompt["requested_by"]["name"].as_str().unwrap_or("")
         ),
     );
-    Ok(payment)
+    Ok(request.id)
 }
 
 /// The swipe comes back through the OS push relay (a signed call); the
 /// payment page opens on the phone.
-async fn relayed_swipe(http: &Http, user: &mut UserDevices, payment: &str) -> anyhow::Result<()> {
-    let phone = &user.phone;
-    // The swipe comes back through the OS push relay (a signed call).
-    let relayed = http
-        .ok(
-            Method::POST,
-            "/v1/sandbox/push-relay/gestures",
-            None,
-            Some(json!({"payment_id": payment, "device_id": phone, "gesture": "swipe"})),
-        )
+async fn relayed_swipe(
+    base: &str,
+    user: &mut UserDevices,
+    payment: &PaymentRequestId,
+) -> anyhow::Result<()> {
+    let phone = user
+        .phone
+        .device_id()
+        .context("the phone is no device")?
+        .to_string();
+    let relayed = SandboxApi::new(base)
+        .relay_gesture(&RelayedGesture {
+            payment_id: payment.to_string(),
+            device_id: phone,
+            gesture: "swipe".into(),
+        })
         .await?;
     say(
         "OS relay",
-        format!(
-            "relayed the swipe: request {}",
-            relayed["state"].as_str().unwrap_or("")
-        ),
+        format!("relayed the swipe: request {}", relayed.state),
     );
     let page = wait_for(
         &mut user.phone_channel,
@@ -401,7 +293,7 @@ async fn relayed_swipe(http: &Http, user: &mut UserDevices, payment: &str) -> an
         "phone",
         format!(
             "payment page: {} to {} for \"{}\", asked by {}",
-            money(&page["amount"]),
+            money_of(&page["amount"]),
             page["merchant"]["name"].as_str().unwrap_or(""),
             page["description"].as_str().unwrap_or(""),
             page["requested_by"]["name"].as_str().unwrap_or("")
@@ -412,26 +304,17 @@ async fn relayed_swipe(http: &Http, user: &mut UserDevices, payment: &str) -> an
 
 /// The phone pays with the bound card and the payment password.
 async fn phone_pays(
-    http: &Http,
     user: &UserDevices,
-    payment: &str,
-    binding: &str,
+    payment: &PaymentRequestId,
+    binding: &BindingId,
 ) -> anyhow::Result<()> {
-    // The phone pays with the bound card and the payment password.
-    let paid = http
-        .ok(
-            Method::POST,
-            &format!("/v1/payment-requests/{payment}/approvals"),
-            Some(&user.phone_token),
-            Some(json!({"binding_id": binding, "payment_password": DEMO_PAYMENT_PASSWORD})),
-        )
+    let paid = user
+        .phone
+        .approve_with_password(payment, binding, DEMO_PAYMENT_PASSWORD)
         .await?;
     say(
         "phone",
-        format!(
-            "entered the payment password: {}",
-            paid["state"].as_str().unwrap_or("")
-        ),
+        format!("entered the payment password: {}", paid.state),
     );
     Ok(())
 }
@@ -439,15 +322,12 @@ async fn phone_pays(
 /// The PC is told on its push channel; the merchant by a signed webhook; the
 /// order is paid.
 async fn pc_and_merchant_told(
-    http: &Http,
     shop: &mut Shop,
     user: &mut UserDevices,
-    payment: &str,
+    payment: &PaymentRequestId,
 ) -> anyhow::Result<()> {
-    let order_id = shop.order_id.clone();
-    // The PC is told on its push channel; the merchant by webhook.
     let told = wait_for(&mut user.pc_channel, "payment_request.paid", payment).await?;
-    say("PC", format!("\"Paid — {}\"", money(&told["amount"])));
+    say("PC", format!("\"Paid — {}\"", money_of(&told["amount"])));
     let deadline = tokio::time::Instant::now() + WAIT;
     let event = loop {
         let (signature, body) = tokio::time::timeout_at(deadline, shop.hooks.recv())
@@ -459,7 +339,7 @@ async fn pc_and_merchant_told(
             bail!("a webhook with a bad signature arrived");
         }
         let event: Value = serde_json::from_slice(&body)?;
-        if event["type"] == "order.paid" && event["data"]["order_id"] == order_id.as_str() {
+        if event["type"] == "order.paid" && event["data"]["order_id"] == shop.order_id.as_str() {
             break event;
         }
     };
@@ -470,16 +350,9 @@ async fn pc_and_merchant_told(
             event["id"].as_str().unwrap_or("")
         ),
     );
-    let order = http
-        .ok(
-            Method::GET,
-            &format!("/v1/orders/{order_id}"),
-            Some(SANDBOX_MERCHANT_KEY),
-            None,
-        )
-        .await?;
-    if order["state"] != "paid" {
-        bail!("the order is {}", order["state"]);
+    let order = shop.api.order(&shop.order_id).await?;
+    if order.state != "paid" {
+        bail!("the order is {}", order.state);
     }
     Ok(())
 }

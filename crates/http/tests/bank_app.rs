@@ -5,6 +5,7 @@
 use paybridge_crypto::IndexPurpose;
 use paybridge_issuer::customers::CARD_PAN;
 use paybridge_issuer::seed::{SeedError, SeedFile, SANDBOX_SEED};
+use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
 use serde_json::{json, Value};
 use time::Duration;
@@ -16,10 +17,6 @@ app_tests!(
     seeding_is_idempotent_and_checks_every_card,
     cards_are_sealed_at_rest_and_funded_through_the_ledger,
 );
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
-}
 
 async fn login(app: &TestApp, username: &str, password: &str) -> (u16, Value) {
     app.call(

@@ -5,6 +5,7 @@
 
 use paybridge_domain::event::Destination;
 use paybridge_domain::ids::DeviceId;
+use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
 use serde_json::{json, Value};
 use time::Duration;
@@ -22,10 +23,6 @@ app_tests!(
 );
 
 const RESERVED_PHONE: &str = "13800138000";
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
-}
 
 async fn bank_token(app: &TestApp, username: &str) -> String {
     let (s, v) = app

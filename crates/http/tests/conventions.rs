@@ -2,6 +2,7 @@
 //! the OpenAPI document, request ids, the error envelope for every kind of
 //! bad input, and idempotency on a public creating POST.
 
+use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
 use serde_json::{json, Value};
 
@@ -21,10 +22,6 @@ async fn get(app: &TestApp, path: &str) -> (u16, reqwest::header::HeaderMap, Val
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     (status, headers, resp.json().await.unwrap_or(Value::Null))
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("<no code>")
 }
 
 async fn health_and_readiness_answer(app: &TestApp) {

@@ -3,9 +3,11 @@
 //! QR fallback, decline, expiry, supersede, the phone's pending cap, every
 //! bad input, and one debit per order under concurrent approvals.
 
+use paybridge_api::wallet::CeremonyBody;
+use paybridge_devices::Passkey;
 use paybridge_domain::event::Destination;
 use paybridge_domain::ids::DeviceId;
-use paybridge_testkit::phone::SoftPhone;
+use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
 use serde_json::{json, Value};
@@ -25,10 +27,6 @@ const PHONE: &str = "13800138000";
 const PIN: &str = "482916";
 /// Zhang San's ID number ends so (seeded bank data).
 const ID_LAST4: &str = "1239";
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
-}
 
 /// Zhang San's wallet: a card bound, a PC and a trusted phone.
 struct Household {
@@ -126,39 +124,28 @@ async fn has_topic(app: &TestApp, device: &str, topic: &str, payment: &str) -> b
         .any(|(t, p)| t == topic && p["payment_id"] == payment)
 }
 
-async fn register_credential(app: &TestApp, h: &Household) -> SoftPhone {
-    let mut soft = SoftPhone::new();
-    let base = format!("/v1/devices/{}/credential/registrations", h.phone);
-    let (s, c) = app.call("POST", &base, Some(&h.phone_token), None).await;
-    assert_eq!(s, 201, "{c}");
-    let answer = soft.create(&c["options"]);
-    let (s, r) = app
-        .call(
-            "POST",
-            &format!("{base}/{}", c["ceremony_id"].as_str().unwrap()),
-            Some(&h.phone_token),
-            Some(json!({"credential": answer})),
-        )
-        .await;
-    assert_eq!(s, 201, "{r}");
+async fn register_credential(app: &TestApp, h: &Household) -> Passkey {
+    let mut soft = Passkey::new();
+    let phone = app.wallet_app().signed_in(&h.phone_token);
+    let device = h.phone.parse().unwrap();
+    let ceremony = phone.start_credential_registration(&device).await.unwrap();
+    let answer = soft.create(&ceremony).unwrap();
+    phone
+        .finish_credential_registration(&device, &ceremony.ceremony_id, &answer)
+        .await
+        .unwrap();
     soft
 }
 
 /// Starts the biometric approval of `id`; returns (ceremony id, options).
-async fn challenge(app: &TestApp, h: &Household, id: &str) -> (String, Value) {
-    let (s, c) = app
-        .call(
-            "POST",
-            &format!("/v1/payment-requests/{id}/approval-challenges"),
-            Some(&h.phone_token),
-            None,
-        )
-        .await;
-    assert_eq!(s, 201, "{c}");
-    (
-        c["ceremony_id"].as_str().unwrap().to_owned(),
-        c["options"].clone(),
-    )
+async fn challenge(app: &TestApp, h: &Household, id: &str) -> (String, CeremonyBody) {
+    let c = app
+        .wallet_app()
+        .signed_in(&h.phone_token)
+        .approval_challenge(&id.parse().unwrap())
+        .await
+        .unwrap();
+    (c.ceremony_id.to_string(), c)
 }
 
 async fn a_pc_asks_and_the_phone_pays_with_its_password(app: &TestApp) {
@@ -275,8 +262,8 @@ async fn a_gesture_on_the_phone_opens_the_page_and_the_biometric_pays(app: &Test
 
     // The biometric approval, bound to this payment.
     let (ceremony, options) = challenge(app, &h, id).await;
-    assert_eq!(options["publicKey"]["userVerification"], "required");
-    let answer = soft.get(&options);
+    assert_eq!(options.options["publicKey"]["userVerification"], "required");
+    let answer = soft.get(&options).unwrap().credential;
     let (s, paid) = approve(
         app,
         &h.phone_token,
@@ -598,7 +585,7 @@ async fn each_bad_input_has_its_code_and_nothing_is_debited(app: &TestApp) {
         .await;
     let other_id = other_request["id"].as_str().unwrap().to_owned();
     let (ceremony, options) = challenge(app, &h, &other_id).await;
-    let answer = soft.get(&options);
+    let answer = soft.get(&options).unwrap().credential;
     let (s, e) = approve(
         app,
         &h.phone_token,

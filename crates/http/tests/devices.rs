@@ -3,11 +3,13 @@
 //! real ceremonies), the signature counter, and the push channel's order
 //! and replay.
 
+use paybridge_testkit::code;
 use std::time::Duration as StdDuration;
 
+use paybridge_api::wallet::CeremonyBody;
+use paybridge_devices::Passkey;
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::ids::DeviceId;
-use paybridge_testkit::phone::SoftPhone;
 use paybridge_testkit::{app_tests, TestApp};
 use serde_json::{json, Value};
 use time::Duration;
@@ -21,10 +23,6 @@ app_tests!(
 );
 
 const PASSWORD: &str = "correct horse 9";
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
-}
 
 async fn account(app: &TestApp, phone: &str) -> String {
     let body = json!({"phone": phone, "password": PASSWORD});
@@ -127,42 +125,32 @@ async fn devices_are_registered_listed_renamed_revoked_and_private(app: &TestApp
 }
 
 /// Registers a credential on `device` with `phone`.
-async fn register_credential(app: &TestApp, token: &str, device: &str, phone: &mut SoftPhone) {
-    let base = format!("/v1/devices/{device}/credential/registrations");
-    let (s, c) = app.call("POST", &base, Some(token), None).await;
-    assert_eq!(s, 201, "{c}");
+async fn register_credential(app: &TestApp, token: &str, device: &str, phone: &mut Passkey) {
+    let wallet = app.wallet_app().signed_in(token);
+    let device = device.parse().unwrap();
+    let c = wallet.start_credential_registration(&device).await.unwrap();
     assert_eq!(
-        c["options"]["publicKey"]["authenticatorSelection"]["userVerification"], "required",
+        c.options["publicKey"]["authenticatorSelection"]["userVerification"], "required",
         "the biometric is required"
     );
-    let answer = phone.create(&c["options"]);
-    let (s, r) = app
-        .call(
-            "POST",
-            &format!("{base}/{}", c["ceremony_id"].as_str().unwrap()),
-            Some(token),
-            Some(json!({"credential": answer})),
-        )
-        .await;
-    assert_eq!(s, 201, "{r}");
-    assert!(r["credential_id"].as_str().unwrap().starts_with("cred_"));
+    let answer = phone.create(&c).unwrap();
+    let r = wallet
+        .finish_credential_registration(&device, &c.ceremony_id, &answer)
+        .await
+        .unwrap();
+    assert_eq!(r.device_id, device);
+    assert!(r.credential_id.to_string().starts_with("cred_"));
 }
 
 /// Starts an approval; returns (ceremony id, options).
-async fn start_assertion(app: &TestApp, token: &str, device: &str) -> (String, Value) {
-    let (s, c) = app
-        .call(
-            "POST",
-            &format!("/v1/devices/{device}/credential/assertions"),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(s, 201, "{c}");
-    (
-        c["ceremony_id"].as_str().unwrap().to_owned(),
-        c["options"].clone(),
-    )
+async fn start_assertion(app: &TestApp, token: &str, device: &str) -> (String, CeremonyBody) {
+    let c = app
+        .wallet_app()
+        .signed_in(token)
+        .start_credential_assertion(&device.parse().unwrap())
+        .await
+        .unwrap();
+    (c.ceremony_id.to_string(), c)
 }
 
 async fn finish_assertion(
@@ -184,7 +172,7 @@ async fn finish_assertion(
 async fn a_phone_registers_a_credential_and_approves_with_user_verification(app: &TestApp) {
     let token = account(app, "13800138000").await;
     let dev = app.device(&token, "phone", "Alice's phone").await;
-    let mut phone = SoftPhone::new();
+    let mut phone = Passkey::new();
     register_credential(app, &token, &dev, &mut phone).await;
     let (_, d) = app
         .call("GET", &format!("/v1/devices/{dev}"), Some(&token), None)
@@ -201,8 +189,8 @@ async fn a_phone_registers_a_credential_and_approves_with_user_verification(app:
     assert_eq!((s, code(&e)), (409, "credential_exists"));
 
     let (ceremony, options) = start_assertion(app, &token, &dev).await;
-    assert_eq!(options["publicKey"]["userVerification"], "required");
-    let answer = phone.get(&options);
+    assert_eq!(options.options["publicKey"]["userVerification"], "required");
+    let answer = phone.get(&options).unwrap().credential;
     let (s, ok) = finish_assertion(app, &token, &dev, &ceremony, &answer).await;
     assert_eq!(s, 200, "{ok}");
     assert_eq!(
@@ -216,13 +204,13 @@ async fn a_phone_registers_a_credential_and_approves_with_user_verification(app:
     // An answer to one challenge does not finish another.
     let (first, _) = start_assertion(app, &token, &dev).await;
     let (_, second_options) = start_assertion(app, &token, &dev).await;
-    let answer = phone.get(&second_options);
+    let answer = phone.get(&second_options).unwrap().credential;
     let (s, e) = finish_assertion(app, &token, &dev, &first, &answer).await;
     assert_eq!((s, code(&e)), (403, "webauthn_rejected"), "{e}");
 
     // Too late.
     let (late, options) = start_assertion(app, &token, &dev).await;
-    let answer = phone.get(&options);
+    let answer = phone.get(&options).unwrap().credential;
     app.clock.advance(Duration::minutes(6));
     let (s, e) = finish_assertion(app, &token, &dev, &late, &answer).await;
     assert_eq!((s, code(&e)), (422, "ceremony_expired"));
@@ -261,10 +249,10 @@ async fn a_phone_registers_a_credential_and_approves_with_user_verification(app:
 async fn a_counter_that_does_not_advance_is_refused(app: &TestApp) {
     let token = account(app, "13800138000").await;
     let dev = app.device(&token, "phone", "Alice's phone").await;
-    let mut phone = SoftPhone::new();
+    let mut phone = Passkey::new();
     register_credential(app, &token, &dev, &mut phone).await;
     let (ceremony, options) = start_assertion(app, &token, &dev).await;
-    let answer = phone.get(&options);
+    let answer = phone.get(&options).unwrap().credential;
     assert_eq!(
         finish_assertion(app, &token, &dev, &ceremony, &answer)
             .await
@@ -294,7 +282,7 @@ async fn a_counter_that_does_not_advance_is_refused(app: &TestApp) {
         .await
         .unwrap());
     let (ceremony, options) = start_assertion(app, &token, &dev).await;
-    let answer = phone.get(&options);
+    let answer = phone.get(&options).unwrap().credential;
     let (s, e) = finish_assertion(app, &token, &dev, &ceremony, &answer).await;
     assert_eq!((s, code(&e)), (403, "webauthn_rejected"));
     assert!(e["error"]["message"].as_str().unwrap().contains("counter"));

@@ -2,6 +2,7 @@
 //! prefix only afterwards, revocable), orders (create idempotently by
 //! reference, read, cancel, expire) and their bad inputs.
 
+use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
 use serde_json::{json, Value};
@@ -13,10 +14,6 @@ app_tests!(
     orders_expire_and_bad_orders_are_refused,
     api_keys_are_shown_once_and_revocable,
 );
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
-}
 
 fn order(reference: &str, amount: i64) -> Value {
     json!({"amount": {"amount": amount, "currency": "CNY"}, "description": "2 coffees", "reference": reference})

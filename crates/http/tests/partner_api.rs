@@ -1,6 +1,7 @@
 //! The signed partner API over real HTTP, on both stores: good calls both
 //! ways, and every way a call can be forged, tampered with or replayed.
 
+use paybridge_testkit::code;
 use std::sync::Arc;
 
 use paybridge_api::partner::{PartnerEvent, PartnerEventAck, PartnerPing};
@@ -123,10 +124,6 @@ impl Call {
         self.send_as(app, Some(&self.authorization()), &self.path, &self.body)
             .await
     }
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("<no code>")
 }
 
 async fn inbox_count(app: &TestApp) -> i64 {

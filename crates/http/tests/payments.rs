@@ -5,6 +5,7 @@
 
 use paybridge_domain::event::Destination;
 use paybridge_domain::order::OrderState;
+use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
 use paybridge_wallet::payments::STALLED_PAYMENT_SECS;
@@ -18,10 +19,6 @@ app_tests!(
 );
 
 const PHONE: &str = "13800138000";
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
-}
 
 async fn order(app: &TestApp, reference: &str, amount: i64) -> String {
     let body = json!({"amount": {"amount": amount, "currency": "CNY"}, "description": "tea", "reference": reference});

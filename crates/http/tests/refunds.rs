@@ -4,6 +4,7 @@
 //! the bank bounds refunds by the debit even if the wallet asked for more.
 
 use paybridge_domain::event::Destination;
+use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
 use serde_json::{json, Value};
@@ -15,10 +16,6 @@ app_tests!(
 );
 
 const PHONE: &str = "13800138000";
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
-}
 
 /// A paid order of `amount` (Zhang San's card 0, bound now); returns its id.
 async fn paid_order(app: &TestApp, reference: &str, amount: i64) -> String {

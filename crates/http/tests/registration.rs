@@ -7,6 +7,7 @@
 use paybridge_domain::device::DeviceType;
 use paybridge_domain::event::Destination;
 use paybridge_domain::ids::UserId;
+use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
 use serde_json::{json, Value};
 
@@ -20,10 +21,6 @@ app_tests!(
 );
 
 const LI_PHONE: &str = "13900139000";
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
-}
 
 async fn bank_token(app: &TestApp, username: &str) -> String {
     let (s, v) = app

@@ -3,6 +3,7 @@
 //! real-name identity, and what is kept at rest.
 
 use paybridge_domain::ids::UserId;
+use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
 use serde_json::{json, Value};
 use time::Duration;
@@ -18,10 +19,6 @@ app_tests!(
 
 pub const PHONE: &str = "13800138000";
 pub const PASSWORD: &str = "correct horse 9";
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
-}
 
 /// Registers `phone` and logs in; returns (user id, token).
 pub async fn account(app: &TestApp, phone: &str) -> (String, String) {

@@ -2,6 +2,7 @@
 //! is posted to the merchant's endpoint, signed Stripe-style; failures are
 //! retried and listed; a delivery can be sent again.
 
+use paybridge_testkit::code;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -65,10 +66,6 @@ async fn settle(app: &TestApp, want: impl Fn(&Value) -> bool) -> Value {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("deliveries did not settle");
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
 }
 
 async fn set_endpoint(app: &TestApp, url: &str) -> String {

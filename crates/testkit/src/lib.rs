@@ -3,7 +3,9 @@
 //! clients that sign as the bank or the wallet, and log capture.
 //!
 //! - [`logs`]: captures what the app logs, to assert on it.
-//! - [`phone`]: a simulated phone's software passkey (WebAuthn).
+//!
+//! The parties themselves (phone, bank app, PC) are `paybridge-devices`;
+//! the helpers here drive them and the typed client.
 //!
 //! Every app a test spawns has both stores' invariants checked when the
 //! test ends ([`TestApp::stop`], or `Drop` for a test that does not stop
@@ -11,12 +13,15 @@
 //! order left paying, no binding active without its verification.
 
 pub mod logs;
-pub mod phone;
 
 use std::sync::Arc;
 
-use paybridge_client::{PartnerClient, PartnerClientConfig, PublicClient};
+use paybridge_api::wallet::{ClaimAddress, CompleteBinding, RegisterDevice};
+use paybridge_client::{MerchantApi, PartnerClient, PartnerClientConfig, PublicClient, WalletApp};
 use paybridge_crypto::PartnerKeyPair;
+use paybridge_devices::bank_app::Offer;
+use paybridge_devices::phone::{genuine_android, SecurityAnswers, ThisDevice};
+use paybridge_devices::{BankCustomer, Phone, SmsInbox};
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::{Clock, ManualClock};
 use paybridge_http::{App, AppConfig, IssuerRoleConfig, PeerConfig, WalletRoleConfig};
@@ -28,6 +33,18 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use paybridge_store::testing::postgres_unavailable;
+
+/// The login password [`TestApp::payer`] gives its accounts.
+pub const TEST_LOGIN_PASSWORD: &str = "correct horse 9";
+/// The payment password [`TestApp::trust_device`] sets when one is missing.
+pub const TEST_PAYMENT_PASSWORD: &str = "730245";
+/// Every seeded sandbox bank customer's password.
+pub const SANDBOX_BANK_PASSWORD: &str = "Sandbox#2026";
+
+/// The stable error code of an error answer (`""` when it has none).
+pub fn code(v: &serde_json::Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
 
 /// A fresh store location on `backend`; `None` when PostgreSQL is
 /// unreachable and not required (a notice has been printed).
@@ -144,6 +161,21 @@ impl TestApp {
         PublicClient::new(&self.base_url)
     }
 
+    /// The wallet app's typed client (sign in with [`WalletApp::signed_in`]).
+    pub fn wallet_app(&self) -> WalletApp {
+        WalletApp::new(&self.base_url)
+    }
+
+    /// A merchant's typed client with `api_key`.
+    pub fn merchant(&self, api_key: &str) -> MerchantApi {
+        MerchantApi::new(&self.base_url, api_key)
+    }
+
+    /// The wallet app on a phone with `number`.
+    pub fn phone(&self, number: &str) -> Phone {
+        Phone::new(&self.base_url, number)
+    }
+
     /// A client that signs as the bank and calls the wallet.
     pub fn bank_to_wallet(&self) -> PartnerClient {
         self.signed_client(
@@ -228,21 +260,10 @@ impl TestApp {
 
     /// The newest six-digit code the sandbox SMS gateway sent to `phone`.
     pub async fn sms_code(&self, phone: &str) -> String {
-        let (_, inbox) = self
-            .call(
-                "GET",
-                &format!("/v1/sandbox/sms?phone={phone}&limit=1"),
-                None,
-                None,
-            )
-            .await;
-        inbox["messages"][0]["body"]
-            .as_str()
-            .expect("a text message")
-            .split(|c: char| !c.is_ascii_digit())
-            .find(|w| w.len() == 6)
-            .expect("a code in the text message")
-            .to_owned()
+        SmsInbox::new(&self.base_url, phone)
+            .latest_code()
+            .await
+            .expect("a code in the newest text message")
     }
 
     /// Passes security authentication for a registered device of the account
@@ -250,51 +271,19 @@ impl TestApp {
     /// when the account has no identity; a missing payment password is set
     /// to 730245); returns the session on it.
     pub async fn trust_device(&self, phone: &str, device_id: &str, id_last4: &str) -> String {
-        let env = serde_json::json!({"emulator": false, "rooted": false, "os": "android", "os_version": "14"});
-        let (s, auth) = self
-            .call(
-                "POST",
-                "/v1/security-authentications",
-                None,
-                Some(
-                    serde_json::json!({"phone": phone, "device_id": device_id, "environment": env}),
-                ),
-            )
-            .await;
-        assert_eq!(s, 201, "{auth}");
-        let id = auth["id"].as_str().expect("an id").to_owned();
-        let code = self.sms_code(phone).await;
-        // Whatever passwords the account lacks are set (the payment one to 730245).
-        let mut passwords = serde_json::json!({});
-        for needed in auth["passwords_needed"].as_array().into_iter().flatten() {
-            match needed.as_str() {
-                Some("login") => passwords["login_password"] = "Trusted device 2026".into(),
-                Some("payment") => passwords["payment_password"] = "730245".into(),
-                _ => {}
-            }
-        }
-        for (step, body) in [
-            ("otp", serde_json::json!({"code": code})),
-            ("identity", serde_json::json!({"id_number_last4": id_last4})),
-            ("passwords", passwords),
-        ] {
-            let (s, v) = self
-                .call(
-                    "POST",
-                    &format!("/v1/security-authentications/{id}/{step}"),
-                    None,
-                    Some(body),
-                )
-                .await;
-            assert_eq!(s, 200, "{step}: {v}");
-            if step == "passwords" {
-                return v["session"]["token"]
-                    .as_str()
-                    .expect("a session")
-                    .to_owned();
-            }
-        }
-        unreachable!("the last step returns")
+        let mut device = Phone::new(&self.base_url, phone);
+        let answers = SecurityAnswers {
+            device: ThisDevice::Registered(device_id.parse().expect("a device id")),
+            environment: genuine_android(),
+            id_number_last4: id_last4.to_owned(),
+            login_password: Some("Trusted device 2026".into()),
+            payment_password: Some(TEST_PAYMENT_PASSWORD.into()),
+        };
+        let done = device
+            .pass_security_auth(answers)
+            .await
+            .expect("security authentication passes");
+        done.session.expect("a session").token
     }
 
     /// Binds card number `card_index` of bank customer `username` (password
@@ -308,73 +297,50 @@ impl TestApp {
         reserved_phone: &str,
         wallet_token: &str,
     ) -> String {
-        let (_, bank) = self
-            .call(
-                "POST",
-                "/bank/v1/app/sessions",
-                None,
-                Some(serde_json::json!({"username": username, "password": "Sandbox#2026"})),
-            )
-            .await;
-        let bank = bank["token"].as_str().expect("a bank session").to_owned();
-        let (_, cards) = self
-            .call("GET", "/bank/v1/app/cards", Some(&bank), None)
-            .await;
-        let card = cards["cards"][card_index]["id"]
-            .as_str()
-            .expect("a card")
-            .to_owned();
-        let (_, started) = self
-            .call(
-                "POST",
-                &format!("/bank/v1/app/cards/{card}/wallet-bindings"),
-                Some(&bank),
-                Some(serde_json::json!({"mode": "qr"})),
-            )
-            .await;
-        let url = started["url"].as_str().expect("an address").to_owned();
-        let (_, claimed) = self
-            .call(
-                "POST",
-                "/v1/bindings/claims",
-                Some(wallet_token),
-                Some(serde_json::json!({"address": url})),
-            )
-            .await;
-        let id = claimed["id"].as_str().expect("a binding").to_owned();
-        self.call(
-            "POST",
-            &format!("/v1/bindings/{id}/confirmation"),
-            Some(wallet_token),
-            None,
-        )
-        .await;
-        let code = self.sms_code(reserved_phone).await;
-        let (s, done) = self
-            .call(
-                "POST",
-                &format!("/v1/bindings/{id}/completion"),
-                Some(wallet_token),
-                Some(serde_json::json!({"code": code})),
-            )
-            .await;
-        assert_eq!((s, done["state"].as_str()), (200, Some("active")), "{done}");
-        id
+        let bank = self.bank_customer(username).await;
+        let card = bank.card(card_index).await.expect("a card");
+        let offer = bank
+            .offer_binding(&card, Offer::Qr)
+            .await
+            .expect("the bank offers the card");
+        let wallet = self.wallet_app().signed_in(wallet_token);
+        let address = ClaimAddress {
+            address: offer.url.expect("a binding address"),
+        };
+        let claimed = wallet
+            .claim_binding_address(&address)
+            .await
+            .expect("the address is claimed");
+        wallet
+            .confirm_binding(&claimed.id)
+            .await
+            .expect("a code is sent");
+        let completion = CompleteBinding {
+            code: self.sms_code(reserved_phone).await,
+            payment_password: None,
+        };
+        let done = wallet
+            .complete_binding(&claimed.id, &completion)
+            .await
+            .expect("the binding completes");
+        assert_eq!(done.state, "active", "{done:?}");
+        done.id.to_string()
     }
 
     /// Registers a device (`kind`: phone, pc, tv, car, iot) on the account
     /// of `token`; returns its id.
     pub async fn device(&self, token: &str, kind: &str, name: &str) -> String {
-        let (s, d) = self
-            .call(
-                "POST",
-                "/v1/devices",
-                Some(token),
-                Some(serde_json::json!({"type": kind, "name": name})),
-            )
-            .await;
-        assert_eq!(s, 201, "{d}");
-        d["id"].as_str().expect("a device id").to_owned()
+        let body = RegisterDevice {
+            device_type: kind.to_owned(),
+            name: name.to_owned(),
+        };
+        self.wallet_app()
+            .signed_in(token)
+            .register_device(&body)
+            .await
+            .expect("the device registers")
+            .id
+            .to_string()
     }
 
     /// A wallet account for `phone` (login password `correct horse 9`) with
@@ -387,55 +353,47 @@ impl TestApp {
         phone: &str,
         pin: &str,
     ) -> (String, String) {
-        let body = serde_json::json!({"phone": phone, "password": "correct horse 9"});
-        self.call("POST", "/v1/accounts", None, Some(body.clone()))
-            .await;
-        let (_, s) = self.call("POST", "/v1/sessions", None, Some(body)).await;
-        let token = s["token"].as_str().expect("a session").to_owned();
+        let mut payer = Phone::new(&self.base_url, phone);
+        payer
+            .register(TEST_LOGIN_PASSWORD)
+            .await
+            .expect("the account registers");
+        let token = payer
+            .log_in(TEST_LOGIN_PASSWORD)
+            .await
+            .expect("the login succeeds")
+            .token
+            .clone();
         let binding = self.bind_card(username, card_index, phone, &token).await;
-        let (s, v) = self
-            .call(
-                "POST",
-                "/v1/me/payment-password",
-                Some(&token),
-                Some(serde_json::json!({ "new_password": pin })),
-            )
-            .await;
-        assert_eq!(s, 204, "{v}");
+        payer
+            .set_payment_password(pin)
+            .await
+            .expect("the payment password is set");
         (token, binding)
+    }
+
+    /// Demo bank customer `username` signed in to the bank app.
+    pub async fn bank_customer(&self, username: &str) -> BankCustomer {
+        BankCustomer::log_in(&self.base_url, username, SANDBOX_BANK_PASSWORD)
+            .await
+            .expect("the bank app login succeeds")
     }
 
     /// The balance (minor units) of card `card_index` of demo bank customer
     /// `username`, as the bank app shows it.
     pub async fn card_balance(&self, username: &str, card_index: usize) -> i64 {
-        let (_, s) = self
-            .call(
-                "POST",
-                "/bank/v1/app/sessions",
-                None,
-                Some(serde_json::json!({"username": username, "password": "Sandbox#2026"})),
-            )
-            .await;
-        let (_, cards) = self
-            .call("GET", "/bank/v1/app/cards", s["token"].as_str(), None)
-            .await;
-        cards["cards"][card_index]["balance"]["amount"]
-            .as_i64()
-            .expect("a card balance")
+        let bank = self.bank_customer(username).await;
+        bank.card(card_index).await.expect("a card").balance.amount
     }
 
     /// Order `id` of the sandbox merchant (Demo Shop), as its API shows it.
     pub async fn sandbox_order(&self, id: &str) -> serde_json::Value {
-        let (s, o) = self
-            .call(
-                "GET",
-                &format!("/v1/orders/{id}"),
-                Some(paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{o}");
-        o
+        let order = self
+            .merchant(paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY)
+            .order(&id.parse().expect("an order id"))
+            .await
+            .expect("the order");
+        serde_json::to_value(order).expect("an order serialises")
     }
 
     /// The state of the sandbox merchant's order `id`.

@@ -16,6 +16,7 @@
 //! payee (see [`approval_purpose`]).
 
 use crate::error::{DomainError, ErrorCode};
+use crate::ids::BindingId;
 use crate::{Money, Timestamp};
 
 /// A payment request lives 2 minutes unless configured.
@@ -29,20 +30,28 @@ pub const MAX_PENDING_PER_PHONE: i64 = 3;
 /// wallet pushes to it. An older phone gets no push; the PC shows the QR.
 pub const PHONE_LIVE_WINDOW_SECS: i64 = 10 * 60;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
+/// Where a payment request is. A paid request carries what paid it; the
+/// other states carry nothing. [`PaymentRequestStage`] is the state's name
+/// alone (what is stored, compared and listed).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, strum::EnumDiscriminants)]
+#[strum_discriminants(name(PaymentRequestStage), derive(Hash, strum::EnumIter))]
 pub enum PaymentRequestState {
     AwaitingGesture,
     AwaitingScan,
     Presented,
-    Paid,
+    Paid {
+        /// The bound card the phone paid with.
+        binding: BindingId,
+        approved_with: ApprovalMethod,
+    },
     Declined,
     Expired,
     Superseded,
 }
 
-impl PaymentRequestState {
-    /// States in which the request still waits for the user.
-    pub const PENDING: [PaymentRequestState; 3] =
+impl PaymentRequestStage {
+    /// Stages in which the request still waits for the user.
+    pub const PENDING: [PaymentRequestStage; 3] =
         [Self::AwaitingGesture, Self::AwaitingScan, Self::Presented];
 
     pub fn as_str(self) -> &'static str {
@@ -60,9 +69,77 @@ impl PaymentRequestState {
     pub fn parse(s: &str) -> Option<Self> {
         <Self as strum::IntoEnumIterator>::iter().find(|v| v.as_str() == s)
     }
+}
 
-    pub fn is_pending(self) -> bool {
-        Self::PENDING.contains(&self)
+impl PaymentRequestState {
+    pub fn stage(&self) -> PaymentRequestStage {
+        PaymentRequestStage::from(self)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.stage().as_str()
+    }
+
+    pub fn is_pending(&self) -> bool {
+        PaymentRequestStage::PENDING.contains(&self.stage())
+    }
+
+    pub fn is_paid(&self) -> bool {
+        matches!(self, Self::Paid { .. })
+    }
+
+    /// The state of a stored request: its stage, and for a paid one what
+    /// paid it. `None` when the parts do not make a state.
+    pub fn from_parts(
+        stage: PaymentRequestStage,
+        binding: Option<BindingId>,
+        approved_with: Option<ApprovalMethod>,
+    ) -> Option<Self> {
+        use PaymentRequestStage as S;
+        Some(match stage {
+            S::AwaitingGesture => Self::AwaitingGesture,
+            S::AwaitingScan => Self::AwaitingScan,
+            S::Presented => Self::Presented,
+            S::Paid => Self::Paid {
+                binding: binding?,
+                approved_with: approved_with?,
+            },
+            S::Declined => Self::Declined,
+            S::Expired => Self::Expired,
+            S::Superseded => Self::Superseded,
+        })
+    }
+
+    /// The binding and approval of a paid request, for storing beside the stage.
+    pub fn payment(&self) -> Option<(&BindingId, ApprovalMethod)> {
+        match self {
+            Self::Paid {
+                binding,
+                approved_with,
+            } => Some((binding, *approved_with)),
+            _ => None,
+        }
+    }
+}
+
+/// How the phone's user approved a payment (PSD2 SCA: a knowledge factor,
+/// or the phone's biometric as a WebAuthn assertion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
+pub enum ApprovalMethod {
+    PaymentPassword,
+    Webauthn,
+}
+
+impl ApprovalMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalMethod::PaymentPassword => "payment_password",
+            ApprovalMethod::Webauthn => "webauthn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        <Self as strum::IntoEnumIterator>::iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -177,7 +254,7 @@ pub fn approval_purpose(payment_id: &str, order_id: &str, amount: Money, payee: 
 }
 
 /// The parts of a payment request the rules look at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRequestStatus {
     pub state: PaymentRequestState,
     pub expires_at: Timestamp,
@@ -301,9 +378,14 @@ impl PaymentRequestStatus {
         Ok(())
     }
 
-    /// The debit went through. (Checked for time before the debit, not
-    /// after: money that moved is recorded even if the clock ran out.)
-    pub fn paid(self) -> Result<Self, DomainError> {
+    /// The debit went through with `binding`, approved with `approved_with`.
+    /// (Checked for time before the debit, not after: money that moved is
+    /// recorded even if the clock ran out.)
+    pub fn paid(
+        self,
+        binding: BindingId,
+        approved_with: ApprovalMethod,
+    ) -> Result<Self, DomainError> {
         if self.state != PaymentRequestState::Presented {
             return Err(refuse(
                 ErrorCode::PaymentRequestClosed,
@@ -311,7 +393,10 @@ impl PaymentRequestStatus {
             ));
         }
         Ok(Self {
-            state: PaymentRequestState::Paid,
+            state: PaymentRequestState::Paid {
+                binding,
+                approved_with,
+            },
             ..self
         })
     }
@@ -455,8 +540,8 @@ mod tests {
         let late = NOW + secs(120);
         assert!(r.is_expired(late));
         for e in [
-            r.gesture(OpenWith::PaymentPage, late).unwrap_err(),
-            r.decline(late).unwrap_err(),
+            r.clone().gesture(OpenWith::PaymentPage, late).unwrap_err(),
+            r.clone().decline(late).unwrap_err(),
             start(
                 Correspondence::Missing,
                 GestureWait::Skipped,
@@ -474,7 +559,10 @@ mod tests {
         ] {
             assert_eq!(e.code, ErrorCode::PaymentRequestExpired);
         }
-        assert_eq!(r.expire(late).unwrap().state, PaymentRequestState::Expired);
+        assert_eq!(
+            r.clone().expire(late).unwrap().state,
+            PaymentRequestState::Expired
+        );
         assert!(r.expire(NOW).is_err(), "not yet due");
     }
 
@@ -489,20 +577,27 @@ mod tests {
             waiting.check_approvable(NOW).unwrap_err().code,
             ErrorCode::PaymentRequestClosed
         );
-        assert!(waiting.paid().is_err());
+        assert!(waiting
+            .clone()
+            .paid(binding(), ApprovalMethod::Webauthn)
+            .is_err());
         let page = start(
             Correspondence::Found,
             GestureWait::Skipped,
             OpenWith::PaymentPage,
         );
         page.check_approvable(NOW).unwrap();
-        let paid = page.paid().unwrap();
-        assert_eq!(paid.state, PaymentRequestState::Paid);
+        let paid = page.paid(binding(), ApprovalMethod::Webauthn).unwrap();
         assert_eq!(
-            paid.decline(NOW).unwrap_err().code,
+            paid.state.payment(),
+            Some((&binding(), ApprovalMethod::Webauthn)),
+            "a paid request names what paid it"
+        );
+        assert_eq!(
+            paid.clone().decline(NOW).unwrap_err().code,
             ErrorCode::PaymentRequestClosed
         );
-        assert!(paid.supersede().is_err());
+        assert!(paid.clone().supersede().is_err());
         assert!(
             !paid.is_expired(NOW + secs(10_000)),
             "a paid request never expires"
@@ -566,10 +661,41 @@ mod tests {
         assert!(payment_request_ttl(Some(3600)).is_err());
     }
 
+    fn binding() -> BindingId {
+        BindingId::from_random_bytes([7; crate::ids::ID_RANDOM_BYTES])
+    }
+
+    #[test]
+    fn a_stored_state_needs_its_data() {
+        use PaymentRequestStage as S;
+        assert_eq!(
+            PaymentRequestState::from_parts(
+                S::Paid,
+                Some(binding()),
+                Some(ApprovalMethod::PaymentPassword)
+            ),
+            Some(PaymentRequestState::Paid {
+                binding: binding(),
+                approved_with: ApprovalMethod::PaymentPassword
+            })
+        );
+        assert_eq!(
+            PaymentRequestState::from_parts(S::Paid, None, Some(ApprovalMethod::Webauthn)),
+            None
+        );
+        assert_eq!(
+            PaymentRequestState::from_parts(S::Declined, None, None),
+            Some(PaymentRequestState::Declined)
+        );
+    }
+
     #[test]
     fn names_round_trip() {
-        for s in <PaymentRequestState as strum::IntoEnumIterator>::iter() {
-            assert_eq!(PaymentRequestState::parse(s.as_str()), Some(s));
+        for s in <PaymentRequestStage as strum::IntoEnumIterator>::iter() {
+            assert_eq!(PaymentRequestStage::parse(s.as_str()), Some(s));
+        }
+        for a in <ApprovalMethod as strum::IntoEnumIterator>::iter() {
+            assert_eq!(ApprovalMethod::parse(a.as_str()), Some(a));
         }
         for g in <Gesture as strum::IntoEnumIterator>::iter() {
             assert_eq!(Gesture::parse(g.as_str()), Some(g));

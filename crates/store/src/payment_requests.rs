@@ -8,7 +8,8 @@ use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
 use paybridge_domain::event::NewEvent;
 use paybridge_domain::ids::{DeviceId, OrderId, PaymentRequestId, UserId};
 use paybridge_domain::payment_request::{
-    Gesture, GestureRoute, OpenWith, PaymentRequestState, PaymentRequestStatus,
+    ApprovalMethod, Gesture, GestureRoute, OpenWith, PaymentRequestStage, PaymentRequestState,
+    PaymentRequestStatus,
 };
 use paybridge_domain::Timestamp;
 use sqlx::any::AnyRow;
@@ -32,9 +33,6 @@ pub struct StoredPaymentRequest {
     pub gesture_required: bool,
     pub gesture: Option<(Gesture, GestureRoute)>,
     pub scan_code_hash: String,
-    pub binding_id: Option<String>,
-    /// `payment_password` or `webauthn`, once paid.
-    pub approved_with: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: i64,
@@ -116,8 +114,7 @@ fn from_row(r: &AnyRow) -> Result<StoredPaymentRequest, StoreError> {
             .transpose()
             .map_err(corrupt)?,
         status: PaymentRequestStatus {
-            state: PaymentRequestState::parse(&state)
-                .ok_or_else(|| corrupt(format!("payment request state {state}")))?,
+            state: stored_state(&state, opt("binding_id")?, opt("approved_with")?)?,
             expires_at: from_unix_micros(r.try_get("expires_at")?),
         },
         open_with: OpenWith::parse(&open_with)
@@ -125,16 +122,45 @@ fn from_row(r: &AnyRow) -> Result<StoredPaymentRequest, StoreError> {
         gesture_required: r.try_get::<i64, _>("gesture_required")? == 1,
         gesture,
         scan_code_hash: text("scan_code_hash")?,
-        binding_id: opt("binding_id")?,
-        approved_with: opt("approved_with")?,
         created_at: from_unix_micros(r.try_get("created_at")?),
         updated_at: from_unix_micros(r.try_get("updated_at")?),
         version: r.try_get("version")?,
     })
 }
 
+/// A stored stage with its columns: a `paid` row must name its binding and
+/// approval, others need not.
+fn stored_state(
+    stage: &str,
+    binding: Option<String>,
+    approved_with: Option<String>,
+) -> Result<PaymentRequestState, StoreError> {
+    let parsed = PaymentRequestStage::parse(stage).and_then(|stage| {
+        let binding = match binding.as_deref().map(str::parse) {
+            Some(Ok(b)) => Some(b),
+            Some(Err(_)) => return None,
+            None => None,
+        };
+        let approved_with = approved_with.as_deref().and_then(ApprovalMethod::parse);
+        PaymentRequestState::from_parts(stage, binding, approved_with)
+    });
+    parsed.ok_or_else(|| {
+        corrupt(format!(
+            "payment request state {stage} with its binding and approval"
+        ))
+    })
+}
+
+/// The binding and approval columns of a state (set only when paid).
+fn payment_columns(state: &PaymentRequestState) -> (Option<String>, Option<&'static str>) {
+    match state.payment() {
+        Some((binding, approved_with)) => (Some(binding.to_string()), Some(approved_with.as_str())),
+        None => (None, None),
+    }
+}
+
 fn pending_list() -> String {
-    PaymentRequestState::PENDING
+    PaymentRequestStage::PENDING
         .iter()
         .map(|s| format!("'{}'", s.as_str()))
         .collect::<Vec<_>>()
@@ -149,6 +175,7 @@ async fn update_at_version(
         Some((g, route)) => (Some(g.as_str()), Some(route.as_str())),
         None => (None, None),
     };
+    let (binding, approved_with) = payment_columns(&r.status.state);
     let n = sqlx::query(
         "UPDATE payment_requests SET state = $3, phone_id = $4, gesture = $5, gesture_route = $6, \
          binding_id = $7, approved_with = $8, updated_at = $9, version = version + 1 \
@@ -160,8 +187,8 @@ async fn update_at_version(
     .bind(r.phone_id.as_ref().map(|p| p.as_str().to_owned()))
     .bind(gesture)
     .bind(route)
-    .bind(r.binding_id.clone())
-    .bind(r.approved_with.clone())
+    .bind(binding)
+    .bind(approved_with)
     .bind(to_unix_micros(r.updated_at))
     .execute(conn)
     .await?
@@ -209,6 +236,7 @@ impl PaymentRequestStore for Store {
             Some((g, route)) => (Some(g.as_str()), Some(route.as_str())),
             None => (None, None),
         };
+        let (binding, approved_with) = payment_columns(&r.status.state);
         sqlx::query(&format!(
             "INSERT INTO payment_requests ({COLUMNS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0)"
@@ -224,8 +252,8 @@ impl PaymentRequestStore for Store {
         .bind(gesture)
         .bind(route)
         .bind(&r.scan_code_hash)
-        .bind(r.binding_id.clone())
-        .bind(r.approved_with.clone())
+        .bind(binding)
+        .bind(approved_with)
         .bind(to_unix_micros(r.created_at))
         .bind(to_unix_micros(r.updated_at))
         .bind(to_unix_micros(r.status.expires_at))

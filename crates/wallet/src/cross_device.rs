@@ -19,8 +19,9 @@ use paybridge_domain::ids::{
     BindingId, CeremonyId, DeviceId, MerchantId, OrderId, PaymentRequestId, UserId,
 };
 use paybridge_domain::payment_request::{
-    approval_purpose, correspondence, Correspondence, Gesture, GestureRoute, GestureWait, OpenWith,
-    PaymentRequestState, PaymentRequestStatus, PhoneCandidate, MAX_PENDING_PER_PHONE,
+    approval_purpose, correspondence, ApprovalMethod, Correspondence, Gesture, GestureRoute,
+    GestureWait, OpenWith, PaymentRequestState, PaymentRequestStatus, PhoneCandidate,
+    MAX_PENDING_PER_PHONE,
 };
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
 use paybridge_store::{PaymentRequestCreate, StoredDevice, StoredOrder, StoredPaymentRequest};
@@ -92,10 +93,10 @@ pub enum PaymentApproval {
 }
 
 impl PaymentApproval {
-    fn name(&self) -> &'static str {
+    fn method(&self) -> ApprovalMethod {
         match self {
-            PaymentApproval::PaymentPassword(_) => "payment_password",
-            PaymentApproval::Webauthn { .. } => "webauthn",
+            PaymentApproval::PaymentPassword(_) => ApprovalMethod::PaymentPassword,
+            PaymentApproval::Webauthn { .. } => ApprovalMethod::Webauthn,
         }
     }
 }
@@ -262,7 +263,7 @@ impl Wallet {
     }
 
     /// The phone's event when a request reaches `state` for it.
-    fn phone_topic(state: PaymentRequestState) -> Option<EventTopic> {
+    fn phone_topic(state: &PaymentRequestState) -> Option<EventTopic> {
         match state {
             // The payment response: opens the payment page.
             PaymentRequestState::Presented => Some(EventTopic::PaymentRequestPresented),
@@ -271,7 +272,7 @@ impl Wallet {
             }
             // The payment response that opens the phone's scanner.
             PaymentRequestState::AwaitingScan => Some(EventTopic::PaymentRequestScanRequested),
-            PaymentRequestState::Paid => Some(EventTopic::PaymentRequestPaid),
+            PaymentRequestState::Paid { .. } => Some(EventTopic::PaymentRequestPaid),
             PaymentRequestState::Declined => Some(EventTopic::PaymentRequestDeclined),
             PaymentRequestState::Expired => Some(EventTopic::PaymentRequestExpired),
             PaymentRequestState::Superseded => Some(EventTopic::PaymentRequestWithdrawn),
@@ -324,8 +325,6 @@ impl Wallet {
             gesture_required: options.gesture_required,
             gesture: None,
             scan_code_hash: self.keys.tokens.hash(code.expose()),
-            binding_id: None,
-            approved_with: None,
             created_at: now,
             updated_at: now,
             version: 0,
@@ -359,7 +358,7 @@ impl Wallet {
             }
             events.extend(Self::events(
                 &page,
-                Self::phone_topic(page.request.status.state),
+                Self::phone_topic(&page.request.status.state),
                 None,
             ));
             match self
@@ -491,7 +490,7 @@ impl Wallet {
         let mut page = self.page(next).await?;
         let events = Self::events(
             &page,
-            Self::phone_topic(page.request.status.state),
+            Self::phone_topic(&page.request.status.state),
             Some(terminal_topic),
         );
         if !self
@@ -655,7 +654,7 @@ impl Wallet {
     ) -> Result<PaymentPageView, ServiceError> {
         self.require_unrestricted(user).await?;
         let r = self.request_for_phone(user, phone, id).await?;
-        if r.status.state == PaymentRequestState::Paid {
+        if r.status.state.is_paid() {
             return self.page(r).await.map(PaymentPageView::from);
         }
         r.status.check_approvable(self.clock.now())?;
@@ -688,16 +687,18 @@ impl Wallet {
         // merchant's webhook and the order say so.)
         on_conflict("the payment request", || async {
             let current = self.own_request(user, id).await?;
-            if current.status.state == PaymentRequestState::Paid {
+            if current.status.state.is_paid() {
                 return self.page(current).await.map(Attempt::Done);
             }
             let mut next = current.clone();
-            next.status = match current.status.paid() {
+            next.status = match current
+                .status
+                .clone()
+                .paid(binding.clone(), approval.method())
+            {
                 Ok(s) => s,
                 Err(_) => return self.page(current).await.map(Attempt::Done),
             };
-            next.binding_id = Some(binding.to_string());
-            next.approved_with = Some(approval.name().to_owned());
             next.updated_at = self.clock.now();
             if let Some(page) = self
                 .save_transition(next, EventTopic::PaymentRequestPaid)

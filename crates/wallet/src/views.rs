@@ -118,8 +118,6 @@ pub struct PaymentRequestView {
     pub open_with: OpenWith,
     pub gesture_required: bool,
     pub gesture: Option<(Gesture, GestureRoute)>,
-    /// `payment_password` or `webauthn`, once paid.
-    pub approved_with: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -132,7 +130,6 @@ impl From<StoredPaymentRequest> for PaymentRequestView {
             open_with: r.open_with,
             gesture_required: r.gesture_required,
             gesture: r.gesture,
-            approved_with: r.approved_with,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }

@@ -74,7 +74,11 @@ pub(crate) fn payment_request_body(
         }),
         show_qr: r.status.state == PaymentRequestState::AwaitingScan,
         qr,
-        approved_with: r.approved_with.clone(),
+        approved_with: r
+            .status
+            .state
+            .payment()
+            .map(|(_, by)| by.as_str().to_owned()),
         expires_at: rfc3339(r.status.expires_at),
         created_at: rfc3339(r.created_at),
         updated_at: rfc3339(r.updated_at),

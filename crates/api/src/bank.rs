@@ -2,6 +2,8 @@
 //! customer logs in with the sandbox credentials and sees their own cards,
 //! masked.
 
+use paybridge_domain::agreement::AgreementStatus;
+use paybridge_domain::card::{CardStatus, CardType};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -42,16 +44,17 @@ pub struct CardBody {
     pub id: String,
     #[schema(example = "Demo Bank")]
     pub bank_name: String,
-    /// `debit` or `credit`.
     #[serde(rename = "type")]
-    pub card_type: String,
+    #[schema(schema_with = crate::wire_enum::<CardType>)]
+    pub card_type: CardType,
     #[schema(example = "0014")]
     pub last4: String,
     #[schema(example = "•••• 0014")]
     pub masked: String,
     #[schema(example = "12/30")]
     pub expiry: String,
-    pub status: String,
+    #[schema(schema_with = crate::wire_enum::<CardStatus>)]
+    pub status: CardStatus,
     pub balance: MoneyBody,
     /// Balance less holds, plus any credit line.
     pub available: MoneyBody,
@@ -93,8 +96,8 @@ pub struct BankBindingBody {
     pub last4: String,
     pub wallet: String,
     pub binding_id: String,
-    /// `active` or `cancelled`.
-    pub status: String,
+    #[schema(schema_with = crate::wire_enum::<AgreementStatus>)]
+    pub status: AgreementStatus,
     pub created_at: String,
 }
 

@@ -32,5 +32,31 @@ pub mod wallet;
 
 pub use error::{ErrorBody, ErrorDetail};
 
+/// The OpenAPI schema of a name-only enum: a string, one of its names.
+pub fn wire_enum<E: paybridge_domain::WireName>() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(E::wire_names()))
+        .build()
+}
+
+/// The OpenAPI schema of an optional name-only enum: one of its names, or null.
+pub fn wire_enum_or_null<E: paybridge_domain::WireName>() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let mut values: Vec<serde_json::Value> = E::wire_names().into_iter().map(Into::into).collect();
+    values.push(serde_json::Value::Null);
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(values))
+        .build()
+}
+
+/// The OpenAPI schema of a list of a name-only enum's values.
+pub fn wire_enum_list<E: paybridge_domain::WireName>() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(wire_enum::<E>())
+        .build()
+}
+
 /// Format of every time on the wire: RFC 3339, UTC.
 pub use paybridge_domain::clock::rfc3339;

@@ -2,6 +2,7 @@
 //! orders and API keys.
 
 use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId, RefundId};
+use paybridge_domain::order::OrderState;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -31,8 +32,8 @@ pub struct OrderBody {
     pub description: String,
     pub amount: MoneyBody,
     pub refunded: MoneyBody,
-    /// `open`, `paying`, `paid`, `partially_refunded`, `refunded`, `expired`, `cancelled`.
-    pub state: String,
+    #[schema(schema_with = crate::wire_enum::<OrderState>)]
+    pub state: OrderState,
     /// RFC 3339.
     pub expires_at: String,
     pub created_at: String,

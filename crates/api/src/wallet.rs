@@ -2,10 +2,16 @@
 //! real-name identity, devices, WebAuthn credentials and the push channel.
 //! Personal data leaves only masked.
 
+use paybridge_domain::account::AccountStatus;
+use paybridge_domain::device::DeviceType;
 use paybridge_domain::ids::{
     BindingId, CeremonyId, CredentialId, DeviceId, EventId, MerchantId, OrderId, OtpId,
     PaymentRequestId, SecurityAuthId, SessionId, UserId,
 };
+use paybridge_domain::payment_request::{
+    ApprovalMethod, Gesture, GestureRoute, OpenWith, PaymentRequestStage,
+};
+use paybridge_domain::registration::{AuthState, SecurityCondition};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -55,7 +61,8 @@ pub struct AccountBody {
     #[schema(example = "138****8000")]
     pub phone_masked: String,
     /// `active`, or `restricted` until security authentication.
-    pub status: String,
+    #[schema(schema_with = crate::wire_enum::<AccountStatus>)]
+    pub status: AccountStatus,
     pub has_payment_password: bool,
     /// The bank that registered the account, if one did.
     pub registered_by: Option<String>,
@@ -140,7 +147,8 @@ pub struct DeviceBody {
     #[schema(value_type = String, example = "dev_…")]
     pub id: DeviceId,
     #[serde(rename = "type")]
-    pub device_type: String,
+    #[schema(schema_with = crate::wire_enum::<DeviceType>)]
+    pub device_type: DeviceType,
     pub name: String,
     /// `active` or `revoked`.
     pub status: String,
@@ -335,10 +343,11 @@ pub struct SecurityAuthBody {
     pub id: SecurityAuthId,
     #[schema(value_type = String)]
     pub device_id: DeviceId,
-    /// Why it is required: `partner_registered`, `new_device`, `sensitive_operation`.
-    pub conditions: Vec<String>,
-    /// `otp_sent`, `otp_verified`, `identity_confirmed`, `passed`, `failed`.
-    pub state: String,
+    /// Why it is required.
+    #[schema(schema_with = crate::wire_enum_list::<SecurityCondition>)]
+    pub conditions: Vec<SecurityCondition>,
+    #[schema(schema_with = crate::wire_enum::<AuthState>)]
+    pub state: AuthState,
     /// Passwords still to set at the last step: `login`, `payment`.
     pub passwords_needed: Vec<String>,
     pub otp: Option<OtpBody>,
@@ -399,17 +408,18 @@ pub struct PaymentDevice {
     #[schema(value_type = String)]
     pub device_id: DeviceId,
     pub name: String,
-    /// `phone`, `pc`, `tv`, `car`, `iot`.
     #[serde(rename = "type")]
-    pub device_type: String,
+    #[schema(schema_with = crate::wire_enum::<DeviceType>)]
+    pub device_type: DeviceType,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GestureBody {
-    /// `swipe`, `tap`, `raise`.
-    pub gesture: String,
+    #[schema(schema_with = crate::wire_enum::<Gesture>)]
+    pub gesture: Gesture,
     /// `direct` (from the phone) or `relay` (through the OS push server).
-    pub route: String,
+    #[schema(schema_with = crate::wire_enum::<GestureRoute>)]
+    pub route: GestureRoute,
 }
 
 /// The QR code the terminal shows (no correspondence, or the phone prefers
@@ -426,8 +436,8 @@ pub struct PaymentQr {
 pub struct PaymentRequestBody {
     #[schema(value_type = String, example = "pay_…")]
     pub id: PaymentRequestId,
-    /// `awaiting_gesture`, `awaiting_scan`, `presented`, `paid`, `declined`, `expired`, `superseded`.
-    pub state: String,
+    #[schema(schema_with = crate::wire_enum::<PaymentRequestStage>)]
+    pub state: PaymentRequestStage,
     #[schema(value_type = String)]
     pub order_id: OrderId,
     pub amount: MoneyBody,
@@ -437,14 +447,16 @@ pub struct PaymentRequestBody {
     /// The phone of the terminal correspondence, or the one that scanned.
     pub phone: Option<PaymentDevice>,
     pub gesture_required: bool,
-    pub open_with: String,
+    #[schema(schema_with = crate::wire_enum::<OpenWith>)]
+    pub open_with: OpenWith,
     pub gesture: Option<GestureBody>,
     /// The terminal should show `qr` (state `awaiting_scan`).
     pub show_qr: bool,
     /// Only in the answer that created the request.
     pub qr: Option<PaymentQr>,
-    /// `payment_password` or `webauthn`, once paid.
-    pub approved_with: Option<String>,
+    /// How it was approved, once paid.
+    #[schema(schema_with = crate::wire_enum_or_null::<ApprovalMethod>)]
+    pub approved_with: Option<ApprovalMethod>,
     /// RFC 3339.
     pub expires_at: String,
     pub created_at: String,

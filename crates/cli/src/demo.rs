@@ -16,6 +16,8 @@ use paybridge_crypto::PartnerKeyPair;
 use paybridge_devices::bank_app::Offer;
 use paybridge_devices::phone::{genuine_android, Registration, SecurityAnswers, ThisDevice};
 use paybridge_devices::{BankCustomer, Phone, SmsInbox};
+use paybridge_domain::account::AccountStatus;
+use paybridge_domain::agreement::AgreementStatus;
 use paybridge_domain::ids::BindingId;
 use paybridge_domain::SystemClock;
 use paybridge_http::{App, AppConfig, IssuerRoleConfig, PeerConfig, WalletRoleConfig};
@@ -344,7 +346,8 @@ async fn active_on_both_sides(
 ) -> anyhow::Result<()> {
     let mine = wallet.app()?.binding(binding_id).await?;
     let theirs = bank.binding_of(binding_id.as_str()).await?;
-    let bank_status = theirs.map(|a| a.status).unwrap_or_else(|| "missing".into());
+    let bank_status = theirs.map(|a| a.status);
+    let bank_shown = bank_status.map_or("missing", |s| s.as_str());
     say(
         "wallet app",
         format!(
@@ -355,13 +358,13 @@ async fn active_on_both_sides(
     say(
         "bank app",
         format!(
-            "wallet bindings: {} with wallet — {bank_status}",
+            "wallet bindings: {} with wallet — {bank_shown}",
             card.masked
         ),
     );
-    if mine.state != "active" || bank_status != "active" {
+    if mine.state != "active" || bank_status != Some(AgreementStatus::Active) {
         bail!(
-            "the binding is not active on both sides (wallet: {}, bank: {bank_status})",
+            "the binding is not active on both sides (wallet: {}, bank: {bank_shown})",
             mine.state
         );
     }
@@ -452,7 +455,11 @@ async fn new_phone_trusted(base: &str) -> anyhow::Result<Phone> {
         "wallet app",
         format!(
             "security check required ({}); device environment passed",
-            done.conditions.join(", ")
+            done.conditions
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     );
     show_latest_text(phone.inbox(), NEW_CUSTOMER_PHONE).await?;
@@ -491,7 +498,7 @@ async fn registered_and_bound(phone: &Phone, binding_id: &BindingId) -> anyhow::
             binding.bank_name, binding.masked_card, binding.state
         ),
     );
-    if me.status != "active" || binding.state != "active" {
+    if me.status != AccountStatus::Active || binding.state != "active" {
         bail!(
             "the account is {} and the binding {}",
             me.status,

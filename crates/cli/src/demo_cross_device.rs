@@ -21,7 +21,10 @@ use paybridge_client::{MerchantApi, PushChannel, SandboxApi};
 use paybridge_devices::phone::{genuine_android, SecurityAnswers, ThisDevice};
 use paybridge_devices::terminal::{registered_device, Wake};
 use paybridge_devices::{Phone, Terminal};
+use paybridge_domain::device::DeviceType;
 use paybridge_domain::ids::{BindingId, MerchantId, OrderId, PaymentRequestId};
+use paybridge_domain::order::OrderState;
+use paybridge_domain::payment_request::PaymentRequestStage;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -201,8 +204,8 @@ async fn user_devices(base: &str, wallet: &Phone) -> anyhow::Result<UserDevices>
         wallet.set_payment_password(DEMO_PAYMENT_PASSWORD).await?;
         say("wallet app", "set a payment password");
     }
-    let pc = Terminal::pair(account, "pc", PC_NAME).await?;
-    let phone_device = registered_device(account, "phone", PHONE_NAME).await?;
+    let pc = Terminal::pair(account, DeviceType::Pc, PC_NAME).await?;
+    let phone_device = registered_device(account, DeviceType::Phone, PHONE_NAME).await?;
     let phone = phone_session(base, &phone_device.id).await?;
     let pc_channel = pc.open_push_channel().await?;
     let phone_channel = phone.open_push_channel().await?;
@@ -233,7 +236,7 @@ async fn pc_asks(shop: &Shop, user: &mut UserDevices) -> anyhow::Result<PaymentR
         format!(
             "checkout: payment request {} — {} (phone: {})",
             request.id,
-            request.state,
+            request.state.as_str(),
             request
                 .phone
                 .as_ref()
@@ -241,7 +244,7 @@ async fn pc_asks(shop: &Shop, user: &mut UserDevices) -> anyhow::Result<PaymentR
                 .unwrap_or("none: show the QR code")
         ),
     );
-    if request.state != "awaiting_gesture" {
+    if request.state != PaymentRequestStage::AwaitingGesture {
         bail!("expected the phone to be asked for a gesture: {request:?}");
     }
     let prompt = wait_for(
@@ -281,7 +284,7 @@ async fn relayed_swipe(
         .await?;
     say(
         "OS relay",
-        format!("relayed the swipe: request {}", relayed.state),
+        format!("relayed the swipe: request {}", relayed.state.as_str()),
     );
     let page = wait_for(
         &mut user.phone_channel,
@@ -314,7 +317,7 @@ async fn phone_pays(
         .await?;
     say(
         "phone",
-        format!("entered the payment password: {}", paid.state),
+        format!("entered the payment password: {}", paid.state.as_str()),
     );
     Ok(())
 }
@@ -351,8 +354,8 @@ async fn pc_and_merchant_told(
         ),
     );
     let order = shop.api.order(&shop.order_id).await?;
-    if order.state != "paid" {
-        bail!("the order is {}", order.state);
+    if order.state != OrderState::Paid {
+        bail!("the order is {}", order.state.as_str());
     }
     Ok(())
 }

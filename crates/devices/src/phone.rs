@@ -192,7 +192,7 @@ impl Phone {
             }
             None => Err(DeviceError::Unexpected(format!(
                 "security authentication ended {} without a session",
-                done.state
+                done.state.as_str()
             ))),
         }
     }

@@ -6,6 +6,7 @@ use paybridge_api::wallet::{
     RegisterDevice,
 };
 use paybridge_client::{PushChannel, WalletApp};
+use paybridge_domain::device::DeviceType;
 use paybridge_domain::ids::{DeviceId, MerchantId, OrderId, PaymentRequestId};
 
 use crate::DeviceResult;
@@ -24,7 +25,7 @@ pub enum Wake {
 /// the one it registered before).
 pub async fn registered_device(
     account: &WalletApp,
-    kind: &str,
+    kind: DeviceType,
     name: &str,
 ) -> DeviceResult<DeviceBody> {
     let existing = account
@@ -39,7 +40,7 @@ pub async fn registered_device(
         Some(d) => Ok(d),
         None => {
             let body = RegisterDevice {
-                device_type: kind.to_owned(),
+                device_type: kind.as_str().to_owned(),
                 name: name.to_owned(),
             };
             Ok(account.register_device(&body).await?)
@@ -54,9 +55,9 @@ pub struct Terminal {
 }
 
 impl Terminal {
-    /// The account's active device `name` of `kind` (`pc`, `tv`, `car`,
-    /// `iot`), registered with the account's session `account` when missing.
-    pub async fn pair(account: &WalletApp, kind: &str, name: &str) -> DeviceResult<Self> {
+    /// The account's active device `name` of `kind` (a PC, TV, car or IoT
+    /// box), registered with the account's session `account` when missing.
+    pub async fn pair(account: &WalletApp, kind: DeviceType, name: &str) -> DeviceResult<Self> {
         Ok(Self {
             app: account.clone(),
             device: registered_device(account, kind, name).await?,

@@ -46,6 +46,8 @@ impl AccountStatus {
     }
 }
 
+crate::wire_names!(AccountStatus);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,8 @@ impl AgreementStatus {
     }
 }
 
+crate::wire_names!(AgreementStatus);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -218,6 +218,21 @@ impl fmt::Display for Expiry {
     }
 }
 
+crate::wire_names!(CardStatus);
+
+impl fmt::Display for CardType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Its serde form is derived (snake_case, the same names as `as_str`).
+impl crate::wire_name::WireName for CardType {
+    fn wire_name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,6 +113,13 @@ pub fn check_device_name(name: &str) -> Result<String, DomainError> {
     Ok(t.to_owned())
 }
 
+/// Its serde form is derived (snake_case, the same names as `as_str`).
+impl crate::wire_name::WireName for DeviceType {
+    fn wire_name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@
 //! - [`glossary`]: seed term → our name.
 //! - [`phone`]: phone numbers (the reserved phone, the wallet user's phone).
 //! - [`otp`]: OTP challenges.
+//! - [`wire_name`]: enums that travel as fixed names ([`WireName`], `wire_names!`).
 //! - [`idempotency`]: what a retried `Idempotency-Key` gets ([`idempotency::decide`]).
 //! - [`ledger`]: double-entry accounts and transfers (two-phase), decided by
 //!   [`ledger::apply`].
@@ -45,8 +46,10 @@ pub mod payment_request;
 pub mod phone;
 pub mod refund;
 pub mod registration;
+pub mod wire_name;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{DomainError, ErrorCode, ErrorKind, ServiceError};
 pub use ids::Id;
 pub use money::{Currency, Money, MoneyError};
+pub use wire_name::WireName;

@@ -225,6 +225,8 @@ impl OrderStatus {
     }
 }
 
+crate::wire_names!(OrderState);
+
 #[cfg(test)]
 mod tests {
     #[test]

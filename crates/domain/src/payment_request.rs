@@ -439,6 +439,14 @@ impl PaymentRequestStatus {
     }
 }
 
+crate::wire_names!(
+    PaymentRequestStage,
+    ApprovalMethod,
+    OpenWith,
+    Gesture,
+    GestureRoute
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

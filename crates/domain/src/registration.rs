@@ -20,7 +20,7 @@ pub const ID_DIGITS_MAX_ATTEMPTS: u32 = 5;
 pub const ID_DIGITS_ASKED: usize = 4;
 
 /// Why security authentication is required.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter)]
 pub enum SecurityCondition {
     /// A bank registered the account and its owner never authenticated.
     PartnerRegistered,
@@ -288,6 +288,8 @@ impl AuthStatus {
         })
     }
 }
+
+crate::wire_names!(AuthState, SecurityCondition);
 
 #[cfg(test)]
 mod tests {

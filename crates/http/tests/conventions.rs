@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 app_tests!(
     health_and_readiness_answer,
     the_openapi_document_lists_every_route_and_every_listed_route_is_served,
+    the_openapi_document_lists_the_values_of_every_state,
     request_ids_are_generated_or_propagated,
     bad_input_gets_an_enveloped_4xx,
     sandbox_sms_send_is_idempotent_and_readable,
@@ -184,6 +185,59 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
     assert!(doc["components"]["securitySchemes"]
         .get("partner_signature")
         .is_some());
+}
+
+/// A state, kind or method on the wire is one of fixed names, and the
+/// document says which (so generated clients get enums, not free text).
+async fn the_openapi_document_lists_the_values_of_every_state(app: &TestApp) {
+    let (_, _, doc) = get(app, "/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    let values = |schema: &str, field: &str| -> Vec<String> {
+        let p = &schemas[schema]["properties"][field];
+        let list = p["enum"].as_array().or(p["items"]["enum"].as_array());
+        list.unwrap_or_else(|| panic!("{schema}.{field} lists no values: {p}"))
+            .iter()
+            .map(|v| v.as_str().unwrap_or("null").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        values("OrderBody", "state"),
+        [
+            "open",
+            "paying",
+            "paid",
+            "partially_refunded",
+            "refunded",
+            "expired",
+            "cancelled"
+        ]
+    );
+    assert_eq!(
+        values("PaymentRequestBody", "approved_with"),
+        ["payment_password", "webauthn", "null"]
+    );
+    assert_eq!(
+        values("DeviceBody", "type"),
+        ["phone", "pc", "tv", "car", "iot"]
+    );
+    assert_eq!(
+        values("SecurityAuthBody", "conditions"),
+        ["partner_registered", "new_device", "sensitive_operation"]
+    );
+    for (schema, field) in [
+        ("AccountBody", "status"),
+        ("SecurityAuthBody", "state"),
+        ("PaymentRequestBody", "state"),
+        ("PaymentRequestBody", "open_with"),
+        ("GestureBody", "gesture"),
+        ("GestureBody", "route"),
+        ("PaymentDevice", "type"),
+        ("CardBody", "type"),
+        ("CardBody", "status"),
+        ("BankBindingBody", "status"),
+    ] {
+        assert!(!values(schema, field).is_empty());
+    }
 }
 
 async fn request_ids_are_generated_or_propagated(app: &TestApp) {

@@ -17,9 +17,9 @@ use paybridge_domain::ids::{BindingId, DeviceId, SecurityAuthId, UserId};
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::registration::{
-    AuthState, AuthStatus, DeviceEnvironment, SecurityFacts, ID_DIGITS_ASKED,
+    AuthState, AuthStatus, DeviceEnvironment, SecurityCondition, SecurityFacts, ID_DIGITS_ASKED,
 };
-use paybridge_domain::{ErrorCode, ServiceError};
+use paybridge_domain::{ErrorCode, ServiceError, WireName};
 use paybridge_store::{
     BindingWrite, DeviceCreate, RegistrationWrite, SealedIdentity, StoredDevice,
     StoredRegistration, StoredSecurityAuth, StoredUser, UserWrite,
@@ -57,7 +57,7 @@ pub enum AuthDevice {
 pub struct SecurityAuthView {
     pub id: SecurityAuthId,
     pub device_id: DeviceId,
-    pub conditions: Vec<String>,
+    pub conditions: Vec<SecurityCondition>,
     pub state: AuthState,
     /// The passwords the account still needs (`login`, `payment`).
     pub passwords_needed: Vec<&'static str>,
@@ -402,7 +402,7 @@ impl Wallet {
         Ok(SecurityAuthView {
             id: auth.id,
             device_id: device,
-            conditions: conditions.iter().map(|c| c.as_str().to_owned()).collect(),
+            conditions: conditions.to_vec(),
             state: auth.status.state,
             passwords_needed: Self::passwords_needed(&user),
             otp: Some(otp),
@@ -424,11 +424,12 @@ impl Wallet {
         Ok(SecurityAuthView {
             id: a.id.clone(),
             device_id: a.device_id.clone(),
+            // Written by this service from known conditions: a name it no
+            // longer knows is skipped rather than failing the read.
             conditions: a
                 .conditions
                 .split(',')
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
+                .filter_map(SecurityCondition::from_wire_name)
                 .collect(),
             state: status.state,
             passwords_needed: Self::passwords_needed(&user),

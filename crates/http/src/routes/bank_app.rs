@@ -33,11 +33,11 @@ fn card_body(c: CardView) -> CardBody {
     CardBody {
         id: c.id.to_string(),
         bank_name: c.bank_name,
-        card_type: c.card_type.as_str().to_owned(),
+        card_type: c.card_type,
         last4: c.last4,
         masked: c.masked,
         expiry: c.expiry,
-        status: c.status.as_str().to_owned(),
+        status: c.status,
         balance: c.balance.into(),
         available: c.available.into(),
     }
@@ -239,7 +239,7 @@ async fn bindings(
                 last4: a.last4,
                 wallet: a.wallet_id,
                 binding_id: a.binding_id,
-                status: a.status.as_str().to_owned(),
+                status: a.status,
                 created_at: rfc3339(a.created_at),
             })
             .collect(),

@@ -45,7 +45,7 @@ fn device(d: &DeviceView) -> PaymentDevice {
     PaymentDevice {
         device_id: d.id.clone(),
         name: d.name.clone(),
-        device_type: d.device_type.as_str().to_owned(),
+        device_type: d.device_type,
     }
 }
 
@@ -56,7 +56,7 @@ pub(crate) fn payment_request_body(
     let r = &p.request;
     PaymentRequestBody {
         id: r.id.clone(),
-        state: r.status.state.as_str().to_owned(),
+        state: r.status.state.stage(),
         order_id: p.order.id.clone(),
         amount: p.order.status.amount.into(),
         description: p.order.description.clone(),
@@ -67,18 +67,13 @@ pub(crate) fn payment_request_body(
         requested_by: device(&p.terminal),
         phone: p.phone.as_ref().map(device),
         gesture_required: r.gesture_required,
-        open_with: r.open_with.as_str().to_owned(),
-        gesture: r.gesture.map(|(g, route)| GestureBody {
-            gesture: g.as_str().to_owned(),
-            route: route.as_str().to_owned(),
-        }),
+        open_with: r.open_with,
+        gesture: r
+            .gesture
+            .map(|(g, route)| GestureBody { gesture: g, route }),
         show_qr: r.status.state == PaymentRequestState::AwaitingScan,
         qr,
-        approved_with: r
-            .status
-            .state
-            .payment()
-            .map(|(_, by)| by.as_str().to_owned()),
+        approved_with: r.status.state.payment().map(|(_, by)| by),
         expires_at: rfc3339(r.status.expires_at),
         created_at: rfc3339(r.created_at),
         updated_at: rfc3339(r.updated_at),

@@ -50,7 +50,7 @@ pub struct DevicesState {
 fn device_body(d: DeviceView) -> DeviceBody {
     DeviceBody {
         id: d.id,
-        device_type: d.device_type.as_str().to_owned(),
+        device_type: d.device_type,
         name: d.name,
         status: d.status.as_str().to_owned(),
         has_credential: d.has_credential,

@@ -33,7 +33,7 @@ pub(crate) fn order_body(o: OrderView) -> OrderBody {
         description: o.description,
         amount: o.status.amount.into(),
         refunded: Money::new(o.status.refunded_minor, currency).into(),
-        state: o.status.state.as_str().to_owned(),
+        state: o.status.state,
         expires_at: rfc3339(o.status.expires_at),
         created_at: rfc3339(o.created_at),
     }

@@ -29,7 +29,7 @@ fn body(v: SecurityAuthView, session: Option<OpenedSession>) -> SecurityAuthBody
         id: v.id,
         device_id: v.device_id,
         conditions: v.conditions,
-        state: v.state.as_str().to_owned(),
+        state: v.state,
         passwords_needed: v.passwords_needed.iter().map(|p| (*p).to_owned()).collect(),
         otp: v.otp.map(|o| OtpBody {
             id: o.id,

@@ -44,7 +44,7 @@ fn account_body(a: AccountView) -> AccountBody {
     AccountBody {
         id: a.id,
         phone_masked: a.phone_masked,
-        status: a.status.as_str().to_owned(),
+        status: a.status,
         has_payment_password: a.has_payment_password,
         registered_by: a.registered_by,
         identity: a.identity.map(identity_body),

@@ -7,7 +7,8 @@
 //! - [`money`]: integer minor units and ISO 4217 currencies.
 //! - [`error`]: the stable error codes every layer maps to.
 //! - [`clock`]: the time seam (system and manual clocks).
-//! - [`event`]: outbox events and where they are delivered.
+//! - [`event`]: outbox events and where they are delivered; [`happened`]:
+//!   their typed payloads, each with its one topic.
 //! - [`partner`]: the parties (wallet, issuers) and their ids.
 //! - [`card`], [`identity`], [`credentials`], [`device`]: bank cards (PAN, Luhn, BIN),
 //!   real-name identity, password rules and lockout, device types.
@@ -34,6 +35,7 @@ pub mod device;
 pub mod error;
 pub mod event;
 pub mod glossary;
+pub mod happened;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;

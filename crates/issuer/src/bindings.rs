@@ -12,14 +12,14 @@ use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
 use paybridge_domain::agreement::AgreementStatus;
 use paybridge_domain::card::CardStatus;
-use paybridge_domain::event::{Destination, EventTopic, NewEvent};
+use paybridge_domain::event::Destination;
+use paybridge_domain::happened::Happened;
 use paybridge_domain::ids::{CardId, CustomerId, QuickPayAgreementId};
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
 use paybridge_store::keys::SealedColumn;
 use paybridge_store::StoredAgreement;
 use rand::Rng;
-use serde_json::json;
 
 use crate::customers::{CUSTOMER_ID_NUMBER, CUSTOMER_NAME, CUSTOMER_PHONE};
 use crate::Issuer;
@@ -354,12 +354,11 @@ impl Issuer {
             .filter(|a| &a.customer_id == customer)
             .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such binding"))?;
         let wallet: PartnerId = a.wallet_id.parse().map_err(ServiceError::internal)?;
-        let event = NewEvent::of(
-            EventTopic::BindingUnbound,
-            Destination::Partner(wallet),
-            json!({ "binding_id": a.binding_id, "card_ref": a.card_id }),
-            self.clock.now(),
-        );
+        let event = Happened::AgreementCancelled {
+            binding_id: a.binding_id.clone(),
+            card_ref: a.card_id.to_string(),
+        }
+        .to(Destination::Partner(wallet), self.clock.now());
         self.store
             .agreement_cancel(&a.id, self.clock.now(), &[event])
             .await?;

@@ -10,7 +10,8 @@ use paybridge_crypto::IndexPurpose;
 use paybridge_crypto::Secret;
 use paybridge_domain::card::{mask_last4, BinRange, CardStatus, CardType, Expiry, Pan};
 use paybridge_domain::credentials::{check_login_password, LOGIN_LOCK_SECS};
-use paybridge_domain::event::{Destination, EventTopic, NewEvent};
+use paybridge_domain::event::Destination;
+use paybridge_domain::happened::Happened;
 use paybridge_domain::identity::{IdNumber, PersonName};
 use paybridge_domain::ids::{CardId, CustomerId, SessionId};
 use paybridge_domain::ledger::{
@@ -22,7 +23,6 @@ use paybridge_kernel::ledger::derived_id;
 use paybridge_kernel::login::{self, LoginTry};
 use paybridge_store::keys::SealedColumn;
 use paybridge_store::{BankCreate, StoredCard, StoredCustomer, StoredSession};
-use serde_json::json;
 
 use crate::Issuer;
 
@@ -249,12 +249,11 @@ impl Issuer {
                 amount: new.opening_balance,
                 kind: TransferKind::Posted,
             };
-            let event = NewEvent::of(
-                EventTopic::CardFunded,
-                Destination::Internal,
-                json!({ "card_id": id, "amount": new.opening_balance }),
-                self.clock.now(),
-            );
+            let event = Happened::CardFunded {
+                card_id: id.to_string(),
+                amount: new.opening_balance,
+            }
+            .to(Destination::Internal, self.clock.now());
             self.ledger().transfer(&transfer, &[event]).await?;
         }
         tracing::info!(card.id = %id, customer.id = %customer, "card issued");

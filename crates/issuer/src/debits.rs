@@ -6,14 +6,14 @@
 use paybridge_api::partner::{DebitAnswer, DebitRequest, RefundAnswer, RefundRequest};
 use paybridge_crypto::IndexPurpose;
 use paybridge_domain::card::CardStatus;
-use paybridge_domain::event::{Destination, EventTopic, NewEvent};
+use paybridge_domain::event::Destination;
+use paybridge_domain::happened::Happened;
 use paybridge_domain::ledger::{
     Account, AccountFlags, AccountId, TransferId, TransferKind, TransferRequest,
 };
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::{Currency, ErrorCode, Money, ServiceError};
 use paybridge_kernel::ledger::{clearing_account, derived_id};
-use serde_json::json;
 
 use crate::Issuer;
 
@@ -86,12 +86,13 @@ impl Issuer {
         let transfer_id: TransferId = format!("debit:{wallet}:{}", req.payment_id)
             .parse()
             .map_err(|_| bad("payment_id: not usable as a transfer id"))?;
-        let event = NewEvent::of(
-            EventTopic::CardDebited,
-            Destination::Internal,
-            json!({ "card_id": card.id, "agreement_id": agreement.id, "payment_id": req.payment_id, "amount": amount }),
-            self.clock.now(),
-        );
+        let event = Happened::CardDebited {
+            card_id: card.id.to_string(),
+            agreement_id: agreement.id.to_string(),
+            payment_id: req.payment_id.clone(),
+            amount,
+        }
+        .to(Destination::Internal, self.clock.now());
         let transfer = self
             .ledger()
             .transfer(
@@ -204,12 +205,12 @@ impl Issuer {
                 other => other,
             })?;
         let clearing = self.clearing_account(wallet, currency).await?;
-        let event = NewEvent::of(
-            EventTopic::CardRefunded,
-            Destination::Internal,
-            json!({ "payment_id": req.payment_id, "refund_id": req.refund_id, "amount": amount }),
-            now,
-        );
+        let event = Happened::CardRefunded {
+            payment_id: req.payment_id.clone(),
+            refund_id: req.refund_id.clone(),
+            amount,
+        }
+        .to(Destination::Internal, now);
         let transfer = ledger
             .transfer(
                 &TransferRequest {

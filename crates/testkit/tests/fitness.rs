@@ -88,6 +88,27 @@ fn handlers_use_neither_the_store_nor_the_clock() {
 }
 
 #[test]
+fn services_write_events_only_as_typed_payloads() {
+    // Every event a role writes is a `domain::happened::Happened`: its
+    // payload is a typed struct and `Happened::topic` picks its topic, so no
+    // service chooses a topic or builds a payload by hand.
+    let mut found = Vec::new();
+    for krate in ["wallet", "issuer", "kernel"] {
+        for file in rust_files(&workspace().join("crates").join(krate).join("src")) {
+            for (n, line) in code_lines(&read(&file)) {
+                if line.contains("NewEvent::of(") || line.contains("NewEvent::new(") {
+                    found.push(format!("{}:{n}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "events built by hand (use Happened): {found:#?}"
+    );
+}
+
+#[test]
 fn domain_depends_on_no_crate_of_ours() {
     let manifest = read(&workspace().join("crates/domain/Cargo.toml"));
     let ours: Vec<&str> = manifest

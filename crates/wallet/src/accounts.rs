@@ -13,7 +13,8 @@ use paybridge_domain::credentials::{
     check_login_password, check_payment_password, is_six_digits, PasswordGuard, LOGIN_LOCK_SECS,
     PAYMENT_PASSWORD_LOCK_SECS,
 };
-use paybridge_domain::event::{Destination, EventTopic, NewEvent};
+use paybridge_domain::event::Destination;
+use paybridge_domain::happened::{Happened, RegistrationChannel};
 use paybridge_domain::identity::{IdNumber, PersonName};
 use paybridge_domain::ids::{DeviceId, SessionId, UserId};
 use paybridge_domain::phone::PhoneNumber;
@@ -22,7 +23,6 @@ use paybridge_kernel::login::{self, LoginTry};
 use paybridge_kernel::{on_conflict, Attempt};
 use paybridge_store::keys::SealedColumn;
 use paybridge_store::{SealedIdentity, StoredSession, StoredUser, UserWrite};
-use serde_json::json;
 
 use crate::Wallet;
 
@@ -157,12 +157,12 @@ impl Wallet {
             version: 0,
             id: id.clone(),
         };
-        let event = NewEvent::of(
-            EventTopic::AccountRegistered,
-            Destination::Internal,
-            json!({ "user_id": id, "channel": "app" }),
-            now,
-        );
+        let event = Happened::AccountRegistered {
+            user_id: id.clone(),
+            channel: RegistrationChannel::App,
+            registered_by: None,
+        }
+        .to(Destination::Internal, now);
         match self.store.user_create(&user, &[event]).await? {
             UserWrite::Done => {}
             _ => {
@@ -321,12 +321,10 @@ impl Wallet {
             let mut u = self.load_user(user).await?;
             u.pay_password_hash = Some(hash.clone());
             u.pay_guard = PasswordGuard::default();
-            let event = NewEvent::of(
-                EventTopic::AccountPaymentPasswordSet,
-                Destination::Internal,
-                json!({ "user_id": user }),
-                self.clock.now(),
-            );
+            let event = Happened::PaymentPasswordSet {
+                user_id: user.clone(),
+            }
+            .to(Destination::Internal, self.clock.now());
             Ok(
                 match self.store.user_update_credentials(&u, &[event]).await? {
                     UserWrite::Done => Attempt::Done(()),
@@ -399,12 +397,11 @@ impl Wallet {
             if next != u.pay_guard {
                 u.pay_guard = next;
                 let events = if outcome.is_err() {
-                    vec![NewEvent::of(
-                        EventTopic::RiskPaymentPasswordWrong,
-                        Destination::Internal,
-                        json!({ "user_id": user, "failed_attempts": next.failed_attempts }),
-                        now,
-                    )]
+                    vec![Happened::PaymentPasswordWrong {
+                        user_id: user.clone(),
+                        failed_attempts: next.failed_attempts,
+                    }
+                    .to(Destination::Internal, now)]
                 } else {
                     Vec::new()
                 };
@@ -445,12 +442,11 @@ impl Wallet {
             id_number_index: sealed_id.index,
             verified_at: now,
         };
-        let event = NewEvent::of(
-            EventTopic::AccountIdentitySet,
-            Destination::Internal,
-            json!({ "user_id": user }),
-            now,
-        );
+        let event = Happened::IdentitySet {
+            user_id: user.clone(),
+            attested_by: None,
+        }
+        .to(Destination::Internal, now);
         match self
             .store
             .user_set_identity(user, u.version, &identity, &[event])

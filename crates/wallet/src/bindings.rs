@@ -17,7 +17,8 @@ use paybridge_crypto::token::{generate_token, TokenKind};
 use paybridge_domain::binding::{BindingEnd, BindingFailure, BindingState, BindingStatus};
 use paybridge_domain::card::{mask_last4, CardType};
 use paybridge_domain::device::DeviceFilter;
-use paybridge_domain::event::{Destination, EventTopic, NewEvent};
+use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::happened::{BindingFacts, BindingStep, Happened};
 use paybridge_domain::identity::{IdNumber, PersonName};
 use paybridge_domain::ids::{BindingId, UserId};
 use paybridge_domain::partner::PartnerId;
@@ -25,7 +26,6 @@ use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{DomainError, ErrorCode, ServiceError, Timestamp};
 use paybridge_store::keys::SealedColumn;
 use paybridge_store::{BindingWrite, SealedIdentity, StoredBinding, UserWrite};
-use serde_json::json;
 
 use crate::otp::IssuedOtp;
 use crate::Wallet;
@@ -179,19 +179,18 @@ impl Wallet {
         }
     }
 
-    pub(crate) fn binding_event(b: &StoredBinding, topic: EventTopic, to: Destination) -> NewEvent {
-        NewEvent::of(
-            topic,
-            to,
-            json!({
-                "binding_id": b.id,
-                "card_ref": b.card_ref,
-                "state": b.status.state.as_str(),
-                "bank_name": b.bank_name,
-                "last4": b.last4,
-            }),
-            b.updated_at,
-        )
+    pub(crate) fn binding_event(b: &StoredBinding, step: BindingStep, to: Destination) -> NewEvent {
+        Happened::Binding {
+            step,
+            binding: BindingFacts {
+                binding_id: b.id.clone(),
+                card_ref: b.card_ref.clone(),
+                state: b.status.state.as_str(),
+                bank_name: b.bank_name.clone(),
+                last4: b.last4.clone(),
+            },
+        }
+        .to(to, b.updated_at)
     }
 
     /// Events of a binding's change: kept for audit, and pushed to the
@@ -199,12 +198,12 @@ impl Wallet {
     pub(crate) async fn binding_events(
         &self,
         b: &StoredBinding,
-        topic: EventTopic,
+        step: BindingStep,
     ) -> Result<Vec<NewEvent>, ServiceError> {
-        let mut events = vec![Self::binding_event(b, topic, Destination::Internal)];
+        let mut events = vec![Self::binding_event(b, step, Destination::Internal)];
         if let Some(user) = &b.user_id {
             for d in self.store.devices_of(user, DeviceFilter::Active).await? {
-                events.push(Self::binding_event(b, topic, Destination::Device(d.id)));
+                events.push(Self::binding_event(b, step, Destination::Device(d.id)));
             }
         }
         Ok(events)
@@ -222,7 +221,7 @@ impl Wallet {
         let b = self
             .new_binding(issuer, offer, "qr", Some(hash), None)
             .await;
-        let events = self.binding_events(&b, EventTopic::BindingCreated).await?;
+        let events = self.binding_events(&b, BindingStep::Created).await?;
         self.store.binding_create(&b, &events).await?;
         tracing::info!(binding.id = %b.id, issuer = %issuer, "binding address created");
         Ok(NewAddress {
@@ -260,7 +259,7 @@ impl Wallet {
         let b = self
             .new_binding(issuer, offer, "push", None, Some(user.id.clone()))
             .await;
-        let events = self.binding_events(&b, EventTopic::BindingOffered).await?;
+        let events = self.binding_events(&b, BindingStep::Offered).await?;
         self.store.binding_create(&b, &events).await?;
         tracing::info!(binding.id = %b.id, user.id = %user.id, "binding message pushed");
         Ok(Some(b))
@@ -282,9 +281,9 @@ impl Wallet {
     pub(crate) async fn save_binding(
         &self,
         b: &StoredBinding,
-        topic: EventTopic,
+        step: BindingStep,
     ) -> Result<(), ServiceError> {
-        let events = self.binding_events(b, topic).await?;
+        let events = self.binding_events(b, step).await?;
         match self.store.binding_update(b, &events).await? {
             BindingWrite::Done => Ok(()),
             BindingWrite::Stale => Err(ServiceError::rejected(
@@ -306,9 +305,9 @@ impl Wallet {
         b.status = status;
         b.updated_at = self.clock.now();
         let topic = match how {
-            BindingEnd::Expired => EventTopic::BindingExpired,
-            BindingEnd::Cancelled => EventTopic::BindingCancelled,
-            BindingEnd::Failed(_) => EventTopic::BindingFailed,
+            BindingEnd::Expired => BindingStep::Expired,
+            BindingEnd::Cancelled => BindingStep::Cancelled,
+            BindingEnd::Failed(_) => BindingStep::Failed,
         };
         // Losing a race here means someone else moved it on: fine.
         let _ = self.save_binding(&b, topic).await;
@@ -354,12 +353,12 @@ impl Wallet {
             return Ok(());
         }
         self.store
-            .outbox_append(&[NewEvent::of(
-                EventTopic::RiskBindingIdentityMismatch,
-                Destination::Internal,
-                json!({ "binding_id": b.id, "user_id": user, "issuer": b.issuer_id }),
-                self.clock.now(),
-            )])
+            .outbox_append(&[Happened::BindingIdentityMismatch {
+                binding_id: b.id.clone(),
+                user_id: user.clone(),
+                issuer: b.issuer_id.clone(),
+            }
+            .to(Destination::Internal, self.clock.now())])
             .await?;
         let mut failed = b.clone();
         failed.user_id = Some(user.clone());
@@ -428,7 +427,7 @@ impl Wallet {
         b.status = status;
         b.user_id = Some(user.clone());
         b.updated_at = self.clock.now();
-        match self.save_binding(&b, EventTopic::BindingClaimed).await {
+        match self.save_binding(&b, BindingStep::Claimed).await {
             Err(e) if e.code() == ErrorCode::BindingNotPending => Err(ServiceError::rejected(
                 ErrorCode::BindingAlreadyClaimed,
                 "this binding address was already used",
@@ -470,7 +469,7 @@ impl Wallet {
         b.status = status;
         b.otp_id = Some(issued.id.clone());
         b.updated_at = self.clock.now();
-        self.save_binding(&b, EventTopic::BindingOtpSent).await?;
+        self.save_binding(&b, BindingStep::OtpSent).await?;
         Ok((view(&b), issued))
     }
 
@@ -555,7 +554,7 @@ impl Wallet {
                 .await,
         );
         b.updated_at = self.clock.now();
-        self.save_binding(&b, EventTopic::BindingActivated).await?;
+        self.save_binding(&b, BindingStep::Activated).await?;
         tracing::info!(binding.id = %b.id, user.id = %user, "binding active");
         Ok(view(&b))
     }
@@ -597,12 +596,11 @@ impl Wallet {
             id_number_index: b.holder_id_number_index.clone(),
             verified_at: self.clock.now(),
         };
-        let event = NewEvent::of(
-            EventTopic::AccountIdentitySet,
-            Destination::Internal,
-            json!({ "user_id": user, "attested_by": b.issuer_id }),
-            self.clock.now(),
-        );
+        let event = Happened::IdentitySet {
+            user_id: user.clone(),
+            attested_by: Some(b.issuer_id.clone()),
+        }
+        .to(Destination::Internal, self.clock.now());
         match self
             .store
             .user_set_identity(user, version, &identity, &[event])
@@ -656,10 +654,10 @@ impl Wallet {
         b.status = b.status.unbind()?;
         b.updated_at = self.clock.now();
         let issuer: PartnerId = b.issuer_id.parse().map_err(ServiceError::internal)?;
-        let mut events = self.binding_events(&b, EventTopic::BindingUnbound).await?;
+        let mut events = self.binding_events(&b, BindingStep::Unbound).await?;
         events.push(Self::binding_event(
             &b,
-            EventTopic::BindingUnbound,
+            BindingStep::Unbound,
             Destination::Partner(issuer),
         ));
         match self.store.binding_update(&b, &events).await? {
@@ -688,7 +686,7 @@ impl Wallet {
         }
         b.status = b.status.unbind()?;
         b.updated_at = self.clock.now();
-        let events = self.binding_events(&b, EventTopic::BindingUnbound).await?;
+        let events = self.binding_events(&b, BindingStep::Unbound).await?;
         self.store.binding_update(&b, &events).await?;
         Ok(())
     }

@@ -15,6 +15,9 @@ use paybridge_crypto::token::{generate_token, TokenKind};
 use paybridge_domain::device::DeviceFilter;
 use paybridge_domain::device::DeviceType;
 use paybridge_domain::event::{Destination, EventTopic, NewEvent};
+use paybridge_domain::happened::{
+    Happened, PaymentMerchantFacts, PaymentRequestFacts, PaymentRequestStep, RequestingDeviceFacts,
+};
 use paybridge_domain::ids::{
     BindingId, CeremonyId, DeviceId, MerchantId, OrderId, PaymentRequestId, UserId,
 };
@@ -209,73 +212,67 @@ impl Wallet {
 
     /// What every event of a request carries: enough for the phone's
     /// payment page and the terminal's screen, nothing secret.
-    fn payload(page: &PaymentPage) -> serde_json::Value {
+    fn facts(page: &PaymentPage) -> PaymentRequestFacts {
         let r = &page.request;
-        json!({
-            "payment_id": r.id,
-            "state": r.status.state.as_str(),
-            "order_id": page.order.id,
-            "amount": page.order.status.amount,
-            "description": page.order.description,
-            "merchant": { "id": page.order.merchant_id, "name": page.merchant_name },
-            "requested_by": {
-                "device_id": page.terminal.id,
-                "name": page.terminal.name,
-                "type": page.terminal.device_type.as_str(),
+        PaymentRequestFacts {
+            payment_id: r.id.clone(),
+            state: r.status.state.stage(),
+            order_id: page.order.id.clone(),
+            amount: page.order.status.amount,
+            description: page.order.description.clone(),
+            merchant: PaymentMerchantFacts {
+                id: page.order.merchant_id.clone(),
+                name: page.merchant_name.clone(),
             },
-            "expires_at": rfc3339(r.status.expires_at),
-        })
+            requested_by: RequestingDeviceFacts {
+                device_id: page.terminal.id.clone(),
+                name: page.terminal.name.clone(),
+                device_type: page.terminal.device_type,
+            },
+            expires_at: rfc3339(r.status.expires_at),
+        }
     }
 
     /// Events of a transition: the phone's first (then the terminal's), so
     /// every transaction takes the devices' locks in the same order.
     fn events(
         page: &PaymentPage,
-        phone_topic: Option<EventTopic>,
-        terminal_topic: Option<EventTopic>,
+        phone_step: Option<PaymentRequestStep>,
+        terminal_step: Option<PaymentRequestStep>,
     ) -> Vec<NewEvent> {
         let now = page.request.updated_at;
-        let payload = Self::payload(page);
+        let told = |step| Happened::PaymentRequest {
+            step,
+            request: Box::new(Self::facts(page)),
+        };
         let mut events = Vec::new();
-        if let (Some(topic), Some(phone)) = (phone_topic, &page.request.phone_id) {
-            events.push(NewEvent::of(
-                topic,
-                Destination::Device(phone.clone()),
-                payload.clone(),
-                now,
-            ));
+        if let (Some(step), Some(phone)) = (phone_step, &page.request.phone_id) {
+            events.push(told(step).to(Destination::Device(phone.clone()), now));
         }
-        if let Some(topic) = terminal_topic {
-            events.push(NewEvent::of(
-                topic,
-                Destination::Device(page.request.terminal_id.clone()),
-                payload.clone(),
-                now,
-            ));
+        if let Some(step) = terminal_step {
+            let terminal = Destination::Device(page.request.terminal_id.clone());
+            events.push(told(step).to(terminal, now));
         }
-        events.push(NewEvent::of(
-            EventTopic::PaymentRequestChanged,
-            Destination::Internal,
-            json!({ "payment_id": page.request.id, "state": page.request.status.state.as_str() }),
-            now,
-        ));
+        let changed = Happened::PaymentRequestChanged {
+            payment_id: page.request.id.clone(),
+            state: page.request.status.state.stage(),
+        };
+        events.push(changed.to(Destination::Internal, now));
         events
     }
 
     /// The phone's event when a request reaches `state` for it.
-    fn phone_topic(state: &PaymentRequestState) -> Option<EventTopic> {
+    fn phone_step(state: &PaymentRequestState) -> Option<PaymentRequestStep> {
         match state {
             // The payment response: opens the payment page.
-            PaymentRequestState::Presented => Some(EventTopic::PaymentRequestPresented),
-            PaymentRequestState::AwaitingGesture => {
-                Some(EventTopic::PaymentRequestGestureRequested)
-            }
+            PaymentRequestState::Presented => Some(PaymentRequestStep::Presented),
+            PaymentRequestState::AwaitingGesture => Some(PaymentRequestStep::GestureRequested),
             // The payment response that opens the phone's scanner.
-            PaymentRequestState::AwaitingScan => Some(EventTopic::PaymentRequestScanRequested),
-            PaymentRequestState::Paid { .. } => Some(EventTopic::PaymentRequestPaid),
-            PaymentRequestState::Declined => Some(EventTopic::PaymentRequestDeclined),
-            PaymentRequestState::Expired => Some(EventTopic::PaymentRequestExpired),
-            PaymentRequestState::Superseded => Some(EventTopic::PaymentRequestWithdrawn),
+            PaymentRequestState::AwaitingScan => Some(PaymentRequestStep::ScanRequested),
+            PaymentRequestState::Paid { .. } => Some(PaymentRequestStep::Paid),
+            PaymentRequestState::Declined => Some(PaymentRequestStep::Declined),
+            PaymentRequestState::Expired => Some(PaymentRequestStep::Expired),
+            PaymentRequestState::Superseded => Some(PaymentRequestStep::Withdrawn),
         }
     }
 
@@ -351,14 +348,14 @@ impl Wallet {
                 let old_page = self.page(next.clone()).await?;
                 events.extend(Self::events(
                     &old_page,
-                    Some(EventTopic::PaymentRequestWithdrawn),
-                    Some(EventTopic::PaymentRequestSuperseded),
+                    Some(PaymentRequestStep::Withdrawn),
+                    Some(PaymentRequestStep::Superseded),
                 ));
                 superseded.push(next);
             }
             events.extend(Self::events(
                 &page,
-                Self::phone_topic(&page.request.status.state),
+                Self::phone_step(&page.request.status.state),
                 None,
             ));
             match self
@@ -446,8 +443,8 @@ impl Wallet {
         let page = self.page(next.clone()).await?;
         let events = Self::events(
             &page,
-            Some(EventTopic::PaymentRequestExpired),
-            Some(EventTopic::PaymentRequestExpired),
+            Some(PaymentRequestStep::Expired),
+            Some(PaymentRequestStep::Expired),
         );
         if !self.store.payment_request_update(&next, &events).await? {
             return Ok(None);
@@ -485,13 +482,13 @@ impl Wallet {
     async fn save_transition(
         &self,
         next: StoredPaymentRequest,
-        terminal_topic: EventTopic,
+        terminal_step: PaymentRequestStep,
     ) -> Result<Option<PaymentPage>, ServiceError> {
         let mut page = self.page(next).await?;
         let events = Self::events(
             &page,
-            Self::phone_topic(&page.request.status.state),
-            Some(terminal_topic),
+            Self::phone_step(&page.request.status.state),
+            Some(terminal_step),
         );
         if !self
             .store
@@ -537,7 +534,7 @@ impl Wallet {
             next.gesture = Some((gesture, route));
             next.updated_at = self.clock.now();
             if let Some(page) = self
-                .save_transition(next, EventTopic::PaymentRequestGestureReceived)
+                .save_transition(next, PaymentRequestStep::GestureReceived)
                 .await?
             {
                 tracing::info!(payment.id = %id, route = route.as_str(), "gesture received");
@@ -593,7 +590,7 @@ impl Wallet {
             next.phone_id = Some(phone.clone());
             next.updated_at = self.clock.now();
             if let Some(page) = self
-                .save_transition(next, EventTopic::PaymentRequestScanned)
+                .save_transition(next, PaymentRequestStep::Scanned)
                 .await?
             {
                 return Ok(Attempt::Done(page));
@@ -700,10 +697,7 @@ impl Wallet {
                 Err(_) => return self.page(current).await.map(Attempt::Done),
             };
             next.updated_at = self.clock.now();
-            if let Some(page) = self
-                .save_transition(next, EventTopic::PaymentRequestPaid)
-                .await?
-            {
+            if let Some(page) = self.save_transition(next, PaymentRequestStep::Paid).await? {
                 tracing::info!(payment.id = %id, order.id = %page.order.id, "payment request paid");
                 return Ok(Attempt::Done(page));
             }
@@ -729,7 +723,7 @@ impl Wallet {
             next.status = r.status.decline(self.clock.now())?;
             next.updated_at = self.clock.now();
             if let Some(page) = self
-                .save_transition(next, EventTopic::PaymentRequestDeclined)
+                .save_transition(next, PaymentRequestStep::Declined)
                 .await?
             {
                 tracing::info!(payment.id = %id, "payment request declined");

@@ -3,11 +3,11 @@
 
 use paybridge_domain::device::DeviceFilter;
 use paybridge_domain::device::{check_device_name, DeviceStatus, DeviceType};
-use paybridge_domain::event::{Destination, EventTopic, NewEvent};
+use paybridge_domain::event::Destination;
+use paybridge_domain::happened::Happened;
 use paybridge_domain::ids::{DeviceId, UserId};
 use paybridge_domain::{ErrorCode, ServiceError};
 use paybridge_store::{DeviceCreate, StoredDevice};
-use serde_json::json;
 
 use crate::views::DeviceView;
 use crate::Wallet;
@@ -43,12 +43,12 @@ impl Wallet {
             last_seen_at: now,
             has_credential: false,
         };
-        let event = NewEvent::of(
-            EventTopic::DeviceRegistered,
-            Destination::Internal,
-            json!({ "user_id": user, "device_id": device.id, "type": device_type }),
-            now,
-        );
+        let event = Happened::DeviceRegistered {
+            user_id: user.clone(),
+            device_id: device.id.clone(),
+            device_type,
+        }
+        .to(Destination::Internal, now);
         match self.store.device_create(&device, &[event]).await? {
             DeviceCreate::Created => {
                 tracing::info!(user.id = %user, device.id = %device.id, device.kind = %device_type, "device registered");
@@ -121,12 +121,10 @@ impl Wallet {
             return Ok(());
         }
         let now = self.clock.now();
-        let event = NewEvent::of(
-            EventTopic::DeviceRevoked,
-            Destination::Device(id.clone()),
-            json!({ "device_id": id }),
-            now,
-        );
+        let event = Happened::DeviceRevoked {
+            device_id: id.clone(),
+        }
+        .to(Destination::Device(id.clone()), now);
         self.store.device_revoke(user, id, now, &[event]).await?;
         tracing::info!(user.id = %user, device.id = %id, "device revoked");
         Ok(())

@@ -4,7 +4,8 @@
 
 use data_encoding::BASE32_NOPAD;
 use paybridge_crypto::Secret;
-use paybridge_domain::event::{Destination, EventTopic, NewEvent};
+use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::happened::{Happened, OrderFacts, OrderStep};
 use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId};
 use paybridge_domain::ledger::{Account, AccountFlags, AccountId};
 use paybridge_domain::order::{order_ttl, OrderState, OrderStatus};
@@ -12,7 +13,6 @@ use paybridge_domain::{Currency, ErrorCode, Money, ServiceError};
 use paybridge_kernel::ledger::derived_id;
 use paybridge_store::{OrderCreate, StoredApiKey, StoredMerchant, StoredOrder};
 use rand::RngCore;
-use serde_json::json;
 
 use crate::views::{ApiKeyView, OrderView, RefundView};
 use crate::Wallet;
@@ -197,23 +197,18 @@ impl Wallet {
     }
 
     /// An order's state change: for the merchant's webhook endpoint.
-    pub(crate) fn order_event_for(o: &StoredOrder, topic: EventTopic) -> NewEvent {
-        Self::order_event(o, topic)
-    }
-
-    fn order_event(o: &StoredOrder, topic: EventTopic) -> NewEvent {
-        NewEvent::of(
-            topic,
-            Destination::Merchant(o.merchant_id.clone()),
-            json!({
-                "order_id": o.id,
-                "reference": o.reference,
-                "state": o.status.state.as_str(),
-                "amount": o.status.amount,
-                "refunded": o.status.refunded_minor,
-            }),
-            o.updated_at,
-        )
+    pub(crate) fn order_event_for(o: &StoredOrder, step: OrderStep) -> NewEvent {
+        Happened::Order {
+            step,
+            order: OrderFacts {
+                order_id: o.id.clone(),
+                reference: o.reference.clone(),
+                state: o.status.state,
+                amount: o.status.amount,
+                refunded: o.status.refunded_minor,
+            },
+        }
+        .to(Destination::Merchant(o.merchant_id.clone()), o.updated_at)
     }
 
     /// Creates an order; the same reference with the same content returns
@@ -256,10 +251,7 @@ impl Wallet {
         };
         match self
             .store
-            .order_create(
-                &order,
-                &[Self::order_event(&order, EventTopic::OrderCreated)],
-            )
+            .order_create(&order, &[Self::order_event_for(&order, OrderStep::Created)])
             .await?
         {
             OrderCreate::Created => Ok((order.into(), true)),
@@ -316,7 +308,7 @@ impl Wallet {
             next.updated_at = now;
             if self
                 .store
-                .order_update(&next, &[Self::order_event(&next, EventTopic::OrderExpired)])
+                .order_update(&next, &[Self::order_event_for(&next, OrderStep::Expired)])
                 .await?
             {
                 next.version += 1;
@@ -341,7 +333,7 @@ impl Wallet {
         o.updated_at = self.clock.now();
         if !self
             .store
-            .order_update(&o, &[Self::order_event(&o, EventTopic::OrderCancelled)])
+            .order_update(&o, &[Self::order_event_for(&o, OrderStep::Cancelled)])
             .await?
         {
             return Err(ServiceError::rejected(

@@ -13,7 +13,7 @@
 use paybridge_api::partner::{DebitAnswer, DebitRequest};
 use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::binding::BindingState;
-use paybridge_domain::event::EventTopic;
+use paybridge_domain::happened::OrderStep;
 use paybridge_domain::ids::{BindingId, OrderId, UserId};
 use paybridge_domain::ledger::{AccountId, TransferKind, TransferRequest};
 use paybridge_domain::order::OrderState;
@@ -168,7 +168,7 @@ impl Wallet {
         }
         order.status = order.status.paid()?;
         order.updated_at = self.clock.now();
-        let event = Self::order_event_for(&order, EventTopic::OrderPaid);
+        let event = Self::order_event_for(&order, OrderStep::Paid);
         if !self.store.order_update(&order, &[event]).await? {
             // A racing retry marked it paid first.
             return self.load_order(&order_id).await;

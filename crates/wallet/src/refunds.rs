@@ -8,7 +8,8 @@
 
 use paybridge_api::partner::{RefundAnswer, RefundRequest};
 use paybridge_api::wallet::MoneyBody;
-use paybridge_domain::event::{Destination, EventTopic, NewEvent};
+use paybridge_domain::event::Destination;
+use paybridge_domain::happened::{Happened, OrderStep};
 use paybridge_domain::ids::{MerchantId, OrderId, RefundId};
 use paybridge_domain::ledger::{AccountId, TransferId, TransferKind, TransferRequest};
 use paybridge_domain::partner::{InvalidPartnerId, PartnerId};
@@ -17,7 +18,6 @@ use paybridge_domain::{ErrorCode, Money, ServiceError};
 use paybridge_kernel::ledger::transfer_id;
 use paybridge_kernel::{on_conflict, Attempt};
 use paybridge_store::{RefundBegin, StoredOrder, StoredRefund, TransferOutcome};
-use serde_json::json;
 
 use crate::views::{OrderView, RefundView};
 use crate::Wallet;
@@ -94,12 +94,12 @@ impl Wallet {
             // A retry of a known reference must not be judged against the
             // amount already reserved by it: look it up first.
             let reserve = order.status.refund(amount.amount_minor);
-            let event = NewEvent::of(
-                EventTopic::RefundStarted,
-                Destination::Internal,
-                json!({ "refund_id": refund.id, "order_id": order.id, "amount": amount }),
-                now,
-            );
+            let event = Happened::RefundStarted {
+                refund_id: refund.id.clone(),
+                order_id: order.id.clone(),
+                amount,
+            }
+            .to(Destination::Internal, now);
             match reserve {
                 Ok(status) => {
                     next.status = status;
@@ -204,7 +204,7 @@ impl Wallet {
                 self.refund_transfer(&refund, &accounts, id, post).await?;
                 refund.status = refund.status.succeed()?;
                 refund.updated_at = self.clock.now();
-                let event = Self::order_event_for(&order, EventTopic::OrderRefunded);
+                let event = Self::order_event_for(&order, OrderStep::Refunded);
                 self.store.refund_finish(&refund, None, &[event]).await?;
                 tracing::info!(order.id = %order.id, refund.id = %refund.id, "order refunded");
                 Ok((order, refund))
@@ -301,12 +301,12 @@ impl Wallet {
             let mut next = current.clone();
             next.status = current.status.refund_reverted(refund.amount.amount_minor)?;
             next.updated_at = self.clock.now();
-            let event = NewEvent::of(
-                EventTopic::RefundFailed,
-                Destination::Internal,
-                json!({ "refund_id": refund.id, "order_id": order.id, "code": code.as_str() }),
-                refund.updated_at,
-            );
+            let event = Happened::RefundFailed {
+                refund_id: refund.id.clone(),
+                order_id: order.id.clone(),
+                code: code.as_str(),
+            }
+            .to(Destination::Internal, refund.updated_at);
             let recorded = self
                 .store
                 .refund_finish(&refund, Some(&next), &[event])

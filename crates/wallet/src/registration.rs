@@ -11,7 +11,8 @@ use paybridge_domain::account::AccountStatus;
 use paybridge_domain::binding::BindingStatus;
 use paybridge_domain::credentials::{check_login_password, check_payment_password, PasswordGuard};
 use paybridge_domain::device::{DeviceStatus, DeviceType};
-use paybridge_domain::event::{Destination, EventTopic, NewEvent};
+use paybridge_domain::event::{Destination, NewEvent};
+use paybridge_domain::happened::{BindingStep, Happened, RegistrationChannel, SecurityAuthFacts};
 use paybridge_domain::identity::IdNumber;
 use paybridge_domain::ids::{BindingId, DeviceId, SecurityAuthId, UserId};
 use paybridge_domain::partner::PartnerId;
@@ -24,7 +25,6 @@ use paybridge_store::{
     BindingWrite, DeviceCreate, RegistrationWrite, SealedIdentity, StoredDevice,
     StoredRegistration, StoredSecurityAuth, StoredUser, UserWrite,
 };
-use serde_json::json;
 
 use crate::accounts::{OpenedSession, ID_NUMBER, NAME, PHONE};
 use crate::bindings::{view, BindingView, CheckedOffer, AGREEMENT};
@@ -195,16 +195,13 @@ impl Wallet {
             user_id: user_id.clone(),
             binding_id: binding.id.to_string(),
         };
-        let mut events = vec![NewEvent::of(
-            EventTopic::AccountRegistered,
-            Destination::Internal,
-            json!({ "user_id": user_id, "channel": "partner", "registered_by": issuer }),
-            now,
-        )];
-        events.extend(
-            self.binding_events(&binding, EventTopic::BindingClaimed)
-                .await?,
-        );
+        let mut events = vec![Happened::AccountRegistered {
+            user_id: user_id.clone(),
+            channel: RegistrationChannel::Partner,
+            registered_by: Some(issuer.to_string()),
+        }
+        .to(Destination::Internal, now)];
+        events.extend(self.binding_events(&binding, BindingStep::Claimed).await?);
         match self
             .store
             .register_partner_account(&registration, &user, &binding, &events)
@@ -272,9 +269,7 @@ impl Wallet {
                 .await,
         );
         b.updated_at = now;
-        let events = self
-            .binding_events(&b, EventTopic::BindingActivated)
-            .await?;
+        let events = self.binding_events(&b, BindingStep::Activated).await?;
         match self.store.binding_update(&b, &events).await? {
             BindingWrite::Done => Ok(view(&b)),
             _ => Err(ServiceError::rejected(
@@ -319,12 +314,12 @@ impl Wallet {
         let now = self.clock.now();
         if let Err(reason) = environment.check() {
             self.store
-                .outbox_append(&[NewEvent::of(
-                    EventTopic::RiskDeviceEnvironmentRefused,
-                    Destination::Internal,
-                    json!({ "user_id": user.id, "reason": reason.as_str(), "os": environment.os }),
-                    now,
-                )])
+                .outbox_append(&[Happened::DeviceEnvironmentRefused {
+                    user_id: user.id.clone(),
+                    reason: reason.as_str(),
+                    os: environment.os.clone(),
+                }
+                .to(Destination::Internal, now)])
                 .await?;
             return Err(ServiceError::rejected(
                 ErrorCode::DeviceEnvironmentRefused,
@@ -529,12 +524,12 @@ impl Wallet {
         }
         self.save_auth(&a, &next).await?;
         user.status = user.status.authenticated();
-        let event = NewEvent::of(
-            EventTopic::AccountSecurityAuthenticated,
-            Destination::Internal,
-            json!({ "user_id": user.id, "device_id": a.device_id, "conditions": a.conditions }),
-            self.clock.now(),
-        );
+        let event = Happened::SecurityAuthenticated {
+            user_id: user.id.clone(),
+            device_id: a.device_id.clone(),
+            conditions: a.conditions.clone(),
+        }
+        .to(Destination::Internal, self.clock.now());
         if self.store.user_update_credentials(&user, &[event]).await? != UserWrite::Done {
             return Err(ServiceError::rejected(
                 ErrorCode::SecurityAuthStep,
@@ -556,28 +551,15 @@ fn auth_event(
     status: &AuthStatus,
     now: paybridge_domain::Timestamp,
 ) -> NewEvent {
-    let topic = match status.state {
-        AuthState::OtpSent => EventTopic::SecurityAuthOtpSent,
-        AuthState::OtpVerified if status.digit_attempts > 0 => {
-            EventTopic::SecurityAuthIdentityWrong
-        }
-        AuthState::OtpVerified => EventTopic::SecurityAuthOtpVerified,
-        AuthState::IdentityConfirmed => EventTopic::SecurityAuthIdentityConfirmed,
-        AuthState::Passed => EventTopic::SecurityAuthPassed,
-        AuthState::Failed => EventTopic::SecurityAuthFailed,
-    };
-    NewEvent::of(
-        topic,
-        Destination::Internal,
-        json!({
-            "security_auth_id": a.id,
-            "user_id": a.user_id,
-            "device_id": a.device_id,
-            "conditions": a.conditions,
-            "digit_attempts": status.digit_attempts,
-        }),
-        now,
-    )
+    Happened::SecurityAuth(SecurityAuthFacts {
+        security_auth_id: a.id.clone(),
+        user_id: a.user_id.clone(),
+        device_id: a.device_id.clone(),
+        conditions: a.conditions.clone(),
+        digit_attempts: status.digit_attempts,
+        state: status.state,
+    })
+    .to(Destination::Internal, now)
 }
 
 /// Equality in time independent of where the strings differ.

@@ -10,11 +10,11 @@
 //! means a cloned authenticator); two assertions racing for one counter
 //! value cannot both pass.
 
-use paybridge_domain::event::{Destination, EventTopic, NewEvent};
+use paybridge_domain::event::Destination;
+use paybridge_domain::happened::Happened;
 use paybridge_domain::ids::{CeremonyId, CredentialId, DeviceId, UserId};
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
 use paybridge_store::{CeremonyTake, StoredCeremony, StoredCredential, StoredDevice};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use webauthn_rs::prelude::{
     CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration,
@@ -216,12 +216,12 @@ impl Wallet {
             passkey: serde_json::to_string(&passkey).map_err(ServiceError::internal)?,
             sign_count: 0,
         };
-        let event = NewEvent::of(
-            EventTopic::DeviceCredentialRegistered,
-            Destination::Internal,
-            json!({ "user_id": user, "device_id": device, "credential_id": credential.id }),
-            now,
-        );
+        let event = Happened::CredentialRegistered {
+            user_id: user.clone(),
+            device_id: device.clone(),
+            credential_id: credential.id.clone(),
+        }
+        .to(Destination::Internal, now);
         if !self
             .store
             .credential_create(&credential, now, &[event])
@@ -311,12 +311,13 @@ impl Wallet {
         let counter = i64::from(result.counter());
         if (counter != 0 || stored != 0) && counter <= stored {
             self.store
-                .outbox_append(&[NewEvent::of(
-                    EventTopic::RiskAuthenticatorCounterRegressed,
-                    Destination::Internal,
-                    json!({ "user_id": user, "device_id": device, "stored": stored, "presented": counter }),
-                    now,
-                )])
+                .outbox_append(&[Happened::AuthenticatorCounterRegressed {
+                    user_id: user.clone(),
+                    device_id: device.clone(),
+                    stored,
+                    presented: counter,
+                }
+                .to(Destination::Internal, now)])
                 .await?;
             tracing::warn!(user.id = %user, device.id = %device, stored, presented = counter, "WebAuthn counter did not advance");
             return Err(refused(

@@ -66,7 +66,8 @@ pub(crate) async fn payment_expiry_loop(wallet: Wallet, stop: watch::Receiver<bo
     .await
 }
 
-/// How often the payment saga's recovery step looks for stalled payments.
+/// How often the recovery steps of the payment and refund sagas look for
+/// stalled payments and refunds.
 pub const PAYMENT_RECOVERY_INTERVAL: Duration = Duration::from_secs(30);
 
 pub(crate) async fn payment_recovery_loop(wallet: Wallet, stop: watch::Receiver<bool>) {
@@ -75,6 +76,11 @@ pub(crate) async fn payment_recovery_loop(wallet: Wallet, stop: watch::Receiver<
             Ok(0) => {}
             Ok(n) => tracing::info!(count = n, "stalled payments resumed"),
             Err(e) => tracing::warn!(error = %e, "resuming stalled payments failed"),
+        }
+        match wallet.resume_stalled_refunds().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "stalled refunds resumed"),
+            Err(e) => tracing::warn!(error = %e, "resuming stalled refunds failed"),
         }
     })
     .await

@@ -3,16 +3,24 @@
 //! reference refund once; racing refunds never return more than was paid;
 //! the bank bounds refunds by the debit even if the wallet asked for more.
 
+use paybridge_api::merchant::CreateRefund;
+use paybridge_api::partner::{RefundAnswer, RefundRequest};
+use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::event::Destination;
+use paybridge_domain::ids::{OrderId, RefundId};
+use paybridge_domain::refund::RefundStatus;
+use paybridge_store::StoredRefund;
 use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
+use paybridge_wallet::refunds::STALLED_REFUND_SECS;
 use serde_json::{json, Value};
 
 app_tests!(
     refunds_return_money_to_the_card_once_per_reference,
     racing_refunds_never_exceed_the_payment,
     the_bank_bounds_refunds_by_the_debit,
+    a_refund_left_half_done_is_resumed_and_returns_the_money_once,
 );
 
 const PHONE: &str = "13800138000";
@@ -216,5 +224,99 @@ async fn the_bank_bounds_refunds_by_the_debit(app: &TestApp) {
         Err(paybridge_client::PartnerError::Refused { status, .. }) => assert_eq!(status, 404),
         other => panic!("{other:?}"),
     }
+    balanced(app).await;
+}
+
+/// Records a pending refund of `amount` on `order` (its amount reserved on
+/// the order), as a crash right after the refund's first step leaves it.
+async fn leave_pending(app: &TestApp, order: &OrderId, amount: i64, reference: &str) -> RefundId {
+    let mut o = app.wallet.store.order(order).await.unwrap().unwrap();
+    let money = paybridge_domain::Money::new(amount, o.status.amount.currency);
+    o.status = o.status.refund(amount).unwrap();
+    let now = app.clock_now();
+    let refund = StoredRefund {
+        id: RefundId::generate(),
+        order_id: order.clone(),
+        reference: reference.to_owned(),
+        amount: money,
+        status: RefundStatus::Pending,
+        created_at: now,
+        updated_at: now,
+    };
+    app.wallet
+        .store
+        .refund_begin(&o, &refund, &[])
+        .await
+        .unwrap();
+    refund.id
+}
+
+async fn a_refund_left_half_done_is_resumed_and_returns_the_money_once(app: &TestApp) {
+    let order: OrderId = paid_order(app, "r-stall", 10_000).await.parse().unwrap();
+    let merchant = app.merchant(SANDBOX_MERCHANT_KEY);
+    let (card, balance) = (
+        app.card_balance("zhang.san", 0).await,
+        app.merchant_balance(SANDBOX_MERCHANT_KEY).await,
+    );
+    // Stopped after the refund was recorded, before anything moved.
+    let before_bank = leave_pending(app, &order, 3_000, "rf-stall-1").await;
+    // Stopped after the bank returned the money, before the wallet posted.
+    let after_bank = leave_pending(app, &order, 2_000, "rf-stall-2").await;
+    let _: RefundAnswer = app
+        .wallet_to_bank()
+        .call(
+            reqwest::Method::POST,
+            "/v1/partner/refunds",
+            Some(&RefundRequest {
+                refund_id: after_bank.to_string(),
+                payment_id: order.to_string(),
+                amount: MoneyBody {
+                    amount: 2_000,
+                    currency: "CNY".into(),
+                },
+            }),
+            Some(&format!("refund:{after_bank}")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(app.card_balance("zhang.san", 0).await, card + 2_000);
+
+    // Too fresh: a request may still be working on them.
+    assert_eq!(app.wallet.resume_stalled_refunds().await.unwrap(), 0);
+    app.clock
+        .advance(time::Duration::seconds(STALLED_REFUND_SECS + 1));
+    assert_eq!(app.wallet.resume_stalled_refunds().await.unwrap(), 2);
+    let refunds = merchant.refunds(&order).await.unwrap().refunds;
+    assert!(
+        refunds.iter().all(|r| r.state == "succeeded"),
+        "{refunds:?}"
+    );
+    // Each refund returned once, whatever was redone.
+    assert_eq!(app.card_balance("zhang.san", 0).await, card + 5_000);
+    assert_eq!(
+        app.merchant_balance(SANDBOX_MERCHANT_KEY).await,
+        balance - 5_000
+    );
+    assert_eq!(app.wallet.resume_stalled_refunds().await.unwrap(), 0);
+    // The merchant's retry of a resumed refund answers it, moving nothing.
+    let again = merchant
+        .refund_order(
+            &order,
+            &CreateRefund {
+                amount: MoneyBody {
+                    amount: 3_000,
+                    currency: "CNY".into(),
+                },
+                reference: "rf-stall-1".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.refund.id, again.refund.state.as_str()),
+        (before_bank, "succeeded")
+    );
+    assert_eq!(app.card_balance("zhang.san", 0).await, card + 5_000);
+    assert_eq!(again.order.refunded.amount, 5_000);
     balanced(app).await;
 }

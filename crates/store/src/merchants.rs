@@ -149,6 +149,14 @@ pub trait MerchantStore: Send + Sync + std::fmt::Debug {
         events: &[NewEvent],
     ) -> Result<bool, StoreError>;
     async fn refunds_of(&self, order: &OrderId) -> Result<Vec<StoredRefund>, StoreError>;
+    /// Up to `limit` refunds still `pending` whose last change is before
+    /// `before`, oldest first: refunds a crash or an unknown bank answer
+    /// left half done, for the reconciler to resume.
+    async fn refunds_stalled_pending(
+        &self,
+        before: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<StoredRefund>, StoreError>;
 }
 
 const REFUND_COLUMNS: &str =
@@ -553,6 +561,22 @@ impl MerchantStore for Store {
             "SELECT {REFUND_COLUMNS} FROM refunds WHERE order_id = $1 ORDER BY created_at, id"
         ))
         .bind(order.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(refund_from_row).collect()
+    }
+
+    async fn refunds_stalled_pending(
+        &self,
+        before: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<StoredRefund>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE state = 'pending' AND updated_at < $1 \
+             ORDER BY updated_at, id LIMIT $2"
+        ))
+        .bind(to_unix_micros(before))
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(refund_from_row).collect()

@@ -25,6 +25,11 @@ use crate::Wallet;
 /// How long a refund's reservation of the merchant's balance holds while
 /// its bank call is unresolved.
 const RESERVATION_SECS: i64 = 7 * 24 * 3600;
+/// A refund still `pending` this long after its last change was left half
+/// done (a crash, an unknown bank answer): the reconciler resumes it.
+pub const STALLED_REFUND_SECS: i64 = 120;
+/// Refunds resumed per round; the rest wait for the next one.
+const STALLED_REFUND_BATCH: i64 = 100;
 
 /// The two accounts of a refund's transfers in the wallet's ledger.
 struct RefundAccounts {
@@ -201,7 +206,21 @@ impl Wallet {
                     pending_id: reservation,
                 };
                 let id = transfer_id(&format!("refund-post:{}", refund.id))?;
-                self.refund_transfer(&refund, &accounts, id, post).await?;
+                let posted = self.refund_transfer(&refund, &accounts, id, post).await?;
+                if !matches!(
+                    posted,
+                    TransferOutcome::Created(_) | TransferOutcome::Exists(_)
+                ) {
+                    // The bank returned the money, but the merchant's
+                    // reservation can no longer be posted (it outlived its
+                    // timeout): the refund stays pending, for an operator.
+                    tracing::error!(refund.id = %refund.id, order.id = %order.id, outcome = ?posted,
+                        "refund returned by the bank but its reservation cannot be posted");
+                    return Err(ServiceError::internal(std::io::Error::other(format!(
+                        "refund {}: the reservation cannot be posted",
+                        refund.id
+                    ))));
+                }
                 refund.status = refund.status.succeed()?;
                 refund.updated_at = self.clock.now();
                 let event = Self::order_event_for(&order, OrderStep::Refunded);
@@ -227,6 +246,57 @@ impl Wallet {
             // Unknown outcome: stays pending; the same reference resumes it.
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The recovery step of the refund saga. A refund is four steps that
+    /// cannot share one transaction, because the third is the bank's:
+    ///
+    /// ```text
+    /// 1 refund pending, amount reserved on the order (commit)
+    /// 2 merchant's balance reserved (ledger, pending transfer `refund:{id}`)
+    /// 3 bank returns the money to the card (idempotent on the refund id)
+    /// 4 reservation posted, refund succeeded (commit) — or voided, failed
+    /// ```
+    ///
+    /// A crash or an unknown bank answer between 1 and 4 leaves the refund
+    /// `pending`. This resumes every such refund older than
+    /// [`STALLED_REFUND_SECS`] from step 2: each step is idempotent, so a
+    /// resumed refund returns the money at most once. Returns how many
+    /// reached an end (succeeded or failed); the rest stay for the next round.
+    pub async fn resume_stalled_refunds(&self) -> Result<usize, ServiceError> {
+        let before = self.clock.now() - time::Duration::seconds(STALLED_REFUND_SECS);
+        let stalled = self
+            .store
+            .refunds_stalled_pending(before, STALLED_REFUND_BATCH)
+            .await?;
+        let mut ended = 0;
+        for refund in stalled {
+            let id = refund.id.clone();
+            let order = self.load_order(&refund.order_id).await?;
+            let merchant = order.merchant_id.clone();
+            let order_id = order.id.clone();
+            let outcome = self.carry_out_refund(&merchant, order, refund).await;
+            let now = self
+                .store
+                .refunds_of(&order_id)
+                .await?
+                .into_iter()
+                .find(|r| r.id == id)
+                .map(|r| r.status);
+            match (outcome, now) {
+                (_, Some(RefundStatus::Pending)) | (_, None) => {
+                    tracing::warn!(refund.id = %id, "stalled refund still unresolved; tried again next round")
+                }
+                (Err(e), Some(status)) if !matches!(e, ServiceError::Rejected(_)) => {
+                    tracing::warn!(refund.id = %id, status = status.as_str(), error = %e, "stalled refund resumed with an error")
+                }
+                (_, Some(status)) => {
+                    tracing::info!(refund.id = %id, status = status.as_str(), "stalled refund resumed to its end");
+                    ended += 1;
+                }
+            }
+        }
+        Ok(ended)
     }
 
     /// The bank the order was paid through (its payer's binding's bank).

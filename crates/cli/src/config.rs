@@ -278,147 +278,10 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
         .log_format
         .or(file.log_format)
         .unwrap_or(LogFormat::Pretty);
-    let wallet_id = wallet_id(file)?;
-    let issuer_id = issuer_id(args.issuer_id.as_deref(), file)?;
-    let issuer_name = file
-        .issuer
-        .name
-        .clone()
-        .unwrap_or_else(|| DEFAULT_ISSUER_NAME.to_owned());
     let mut description = Vec::new();
-
-    let wallet_key = matches!(role, RoleChoice::All | RoleChoice::Wallet)
-        .then(|| role_key(&dir, &wallet_id))
-        .transpose()?;
-    let issuer_key = matches!(role, RoleChoice::All | RoleChoice::Issuer)
-        .then(|| role_key(&dir, &issuer_id))
-        .transpose()?;
-    for (id, key) in [(&wallet_id, &wallet_key), (&issuer_id, &issuer_key)] {
-        if let Some((key, created)) = key {
-            let note = if *created { " (new key created)" } else { "" };
-            description.push(format!(
-                "key       {id}: {}{note}",
-                key.public().to_base64()
-            ));
-        }
-    }
-
-    let wallet = match &wallet_key {
-        None => None,
-        Some((key, _)) => {
-            let mut issuers = Vec::new();
-            match (role, &issuer_key) {
-                (RoleChoice::All, Some((ikey, _))) => issuers.push(PeerConfig {
-                    id: issuer_id.clone(),
-                    base_url: None,
-                    public_keys: vec![ikey.public()],
-                }),
-                _ => {
-                    if let (Some(url), Some(pk)) = (&args.issuer_url, &args.issuer_public_key) {
-                        issuers.push(PeerConfig {
-                            id: issuer_id.clone(),
-                            base_url: Some(url.clone()),
-                            public_keys: vec![public_key(pk, "--issuer-public-key")?],
-                        });
-                    }
-                }
-            }
-            for p in &file.wallet.issuers {
-                issuers.push(file_peer(p)?);
-            }
-            if issuers.is_empty() {
-                bail!("the wallet has no bank: give --issuer-url and --issuer-public-key, or [[wallet.issuers]] in the config file");
-            }
-            description.push(format!(
-                "wallet    {wallet_id}, banks: {}",
-                issuers
-                    .iter()
-                    .map(|p| p.id.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            let rp_id = args
-                .webauthn_rp_id
-                .clone()
-                .or_else(|| file.wallet.webauthn_rp_id.clone())
-                .unwrap_or_else(|| "localhost".into());
-            let origin = args
-                .webauthn_origin
-                .clone()
-                .or_else(|| file.wallet.webauthn_origin.clone())
-                .unwrap_or_else(|| "http://localhost:8080".into());
-            Some(WalletRoleConfig {
-                id: wallet_id.clone(),
-                store: store_config(&args.store, file, "wallet"),
-                key: key.clone(),
-                issuers,
-                webauthn: WebauthnConfig {
-                    rp_id,
-                    origin: url::Url::parse(&origin)
-                        .with_context(|| format!("invalid WebAuthn origin {origin:?}"))?,
-                },
-                relays: file
-                    .wallet
-                    .relays
-                    .iter()
-                    .map(file_peer)
-                    .collect::<anyhow::Result<_>>()?,
-                payment_request_ttl_secs: args
-                    .payment_request_ttl_secs
-                    .or(file.wallet.payment_request_ttl_secs),
-            })
-        }
-    };
-
-    let issuer = match &issuer_key {
-        None => None,
-        Some((key, _)) => {
-            let wallet_peer = match (role, &wallet_key) {
-                (RoleChoice::All, Some((wkey, _))) => PeerConfig {
-                    id: wallet_id.clone(),
-                    base_url: None,
-                    public_keys: vec![wkey.public()],
-                },
-                _ => match (&args.wallet_url, &args.wallet_public_key, &file.issuer.wallet) {
-                    (Some(url), Some(pk), _) => PeerConfig {
-                        id: wallet_id.clone(),
-                        base_url: Some(url.clone()),
-                        public_keys: vec![public_key(pk, "--wallet-public-key")?],
-                    },
-                    (_, _, Some(p)) => file_peer(p)?,
-                    _ => bail!("the bank has no wallet: give --wallet-url and --wallet-public-key, or [issuer.wallet] in the config file"),
-                },
-            };
-            description.push(format!(
-                "issuer    {issuer_id} ({issuer_name}), wallet: {}",
-                wallet_peer.id
-            ));
-            let mut seeds = Vec::new();
-            if sandbox {
-                seeds.push(SANDBOX_SEED.to_owned());
-                description.push(
-                    "bank app  demo customers zhang.san, li.si, wang.fang (password Sandbox#2026): POST /bank/v1/app/sessions"
-                        .to_owned(),
-                );
-            }
-            for path in args.seeds.iter().chain(&file.issuer.seeds) {
-                seeds.push(
-                    std::fs::read_to_string(path)
-                        .with_context(|| format!("cannot read seed file {}", path.display()))?,
-                );
-                description.push(format!("seed      {}", path.display()));
-            }
-            Some(IssuerRoleConfig {
-                id: issuer_id.clone(),
-                name: issuer_name,
-                store: store_config(&args.store, file, "issuer"),
-                key: key.clone(),
-                wallet: wallet_peer,
-                bins: sandbox_bins(),
-                seeds,
-            })
-        }
-    };
+    let keys = RoleKeys::load(role, &dir, file, args, &mut description)?;
+    let wallet = wallet_role(args, file, &keys, &mut description)?;
+    let issuer = issuer_role(args, file, &keys, sandbox, &mut description)?;
 
     let stores: Vec<String> = wallet
         .iter()
@@ -450,6 +313,189 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
         data_dir: dir,
         description,
     })
+}
+
+/// The roles this process serves, their ids and signing keys (created on
+/// first start in the data directory).
+struct RoleKeys {
+    role: RoleChoice,
+    wallet_id: PartnerId,
+    issuer_id: PartnerId,
+    wallet: Option<Arc<PartnerKeyPair>>,
+    issuer: Option<Arc<PartnerKeyPair>>,
+}
+
+impl RoleKeys {
+    fn load(
+        role: RoleChoice,
+        dir: &Path,
+        file: &FileConfig,
+        args: &ServeArgs,
+        description: &mut Vec<String>,
+    ) -> anyhow::Result<Self> {
+        let wallet_id = wallet_id(file)?;
+        let issuer_id = issuer_id(args.issuer_id.as_deref(), file)?;
+        let wallet = matches!(role, RoleChoice::All | RoleChoice::Wallet)
+            .then(|| role_key(dir, &wallet_id))
+            .transpose()?;
+        let issuer = matches!(role, RoleChoice::All | RoleChoice::Issuer)
+            .then(|| role_key(dir, &issuer_id))
+            .transpose()?;
+        for (id, key) in [(&wallet_id, &wallet), (&issuer_id, &issuer)] {
+            if let Some((key, created)) = key {
+                let note = if *created { " (new key created)" } else { "" };
+                description.push(format!(
+                    "key       {id}: {}{note}",
+                    key.public().to_base64()
+                ));
+            }
+        }
+        Ok(Self {
+            role,
+            wallet_id,
+            issuer_id,
+            wallet: wallet.map(|(k, _)| k),
+            issuer: issuer.map(|(k, _)| k),
+        })
+    }
+}
+
+/// The wallet role's configuration, when this process serves it: its banks
+/// (the in-process one, or the ones the flags and the file name).
+fn wallet_role(
+    args: &ServeArgs,
+    file: &FileConfig,
+    keys: &RoleKeys,
+    description: &mut Vec<String>,
+) -> anyhow::Result<Option<WalletRoleConfig>> {
+    let Some(key) = &keys.wallet else {
+        return Ok(None);
+    };
+    let mut issuers = Vec::new();
+    match (keys.role, &keys.issuer) {
+        (RoleChoice::All, Some(ikey)) => issuers.push(PeerConfig {
+            id: keys.issuer_id.clone(),
+            base_url: None,
+            public_keys: vec![ikey.public()],
+        }),
+        _ => {
+            if let (Some(url), Some(pk)) = (&args.issuer_url, &args.issuer_public_key) {
+                issuers.push(PeerConfig {
+                    id: keys.issuer_id.clone(),
+                    base_url: Some(url.clone()),
+                    public_keys: vec![public_key(pk, "--issuer-public-key")?],
+                });
+            }
+        }
+    }
+    for p in &file.wallet.issuers {
+        issuers.push(file_peer(p)?);
+    }
+    if issuers.is_empty() {
+        bail!("the wallet has no bank: give --issuer-url and --issuer-public-key, or [[wallet.issuers]] in the config file");
+    }
+    description.push(format!(
+        "wallet    {}, banks: {}",
+        keys.wallet_id,
+        issuers
+            .iter()
+            .map(|p| p.id.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let rp_id = args
+        .webauthn_rp_id
+        .clone()
+        .or_else(|| file.wallet.webauthn_rp_id.clone())
+        .unwrap_or_else(|| "localhost".into());
+    let origin = args
+        .webauthn_origin
+        .clone()
+        .or_else(|| file.wallet.webauthn_origin.clone())
+        .unwrap_or_else(|| "http://localhost:8080".into());
+    Ok(Some(WalletRoleConfig {
+        id: keys.wallet_id.clone(),
+        store: store_config(&args.store, file, "wallet"),
+        key: key.clone(),
+        issuers,
+        webauthn: WebauthnConfig {
+            rp_id,
+            origin: url::Url::parse(&origin)
+                .with_context(|| format!("invalid WebAuthn origin {origin:?}"))?,
+        },
+        relays: file
+            .wallet
+            .relays
+            .iter()
+            .map(file_peer)
+            .collect::<anyhow::Result<_>>()?,
+        payment_request_ttl_secs: args
+            .payment_request_ttl_secs
+            .or(file.wallet.payment_request_ttl_secs),
+    }))
+}
+
+/// The issuer role's configuration, when this process serves it: its wallet
+/// and its seed data (the sandbox's demo customers, and any seed files).
+fn issuer_role(
+    args: &ServeArgs,
+    file: &FileConfig,
+    keys: &RoleKeys,
+    sandbox: bool,
+    description: &mut Vec<String>,
+) -> anyhow::Result<Option<IssuerRoleConfig>> {
+    let Some(key) = &keys.issuer else {
+        return Ok(None);
+    };
+    let wallet_peer = match (keys.role, &keys.wallet) {
+        (RoleChoice::All, Some(wkey)) => PeerConfig {
+            id: keys.wallet_id.clone(),
+            base_url: None,
+            public_keys: vec![wkey.public()],
+        },
+        _ => match (&args.wallet_url, &args.wallet_public_key, &file.issuer.wallet) {
+            (Some(url), Some(pk), _) => PeerConfig {
+                id: keys.wallet_id.clone(),
+                base_url: Some(url.clone()),
+                public_keys: vec![public_key(pk, "--wallet-public-key")?],
+            },
+            (_, _, Some(p)) => file_peer(p)?,
+            _ => bail!("the bank has no wallet: give --wallet-url and --wallet-public-key, or [issuer.wallet] in the config file"),
+        },
+    };
+    let issuer_name = file
+        .issuer
+        .name
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ISSUER_NAME.to_owned());
+    description.push(format!(
+        "issuer    {} ({issuer_name}), wallet: {}",
+        keys.issuer_id, wallet_peer.id
+    ));
+    let mut seeds = Vec::new();
+    if sandbox {
+        seeds.push(SANDBOX_SEED.to_owned());
+        description.push(
+            "bank app  demo customers zhang.san, li.si, wang.fang (password Sandbox#2026): POST /bank/v1/app/sessions"
+                .to_owned(),
+        );
+    }
+    for path in args.seeds.iter().chain(&file.issuer.seeds) {
+        seeds.push(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read seed file {}", path.display()))?,
+        );
+        description.push(format!("seed      {}", path.display()));
+    }
+    Ok(Some(IssuerRoleConfig {
+        id: keys.issuer_id.clone(),
+        name: issuer_name,
+        store: store_config(&args.store, file, "issuer"),
+        key: key.clone(),
+        wallet: wallet_peer,
+        bins: sandbox_bins(),
+        seeds,
+    }))
 }
 
 pub fn describe_store(store: &StoreConfig) -> String {

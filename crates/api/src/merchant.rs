@@ -3,6 +3,7 @@
 
 use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId, RefundId};
 use paybridge_domain::order::OrderState;
+use paybridge_domain::refund::RefundStage;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -131,7 +132,8 @@ pub struct RefundBody {
     pub reference: String,
     pub amount: MoneyBody,
     /// `pending` (the bank's answer is awaited; retry), `succeeded`, `failed`.
-    pub state: String,
+    #[schema(schema_with = crate::wire_enum::<RefundStage>)]
+    pub state: RefundStage,
     /// `<code>: <message>` of a failed refund.
     pub failure: Option<String>,
     /// RFC 3339.

@@ -3,7 +3,8 @@
 //! Personal data leaves only masked.
 
 use paybridge_domain::account::AccountStatus;
-use paybridge_domain::device::DeviceType;
+use paybridge_domain::binding::{BindingFailure, BindingStage};
+use paybridge_domain::device::{DeviceStage, DeviceType};
 use paybridge_domain::ids::{
     BindingId, CeremonyId, CredentialId, DeviceId, EventId, MerchantId, OrderId, OtpId,
     PaymentRequestId, SecurityAuthId, SessionId, UserId,
@@ -150,8 +151,8 @@ pub struct DeviceBody {
     #[schema(schema_with = crate::wire_enum::<DeviceType>)]
     pub device_type: DeviceType,
     pub name: String,
-    /// `active` or `revoked`.
-    pub status: String,
+    #[schema(schema_with = crate::wire_enum::<DeviceStage>)]
+    pub status: DeviceStage,
     /// Whether the phone holds a WebAuthn credential.
     pub has_credential: bool,
     /// RFC 3339.
@@ -247,10 +248,11 @@ pub struct BindingBody {
     pub id: BindingId,
     /// The bank's partner id.
     pub issuer: String,
-    /// `created`, `claimed`, `otp_sent`, `active`, `expired`, `failed`, `cancelled`, `unbound`.
-    pub state: String,
-    /// Why it failed: `identity_mismatch`, `otp_locked`, `issuer_refused`.
-    pub failure: Option<String>,
+    #[schema(schema_with = crate::wire_enum::<BindingStage>)]
+    pub state: BindingStage,
+    /// Why it failed (a `failed` binding only).
+    #[schema(schema_with = crate::wire_enum_or_null::<BindingFailure>)]
+    pub failure: Option<BindingFailure>,
     pub bank_name: String,
     pub card_type: String,
     pub last4: String,

@@ -18,6 +18,7 @@ use paybridge_devices::phone::{genuine_android, Registration, SecurityAnswers, T
 use paybridge_devices::{BankCustomer, Phone, SmsInbox};
 use paybridge_domain::account::AccountStatus;
 use paybridge_domain::agreement::AgreementStatus;
+use paybridge_domain::binding::BindingStage;
 use paybridge_domain::ids::BindingId;
 use paybridge_domain::SystemClock;
 use paybridge_http::{App, AppConfig, IssuerRoleConfig, PeerConfig, WalletRoleConfig};
@@ -222,7 +223,7 @@ async fn bank_app_card(base: &str) -> anyhow::Result<(BankCustomer, CardBody)> {
 async fn unbind_earlier_run(wallet: &Phone, card: &CardBody) -> anyhow::Result<()> {
     let app = wallet.app()?;
     for b in app.bindings().await?.bindings {
-        if b.state == "active" && b.last4 == card.last4 {
+        if b.state == BindingStage::Active && b.last4 == card.last4 {
             app.unbind(&b.id).await?;
             say(
                 "wallet app",
@@ -362,7 +363,7 @@ async fn active_on_both_sides(
             card.masked
         ),
     );
-    if mine.state != "active" || bank_status != Some(AgreementStatus::Active) {
+    if mine.state != BindingStage::Active || bank_status != Some(AgreementStatus::Active) {
         bail!(
             "the binding is not active on both sides (wallet: {}, bank: {bank_shown})",
             mine.state
@@ -498,7 +499,7 @@ async fn registered_and_bound(phone: &Phone, binding_id: &BindingId) -> anyhow::
             binding.bank_name, binding.masked_card, binding.state
         ),
     );
-    if me.status != AccountStatus::Active || binding.state != "active" {
+    if me.status != AccountStatus::Active || binding.state != BindingStage::Active {
         bail!(
             "the account is {} and the binding {}",
             me.status,

@@ -6,7 +6,7 @@ use paybridge_api::wallet::{
     RegisterDevice,
 };
 use paybridge_client::{PushChannel, WalletApp};
-use paybridge_domain::device::DeviceType;
+use paybridge_domain::device::{DeviceStage, DeviceType};
 use paybridge_domain::ids::{DeviceId, MerchantId, OrderId, PaymentRequestId};
 
 use crate::DeviceResult;
@@ -35,7 +35,7 @@ pub async fn registered_device(
         .await?
         .devices
         .into_iter()
-        .find(|d| d.name == name && d.device_type == kind && d.status == "active");
+        .find(|d| d.name == name && d.device_type == kind && d.status == DeviceStage::Active);
     match existing {
         Some(d) => Ok(d),
         None => {

@@ -18,7 +18,10 @@ use crate::Timestamp;
 /// A binding address (and a pushed binding message) lives five minutes.
 pub const BINDING_ADDRESS_TTL_SECS: i64 = 300;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
+/// Where a binding is; a failed one carries why. [`BindingStage`] is the
+/// state's name alone (the wire's `state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter, strum::EnumDiscriminants)]
+#[strum_discriminants(name(BindingStage), derive(Hash, strum::EnumIter))]
 pub enum BindingState {
     Created,
     Claimed,
@@ -31,18 +34,28 @@ pub enum BindingState {
     Unbound,
 }
 
-impl BindingState {
+impl BindingStage {
     pub fn as_str(self) -> &'static str {
         match self {
-            BindingState::Created => "created",
-            BindingState::Claimed => "claimed",
-            BindingState::OtpSent => "otp_sent",
-            BindingState::Active => "active",
-            BindingState::Expired => "expired",
-            BindingState::Failed(_) => "failed",
-            BindingState::Cancelled => "cancelled",
-            BindingState::Unbound => "unbound",
+            BindingStage::Created => "created",
+            BindingStage::Claimed => "claimed",
+            BindingStage::OtpSent => "otp_sent",
+            BindingStage::Active => "active",
+            BindingStage::Expired => "expired",
+            BindingStage::Failed => "failed",
+            BindingStage::Cancelled => "cancelled",
+            BindingStage::Unbound => "unbound",
         }
+    }
+}
+
+impl BindingState {
+    pub fn stage(self) -> BindingStage {
+        BindingStage::from(self)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.stage().as_str()
     }
 
     /// The state from its stored name and, for a failed binding, its
@@ -253,6 +266,8 @@ impl BindingStatus {
         })
     }
 }
+
+crate::wire_names!(BindingStage, BindingFailure);
 
 #[cfg(test)]
 mod tests {

@@ -60,8 +60,11 @@ impl FromStr for DeviceType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Whether a device may act; a revoked one carries when. [`DeviceStage`]
+/// is the status's name alone (the wire's `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(rename_all = "snake_case")]
+#[strum_discriminants(name(DeviceStage), derive(Hash, strum::EnumIter))]
 pub enum DeviceStatus {
     Active,
     /// Revoked at that time: its credential, sessions and channel are gone.
@@ -70,12 +73,22 @@ pub enum DeviceStatus {
     },
 }
 
-impl DeviceStatus {
+impl DeviceStage {
     pub fn as_str(self) -> &'static str {
         match self {
-            DeviceStatus::Active => "active",
-            DeviceStatus::Revoked { .. } => "revoked",
+            DeviceStage::Active => "active",
+            DeviceStage::Revoked => "revoked",
         }
+    }
+}
+
+impl DeviceStatus {
+    pub fn stage(self) -> DeviceStage {
+        DeviceStage::from(self)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.stage().as_str()
     }
 
     pub fn is_active(self) -> bool {
@@ -119,6 +132,8 @@ impl crate::wire_name::WireName for DeviceType {
         self.as_str()
     }
 }
+
+crate::wire_names!(DeviceStage);
 
 #[cfg(test)]
 mod tests {

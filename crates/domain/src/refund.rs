@@ -26,7 +26,10 @@ impl std::fmt::Display for RefundFailure {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a refund is; a failed one carries why. [`RefundStage`] is the
+/// state's name alone (the wire's `state`).
+#[derive(Debug, Clone, PartialEq, Eq, strum::EnumDiscriminants)]
+#[strum_discriminants(name(RefundStage), derive(Hash, strum::EnumIter))]
 pub enum RefundStatus {
     /// Reserved on the order and the merchant's balance; the bank has not
     /// (knowingly) returned the money yet.
@@ -35,14 +38,25 @@ pub enum RefundStatus {
     Failed(RefundFailure),
 }
 
+impl RefundStage {
+    /// The state's wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStage::Pending => "pending",
+            RefundStage::Succeeded => "succeeded",
+            RefundStage::Failed => "failed",
+        }
+    }
+}
+
 impl RefundStatus {
+    pub fn stage(&self) -> RefundStage {
+        RefundStage::from(self)
+    }
+
     /// The state's wire and storage name.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            RefundStatus::Pending => "pending",
-            RefundStatus::Succeeded => "succeeded",
-            RefundStatus::Failed(_) => "failed",
-        }
+        self.stage().as_str()
     }
 
     pub fn failure(&self) -> Option<&RefundFailure> {
@@ -82,6 +96,8 @@ impl RefundStatus {
         }
     }
 }
+
+crate::wire_names!(RefundStage);
 
 #[cfg(test)]
 mod tests {

@@ -235,6 +235,10 @@ async fn the_openapi_document_lists_the_values_of_every_state(app: &TestApp) {
         ("CardBody", "type"),
         ("CardBody", "status"),
         ("BankBindingBody", "status"),
+        ("BindingBody", "state"),
+        ("BindingBody", "failure"),
+        ("DeviceBody", "status"),
+        ("RefundBody", "state"),
     ] {
         assert!(!values(schema, field).is_empty());
     }

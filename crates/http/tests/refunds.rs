@@ -8,7 +8,7 @@ use paybridge_api::partner::{RefundAnswer, RefundRequest};
 use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::event::Destination;
 use paybridge_domain::ids::{OrderId, RefundId};
-use paybridge_domain::refund::RefundStatus;
+use paybridge_domain::refund::{RefundStage, RefundStatus};
 use paybridge_store::StoredRefund;
 use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
@@ -288,7 +288,7 @@ async fn a_refund_left_half_done_is_resumed_and_returns_the_money_once(app: &Tes
     assert_eq!(app.wallet.resume_stalled_refunds().await.unwrap(), 2);
     let refunds = merchant.refunds(&order).await.unwrap().refunds;
     assert!(
-        refunds.iter().all(|r| r.state == "succeeded"),
+        refunds.iter().all(|r| r.state == RefundStage::Succeeded),
         "{refunds:?}"
     );
     // Each refund returned once, whatever was redone.

@@ -22,6 +22,7 @@ use paybridge_crypto::PartnerKeyPair;
 use paybridge_devices::bank_app::Offer;
 use paybridge_devices::phone::{genuine_android, SecurityAnswers, ThisDevice};
 use paybridge_devices::{BankCustomer, Phone, SmsInbox};
+use paybridge_domain::binding::BindingStage;
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::{Clock, ManualClock};
 use paybridge_http::{App, AppConfig, IssuerRoleConfig, PeerConfig, WalletRoleConfig};
@@ -323,7 +324,7 @@ impl TestApp {
             .complete_binding(&claimed.id, &completion)
             .await
             .expect("the binding completes");
-        assert_eq!(done.state, "active", "{done:?}");
+        assert_eq!(done.state, BindingStage::Active, "{done:?}");
         done.id.to_string()
     }
 

@@ -89,8 +89,8 @@ impl CheckedOffer {
 pub struct BindingView {
     pub id: BindingId,
     pub issuer_id: String,
+    /// A failed binding's state says why.
     pub state: BindingState,
-    pub failure: Option<String>,
     pub bank_name: String,
     pub card_type: String,
     pub last4: String,
@@ -114,7 +114,6 @@ pub(crate) fn view(b: &StoredBinding) -> BindingView {
         id: b.id.clone(),
         issuer_id: b.issuer_id.clone(),
         state: b.status.state,
-        failure: b.status.state.failure().map(|f| f.as_str().to_owned()),
         bank_name: b.bank_name.clone(),
         card_type: b.card_type.clone(),
         last4: b.last4.clone(),

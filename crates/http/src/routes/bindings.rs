@@ -23,8 +23,8 @@ fn body(b: BindingView) -> BindingBody {
     BindingBody {
         id: b.id,
         issuer: b.issuer_id,
-        state: b.state.as_str().to_owned(),
-        failure: b.failure,
+        state: b.state.stage(),
+        failure: b.state.failure(),
         bank_name: b.bank_name,
         card_type: b.card_type,
         last4: b.last4,

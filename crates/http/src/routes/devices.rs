@@ -52,7 +52,7 @@ fn device_body(d: DeviceView) -> DeviceBody {
         id: d.id,
         device_type: d.device_type,
         name: d.name,
-        status: d.status.as_str().to_owned(),
+        status: d.status.stage(),
         has_credential: d.has_credential,
         created_at: rfc3339(d.created_at),
         last_seen_at: rfc3339(d.last_seen_at),

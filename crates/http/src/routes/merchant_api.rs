@@ -235,7 +235,7 @@ fn refund_body(r: RefundView) -> RefundBody {
         order_id: r.order_id,
         reference: r.reference,
         amount: r.amount.into(),
-        state: r.status.as_str().to_owned(),
+        state: r.status.stage(),
         failure: r.status.failure().map(ToString::to_string),
         created_at: rfc3339(r.created_at),
     }

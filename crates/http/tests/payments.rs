@@ -3,7 +3,10 @@
 //! webhook event is written; retries and concurrent duplicates debit once;
 //! a wrong payment password or missing funds change nothing.
 
+use paybridge_api::merchant::{CreateOrder, OrderBody, PayOrder};
+use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::event::Destination;
+use paybridge_domain::ids::OrderId;
 use paybridge_domain::order::OrderState;
 use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
@@ -21,22 +24,44 @@ app_tests!(
 const PHONE: &str = "13800138000";
 
 async fn order(app: &TestApp, reference: &str, amount: i64) -> String {
-    let body = json!({"amount": {"amount": amount, "currency": "CNY"}, "description": "tea", "reference": reference});
-    let (s, o) = app
-        .call("POST", "/v1/orders", Some(SANDBOX_MERCHANT_KEY), Some(body))
+    let order = CreateOrder {
+        amount: MoneyBody {
+            amount,
+            currency: "CNY".into(),
+        },
+        description: "tea".into(),
+        reference: reference.into(),
+        expires_in_secs: None,
+    };
+    let created = app
+        .merchant(SANDBOX_MERCHANT_KEY)
+        .create_order(&order)
         .await;
-    assert_eq!(s, 201, "{o}");
-    o["id"].as_str().unwrap().to_owned()
+    created.expect("the order is created").id.to_string()
 }
 
-async fn pay(app: &TestApp, token: &str, order: &str, binding: &str, pin: &str) -> (u16, Value) {
-    app.call(
-        "POST",
-        &format!("/v1/orders/{order}/payments"),
-        Some(token),
-        Some(json!({"binding_id": binding, "payment_password": pin})),
-    )
-    .await
+/// Pays `order` with `binding`: the paid order, or the server's status and code.
+async fn pay(
+    app: &TestApp,
+    token: &str,
+    order: &str,
+    binding: &str,
+    pin: &str,
+) -> Result<OrderBody, (u16, String)> {
+    let body = PayOrder {
+        binding_id: binding.into(),
+        payment_password: pin.into(),
+    };
+    let order: OrderId = order.parse().expect("an order id");
+    app.wallet_app()
+        .signed_in(token)
+        .pay_order(&order, &body)
+        .await
+        .map_err(|e| (e.status().unwrap_or(0), e.code().unwrap_or("").to_owned()))
+}
+
+fn refused(code: &str, status: u16) -> Result<OrderBody, (u16, String)> {
+    Err((status, code.to_owned()))
 }
 
 async fn an_order_is_paid_once_even_under_concurrent_retries(app: &TestApp) {
@@ -48,18 +73,18 @@ async fn an_order_is_paid_once_even_under_concurrent_retries(app: &TestApp) {
     let answers = futures::future::join_all(calls).await;
     let paid = answers
         .iter()
-        .filter(|(s, o)| *s == 200 && o["state"] == "paid")
+        .filter(|a| matches!(a, Ok(o) if o.state == OrderState::Paid))
         .count();
     assert!(paid >= 1, "{answers:?}");
-    for (s, v) in &answers {
+    for a in &answers {
         assert!(
-            *s == 200 || (*s == 409 && code(v) == "order_not_payable"),
-            "{s} {v}"
+            a.is_ok() || *a == refused("order_not_payable", 409),
+            "{a:?}"
         );
     }
     // A later retry answers paid; the card was debited once.
-    let (s, o) = pay(app, &token, &id, &binding, "482916").await;
-    assert_eq!((s, o["state"].as_str()), (200, Some("paid")));
+    let again = pay(app, &token, &id, &binding, "482916").await;
+    assert_eq!(again.map(|o| o.state), Ok(OrderState::Paid));
     assert_eq!(app.card_balance("zhang.san", 0).await, before - 2_400);
     assert_eq!(app.order_state(&id).await, "paid");
     // The merchant's webhook event, and a balanced bank ledger.
@@ -85,8 +110,8 @@ async fn an_order_is_paid_once_even_under_concurrent_retries(app: &TestApp) {
     let totals = app.issuer.store.ledger_totals().await.unwrap();
     assert_eq!(totals.debits_posted, totals.credits_posted);
     // The payer's later retry answers paid again, still one debit.
-    let (s, e) = pay(app, &token, &id, &binding, "482916").await;
-    assert_eq!(s, 200, "the payer's retry: {e}");
+    let retry = pay(app, &token, &id, &binding, "482916").await;
+    assert!(retry.is_ok(), "the payer's retry: {retry:?}");
     assert_eq!(app.card_balance("zhang.san", 0).await, before - 2_400);
 }
 
@@ -94,10 +119,14 @@ async fn a_wrong_password_or_missing_funds_debit_nothing(app: &TestApp) {
     // Card 1 holds ¥50.00.
     let (token, binding) = app.payer("zhang.san", 1, PHONE, "482916").await;
     let id = order(app, "p-2", 10_000).await;
-    let (s, e) = pay(app, &token, &id, &binding, "000001").await;
-    assert_eq!((s, code(&e)), (403, "payment_password_invalid"));
-    let (s, e) = pay(app, &token, &id, &binding, "482916").await;
-    assert_eq!((s, code(&e)), (422, "insufficient_funds"), "{e}");
+    assert_eq!(
+        pay(app, &token, &id, &binding, "000001").await,
+        refused("payment_password_invalid", 403)
+    );
+    assert_eq!(
+        pay(app, &token, &id, &binding, "482916").await,
+        refused("insufficient_funds", 422)
+    );
     assert_eq!(app.card_balance("zhang.san", 1).await, 5_000);
     assert_eq!(
         app.order_state(&id).await,
@@ -106,13 +135,22 @@ async fn a_wrong_password_or_missing_funds_debit_nothing(app: &TestApp) {
     );
     // A cheaper order goes through; an unknown order or binding is 404.
     let cheap = order(app, "p-3", 1_000).await;
-    assert_eq!(pay(app, &token, &cheap, &binding, "482916").await.0, 200);
+    assert!(pay(app, &token, &cheap, &binding, "482916").await.is_ok());
     assert_eq!(app.card_balance("zhang.san", 1).await, 4_000);
+    // (A malformed id is the wire's business: the typed client cannot send one.)
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/orders/ord_nonsense/payments",
+            Some(&token),
+            Some(json!({"binding_id": binding, "payment_password": "482916"})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (404, "not_found"));
     assert_eq!(
-        pay(app, &token, "ord_nonsense", &binding, "482916").await.0,
-        404
+        pay(app, &token, &id, "bnd_nonsense", "482916").await,
+        refused("not_found", 404)
     );
-    assert_eq!(pay(app, &token, &id, "bnd_nonsense", "482916").await.0, 404);
 }
 
 async fn debits_are_refused_without_a_valid_agreement(app: &TestApp) {
@@ -157,8 +195,8 @@ async fn leave_paying(app: &TestApp, order: &str, payer: &str, binding: &str) {
 
 async fn a_payment_left_half_done_is_resumed_without_a_second_debit(app: &TestApp) {
     let (token, binding) = app.payer("zhang.san", 0, PHONE, "482916").await;
-    let (_, me) = app.call("GET", "/v1/me", Some(&token), None).await;
-    let payer = me["id"].as_str().unwrap();
+    let me = app.wallet_app().signed_in(&token).me().await.unwrap();
+    let payer = me.id.as_str();
     let card = app.card_balance("zhang.san", 0).await;
     let merchant = app.merchant_balance(SANDBOX_MERCHANT_KEY).await;
     // Stopped after "paying" was saved, before the bank was called.
@@ -166,10 +204,9 @@ async fn a_payment_left_half_done_is_resumed_without_a_second_debit(app: &TestAp
     leave_paying(app, &before_debit, payer, &binding).await;
     // Stopped after the debit and the merchant's credit, before "paid".
     let after_debit = order(app, "stall-2", 700).await;
-    assert_eq!(
-        pay(app, &token, &after_debit, &binding, "482916").await.0,
-        200
-    );
+    assert!(pay(app, &token, &after_debit, &binding, "482916")
+        .await
+        .is_ok());
     leave_paying(app, &after_debit, payer, &binding).await;
 
     // Too fresh: a request may still be working on them.

@@ -3,14 +3,14 @@
 //! reference refund once; racing refunds never return more than was paid;
 //! the bank bounds refunds by the debit even if the wallet asked for more.
 
-use paybridge_api::merchant::CreateRefund;
+use paybridge_api::merchant::{CreateOrder, CreateRefund, PayOrder, RefundCreated};
 use paybridge_api::partner::{RefundAnswer, RefundRequest};
 use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::event::Destination;
 use paybridge_domain::ids::{OrderId, RefundId};
+use paybridge_domain::order::OrderState;
 use paybridge_domain::refund::{RefundStage, RefundStatus};
 use paybridge_store::StoredRefund;
-use paybridge_testkit::code;
 use paybridge_testkit::{app_tests, TestApp};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
 use paybridge_wallet::refunds::STALLED_REFUND_SECS;
@@ -25,39 +25,60 @@ app_tests!(
 
 const PHONE: &str = "13800138000";
 
+fn cny(amount: i64) -> MoneyBody {
+    MoneyBody {
+        amount,
+        currency: "CNY".into(),
+    }
+}
+
 /// A paid order of `amount` (Zhang San's card 0, bound now); returns its id.
 async fn paid_order(app: &TestApp, reference: &str, amount: i64) -> String {
     let (token, binding) = app.payer("zhang.san", 0, PHONE, "482916").await;
-    let (s, o) = app
-        .call(
-            "POST",
-            "/v1/orders",
-            Some(SANDBOX_MERCHANT_KEY),
-            Some(json!({"amount": {"amount": amount, "currency": "CNY"}, "description": "tea", "reference": reference})),
-        )
-        .await;
-    assert_eq!(s, 201, "{o}");
-    let id = o["id"].as_str().unwrap().to_owned();
-    let (s, p) = app
-        .call(
-            "POST",
-            &format!("/v1/orders/{id}/payments"),
-            Some(&token),
-            Some(json!({"binding_id": binding, "payment_password": "482916"})),
-        )
-        .await;
-    assert_eq!((s, p["state"].as_str()), (200, Some("paid")), "{p}");
-    id
+    let order = app
+        .merchant(SANDBOX_MERCHANT_KEY)
+        .create_order(&CreateOrder {
+            amount: cny(amount),
+            description: "tea".into(),
+            reference: reference.into(),
+            expires_in_secs: None,
+        })
+        .await
+        .unwrap();
+    let pay = PayOrder {
+        binding_id: binding,
+        payment_password: "482916".into(),
+    };
+    let paid = app
+        .wallet_app()
+        .signed_in(&token)
+        .pay_order(&order.id, &pay)
+        .await
+        .unwrap();
+    assert_eq!(paid.state, OrderState::Paid);
+    order.id.to_string()
 }
 
-async fn refund(app: &TestApp, order: &str, amount: i64, reference: &str) -> (u16, Value) {
-    app.call(
-        "POST",
-        &format!("/v1/orders/{order}/refunds"),
-        Some(SANDBOX_MERCHANT_KEY),
-        Some(json!({"amount": {"amount": amount, "currency": "CNY"}, "reference": reference})),
-    )
-    .await
+/// Refunds `amount` of `order` under `reference`: the refund and the order,
+/// or the server's status and code.
+async fn refund(
+    app: &TestApp,
+    order: &str,
+    amount: i64,
+    reference: &str,
+) -> Result<RefundCreated, (u16, String)> {
+    let body = CreateRefund {
+        amount: cny(amount),
+        reference: reference.into(),
+    };
+    app.merchant(SANDBOX_MERCHANT_KEY)
+        .refund_order(&order.parse().expect("an order id"), &body)
+        .await
+        .map_err(|e| (e.status().unwrap_or(0), e.code().unwrap_or("").to_owned()))
+}
+
+fn refused(status: u16, code: &str) -> (u16, String) {
+    (status, code.to_owned())
 }
 
 async fn balanced(app: &TestApp) {
@@ -77,12 +98,11 @@ async fn refunds_return_money_to_the_card_once_per_reference(app: &TestApp) {
         app.merchant_balance(SANDBOX_MERCHANT_KEY).await,
     );
 
-    let (s, r) = refund(app, &id, 4_000, "rf-1").await;
-    assert_eq!(s, 201, "{r}");
-    assert!(r["refund"]["id"].as_str().unwrap().starts_with("ref_"));
-    assert_eq!(r["refund"]["state"], "succeeded");
-    assert_eq!(r["order"]["state"], "partially_refunded");
-    assert_eq!(r["order"]["refunded"]["amount"], 4_000);
+    let r = refund(app, &id, 4_000, "rf-1").await.unwrap();
+    assert!(r.refund.id.as_str().starts_with("ref_"));
+    assert_eq!(r.refund.state, RefundStage::Succeeded);
+    assert_eq!(r.order.state, OrderState::PartiallyRefunded);
+    assert_eq!(r.order.refunded.amount, 4_000);
     assert_eq!(app.card_balance("zhang.san", 0).await, card + 4_000);
     assert_eq!(
         app.merchant_balance(SANDBOX_MERCHANT_KEY).await,
@@ -91,24 +111,19 @@ async fn refunds_return_money_to_the_card_once_per_reference(app: &TestApp) {
     balanced(app).await;
 
     // The same reference again: the same refund, nothing moves twice.
-    let (s, again) = refund(app, &id, 4_000, "rf-1").await;
-    assert_eq!(s, 201, "{again}");
-    assert_eq!(again["refund"]["id"], r["refund"]["id"]);
+    let again = refund(app, &id, 4_000, "rf-1").await.unwrap();
+    assert_eq!(again.refund.id, r.refund.id);
     assert_eq!(app.card_balance("zhang.san", 0).await, card + 4_000);
-    let (s, e) = refund(app, &id, 1_000, "rf-1").await;
-    assert_eq!((s, code(&e)), (409, "order_reference_reused"));
+    let e = refund(app, &id, 1_000, "rf-1").await.unwrap_err();
+    assert_eq!(e, refused(409, "order_reference_reused"));
 
     // More than is left; the rest; nothing more.
-    let (s, e) = refund(app, &id, 6_001, "rf-2").await;
-    assert_eq!((s, code(&e)), (422, "order_not_refundable"));
-    let (s, r) = refund(app, &id, 6_000, "rf-3").await;
-    assert_eq!(
-        (s, r["order"]["state"].as_str()),
-        (201, Some("refunded")),
-        "{r}"
-    );
-    let (s, e) = refund(app, &id, 1, "rf-4").await;
-    assert_eq!((s, code(&e)), (422, "order_not_refundable"));
+    let e = refund(app, &id, 6_001, "rf-2").await.unwrap_err();
+    assert_eq!(e, refused(422, "order_not_refundable"));
+    let r = refund(app, &id, 6_000, "rf-3").await.unwrap();
+    assert_eq!(r.order.state, OrderState::Refunded);
+    let e = refund(app, &id, 1, "rf-4").await.unwrap_err();
+    assert_eq!(e, refused(422, "order_not_refundable"));
     assert_eq!(app.card_balance("zhang.san", 0).await, card + 10_000);
     assert_eq!(
         app.merchant_balance(SANDBOX_MERCHANT_KEY).await,
@@ -116,15 +131,12 @@ async fn refunds_return_money_to_the_card_once_per_reference(app: &TestApp) {
     );
     balanced(app).await;
 
-    let (_, list) = app
-        .call(
-            "GET",
-            &format!("/v1/orders/{id}/refunds"),
-            Some(SANDBOX_MERCHANT_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(list["refunds"].as_array().unwrap().len(), 2);
+    let list = app
+        .merchant(SANDBOX_MERCHANT_KEY)
+        .refunds(&id.parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(list.refunds.len(), 2);
 
     // The merchant heard of each refund.
     let m = app
@@ -148,20 +160,31 @@ async fn refunds_return_money_to_the_card_once_per_reference(app: &TestApp) {
     );
 
     // An open order, a junk amount, an unknown order.
-    let (s, o) = app
+    let open = app
+        .merchant(SANDBOX_MERCHANT_KEY)
+        .create_order(&CreateOrder {
+            amount: cny(500),
+            description: "x".into(),
+            reference: "r-open".into(),
+            expires_in_secs: None,
+        })
+        .await
+        .unwrap();
+    let e = refund(app, open.id.as_str(), 100, "rf-5")
+        .await
+        .unwrap_err();
+    assert_eq!(e, refused(422, "order_not_refundable"));
+    let e = refund(app, &id, -5, "rf-6").await.unwrap_err();
+    assert_eq!(e, refused(422, "order_not_refundable"));
+    // (A malformed id is the wire's business: the typed client cannot send one.)
+    let (s, _) = app
         .call(
             "POST",
-            "/v1/orders",
+            "/v1/orders/ord_nonsense/refunds",
             Some(SANDBOX_MERCHANT_KEY),
-            Some(json!({"amount": {"amount": 500, "currency": "CNY"}, "description": "x", "reference": "r-open"})),
+            Some(json!({"amount": {"amount": 100, "currency": "CNY"}, "reference": "rf-7"})),
         )
         .await;
-    assert_eq!(s, 201);
-    let (s, e) = refund(app, o["id"].as_str().unwrap(), 100, "rf-5").await;
-    assert_eq!((s, code(&e)), (422, "order_not_refundable"));
-    let (s, e) = refund(app, &id, -5, "rf-6").await;
-    assert_eq!((s, code(&e)), (422, "order_not_refundable"));
-    let (s, _) = refund(app, "ord_nonsense", 100, "rf-7").await;
     assert_eq!(s, 404);
 }
 
@@ -170,12 +193,14 @@ async fn racing_refunds_never_exceed_the_payment(app: &TestApp) {
     let card = app.card_balance("zhang.san", 0).await;
     let refs: Vec<String> = (0..8).map(|i| format!("race-{i}")).collect();
     let answers = futures::future::join_all(refs.iter().map(|r| refund(app, &id, 3_000, r))).await;
-    let ok = answers.iter().filter(|(s, _)| *s == 201).count();
+    let ok = answers.iter().filter(|a| a.is_ok()).count();
     assert!((1..=3).contains(&ok), "{answers:?}");
-    for (s, v) in &answers {
+    for a in &answers {
         assert!(
-            *s == 201 || (*s == 422 && code(v) == "order_not_refundable") || *s == 429,
-            "{s} {v}"
+            matches!(a, Ok(_))
+                || *a == Err(refused(422, "order_not_refundable"))
+                || *a == Err(refused(409, "contended")),
+            "{a:?}"
         );
     }
     assert_eq!(

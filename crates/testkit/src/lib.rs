@@ -225,9 +225,12 @@ impl TestApp {
         self.clock.now()
     }
 
-    /// Calls the API as an app would: JSON in and out, a bearer token when
-    /// given, a fresh `Idempotency-Key` on every POST. Returns the status
-    /// and the JSON answer (`null` for an empty one).
+    /// A raw call at the wire: JSON in and out, a bearer token when given,
+    /// a fresh `Idempotency-Key` on every POST; returns the status and the
+    /// JSON answer (`null` for an empty one). For what the typed client
+    /// cannot send or does not show (malformed ids and bodies, exact
+    /// envelopes and headers); a flow's steps go through
+    /// [`TestApp::wallet_app`], [`TestApp::merchant`] or the devices.
     pub async fn call(
         &self,
         method: &str,

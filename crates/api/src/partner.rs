@@ -2,7 +2,7 @@
 //! and response here travels with a `PAYBRIDGE-ED25519` signature.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// Answer to a signed ping: who answered, and its clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -186,6 +186,27 @@ pub struct DebitAnswer {
     pub transfer_id: String,
     /// `posted`.
     pub status: String,
+}
+
+/// Which debit the wallet asks about.
+#[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DebitStatusQuery {
+    /// The `payment_id` of the debit (the wallet's order id).
+    pub payment_id: String,
+}
+
+/// What the bank knows of a debit by its payment id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DebitStatus {
+    pub payment_id: String,
+    /// `debited`, or `absent` (the bank holds no debit with this payment id).
+    #[schema(example = "debited")]
+    pub status: String,
+    /// The bank's ledger transfer, when debited.
+    pub transfer_id: Option<String>,
+    /// What was debited.
+    pub amount: Option<crate::wallet::MoneyBody>,
 }
 
 /// The wallet returns (part of) a payment to the card it was debited from.

@@ -87,6 +87,8 @@ pub enum ErrorCode {
     CredentialExists,
     OrderExpired,
     OrderNotPayable,
+    /// The bank has not confirmed a debit: the order stays paying until it does.
+    PaymentPending,
     OrderNotRefundable,
     ApiKeyInvalid,
     OrderReferenceReused,
@@ -168,6 +170,7 @@ impl ErrorCode {
             Self::CredentialExists => "credential_exists",
             Self::OrderExpired => "order_expired",
             Self::OrderNotPayable => "order_not_payable",
+            Self::PaymentPending => "payment_pending",
             Self::OrderNotRefundable => "order_not_refundable",
             Self::ApiKeyInvalid => "api_key_invalid",
             Self::OrderReferenceReused => "order_reference_reused",
@@ -245,6 +248,9 @@ impl ErrorCode {
             Self::CredentialExists => K::Conflict,
             Self::OrderExpired => K::Unprocessable,
             Self::OrderNotPayable => K::Conflict,
+            // Retry with the same card, or read the order: it is settled
+            // by the reconciliation without the client.
+            Self::PaymentPending => K::Conflict,
             Self::OrderNotRefundable => K::Unprocessable,
             Self::ApiKeyInvalid => K::Unauthenticated,
             Self::OrderReferenceReused => K::Conflict,

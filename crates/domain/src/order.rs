@@ -227,6 +227,42 @@ impl OrderStatus {
 
 crate::wire_names!(OrderState);
 
+/// What a bank's refusal of a debit says about the money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebitRefusal {
+    /// The bank looked and said no (its check for an earlier debit with
+    /// the same payment id comes first): nothing was debited, the order
+    /// opens again.
+    Declined,
+    /// In progress, throttled, a server error, or a code we do not know:
+    /// the card may have been debited. The order stays `paying` until the
+    /// reconciliation asks the bank.
+    Unknown,
+}
+
+/// Bank error codes that are a definite no for a debit.
+pub const DEFINITE_DEBIT_DECLINES: [ErrorCode; 4] = [
+    ErrorCode::InsufficientFunds,
+    ErrorCode::CardInvalid,
+    ErrorCode::NotFound,
+    ErrorCode::InvalidRequest,
+];
+
+/// Classifies a bank's refusal (`status`, `code`) of a debit. Only a
+/// client error with a code of [`DEFINITE_DEBIT_DECLINES`] is a decline;
+/// 409 (in progress) and 429 (throttled) never are, whatever their code.
+pub fn debit_refusal(status: u16, code: &str) -> DebitRefusal {
+    let definite = (400..500).contains(&status)
+        && status != 409
+        && status != 429
+        && DEFINITE_DEBIT_DECLINES.iter().any(|c| c.as_str() == code);
+    if definite {
+        DebitRefusal::Declined
+    } else {
+        DebitRefusal::Unknown
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -246,6 +282,32 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn only_a_definite_no_is_a_declined_debit() {
+        assert_eq!(
+            debit_refusal(422, "insufficient_funds"),
+            DebitRefusal::Declined
+        );
+        assert_eq!(debit_refusal(404, "not_found"), DebitRefusal::Declined);
+        assert_eq!(debit_refusal(422, "card_invalid"), DebitRefusal::Declined);
+        for (status, code) in [
+            (409, "idempotency_request_in_progress"),
+            (429, "rate_limited"),
+            (409, "not_found"),
+            (422, "idempotency_key_reused"),
+            (401, "signature_expired"),
+            (500, "internal_error"),
+            (503, "insufficient_funds"),
+            (418, "teapot"),
+        ] {
+            assert_eq!(
+                debit_refusal(status, code),
+                DebitRefusal::Unknown,
+                "{status} {code}"
+            );
+        }
+    }
     use crate::Currency;
     use time::macros::datetime;
 

@@ -67,15 +67,16 @@ pub(crate) async fn payment_expiry_loop(wallet: Wallet, stop: watch::Receiver<bo
 }
 
 /// How often the recovery steps of the payment and refund sagas look for
-/// stalled payments and refunds.
-pub const PAYMENT_RECOVERY_INTERVAL: Duration = Duration::from_secs(30);
+/// stalled payments and refunds (a paying order is asked about after 20 s,
+/// so an unknown outcome is settled within a minute when the bank has it).
+pub const PAYMENT_RECOVERY_INTERVAL: Duration = Duration::from_secs(15);
 
 pub(crate) async fn payment_recovery_loop(wallet: Wallet, stop: watch::Receiver<bool>) {
     every(PAYMENT_RECOVERY_INTERVAL, stop, || async {
-        match wallet.resume_stalled_payments().await {
+        match wallet.reconcile_paying_orders().await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(count = n, "stalled payments resumed"),
-            Err(e) => tracing::warn!(error = %e, "resuming stalled payments failed"),
+            Ok(n) => tracing::info!(count = n, "paying orders reconciled"),
+            Err(e) => tracing::warn!(error = %e, "reconciling paying orders failed"),
         }
         match wallet.resume_stalled_refunds().await {
             Ok(0) => {}

@@ -126,6 +126,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
         ("/v1/relay/gestures", "post"),
         ("/v1/sandbox/push-relay/gestures", "post"),
         ("/bank/v1/partner/debits", "post"),
+        ("/bank/v1/partner/debits", "get"),
     ];
     for (path, method) in expected {
         assert!(

@@ -4,21 +4,26 @@
 //! a wrong payment password or missing funds change nothing.
 
 use paybridge_api::merchant::{CreateOrder, OrderBody, PayOrder};
+use paybridge_api::partner::{DebitAnswer, DebitRequest, DebitStatus};
 use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::event::Destination;
 use paybridge_domain::ids::OrderId;
 use paybridge_domain::order::OrderState;
 use paybridge_testkit::code;
-use paybridge_testkit::{app_tests, TestApp};
+use paybridge_testkit::{app_tests, TestApp, TEST_LOGIN_PASSWORD};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
-use paybridge_wallet::payments::STALLED_PAYMENT_SECS;
+use paybridge_wallet::payments::{ABSENT_IS_FINAL_AFTER_SECS, SETTLE_AFTER_SECS};
 use serde_json::{json, Value};
 
 app_tests!(
     an_order_is_paid_once_even_under_concurrent_retries,
     a_wrong_password_or_missing_funds_debit_nothing,
     debits_are_refused_without_a_valid_agreement,
-    a_payment_left_half_done_is_resumed_without_a_second_debit,
+    a_payment_left_half_done_is_settled_by_asking_the_bank,
+    an_unknown_debit_outcome_never_reopens_the_order,
+    a_paying_order_resumes_only_with_the_binding_that_started_it,
+    an_order_in_a_currency_the_merchant_does_not_hold_is_refused,
+    the_bank_answers_for_a_debit_it_made_whatever_became_of_the_agreement,
 );
 
 const PHONE: &str = "13800138000";
@@ -193,7 +198,7 @@ async fn leave_paying(app: &TestApp, order: &str, payer: &str, binding: &str) {
     assert!(app.wallet.store.order_update(&o, &[]).await.unwrap());
 }
 
-async fn a_payment_left_half_done_is_resumed_without_a_second_debit(app: &TestApp) {
+async fn a_payment_left_half_done_is_settled_by_asking_the_bank(app: &TestApp) {
     let (token, binding) = app.payer("zhang.san", 0, PHONE, "482916").await;
     let me = app.wallet_app().signed_in(&token).me().await.unwrap();
     let payer = me.id.as_str();
@@ -210,19 +215,197 @@ async fn a_payment_left_half_done_is_resumed_without_a_second_debit(app: &TestAp
     leave_paying(app, &after_debit, payer, &binding).await;
 
     // Too fresh: a request may still be working on them.
-    assert_eq!(app.wallet.resume_stalled_payments().await.unwrap(), 0);
+    assert_eq!(app.wallet.reconcile_paying_orders().await.unwrap(), 0);
     assert_eq!(app.order_state(&before_debit).await, "paying");
 
+    // The bank holds the second debit: it is paid. It holds none of the
+    // first, but a debit request of ours could still be accepted: it waits.
     app.clock
-        .advance(time::Duration::seconds(STALLED_PAYMENT_SECS + 1));
-    assert_eq!(app.wallet.resume_stalled_payments().await.unwrap(), 2);
-    assert_eq!(app.order_state(&before_debit).await, "paid");
+        .advance(time::Duration::seconds(SETTLE_AFTER_SECS + 1));
+    assert_eq!(app.wallet.reconcile_paying_orders().await.unwrap(), 1);
     assert_eq!(app.order_state(&after_debit).await, "paid");
-    // Each order debited once and credited once, whatever was redone.
-    assert_eq!(app.card_balance("zhang.san", 0).await, card - 1_700);
+    assert_eq!(app.order_state(&before_debit).await, "paying");
+
+    // Past any debit request's validity: nothing was debited, it opens again.
+    app.clock
+        .advance(time::Duration::seconds(ABSENT_IS_FINAL_AFTER_SECS));
+    assert_eq!(app.wallet.reconcile_paying_orders().await.unwrap(), 1);
+    assert_eq!(app.order_state(&before_debit).await, "open");
+    // Each debit once, and none the payer did not make: never a second debit.
+    assert_eq!(app.card_balance("zhang.san", 0).await, card - 700);
     assert_eq!(
         app.merchant_balance(SANDBOX_MERCHANT_KEY).await,
-        merchant + 1_700
+        merchant + 700
     );
-    assert_eq!(app.wallet.resume_stalled_payments().await.unwrap(), 0);
+    assert_eq!(app.wallet.reconcile_paying_orders().await.unwrap(), 0);
+}
+
+/// Holds the bank's idempotency key of the wallet's debit of `order`, as a
+/// bank that crashed mid-debit (or another request with that key) would:
+/// the wallet's debit is answered with an error that says nothing of the
+/// money.
+async fn hold_bank_debit_key(app: &TestApp, order: &str) -> Vec<String> {
+    let scopes: Vec<String> = ["/v1/partner/debits", "/bank/v1/partner/debits"]
+        .iter()
+        .map(|path| format!("partner:{}|{path}", paybridge_testkit::wallet_id()))
+        .collect();
+    for scope in &scopes {
+        app.issuer
+            .store
+            .idempotency_begin(
+                scope,
+                &format!("pay:{order}"),
+                "another request",
+                app.clock_now(),
+            )
+            .await
+            .unwrap();
+    }
+    scopes
+}
+
+async fn an_unknown_debit_outcome_never_reopens_the_order(app: &TestApp) {
+    let (token, binding) = app.payer("zhang.san", 0, PHONE, "482916").await;
+    let card = app.card_balance("zhang.san", 0).await;
+    let id = order(app, "unknown-1", 1_500).await;
+    let scopes = hold_bank_debit_key(app, &id).await;
+    // The bank's answer is no decline: the order stays paying.
+    assert_eq!(
+        pay(app, &token, &id, &binding, "482916").await,
+        refused("payment_pending", 409)
+    );
+    assert_eq!(app.order_state(&id).await, "paying");
+    // Nothing can end it meanwhile: no cancel, no expiry (it is not open).
+    let cancel = app
+        .merchant(SANDBOX_MERCHANT_KEY)
+        .cancel_order(&id.parse().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(cancel.code(), Some("order_not_payable"));
+    app.clock.advance(time::Duration::hours(1));
+    assert_eq!(
+        app.order_state(&id).await,
+        "paying",
+        "reading it expires an open order, not this one"
+    );
+    // The bank is itself again: the payer's retry with the same card pays once.
+    for scope in &scopes {
+        app.issuer
+            .store
+            .idempotency_abandon(scope, &format!("pay:{id}"))
+            .await
+            .unwrap();
+    }
+    assert!(pay(app, &token, &id, &binding, "482916").await.is_ok());
+    assert_eq!(app.order_state(&id).await, "paid");
+    assert_eq!(app.card_balance("zhang.san", 0).await, card - 1_500);
+}
+
+async fn a_paying_order_resumes_only_with_the_binding_that_started_it(app: &TestApp) {
+    // Two cards bound (before the payment password: binding one after it
+    // would ask for the password with the code).
+    let mut phone = app.phone(PHONE);
+    phone.register(TEST_LOGIN_PASSWORD).await.unwrap();
+    let token = phone
+        .log_in(TEST_LOGIN_PASSWORD)
+        .await
+        .unwrap()
+        .token
+        .clone();
+    let first = app.bind_card("zhang.san", 0, PHONE, &token).await;
+    let second = app.bind_card("zhang.san", 1, PHONE, &token).await;
+    phone.set_payment_password("482916").await.unwrap();
+    let me = app.wallet_app().signed_in(&token).me().await.unwrap();
+    let id = order(app, "resume-1", 800).await;
+    leave_paying(app, &id, me.id.as_str(), &first).await;
+    let (card0, card1) = (
+        app.card_balance("zhang.san", 0).await,
+        app.card_balance("zhang.san", 1).await,
+    );
+    assert_eq!(
+        pay(app, &token, &id, &second, "482916").await,
+        refused("order_not_payable", 409),
+        "another card may not take over a payment in progress"
+    );
+    assert!(pay(app, &token, &id, &first, "482916").await.is_ok());
+    assert_eq!(app.card_balance("zhang.san", 0).await, card0 - 800);
+    assert_eq!(app.card_balance("zhang.san", 1).await, card1);
+}
+
+async fn an_order_in_a_currency_the_merchant_does_not_hold_is_refused(app: &TestApp) {
+    let usd = CreateOrder {
+        amount: MoneyBody {
+            amount: 100,
+            currency: "USD".into(),
+        },
+        description: "tea".into(),
+        reference: "usd-1".into(),
+        expires_in_secs: None,
+    };
+    let e = app
+        .merchant(SANDBOX_MERCHANT_KEY)
+        .create_order(&usd)
+        .await
+        .unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(422), Some("invalid_request")));
+    assert!(e.to_string().contains("holds CNY"), "{e}");
+}
+
+async fn the_bank_answers_for_a_debit_it_made_whatever_became_of_the_agreement(app: &TestApp) {
+    let (token, binding) = app.payer("zhang.san", 0, PHONE, "482916").await;
+    let id = order(app, "replay-1", 900).await;
+    assert!(pay(app, &token, &id, &binding, "482916").await.is_ok());
+    let card = app.card_balance("zhang.san", 0).await;
+    let bank = app.wallet_to_bank();
+    let status = |payment: String| {
+        let bank = bank.clone();
+        async move {
+            bank.call::<(), DebitStatus>(
+                reqwest::Method::GET,
+                &format!("/v1/partner/debits?payment_id={payment}"),
+                None,
+                None,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let known = status(id.clone()).await;
+    assert_eq!(
+        (known.status.as_str(), known.amount.map(|a| a.amount)),
+        ("debited", Some(900))
+    );
+    assert_eq!(status("ord_never".into()).await.status, "absent");
+    // The same debit again, under another key and with an agreement that
+    // no longer matches: the bank answers with the debit it made, and
+    // debits nothing more (so its refusals are always a definite "no").
+    let again: DebitAnswer = bank
+        .call(
+            reqwest::Method::POST,
+            "/v1/partner/debits",
+            Some(&DebitRequest {
+                payment_id: id.clone(),
+                agreement_number: "QP00000000000000000000".into(),
+                amount: MoneyBody {
+                    amount: 900,
+                    currency: "CNY".into(),
+                },
+                description: "tea".into(),
+            }),
+            Some("another-key"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(Some(again.transfer_id), known.transfer_id);
+    assert_eq!(app.card_balance("zhang.san", 0).await, card);
+    // Reading a debit needs the wallet's signature too.
+    let (s, e) = app
+        .call(
+            "GET",
+            &format!("/bank/v1/partner/debits?payment_id={id}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&e)), (401, "signature_missing"));
 }

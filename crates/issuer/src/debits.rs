@@ -3,7 +3,8 @@
 //! card's account to the bank's clearing account for that wallet; a retry
 //! is answered from the ledger (the same transfer), never debited twice.
 
-use paybridge_api::partner::{DebitAnswer, DebitRequest, RefundAnswer, RefundRequest};
+use paybridge_api::partner::{DebitAnswer, DebitRequest, DebitStatus, RefundAnswer, RefundRequest};
+use paybridge_api::wallet::MoneyBody;
 use paybridge_crypto::IndexPurpose;
 use paybridge_domain::card::CardStatus;
 use paybridge_domain::event::Destination;
@@ -59,6 +60,22 @@ impl Issuer {
             .map_err(|_| bad("amount.currency: an ISO 4217 code we support"))?;
         let amount = Money::positive(req.amount.amount, currency)
             .map_err(|_| bad("amount: must be positive"))?;
+        let transfer_id = debit_transfer_id(wallet, &req.payment_id)?;
+        // A retry of a debit that went through gets the same answer, whatever
+        // became of the agreement or the card since: so every refusal below
+        // is a definite "not debited" the wallet may act on.
+        if let Some(done) = self.store.ledger_transfer(&transfer_id).await? {
+            if done.amount != amount {
+                return Err(ServiceError::rejected(
+                    ErrorCode::TransferIdReused,
+                    "this payment id was debited with another amount",
+                ));
+            }
+            return Ok(DebitAnswer {
+                transfer_id: done.id.to_string(),
+                status: "posted".into(),
+            });
+        }
         let not_found = || ServiceError::rejected(ErrorCode::NotFound, "no such active agreement");
         let agreement = self
             .store
@@ -83,9 +100,6 @@ impl Issuer {
             ));
         }
         let clearing = self.clearing_account(wallet, currency).await?;
-        let transfer_id: TransferId = format!("debit:{wallet}:{}", req.payment_id)
-            .parse()
-            .map_err(|_| bad("payment_id: not usable as a transfer id"))?;
         let event = Happened::CardDebited {
             card_id: card.id.to_string(),
             agreement_id: agreement.id.to_string(),
@@ -110,6 +124,31 @@ impl Issuer {
         Ok(DebitAnswer {
             transfer_id: transfer.id.to_string(),
             status: "posted".into(),
+        })
+    }
+
+    /// What the bank knows of the wallet's debit `payment_id`: debited (and
+    /// how much), or absent. The wallet's reconciliation asks this for a
+    /// payment whose answer it never got, instead of debiting again.
+    pub async fn debit_status(
+        &self,
+        wallet: &PartnerId,
+        payment_id: &str,
+    ) -> Result<DebitStatus, ServiceError> {
+        let transfer = self
+            .store
+            .ledger_transfer(&debit_transfer_id(wallet, payment_id)?)
+            .await?;
+        Ok(DebitStatus {
+            payment_id: payment_id.to_owned(),
+            status: if transfer.is_some() {
+                "debited"
+            } else {
+                "absent"
+            }
+            .into(),
+            transfer_id: transfer.as_ref().map(|t| t.id.to_string()),
+            amount: transfer.map(|t| MoneyBody::from(t.amount)),
         })
     }
 
@@ -229,4 +268,15 @@ impl Issuer {
             status: "posted".into(),
         })
     }
+}
+
+/// The bank's ledger transfer of the wallet's debit `payment_id`: derived
+/// from both, so a retry finds the same one.
+fn debit_transfer_id(wallet: &PartnerId, payment_id: &str) -> Result<TransferId, ServiceError> {
+    format!("debit:{wallet}:{payment_id}").parse().map_err(|_| {
+        ServiceError::rejected(
+            ErrorCode::InvalidRequest,
+            "payment_id: not usable as a transfer id",
+        )
+    })
 }

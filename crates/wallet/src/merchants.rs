@@ -211,6 +211,26 @@ impl Wallet {
         .to(Destination::Merchant(o.merchant_id.clone()), o.updated_at)
     }
 
+    /// The currency the merchant's balance is kept in (orders must be in it).
+    pub(crate) async fn merchant_currency(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<Currency, ServiceError> {
+        let m = self
+            .store
+            .merchant(merchant)
+            .await?
+            .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such merchant"))?;
+        let account = self
+            .store
+            .ledger_account(&m.account_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::internal(std::io::Error::other("a merchant without its account"))
+            })?;
+        Ok(account.currency)
+    }
+
     /// Creates an order; the same reference with the same content returns
     /// the same order (a retry), with other content is refused.
     pub async fn create_order(
@@ -233,6 +253,13 @@ impl Wallet {
             return Err(ServiceError::rejected(
                 ErrorCode::InvalidRequest,
                 "description: 1 to 200 characters",
+            ));
+        }
+        let held = self.merchant_currency(merchant).await?;
+        if new.amount.currency != held {
+            return Err(ServiceError::rejected(
+                ErrorCode::InvalidRequest,
+                format!("amount.currency: the merchant's account holds {held}"),
             ));
         }
         let now = self.clock.now();

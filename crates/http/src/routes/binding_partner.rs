@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use paybridge_api::partner::{
     AccountLookup, AccountLookupAnswer, AccountRegistered, AccountRegistration, ActivateBinding,
     AgreementIssued, BindingAddress, BindingAgreement, BindingOffer, BindingRequestAnswer,
-    BindingState, DebitAnswer, DebitRequest, RefundAnswer, RefundRequest,
+    BindingState, DebitAnswer, DebitRequest, DebitStatus, DebitStatusQuery, RefundAnswer,
+    RefundRequest,
 };
 use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::identity::IdNumber;
@@ -22,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, Authenticated};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::partner_auth::{partner_auth, PartnerAuth, VerifiedPartner};
 
@@ -223,6 +224,24 @@ async fn debit(
     Ok(ApiJson(issuer.debit_by_agreement(&caller.0, &req).await?))
 }
 
+/// The wallet asks what became of its debit `payment_id` (its answer was
+/// lost: a timeout, a crash). Reading it changes nothing.
+#[utoipa::path(get, path = "/v1/partner/debits", tag = "partner",
+    security(("partner_signature" = [])),
+    params(DebitStatusQuery),
+    responses(
+        (status = 200, body = DebitStatus), (status = 401, body = ErrorBody),
+        (status = 422, description = "invalid_request", body = ErrorBody)))]
+async fn debit_status(
+    State(issuer): State<Issuer>,
+    Authenticated(caller): Authenticated<VerifiedPartner>,
+    ApiQuery(q): ApiQuery<DebitStatusQuery>,
+) -> ApiResult<ApiJson<DebitStatus>> {
+    Ok(ApiJson(
+        issuer.debit_status(&caller.0, &q.payment_id).await?,
+    ))
+}
+
 /// The wallet returns (part of) a payment to the card it was debited from
 /// (idempotent on `refund_id`; never more than was debited, in all).
 #[utoipa::path(post, path = "/v1/partner/refunds", tag = "partner",
@@ -248,7 +267,7 @@ pub fn issuer_router(
 ) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(activate_binding))
-        .routes(routes!(debit))
+        .routes(routes!(debit, debit_status))
         .routes(routes!(refund))
         .layer(axum::middleware::from_fn_with_state(idem, idempotency))
         .layer(axum::middleware::from_fn_with_state(auth, partner_auth))

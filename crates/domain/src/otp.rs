@@ -106,14 +106,19 @@ impl OtpStatus {
     }
 
     /// A resend at `now`, given how many codes the phone got in the last hour:
-    /// a fresh code with a fresh lifetime and attempts, or why not.
+    /// a fresh code with a fresh lifetime, or why not. The wrong answers
+    /// already given still count (a resend must not buy new guesses), and
+    /// a locked challenge stays dead: only a new one, with its own limits,
+    /// can follow it.
     pub fn resend(
         self,
         sent_to_phone_last_hour: u32,
         now: Timestamp,
     ) -> Result<OtpStatus, OtpError> {
-        if self.state == OtpState::Verified {
-            return Err(OtpError::AlreadyUsed);
+        match self.state {
+            OtpState::Verified => return Err(OtpError::AlreadyUsed),
+            OtpState::Locked => return Err(OtpError::Locked),
+            OtpState::Pending => {}
         }
         let wait = (self.last_sent_at + time::Duration::seconds(OTP_RESEND_AFTER_SECS) - now)
             .whole_seconds();
@@ -123,7 +128,10 @@ impl OtpStatus {
             });
         }
         check_hourly_cap(sent_to_phone_last_hour)?;
-        Ok(OtpStatus::issued(now))
+        Ok(OtpStatus {
+            attempts: self.attempts,
+            ..OtpStatus::issued(now)
+        })
     }
 }
 
@@ -222,10 +230,30 @@ mod tests {
             fresh.resend(OTP_HOURLY_CAP, c.now()),
             Err(OtpError::HourlyCapReached)
         );
-        // A locked challenge may be replaced by a resend (a new code), a verified one not.
+    }
+
+    #[test]
+    fn a_resend_keeps_the_wrong_answers_and_never_revives_a_locked_challenge() {
+        let c = clock();
+        let s = OtpStatus::issued(c.now());
+        let (s, _) = s.answer(false, c.now());
+        let (s, _) = s.answer(false, c.now());
+        c.advance(time::Duration::seconds(OTP_RESEND_AFTER_SECS));
+        let again = s.resend(1, c.now()).unwrap();
+        assert_eq!(again.attempts, 2, "a new code does not buy new guesses");
+        let (after, r) = again.answer(false, c.now());
+        assert_eq!(
+            r,
+            Err(OtpError::Wrong {
+                remaining: OTP_MAX_ATTEMPTS - 3
+            })
+        );
         let (locked, _) =
-            (0..OTP_MAX_ATTEMPTS).fold((fresh, Ok(())), |(s, _), _| s.answer(false, c.now()));
+            (3..OTP_MAX_ATTEMPTS).fold((after, Ok(())), |(s, _), _| s.answer(false, c.now()));
         assert_eq!(locked.state, OtpState::Locked);
-        assert!(locked.resend(2, c.now()).is_ok());
+        c.advance(time::Duration::seconds(OTP_RESEND_AFTER_SECS));
+        assert_eq!(locked.resend(1, c.now()), Err(OtpError::Locked));
+        let (_, r) = locked.answer(true, c.now());
+        assert_eq!(r, Err(OtpError::Locked), "not even the right code");
     }
 }

@@ -15,6 +15,7 @@ app_tests!(
     the_first_claimant_wins_and_addresses_are_single_use,
     expired_unknown_and_other_users_bindings_are_refused,
     wrong_codes_are_counted_and_five_fail_the_binding,
+    a_resent_code_does_not_buy_new_guesses,
     a_holder_who_is_not_the_account_owner_fails_the_binding,
     push_path_reaches_the_wallet_user_or_says_there_is_none,
     unbinding_on_either_side_tells_the_other,
@@ -388,6 +389,68 @@ async fn wrong_codes_are_counted_and_five_fail_the_binding(app: &TestApp) {
         (b["state"].as_str(), b["failure"].as_str()),
         (Some("failed"), Some("otp_locked"))
     );
+}
+
+async fn a_resent_code_does_not_buy_new_guesses(app: &TestApp) {
+    let bank = bank_token(app, "zhang.san").await;
+    let card = first_card(app, &bank).await;
+    let wallet = wallet_user(app, "13911110009").await;
+    let url = start(app, &bank, &card, "qr").await["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, b) = app
+        .call(
+            "POST",
+            "/v1/bindings/claims",
+            Some(&wallet),
+            Some(json!({"address": url})),
+        )
+        .await;
+    let id = b["id"].as_str().unwrap().to_owned();
+    confirm(app, &wallet, &id).await;
+    let first = sms_code(app).await;
+    let wrong = |right: &str| {
+        if right == "000000" {
+            "111111"
+        } else {
+            "000000"
+        }
+        .to_owned()
+    };
+    for _ in 0..3 {
+        let (s, e) = complete(app, &wallet, &id, &wrong(&first), None).await;
+        assert_eq!((s, code(&e)), (422, "otp_invalid"));
+    }
+    // A new code after the resend wait: the three wrong answers still count.
+    app.clock.advance(time::Duration::seconds(61));
+    let (s, resent) = confirm(app, &wallet, &id).await;
+    assert_eq!(s, 200, "a new code is sent: {resent}");
+    let second = sms_code(app).await;
+    let (s, e) = complete(app, &wallet, &id, &wrong(&second), None).await;
+    assert_eq!((s, code(&e)), (422, "otp_invalid"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 attempts left"),
+        "{e}"
+    );
+    let (s, e) = complete(app, &wallet, &id, &wrong(&second), None).await;
+    assert_eq!((s, code(&e)), (429, "otp_locked"));
+    // Locked for good: asking again sends nothing new, the right code fails.
+    app.clock.advance(time::Duration::seconds(61));
+    let (s, _) = app
+        .call(
+            "POST",
+            &format!("/v1/bindings/{id}/confirmation"),
+            Some(&wallet),
+            None,
+        )
+        .await;
+    assert_eq!(s, 409);
+    let (s, _) = complete(app, &wallet, &id, &second, None).await;
+    assert_eq!(s, 409);
 }
 
 async fn a_holder_who_is_not_the_account_owner_fails_the_binding(app: &TestApp) {

@@ -29,20 +29,53 @@ pub struct StoredOtp {
     pub version: i64,
 }
 
+/// How many codes one phone may be sent in the last hour. Checked and
+/// counted in the transaction that records the send, with the phone's
+/// sends serialised (an advisory lock on PostgreSQL, the one writer on
+/// SQLite): any number of concurrent sends stays within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendBudget {
+    pub per_hour: u32,
+}
+
+/// Whether a send was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtpSend {
+    Sent,
+    /// The phone's budget for the last hour is spent: nothing was written.
+    BudgetSpent,
+    /// (A resend) the challenge moved meanwhile: nothing was written.
+    Stale,
+}
+
 #[async_trait]
 pub trait OtpStore: Send + Sync + std::fmt::Debug {
-    /// Stores a new challenge and counts a send to its phone.
-    async fn otp_create(&self, otp: &StoredOtp, now: Timestamp) -> Result<(), StoreError>;
+    /// Stores a new challenge and counts a send to its phone, within `budget`.
+    async fn otp_create(
+        &self,
+        otp: &StoredOtp,
+        now: Timestamp,
+        budget: SendBudget,
+    ) -> Result<OtpSend, StoreError>;
+    /// A resend: a new code hash and status if the row is still at
+    /// `expected_version`, counted as a send within `budget`.
+    async fn otp_resend(
+        &self,
+        id: &OtpId,
+        expected_version: i64,
+        status: &OtpStatus,
+        code_hash: &str,
+        now: Timestamp,
+        budget: SendBudget,
+    ) -> Result<OtpSend, StoreError>;
     async fn otp_get(&self, id: &OtpId) -> Result<Option<StoredOtp>, StoreError>;
-    /// Saves a new status (and, on a resend, a new code hash) if the row is
-    /// still at `expected_version`; `false` if it moved meanwhile.
+    /// Saves a new status (an answer) if the row is still at
+    /// `expected_version`; `false` if it moved meanwhile.
     async fn otp_update(
         &self,
         id: &OtpId,
         expected_version: i64,
         status: &OtpStatus,
-        new_code_hash: Option<&str>,
-        now: Timestamp,
     ) -> Result<bool, StoreError>;
     /// Codes sent to a phone (by blind index) since `since`.
     async fn otp_sends_since(&self, phone_index: &str, since: Timestamp)
@@ -85,8 +118,16 @@ fn otp_from_row(row: &AnyRow) -> Result<StoredOtp, StoreError> {
 
 #[async_trait]
 impl OtpStore for Store {
-    async fn otp_create(&self, otp: &StoredOtp, now: Timestamp) -> Result<(), StoreError> {
+    async fn otp_create(
+        &self,
+        otp: &StoredOtp,
+        now: Timestamp,
+        budget: SendBudget,
+    ) -> Result<OtpSend, StoreError> {
         let mut tx = self.begin_write().await?;
+        if !within_budget(tx.conn(), &otp.phone_index, now, budget).await? {
+            return Ok(OtpSend::BudgetSpent);
+        }
         sqlx::query(
             "INSERT INTO otp_challenges (id, purpose, phone_sealed, phone_index, phone_masked, code_hash, \
              state, attempts, expires_at, last_sent_at, created_at, version) \
@@ -105,12 +146,38 @@ impl OtpStore for Store {
         .bind(to_unix_micros(now))
         .execute(tx.conn())
         .await?;
-        sqlx::query("INSERT INTO otp_sends (phone_index, sent_at) VALUES ($1, $2)")
-            .bind(&otp.phone_index)
-            .bind(to_unix_micros(now))
-            .execute(tx.conn())
-            .await?;
-        tx.commit().await
+        count_send(tx.conn(), &otp.phone_index, now).await?;
+        tx.commit().await?;
+        Ok(OtpSend::Sent)
+    }
+
+    async fn otp_resend(
+        &self,
+        id: &OtpId,
+        expected_version: i64,
+        status: &OtpStatus,
+        code_hash: &str,
+        now: Timestamp,
+        budget: SendBudget,
+    ) -> Result<OtpSend, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let phone_index: Option<String> =
+            sqlx::query_scalar("SELECT phone_index FROM otp_challenges WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(tx.conn())
+                .await?;
+        let Some(phone_index) = phone_index else {
+            return Ok(OtpSend::Stale);
+        };
+        if !within_budget(tx.conn(), &phone_index, now, budget).await? {
+            return Ok(OtpSend::BudgetSpent);
+        }
+        if !set_status(tx.conn(), id, expected_version, status, Some(code_hash)).await? {
+            return Ok(OtpSend::Stale);
+        }
+        count_send(tx.conn(), &phone_index, now).await?;
+        tx.commit().await?;
+        Ok(OtpSend::Sent)
     }
 
     async fn otp_get(&self, id: &OtpId) -> Result<Option<StoredOtp>, StoreError> {
@@ -129,38 +196,11 @@ impl OtpStore for Store {
         id: &OtpId,
         expected_version: i64,
         status: &OtpStatus,
-        new_code_hash: Option<&str>,
-        now: Timestamp,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE otp_challenges SET state = $3, attempts = $4, expires_at = $5, last_sent_at = $6, \
-             code_hash = COALESCE($7, code_hash), version = version + 1 \
-             WHERE id = $1 AND version = $2",
-        )
-        .bind(id.as_str())
-        .bind(expected_version)
-        .bind(state_str(status.state))
-        .bind(i64::from(status.attempts))
-        .bind(to_unix_micros(status.expires_at))
-        .bind(to_unix_micros(status.last_sent_at))
-        .bind(new_code_hash)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-        if updated == 1 && new_code_hash.is_some() {
-            // A resend is a send: it counts towards the phone's hourly cap.
-            sqlx::query(
-                "INSERT INTO otp_sends (phone_index, sent_at) \
-                 SELECT phone_index, $2 FROM otp_challenges WHERE id = $1",
-            )
-            .bind(id.as_str())
-            .bind(to_unix_micros(now))
-            .execute(tx.conn())
-            .await?;
-        }
+        let updated = set_status(tx.conn(), id, expected_version, status, None).await?;
         tx.commit().await?;
-        Ok(updated == 1)
+        Ok(updated)
     }
 
     async fn otp_sends_since(
@@ -177,4 +217,67 @@ impl OtpStore for Store {
         .await?;
         u32::try_from(n).map_err(corrupt)
     }
+}
+
+/// Serialises the sends to one phone and says whether one more fits in the
+/// last hour's budget.
+async fn within_budget(
+    conn: &mut sqlx::AnyConnection,
+    phone_index: &str,
+    now: Timestamp,
+    budget: SendBudget,
+) -> Result<bool, StoreError> {
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("otp-sends:{phone_index}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    let since = now - time::Duration::hours(1);
+    let sent: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM otp_sends WHERE phone_index = $1 AND sent_at > $2",
+    )
+    .bind(phone_index)
+    .bind(to_unix_micros(since))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(sent < i64::from(budget.per_hour))
+}
+
+async fn count_send(
+    conn: &mut sqlx::AnyConnection,
+    phone_index: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO otp_sends (phone_index, sent_at) VALUES ($1, $2)")
+        .bind(phone_index)
+        .bind(to_unix_micros(now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn set_status(
+    conn: &mut sqlx::AnyConnection,
+    id: &OtpId,
+    expected_version: i64,
+    status: &OtpStatus,
+    new_code_hash: Option<&str>,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE otp_challenges SET state = $3, attempts = $4, expires_at = $5, last_sent_at = $6, \
+         code_hash = COALESCE($7, code_hash), version = version + 1 \
+         WHERE id = $1 AND version = $2",
+    )
+    .bind(id.as_str())
+    .bind(expected_version)
+    .bind(state_str(status.state))
+    .bind(i64::from(status.attempts))
+    .bind(to_unix_micros(status.expires_at))
+    .bind(to_unix_micros(status.last_sent_at))
+    .bind(new_code_hash)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
 }

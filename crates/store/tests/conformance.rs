@@ -49,6 +49,7 @@ conformance!(
     ledger_race_64_concurrent_debits_never_overdraw_or_double_post,
     ledger_a_pending_transfer_is_settled_once_under_a_race,
     audit_names_a_dead_event_and_a_stuck_claim,
+    otp_sends_race_200_and_stay_within_the_phone_budget,
 );
 
 async fn migrations_are_idempotent(db: &TestDb) {
@@ -861,4 +862,92 @@ async fn audit_names_a_dead_event_and_a_stuck_claim(db: &TestDb) {
     );
     s.idempotency_abandon("p", "k").await.unwrap();
     assert_eq!(s.audit().await.unwrap().breaches.len(), 1);
+}
+
+fn challenge(phone_index: &str, now: Timestamp) -> StoredOtp {
+    StoredOtp {
+        id: paybridge_domain::ids::OtpId::generate(),
+        purpose: "binding your bank card".into(),
+        phone_sealed: "sealed".into(),
+        phone_index: phone_index.into(),
+        phone_masked: "138****8000".into(),
+        code_hash: "hash".into(),
+        status: paybridge_domain::otp::OtpStatus::issued(now),
+        version: 0,
+    }
+}
+
+/// The per-phone hourly budget is checked and counted in the send's own
+/// transaction: 200 concurrent sends to one phone record exactly the
+/// budget, and a resend counts against it too.
+async fn otp_sends_race_200_and_stay_within_the_phone_budget(db: &TestDb) {
+    let store = Arc::new(db.store.clone());
+    let budget = SendBudget { per_hour: 10 };
+    let tasks = (0..200).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .otp_create(&challenge("phone-a", t0()), t0(), budget)
+                .await
+                .unwrap()
+        })
+    });
+    let outcomes: Vec<OtpSend> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let sent = outcomes.iter().filter(|o| **o == OtpSend::Sent).count();
+    assert_eq!(sent, 10, "{outcomes:?}");
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, OtpSend::Sent | OtpSend::BudgetSpent)));
+    let counted = store
+        .otp_sends_since("phone-a", t0() - Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(counted, 10);
+    // Another phone has its own budget; a resend is a send.
+    let other = challenge("phone-b", t0());
+    assert_eq!(
+        store
+            .otp_create(&other, t0(), SendBudget { per_hour: 2 })
+            .await
+            .unwrap(),
+        OtpSend::Sent
+    );
+    let later = t0() + Duration::minutes(2);
+    let resent = paybridge_domain::otp::OtpStatus::issued(later);
+    let resend = |version| {
+        let (store, id) = (store.clone(), other.id.clone());
+        async move {
+            store
+                .otp_resend(
+                    &id,
+                    version,
+                    &resent,
+                    "hash-2",
+                    later,
+                    SendBudget { per_hour: 2 },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(resend(0).await, OtpSend::Sent);
+    assert_eq!(resend(1).await, OtpSend::BudgetSpent);
+    assert_eq!(
+        resend(0).await,
+        OtpSend::BudgetSpent,
+        "the budget is checked first"
+    );
+    // An hour later the budget is back.
+    let next_hour = t0() + Duration::minutes(61);
+    assert_eq!(
+        store
+            .otp_create(&challenge("phone-a", next_hour), next_hour, budget)
+            .await
+            .unwrap(),
+        OtpSend::Sent
+    );
 }

@@ -9,13 +9,15 @@ use paybridge_adapters::sms::SmsGateway;
 use paybridge_crypto::blind_index::BlindIndexKey;
 use paybridge_crypto::otp::{generate_code, well_formed, OtpHasher};
 use paybridge_domain::ids::OtpId;
-use paybridge_domain::otp::{check_hourly_cap, OtpStatus, OTP_RESEND_AFTER_SECS};
+use paybridge_domain::otp::{
+    check_hourly_cap, OtpError, OtpStatus, OTP_HOURLY_CAP, OTP_RESEND_AFTER_SECS,
+};
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{Clock, ErrorCode, ServiceError, Timestamp};
 use paybridge_kernel::personal::Protector;
 use paybridge_kernel::{on_conflict, Attempt};
 use paybridge_store::keys::SealedColumn;
-use paybridge_store::{KeyVault, OtpStore, StoredOtp};
+use paybridge_store::{KeyVault, OtpSend, OtpStore, SendBudget, StoredOtp};
 
 /// What the caller may see of an issued challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,15 @@ const PHONE: SealedColumn = SealedColumn {
     id_column: "id",
     column: "phone_sealed",
 };
+
+/// Codes one phone may get in an hour, enforced by the store at the send.
+const SEND_BUDGET: SendBudget = SendBudget {
+    per_hour: OTP_HOURLY_CAP,
+};
+
+fn hourly_cap_reached() -> ServiceError {
+    ServiceError::Rejected(OtpError::HourlyCapReached.into())
+}
 
 fn message(code: &str, purpose: &str) -> String {
     format!(
@@ -80,7 +91,12 @@ impl OtpService {
             status,
             version: 0,
         };
-        self.store.otp_create(&otp, now).await?;
+        // The count above is a fast refusal; the store's is the one that
+        // holds under concurrent sends.
+        match self.store.otp_create(&otp, now, SEND_BUDGET).await? {
+            OtpSend::Sent => {}
+            OtpSend::BudgetSpent | OtpSend::Stale => return Err(hourly_cap_reached()),
+        }
         self.deliver(phone.as_str(), code.expose(), purpose).await?;
         tracing::info!(otp.id = %id, otp.purpose = purpose, "OTP issued");
         Ok(self.issued(&otp, status))
@@ -122,12 +138,7 @@ impl OtpService {
                 well_formed(entered) && self.hasher.matches(&otp.code_hash, id.as_str(), entered);
             let now = self.clock.now();
             let (status, outcome) = otp.status.answer(matches, now);
-            if status != otp.status
-                && !self
-                    .store
-                    .otp_update(id, otp.version, &status, None, now)
-                    .await?
-            {
+            if status != otp.status && !self.store.otp_update(id, otp.version, &status).await? {
                 return Ok(Attempt::Lost); // another answer moved it first: judge again on the fresh row
             }
             if let Err(e) = outcome {
@@ -159,15 +170,19 @@ impl OtpService {
         let phone = phone.expose().clone();
         let code = generate_code();
         let hash = self.hasher.hash(id.as_str(), code.expose());
-        if !self
+        match self
             .store
-            .otp_update(id, otp.version, &status, Some(&hash), now)
+            .otp_resend(id, otp.version, &status, &hash, now, SEND_BUDGET)
             .await?
         {
-            return Err(ServiceError::rejected(
-                ErrorCode::OtpResendTooSoon,
-                "the challenge changed meanwhile; retry",
-            ));
+            OtpSend::Sent => {}
+            OtpSend::BudgetSpent => return Err(hourly_cap_reached()),
+            OtpSend::Stale => {
+                return Err(ServiceError::rejected(
+                    ErrorCode::OtpResendTooSoon,
+                    "the challenge changed meanwhile; retry",
+                ))
+            }
         }
         self.deliver(&phone, code.expose(), &otp.purpose).await?;
         Ok(self.issued(&otp, status))

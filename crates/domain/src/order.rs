@@ -17,6 +17,9 @@ pub const ORDER_DEFAULT_TTL_SECS: i64 = 15 * 60;
 /// Bounds of a merchant-chosen expiry.
 pub const ORDER_MIN_TTL_SECS: i64 = 60;
 pub const ORDER_MAX_TTL_SECS: i64 = 24 * 3600;
+/// The largest order, in minor units (¥1,000,000.00): far above a retail
+/// payment, far below where sums of amounts could overflow.
+pub const ORDER_MAX_AMOUNT_MINOR: i64 = 100_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum OrderState {
@@ -79,6 +82,12 @@ impl OrderStatus {
             return Err(refuse(
                 ErrorCode::InvalidRequest,
                 "amount: must be positive",
+            ));
+        }
+        if amount.amount_minor > ORDER_MAX_AMOUNT_MINOR {
+            return Err(DomainError::new(
+                ErrorCode::InvalidRequest,
+                format!("amount: at most {ORDER_MAX_AMOUNT_MINOR} minor units per order"),
             ));
         }
         Ok(Self {

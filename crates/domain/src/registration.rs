@@ -140,7 +140,12 @@ impl DeviceEnvironment {
         if !supported {
             return Err(EnvironmentRefusal::OsUnsupported);
         }
-        if self.attributes.iter().any(|a| a.starts_with("risk:")) {
+        // Matched as the platform means them: case and padding do not hide a risk.
+        if self
+            .attributes
+            .iter()
+            .any(|a| a.trim().to_ascii_lowercase().starts_with("risk:"))
+        {
             return Err(EnvironmentRefusal::Flagged);
         }
         Ok(())
@@ -348,14 +353,22 @@ mod tests {
         }
         .check()
         .is_ok());
-        assert_eq!(
-            DeviceEnvironment {
-                attributes: vec!["risk:hooking-framework".into()],
-                ..env()
-            }
-            .check(),
-            Err(EnvironmentRefusal::Flagged)
-        );
+        for flagged in [
+            "risk:hooking-framework",
+            "RISK:root",
+            " risk:root",
+            "Risk:emulator\t",
+        ] {
+            assert_eq!(
+                DeviceEnvironment {
+                    attributes: vec![flagged.into()],
+                    ..env()
+                }
+                .check(),
+                Err(EnvironmentRefusal::Flagged),
+                "{flagged:?}"
+            );
+        }
     }
 
     #[test]

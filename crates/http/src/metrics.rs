@@ -102,6 +102,12 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        // Label values come from a fixed set: a made-up method must not grow
+        // a new series (it is counted as `other`).
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "other",
+        };
         self.requests
             .get_or_create(&RequestLabels {
                 method: method.to_owned(),

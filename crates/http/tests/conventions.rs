@@ -10,6 +10,7 @@ app_tests!(
     health_and_readiness_answer,
     the_openapi_document_lists_every_route_and_every_listed_route_is_served,
     the_openapi_document_lists_the_values_of_every_state,
+    inputs_an_api_fuzzer_found_are_refused_or_bounded,
     request_ids_are_generated_or_propagated,
     bad_input_gets_an_enveloped_4xx,
     sandbox_sms_send_is_idempotent_and_readable,
@@ -242,6 +243,110 @@ async fn the_openapi_document_lists_the_values_of_every_state(app: &TestApp) {
         ("RefundBody", "state"),
     ] {
         assert!(!values(schema, field).is_empty());
+    }
+}
+
+/// What a schemathesis run and hand-made inputs found (security issue §8).
+async fn inputs_an_api_fuzzer_found_are_refused_or_bounded(app: &TestApp) {
+    use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY as KEY;
+    // A made-up HTTP method grows no metrics series of its own.
+    let client = reqwest::Client::new();
+    let odd = reqwest::Method::from_bytes(b"QAMETHOD123").unwrap();
+    client
+        .request(odd, format!("{}/healthz", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    let metrics = client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("QAMETHOD123"),
+        "a series per made-up method"
+    );
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+
+    // A webhook URL with a line break is refused, not stored.
+    for url in [
+        "http://127.0.0.1:9/hooks\r\nX-Injected: 1",
+        "http://127.0.0.1:9/ho\toks",
+    ] {
+        let (s, e) = app
+            .call(
+                "PUT",
+                "/v1/webhook-endpoint",
+                Some(KEY),
+                Some(json!({ "url": url })),
+            )
+            .await;
+        assert_eq!((s, code(&e)), (422, "invalid_request"), "{url:?}: {e}");
+    }
+
+    // Amounts are bounded per order.
+    let order = |amount: i64, reference: &str| json!({"amount": {"amount": amount, "currency": "CNY"}, "description": "x", "reference": reference});
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(KEY),
+            Some(order(i64::MAX, "huge")),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (422, "invalid_request"), "{e}");
+
+    // A cancelled order's reference creates nothing: 200 with that order.
+    let (s, o) = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(KEY),
+            Some(order(100, "cancel-me")),
+        )
+        .await;
+    assert_eq!(s, 201, "{o}");
+    let id = o["id"].as_str().unwrap();
+    let (s, _) = app
+        .call("POST", &format!("/v1/orders/{id}/cancel"), Some(KEY), None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, again) = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(KEY),
+            Some(order(100, "cancel-me")),
+        )
+        .await;
+    assert_eq!(
+        (s, again["state"].as_str()),
+        (200, Some("cancelled")),
+        "{again}"
+    );
+
+    // A negative resume point of a push channel is refused like a huge one.
+    let mut phone = app.phone("13700137001");
+    phone.register("correct horse 9").await.unwrap();
+    let token = phone.log_in("correct horse 9").await.unwrap().token.clone();
+    let device = app.device(&token, "phone", "Fuzzed phone").await;
+    for after in ["-1", "9223372036854775808"] {
+        let (s, e) = app
+            .call(
+                "GET",
+                &format!("/v1/devices/{device}/events?after={after}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, code(&e)),
+            (422, "invalid_request"),
+            "after={after}: {e}"
+        );
     }
 }
 

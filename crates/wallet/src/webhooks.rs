@@ -120,9 +120,14 @@ impl WebhookGateway for MerchantWebhooks {
     }
 }
 
+/// An http(s) URL with a host, of visible ASCII only: the URL parser drops
+/// tabs and line breaks silently, so a URL with CR/LF would be stored as
+/// one text and delivered to another.
 fn valid_url(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        && url.len() <= 2048
+    url.len() <= 2048
+        && url.bytes().all(|b| b.is_ascii_graphic())
+        && url::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
 impl Wallet {
@@ -136,7 +141,7 @@ impl Wallet {
         if !valid_url(url) {
             return Err(ServiceError::rejected(
                 ErrorCode::InvalidRequest,
-                "url: an http(s) URL of at most 2048 characters",
+                "url: an http(s) URL of at most 2048 visible ASCII characters",
             ));
         }
         let secret = generate_secret();

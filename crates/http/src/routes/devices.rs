@@ -318,7 +318,15 @@ async fn channel(
                     "Last-Event-ID must be a sequence number",
                 )
             })?,
-        None => q.after.unwrap_or(0).max(0),
+        None => match q.after {
+            Some(n) if n < 0 => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "after: a sequence number (0 or more)",
+                ))
+            }
+            n => n.unwrap_or(0),
+        },
     };
     let channel = s
         .wallet

@@ -55,7 +55,9 @@ fn key_body(k: ApiKeyView) -> ApiKeyBody {
     params(("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
     request_body = CreateOrder,
     responses(
-        (status = 201, body = OrderBody), (status = 401, description = "api_key_invalid", body = ErrorBody),
+        (status = 201, body = OrderBody),
+        (status = 200, description = "the order with this reference and content exists: nothing was created", body = OrderBody),
+        (status = 401, description = "api_key_invalid", body = ErrorBody),
         (status = 409, description = "order_reference_reused", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_order(
     State(w): State<Wallet>,
@@ -68,7 +70,7 @@ async fn create_order(
             "amount.currency: an ISO 4217 code we support",
         )
     })?;
-    let (order, _) = w
+    let (order, created) = w
         .create_order(
             &m.merchant_id,
             &NewOrder {
@@ -79,7 +81,12 @@ async fn create_order(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, ApiJson(order_body(order))))
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, ApiJson(order_body(order))))
 }
 
 /// One of the merchant's orders.

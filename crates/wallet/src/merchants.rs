@@ -283,6 +283,21 @@ impl Wallet {
         {
             OrderCreate::Created => Ok((order.into(), true)),
             OrderCreate::ReferenceTaken(existing)
+                if matches!(
+                    existing.status.state,
+                    OrderState::Cancelled | OrderState::Expired
+                ) =>
+            {
+                // Not a retry's answer: the order it names can never be paid.
+                Err(ServiceError::rejected(
+                    ErrorCode::OrderReferenceReused,
+                    format!(
+                        "this reference belongs to an order that is {}; use a new reference",
+                        existing.status.state.as_str()
+                    ),
+                ))
+            }
+            OrderCreate::ReferenceTaken(existing)
                 if existing.status.amount == order.status.amount
                     && existing.description == order.description =>
             {

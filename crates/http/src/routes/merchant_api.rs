@@ -55,10 +55,9 @@ fn key_body(k: ApiKeyView) -> ApiKeyBody {
     params(("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
     request_body = CreateOrder,
     responses(
-        (status = 201, body = OrderBody),
-        (status = 200, description = "the order with this reference and content exists: nothing was created", body = OrderBody),
+        (status = 201, description = "created, or the order a retry with the same reference and content created", body = OrderBody),
         (status = 401, description = "api_key_invalid", body = ErrorBody),
-        (status = 409, description = "order_reference_reused", body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 409, description = "order_reference_reused (another order's, or a cancelled or expired one's)", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_order(
     State(w): State<Wallet>,
     Authenticated(m): Authenticated<MerchantCaller>,
@@ -70,7 +69,7 @@ async fn create_order(
             "amount.currency: an ISO 4217 code we support",
         )
     })?;
-    let (order, created) = w
+    let (order, _) = w
         .create_order(
             &m.merchant_id,
             &NewOrder {
@@ -81,12 +80,7 @@ async fn create_order(
             },
         )
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, ApiJson(order_body(order))))
+    Ok((StatusCode::CREATED, ApiJson(order_body(order))))
 }
 
 /// One of the merchant's orders.

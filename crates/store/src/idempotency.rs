@@ -21,9 +21,14 @@ use crate::error::StoreError;
 
 /// How long a completed answer is kept for replay: 24 hours, as the API promises.
 pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3_600;
-/// How long a claim may stay `in_progress` before another request may take it
-/// over (the first one crashed mid-way). Longer than any request may run.
-pub const IDEMPOTENCY_LOCK_SECS: i64 = 60;
+/// How long a claim stays `in_progress` without renewal before another
+/// request may take it over: the request holding it renews it every
+/// [`IDEMPOTENCY_RENEW_SECS`] while it runs, so a claim of a process that
+/// is gone (crashed, killed) is free within this, not after the longest
+/// request.
+pub const IDEMPOTENCY_LOCK_SECS: i64 = 10;
+/// How often a running request renews its claim.
+pub const IDEMPOTENCY_RENEW_SECS: u64 = 3;
 
 /// A saved answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +71,15 @@ pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
     /// Releases a claim without saving (the request failed on our side), so
     /// that a retry runs it again.
     async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), StoreError>;
+
+    /// The request holding the claim is still running: its lease runs
+    /// [`IDEMPOTENCY_LOCK_SECS`] from `now`. `false` if the claim is gone.
+    async fn idempotency_renew(
+        &self,
+        scope: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes answers past their time; returns how many.
     async fn idempotency_purge(&self, now: Timestamp) -> Result<u64, StoreError>;
@@ -200,6 +214,28 @@ impl IdempotencyStore for Store {
         .execute(tx.conn())
         .await?;
         tx.commit().await
+    }
+
+    async fn idempotency_renew(
+        &self,
+        scope: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let until = to_unix_micros(now) + IDEMPOTENCY_LOCK_SECS * 1_000_000;
+        let mut tx = self.begin_write().await?;
+        let renewed = sqlx::query(
+            "UPDATE idempotency_keys SET locked_until = $3 \
+             WHERE scope = $1 AND idem_key = $2 AND state = 'in_progress'",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(until)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(renewed == 1)
     }
 
     async fn idempotency_purge(&self, now: Timestamp) -> Result<u64, StoreError> {

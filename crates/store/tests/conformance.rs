@@ -32,6 +32,7 @@ conformance!(
     idempotency_is_scoped_per_caller,
     idempotency_reports_a_concurrent_duplicate,
     idempotency_abandoned_claims_can_be_retried,
+    idempotency_a_running_claim_is_renewed_and_a_dead_one_freed_within_seconds,
     idempotency_answers_expire_after_the_ttl,
     idempotency_one_winner_under_a_race,
     nonces_are_single_use_per_partner,
@@ -143,6 +144,51 @@ async fn idempotency_reports_a_concurrent_duplicate(db: &TestDb) {
         s.idempotency_begin("p", "k", "h", later).await.unwrap(),
         IdempotencyBegin::InProgress
     );
+}
+
+/// A request renews its claim while it runs; a claim nobody renews (its
+/// process is gone) is free after IDEMPOTENCY_LOCK_SECS, well under the
+/// minute a crashed process used to block its key for.
+async fn idempotency_a_running_claim_is_renewed_and_a_dead_one_freed_within_seconds(db: &TestDb) {
+    let s = &db.store;
+    assert!(IDEMPOTENCY_LOCK_SECS <= 10);
+    let at = |secs: i64| t0() + Duration::seconds(secs);
+    assert_eq!(
+        s.idempotency_begin("p", "alive", "h", at(0)).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(
+        s.idempotency_begin("p", "dead", "h", at(0)).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    // Only the live request renews, every few seconds.
+    for t in [3, 6, 9] {
+        assert!(s.idempotency_renew("p", "alive", at(t)).await.unwrap());
+    }
+    let later = at(IDEMPOTENCY_LOCK_SECS + 1);
+    assert_eq!(
+        s.idempotency_begin("p", "alive", "h", later).await.unwrap(),
+        IdempotencyBegin::InProgress,
+        "a renewed claim is not taken over"
+    );
+    assert_eq!(
+        s.idempotency_begin("p", "dead", "h", later).await.unwrap(),
+        IdempotencyBegin::Started,
+        "a claim nobody renews is free within seconds"
+    );
+    // A finished request's claim is not renewed back to life.
+    s.idempotency_complete(
+        "p",
+        "alive",
+        &SavedResponse {
+            status: 201,
+            body: b"{}".to_vec(),
+        },
+        later,
+    )
+    .await
+    .unwrap();
+    assert!(!s.idempotency_renew("p", "alive", later).await.unwrap());
 }
 
 async fn idempotency_abandoned_claims_can_be_retried(db: &TestDb) {

@@ -8,6 +8,7 @@
 //! Answers of 5xx (and 429) are not saved, so a retry runs again.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -16,6 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use paybridge_crypto::digest::sha256_hex;
 use paybridge_domain::{Clock, ErrorCode, ServiceError};
+use paybridge_store::idempotency::IDEMPOTENCY_RENEW_SECS;
 use paybridge_store::{IdempotencyBegin, IdempotencyStore, SavedResponse};
 
 use super::Caller;
@@ -117,9 +119,27 @@ async fn run(idem: &Idempotency, req: Request, next: Next) -> Result<Response, A
         }
     }
 
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    // Run the request, renewing the claim while it runs: a claim whose
+    // process is gone stops being renewed and is free within seconds.
+    let handled = next.run(Request::from_parts(parts, Body::from(bytes)));
+    let renew = async {
+        let mut every = tokio::time::interval(Duration::from_secs(IDEMPOTENCY_RENEW_SECS));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(e) = idem
+                .store
+                .idempotency_renew(&scope, &key, idem.clock.now())
+                .await
+            {
+                tracing::warn!(error = %e, "could not renew an idempotency claim");
+            }
+        }
+    };
+    let response = tokio::select! {
+        response = handled => response,
+        _ = renew => unreachable!("the renewal loop never ends"),
+    };
     let status = response.status();
     let (parts, body) = response.into_parts();
     let body = match to_bytes(body, SAVED_RESPONSE_MAX_BYTES).await {

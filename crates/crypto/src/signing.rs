@@ -29,7 +29,7 @@ use std::str::FromStr;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use paybridge_domain::partner::PartnerId;
 use rand::RngCore;
 use zeroize::Zeroizing;
@@ -109,8 +109,9 @@ impl PartnerPublicKey {
             .decode(signature_b64)
             .map_err(|_| SignatureError::Malformed)?;
         let sig = Signature::from_slice(&bytes).map_err(|_| SignatureError::Malformed)?;
+        // Strict: no malleable (non-canonical) signatures, no small-order keys.
         self.0
-            .verify(message, &sig)
+            .verify_strict(message, &sig)
             .map_err(|_| SignatureError::Invalid)
     }
 }
@@ -232,9 +233,7 @@ impl AuthorizationParams {
                 .map_err(|_| SignatureError::Malformed)?,
             to: get("to")?.parse().map_err(|_| SignatureError::Malformed)?,
             key_id: get("key_id")?.to_string(),
-            timestamp: get("timestamp")?
-                .parse()
-                .map_err(|_| SignatureError::Malformed)?,
+            timestamp: canonical_timestamp(get("timestamp")?)?,
             nonce: nonce.to_string(),
             signature: get("signature")?.to_string(),
         })
@@ -255,7 +254,7 @@ impl AuthorizationParams {
         if &self.to != me {
             return Err(SignatureError::WrongAudience);
         }
-        if (now_unix - self.timestamp).abs() > MAX_CLOCK_SKEW_SECS {
+        if !fresh(now_unix, self.timestamp) {
             return Err(SignatureError::Expired);
         }
         let signed = SignedRequest {
@@ -269,6 +268,28 @@ impl AuthorizationParams {
         };
         key.verify(signed.canonical().as_bytes(), &self.signature)
     }
+}
+
+/// A timestamp as the canonical string already signs it: decimal digits,
+/// no sign, no leading zero (`0` itself aside), at most 19 digits. Anything
+/// else (`+1`, `01`, ` 1`) would be a second spelling of a signed value.
+fn canonical_timestamp(text: &str) -> Result<i64, SignatureError> {
+    let digits = text.bytes().all(|b| b.is_ascii_digit());
+    let canonical =
+        digits && !text.is_empty() && text.len() <= 19 && (text == "0" || !text.starts_with('0'));
+    if !canonical {
+        return Err(SignatureError::Malformed);
+    }
+    text.parse().map_err(|_| SignatureError::Malformed)
+}
+
+/// Whether `timestamp` is within [`MAX_CLOCK_SKEW_SECS`] of `now_unix`,
+/// either way, without overflow for any pair of values.
+fn fresh(now_unix: i64, timestamp: i64) -> bool {
+    now_unix
+        .checked_sub(timestamp)
+        .and_then(i64::checked_abs)
+        .is_some_and(|skew| skew <= MAX_CLOCK_SKEW_SECS)
 }
 
 /// What a response signature covers.
@@ -325,10 +346,8 @@ pub fn verify_response(
     if *get("partner")? != expected_from.as_str() {
         return Err(SignatureError::Invalid);
     }
-    let timestamp: i64 = get("timestamp")?
-        .parse()
-        .map_err(|_| SignatureError::Malformed)?;
-    if (now_unix - timestamp).abs() > MAX_CLOCK_SKEW_SECS {
+    let timestamp = canonical_timestamp(get("timestamp")?)?;
+    if !fresh(now_unix, timestamp) {
         return Err(SignatureError::Expired);
     }
     let key_id = get("key_id")?;
@@ -377,6 +396,39 @@ fn parse_params(s: &str) -> Result<std::collections::HashMap<&str, &str>, Signat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_canonical_and_their_arithmetic_cannot_overflow() {
+        assert_eq!(canonical_timestamp("1764576000"), Ok(1_764_576_000));
+        assert_eq!(canonical_timestamp("0"), Ok(0));
+        for odd in [
+            "+1764576000",
+            "01764576000",
+            " 1",
+            "1 ",
+            "",
+            "-1",
+            "-9223372036854775808",
+            "99999999999999999999",
+            "1e9",
+        ] {
+            assert_eq!(
+                canonical_timestamp(odd),
+                Err(SignatureError::Malformed),
+                "{odd:?}"
+            );
+        }
+        assert!(fresh(1_000, 1_000 + MAX_CLOCK_SKEW_SECS));
+        assert!(!fresh(1_000, 1_001 + MAX_CLOCK_SKEW_SECS));
+        for (now, ts) in [
+            (i64::MAX, i64::MIN),
+            (i64::MIN, i64::MAX),
+            (0, i64::MIN),
+            (1_764_576_000, i64::MIN),
+        ] {
+            assert!(!fresh(now, ts), "{now} {ts}");
+        }
+    }
 
     fn ids() -> (PartnerId, PartnerId) {
         ("demo-bank".parse().unwrap(), "wallet".parse().unwrap())

@@ -18,6 +18,7 @@ app_tests!(
     signed_ping_works_both_ways,
     a_forged_or_tampered_call_is_refused_and_nothing_is_written,
     a_stale_or_future_timestamp_is_refused,
+    timestamps_that_overflow_or_are_spelled_twice_are_refused,
     a_replayed_nonce_is_refused,
     a_response_not_signed_by_the_partner_is_rejected_by_the_client,
     partner_events_are_acknowledged_once,
@@ -216,6 +217,41 @@ async fn a_stale_or_future_timestamp_is_refused(app: &TestApp) {
         ..Call::bank(app, "/v1/partner/events", &body)
     };
     assert_eq!(call.send(app).await.0, 200, "within the window is fine");
+}
+
+/// Security issue §7: the extremes of an i64 once overflowed the skew
+/// arithmetic (a panic in a debug build); a second spelling of a signed
+/// number (`+…`, `0…`) is not the number that was signed.
+async fn timestamps_that_overflow_or_are_spelled_twice_are_refused(app: &TestApp) {
+    let body = event_json(&EventId::generate());
+    for timestamp in [i64::MIN, i64::MAX, i64::MIN + 1] {
+        let call = Call {
+            timestamp,
+            ..Call::bank(app, "/v1/partner/events", &body)
+        };
+        let (s, v) = call.send(app).await;
+        assert_eq!(s, 401, "{timestamp}: {v}");
+        assert!(code(&v).starts_with("signature_"), "{v}");
+    }
+    let call = Call::bank(app, "/v1/partner/events", &body);
+    let signed = call.authorization();
+    let now = call.timestamp.to_string();
+    for respelled in [format!("+{now}"), format!("0{now}")] {
+        let header = signed.replace(
+            &format!("timestamp=\"{now}\""),
+            &format!("timestamp=\"{respelled}\""),
+        );
+        assert_ne!(header, signed);
+        let (s, v) = call
+            .send_as(app, Some(&header), &call.path, &call.body)
+            .await;
+        assert_eq!(
+            (s, code(&v)),
+            (401, "signature_invalid"),
+            "{respelled}: {v}"
+        );
+    }
+    assert_eq!(call.send(app).await.0, 200, "the canonical spelling passes");
 }
 
 async fn a_replayed_nonce_is_refused(app: &TestApp) {

@@ -68,6 +68,11 @@ pub struct ServeArgs {
     /// Do not serve the sandbox parties (SMS outbox, push relay).
     #[arg(long, env = "PAYBRIDGE_NO_SANDBOX")]
     pub no_sandbox: bool,
+    /// Serve the sandbox on a non-loopback address anyway. The sandbox
+    /// publishes every OTP it sends (GET /v1/sandbox/sms): anyone who can
+    /// reach the address can pass any OTP step.
+    #[arg(long, env = "PAYBRIDGE_SANDBOX_ON_PUBLIC_ADDRESS")]
+    pub sandbox_on_public_address: bool,
     /// Log format [default: pretty]
     #[arg(long, env = "PAYBRIDGE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -274,6 +279,14 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
         .or(file.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address parses"));
     let sandbox = !args.no_sandbox && file.sandbox.unwrap_or(true);
+    if sandbox && !listen.ip().is_loopback() && !args.sandbox_on_public_address {
+        bail!(
+            "refusing to serve the sandbox on {listen}: it publishes every OTP it sends \
+             (GET /v1/sandbox/sms), so anyone who reaches this address passes any OTP step. \
+             Listen on 127.0.0.1, or add --no-sandbox, or --sandbox-on-public-address if that is \
+             really what you want"
+        );
+    }
     let log_format = args
         .log_format
         .or(file.log_format)

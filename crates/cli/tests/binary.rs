@@ -207,6 +207,18 @@ fn a_bad_flag_or_config_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("the wallet has no bank"));
+    // The sandbox publishes its OTPs: not on a public address by accident.
+    let out = bin()
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.join("e"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to serve the sandbox on 0.0.0.0:0") && err.contains("--no-sandbox"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

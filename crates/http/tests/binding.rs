@@ -350,10 +350,12 @@ async fn expired_unknown_and_other_users_bindings_are_refused(app: &TestApp) {
     assert_eq!(theirs["bindings"].as_array().unwrap().len(), 0);
 }
 
-async fn wrong_codes_are_counted_and_five_fail_the_binding(app: &TestApp) {
+/// A binding of Zhang San's first card claimed by QR by a new account with
+/// `phone`; returns (its session, the binding id).
+async fn claimed_by_qr(app: &TestApp, phone: &str) -> (String, String) {
     let bank = bank_token(app, "zhang.san").await;
     let card = first_card(app, &bank).await;
-    let wallet = wallet_user(app, "13911110005").await;
+    let wallet = wallet_user(app, phone).await;
     let url = start(app, &bank, &card, "qr").await["url"]
         .as_str()
         .unwrap()
@@ -366,7 +368,11 @@ async fn wrong_codes_are_counted_and_five_fail_the_binding(app: &TestApp) {
             Some(json!({"address": url})),
         )
         .await;
-    let id = b["id"].as_str().unwrap().to_owned();
+    (wallet, b["id"].as_str().unwrap().to_owned())
+}
+
+async fn wrong_codes_are_counted_and_five_fail_the_binding(app: &TestApp) {
+    let (wallet, id) = claimed_by_qr(app, "13911110005").await;
     confirm(app, &wallet, &id).await;
     let right = sms_code(app).await;
     let wrong = if right == "000000" {
@@ -392,22 +398,7 @@ async fn wrong_codes_are_counted_and_five_fail_the_binding(app: &TestApp) {
 }
 
 async fn a_resent_code_does_not_buy_new_guesses(app: &TestApp) {
-    let bank = bank_token(app, "zhang.san").await;
-    let card = first_card(app, &bank).await;
-    let wallet = wallet_user(app, "13911110009").await;
-    let url = start(app, &bank, &card, "qr").await["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (_, b) = app
-        .call(
-            "POST",
-            "/v1/bindings/claims",
-            Some(&wallet),
-            Some(json!({"address": url})),
-        )
-        .await;
-    let id = b["id"].as_str().unwrap().to_owned();
+    let (wallet, id) = claimed_by_qr(app, "13911110009").await;
     confirm(app, &wallet, &id).await;
     let first = sms_code(app).await;
     let wrong = |right: &str| {

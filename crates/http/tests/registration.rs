@@ -18,6 +18,7 @@ app_tests!(
     registrations_are_idempotent_on_the_reference_and_never_duplicate,
     security_authentication_refuses_bad_devices_and_counts_wrong_answers,
     each_security_condition_can_be_switched_off,
+    security_authentication_is_refused_where_no_condition_asks_for_it,
 );
 
 const LI_PHONE: &str = "13900139000";
@@ -561,4 +562,76 @@ async fn each_security_condition_can_be_switched_off(app: &TestApp) {
         ..strict
     };
     assert_eq!(no_partner.conditions(&facts).len(), 1);
+}
+
+/// Security authentication is a step-up for a condition, not a way in: on
+/// a device already trusted for an active account it is refused, and
+/// nothing is sent or registered.
+async fn security_authentication_is_refused_where_no_condition_asks_for_it(app: &TestApp) {
+    use paybridge_api::sandbox::SmsQuery;
+    use paybridge_api::wallet::{RegisterDevice, StartSecurityAuth};
+    use paybridge_devices::phone::genuine_android;
+    const PHONE: &str = "13911110777";
+    let mut phone = app.phone(PHONE);
+    phone.register("correct horse 9").await.unwrap();
+    let token = phone.log_in("correct horse 9").await.unwrap().token.clone();
+    let device = app.device(&token, "phone", "Trusted phone").await;
+    app.trust_device(PHONE, &device, "0000").await;
+    let sandbox = paybridge_client::SandboxApi::new(&app.base_url);
+    let texts = || async {
+        sandbox
+            .sms(&SmsQuery {
+                phone: PHONE.into(),
+                limit: Some(100),
+            })
+            .await
+            .unwrap()
+            .messages
+            .len()
+    };
+    let sent = texts().await;
+    let devices = app.wallet_app().signed_in(&token);
+    let count = || async {
+        devices
+            .devices(&paybridge_api::wallet::DeviceListQuery {
+                include_revoked: None,
+            })
+            .await
+            .unwrap()
+            .devices
+            .len()
+    };
+    let before = count().await;
+    let again = phone
+        .anonymous()
+        .start_security_auth(&StartSecurityAuth {
+            phone: PHONE.into(),
+            device: None,
+            device_id: Some(device.clone()),
+            environment: genuine_android(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (again.status(), again.code()),
+        (Some(409), Some("security_auth_not_required")),
+        "{again}"
+    );
+    assert_eq!(texts().await, sent, "no code was sent");
+    assert_eq!(count().await, before);
+    // A new device is a condition: that one runs.
+    let new = phone
+        .anonymous()
+        .start_security_auth(&StartSecurityAuth {
+            phone: PHONE.into(),
+            device: Some(RegisterDevice {
+                device_type: "phone".into(),
+                name: "Second phone".into(),
+            }),
+            device_id: None,
+            environment: genuine_android(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(new.conditions.len(), 1, "{new:?}");
 }

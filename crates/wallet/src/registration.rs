@@ -295,6 +295,33 @@ impl Wallet {
         out
     }
 
+    /// The new device a security authentication registers.
+    async fn create_auth_device(
+        &self,
+        user: &UserId,
+        device_type: DeviceType,
+        name: &str,
+        now: paybridge_domain::Timestamp,
+    ) -> Result<DeviceId, ServiceError> {
+        let d = StoredDevice {
+            id: DeviceId::generate(),
+            user_id: user.clone(),
+            device_type,
+            name: paybridge_domain::device::check_device_name(name)?,
+            status: DeviceStatus::Active,
+            created_at: now,
+            last_seen_at: now,
+            has_credential: false,
+        };
+        if self.store.device_create(&d, &[]).await? == DeviceCreate::LimitReached {
+            return Err(ServiceError::rejected(
+                ErrorCode::DeviceLimitReached,
+                "the account has too many devices; revoke one first",
+            ));
+        }
+        Ok(d.id)
+    }
+
     /// Starts security authentication on a device of the account with this
     /// phone: the environment is checked, the device registered (not yet
     /// trusted), an OTP sent to the account's phone.
@@ -326,10 +353,11 @@ impl Wallet {
                 format!("this device cannot be used: {}", reason.as_str()),
             ));
         }
-        let device = match device {
-            AuthDevice::Existing(id) => {
-                let d = self
-                    .store
+        // Which device, and whether it is trusted, before anything is written:
+        // an authentication no condition asks for is refused whole.
+        let known = match device {
+            AuthDevice::Existing(id) => Some(
+                self.store
                     .device_of(&user.id, id)
                     .await?
                     .filter(|d| d.status.is_active())
@@ -338,34 +366,33 @@ impl Wallet {
                             ErrorCode::NotFound,
                             "no such active device on this account",
                         )
-                    })?;
-                d.id
-            }
-            AuthDevice::New { device_type, name } => {
-                let d = StoredDevice {
-                    id: DeviceId::generate(),
-                    user_id: user.id.clone(),
-                    device_type: *device_type,
-                    name: paybridge_domain::device::check_device_name(name)?,
-                    status: DeviceStatus::Active,
-                    created_at: now,
-                    last_seen_at: now,
-                    has_credential: false,
-                };
-                if self.store.device_create(&d, &[]).await? == DeviceCreate::LimitReached {
-                    return Err(ServiceError::rejected(
-                        ErrorCode::DeviceLimitReached,
-                        "the account has too many devices; revoke one first",
-                    ));
-                }
-                d.id
-            }
+                    })?
+                    .id,
+            ),
+            AuthDevice::New { .. } => None,
+        };
+        let device_trusted = match &known {
+            Some(id) => self.store.device_trusted(&user.id, id).await?,
+            None => false,
         };
         let conditions = self.policy.conditions(&SecurityFacts {
             partner_registered_unauthenticated: user.status == AccountStatus::Restricted,
-            device_trusted: self.store.device_trusted(&user.id, &device).await?,
+            device_trusted,
             sensitive: false,
         });
+        if conditions.is_empty() {
+            return Err(ServiceError::rejected(
+                ErrorCode::SecurityAuthNotRequired,
+                "this device is trusted for this account: log in instead",
+            ));
+        }
+        let device = match (known.as_ref(), device) {
+            (Some(id), _) | (None, AuthDevice::Existing(id)) => id.clone(),
+            (None, AuthDevice::New { device_type, name }) => {
+                self.create_auth_device(&user.id, *device_type, name, now)
+                    .await?
+            }
+        };
         let phone_clear = self
             .vault
             .open_text(&PHONE, user.id.as_str(), &user.phone_sealed)

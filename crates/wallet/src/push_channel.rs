@@ -92,35 +92,54 @@ impl PushChannel {
                 return None;
             }
             self.touch_if_due().await;
-            match self
-                .wallet
-                .store
-                .outbox_events_for(
-                    &Destination::Device(self.device.clone()),
-                    self.after,
-                    CHANNEL_BATCH,
-                )
-                .await
-            {
-                Ok(events) if !events.is_empty() => {
+            if let Some(events) = self.unread().await {
+                if !events.is_empty() {
                     self.buffer.extend(events);
                     continue;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, device.id = %self.device, "push channel cannot read the outbox")
                 }
             }
             // Nothing new: is the device still allowed to listen?
             match self.wallet.store.device_of(&self.user, &self.device).await {
                 Ok(Some(d)) if d.status.is_active() => {}
-                Ok(_) => return None,
+                Ok(_) => {
+                    // Revoked between the read above and this look-up: its
+                    // `device.revoked` committed with the revocation, so one
+                    // more read delivers it before the channel ends.
+                    match self.unread().await {
+                        Some(events) if !events.is_empty() => {
+                            self.buffer.extend(events);
+                            continue;
+                        }
+                        _ => return None,
+                    }
+                }
                 Err(_) => {}
             }
             tokio::select! {
                 _ = self.wakeups.recv() => {}
                 _ = tokio::time::sleep(CHANNEL_POLL) => {}
                 _ = self.stopping.changed() => {}
+            }
+        }
+    }
+
+    /// The device's events after the last one delivered; `None` (logged)
+    /// when the outbox cannot be read this round.
+    async fn unread(&self) -> Option<Vec<StoredEvent>> {
+        match self
+            .wallet
+            .store
+            .outbox_events_for(
+                &Destination::Device(self.device.clone()),
+                self.after,
+                CHANNEL_BATCH,
+            )
+            .await
+        {
+            Ok(events) => Some(events),
+            Err(e) => {
+                tracing::warn!(error = %e, device.id = %self.device, "push channel cannot read the outbox");
+                None
             }
         }
     }

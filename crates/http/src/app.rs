@@ -219,10 +219,12 @@ impl App {
                 (None, Some(i)) => i.store.clone() as Arc<dyn IdempotencyStore>,
                 (None, None) => unreachable!("checked above"),
             };
-            let idem = Arc::new(Idempotency {
-                store: idem_store,
-                clock: clock.clone(),
-            });
+            let idem = Arc::new(Idempotency::new(
+                idem_store,
+                clock.clone(),
+                &config.master_key,
+                "sandbox",
+            ));
             openapi = openapi.merge(routes::sandbox::router(parties, idem));
         }
 

@@ -24,6 +24,7 @@ app_tests!(
     a_paying_order_resumes_only_with_the_binding_that_started_it,
     an_order_in_a_currency_the_merchant_does_not_hold_is_refused,
     the_bank_answers_for_a_debit_it_made_whatever_became_of_the_agreement,
+    posts_that_move_money_or_credentials_need_an_idempotency_key,
 );
 
 const PHONE: &str = "13800138000";
@@ -408,4 +409,53 @@ async fn the_bank_answers_for_a_debit_it_made_whatever_became_of_the_agreement(a
         )
         .await;
     assert_eq!((s, code(&e)), (401, "signature_missing"));
+}
+
+/// Paying, approving, completing a binding and setting the payment password
+/// take an `Idempotency-Key` (security issue §4): without one, 400 and
+/// nothing happens.
+async fn posts_that_move_money_or_credentials_need_an_idempotency_key(app: &TestApp) {
+    let (token, binding) = app.payer("zhang.san", 0, PHONE, "482916").await;
+    let id = order(app, "no-key-1", 300).await;
+    let card = app.card_balance("zhang.san", 0).await;
+    let client = reqwest::Client::new();
+    for (path, body) in [
+        (
+            format!("/v1/orders/{id}/payments"),
+            json!({"binding_id": binding, "payment_password": "482916"}),
+        ),
+        (
+            "/v1/payment-requests/pay_00000000000000000000000000/approvals".to_owned(),
+            json!({"binding_id": binding, "payment_password": "482916"}),
+        ),
+        (
+            format!("/v1/bindings/{binding}/completion"),
+            json!({"code": "123456"}),
+        ),
+        (
+            "/v1/me/payment-password".to_owned(),
+            json!({"new_password": "590317", "current_password": "482916"}),
+        ),
+    ] {
+        let resp = client
+            .post(format!("{}{path}", app.base_url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let e: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (status, code(&e)),
+            (400, "idempotency_key_missing"),
+            "{path}: {e}"
+        );
+    }
+    assert_eq!(app.card_balance("zhang.san", 0).await, card);
+    assert_eq!(app.order_state(&id).await, "open");
+    assert!(
+        pay(app, &token, &id, &binding, "482916").await.is_ok(),
+        "the old password still pays"
+    );
 }

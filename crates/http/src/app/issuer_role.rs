@@ -84,10 +84,12 @@ pub(super) async fn build(
         nonces: shared.clone() as Arc<dyn NonceStore>,
         clock: ctx.clock.clone(),
     });
-    let idem = Arc::new(Idempotency {
-        store: shared.clone() as Arc<dyn IdempotencyStore>,
-        clock: ctx.clock.clone(),
-    });
+    let idem = Arc::new(Idempotency::new(
+        shared.clone() as Arc<dyn IdempotencyStore>,
+        ctx.clock.clone(),
+        ctx.master_key,
+        i.id.as_str(),
+    ));
     let routes = OpenApiRouter::new().nest(
         ISSUER_PREFIX,
         routes::partner::router(Arc::new(service.clone()), auth.clone(), idem.clone())

@@ -188,10 +188,12 @@ fn routes(
         .map(|p| (p.id.clone(), p.public_keys.clone()))
         .collect();
     let auth = partner_auth(w, ctx, store, banks);
-    let idem = Arc::new(Idempotency {
-        store: store.clone() as Arc<dyn IdempotencyStore>,
-        clock: ctx.clock.clone(),
-    });
+    let idem = Arc::new(Idempotency::new(
+        store.clone() as Arc<dyn IdempotencyStore>,
+        ctx.clock.clone(),
+        ctx.master_key,
+        w.id.as_str(),
+    ));
     OpenApiRouter::new()
         .merge(routes::partner::router(
             Arc::new(service.clone()),
@@ -203,10 +205,10 @@ fn routes(
             auth,
             idem.clone(),
         ))
-        .merge(routes::bindings::router(service.clone()))
+        .merge(routes::bindings::router(service.clone(), idem.clone()))
         .merge(routes::security_auth::router(service.clone()))
         .merge(routes::merchant_api::router(service.clone(), idem.clone()))
-        .merge(routes::payments::router(service.clone()))
+        .merge(routes::payments::router(service.clone(), idem.clone()))
         .merge(routes::cross_device::router(service.clone(), idem.clone()))
         .merge(routes::cross_device::relay_router(
             service.clone(),

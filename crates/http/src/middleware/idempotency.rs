@@ -15,7 +15,8 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use paybridge_crypto::digest::sha256_hex;
+use paybridge_crypto::master::MasterKey;
+use paybridge_crypto::token::TokenHasher;
 use paybridge_domain::{Clock, ErrorCode, ServiceError};
 use paybridge_store::idempotency::IDEMPOTENCY_RENEW_SECS;
 use paybridge_store::{IdempotencyBegin, IdempotencyStore, SavedResponse};
@@ -35,6 +36,26 @@ pub const SAVED_RESPONSE_MAX_BYTES: usize = 1024 * 1024;
 pub struct Idempotency {
     pub store: Arc<dyn IdempotencyStore>,
     pub clock: Arc<dyn Clock>,
+    /// Keys the stored request hash. The body may carry a password, a PIN
+    /// or an OTP: a plain SHA-256 of it would let whoever reads the table
+    /// brute-force them without Argon2's cost.
+    pub request_key: Arc<TokenHasher>,
+}
+
+impl Idempotency {
+    pub fn new(
+        store: Arc<dyn IdempotencyStore>,
+        clock: Arc<dyn Clock>,
+        master: &MasterKey,
+        role: &str,
+    ) -> Self {
+        let key = master.derive(role, "idempotency-request-hash");
+        Self {
+            store,
+            clock,
+            request_key: Arc::new(TokenHasher::from_bytes(*key)),
+        }
+    }
 }
 
 fn valid_key(k: &str) -> bool {
@@ -94,7 +115,7 @@ async fn run(idem: &Idempotency, req: Request, next: Next) -> Result<Response, A
     hashed.extend_from_slice(path.as_bytes());
     hashed.push(b'\n');
     hashed.extend_from_slice(&bytes);
-    let request_hash = sha256_hex(&hashed);
+    let request_hash = idem.request_key.hash_bytes(&hashed);
     let store_error = |e| ApiError::from(ServiceError::from(e));
 
     match idem

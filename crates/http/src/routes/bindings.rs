@@ -2,6 +2,8 @@
 //! pushed message), confirm it (an OTP to the reserved phone), complete it
 //! with the code; list and unbind.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use paybridge_api::wallet::{
@@ -17,6 +19,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, Authenticated};
+use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::wallet_session;
 
 fn body(b: BindingView) -> BindingBody {
@@ -176,12 +179,16 @@ async fn unbind(
     ))
 }
 
-pub fn router(wallet: Wallet) -> OpenApiRouter {
+pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {
+    // Completing a binding opens the bank's agreement: it takes an Idempotency-Key.
+    let completing = OpenApiRouter::new()
+        .routes(routes!(complete))
+        .layer(axum::middleware::from_fn_with_state(idem, idempotency));
     OpenApiRouter::new()
         .routes(routes!(claim_address))
         .routes(routes!(claim_offered))
         .routes(routes!(confirm))
-        .routes(routes!(complete))
+        .merge(completing)
         .routes(routes!(list))
         .routes(routes!(get_one, unbind))
         .layer(axum::middleware::from_fn_with_state(

@@ -352,14 +352,15 @@ async fn relayed_gesture(
 }
 
 pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {
+    // Creating a request, and approving one (it moves money), take an Idempotency-Key.
     let creating = OpenApiRouter::new()
         .routes(routes!(create))
+        .routes(routes!(approve))
         .layer(axum::middleware::from_fn_with_state(idem, idempotency));
     OpenApiRouter::new()
         .routes(routes!(read))
         .routes(routes!(report_gesture))
         .routes(routes!(approval_challenge))
-        .routes(routes!(approve))
         .routes(routes!(decline))
         .routes(routes!(scan))
         .merge(creating)

@@ -1,5 +1,7 @@
 //! The wallet app pays a merchant's order with a bound card.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use paybridge_api::merchant::{OrderBody, PayOrder};
 use paybridge_api::ErrorBody;
@@ -12,6 +14,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, Authenticated};
+use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::wallet_session;
 use crate::routes::merchant_api::order_body;
 
@@ -45,9 +48,11 @@ async fn pay(
     )))
 }
 
-pub fn router(wallet: Wallet) -> OpenApiRouter {
+pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {
+    // Paying moves money: it takes an Idempotency-Key.
     OpenApiRouter::new()
         .routes(routes!(pay))
+        .layer(axum::middleware::from_fn_with_state(idem, idempotency))
         .layer(axum::middleware::from_fn_with_state(
             wallet.clone(),
             wallet_session,

@@ -204,13 +204,14 @@ pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {
                 idempotency,
             ));
     let public = OpenApiRouter::new().routes(routes!(login));
+    // Setting an identity or a payment password takes an Idempotency-Key.
     let authed_creating = OpenApiRouter::new()
         .routes(routes!(set_identity))
+        .routes(routes!(set_payment_password))
         .layer(axum::middleware::from_fn_with_state(idem, idempotency));
     let authed = OpenApiRouter::new()
         .routes(routes!(logout))
         .routes(routes!(me))
-        .routes(routes!(set_payment_password))
         .routes(routes!(verify_payment_password))
         .merge(authed_creating)
         .layer(axum::middleware::from_fn_with_state(

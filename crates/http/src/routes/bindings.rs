@@ -105,9 +105,10 @@ async fn confirm(
 /// account has one): the bank opens the quick-pay agreement.
 #[utoipa::path(post, path = "/v1/bindings/{binding_id}/completion", tag = "bindings",
     security(("session" = [])),
-    params(("binding_id" = String, Path)),
+    params(("binding_id" = String, Path), ("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
     request_body = CompleteBinding,
     responses(
+        (status = 400, description = "idempotency_key_missing, idempotency_key_invalid", body = ErrorBody),
         (status = 200, body = BindingBody), (status = 401, body = ErrorBody),
         (status = 403, description = "payment_password_invalid", body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "binding_not_pending, otp_already_used, binding_exists", body = ErrorBody),

@@ -230,9 +230,10 @@ async fn approval_challenge(
 /// duplicates included), the order paid, the terminal and merchant told.
 #[utoipa::path(post, path = "/v1/payment-requests/{payment_id}/approvals", tag = "payments",
     security(("session" = [])),
-    params(("payment_id" = String, Path)),
+    params(("payment_id" = String, Path), ("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
     request_body = ApprovePayment,
     responses(
+        (status = 400, description = "idempotency_key_missing, idempotency_key_invalid", body = ErrorBody),
         (status = 200, body = PaymentRequestBody), (status = 401, body = ErrorBody),
         (status = 403, description = "payment_password_invalid, webauthn_rejected (e.g. approval for other data), terminal_not_of_account", body = ErrorBody),
         (status = 404, body = ErrorBody),

@@ -22,9 +22,10 @@ use crate::routes::merchant_api::order_body;
 /// concurrent duplicate) never debits twice.
 #[utoipa::path(post, path = "/v1/orders/{order_id}/payments", tag = "wallet",
     security(("session" = [])),
-    params(("order_id" = String, Path)),
+    params(("order_id" = String, Path), ("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
     request_body = PayOrder,
     responses(
+        (status = 400, description = "idempotency_key_missing, idempotency_key_invalid", body = ErrorBody),
         (status = 200, body = OrderBody), (status = 401, body = ErrorBody),
         (status = 403, description = "payment_password_invalid, account_restricted", body = ErrorBody),
         (status = 404, body = ErrorBody),

@@ -132,8 +132,10 @@ async fn me(
 /// Sets (or, with the current one, changes) the six-digit payment password.
 #[utoipa::path(post, path = "/v1/me/payment-password", tag = "wallet",
     security(("session" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
     request_body = SetPaymentPassword,
     responses(
+        (status = 400, description = "idempotency_key_missing, idempotency_key_invalid", body = ErrorBody),
         (status = 204),
         (status = 401, body = ErrorBody),
         (status = 403, description = "payment_password_invalid (the current one); security_auth_required (changing it needs a session on a trusted device)", body = ErrorBody),

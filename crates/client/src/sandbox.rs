@@ -49,17 +49,6 @@ impl SandboxApi {
             .post("/v1/sandbox/push-relay/gestures", body)
             .await
     }
-
-    /// The newest six-digit code the sandbox gateway sent to `phone`.
-    pub async fn latest_code(&self, phone: &str) -> Answer<Option<String>> {
-        let inbox = self
-            .sms(&SmsQuery {
-                phone: phone.to_owned(),
-                limit: Some(1),
-            })
-            .await?;
-        Ok(inbox.messages.first().and_then(|m| six_digits(&m.body)))
-    }
 }
 
 /// The first run of exactly six digits in a text message.

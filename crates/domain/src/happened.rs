@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::clock::{rfc3339, Timestamp};
+use crate::clock::Timestamp;
 use crate::device::DeviceType;
 use crate::event::{Destination, EventTopic, NewEvent};
 use crate::ids::{
@@ -222,12 +222,6 @@ pub struct PaymentRequestFacts {
     pub requested_by: RequestingDeviceFacts,
     /// RFC 3339.
     pub expires_at: String,
-}
-
-impl PaymentRequestFacts {
-    pub fn expires(at: Timestamp) -> String {
-        rfc3339(at)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

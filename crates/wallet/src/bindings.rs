@@ -512,12 +512,7 @@ impl Wallet {
                 .await?;
         }
         let issuer: PartnerId = b.issuer_id.parse().map_err(ServiceError::internal)?;
-        let client = self.issuers.get(&issuer).ok_or_else(|| {
-            ServiceError::rejected(
-                ErrorCode::PartnerUnknown,
-                "the bank is no longer registered",
-            )
-        })?;
+        let client = self.bank_client(&issuer)?;
         let answer: Result<AgreementIssued, _> = client
             .call(
                 reqwest::Method::POST,

@@ -9,9 +9,7 @@ use paybridge_adapters::sms::SmsGateway;
 use paybridge_crypto::blind_index::BlindIndexKey;
 use paybridge_crypto::otp::{generate_code, well_formed, OtpHasher};
 use paybridge_domain::ids::OtpId;
-use paybridge_domain::otp::{
-    check_hourly_cap, OtpError, OtpStatus, OTP_HOURLY_CAP, OTP_RESEND_AFTER_SECS,
-};
+use paybridge_domain::otp::{OtpError, OtpStatus, OTP_HOURLY_CAP, OTP_RESEND_AFTER_SECS};
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{Clock, ErrorCode, ServiceError, Timestamp};
 use paybridge_kernel::personal::Protector;
@@ -72,11 +70,6 @@ impl OtpService {
             index: &self.index_key,
         };
         let phone_index = personal.index_of(phone);
-        let sent = self
-            .store
-            .otp_sends_since(&phone_index, now - time::Duration::hours(1))
-            .await?;
-        check_hourly_cap(sent).map_err(|e| ServiceError::Rejected(e.into()))?;
         let id = OtpId::generate();
         let code = generate_code();
         let status = OtpStatus::issued(now);
@@ -91,8 +84,8 @@ impl OtpService {
             status,
             version: 0,
         };
-        // The count above is a fast refusal; the store's is the one that
-        // holds under concurrent sends.
+        // The store checks and counts the send in one transaction: the
+        // budget holds under concurrent sends.
         match self.store.otp_create(&otp, now, SEND_BUDGET).await? {
             OtpSend::Sent => {}
             OtpSend::BudgetSpent | OtpSend::Stale => return Err(hourly_cap_reached()),

@@ -14,7 +14,7 @@
 
 use paybridge_api::partner::{DebitAnswer, DebitRequest, DebitStatus};
 use paybridge_api::wallet::MoneyBody;
-use paybridge_client::PartnerError;
+use paybridge_client::{PartnerClient, PartnerError};
 use paybridge_crypto::signing::MAX_CLOCK_SKEW_SECS;
 use paybridge_domain::binding::BindingState;
 use paybridge_domain::happened::OrderStep;
@@ -82,6 +82,30 @@ impl Wallet {
             .map(OrderView::from)
     }
 
+    /// The signed client of a registered bank.
+    pub(crate) fn bank_client(&self, issuer: &PartnerId) -> Result<&PartnerClient, ServiceError> {
+        self.issuers.get(issuer).ok_or_else(|| {
+            ServiceError::rejected(
+                ErrorCode::PartnerUnknown,
+                "the bank is no longer registered",
+            )
+        })
+    }
+
+    /// The bank of `payer`'s binding `binding`, whatever its state now: a
+    /// payment made with it is settled (and refunded) through that bank.
+    pub(crate) async fn bank_of_binding(
+        &self,
+        payer: &UserId,
+        binding: &BindingId,
+    ) -> Result<PartnerId, ServiceError> {
+        self.binding(payer, binding)
+            .await?
+            .issuer_id
+            .parse()
+            .map_err(|e: InvalidPartnerId| ServiceError::internal(e))
+    }
+
     /// The bank of an active binding of `user`.
     pub(crate) async fn active_binding_issuer(
         &self,
@@ -121,12 +145,7 @@ impl Wallet {
         let issuer = self.active_binding_issuer(user, binding_id).await?;
         self.check_merchant_currency(&order).await?;
         let order = self.start_or_resume_paying(user, order, binding_id).await?;
-        let client = self.issuers.get(&issuer).ok_or_else(|| {
-            ServiceError::rejected(
-                ErrorCode::PartnerUnknown,
-                "the bank is no longer registered",
-            )
-        })?;
+        let client = self.bank_client(&issuer)?;
         let agreement = self.agreement_number(user, binding_id).await?;
         let debit: Result<DebitAnswer, _> = client
             .call(
@@ -303,18 +322,8 @@ impl Wallet {
             tracing::error!(order.id = %order.id, "a paying order without a payer: left for an operator");
             return Ok(None);
         };
-        let issuer: PartnerId = self
-            .binding(&payer, &binding)
-            .await?
-            .issuer_id
-            .parse()
-            .map_err(|e: InvalidPartnerId| ServiceError::internal(e))?;
-        let client = self.issuers.get(&issuer).ok_or_else(|| {
-            ServiceError::rejected(
-                ErrorCode::PartnerUnknown,
-                "the bank is no longer registered",
-            )
-        })?;
+        let issuer = self.bank_of_binding(&payer, &binding).await?;
+        let client = self.bank_client(&issuer)?;
         let status: DebitStatus = client
             .call::<(), _>(
                 reqwest::Method::GET,

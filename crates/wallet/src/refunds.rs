@@ -12,7 +12,7 @@ use paybridge_domain::event::Destination;
 use paybridge_domain::happened::{Happened, OrderStep};
 use paybridge_domain::ids::{MerchantId, OrderId, RefundId};
 use paybridge_domain::ledger::{AccountId, TransferId, TransferKind, TransferRequest};
-use paybridge_domain::partner::{InvalidPartnerId, PartnerId};
+use paybridge_domain::partner::PartnerId;
 use paybridge_domain::refund::{RefundFailure, RefundStatus};
 use paybridge_domain::{ErrorCode, Money, ServiceError};
 use paybridge_kernel::ledger::transfer_id;
@@ -194,12 +194,7 @@ impl Wallet {
                 .fail_refund(order, refund, ErrorCode::InsufficientFunds, &why)
                 .await;
         }
-        let bank = self.issuers.get(&issuer).ok_or_else(|| {
-            ServiceError::rejected(
-                ErrorCode::PartnerUnknown,
-                "the bank is no longer registered",
-            )
-        })?;
+        let bank = self.bank_client(&issuer)?;
         match Self::ask_bank_to_refund(bank, &order, &refund).await {
             Ok(_) => {
                 let post = TransferKind::PostPending {
@@ -307,10 +302,7 @@ impl Wallet {
                 "the order has no payment to refund",
             ));
         };
-        let issuer = self.binding(&payer, &binding).await?.issuer_id;
-        issuer
-            .parse()
-            .map_err(|e: InvalidPartnerId| ServiceError::internal(e))
+        self.bank_of_binding(&payer, &binding).await
     }
 
     /// The bank's signed refund call (idempotent on the refund id).

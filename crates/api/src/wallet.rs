@@ -135,6 +135,25 @@ pub struct RegisterDevice {
     pub device_type: String,
     #[schema(example = "Li's phone")]
     pub name: String,
+    /// The device's own public key: it signs a proof of possession (DPoP)
+    /// with the private key, which never leaves the device.
+    pub public_key: DevicePublicKey,
+}
+
+/// A device's Ed25519 public key as a JWK (RFC 8037).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePublicKey {
+    #[schema(example = "OKP", pattern = "^OKP$")]
+    pub kty: String,
+    #[schema(example = "Ed25519", pattern = "^Ed25519$")]
+    pub crv: String,
+    /// The 32-byte public key, base64url without padding.
+    #[schema(
+        example = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        pattern = "^[A-Za-z0-9_-]{43}$"
+    )]
+    pub x: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -155,6 +174,11 @@ pub struct DeviceBody {
     pub status: DeviceStage,
     /// Whether the phone holds a WebAuthn credential.
     pub has_credential: bool,
+    /// The RFC 7638 thumbprint of the device's public key (`null` for a
+    /// device registered before devices had keys).
+    pub key_thumbprint: Option<String>,
+    /// Paired by a trusted device of the account (then trusted itself).
+    pub paired: bool,
     /// RFC 3339.
     pub created_at: String,
     pub last_seen_at: String,

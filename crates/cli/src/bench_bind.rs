@@ -29,6 +29,9 @@ use serde_json::{json, Value};
 
 use crate::bench::{BenchStore, Tally};
 
+/// The login password of every bench wallet account.
+pub const BENCH_LOGIN_PASSWORD: &str = "Bench wallet 2026";
+
 #[derive(Debug, Clone, Args)]
 pub struct BindBenchArgs {
     /// Which store the in-process server runs on (a fresh SQLite file or
@@ -196,10 +199,15 @@ pub(crate) async fn prepare(i: usize, wallet: &Wallet, issuer: &Issuer) -> anyho
         .await?;
     let phone_number = phone.parse()?;
     wallet
-        .register_account(&phone_number, "Bench wallet 2026")
+        .register_account(&phone_number, BENCH_LOGIN_PASSWORD)
         .await?;
     let session = wallet
-        .login(&phone_number, "Bench wallet 2026", None)
+        .login(
+            &phone_number,
+            BENCH_LOGIN_PASSWORD,
+            None,
+            &paybridge_wallet::device_proof::PresentedProof::NONE,
+        )
         .await?;
     Ok(Pair {
         customer: customer.id,

@@ -14,13 +14,21 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
+use paybridge_api::merchant::CreateOrder;
+use paybridge_api::wallet::{MoneyBody, SetPaymentPassword};
+use paybridge_client::{MerchantApi, WalletApp};
+use paybridge_devices::phone::{genuine_android, SecurityAnswers, ThisDevice};
+use paybridge_devices::terminal::Wake;
+use paybridge_devices::{Phone, Terminal};
+use paybridge_domain::device::DeviceType;
 use paybridge_domain::identity::IdNumber;
+use paybridge_domain::ids::{BindingId, MerchantId};
+use paybridge_domain::payment_request::PaymentRequestStage;
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
-use paybridge_wallet::Wallet;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::bench::{BenchStore, Tally};
-use crate::bench_bind::{one_binding, post, prepare, BenchApp};
+use crate::bench_bind::{one_binding, prepare, BenchApp, BENCH_LOGIN_PASSWORD};
 
 #[derive(Debug, Clone, Args)]
 pub struct PayBenchArgs {
@@ -50,11 +58,13 @@ pub struct PayBenchArgs {
 const ORDER_AMOUNT: i64 = 100;
 const PIN: &str = "482916";
 
+/// One household's parties, each on its own device key: the PC's and
+/// the phone's sessions are bound to their keys, so every call signs a
+/// proof (DPoP) like the real apps would.
 struct Household {
-    pc_token: String,
-    pc: String,
-    phone_token: String,
-    binding: String,
+    pc: Terminal,
+    phone: Phone,
+    binding: BindingId,
     card: paybridge_domain::ids::CardId,
 }
 
@@ -75,150 +85,78 @@ pub async fn cross_device(args: PayBenchArgs) -> anyhow::Result<bool> {
     result
 }
 
-async fn call(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: Option<&str>,
-    body: Value,
-) -> anyhow::Result<Value> {
-    let mut req = client.request(method, url).json(&body);
-    // POSTs that create or move something carry an Idempotency-Key.
-    req = req.header(
-        "idempotency-key",
-        format!("bench-{:032x}", rand::random::<u128>()),
-    );
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await?;
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    anyhow::ensure!(status.is_success(), "{status}: {v}");
-    Ok(v)
-}
-
-async fn newest_code(wallet: &Wallet, phone: &str) -> anyhow::Result<String> {
-    let inbox = wallet.store.sms_for_phone(phone, 1).await?;
-    inbox
-        .first()
-        .and_then(|m| {
-            m.body
-                .split(|c: char| !c.is_ascii_digit())
-                .find(|w| w.len() == 6)
-                .map(str::to_owned)
-        })
-        .context("no code")
-}
-
-/// A household: card bound, payment password, a PC, a trusted phone.
+/// A household: card bound, payment password, a trusted phone (security
+/// authentication as a new device) and a PC it paired.
 async fn household(i: usize, app: &BenchApp) -> anyhow::Result<Household> {
     let base = &app.base;
     let client = reqwest::Client::new();
     let p = prepare(i, &app.wallet, &app.issuer).await?;
     let binding = one_binding(base, &client, &app.wallet, &app.issuer, &p).await?;
-    call(
-        &client,
-        reqwest::Method::POST,
-        format!("{base}/v1/me/payment-password"),
-        Some(&p.token),
-        json!({ "new_password": PIN }),
-    )
-    .await?;
-    let mut devices = Vec::new();
-    for (kind, name) in [("pc", "Bench PC"), ("phone", "Bench phone")] {
-        let d = post(
-            &client,
-            format!("{base}/v1/devices"),
-            &p.token,
-            Some(json!({"type": kind, "name": name})),
-        )
+    WalletApp::new(base)
+        .signed_in(&p.token)
+        .set_payment_password(&SetPaymentPassword {
+            new_password: PIN.into(),
+            current_password: None,
+        })
         .await?;
-        devices.push(d["id"].as_str().context("device id")?.to_owned());
-    }
-    // Security authentication of the phone (a new device), then its session.
-    let env = json!({"emulator": false, "rooted": false, "os": "android", "os_version": "14"});
-    let auth = call(
-        &client,
-        reqwest::Method::POST,
-        format!("{base}/v1/security-authentications"),
-        None,
-        json!({"phone": p.phone, "device_id": devices[1], "environment": env}),
-    )
-    .await?;
-    let id = auth["id"].as_str().context("auth id")?.to_owned();
+    let mut phone = Phone::new(base, &p.phone);
     let last4 = IdNumber::complete(&format!("110105{:011}", i))
         .last(4)
         .to_owned();
-    for (step, body) in [
-        (
-            "otp",
-            json!({"code": newest_code(&app.wallet, &p.phone).await?}),
-        ),
-        ("identity", json!({ "id_number_last4": last4 })),
-        ("passwords", json!({})),
-    ] {
-        call(
-            &client,
-            reqwest::Method::POST,
-            format!("{base}/v1/security-authentications/{id}/{step}"),
-            None,
-            body,
-        )
+    phone
+        .pass_security_auth(SecurityAnswers {
+            device: ThisDevice::New {
+                name: "Bench phone".into(),
+            },
+            environment: genuine_android(),
+            id_number_last4: last4,
+            login_password: None,
+            payment_password: None,
+        })
         .await
-        .with_context(|| format!("security authentication, step {step}"))?;
-    }
-    let session = call(
-        &client,
-        reqwest::Method::POST,
-        format!("{base}/v1/sessions"),
-        None,
-        json!({"phone": p.phone, "password": "Bench wallet 2026", "device_id": devices[1]}),
-    )
-    .await?;
+        .context("security authentication of the phone")?;
+    let pc = Terminal::pair(&phone, BENCH_LOGIN_PASSWORD, DeviceType::Pc, "Bench PC")
+        .await
+        .context("pairing the PC")?;
     Ok(Household {
-        pc_token: p.token,
-        pc: devices[0].clone(),
-        phone_token: session["token"].as_str().context("session")?.to_owned(),
-        binding,
+        pc,
+        phone,
+        binding: binding.parse()?,
         card: p.card,
     })
 }
 
 /// One order, timed from its creation to the phone's paid answer.
 async fn one_order(
-    base: &str,
-    client: &reqwest::Client,
-    merchant: &str,
+    shop: &MerchantApi,
+    merchant: &MerchantId,
     h: &Household,
     reference: String,
 ) -> anyhow::Result<()> {
-    let order = post(
-        client,
-        format!("{base}/v1/orders"),
-        SANDBOX_MERCHANT_KEY,
-        Some(json!({"amount": {"amount": ORDER_AMOUNT, "currency": "CNY"}, "description": "bench", "reference": reference})),
-    )
-    .await?;
-    let request = post(
-        client,
-        format!("{base}/v1/payment-requests"),
-        &h.pc_token,
-        Some(json!({"merchant_id": merchant, "order_id": order["id"], "terminal_id": h.pc})),
-    )
-    .await?;
-    anyhow::ensure!(request["state"] == "presented", "not presented: {request}");
-    let paid = post(
-        client,
-        format!(
-            "{base}/v1/payment-requests/{}/approvals",
-            request["id"].as_str().unwrap_or_default()
-        ),
-        &h.phone_token,
-        Some(json!({"binding_id": h.binding, "payment_password": PIN})),
-    )
-    .await?;
-    anyhow::ensure!(paid["state"] == "paid", "not paid: {paid}");
+    let order = shop
+        .create_order(&CreateOrder {
+            amount: MoneyBody {
+                amount: ORDER_AMOUNT,
+                currency: "CNY".into(),
+            },
+            description: "bench".into(),
+            reference,
+            expires_in_secs: None,
+        })
+        .await?;
+    let request = h.pc.ask_to_pay(merchant, &order.id, Wake::Directly).await?;
+    anyhow::ensure!(
+        request.state == PaymentRequestStage::Presented,
+        "not presented: {request:?}"
+    );
+    let paid = h
+        .phone
+        .approve_with_password(&request.id, &h.binding, PIN)
+        .await?;
+    anyhow::ensure!(
+        paid.state == PaymentRequestStage::Paid,
+        "not paid: {paid:?}"
+    );
     Ok(())
 }
 
@@ -264,11 +202,11 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
             households.clone(),
             next.clone(),
             app.base.clone(),
-            merchant.to_string(),
+            merchant.clone(),
             args.orders,
         );
         workers.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let shop = MerchantApi::new(&base, SANDBOX_MERCHANT_KEY);
             let mut tally = Tally::new();
             let mut paid = 0u64;
             loop {
@@ -278,7 +216,7 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
                 }
                 let t = Instant::now();
                 let h = &households[w];
-                let result = one_order(&base, &client, &merchant, h, format!("bench-{i}")).await;
+                let result = one_order(&shop, &merchant, h, format!("bench-{i}")).await;
                 if tally.record(result, t).is_some() {
                     paid += 1;
                 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 use paybridge_api::bank::CardBody;
-use paybridge_api::wallet::{MoneyBody, RegisterDevice};
+use paybridge_api::wallet::{DeviceListQuery, MoneyBody};
 use paybridge_crypto::master::MasterKey;
 use paybridge_crypto::PartnerKeyPair;
 use paybridge_devices::bank_app::Offer;
@@ -19,6 +19,7 @@ use paybridge_devices::{BankCustomer, Phone, SmsInbox};
 use paybridge_domain::account::AccountStatus;
 use paybridge_domain::agreement::AgreementStatus;
 use paybridge_domain::binding::BindingStage;
+use paybridge_domain::device::DeviceStage;
 use paybridge_domain::ids::BindingId;
 use paybridge_domain::SystemClock;
 use paybridge_http::{App, AppConfig, IssuerRoleConfig, PeerConfig, WalletRoleConfig};
@@ -42,6 +43,10 @@ pub(crate) const RESERVED_PHONE: &str = "13800138000";
 /// The payment password every demo sets (and uses when one is set).
 pub(crate) const DEMO_PAYMENT_PASSWORD: &str = "730245";
 pub(crate) const WALLET_PASSWORD: &str = "Demo wallet 2026";
+/// The last digits of Zhang San's ID number (security authentication).
+const ID_LAST4: &str = "1239";
+/// The name the demo's phone registers under as a device of the account.
+pub(crate) const PHONE_NAME: &str = "Demo phone";
 
 /// A server for the demo: the given one, or an in-process one.
 pub(crate) struct Server {
@@ -179,13 +184,21 @@ pub async fn bind(args: DemoArgs, mode: BindingMode) -> anyhow::Result<()> {
     result
 }
 
-/// Flow F1 to its end; the card holder's wallet app (logged in) and the binding.
-pub(crate) async fn play_bind(base: &str, mode: BindingMode) -> anyhow::Result<(Phone, BindingId)> {
+/// What flow F1 leaves: the card holder's wallet app (logged in), the
+/// binding, and the phone as a trusted device if a re-run needed one.
+pub(crate) struct Bound {
+    pub wallet: Phone,
+    pub binding: BindingId,
+    pub trusted: Option<Phone>,
+}
+
+/// Flow F1 to its end.
+pub(crate) async fn play_bind(base: &str, mode: BindingMode) -> anyhow::Result<Bound> {
     let (bank, card) = bank_app_card(base).await?;
     // The wallet app of the card holder (a binding message goes to the
     // account with the reserved phone and the holder's identity).
     let wallet = wallet_login(base, RESERVED_PHONE).await?;
-    unbind_earlier_run(&wallet, &card).await?;
+    let trusted = unbind_earlier_run(base, &wallet, &card).await?;
     let binding_id = match mode {
         BindingMode::Push => start_by_push(&bank, &wallet, &card).await?,
         BindingMode::Qr => start_by_qr(&bank, &wallet, &card).await?,
@@ -193,7 +206,11 @@ pub(crate) async fn play_bind(base: &str, mode: BindingMode) -> anyhow::Result<(
     confirm_binding(&wallet, &binding_id).await?;
     active_on_both_sides(&bank, &wallet, &card, &binding_id).await?;
     println!("\nbinding {binding_id} is active on both sides");
-    Ok((wallet, binding_id))
+    Ok(Bound {
+        wallet,
+        binding: binding_id,
+        trusted,
+    })
 }
 
 /// The bank app: logs in as the demo customer; their first card.
@@ -220,18 +237,69 @@ async fn bank_app_card(base: &str) -> anyhow::Result<(BankCustomer, CardBody)> {
 }
 
 /// A re-run against the same server unbinds the card an earlier run bound.
-async fn unbind_earlier_run(wallet: &Phone, card: &CardBody) -> anyhow::Result<()> {
-    let app = wallet.app()?;
-    for b in app.bindings().await?.bindings {
-        if b.state == BindingStage::Active && b.last4 == card.last4 {
-            app.unbind(&b.id).await?;
-            say(
-                "wallet app",
-                "(unbound this card from an earlier run first)",
-            );
-        }
+/// Unbinding is a sensitive operation, so the phone first becomes a
+/// trusted device of the account (returned, for the flow that follows).
+async fn unbind_earlier_run(
+    base: &str,
+    wallet: &Phone,
+    card: &CardBody,
+) -> anyhow::Result<Option<Phone>> {
+    let earlier: Vec<BindingId> = wallet
+        .app()?
+        .bindings()
+        .await?
+        .bindings
+        .into_iter()
+        .filter(|b| b.state == BindingStage::Active && b.last4 == card.last4)
+        .map(|b| b.id)
+        .collect();
+    if earlier.is_empty() {
+        return Ok(None);
     }
-    Ok(())
+    let phone = trusted_phone(base).await?;
+    for id in earlier {
+        phone.app()?.unbind(&id).await?;
+        say(
+            "wallet app",
+            "(unbound this card from an earlier run first)",
+        );
+    }
+    Ok(Some(phone))
+}
+
+/// The demo's phone as a trusted device of Zhang San's account: it makes
+/// its key pair and passes security authentication as a new device (each
+/// run is a new install), then retires the phones an earlier run left
+/// under the same name. Its session is bound to its key.
+pub(crate) async fn trusted_phone(base: &str) -> anyhow::Result<Phone> {
+    let mut phone = Phone::new(base, RESERVED_PHONE);
+    say("phone", "a new device: security authentication first");
+    let answers = SecurityAnswers {
+        device: ThisDevice::New {
+            name: PHONE_NAME.into(),
+        },
+        environment: genuine_android(),
+        id_number_last4: ID_LAST4.into(),
+        login_password: None,
+        payment_password: Some(DEMO_PAYMENT_PASSWORD.into()),
+    };
+    phone
+        .pass_security_auth(answers)
+        .await
+        .context("security authentication")?;
+    say("phone", "device trusted; its session is bound to its key");
+    let app = phone.app()?;
+    let listed = app
+        .devices(&DeviceListQuery {
+            include_revoked: None,
+        })
+        .await?;
+    for old in listed.devices.iter().filter(|d| {
+        d.name == PHONE_NAME && Some(&d.id) != phone.device_id() && d.status == DeviceStage::Active
+    }) {
+        app.revoke_device(&old.id).await?;
+    }
+    Ok(phone)
 }
 
 /// Push path: the bank asks the wallet, the wallet app gets a binding message.
@@ -442,10 +510,9 @@ async fn new_phone_trusted(base: &str) -> anyhow::Result<Phone> {
     let mut environment = genuine_android();
     environment.attributes.push("sandbox:attested".into());
     let answers = SecurityAnswers {
-        device: ThisDevice::New(RegisterDevice {
-            device_type: "phone".into(),
+        device: ThisDevice::New {
             name: "Li's phone".into(),
-        }),
+        },
         environment,
         id_number_last4: NEW_CUSTOMER_ID_LAST4.into(),
         login_password: Some(WALLET_PASSWORD.into()),

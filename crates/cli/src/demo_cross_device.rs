@@ -18,8 +18,7 @@ use axum::Router;
 use paybridge_api::merchant::{CreateOrder, SetWebhookEndpoint};
 use paybridge_api::wallet::{MoneyBody, RelayedGesture};
 use paybridge_client::{MerchantApi, PushChannel, SandboxApi};
-use paybridge_devices::phone::{genuine_android, SecurityAnswers, ThisDevice};
-use paybridge_devices::terminal::{registered_device, Wake};
+use paybridge_devices::terminal::Wake;
 use paybridge_devices::{Phone, Terminal};
 use paybridge_domain::device::DeviceType;
 use paybridge_domain::ids::{BindingId, MerchantId, OrderId, PaymentRequestId};
@@ -29,16 +28,15 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::demo::{
-    money, play_bind, say, DemoArgs, Server, DEMO_PAYMENT_PASSWORD, RESERVED_PHONE, WALLET_PASSWORD,
+    money, play_bind, say, trusted_phone, Bound, DemoArgs, Server, DEMO_PAYMENT_PASSWORD,
+    PHONE_NAME, WALLET_PASSWORD,
 };
 
 /// The sandbox merchant's documented test key.
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
 
 /// Zhang San's ID number ends so (seeded bank data), for security authentication.
-const ID_LAST4: &str = "1239";
 const PC_NAME: &str = "Demo PC";
-const PHONE_NAME: &str = "Demo phone";
 /// How long to wait for a push or a webhook.
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -95,41 +93,13 @@ fn money_of(v: &Value) -> String {
         .unwrap_or_default()
 }
 
-/// A session on the phone: a login naming it, after security
-/// authentication the first time (a new device).
-async fn phone_session(
-    base: &str,
-    device: &paybridge_domain::ids::DeviceId,
-) -> anyhow::Result<Phone> {
-    let mut phone = Phone::new(base, RESERVED_PHONE);
-    phone.is_device(device.clone());
-    match phone.log_in(WALLET_PASSWORD).await {
-        Ok(_) => return Ok(phone),
-        Err(e) if e.code() == Some("security_auth_required") => {}
-        Err(e) => return Err(e).context("phone login"),
-    }
-    say("phone", "a new device: security authentication first");
-    let answers = SecurityAnswers {
-        device: ThisDevice::Registered(device.clone()),
-        environment: genuine_android(),
-        id_number_last4: ID_LAST4.into(),
-        login_password: None,
-        payment_password: Some(DEMO_PAYMENT_PASSWORD.into()),
-    };
-    phone
-        .pass_security_auth(answers)
-        .await
-        .context("security authentication")?;
-    say("phone", "device trusted");
-    Ok(phone)
-}
-
 async fn play(base: &str) -> anyhow::Result<()> {
     println!("— setup: Zhang San binds a card to the wallet (flow F1) —\n");
-    let (wallet, binding) = play_bind(base, paybridge_issuer::bindings::BindingMode::Qr).await?;
+    let bound = play_bind(base, paybridge_issuer::bindings::BindingMode::Qr).await?;
+    let binding = bound.binding.clone();
     println!("\n— flow F4: a PC asks, the phone pays —\n");
     let mut shop = merchant_with_order(base).await?;
-    let mut user = user_devices(base, &wallet).await?;
+    let mut user = user_devices(base, bound).await?;
     let payment = pc_asks(&shop, &mut user).await?;
     relayed_swipe(base, &mut user, &payment).await?;
     phone_pays(&user, &payment, &binding).await?;
@@ -198,15 +168,18 @@ async fn merchant_with_order(base: &str) -> anyhow::Result<Shop> {
 }
 
 /// The card holder's PC (the first terminal) and phone, both listening.
-async fn user_devices(base: &str, wallet: &Phone) -> anyhow::Result<UserDevices> {
+async fn user_devices(base: &str, bound: Bound) -> anyhow::Result<UserDevices> {
+    let wallet = &bound.wallet;
     let account = wallet.app()?;
     if !account.me().await?.has_payment_password {
         wallet.set_payment_password(DEMO_PAYMENT_PASSWORD).await?;
         say("wallet app", "set a payment password");
     }
-    let pc = Terminal::pair(account, DeviceType::Pc, PC_NAME).await?;
-    let phone_device = registered_device(account, DeviceType::Phone, PHONE_NAME).await?;
-    let phone = phone_session(base, &phone_device.id).await?;
+    let phone = match bound.trusted {
+        Some(phone) => phone,
+        None => trusted_phone(base).await?,
+    };
+    let pc = Terminal::pair(&phone, WALLET_PASSWORD, DeviceType::Pc, PC_NAME).await?;
     let pc_channel = pc.open_push_channel().await?;
     let phone_channel = phone.open_push_channel().await?;
     say(

@@ -20,7 +20,7 @@ pub mod wallet_app;
 pub use bank_app::BankApp;
 pub use merchant::MerchantApi;
 pub use partner::{PartnerClient, PartnerClientConfig, PartnerError};
-pub use public::{ApiError, PublicClient};
+pub use public::{ApiError, DeviceSigner, PublicClient};
 pub use push::{PushChannel, PushError};
 pub use sandbox::SandboxApi;
 pub use wallet_app::WalletApp;

@@ -3,8 +3,20 @@
 //! POST, and errors as the server's stable code and message. The typed
 //! facades ([`crate::WalletApp`], [`crate::MerchantApi`], [`crate::BankApp`],
 //! [`crate::SandboxApi`]) are written on it, one method per endpoint.
+//!
+//! A client on a device ([`PublicClient::with_device`]) signs every request
+//! with the device's key (a `DPoP` proof, RFC 9449) and sends its session
+//! token as `Authorization: DPoP <token>`. It keeps the server's latest
+//! nonce from each answer's `DPoP-Nonce`, and when the server asks for a
+//! fresh one (`401 use_dpop_nonce`) it signs again and resends once, under
+//! the same idempotency key.
+
+use std::sync::{Arc, Mutex};
 
 use paybridge_api::ErrorBody;
+use paybridge_crypto::device_proof::{
+    DeviceJwk, DeviceKey, ProofTarget, NONCE_HEADER, PROOF_HEADER,
+};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -14,6 +26,70 @@ pub struct PublicClient {
     http: reqwest::Client,
     base_url: String,
     bearer: Option<String>,
+    device: Option<Arc<DeviceSigner>>,
+}
+
+/// A device's key pair and the server's latest nonce: what a device app
+/// keeps to sign its requests.
+#[derive(Debug)]
+pub struct DeviceSigner {
+    key: DeviceKey,
+    nonce: Mutex<Option<String>>,
+}
+
+impl DeviceSigner {
+    /// A device with a key pair made now.
+    pub fn generate() -> Arc<Self> {
+        Arc::new(Self {
+            key: DeviceKey::generate(),
+            nonce: Mutex::new(None),
+        })
+    }
+
+    /// The public key the device registers.
+    pub fn public_jwk(&self) -> DeviceJwk {
+        self.key.public_jwk()
+    }
+
+    /// A proof for one request, with the latest nonce the server gave.
+    pub fn prove(&self, method: &str, url: &str, access_token: Option<&str>) -> String {
+        let nonce = self.nonce.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.key.prove(&ProofTarget {
+            method,
+            url,
+            access_token,
+            nonce: nonce.as_deref(),
+            iat: time::OffsetDateTime::now_utc().unix_timestamp(),
+        })
+    }
+
+    /// A proof signed with a nonce the caller got itself (a test that calls
+    /// the services directly).
+    pub fn prove_with_nonce(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+        nonce: &str,
+    ) -> String {
+        self.key.prove(&ProofTarget {
+            method,
+            url,
+            access_token,
+            nonce: Some(nonce),
+            iat: time::OffsetDateTime::now_utc().unix_timestamp(),
+        })
+    }
+
+    fn remember_nonce(&self, response: &reqwest::Response) {
+        if let Some(n) = response
+            .headers()
+            .get(NONCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            *self.nonce.lock().unwrap_or_else(|p| p.into_inner()) = Some(n.to_owned());
+        }
+    }
 }
 
 /// A failed public API call.
@@ -76,7 +152,21 @@ impl PublicClient {
             http,
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             bearer: None,
+            device: None,
         }
+    }
+
+    /// The same client on a device: every request carries a proof by the
+    /// device's key.
+    pub fn with_device(&self, device: Arc<DeviceSigner>) -> Self {
+        Self {
+            device: Some(device),
+            ..self.clone()
+        }
+    }
+
+    pub fn device(&self) -> Option<&Arc<DeviceSigner>> {
+        self.device.as_ref()
     }
 
     /// The same client, authenticated with a bearer credential (a session
@@ -105,8 +195,8 @@ impl PublicClient {
         path: &str,
         query: &Q,
     ) -> Result<T, ApiError> {
-        let request = self.request(Method::GET, path).query(query);
-        self.finish(path, request).await
+        self.finish(path, || self.request(Method::GET, path).query(query))
+            .await
     }
 
     /// POST with a fresh idempotency key.
@@ -160,17 +250,13 @@ impl PublicClient {
     /// A GET whose answer is read as a stream (a device's push channel):
     /// the response once its status is a success, else the server's error.
     pub async fn open_stream(&self, path: &str) -> Result<reqwest::Response, ApiError> {
-        let url = self.url(path);
         let response = self
-            .request(Method::GET, path)
-            .header("accept", "text/event-stream")
-            .timeout(crate::STREAM_TIMEOUT)
-            .send()
-            .await
-            .map_err(|source| ApiError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            .exchange(path, || {
+                self.request(Method::GET, path)
+                    .header("accept", "text/event-stream")
+                    .timeout(crate::STREAM_TIMEOUT)
+            })
+            .await?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -178,20 +264,74 @@ impl PublicClient {
         let bytes = response
             .bytes()
             .await
-            .map_err(|source| ApiError::Unreachable { url, source })?;
+            .map_err(|source| self.unreachable(path, source))?;
         Err(refusal(status, &bytes))
+    }
+
+    /// Any call, its answer read whatever the status: `(status, JSON)`,
+    /// an empty body as `null` and a body that is not JSON as a string.
+    /// For tests and tools that look at refusals as much as at answers.
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<(u16, serde_json::Value), ApiError> {
+        let response = self
+            .exchange(path, || {
+                let mut request = self.request(method.clone(), path);
+                if let Some(key) = idempotency_key {
+                    request = request.header("idempotency-key", key);
+                }
+                if let Some(body) = body {
+                    request = request.json(body);
+                }
+                request
+            })
+            .await?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.unreachable(path, e))?;
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        Ok((status, json))
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
 
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, self.url(path));
-        match &self.bearer {
-            Some(token) => request.bearer_auth(token),
-            None => request,
+    fn unreachable(&self, path: &str, source: reqwest::Error) -> ApiError {
+        ApiError::Unreachable {
+            url: self.url(path),
+            source,
         }
+    }
+
+    /// A request with the credential and, on a device, a fresh proof.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let url = self.url(path);
+        let mut request = self.http.request(method.clone(), &url);
+        match (&self.device, &self.bearer) {
+            (Some(device), token) => {
+                request = request.header(
+                    PROOF_HEADER,
+                    device.prove(method.as_str(), &url, token.as_deref()),
+                );
+                if let Some(token) = token {
+                    request = request.header("authorization", format!("DPoP {token}"));
+                }
+            }
+            (None, Some(token)) => request = request.bearer_auth(token),
+            (None, None) => {}
+        }
+        request
     }
 
     async fn send<B: Serialize, T: DeserializeOwned>(
@@ -201,28 +341,62 @@ impl PublicClient {
         body: Option<&B>,
         idempotency_key: Option<&str>,
     ) -> Result<T, ApiError> {
-        let mut request = self.request(method, path);
-        if let Some(key) = idempotency_key {
-            request = request.header("idempotency-key", key);
+        self.finish(path, || {
+            let mut request = self.request(method.clone(), path);
+            if let Some(key) = idempotency_key {
+                request = request.header("idempotency-key", key);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            request
+        })
+        .await
+    }
+
+    /// Sends the request `build` makes. On a device, an answer asking for a
+    /// fresh nonce (`401 use_dpop_nonce`) is retried once with a new proof.
+    async fn exchange(
+        &self,
+        path: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ApiError> {
+        let response = build()
+            .send()
+            .await
+            .map_err(|e| self.unreachable(path, e))?;
+        let Some(device) = &self.device else {
+            return Ok(response);
+        };
+        device.remember_nonce(&response);
+        let asks_for_nonce = response.status() == reqwest::StatusCode::UNAUTHORIZED
+            && response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("use_dpop_nonce"));
+        if !asks_for_nonce {
+            return Ok(response);
         }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        self.finish(path, request).await
+        let again = build()
+            .send()
+            .await
+            .map_err(|e| self.unreachable(path, e))?;
+        device.remember_nonce(&again);
+        Ok(again)
     }
 
     async fn finish<T: DeserializeOwned>(
         &self,
         path: &str,
-        request: reqwest::RequestBuilder,
+        build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<T, ApiError> {
-        let unreachable = |source| ApiError::Unreachable {
-            url: self.url(path),
-            source,
-        };
-        let response = request.send().await.map_err(unreachable)?;
+        let response = self.exchange(path, build).await?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(unreachable)?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.unreachable(path, e))?;
         if !(200..300).contains(&status) {
             return Err(refusal(status, &bytes));
         }

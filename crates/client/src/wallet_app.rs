@@ -43,6 +43,13 @@ impl WalletApp {
         Self::on(self.client.with_bearer(session_token))
     }
 
+    /// The same app on a device: every call carries a proof by its key
+    /// (login naming the device, security authentication, and every call
+    /// of a session bound to the device).
+    pub fn on_device(&self, device: std::sync::Arc<crate::DeviceSigner>) -> Self {
+        Self::on(self.client.with_device(device))
+    }
+
     /// The transport, for a call the typed methods do not make (a retry
     /// under a chosen idempotency key).
     pub fn client(&self) -> &PublicClient {

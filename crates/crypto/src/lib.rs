@@ -11,9 +11,11 @@
 //! - [`password`]: Argon2id password hashes, with equal time for unknown accounts.
 //! - [`token`]: opaque session tokens and their keyed hashes.
 //! - [`digest`]: SHA-256 helpers.
+//! - [`device_proof`]: device keys and their DPoP proofs of possession (RFC 9449, Ed25519).
 //! - [`webhook`]: Stripe-style webhook signatures (`t=…,v1=…`).
 
 pub mod blind_index;
+pub mod device_proof;
 pub mod digest;
 pub mod envelope;
 pub mod keyfile;

@@ -1,6 +1,7 @@
 //! The wallet app on the user's phone. It holds what a real app holds: the
-//! account's phone number, its session, which registered device it is, its
-//! passkey, and the SMS inbox of its number.
+//! account's phone number, its session, which registered device it is, the
+//! device's own key pair (every request it sends carries a proof by it),
+//! its passkey, and the SMS inbox of its number.
 
 use paybridge_api::wallet::{
     AccountBody, ApprovePayment, BindingBody, ChannelQuery, ClaimAddress, CompleteBinding,
@@ -8,7 +9,11 @@ use paybridge_api::wallet::{
     RegisterDevice, SecurityAuthBody, SecurityAuthIdentity, SecurityAuthOtp, SecurityAuthPasswords,
     SessionBody, SetPaymentPassword, StartSecurityAuth, WebauthnApproval,
 };
-use paybridge_client::{PushChannel, WalletApp};
+use std::sync::Arc;
+
+use paybridge_api::wallet::{DeviceBody, DevicePublicKey};
+use paybridge_client::{DeviceSigner, PushChannel, WalletApp};
+use paybridge_domain::device::DeviceType;
 use paybridge_domain::ids::{BindingId, DeviceId, PaymentRequestId};
 
 use crate::{DeviceError, DeviceResult, Passkey, SmsInbox};
@@ -24,9 +29,11 @@ pub enum Registration {
 /// Which device the phone is when it runs security authentication.
 #[derive(Debug, Clone)]
 pub enum ThisDevice {
-    /// Seen for the first time: the authentication registers it.
-    New(RegisterDevice),
-    /// Registered by the account before; it becomes trusted.
+    /// Seen for the first time: the authentication registers it, named
+    /// so, with the phone's key.
+    New { name: String },
+    /// Registered by the account before (with this phone's key); it
+    /// becomes trusted.
     Registered(DeviceId),
 }
 
@@ -42,6 +49,16 @@ pub struct SecurityAnswers {
     pub payment_password: Option<String>,
 }
 
+/// The public half of a device key, as a device registers it.
+pub fn public_key_of(signer: &DeviceSigner) -> DevicePublicKey {
+    let jwk = signer.public_jwk();
+    DevicePublicKey {
+        kty: jwk.kty,
+        crv: jwk.crv,
+        x: jwk.x,
+    }
+}
+
 /// A genuine, unrooted Android 14 phone as its OS reports itself.
 pub fn genuine_android() -> DeviceEnvironmentBody {
     DeviceEnvironmentBody {
@@ -55,6 +72,7 @@ pub fn genuine_android() -> DeviceEnvironmentBody {
 
 #[derive(Debug)]
 pub struct Phone {
+    signer: Arc<DeviceSigner>,
     anonymous: WalletApp,
     signed_in: Option<(WalletApp, SessionBody)>,
     number: String,
@@ -64,10 +82,18 @@ pub struct Phone {
 }
 
 impl Phone {
-    /// The wallet app on a phone with `number`, talking to `server_url`.
+    /// The wallet app on a phone with `number`, talking to `server_url`;
+    /// the phone makes its device key pair now.
     pub fn new(server_url: &str, number: &str) -> Self {
+        Self::with_key(server_url, number, DeviceSigner::generate())
+    }
+
+    /// The wallet app on a phone whose device key is `signer` (a test that
+    /// registered the key from another session).
+    pub fn with_key(server_url: &str, number: &str, signer: Arc<DeviceSigner>) -> Self {
         Self {
-            anonymous: WalletApp::new(server_url),
+            anonymous: WalletApp::new(server_url).on_device(signer.clone()),
+            signer,
             signed_in: None,
             number: number.to_owned(),
             device: None,
@@ -90,9 +116,36 @@ impl Phone {
     }
 
     /// The phone is the account's registered device `device` (registered
-    /// from another session; its next login names it).
+    /// from another session with this phone's key; its next login names it).
     pub fn is_device(&mut self, device: DeviceId) {
         self.device = Some(device);
+    }
+
+    /// The phone's device key.
+    pub fn signer(&self) -> &Arc<DeviceSigner> {
+        &self.signer
+    }
+
+    /// The public half of the phone's device key, as a device registers it.
+    pub fn public_key(&self) -> DevicePublicKey {
+        public_key_of(&self.signer)
+    }
+
+    /// Registers this phone, with its key, as a device of the account
+    /// `account` is signed in to; its next login names it.
+    pub async fn register_on(
+        &mut self,
+        account: &WalletApp,
+        name: &str,
+    ) -> DeviceResult<DeviceBody> {
+        let body = RegisterDevice {
+            device_type: DeviceType::Phone.as_str().to_owned(),
+            name: name.to_owned(),
+            public_key: self.public_key(),
+        };
+        let device = account.register_device(&body).await?;
+        self.device = Some(device.id.clone());
+        Ok(device)
     }
 
     pub fn session(&self) -> Option<&SessionBody> {
@@ -153,7 +206,14 @@ impl Phone {
         answers: SecurityAnswers,
     ) -> DeviceResult<SecurityAuthBody> {
         let (device, device_id) = match answers.device {
-            ThisDevice::New(d) => (Some(d), None),
+            ThisDevice::New { name } => (
+                Some(RegisterDevice {
+                    device_type: DeviceType::Phone.as_str().to_owned(),
+                    name,
+                    public_key: self.public_key(),
+                }),
+                None,
+            ),
             ThisDevice::Registered(id) => (None, Some(id.to_string())),
         };
         let started = self

@@ -1,15 +1,17 @@
-//! A first device (PC, TV, car, IoT box): it asks the user's phone to pay
-//! an order and hears the outcome on its own push channel.
+//! A first device (PC, TV, car, IoT box): it holds its own key pair and
+//! session, asks the user's phone to pay an order, and hears the outcome
+//! on its own push channel.
 
 use paybridge_api::wallet::{
-    ChannelQuery, CreatePaymentRequest, DeviceBody, DeviceListQuery, PaymentRequestBody,
+    ChannelQuery, CreatePaymentRequest, DeviceBody, DeviceListQuery, Login, PaymentRequestBody,
     RegisterDevice,
 };
-use paybridge_client::{PushChannel, WalletApp};
+use paybridge_client::{DeviceSigner, PushChannel, WalletApp};
 use paybridge_domain::device::{DeviceStage, DeviceType};
 use paybridge_domain::ids::{DeviceId, MerchantId, OrderId, PaymentRequestId};
 
-use crate::DeviceResult;
+use crate::phone::public_key_of;
+use crate::{DeviceResult, Phone};
 
 /// Whether the phone must be woken by a gesture on its lock screen first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,47 +22,58 @@ pub enum Wake {
     Directly,
 }
 
-/// The account's active device `name` of `kind`, registered with the
-/// account's session `account` when it has none (a demo run again finds
-/// the one it registered before).
-pub async fn registered_device(
-    account: &WalletApp,
-    kind: DeviceType,
-    name: &str,
-) -> DeviceResult<DeviceBody> {
-    let existing = account
-        .devices(&DeviceListQuery {
-            include_revoked: None,
-        })
-        .await?
-        .devices
-        .into_iter()
-        .find(|d| d.name == name && d.device_type == kind && d.status == DeviceStage::Active);
-    match existing {
-        Some(d) => Ok(d),
-        None => {
-            let body = RegisterDevice {
-                device_type: kind.as_str().to_owned(),
-                name: name.to_owned(),
-            };
-            Ok(account.register_device(&body).await?)
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Terminal {
+    /// The terminal's own session, every call signed with its key.
     app: WalletApp,
     device: DeviceBody,
 }
 
 impl Terminal {
-    /// The account's active device `name` of `kind` (a PC, TV, car or IoT
-    /// box), registered with the account's session `account` when missing.
-    pub async fn pair(account: &WalletApp, kind: DeviceType, name: &str) -> DeviceResult<Self> {
+    /// Pairs a first device (a PC, TV, car or IoT box) with the account:
+    /// the terminal makes its key pair, the phone (on its trusted device's
+    /// session) registers the public key, and the terminal logs in with
+    /// the account's phone number and login password, naming itself and
+    /// proving its key. A device the account had under the same name and
+    /// kind is revoked first (pairing again replaces it).
+    pub async fn pair(
+        phone: &Phone,
+        login_password: &str,
+        kind: DeviceType,
+        name: &str,
+    ) -> DeviceResult<Self> {
+        let account = phone.app()?;
+        let listed = account
+            .devices(&DeviceListQuery {
+                include_revoked: None,
+            })
+            .await?;
+        for old in listed
+            .devices
+            .iter()
+            .filter(|d| d.name == name && d.device_type == kind && d.status == DeviceStage::Active)
+        {
+            account.revoke_device(&old.id).await?;
+        }
+        let signer = DeviceSigner::generate();
+        let device = account
+            .register_device(&RegisterDevice {
+                device_type: kind.as_str().to_owned(),
+                name: name.to_owned(),
+                public_key: public_key_of(&signer),
+            })
+            .await?;
+        let terminal = WalletApp::new(phone.anonymous().client().base_url()).on_device(signer);
+        let session = terminal
+            .login(&Login {
+                phone: phone.number().to_owned(),
+                password: login_password.to_owned(),
+                device_id: Some(device.id.to_string()),
+            })
+            .await?;
         Ok(Self {
-            app: account.clone(),
-            device: registered_device(account, kind, name).await?,
+            app: terminal.signed_in(session.token),
+            device,
         })
     }
 

@@ -71,6 +71,15 @@ pub enum ErrorCode {
     OtpResendTooSoon,
     OtpRateLimited,
     SessionInvalid,
+    /// A device proof (DPoP) was missing, malformed, replayed, or made by
+    /// another key than the device's or the session's.
+    DpopProofInvalid,
+    /// The device proof lacks a fresh server nonce: sign again with the
+    /// one in the answer's `DPoP-Nonce` header (RFC 9449 §8).
+    UseDpopNonce,
+    /// The operation is for one device and this session is not bound to it
+    /// by the device's key (or to no device at all).
+    DeviceProofRequired,
     CredentialsInvalid,
     PasswordLocked,
     PaymentPasswordInvalid,
@@ -156,6 +165,9 @@ impl ErrorCode {
             Self::OtpResendTooSoon => "otp_resend_too_soon",
             Self::OtpRateLimited => "otp_rate_limited",
             Self::SessionInvalid => "session_invalid",
+            Self::DpopProofInvalid => "dpop_proof_invalid",
+            Self::UseDpopNonce => "use_dpop_nonce",
+            Self::DeviceProofRequired => "device_proof_required",
             Self::CredentialsInvalid => "credentials_invalid",
             Self::PasswordLocked => "password_locked",
             Self::PaymentPasswordInvalid => "payment_password_invalid",
@@ -235,6 +247,9 @@ impl ErrorCode {
             // Lost a race on every try: retry at once (not throttling).
             Self::Contended => K::Conflict,
             Self::SessionInvalid => K::Unauthenticated,
+            Self::DpopProofInvalid => K::Unauthenticated,
+            Self::UseDpopNonce => K::Unauthenticated,
+            Self::DeviceProofRequired => K::Forbidden,
             Self::CredentialsInvalid => K::Unauthenticated,
             Self::PasswordLocked => K::TooManyRequests,
             Self::PaymentPasswordInvalid => K::Forbidden,

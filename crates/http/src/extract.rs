@@ -308,3 +308,74 @@ mod tests {
         );
     }
 }
+
+/// A request's device proof (its `DPoP` header, RFC 9449) with what the
+/// proof must name: the method, the path as the client sent it (before any
+/// router nesting) and the `Host`. Two `DPoP` headers are refused.
+#[derive(Debug, Clone)]
+pub struct DeviceProofRequest {
+    proof: Option<String>,
+    method: String,
+    path: String,
+    host: Option<String>,
+}
+
+impl DeviceProofRequest {
+    pub fn of(parts: &Parts) -> Result<Self, ApiError> {
+        let mut proofs = parts
+            .headers
+            .get_all(paybridge_crypto::device_proof::PROOF_HEADER)
+            .iter();
+        let proof = match (proofs.next(), proofs.next()) {
+            (None, _) => None,
+            (Some(v), None) => Some(
+                v.to_str()
+                    .map_err(|_| {
+                        ApiError::new(ErrorCode::DpopProofInvalid, "the DPoP header is not text")
+                    })?
+                    .to_owned(),
+            ),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::new(
+                    ErrorCode::DpopProofInvalid,
+                    "send one DPoP header, not several",
+                ))
+            }
+        };
+        let uri = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or(&parts.uri, |o| &o.0);
+        Ok(Self {
+            proof,
+            method: parts.method.as_str().to_owned(),
+            path: uri.path().to_owned(),
+            host: parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned),
+        })
+    }
+
+    pub fn has_proof(&self) -> bool {
+        self.proof.is_some()
+    }
+
+    pub fn presented(&self) -> paybridge_wallet::device_proof::PresentedProof<'_> {
+        paybridge_wallet::device_proof::PresentedProof {
+            proof: self.proof.as_deref(),
+            method: &self.method,
+            path: &self.path,
+            host: self.host.as_deref(),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for DeviceProofRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Self::of(parts)
+    }
+}

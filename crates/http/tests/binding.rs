@@ -140,14 +140,7 @@ async fn qr_path_binds_a_card_and_both_sides_see_it(app: &TestApp) {
     let bank = bank_token(app, "zhang.san").await;
     let card = first_card(app, &bank).await;
     let wallet = wallet_user(app, "13911110000").await;
-    let (_, phone) = app
-        .call(
-            "POST",
-            "/v1/devices",
-            Some(&wallet),
-            Some(json!({"type": "phone", "name": "phone"})),
-        )
-        .await;
+    let phone = json!({"id": app.device(&wallet, "phone", "phone").await});
 
     let started = start(app, &bank, &card, "qr").await;
     assert_eq!(started["status"], "qr_ready");
@@ -494,14 +487,7 @@ async fn push_path_reaches_the_wallet_user_or_says_there_is_none(app: &TestApp) 
     let bank = bank_token(app, "zhang.san").await;
     let card = first_card(app, &bank).await;
     let wallet = wallet_user(app, RESERVED_PHONE).await;
-    let (_, phone) = app
-        .call(
-            "POST",
-            "/v1/devices",
-            Some(&wallet),
-            Some(json!({"type": "phone", "name": "phone"})),
-        )
-        .await;
+    let phone = json!({"id": app.device(&wallet, "phone", "phone").await});
     let pushed = start(app, &bank, &card, "push").await;
     assert_eq!(pushed["status"], "pushed");
     let id = pushed["binding_id"].as_str().unwrap().to_owned();
@@ -556,15 +542,18 @@ async fn unbinding_on_either_side_tells_the_other(app: &TestApp) {
     )
     .await;
 
+    // Unbinding is sensitive: not from a session on no device.
+    let unbind = |token: String| {
+        let path = format!("/v1/bindings/{}", b1["id"].as_str().unwrap());
+        async move { app.call("DELETE", &path, Some(&token), None).await }
+    };
+    let (s, e) = unbind(wallet.clone()).await;
+    assert_eq!((s, code(&e)), (403, "security_auth_required"));
+    let phone = app.device(&wallet, "phone", "phone").await;
+    // Zhang San's ID number (attested by the bank at binding) ends in 1239.
+    let on_phone = app.trust_device("13911110007", &phone, "1239").await;
     // The wallet unbinds the first: the bank hears it through the outbox.
-    let (s, u) = app
-        .call(
-            "DELETE",
-            &format!("/v1/bindings/{}", b1["id"].as_str().unwrap()),
-            Some(&wallet),
-            None,
-        )
-        .await;
+    let (s, u) = unbind(on_phone).await;
     assert_eq!((s, u["state"].as_str()), (200, Some("unbound")));
     app.wallet.dispatcher.run_once().await.unwrap();
     let (_, theirs) = app

@@ -30,7 +30,9 @@ const ID_LAST4: &str = "1239";
 
 /// Zhang San's wallet: a card bound, a PC and a trusted phone.
 struct Household {
-    /// Session without a device (the PC's browser).
+    /// The account's session on no device (as the login gives it).
+    account_token: String,
+    /// The PC's session, bound to its key.
     pc_token: String,
     pc: String,
     phone: String,
@@ -41,9 +43,11 @@ struct Household {
 
 async fn household(app: &TestApp, card_index: usize) -> Household {
     let (token, binding) = app.payer("zhang.san", card_index, PHONE, PIN).await;
-    let pc = app.device(&token, "pc", "Study PC").await;
     let phone = app.device(&token, "phone", "Zhang's phone").await;
     let phone_token = app.trust_device(PHONE, &phone, ID_LAST4).await;
+    let (pc, pc_token) = app
+        .pair_terminal(&phone_token, PHONE, "pc", "Study PC")
+        .await;
     let merchant = app
         .wallet
         .authenticate_merchant(SANDBOX_MERCHANT_KEY)
@@ -52,7 +56,8 @@ async fn household(app: &TestApp, card_index: usize) -> Household {
         .merchant_id
         .to_string();
     Household {
-        pc_token: token,
+        account_token: token,
+        pc_token,
         pc,
         phone,
         phone_token,
@@ -126,7 +131,7 @@ async fn has_topic(app: &TestApp, device: &str, topic: &str, payment: &str) -> b
 
 async fn register_credential(app: &TestApp, h: &Household) -> Passkey {
     let mut soft = Passkey::new();
-    let phone = app.wallet_app().signed_in(&h.phone_token);
+    let phone = app.app_of(&h.phone_token);
     let device = h.phone.parse().unwrap();
     let ceremony = phone.start_credential_registration(&device).await.unwrap();
     let answer = soft.create(&ceremony).unwrap();
@@ -140,8 +145,7 @@ async fn register_credential(app: &TestApp, h: &Household) -> Passkey {
 /// Starts the biometric approval of `id`; returns (ceremony id, options).
 async fn challenge(app: &TestApp, h: &Household, id: &str) -> (String, CeremonyBody) {
     let c = app
-        .wallet_app()
-        .signed_in(&h.phone_token)
+        .app_of(&h.phone_token)
         .approval_challenge(&id.parse().unwrap())
         .await
         .unwrap();
@@ -291,7 +295,7 @@ async fn the_os_push_relay_relays_a_gesture_with_a_signed_call(app: &TestApp) {
         )
     };
     // A gesture on another phone is not this request's.
-    let other = app.device(&h.pc_token, "phone", "Old phone").await;
+    let other = app.device(&h.phone_token, "phone", "Old phone").await;
     let (s, e) = relay(&other, "raise").await;
     assert_eq!((s, code(&e)), (409, "gesture_not_expected"), "{e}");
     let (s, p) = relay(&h.phone, "raise").await;
@@ -362,7 +366,7 @@ async fn without_a_live_phone_the_pc_shows_a_qr_code_the_phone_scans(app: &TestA
     assert_eq!(s, 404);
     // The PC's own session cannot scan: it is no phone.
     let (s, e) = scan(h.pc_token.clone(), url.clone()).await;
-    assert_eq!((s, code(&e)), (403, "terminal_not_of_account"));
+    assert_eq!((s, code(&e)), (422, "invalid_request"));
 
     let (s, p) = scan(h.phone_token.clone(), url.clone()).await;
     assert_eq!(s, 200, "{p}");
@@ -458,13 +462,13 @@ async fn declined_expired_and_superseded_requests_tell_the_pc(app: &TestApp) {
         .unwrap();
     for (i, name) in ["TV", "Car", "Kiosk", "Fridge"].iter().enumerate() {
         let kind = if i == 1 { "car" } else { "iot" };
-        let terminal = app.device(&h.pc_token, kind, name).await;
+        let (terminal, on_terminal) = app.pair_terminal(&h.phone_token, PHONE, kind, name).await;
         let ord = order(app, &format!("cap-{i}"), 100).await;
         let (s, e) = app
             .call(
                 "POST",
                 "/v1/payment-requests",
-                Some(&h.pc_token),
+                Some(&on_terminal),
                 Some(json!({"merchant_id": h.merchant, "order_id": ord, "terminal_id": terminal})),
             )
             .await;
@@ -510,8 +514,44 @@ async fn each_bad_input_has_its_code_and_nothing_is_debited(app: &TestApp) {
         let (s, e) = ask(&h, app, &ord, json!({"terminal_id": terminal})).await;
         assert_eq!((s, code(&e)), (403, "terminal_not_of_account"), "{e}");
     }
-    let (s, e) = ask(&h, app, &ord, json!({"terminal_id": h.phone})).await;
-    assert_eq!((s, code(&e)), (422, "invalid_request"));
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/payment-requests",
+            Some(&h.phone_token),
+            Some(json!({"merchant_id": h.merchant, "order_id": ord, "terminal_id": h.phone})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (422, "invalid_request"),
+        "a phone is no terminal"
+    );
+    // A session on no device, or the PC's token without the PC's key, asks nothing.
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/payment-requests",
+            Some(&h.account_token),
+            Some(json!({"merchant_id": h.merchant, "order_id": ord, "terminal_id": h.pc})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (403, "device_proof_required"));
+    let stolen = paybridge_client::WalletApp::new(&app.base_url).signed_in(&h.pc_token);
+    let e = stolen
+        .create_payment_request(&paybridge_api::wallet::CreatePaymentRequest {
+            merchant_id: h.merchant.clone(),
+            order_id: ord.clone(),
+            terminal_id: h.pc.clone(),
+            gesture_required: None,
+            open_with: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.code()),
+        (Some(401), Some("dpop_proof_invalid"))
+    );
     let (s, e) = app
         .call(
             "POST",
@@ -575,12 +615,13 @@ async fn each_bad_input_has_its_code_and_nothing_is_debited(app: &TestApp) {
     // A biometric assertion for another payment's challenge is refused.
     let mut soft = register_credential(app, &h).await;
     let cheap = order(app, "x-8", 100).await;
+    let (tv, on_tv) = app.pair_terminal(&h.phone_token, PHONE, "tv", "TV").await;
     let (_, other_request) = app
         .call(
             "POST",
             "/v1/payment-requests",
-            Some(&h.pc_token),
-            Some(json!({"merchant_id": h.merchant, "order_id": cheap, "terminal_id": app.device(&h.pc_token, "tv", "TV").await})),
+            Some(&on_tv),
+            Some(json!({"merchant_id": h.merchant, "order_id": cheap, "terminal_id": tv})),
         )
         .await;
     let other_id = other_request["id"].as_str().unwrap().to_owned();

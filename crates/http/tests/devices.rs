@@ -36,19 +36,59 @@ async fn account(app: &TestApp, phone: &str) -> String {
     s["token"].as_str().unwrap().to_owned()
 }
 
+/// A phone of the account of `token`, registered with its key and
+/// trusted by security authentication; returns (device id, the phone's
+/// session token, bound to its key).
+async fn trusted_phone(app: &TestApp, token: &str, number: &str) -> (String, String) {
+    let dev = app.device(token, "phone", "Alice's phone").await;
+    let on_phone = app.trust_device(number, &dev, "0000").await;
+    (dev, on_phone)
+}
+
 async fn devices_are_registered_listed_renamed_revoked_and_private(app: &TestApp) {
     let alice = account(app, "13800138000").await;
     let bob = account(app, "13900139000").await;
-    let phone = app.device(&alice, "phone", "Alice's phone").await;
+    let (phone, on_phone) = trusted_phone(app, &alice, "13800138000").await;
     app.clock.advance(Duration::seconds(1));
-    let pc = app.device(&alice, "pc", "Alice's PC").await;
+    // The trusted phone's session pairs the PC: trusted at once.
+    let pc = app.device(&on_phone, "pc", "Alice's PC").await;
     assert!(phone.starts_with("dev_"));
+    let (_, d) = app
+        .call("GET", &format!("/v1/devices/{pc}"), Some(&alice), None)
+        .await;
+    assert_eq!(d["paired"], true, "{d}");
+    assert!(d["key_thumbprint"].as_str().is_some_and(|t| t.len() == 43));
+    let (_, d) = app
+        .call("GET", &format!("/v1/devices/{phone}"), Some(&alice), None)
+        .await;
+    assert_eq!(d["paired"], false, "registered from a session on no device");
+    // A device without a usable public key is refused.
     let (s, e) = app
         .call(
             "POST",
             "/v1/devices",
             Some(&alice),
-            Some(json!({"type": "watch", "name": "x"})),
+            Some(json!({"type": "pc", "name": "x"})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (422, "invalid_request"));
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/devices",
+            Some(&alice),
+            Some(json!({"type": "pc", "name": "x",
+                "public_key": {"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (422, "invalid_request"), "{e}");
+    let key = paybridge_devices::phone::public_key_of(&paybridge_client::DeviceSigner::generate());
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/devices",
+            Some(&alice),
+            Some(json!({"type": "watch", "name": "x", "public_key": key})),
         )
         .await;
     assert_eq!((s, code(&e)), (422, "invalid_request"));
@@ -75,6 +115,13 @@ async fn devices_are_registered_listed_renamed_revoked_and_private(app: &TestApp
             .await;
         assert_eq!((s, code(&e)), (404, "not_found"), "{method}");
     }
+    // Renaming and revoking are sensitive: a session on no device cannot.
+    for (method, body) in [("PATCH", Some(json!({"name": "mine"}))), ("DELETE", None)] {
+        let (s, e) = app
+            .call(method, &format!("/v1/devices/{pc}"), Some(&alice), body)
+            .await;
+        assert_eq!((s, code(&e)), (403, "security_auth_required"), "{method}");
+    }
     let (s, _) = app
         .call("GET", "/v1/devices/dev_nonsense", Some(&alice), None)
         .await;
@@ -84,21 +131,31 @@ async fn devices_are_registered_listed_renamed_revoked_and_private(app: &TestApp
         .call(
             "PATCH",
             &format!("/v1/devices/{pc}"),
-            Some(&alice),
+            Some(&on_phone),
             Some(json!({"name": "  Work PC "})),
         )
         .await;
     assert_eq!((s, d["name"].as_str()), (200, Some("Work PC")));
     let (s, _) = app
-        .call("DELETE", &format!("/v1/devices/{pc}"), Some(&alice), None)
+        .call(
+            "DELETE",
+            &format!("/v1/devices/{pc}"),
+            Some(&on_phone),
+            None,
+        )
         .await;
     assert_eq!(s, 204);
     let (s, _) = app
-        .call("DELETE", &format!("/v1/devices/{pc}"), Some(&alice), None)
+        .call(
+            "DELETE",
+            &format!("/v1/devices/{pc}"),
+            Some(&on_phone),
+            None,
+        )
         .await;
     assert_eq!(s, 204, "revoking twice changes nothing");
     let (_, d) = app
-        .call("GET", &format!("/v1/devices/{pc}"), Some(&alice), None)
+        .call("GET", &format!("/v1/devices/{pc}"), Some(&on_phone), None)
         .await;
     assert_eq!(d["status"], "revoked");
     assert!(d["revoked_at"].is_string());
@@ -106,18 +163,18 @@ async fn devices_are_registered_listed_renamed_revoked_and_private(app: &TestApp
         .call(
             "PATCH",
             &format!("/v1/devices/{pc}"),
-            Some(&alice),
+            Some(&on_phone),
             Some(json!({"name": "again"})),
         )
         .await;
     assert_eq!((s, code(&e)), (403, "device_revoked"));
-    let (_, list) = app.call("GET", "/v1/devices", Some(&alice), None).await;
+    let (_, list) = app.call("GET", "/v1/devices", Some(&on_phone), None).await;
     assert_eq!(list["devices"].as_array().unwrap().len(), 1);
     let (_, list) = app
         .call(
             "GET",
             "/v1/devices?include_revoked=true",
-            Some(&alice),
+            Some(&on_phone),
             None,
         )
         .await;
@@ -126,7 +183,7 @@ async fn devices_are_registered_listed_renamed_revoked_and_private(app: &TestApp
 
 /// Registers a credential on `device` with `phone`.
 async fn register_credential(app: &TestApp, token: &str, device: &str, phone: &mut Passkey) {
-    let wallet = app.wallet_app().signed_in(token);
+    let wallet = app.app_of(token);
     let device = device.parse().unwrap();
     let c = wallet.start_credential_registration(&device).await.unwrap();
     assert_eq!(
@@ -145,8 +202,7 @@ async fn register_credential(app: &TestApp, token: &str, device: &str, phone: &m
 /// Starts an approval; returns (ceremony id, options).
 async fn start_assertion(app: &TestApp, token: &str, device: &str) -> (String, CeremonyBody) {
     let c = app
-        .wallet_app()
-        .signed_in(token)
+        .app_of(token)
         .start_credential_assertion(&device.parse().unwrap())
         .await
         .unwrap();
@@ -170,8 +226,18 @@ async fn finish_assertion(
 }
 
 async fn a_phone_registers_a_credential_and_approves_with_user_verification(app: &TestApp) {
-    let token = account(app, "13800138000").await;
-    let dev = app.device(&token, "phone", "Alice's phone").await;
+    let account_token = account(app, "13800138000").await;
+    let (dev, token) = trusted_phone(app, &account_token, "13800138000").await;
+    // Only the phone's own session, proved by its key, registers its credential.
+    let (s, e) = app
+        .call(
+            "POST",
+            &format!("/v1/devices/{dev}/credential/registrations"),
+            Some(&account_token),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&e)), (403, "device_proof_required"));
     let mut phone = Passkey::new();
     register_credential(app, &token, &dev, &mut phone).await;
     let (_, d) = app
@@ -230,9 +296,27 @@ async fn a_phone_registers_a_credential_and_approves_with_user_verification(app:
             None,
         )
         .await;
-    assert_eq!((s, code(&e)), (422, "invalid_request"));
+    assert_eq!(
+        (s, code(&e)),
+        (403, "device_proof_required"),
+        "the phone's session cannot act for the PC"
+    );
+    let on_pc = app.device_login("13800138000", PASSWORD, &pc).await;
+    let (s, e) = app
+        .call(
+            "POST",
+            &format!("/v1/devices/{pc}/credential/registrations"),
+            Some(&on_pc),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (422, "invalid_request"),
+        "a PC has no passkey"
+    );
 
-    // Revoked: the credential is gone with the device.
+    // Revoked: the credential and the phone's sessions are gone with it.
     app.call("DELETE", &format!("/v1/devices/{dev}"), Some(&token), None)
         .await;
     let (s, e) = app
@@ -243,12 +327,19 @@ async fn a_phone_registers_a_credential_and_approves_with_user_verification(app:
             None,
         )
         .await;
-    assert_eq!((s, code(&e)), (403, "device_revoked"));
+    assert_eq!((s, code(&e)), (401, "session_invalid"));
+    let gone = app
+        .wallet
+        .store
+        .credential_of_device(&dev.parse().unwrap())
+        .await
+        .unwrap();
+    assert!(gone.is_none());
 }
 
 async fn a_counter_that_does_not_advance_is_refused(app: &TestApp) {
-    let token = account(app, "13800138000").await;
-    let dev = app.device(&token, "phone", "Alice's phone").await;
+    let account_token = account(app, "13800138000").await;
+    let (dev, token) = trusted_phone(app, &account_token, "13800138000").await;
     let mut phone = Passkey::new();
     register_credential(app, &token, &dev, &mut phone).await;
     let (ceremony, options) = start_assertion(app, &token, &dev).await;
@@ -301,24 +392,35 @@ async fn revoking_a_device_ends_its_sessions(app: &TestApp) {
         .await
     };
     // A device new to the account needs security authentication first.
+    let signer = app.device_key(&dev).unwrap();
+    let on_device = app.wallet_app().on_device(signer.clone());
+    let login = paybridge_api::wallet::Login {
+        phone: "13800138000".into(),
+        password: PASSWORD.into(),
+        device_id: Some(dev.clone()),
+    };
+    // Naming a device without its key's proof is refused.
     let (s, e) = login_on_phone().await;
-    assert_eq!((s, code(&e)), (403, "security_auth_required"));
-    app.trust_device("13800138000", &dev, "0000").await;
-    let (s, on_phone) = login_on_phone().await;
-    assert_eq!(s, 201, "{on_phone}");
-    let phone_token = on_phone["token"].as_str().unwrap();
+    assert_eq!((s, code(&e)), (401, "dpop_proof_invalid"), "{e}");
+    // With it: a device new to the account needs security authentication first.
+    let e = on_device.login(&login).await.unwrap_err();
+    assert_eq!(e.code(), Some("security_auth_required"));
+    let first = app.trust_device("13800138000", &dev, "0000").await;
+    let on_phone = on_device.login(&login).await.unwrap();
+    app.remember_device_session(&on_phone.token, signer);
+    let phone_token = on_phone.token.as_str();
     assert_eq!(
         app.call("GET", "/v1/me", Some(phone_token), None).await.0,
         200
     );
-    app.call("DELETE", &format!("/v1/devices/{dev}"), Some(&token), None)
+    app.call("DELETE", &format!("/v1/devices/{dev}"), Some(&first), None)
         .await;
     let (s, e) = app.call("GET", "/v1/me", Some(phone_token), None).await;
     assert_eq!((s, code(&e)), (401, "session_invalid"));
     assert_eq!(app.call("GET", "/v1/me", Some(&token), None).await.0, 200);
     // Logging in on a revoked device is refused.
-    let (s, _) = login_on_phone().await;
-    assert_eq!(s, 404);
+    let e = on_device.login(&login).await.unwrap_err();
+    assert_eq!(e.status(), Some(404));
 }
 
 /// Reads `n` events from an SSE answer: (seq, topic, data).
@@ -358,9 +460,11 @@ async fn open_channel(
     device: &str,
     last: Option<i64>,
 ) -> reqwest::Response {
-    let mut req = reqwest::Client::new()
-        .get(format!("{}/v1/devices/{device}/events", app.base_url))
-        .bearer_auth(token);
+    let path = format!("/v1/devices/{device}/events");
+    let mut req = reqwest::Client::new().get(format!("{}{path}", app.base_url));
+    for (name, value) in app.session_headers(token, "GET", &path) {
+        req = req.header(name, value);
+    }
     if let Some(l) = last {
         req = req.header("last-event-id", l.to_string());
     }
@@ -368,9 +472,9 @@ async fn open_channel(
 }
 
 async fn the_push_channel_delivers_in_order_and_replays_what_was_missed(app: &TestApp) {
-    let token = account(app, "13800138000").await;
+    let account_token = account(app, "13800138000").await;
     let other = account(app, "13900139000").await;
-    let dev = app.device(&token, "phone", "Alice's phone").await;
+    let (dev, token) = trusted_phone(app, &account_token, "13800138000").await;
     let device_id: DeviceId = dev.parse().unwrap();
     let push = |n: i64| {
         NewEvent::new(
@@ -424,19 +528,28 @@ async fn the_push_channel_delivers_in_order_and_replays_what_was_missed(app: &Te
         vec![2, 3, 4, 5]
     );
 
-    // Someone else's device: not found. Bad Last-Event-ID: refused.
-    let (s, _) = app
-        .call(
-            "GET",
-            &format!("/v1/devices/{dev}/events"),
-            Some(&other),
-            None,
-        )
-        .await;
-    assert_eq!(s, 404);
-    let bad = reqwest::Client::new()
+    // Only the device's own session, proved by its key, opens its channel:
+    // not another account's, not this account's session on no device, not
+    // the bare token without the key's proof. Bad Last-Event-ID: refused.
+    for who in [&other, &account_token] {
+        let (s, e) = app
+            .call("GET", &format!("/v1/devices/{dev}/events"), Some(who), None)
+            .await;
+        assert_eq!((s, code(&e)), (403, "device_proof_required"));
+    }
+    let stolen = reqwest::Client::new()
         .get(format!("{}/v1/devices/{dev}/events", app.base_url))
         .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen.status(), 401, "a token without its key is useless");
+    let path = format!("/v1/devices/{dev}/events");
+    let mut bad = reqwest::Client::new().get(format!("{}{path}", app.base_url));
+    for (name, value) in app.session_headers(&token, "GET", &path) {
+        bad = bad.header(name, value);
+    }
+    let bad = bad
         .header("last-event-id", "yesterday")
         .send()
         .await
@@ -461,5 +574,9 @@ async fn the_push_channel_delivers_in_order_and_replays_what_was_missed(app: &Te
             None,
         )
         .await;
-    assert_eq!((s, code(&e)), (403, "device_revoked"));
+    assert_eq!(
+        (s, code(&e)),
+        (401, "session_invalid"),
+        "its session ended with it"
+    );
 }

@@ -59,8 +59,7 @@ async fn pay(
         payment_password: pin.into(),
     };
     let order: OrderId = order.parse().expect("an order id");
-    app.wallet_app()
-        .signed_in(token)
+    app.app_of(token)
         .pay_order(&order, &body)
         .await
         .map_err(|e| (e.status().unwrap_or(0), e.code().unwrap_or("").to_owned()))
@@ -201,7 +200,7 @@ async fn leave_paying(app: &TestApp, order: &str, payer: &str, binding: &str) {
 
 async fn a_payment_left_half_done_is_settled_by_asking_the_bank(app: &TestApp) {
     let (token, binding) = app.payer("zhang.san", 0, PHONE, "482916").await;
-    let me = app.wallet_app().signed_in(&token).me().await.unwrap();
+    let me = app.app_of(&token).me().await.unwrap();
     let payer = me.id.as_str();
     let card = app.card_balance("zhang.san", 0).await;
     let merchant = app.merchant_balance(SANDBOX_MERCHANT_KEY).await;
@@ -316,7 +315,7 @@ async fn a_paying_order_resumes_only_with_the_binding_that_started_it(app: &Test
     let first = app.bind_card("zhang.san", 0, PHONE, &token).await;
     let second = app.bind_card("zhang.san", 1, PHONE, &token).await;
     phone.set_payment_password("482916").await.unwrap();
-    let me = app.wallet_app().signed_in(&token).me().await.unwrap();
+    let me = app.app_of(&token).me().await.unwrap();
     let id = order(app, "resume-1", 800).await;
     leave_paying(app, &id, me.id.as_str(), &first).await;
     let (card0, card1) = (

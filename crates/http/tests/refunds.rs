@@ -49,12 +49,7 @@ async fn paid_order(app: &TestApp, reference: &str, amount: i64) -> String {
         binding_id: binding,
         payment_password: "482916".into(),
     };
-    let paid = app
-        .wallet_app()
-        .signed_in(&token)
-        .pay_order(&order.id, &pay)
-        .await
-        .unwrap();
+    let paid = app.app_of(&token).pay_order(&order.id, &pay).await.unwrap();
     assert_eq!(paid.state, OrderState::Paid);
     order.id.to_string()
 }

@@ -63,12 +63,17 @@ fn environment() -> Value {
     json!({"emulator": false, "rooted": false, "os": "android", "os_version": "14", "attributes": ["sandbox:attested"]})
 }
 
+/// Starts security authentication from a new phone, which makes its key
+/// pair and signs the request with it.
 async fn start_auth(app: &TestApp, phone: &str, env: Value) -> (u16, Value) {
-    app.call(
+    let device = paybridge_client::DeviceSigner::generate();
+    let key = paybridge_devices::phone::public_key_of(&device);
+    app.call_on(
+        &device,
         "POST",
         "/v1/security-authentications",
         None,
-        Some(json!({"phone": phone, "device": {"type": "phone", "name": "Li's new phone"}, "environment": env})),
+        Some(json!({"phone": phone, "device": {"type": "phone", "name": "Li's new phone", "public_key": key}, "environment": env})),
     )
     .await
 }
@@ -212,23 +217,17 @@ async fn a_new_customer_is_registered_bound_authenticated_and_pay_ready(app: &Te
         .await
         .unwrap());
     // The trusted phone logs in; a new phone of the same account must pass
-    // security authentication first (condition "new device").
+    // security authentication first (condition "new device"), unless a
+    // trusted device paired it.
     let login = |device: Value| {
         let body = json!({"phone": LI_PHONE, "password": "Li's password 1", "device_id": device});
-        async move { app.call("POST", "/v1/sessions", None, Some(body)).await }
+        let key = app.device_key(device.as_str().unwrap()).unwrap();
+        async move {
+            app.call_on(&key, "POST", "/v1/sessions", None, Some(body))
+                .await
+        }
     };
     assert_eq!(login(auth["device_id"].clone()).await.0, 201);
-    let (_, second) = app
-        .call(
-            "POST",
-            "/v1/devices",
-            Some(&token),
-            Some(json!({"type": "phone", "name": "second phone"})),
-        )
-        .await;
-    let (s, e) = login(second["id"].clone()).await;
-    assert_eq!((s, code(&e)), (403, "security_auth_required"));
-    // Changing the payment password is sensitive: not from a session without a trusted device.
     let (_, plain) = app
         .call(
             "POST",
@@ -237,12 +236,20 @@ async fn a_new_customer_is_registered_bound_authenticated_and_pay_ready(app: &Te
             Some(json!({"phone": LI_PHONE, "password": "Li's password 1"})),
         )
         .await;
+    let plain_token = plain["token"].as_str().unwrap();
+    let second = app.device(plain_token, "phone", "second phone").await;
+    let (s, e) = login(json!(second)).await;
+    assert_eq!((s, code(&e)), (403, "security_auth_required"));
+    let paired = app.device(&token, "pc", "paired PC").await;
+    let (s, e) = login(json!(paired)).await;
+    assert_eq!(s, 201, "paired by the trusted phone: {e}");
+    // Changing the payment password is sensitive: not from a session without a trusted device.
     let change = json!({"new_password": "602915", "current_password": "730245"});
     let (s, e) = app
         .call(
             "POST",
             "/v1/me/payment-password",
-            Some(plain["token"].as_str().unwrap()),
+            Some(plain_token),
             Some(change.clone()),
         )
         .await;
@@ -279,9 +286,15 @@ async fn a_new_customer_is_registered_bound_authenticated_and_pay_ready(app: &Te
 async fn a_restricted_account_cannot_pair_devices_or_bind_cards(app: &TestApp) {
     let started = register_li(app).await;
     let user: UserId = started["account_id"].as_str().unwrap().parse().unwrap();
+    let session = paybridge_wallet::accounts::SessionUser {
+        session_id: paybridge_domain::ids::SessionId::generate(),
+        user_id: user.clone(),
+        device_id: None,
+    };
+    let key = paybridge_crypto::device_proof::DeviceKey::generate().public_jwk();
     let e = app
         .wallet
-        .register_device(&user, DeviceType::Pc, "PC")
+        .register_device(&session, DeviceType::Pc, "PC", &key)
         .await
         .unwrap_err();
     assert_eq!(e.code().as_str(), "account_restricted");
@@ -503,20 +516,19 @@ async fn each_security_condition_can_be_switched_off(app: &TestApp) {
         .await;
     let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
     let token = s["token"].as_str().unwrap().to_owned();
-    let (_, d) = app
-        .call(
-            "POST",
-            "/v1/devices",
-            Some(&token),
-            Some(json!({"type": "phone", "name": "phone"})),
-        )
-        .await;
-    let device: paybridge_domain::ids::DeviceId = d["id"].as_str().unwrap().parse().unwrap();
+    let device_id = app.device(&token, "phone", "phone").await;
+    let device: paybridge_domain::ids::DeviceId = device_id.parse().unwrap();
     let phone: paybridge_domain::phone::PhoneNumber = "13800138000".parse().unwrap();
     // On (the default): refused. Off: the same login passes.
+    let proof = app.login_proof(&device_id);
     let on = app
         .wallet
-        .login(&phone, "correct horse 9", Some(&device))
+        .login(
+            &phone,
+            "correct horse 9",
+            Some(&device),
+            &app.presented_login(&proof),
+        )
         .await
         .unwrap_err();
     assert_eq!(on.code().as_str(), "security_auth_required");
@@ -525,8 +537,14 @@ async fn each_security_condition_can_be_switched_off(app: &TestApp) {
         new_device: false,
         ..SecurityPolicy::default()
     };
+    let proof = app.login_proof(&device_id);
     assert!(relaxed
-        .login(&phone, "correct horse 9", Some(&device))
+        .login(
+            &phone,
+            "correct horse 9",
+            Some(&device),
+            &app.presented_login(&proof)
+        )
         .await
         .is_ok());
     // Sensitive operations likewise.
@@ -590,7 +608,7 @@ async fn security_authentication_is_refused_where_no_condition_asks_for_it(app: 
             .len()
     };
     let sent = texts().await;
-    let devices = app.wallet_app().signed_in(&token);
+    let devices = app.app_of(&token);
     let count = || async {
         devices
             .devices(&paybridge_api::wallet::DeviceListQuery {
@@ -602,7 +620,9 @@ async fn security_authentication_is_refused_where_no_condition_asks_for_it(app: 
             .len()
     };
     let before = count().await;
-    let again = phone
+    let trusted =
+        paybridge_devices::Phone::with_key(&app.base_url, PHONE, app.device_key(&device).unwrap());
+    let again = trusted
         .anonymous()
         .start_security_auth(&StartSecurityAuth {
             phone: PHONE.into(),
@@ -627,6 +647,7 @@ async fn security_authentication_is_refused_where_no_condition_asks_for_it(app: 
             device: Some(RegisterDevice {
                 device_type: "phone".into(),
                 name: "Second phone".into(),
+                public_key: phone.public_key(),
             }),
             device_id: None,
             environment: genuine_android(),

@@ -244,17 +244,8 @@ async fn payment_password_is_set_checked_and_locked_for_thirty_minutes(app: &Tes
         )
         .await;
     assert_eq!((s, code(&e)), (403, "security_auth_required"));
-    let (_, phone) = app
-        .call(
-            "POST",
-            "/v1/devices",
-            Some(&token),
-            Some(json!({"type": "phone", "name": "phone"})),
-        )
-        .await;
-    let trusted = app
-        .trust_device(PHONE, phone["id"].as_str().unwrap(), "0000")
-        .await;
+    let phone = app.device(&token, "phone", "phone").await;
+    let trusted = app.trust_device(PHONE, &phone, "0000").await;
     let (s, e) = app
         .call(
             "POST",

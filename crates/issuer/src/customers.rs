@@ -340,6 +340,7 @@ impl Issuer {
             token_hash: self.keys.tokens.hash(token.expose()),
             subject: customer.id.as_str().to_owned(),
             device_id: None,
+            key_thumbprint: None,
             created_at: now,
             expires_at: now + time::Duration::seconds(BANK_SESSION_TTL_SECS),
             revoked_at: None,

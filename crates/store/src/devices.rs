@@ -25,6 +25,19 @@ pub struct StoredDevice {
     pub last_seen_at: Timestamp,
     /// Whether a WebAuthn credential is registered for it.
     pub has_credential: bool,
+    /// The device's own public key (a JWK) and its RFC 7638 thumbprint;
+    /// `None` only for devices registered before devices had keys.
+    pub key: Option<DeviceKeyRecord>,
+    /// The trusted device whose session paired this one, if any.
+    pub paired_by: Option<DeviceId>,
+}
+
+/// A device's public key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceKeyRecord {
+    /// The public JWK, as JSON.
+    pub public_key: String,
+    pub thumbprint: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +153,7 @@ pub trait DeviceStore: Send + Sync + std::fmt::Debug {
 
 const DEVICE_SELECT: &str =
     "SELECT d.id, d.user_id, d.device_type, d.name, d.status, d.created_at, \
-     d.last_seen_at, d.revoked_at, \
+     d.last_seen_at, d.revoked_at, d.public_key, d.key_thumbprint, d.paired_by, \
      (SELECT COUNT(*) FROM webauthn_credentials c WHERE c.device_id = d.id) AS credentials \
      FROM devices d";
 
@@ -164,6 +177,22 @@ fn device_from_row(r: &AnyRow) -> Result<StoredDevice, StoreError> {
         created_at: from_unix_micros(r.try_get("created_at")?),
         last_seen_at: from_unix_micros(r.try_get("last_seen_at")?),
         has_credential: r.try_get::<i64, _>("credentials")? > 0,
+        key: match (
+            r.try_get::<Option<String>, _>("public_key")?,
+            r.try_get::<Option<String>, _>("key_thumbprint")?,
+        ) {
+            (Some(public_key), Some(thumbprint)) => Some(DeviceKeyRecord {
+                public_key,
+                thumbprint,
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt("a device key without its thumbprint")),
+        },
+        paired_by: r
+            .try_get::<Option<String>, _>("paired_by")?
+            .map(|d| d.parse())
+            .transpose()
+            .map_err(corrupt)?,
     })
 }
 
@@ -206,8 +235,9 @@ impl DeviceStore for Store {
             return Ok(DeviceCreate::LimitReached);
         }
         sqlx::query(
-            "INSERT INTO devices (id, user_id, device_type, name, status, created_at, last_seen_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO devices (id, user_id, device_type, name, status, created_at, last_seen_at, revoked_at, \
+             public_key, key_thumbprint, paired_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(d.id.as_str())
         .bind(d.user_id.as_str())
@@ -217,6 +247,9 @@ impl DeviceStore for Store {
         .bind(to_unix_micros(d.created_at))
         .bind(to_unix_micros(d.last_seen_at))
         .bind(d.status.revoked_at().map(to_unix_micros))
+        .bind(d.key.as_ref().map(|k| k.public_key.clone()))
+        .bind(d.key.as_ref().map(|k| k.thumbprint.clone()))
+        .bind(d.paired_by.as_ref().map(|p| p.as_str().to_owned()))
         .execute(tx.conn())
         .await?;
         append_events(tx.conn(), events).await?;

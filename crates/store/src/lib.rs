@@ -60,7 +60,8 @@ pub use bank::{BankCreate, BankStore, StoredCard, StoredCustomer};
 pub use bindings::{AgreementStore, BindingStore, BindingWrite, StoredAgreement, StoredBinding};
 pub use db::{Backend, Store, StoreConfig};
 pub use devices::{
-    CeremonyTake, DeviceCreate, DeviceStore, StoredCeremony, StoredCredential, StoredDevice,
+    CeremonyTake, DeviceCreate, DeviceKeyRecord, DeviceStore, StoredCeremony, StoredCredential,
+    StoredDevice,
 };
 pub use error::StoreError;
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SavedResponse};

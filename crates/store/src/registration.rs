@@ -249,8 +249,12 @@ impl RegistrationStore for Store {
     }
 
     async fn device_trusted(&self, user: &UserId, device: &DeviceId) -> Result<bool, StoreError> {
+        // Trusted: it passed security authentication, or a trusted device's
+        // session paired it.
         let n: i64 = sqlx::query_scalar(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM security_auths WHERE user_id = $1 AND device_id = $2 AND state = 'passed'",
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM security_auths WHERE user_id = $1 AND device_id = $2 AND state = 'passed' \
+             UNION ALL SELECT CAST(COUNT(*) AS BIGINT) FROM devices WHERE user_id = $1 AND id = $2 AND paired_by IS NOT NULL \
+             ORDER BY 1 DESC LIMIT 1",
         )
         .bind(user.as_str())
         .bind(device.as_str())

@@ -18,8 +18,11 @@ pub struct StoredSession {
     pub token_hash: String,
     /// Whose session: a `usr_…` or a `cus_…`.
     pub subject: String,
-    /// The device it was opened on, when the client said.
+    /// The device it was opened on.
     pub device_id: Option<DeviceId>,
+    /// The RFC 7638 thumbprint of the key the session is bound to: every
+    /// request of the session must carry a proof by that key.
+    pub key_thumbprint: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
@@ -70,6 +73,7 @@ fn session_from_row(row: &AnyRow) -> Result<StoredSession, StoreError> {
         token_hash: row.try_get("token_hash")?,
         subject: row.try_get("subject")?,
         device_id: device.map(|d| d.parse()).transpose().map_err(corrupt)?,
+        key_thumbprint: row.try_get("key_thumbprint")?,
         created_at: from_unix_micros(row.try_get("created_at")?),
         expires_at: from_unix_micros(row.try_get("expires_at")?),
         revoked_at: row
@@ -83,13 +87,14 @@ impl SessionStore for Store {
     async fn session_create(&self, s: &StoredSession) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, token_hash, subject, device_id, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+            "INSERT INTO sessions (id, token_hash, subject, device_id, key_thumbprint, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
         )
         .bind(s.id.as_str())
         .bind(&s.token_hash)
         .bind(&s.subject)
         .bind(s.device_id.as_ref().map(|d| d.as_str().to_owned()))
+        .bind(s.key_thumbprint.clone())
         .bind(to_unix_micros(s.created_at))
         .bind(to_unix_micros(s.expires_at))
         .execute(tx.conn())
@@ -102,7 +107,7 @@ impl SessionStore for Store {
         token_hash: &str,
     ) -> Result<Option<StoredSession>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, token_hash, subject, device_id, created_at, expires_at, revoked_at \
+            "SELECT id, token_hash, subject, device_id, key_thumbprint, created_at, expires_at, revoked_at \
              FROM sessions WHERE token_hash = $1",
         )
         .bind(token_hash)

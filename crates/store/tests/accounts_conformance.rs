@@ -31,6 +31,7 @@ conformance!(
     bank_customers_and_cards_are_unique_and_cards_open_their_account,
     wallet_users_are_unique_by_phone_and_by_identity_under_a_race,
     devices_are_limited_and_revoking_removes_credential_and_sessions,
+    a_device_keeps_its_key_and_is_trusted_when_a_trusted_device_paired_it,
     ceremonies_are_taken_once_under_a_race,
     credential_counter_updates_are_compare_and_set,
 );
@@ -154,6 +155,7 @@ fn session(subject: &str, hash: &str, device: Option<DeviceId>) -> StoredSession
         id: SessionId::generate(),
         token_hash: hash.into(),
         subject: subject.into(),
+        key_thumbprint: device.as_ref().map(|d| format!("jkt-of-{d}")),
         device_id: device,
         created_at: t0(),
         expires_at: t0() + Duration::hours(1),
@@ -377,6 +379,13 @@ fn device(user: &UserId, t: DeviceType) -> StoredDevice {
         created_at: t0(),
         last_seen_at: t0(),
         has_credential: false,
+        key: Some(DeviceKeyRecord {
+            public_key:
+                r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#
+                    .into(),
+            thumbprint: "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".into(),
+        }),
+        paired_by: None,
     }
 }
 
@@ -389,6 +398,32 @@ fn credential(d: &StoredDevice, cred: &str) -> StoredCredential {
         passkey: "{}".into(),
         sign_count: 0,
     }
+}
+
+async fn a_device_keeps_its_key_and_is_trusted_when_a_trusted_device_paired_it(db: &TestDb) {
+    let u = user("phone-k");
+    db.store.user_create(&u, &[]).await.unwrap();
+    let phone = device(&u.id, DeviceType::Phone);
+    db.store.device_create(&phone, &[]).await.unwrap();
+    let stored = db.store.device(&phone.id).await.unwrap().unwrap();
+    assert_eq!(stored.key, phone.key);
+    assert!(!db.store.device_trusted(&u.id, &phone.id).await.unwrap());
+    let mut tv = device(&u.id, DeviceType::Tv);
+    tv.paired_by = Some(phone.id.clone());
+    db.store.device_create(&tv, &[]).await.unwrap();
+    let stored = db.store.device_of(&u.id, &tv.id).await.unwrap().unwrap();
+    assert_eq!(stored.paired_by.as_ref(), Some(&phone.id));
+    assert!(db.store.device_trusted(&u.id, &tv.id).await.unwrap());
+    // Another account's view of the paired device trusts nothing.
+    let other = user("phone-l");
+    db.store.user_create(&other, &[]).await.unwrap();
+    assert!(!db.store.device_trusted(&other.id, &tv.id).await.unwrap());
+    // A session keeps the key it is bound to.
+    let s = session(u.id.as_str(), "hash-k", Some(tv.id.clone()));
+    db.store.session_create(&s).await.unwrap();
+    let found = db.store.session_by_token("hash-k").await.unwrap().unwrap();
+    assert_eq!(found.key_thumbprint, s.key_thumbprint);
+    assert!(found.key_thumbprint.is_some());
 }
 
 async fn devices_are_limited_and_revoking_removes_credential_and_sessions(db: &TestDb) {

@@ -14,13 +14,16 @@
 
 pub mod logs;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use paybridge_api::wallet::{ClaimAddress, CompleteBinding, RegisterDevice};
-use paybridge_client::{MerchantApi, PartnerClient, PartnerClientConfig, PublicClient, WalletApp};
+use paybridge_api::wallet::{ClaimAddress, CompleteBinding, Login, RegisterDevice};
+use paybridge_client::{
+    DeviceSigner, MerchantApi, PartnerClient, PartnerClientConfig, PublicClient, WalletApp,
+};
 use paybridge_crypto::PartnerKeyPair;
 use paybridge_devices::bank_app::Offer;
-use paybridge_devices::phone::{genuine_android, SecurityAnswers, ThisDevice};
+use paybridge_devices::phone::{genuine_android, public_key_of, SecurityAnswers, ThisDevice};
 use paybridge_devices::{BankCustomer, Phone, SmsInbox};
 use paybridge_domain::binding::BindingStage;
 use paybridge_domain::partner::PartnerId;
@@ -69,7 +72,17 @@ pub struct TestApp {
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     /// Set once the invariants ran, so `Drop` does not run them again.
     invariants_checked: bool,
+    /// The keys of the devices tests registered, and which device each
+    /// device-bound session token belongs to: [`TestApp::call`] and
+    /// [`TestApp::app_of`] sign with them like the device's app would.
+    device_keys: std::sync::Mutex<DeviceKeys>,
     _stores: Vec<StoreGuard>,
+}
+
+#[derive(Debug, Default)]
+struct DeviceKeys {
+    by_device: HashMap<String, Arc<DeviceSigner>>,
+    by_token: HashMap<String, Arc<DeviceSigner>>,
 }
 
 pub fn wallet_id() -> PartnerId {
@@ -154,6 +167,7 @@ impl TestApp {
             stop: Some(stop),
             handle: Some(handle),
             invariants_checked: false,
+            device_keys: Default::default(),
             _stores: vec![wallet_store, issuer_store],
         })
     }
@@ -165,6 +179,137 @@ impl TestApp {
     /// The wallet app's typed client (sign in with [`WalletApp::signed_in`]).
     pub fn wallet_app(&self) -> WalletApp {
         WalletApp::new(&self.base_url)
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, DeviceKeys> {
+        self.device_keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The wallet app signed in with `token`; when the token is a device's
+    /// session that a helper opened, on that device (signing every call).
+    pub fn app_of(&self, token: &str) -> WalletApp {
+        let app = self.wallet_app().signed_in(token);
+        match self.keys().by_token.get(token) {
+            Some(signer) => app.on_device(signer.clone()),
+            None => app,
+        }
+    }
+
+    /// The key of device `device_id`, if a helper registered it.
+    pub fn device_key(&self, device_id: &str) -> Option<Arc<DeviceSigner>> {
+        self.keys().by_device.get(device_id).cloned()
+    }
+
+    /// Pairs a terminal (`kind`: pc, tv, car, iot) from the trusted phone's
+    /// session `phone_token`, then logs in on it with the account's phone
+    /// and [`TEST_LOGIN_PASSWORD`]; returns (device id, the terminal's
+    /// session token).
+    pub async fn pair_terminal(
+        &self,
+        phone_token: &str,
+        phone: &str,
+        kind: &str,
+        name: &str,
+    ) -> (String, String) {
+        let id = self.device(phone_token, kind, name).await;
+        let token = self.device_login(phone, TEST_LOGIN_PASSWORD, &id).await;
+        (id, token)
+    }
+
+    /// A login proof by device `device_id`'s key with a fresh nonce, for a
+    /// test that calls `Wallet::login` directly; present it with
+    /// [`TestApp::presented_login`].
+    pub fn login_proof(&self, device_id: &str) -> String {
+        let signer = self
+            .device_key(device_id)
+            .expect("a device a helper registered");
+        let nonce = self.wallet.device_proofs.nonce(self.clock.now());
+        signer.prove_with_nonce(
+            "POST",
+            &format!("{}/v1/sessions", self.base_url),
+            None,
+            &nonce,
+        )
+    }
+
+    /// `proof` as the HTTP layer presents a login's proof to the wallet.
+    pub fn presented_login<'a>(
+        &'a self,
+        proof: &'a str,
+    ) -> paybridge_wallet::device_proof::PresentedProof<'a> {
+        paybridge_wallet::device_proof::PresentedProof {
+            proof: Some(proof),
+            method: "POST",
+            path: "/v1/sessions",
+            host: self.base_url.strip_prefix("http://"),
+        }
+    }
+
+    /// The headers a device's app sends with a request of its session
+    /// `token` to `method path` (`Authorization: DPoP …` and a fresh
+    /// proof), for a test that builds the request itself. A token that is
+    /// no device's session gets `Authorization: Bearer …` alone.
+    pub fn session_headers(&self, token: &str, method: &str, path: &str) -> Vec<(String, String)> {
+        match self.keys().by_token.get(token) {
+            Some(signer) => vec![
+                ("authorization".into(), format!("DPoP {token}")),
+                (
+                    "dpop".into(),
+                    signer.prove_with_nonce(
+                        method,
+                        &format!("{}{path}", self.base_url),
+                        Some(token),
+                        &self.wallet.device_proofs.nonce(self.clock.now()),
+                    ),
+                ),
+            ],
+            None => vec![("authorization".into(), format!("Bearer {token}"))],
+        }
+    }
+
+    /// A session opened on a device whose key a helper holds (an answer
+    /// with `token` and `device_id`, or a `session` holding them) is signed
+    /// for from then on.
+    fn learn_device_session(&self, answer: &serde_json::Value) {
+        let session = if answer["session"].is_object() {
+            &answer["session"]
+        } else {
+            answer
+        };
+        if let (Some(token), Some(device)) =
+            (session["token"].as_str(), session["device_id"].as_str())
+        {
+            let mut keys = self.keys();
+            if let Some(signer) = keys.by_device.get(device).cloned() {
+                keys.by_token.insert(token.to_owned(), signer);
+            }
+        }
+    }
+
+    /// Remembers that `token` is a session of the device with `signer`.
+    pub fn remember_device_session(&self, token: &str, signer: Arc<DeviceSigner>) {
+        self.keys().by_token.insert(token.to_owned(), signer);
+    }
+
+    /// Logs in on device `device_id` (registered by a helper, trusted) with
+    /// the account's phone and login password; returns the session token,
+    /// which [`TestApp::call`] then signs for.
+    pub async fn device_login(&self, phone: &str, password: &str, device_id: &str) -> String {
+        let signer = self
+            .device_key(device_id)
+            .expect("a device a helper registered");
+        let session = self
+            .wallet_app()
+            .on_device(signer.clone())
+            .login(&Login {
+                phone: phone.to_owned(),
+                password: password.to_owned(),
+                device_id: Some(device_id.to_owned()),
+            })
+            .await
+            .expect("the device logs in");
+        self.remember_device_session(&session.token, signer);
+        session.token
     }
 
     /// A merchant's typed client with `api_key`.
@@ -238,27 +383,55 @@ impl TestApp {
         token: Option<&str>,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let mut req = reqwest::Client::new().request(
-            method.parse().expect("an HTTP method"),
-            format!("{}{path}", self.base_url),
-        );
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if method == "POST" {
-            req = req.header("idempotency-key", format!("test-{}", rand::random::<u64>()));
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("the server answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("a body");
-        let json = if text.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        let client = match token {
+            Some(t) => self.app_of(t).client().clone(),
+            None => PublicClient::new(&self.base_url),
         };
+        self.call_with(client, method, path, body).await
+    }
+
+    /// [`TestApp::call`] from device `device` (every request signed with
+    /// its key), e.g. a security authentication of a new device.
+    pub async fn call_on(
+        &self,
+        device: &Arc<DeviceSigner>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut client = PublicClient::new(&self.base_url).with_device(device.clone());
+        if let Some(t) = token {
+            client = client.with_bearer(t);
+        }
+        let answer = self.call_with(client, method, path, body).await;
+        if let Some(id) = answer.1["device_id"].as_str() {
+            self.keys()
+                .by_device
+                .entry(id.to_owned())
+                .or_insert_with(|| device.clone());
+        }
+        answer
+    }
+
+    async fn call_with(
+        &self,
+        client: PublicClient,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let key = (method == "POST").then(|| format!("test-{}", rand::random::<u64>()));
+        let (status, json) = client
+            .call_raw(
+                method.parse().expect("an HTTP method"),
+                path,
+                body.as_ref(),
+                key.as_deref(),
+            )
+            .await
+            .expect("the server answers");
+        self.learn_device_session(&json);
         (status, json)
     }
 
@@ -275,7 +448,10 @@ impl TestApp {
     /// when the account has no identity; a missing payment password is set
     /// to 730245); returns the session on it.
     pub async fn trust_device(&self, phone: &str, device_id: &str, id_last4: &str) -> String {
-        let mut device = Phone::new(&self.base_url, phone);
+        let signer = self
+            .device_key(device_id)
+            .expect("a device a helper registered");
+        let mut device = Phone::with_key(&self.base_url, phone, signer.clone());
         let answers = SecurityAnswers {
             device: ThisDevice::Registered(device_id.parse().expect("a device id")),
             environment: genuine_android(),
@@ -287,7 +463,9 @@ impl TestApp {
             .pass_security_auth(answers)
             .await
             .expect("security authentication passes");
-        done.session.expect("a session").token
+        let token = done.session.expect("a session").token;
+        self.remember_device_session(&token, signer);
+        token
     }
 
     /// Binds card number `card_index` of bank customer `username` (password
@@ -307,7 +485,7 @@ impl TestApp {
             .offer_binding(&card, Offer::Qr)
             .await
             .expect("the bank offers the card");
-        let wallet = self.wallet_app().signed_in(wallet_token);
+        let wallet = self.app_of(wallet_token);
         let address = ClaimAddress {
             address: offer.url.expect("a binding address"),
         };
@@ -331,20 +509,27 @@ impl TestApp {
         done.id.to_string()
     }
 
-    /// Registers a device (`kind`: phone, pc, tv, car, iot) on the account
-    /// of `token`; returns its id.
+    /// Registers a device (`kind`: phone, pc, tv, car, iot) with a key made
+    /// now on the account of `token`; returns its id. From a trusted
+    /// device's session this pairs it (then [`TestApp::device_login`]
+    /// opens its session); otherwise it must pass security authentication
+    /// ([`TestApp::trust_device`]).
     pub async fn device(&self, token: &str, kind: &str, name: &str) -> String {
+        let signer = DeviceSigner::generate();
         let body = RegisterDevice {
             device_type: kind.to_owned(),
             name: name.to_owned(),
+            public_key: public_key_of(&signer),
         };
-        self.wallet_app()
-            .signed_in(token)
+        let id = self
+            .app_of(token)
             .register_device(&body)
             .await
             .expect("the device registers")
             .id
-            .to_string()
+            .to_string();
+        self.keys().by_device.insert(id.clone(), signer);
+        id
     }
 
     /// A wallet account for `phone` (login password `correct horse 9`) with

@@ -24,6 +24,7 @@ use paybridge_kernel::{on_conflict, Attempt};
 use paybridge_store::keys::SealedColumn;
 use paybridge_store::{SealedIdentity, StoredSession, StoredUser, UserWrite};
 
+use crate::device_proof::PresentedProof;
 use crate::Wallet;
 
 /// A wallet session lasts a day; the app logs in again after that.
@@ -75,7 +76,49 @@ pub struct OpenedSession {
 pub struct SessionUser {
     pub session_id: SessionId,
     pub user_id: UserId,
+    /// The device this request proved to be (its session is bound to the
+    /// device's key and the request carried a proof by it); `None` for a
+    /// session bound to no device.
     pub device_id: Option<DeviceId>,
+}
+
+impl SessionUser {
+    /// The device this request proved to be, or `403 device_proof_required`.
+    pub fn proven_device(&self) -> Result<&DeviceId, ServiceError> {
+        self.device_id.as_ref().ok_or_else(|| {
+            ServiceError::rejected(
+                ErrorCode::DeviceProofRequired,
+                "this needs a session on a device, proved by the device's key: log in naming the device and sign each request (DPoP)",
+            )
+        })
+    }
+
+    /// Acting for device `id` needs a session proved to be that device: a
+    /// session of device A cannot act for device B.
+    pub fn require_device(&self, id: &DeviceId) -> Result<(), ServiceError> {
+        if self.proven_device()? == id {
+            Ok(())
+        } else {
+            Err(ServiceError::rejected(
+                ErrorCode::DeviceProofRequired,
+                "this is for another device than the one this session is bound to",
+            ))
+        }
+    }
+}
+
+/// A device a session is bound to, and the thumbprint of its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BoundDevice {
+    pub id: DeviceId,
+    pub thumbprint: String,
+}
+
+fn wrong_key() -> ServiceError {
+    ServiceError::rejected(
+        ErrorCode::DpopProofInvalid,
+        "the DPoP proof is not made by this device's key",
+    )
 }
 
 fn invalid_session() -> ServiceError {
@@ -176,14 +219,23 @@ impl Wallet {
         self.view(&user).await
     }
 
-    /// Checks phone and password and opens a session, optionally tied to
-    /// one of the account's devices (revoking the device ends it).
+    /// Checks phone and password and opens a session, optionally bound to
+    /// one of the account's devices: then the request must carry a proof
+    /// by the device's key, and so must every request of the session
+    /// (revoking the device ends it).
     pub async fn login(
         &self,
         phone: &PhoneNumber,
         password: &str,
         device: Option<&DeviceId>,
+        proof: &PresentedProof<'_>,
     ) -> Result<OpenedSession, ServiceError> {
+        // The proof first: it is cheap, and a client without a fresh nonce
+        // retries, which must not cost a second password check.
+        let proved = match device {
+            Some(_) => Some(self.device_proofs.check(proof, None, self.clock.now())?),
+            None => None,
+        };
         let login_index = self
             .keys
             .index
@@ -198,17 +250,27 @@ impl Wallet {
             && user.is_some();
         self.judge_login(&login_index, correct).await?;
         let user = user.expect("a correct login has an account");
-        if let Some(device) = device {
-            let active = self
+        let mut bound = None;
+        if let (Some(device), Some(proved)) = (device, proved) {
+            let found = self
                 .store
                 .device_of(&user.id, device)
                 .await?
-                .is_some_and(|d| d.status.is_active());
-            if !active {
-                return Err(ServiceError::rejected(
-                    ErrorCode::NotFound,
-                    "no such active device on this account",
-                ));
+                .filter(|d| d.status.is_active())
+                .ok_or_else(|| {
+                    ServiceError::rejected(
+                        ErrorCode::NotFound,
+                        "no such active device on this account",
+                    )
+                })?;
+            let key = found.key.ok_or_else(|| {
+                ServiceError::rejected(
+                    ErrorCode::DpopProofInvalid,
+                    "this device was registered without a key: register it again",
+                )
+            })?;
+            if key.thumbprint != proved.thumbprint {
+                return Err(wrong_key());
             }
             // Security condition "new device" (flow F2).
             if self.policy.new_device && !self.store.device_trusted(&user.id, device).await? {
@@ -217,8 +279,12 @@ impl Wallet {
                     "this device is new for the account: pass security authentication on it first",
                 ));
             }
+            bound = Some(BoundDevice {
+                id: device.clone(),
+                thumbprint: key.thumbprint,
+            });
         }
-        self.open_session(&user.id, device.cloned()).await
+        self.open_session(&user.id, bound).await
     }
 
     /// Counts a login try against the phone's counter (also under racing tries).
@@ -239,15 +305,20 @@ impl Wallet {
     pub(crate) async fn open_session(
         &self,
         user: &UserId,
-        device: Option<DeviceId>,
+        device: Option<BoundDevice>,
     ) -> Result<OpenedSession, ServiceError> {
         let now = self.clock.now();
+        let (device, key_thumbprint) = match device {
+            Some(d) => (Some(d.id), Some(d.thumbprint)),
+            None => (None, None),
+        };
         let token = generate_token(TokenKind::Session);
         let session = StoredSession {
             id: SessionId::generate(),
             token_hash: self.keys.tokens.hash(token.expose()),
             subject: user.as_str().to_owned(),
             device_id: device.clone(),
+            key_thumbprint,
             created_at: now,
             expires_at: now + time::Duration::seconds(SESSION_TTL_SECS),
             revoked_at: None,
@@ -263,8 +334,14 @@ impl Wallet {
         })
     }
 
-    /// The session a bearer token speaks for.
-    pub async fn authenticate(&self, token: &str) -> Result<SessionUser, ServiceError> {
+    /// The session a bearer token speaks for. A session bound to a device
+    /// key needs a proof by that key with every request: a stolen token
+    /// alone is refused.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        proof: &PresentedProof<'_>,
+    ) -> Result<SessionUser, ServiceError> {
         if !well_formed_token(TokenKind::Session, token) {
             return Err(invalid_session());
         }
@@ -275,10 +352,23 @@ impl Wallet {
             .filter(|s| s.is_live(self.clock.now()))
             .ok_or_else(invalid_session)?;
         let user_id: UserId = session.subject.parse().map_err(|_| invalid_session())?;
+        let device_id = match &session.key_thumbprint {
+            Some(bound) => {
+                let proved = self
+                    .device_proofs
+                    .check(proof, Some(token), self.clock.now())?;
+                if &proved.thumbprint != bound {
+                    return Err(wrong_key());
+                }
+                session.device_id
+            }
+            // A session opened without a device's proof speaks for no device.
+            None => None,
+        };
         Ok(SessionUser {
             session_id: session.id,
             user_id,
-            device_id: session.device_id,
+            device_id,
         })
     }
 

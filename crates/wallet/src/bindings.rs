@@ -639,12 +639,20 @@ impl Wallet {
     }
 
     /// Unbinds an active binding, or cancels a pending one; the bank is told.
-    pub async fn unbind(&self, user: &UserId, id: &BindingId) -> Result<BindingView, ServiceError> {
+    pub async fn unbind(
+        &self,
+        session: &crate::accounts::SessionUser,
+        id: &BindingId,
+    ) -> Result<BindingView, ServiceError> {
+        let user = &session.user_id;
         let mut b = self.load_binding(user, id).await?;
         if b.status.state.is_pending() {
             self.end_binding(b.clone(), BindingEnd::Cancelled).await?;
             return self.binding(user, id).await;
         }
+        // Ending an active agreement is a sensitive operation.
+        self.require_trusted_device(user, session.device_id.as_ref())
+            .await?;
         b.status = b.status.unbind()?;
         b.updated_at = self.clock.now();
         let issuer: PartnerId = b.issuer_id.parse().map_err(ServiceError::internal)?;

@@ -121,7 +121,7 @@ impl Wallet {
     }
 
     /// The first terminal of a request: an active non-phone device of the
-    /// session's account, and the session's own device if it has one.
+    /// session's account, and the device the session is bound to.
     async fn first_terminal(
         &self,
         user: &UserId,
@@ -134,8 +134,14 @@ impl Wallet {
                 "the terminal is not a device of this account (or not this session's)",
             )
         };
-        if session_device.is_some_and(|d| d != terminal) {
-            return Err(not_ours());
+        // The terminal asks for itself, proved by its own key.
+        match session_device {
+            Some(d) if d == terminal => {}
+            Some(_) => return Err(not_ours()),
+            None => return Err(ServiceError::rejected(
+                ErrorCode::DeviceProofRequired,
+                "a payment request comes from the terminal's own session, proved by its key (DPoP)",
+            )),
         }
         let device = self.own_device(user, terminal).await.ok_or_else(not_ours)?;
         if device.device_type == DeviceType::Phone {

@@ -1,14 +1,23 @@
 //! Devices of a wallet account: register, list, rename, revoke. Another
 //! account's device is "not found", never "forbidden", so ids reveal nothing.
+//!
+//! Every device registers its own public key (a JWK); it proves who it is
+//! with that key (see [`crate::device_proof`]). A device registered by the
+//! session of a trusted device is *paired*: trusted at once. A device
+//! registered any other way must pass security authentication before it
+//! can log in. Renaming and revoking devices are sensitive operations.
 
+use paybridge_crypto::device_proof::DeviceJwk;
 use paybridge_domain::device::DeviceFilter;
 use paybridge_domain::device::{check_device_name, DeviceStatus, DeviceType};
 use paybridge_domain::event::Destination;
 use paybridge_domain::happened::Happened;
 use paybridge_domain::ids::{DeviceId, UserId};
 use paybridge_domain::{ErrorCode, ServiceError};
-use paybridge_store::{DeviceCreate, StoredDevice};
+use paybridge_store::{DeviceCreate, DeviceKeyRecord, StoredDevice};
 
+use crate::accounts::SessionUser;
+use crate::device_proof::device_key;
 use crate::views::DeviceView;
 use crate::Wallet;
 
@@ -23,15 +32,34 @@ fn revoked() -> ServiceError {
     )
 }
 
+/// A device's public key as stored: its JWK and thumbprint.
+pub(crate) fn key_record(jwk: &DeviceJwk) -> Result<DeviceKeyRecord, ServiceError> {
+    device_key(jwk)?;
+    Ok(DeviceKeyRecord {
+        public_key: serde_json::to_string(jwk).map_err(|e| ServiceError::Internal(e.into()))?,
+        thumbprint: jwk.thumbprint(),
+    })
+}
+
 impl Wallet {
+    /// Registers a device with its public key. From the session of a
+    /// trusted device this pairs it (trusted at once); otherwise it must
+    /// pass security authentication before it can log in.
     pub async fn register_device(
         &self,
-        user: &UserId,
+        session: &SessionUser,
         device_type: DeviceType,
         name: &str,
+        public_key: &DeviceJwk,
     ) -> Result<DeviceView, ServiceError> {
+        let user = &session.user_id;
         let name = check_device_name(name)?;
+        let key = key_record(public_key)?;
         self.require_unrestricted(user).await?;
+        let paired_by = match &session.device_id {
+            Some(d) if self.store.device_trusted(user, d).await? => Some(d.clone()),
+            _ => None,
+        };
         let now = self.clock.now();
         let device = StoredDevice {
             id: DeviceId::generate(),
@@ -42,6 +70,8 @@ impl Wallet {
             created_at: now,
             last_seen_at: now,
             has_credential: false,
+            key: Some(key),
+            paired_by,
         };
         let event = Happened::DeviceRegistered {
             user_id: user.clone(),
@@ -51,7 +81,13 @@ impl Wallet {
         .to(Destination::Internal, now);
         match self.store.device_create(&device, &[event]).await? {
             DeviceCreate::Created => {
-                tracing::info!(user.id = %user, device.id = %device.id, device.kind = %device_type, "device registered");
+                tracing::info!(
+                    user.id = %user,
+                    device.id = %device.id,
+                    device.kind = %device_type,
+                    device.paired = device.paired_by.is_some(),
+                    "device registered"
+                );
                 Ok(device.into())
             }
             DeviceCreate::LimitReached => Err(ServiceError::rejected(
@@ -99,14 +135,19 @@ impl Wallet {
         Ok(d)
     }
 
+    /// Renames a device: a sensitive operation (a trusted device's session).
     pub async fn rename_device(
         &self,
-        user: &UserId,
+        session: &SessionUser,
         id: &DeviceId,
         name: &str,
     ) -> Result<DeviceView, ServiceError> {
+        let user = &session.user_id;
         let name = check_device_name(name)?;
+        // Another account's device is "not found" before anything else.
         self.active_device(user, id).await?;
+        self.require_trusted_device(user, session.device_id.as_ref())
+            .await?;
         if !self.store.device_rename(user, id, &name).await? {
             return Err(revoked());
         }
@@ -114,9 +155,17 @@ impl Wallet {
     }
 
     /// Revokes a device: its credential is deleted, its sessions end, its
-    /// push channel closes. Revoking a revoked device changes nothing.
-    pub async fn revoke_device(&self, user: &UserId, id: &DeviceId) -> Result<(), ServiceError> {
+    /// push channel closes. Revoking a revoked device changes nothing. A
+    /// sensitive operation (a trusted device's session).
+    pub async fn revoke_device(
+        &self,
+        session: &SessionUser,
+        id: &DeviceId,
+    ) -> Result<(), ServiceError> {
+        let user = &session.user_id;
         let d = self.load_device(user, id).await?;
+        self.require_trusted_device(user, session.device_id.as_ref())
+            .await?;
         if !d.status.is_active() {
             return Ok(());
         }

@@ -7,8 +7,9 @@
 //! rows) to the HTTP layer. Flows join as modules here:
 //!
 //! - [`accounts`]: registration, sessions, the payment password, identity.
-//! - [`devices`], [`webauthn`], [`push_channel`]: the account's devices,
-//!   their passkeys, and each device's stream of events.
+//! - [`devices`], [`device_proof`], [`webauthn`], [`push_channel`]: the
+//!   account's devices, their keys and proofs of possession, their
+//!   passkeys, and each device's stream of events.
 //! - [`otp`]: OTPs to reserved phones.
 //! - [`bindings`], [`qr`]: flow F1 (binding a bank card), binding-address QR codes.
 //! - [`registration`]: flow F2 (bank-assisted registration, security authentication).
@@ -20,6 +21,7 @@
 pub mod accounts;
 pub mod bindings;
 pub mod cross_device;
+pub mod device_proof;
 pub mod devices;
 pub mod merchants;
 pub mod otp;
@@ -75,6 +77,8 @@ pub struct Wallet {
     pub relay: Option<Arc<dyn paybridge_adapters::push_relay::PushRelay>>,
     /// How long a cross-device payment request waits for the user.
     pub payment_request_ttl_secs: i64,
+    /// Nonces and replay memory for devices' proofs of possession.
+    pub device_proofs: Arc<device_proof::DeviceProofs>,
 }
 
 #[async_trait::async_trait]

@@ -28,6 +28,7 @@ use paybridge_store::{
 
 use crate::accounts::{OpenedSession, ID_NUMBER, NAME, PHONE};
 use crate::bindings::{view, BindingView, CheckedOffer, AGREEMENT};
+use crate::device_proof::PresentedProof;
 use crate::otp::IssuedOtp;
 use crate::Wallet;
 
@@ -45,10 +46,11 @@ pub struct PartnerRegistration {
 pub enum AuthDevice {
     /// A device the account registered before (it becomes trusted).
     Existing(DeviceId),
-    /// A device seen for the first time (registered now).
+    /// A device seen for the first time (registered now, with its key).
     New {
         device_type: DeviceType,
         name: String,
+        public_key: paybridge_crypto::device_proof::DeviceJwk,
     },
 }
 
@@ -301,6 +303,7 @@ impl Wallet {
         user: &UserId,
         device_type: DeviceType,
         name: &str,
+        key: paybridge_store::DeviceKeyRecord,
         now: paybridge_domain::Timestamp,
     ) -> Result<DeviceId, ServiceError> {
         let d = StoredDevice {
@@ -312,6 +315,8 @@ impl Wallet {
             created_at: now,
             last_seen_at: now,
             has_credential: false,
+            key: Some(key),
+            paired_by: None,
         };
         if self.store.device_create(&d, &[]).await? == DeviceCreate::LimitReached {
             return Err(ServiceError::rejected(
@@ -323,14 +328,30 @@ impl Wallet {
     }
 
     /// Starts security authentication on a device of the account with this
-    /// phone: the environment is checked, the device registered (not yet
-    /// trusted), an OTP sent to the account's phone.
+    /// phone: the request carries a proof by the device's key, the
+    /// environment is checked, the device registered (not yet trusted), an
+    /// OTP sent to the account's phone.
     pub async fn start_security_auth(
         &self,
         phone: &PhoneNumber,
         device: &AuthDevice,
         environment: &DeviceEnvironment,
+        proof: &PresentedProof<'_>,
     ) -> Result<SecurityAuthView, ServiceError> {
+        let proved = self.device_proofs.check(proof, None, self.clock.now())?;
+        let new_key = match device {
+            AuthDevice::New { public_key, .. } => {
+                let key = crate::devices::key_record(public_key)?;
+                if key.thumbprint != proved.thumbprint {
+                    return Err(ServiceError::rejected(
+                        ErrorCode::DpopProofInvalid,
+                        "the DPoP proof is not made by the key being registered",
+                    ));
+                }
+                Some(key)
+            }
+            AuthDevice::Existing(_) => None,
+        };
         let user = self
             .store
             .user_by_phone(&self.protector().index_of(phone))
@@ -356,8 +377,9 @@ impl Wallet {
         // Which device, and whether it is trusted, before anything is written:
         // an authentication no condition asks for is refused whole.
         let known = match device {
-            AuthDevice::Existing(id) => Some(
-                self.store
+            AuthDevice::Existing(id) => {
+                let d = self
+                    .store
                     .device_of(&user.id, id)
                     .await?
                     .filter(|d| d.status.is_active())
@@ -366,9 +388,15 @@ impl Wallet {
                             ErrorCode::NotFound,
                             "no such active device on this account",
                         )
-                    })?
-                    .id,
-            ),
+                    })?;
+                if d.key.map(|k| k.thumbprint) != Some(proved.thumbprint.clone()) {
+                    return Err(ServiceError::rejected(
+                        ErrorCode::DpopProofInvalid,
+                        "the DPoP proof is not made by this device's key",
+                    ));
+                }
+                Some(d.id)
+            }
             AuthDevice::New { .. } => None,
         };
         let device_trusted = match &known {
@@ -388,8 +416,14 @@ impl Wallet {
         }
         let device = match (known.as_ref(), device) {
             (Some(id), _) | (None, AuthDevice::Existing(id)) => id.clone(),
-            (None, AuthDevice::New { device_type, name }) => {
-                self.create_auth_device(&user.id, *device_type, name, now)
+            (
+                None,
+                AuthDevice::New {
+                    device_type, name, ..
+                },
+            ) => {
+                let key = new_key.expect("a new device's key was checked above");
+                self.create_auth_device(&user.id, *device_type, name, key, now)
                     .await?
             }
         };
@@ -563,8 +597,23 @@ impl Wallet {
                 "the account changed meanwhile; retry",
             ));
         }
+        // The session is bound to the device's key (checked when the
+        // authentication started): its token is useless without the key.
+        let key = self
+            .load_device(&a.user_id, &a.device_id)
+            .await?
+            .key
+            .ok_or_else(|| {
+                ServiceError::Internal("a security-authenticated device has no key".into())
+            })?;
         let session = self
-            .open_session(&a.user_id, Some(a.device_id.clone()))
+            .open_session(
+                &a.user_id,
+                Some(crate::accounts::BoundDevice {
+                    id: a.device_id.clone(),
+                    thumbprint: key.thumbprint,
+                }),
+            )
             .await?;
         Ok((self.auth_view(&a, next).await?, session))
     }

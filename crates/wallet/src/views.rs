@@ -24,6 +24,8 @@ pub struct DeviceView {
     pub name: String,
     pub status: DeviceStatus,
     pub has_credential: bool,
+    pub key_thumbprint: Option<String>,
+    pub paired: bool,
     pub created_at: Timestamp,
     pub last_seen_at: Timestamp,
 }
@@ -36,6 +38,8 @@ impl From<StoredDevice> for DeviceView {
             name: d.name,
             status: d.status,
             has_credential: d.has_credential,
+            key_thumbprint: d.key.map(|k| k.thumbprint),
+            paired: d.paired_by.is_some(),
             created_at: d.created_at,
             last_seen_at: d.last_seen_at,
         }

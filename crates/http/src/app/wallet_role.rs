@@ -12,11 +12,13 @@ use paybridge_adapters::partner::PartnerDirectory;
 use paybridge_adapters::push_relay::SandboxPushRelay;
 use paybridge_adapters::sms::SandboxSmsGateway;
 use paybridge_client::{PartnerClient, PartnerClientConfig};
+use paybridge_crypto::device_proof::NonceKey;
 use paybridge_crypto::password::PasswordHasher;
 use paybridge_crypto::{PartnerKeyPair, PartnerPublicKey};
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::payment_request::payment_request_ttl;
 use paybridge_store::{IdempotencyStore, KeyStore, KeyVault, NonceStore, Store};
+use paybridge_wallet::device_proof::DeviceProofs;
 use paybridge_wallet::webauthn::build_webauthn;
 use paybridge_wallet::Wallet;
 use utoipa_axum::router::OpenApiRouter;
@@ -123,6 +125,10 @@ async fn service(
             .then(|| Arc::new(SandboxPushRelay::new(store.clone(), ctx.clock.clone())) as _),
         payment_request_ttl_secs: payment_request_ttl(w.payment_request_ttl_secs)
             .map_err(|e| anyhow::anyhow!("payment request lifetime: {}", e.message))?,
+        device_proofs: Arc::new(DeviceProofs::new(
+            NonceKey::from_bytes(*ctx.master_key.derive("wallet", "dpop-nonce")),
+            w.webauthn.origin.as_str(),
+        )),
     })
 }
 
@@ -221,5 +227,9 @@ fn routes(
                 stopping: ctx.stopping.clone(),
             },
             idem,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            crate::middleware::session_auth::device_nonce,
         ))
 }

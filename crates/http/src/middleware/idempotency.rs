@@ -174,7 +174,12 @@ async fn run(idem: &Idempotency, req: Request, next: Next) -> Result<Response, A
             ));
         }
     };
-    let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+    // Nothing happened on a 5xx, a 429 or a 401 (a device proof without a
+    // fresh nonce is refused before anything is done): the retry with the
+    // same key must run again, not replay the refusal.
+    let transient = status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::UNAUTHORIZED;
     let outcome = if transient {
         idem.store.idempotency_abandon(&scope, &key).await
     } else {

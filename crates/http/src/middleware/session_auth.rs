@@ -1,17 +1,21 @@
 //! Bearer sessions of the wallet app and the bank app. The token is
 //! checked against the role's store (only its keyed hash is kept there); the
 //! session then rides in the request's extensions and scopes idempotency.
+//! A wallet session bound to a device key also needs each request's proof
+//! of possession (DPoP); see [`paybridge_wallet::device_proof`].
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use paybridge_crypto::device_proof::{NONCE_HEADER, PROOF_HEADER};
 use paybridge_domain::ErrorCode;
 use paybridge_issuer::Issuer;
 use paybridge_wallet::Wallet;
 
 use super::Caller;
 use crate::error::ApiError;
+use crate::extract::DeviceProofRequest;
 
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
@@ -29,23 +33,36 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 
 fn refuse(e: ApiError) -> Response {
     let mut r = e.into_response();
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer"),
-    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     r
 }
 
-/// Wallet app routes: a live wallet session is required.
-pub async fn wallet_session(
-    State(wallet): State<Wallet>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let user = match bearer(req.headers()) {
-        Ok(token) => wallet.authenticate(token).await.map_err(ApiError::from),
-        Err(e) => Err(e),
+/// The wallet session's token: `Authorization: DPoP <token>` (RFC 9449
+/// §7.1, for a session bound to a device key) or `Bearer <token>`.
+fn wallet_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("DPoP "))
+    {
+        Some(token) => Ok(token.trim()),
+        None => bearer(headers),
+    }
+}
+
+/// Wallet app routes: a live wallet session is required, and a session
+/// bound to a device key needs the request's proof by that key.
+pub async fn wallet_session(State(wallet): State<Wallet>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let user = match (wallet_token(&parts.headers), DeviceProofRequest::of(&parts)) {
+        (Ok(token), Ok(proof)) => wallet
+            .authenticate(token, &proof.presented())
+            .await
+            .map_err(ApiError::from),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
+    let mut req = Request::from_parts(parts, body);
     match user {
         Ok(user) => {
             req.extensions_mut()
@@ -55,6 +72,36 @@ pub async fn wallet_session(
         }
         Err(e) => refuse(e),
     }
+}
+
+/// Every answer to a request that carried a device proof, or that refused
+/// one, gets a fresh server nonce (`DPoP-Nonce`, RFC 9449 §8) so the device
+/// signs its next request with it; a refused proof's answer says why in
+/// `WWW-Authenticate` (RFC 9449 §7.1), which is how a client knows to sign
+/// again with the new nonce.
+pub async fn device_nonce(State(wallet): State<Wallet>, req: Request, next: Next) -> Response {
+    let had_proof = req.headers().contains_key(PROOF_HEADER);
+    let mut response = next.run(req).await;
+    let challenge = match response.extensions().get::<ErrorCode>() {
+        Some(ErrorCode::UseDpopNonce) => Some(r#"DPoP error="use_dpop_nonce", algs="EdDSA""#),
+        Some(ErrorCode::DpopProofInvalid) => {
+            Some(r#"DPoP error="invalid_dpop_proof", algs="EdDSA""#)
+        }
+        _ => None,
+    };
+    if let Some(challenge) = challenge {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
+    if had_proof || challenge.is_some() {
+        let nonce = wallet.device_proofs.nonce(wallet.clock.now());
+        if let Ok(v) = HeaderValue::from_str(&nonce) {
+            response.headers_mut().insert(NONCE_HEADER, v);
+        }
+    }
+    response
 }
 
 /// Bank app routes: a live bank session is required.

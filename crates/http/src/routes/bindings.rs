@@ -174,10 +174,7 @@ async fn unbind(
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<BindingId>,
 ) -> ApiResult<(StatusCode, ApiJson<BindingBody>)> {
-    Ok((
-        StatusCode::OK,
-        ApiJson(body(w.unbind(&user.user_id, &id).await?)),
-    ))
+    Ok((StatusCode::OK, ApiJson(body(w.unbind(&user, &id).await?))))
 }
 
 pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {

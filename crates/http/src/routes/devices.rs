@@ -18,9 +18,10 @@ use futures::{Stream, StreamExt};
 use paybridge_api::rfc3339;
 use paybridge_api::wallet::{
     AssertionBody, CeremonyAnswer, CeremonyBody, ChannelQuery, CredentialBody, DeviceBody,
-    DeviceEvent, DeviceList, DeviceListQuery, RegisterDevice, RenameDevice,
+    DeviceEvent, DeviceList, DeviceListQuery, DevicePublicKey, RegisterDevice, RenameDevice,
 };
 use paybridge_api::ErrorBody;
+use paybridge_crypto::device_proof::DeviceJwk;
 use paybridge_domain::device::{DeviceFilter, DeviceType};
 use paybridge_domain::ids::{CeremonyId, DeviceId};
 use paybridge_domain::ErrorCode;
@@ -54,6 +55,8 @@ fn device_body(d: DeviceView) -> DeviceBody {
         name: d.name,
         status: d.status.stage(),
         has_credential: d.has_credential,
+        key_thumbprint: d.key_thumbprint,
+        paired: d.paired,
         created_at: rfc3339(d.created_at),
         last_seen_at: rfc3339(d.last_seen_at),
         revoked_at: d.status.revoked_at().map(rfc3339),
@@ -83,7 +86,19 @@ fn answer<T: serde::de::DeserializeOwned>(a: CeremonyAnswer) -> ApiResult<T> {
     })
 }
 
-/// Registers a device of the account.
+/// The wire form of a device key, as the crypto layer reads it.
+pub(crate) fn device_jwk(k: &DevicePublicKey) -> DeviceJwk {
+    DeviceJwk {
+        kty: k.kty.clone(),
+        crv: k.crv.clone(),
+        x: k.x.clone(),
+    }
+}
+
+/// Registers a device of the account with its public key. From the
+/// session of a trusted device it pairs the device (trusted at once);
+/// otherwise the device must pass security authentication before it can
+/// log in.
 #[utoipa::path(post, path = "/v1/devices", tag = "devices",
     security(("session" = [])),
     params(("Idempotency-Key" = String, Header, description = "Reuse it to retry")),
@@ -101,7 +116,7 @@ async fn register_device(
     let t: DeviceType = req.device_type.parse()?;
     let d = s
         .wallet
-        .register_device(&user.user_id, t, &req.name)
+        .register_device(&user, t, &req.name, &device_jwk(&req.public_key))
         .await?;
     Ok((StatusCode::CREATED, ApiJson(device_body(d))))
 }
@@ -161,10 +176,7 @@ async fn rename_device(
     ApiPath(id): ApiPath<DeviceId>,
     ApiJson(req): ApiJson<RenameDevice>,
 ) -> ApiResult<ApiJson<DeviceBody>> {
-    let d = s
-        .wallet
-        .rename_device(&user.user_id, &id, &req.name)
-        .await?;
+    let d = s.wallet.rename_device(&user, &id, &req.name).await?;
     Ok(ApiJson(device_body(d)))
 }
 
@@ -178,7 +190,7 @@ async fn revoke_device(
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> ApiResult<StatusCode> {
-    s.wallet.revoke_device(&user.user_id, &id).await?;
+    s.wallet.revoke_device(&user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -196,6 +208,7 @@ async fn start_registration(
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> ApiResult<(StatusCode, ApiJson<CeremonyBody>)> {
+    user.require_device(&id)?;
     let c = s
         .wallet
         .start_credential_registration(&user.user_id, &id)
@@ -219,6 +232,7 @@ async fn finish_registration(
     ApiPath((id, ceremony)): ApiPath<(DeviceId, CeremonyId)>,
     ApiJson(req): ApiJson<CeremonyAnswer>,
 ) -> ApiResult<(StatusCode, ApiJson<CredentialBody>)> {
+    user.require_device(&id)?;
     let device = id;
     let credential = s
         .wallet
@@ -247,6 +261,7 @@ async fn start_assertion(
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<DeviceId>,
 ) -> ApiResult<(StatusCode, ApiJson<CeremonyBody>)> {
+    user.require_device(&id)?;
     let c = s
         .wallet
         .start_assertion(&user.user_id, &id, DEVICE_CHECK_PURPOSE)
@@ -270,6 +285,7 @@ async fn finish_assertion(
     ApiPath((id, ceremony)): ApiPath<(DeviceId, CeremonyId)>,
     ApiJson(req): ApiJson<CeremonyAnswer>,
 ) -> ApiResult<ApiJson<AssertionBody>> {
+    user.require_device(&id)?;
     let a = s
         .wallet
         .finish_assertion(
@@ -305,6 +321,7 @@ async fn channel(
     ApiQuery(q): ApiQuery<ChannelQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    user.require_device(&id)?;
     let device = id.clone();
     let after = match headers.get("last-event-id") {
         Some(v) => v

@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, DeviceProofRequest};
 use crate::routes::wallet_app::phone;
 use paybridge_domain::ErrorCode;
 
@@ -54,17 +54,20 @@ fn body(v: SecurityAuthView, session: Option<OpenedSession>) -> SecurityAuthBody
     request_body = StartSecurityAuth,
     responses(
         (status = 201, body = SecurityAuthBody),
+        (status = 401, description = "dpop_proof_invalid, use_dpop_nonce: the request must carry a proof by the device's key", body = ErrorBody),
         (status = 404, description = "no account has this phone", body = ErrorBody),
         (status = 422, description = "device_environment_refused, invalid_request", body = ErrorBody),
         (status = 429, description = "otp_rate_limited", body = ErrorBody)))]
 async fn start(
     State(w): State<Wallet>,
+    proof: DeviceProofRequest,
     ApiJson(req): ApiJson<StartSecurityAuth>,
 ) -> ApiResult<(StatusCode, ApiJson<SecurityAuthBody>)> {
     let device = match (&req.device, &req.device_id) {
         (Some(d), None) => AuthDevice::New {
             device_type: d.device_type.parse::<DeviceType>()?,
             name: d.name.clone(),
+            public_key: crate::routes::devices::device_jwk(&d.public_key),
         },
         (None, Some(id)) => AuthDevice::Existing(id.parse().map_err(|_| {
             ApiError::new(ErrorCode::NotFound, "no such active device on this account")
@@ -84,7 +87,7 @@ async fn start(
         attributes: req.environment.attributes.clone(),
     };
     let v = w
-        .start_security_auth(&phone(&req.phone)?, &device, &env)
+        .start_security_auth(&phone(&req.phone)?, &device, &env, &proof.presented())
         .await?;
     Ok((StatusCode::CREATED, ApiJson(body(v, None))))
 }

@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Authenticated};
+use crate::extract::{ApiJson, Authenticated, DeviceProofRequest};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::wallet_session;
 
@@ -77,12 +77,13 @@ async fn register(
     request_body = Login,
     responses(
         (status = 201, body = SessionBody),
-        (status = 401, description = "credentials_invalid", body = ErrorBody),
+        (status = 401, description = "credentials_invalid; naming a device: dpop_proof_invalid, use_dpop_nonce", body = ErrorBody),
         (status = 403, description = "security_auth_required: the device is new for the account", body = ErrorBody),
         (status = 404, description = "the device is not an active device of the account", body = ErrorBody),
         (status = 429, description = "password_locked", body = ErrorBody)))]
 async fn login(
     State(w): State<Wallet>,
+    proof: DeviceProofRequest,
     ApiJson(req): ApiJson<Login>,
 ) -> ApiResult<(StatusCode, ApiJson<SessionBody>)> {
     let device = match &req.device_id {
@@ -92,7 +93,12 @@ async fn login(
         })?),
     };
     let s = w
-        .login(&phone(&req.phone)?, &req.password, device.as_ref())
+        .login(
+            &phone(&req.phone)?,
+            &req.password,
+            device.as_ref(),
+            &proof.presented(),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

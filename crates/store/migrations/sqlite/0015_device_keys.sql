@@ -1,0 +1,12 @@
+-- Devices prove who they are with their own key pair (DPoP, RFC 9449).
+-- `public_key` is the device's public JWK; `key_thumbprint` its RFC 7638
+-- thumbprint, which proofs are matched against. Devices registered before
+-- keys existed have neither and cannot open a device-bound session.
+-- `paired_by` is the trusted device whose device-bound session paired this
+-- one: such a device is trusted without a security authentication of its own.
+ALTER TABLE devices ADD COLUMN public_key TEXT;
+ALTER TABLE devices ADD COLUMN key_thumbprint TEXT;
+ALTER TABLE devices ADD COLUMN paired_by TEXT;
+-- A session opened with a device's proof is bound to the device's key:
+-- every request of it must carry a proof by that key.
+ALTER TABLE sessions ADD COLUMN key_thumbprint TEXT;

@@ -280,14 +280,7 @@ impl PublicClient {
     ) -> Result<(u16, serde_json::Value), ApiError> {
         let response = self
             .exchange(path, || {
-                let mut request = self.request(method.clone(), path);
-                if let Some(key) = idempotency_key {
-                    request = request.header("idempotency-key", key);
-                }
-                if let Some(body) = body {
-                    request = request.json(body);
-                }
-                request
+                self.with_body(method.clone(), path, body, idempotency_key)
             })
             .await?;
         let status = response.status().as_u16();
@@ -342,16 +335,27 @@ impl PublicClient {
         idempotency_key: Option<&str>,
     ) -> Result<T, ApiError> {
         self.finish(path, || {
-            let mut request = self.request(method.clone(), path);
-            if let Some(key) = idempotency_key {
-                request = request.header("idempotency-key", key);
-            }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            request
+            self.with_body(method.clone(), path, body, idempotency_key)
         })
         .await
+    }
+
+    /// A request with a JSON body and an idempotency key, when given.
+    fn with_body<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self.request(method, path);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request
     }
 
     /// Sends the request `build` makes. On a device, an answer asking for a

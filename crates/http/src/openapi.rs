@@ -46,7 +46,11 @@ impl Modify for SecuritySchemes {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "An opaque session token (`pbs_…`) from POST /v1/sessions (wallet) or POST /bank/v1/app/sessions (bank app)",
+                        "An opaque session token (`pbs_…`) from POST /v1/sessions (wallet) or POST /bank/v1/app/sessions (bank app). \
+                         A wallet session opened on a device is bound to the device's Ed25519 key: send it as \
+                         `Authorization: DPoP <token>` with a `DPoP` proof header (RFC 9449, alg EdDSA, with `ath` and \
+                         the latest `DPoP-Nonce`) on every request; without one it is 401 dpop_proof_invalid, with a \
+                         stale nonce 401 use_dpop_nonce (a fresh nonce is in the answer's DPoP-Nonce header).",
                     ))
                     .build(),
             ),

@@ -252,26 +252,8 @@ impl Wallet {
         let user = user.expect("a correct login has an account");
         let mut bound = None;
         if let (Some(device), Some(proved)) = (device, proved) {
-            let found = self
-                .store
-                .device_of(&user.id, device)
-                .await?
-                .filter(|d| d.status.is_active())
-                .ok_or_else(|| {
-                    ServiceError::rejected(
-                        ErrorCode::NotFound,
-                        "no such active device on this account",
-                    )
-                })?;
-            let key = found.key.ok_or_else(|| {
-                ServiceError::rejected(
-                    ErrorCode::DpopProofInvalid,
-                    "this device was registered without a key: register it again",
-                )
-            })?;
-            if key.thumbprint != proved.thumbprint {
-                return Err(wrong_key());
-            }
+            let found = self.named_active_device(&user.id, device).await?;
+            let key = crate::devices::proved_key(found, &proved)?;
             // Security condition "new device" (flow F2).
             if self.policy.new_device && !self.store.device_trusted(&user.id, device).await? {
                 return Err(ServiceError::rejected(

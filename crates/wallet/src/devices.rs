@@ -7,7 +7,7 @@
 //! registered any other way must pass security authentication before it
 //! can log in. Renaming and revoking devices are sensitive operations.
 
-use paybridge_crypto::device_proof::DeviceJwk;
+use paybridge_crypto::device_proof::{DeviceJwk, VerifiedProof};
 use paybridge_domain::device::DeviceFilter;
 use paybridge_domain::device::{check_device_name, DeviceStatus, DeviceType};
 use paybridge_domain::event::Destination;
@@ -30,6 +30,26 @@ fn revoked() -> ServiceError {
         ErrorCode::DeviceRevoked,
         "the device was revoked; register it again",
     )
+}
+
+/// The key of `device`, if the request's proof was made by it.
+pub(crate) fn proved_key(
+    device: StoredDevice,
+    proved: &VerifiedProof,
+) -> Result<DeviceKeyRecord, ServiceError> {
+    let key = device.key.ok_or_else(|| {
+        ServiceError::rejected(
+            ErrorCode::DpopProofInvalid,
+            "this device was registered without a key: register it again",
+        )
+    })?;
+    if key.thumbprint != proved.thumbprint {
+        return Err(ServiceError::rejected(
+            ErrorCode::DpopProofInvalid,
+            "the DPoP proof is not made by this device's key",
+        ));
+    }
+    Ok(key)
 }
 
 /// A device's public key as stored: its JWK and thumbprint.
@@ -120,6 +140,23 @@ impl Wallet {
         id: &DeviceId,
     ) -> Result<StoredDevice, ServiceError> {
         self.store.device_of(user, id).await?.ok_or_else(not_found)
+    }
+
+    /// One of the account's active devices, named by a client that may not
+    /// know it is revoked (a login, a security authentication): anything
+    /// else is "not found".
+    pub(crate) async fn named_active_device(
+        &self,
+        user: &UserId,
+        id: &DeviceId,
+    ) -> Result<StoredDevice, ServiceError> {
+        self.store
+            .device_of(user, id)
+            .await?
+            .filter(|d| d.status.is_active())
+            .ok_or_else(|| {
+                ServiceError::rejected(ErrorCode::NotFound, "no such active device on this account")
+            })
     }
 
     /// One of the account's devices that is still active.

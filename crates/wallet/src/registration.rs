@@ -378,24 +378,10 @@ impl Wallet {
         // an authentication no condition asks for is refused whole.
         let known = match device {
             AuthDevice::Existing(id) => {
-                let d = self
-                    .store
-                    .device_of(&user.id, id)
-                    .await?
-                    .filter(|d| d.status.is_active())
-                    .ok_or_else(|| {
-                        ServiceError::rejected(
-                            ErrorCode::NotFound,
-                            "no such active device on this account",
-                        )
-                    })?;
-                if d.key.map(|k| k.thumbprint) != Some(proved.thumbprint.clone()) {
-                    return Err(ServiceError::rejected(
-                        ErrorCode::DpopProofInvalid,
-                        "the DPoP proof is not made by this device's key",
-                    ));
-                }
-                Some(d.id)
+                let d = self.named_active_device(&user.id, id).await?;
+                let d_id = d.id.clone();
+                crate::devices::proved_key(d, &proved)?;
+                Some(d_id)
             }
             AuthDevice::New { .. } => None,
         };

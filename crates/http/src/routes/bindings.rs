@@ -167,8 +167,9 @@ async fn get_one(
 #[utoipa::path(delete, path = "/v1/bindings/{binding_id}", tag = "bindings",
     security(("session" = [])),
     params(("binding_id" = String, Path)),
-    responses((status = 200, body = BindingBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = BindingBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "security_auth_required: unbinding an active card needs a trusted device's session", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn unbind(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,

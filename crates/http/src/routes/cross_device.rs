@@ -90,7 +90,7 @@ pub(crate) fn payment_request_body(
     request_body = CreatePaymentRequest,
     responses(
         (status = 201, body = PaymentRequestBody), (status = 401, body = ErrorBody),
-        (status = 403, description = "terminal_not_of_account, account_restricted", body = ErrorBody),
+        (status = 403, description = "terminal_not_of_account, account_restricted, device_proof_required (not the terminal's own session)", body = ErrorBody),
         (status = 404, description = "no such order of this merchant", body = ErrorBody),
         (status = 409, description = "order_not_payable", body = ErrorBody),
         (status = 422, description = "order_expired, invalid_request", body = ErrorBody),

@@ -168,7 +168,7 @@ async fn get_device(
     request_body = RenameDevice,
     responses(
         (status = 200, body = DeviceBody), (status = 401, body = ErrorBody),
-        (status = 403, description = "device_revoked", body = ErrorBody),
+        (status = 403, description = "device_revoked; security_auth_required: not a trusted device's session", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn rename_device(
     State(s): State<DevicesState>,
@@ -184,7 +184,9 @@ async fn rename_device(
 #[utoipa::path(delete, path = "/v1/devices/{device_id}", tag = "devices",
     security(("session" = [])),
     params(("device_id" = String, Path)),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 401, body = ErrorBody),
+        (status = 403, description = "security_auth_required: not a trusted device's session", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn revoke_device(
     State(s): State<DevicesState>,
     Authenticated(user): Authenticated<SessionUser>,
@@ -200,7 +202,7 @@ async fn revoke_device(
     params(("device_id" = String, Path)),
     responses(
         (status = 201, body = CeremonyBody), (status = 401, body = ErrorBody),
-        (status = 403, description = "device_revoked", body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 403, description = "device_revoked; device_proof_required: not this device's own session", body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "credential_exists", body = ErrorBody),
         (status = 422, description = "not a phone", body = ErrorBody)))]
 async fn start_registration(
@@ -223,7 +225,7 @@ async fn start_registration(
     request_body = CeremonyAnswer,
     responses(
         (status = 201, body = CredentialBody), (status = 401, body = ErrorBody),
-        (status = 403, description = "webauthn_rejected, device_revoked", body = ErrorBody),
+        (status = 403, description = "webauthn_rejected, device_revoked, device_proof_required", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "ceremony_used, credential_exists", body = ErrorBody),
         (status = 422, description = "ceremony_expired, invalid_request", body = ErrorBody)))]
 async fn finish_registration(
@@ -254,7 +256,7 @@ async fn finish_registration(
     params(("device_id" = String, Path)),
     responses(
         (status = 201, body = CeremonyBody), (status = 401, body = ErrorBody),
-        (status = 403, description = "device_revoked", body = ErrorBody),
+        (status = 403, description = "device_revoked, device_proof_required", body = ErrorBody),
         (status = 404, description = "no such device, or no credential", body = ErrorBody)))]
 async fn start_assertion(
     State(s): State<DevicesState>,
@@ -276,7 +278,7 @@ async fn start_assertion(
     request_body = CeremonyAnswer,
     responses(
         (status = 200, body = AssertionBody), (status = 401, body = ErrorBody),
-        (status = 403, description = "webauthn_rejected, device_revoked", body = ErrorBody),
+        (status = 403, description = "webauthn_rejected, device_revoked, device_proof_required", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "ceremony_used", body = ErrorBody),
         (status = 422, description = "ceremony_expired, invalid_request", body = ErrorBody)))]
 async fn finish_assertion(
@@ -312,7 +314,7 @@ async fn finish_assertion(
         ("Last-Event-ID" = Option<String>, Header, description = "The last sequence number received")),
     responses(
         (status = 200, content_type = "text/event-stream", body = DeviceEvent),
-        (status = 401, body = ErrorBody), (status = 403, description = "device_revoked", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, description = "device_revoked, device_proof_required: not this device's own session", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn channel(
     State(s): State<DevicesState>,

@@ -141,6 +141,12 @@ impl BenchApp {
             sandbox: true,
             clock: Arc::new(SystemClock),
             master_key: MasterKey::from_bytes(MasterKey::generate()),
+            // Every simulated client is 127.0.0.1: a per-IP limit would
+            // measure the limit, not the server. Each credential keeps its.
+            rate_limits: paybridge_http::RateLimitConfig {
+                per_ip: None,
+                ..Default::default()
+            },
         })
         .await?;
         let base = app.base_url();

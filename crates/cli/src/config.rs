@@ -14,7 +14,9 @@ use paybridge_crypto::master::{MasterKey, MASTER_KEY_ENV};
 use paybridge_crypto::{PartnerKeyPair, PartnerPublicKey};
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::SystemClock;
-use paybridge_http::{AppConfig, IssuerRoleConfig, PeerConfig, WalletRoleConfig};
+use paybridge_http::{
+    AppConfig, IssuerRoleConfig, PeerConfig, Rate, RateLimitConfig, WalletRoleConfig,
+};
 use paybridge_issuer::sandbox_bins;
 use paybridge_issuer::seed::SANDBOX_SEED;
 use paybridge_store::StoreConfig;
@@ -105,6 +107,14 @@ pub struct ServeArgs {
     /// seconds (30 to 900) [default: 120]
     #[arg(long, env = "PAYBRIDGE_PAYMENT_REQUEST_TTL_SECS")]
     pub payment_request_ttl_secs: Option<i64>,
+    /// Requests per second one client IP may send, in bursts of twice as
+    /// many; 0 switches the limit off [default: 500]
+    #[arg(long, env = "PAYBRIDGE_RATE_LIMIT_PER_IP")]
+    pub rate_limit_per_ip: Option<u32>,
+    /// Requests per second one credential (session, merchant key, partner)
+    /// may send, in bursts of twice as many; 0 switches it off [default: 100]
+    #[arg(long, env = "PAYBRIDGE_RATE_LIMIT_PER_CREDENTIAL")]
+    pub rate_limit_per_credential: Option<u32>,
 }
 
 /// The TOML file. Every key is optional.
@@ -117,6 +127,10 @@ pub struct FileConfig {
     pub role: Option<RoleChoice>,
     pub sandbox: Option<bool>,
     pub log_format: Option<LogFormat>,
+    /// Requests per second per client IP (0: off).
+    pub rate_limit_per_ip: Option<u32>,
+    /// Requests per second per credential (0: off).
+    pub rate_limit_per_credential: Option<u32>,
     #[serde(default)]
     pub wallet: FileWallet,
     #[serde(default)]
@@ -321,6 +335,17 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
             sandbox,
             clock: Arc::new(SystemClock),
             master_key,
+            rate_limits: RateLimitConfig {
+                per_ip: rate(
+                    args.rate_limit_per_ip.or(file.rate_limit_per_ip),
+                    paybridge_http::middleware::rate_limit::DEFAULT_PER_IP,
+                ),
+                per_credential: rate(
+                    args.rate_limit_per_credential
+                        .or(file.rate_limit_per_credential),
+                    paybridge_http::middleware::rate_limit::DEFAULT_PER_CREDENTIAL,
+                ),
+            },
         },
         log_format,
         data_dir: dir,
@@ -527,6 +552,19 @@ pub fn describe_store(store: &StoreConfig) -> String {
             };
             format!("PostgreSQL {shown} (schema {schema})")
         }
+    }
+}
+
+/// A configured rate (requests per second, bursts of twice as many; 0 is
+/// off), or the default.
+fn rate(per_second: Option<u32>, default: Rate) -> Option<Rate> {
+    match per_second {
+        None => Some(default),
+        Some(0) => None,
+        Some(n) => Some(Rate {
+            per_second: n,
+            burst: n.saturating_mul(2),
+        }),
     }
 }
 

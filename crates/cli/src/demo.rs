@@ -108,6 +108,7 @@ impl Server {
             sandbox: true,
             clock: Arc::new(SystemClock),
             master_key: MasterKey::from_bytes(MasterKey::generate()),
+            rate_limits: Default::default(),
         })
         .await
         .context("cannot start the in-process server")?;

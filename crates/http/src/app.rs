@@ -10,6 +10,7 @@
 //! this one binds the listener, adds the sandbox and system routes and the
 //! outer middleware, and runs the server with its background loops.
 
+use crate::middleware::rate_limit::{rate_limit, RateLimits};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -116,6 +117,8 @@ pub struct AppConfig {
     pub clock: Arc<dyn Clock>,
     /// Wraps the roles' encryption keys and derives their HMAC keys.
     pub master_key: MasterKey,
+    /// Requests per client IP and per credential.
+    pub rate_limits: crate::RateLimitConfig,
 }
 
 /// A built application, bound to its port, ready to run.
@@ -273,6 +276,10 @@ impl App {
             .layer(CatchPanicLayer::new())
             .layer(axum::middleware::from_fn(envelope_errors))
             .layer(axum::middleware::from_fn_with_state(
+                RateLimits::new(config.rate_limits),
+                rate_limit,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
                 metrics,
                 request_context,
             ));
@@ -331,7 +338,11 @@ impl App {
         )));
 
         let stopping = self.stopping;
-        let result = axum::serve(self.listener, self.router)
+        // The peer's address rides with each request (per-IP rate limits).
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 // Push channels end, so the graceful shutdown can finish.

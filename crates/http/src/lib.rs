@@ -24,6 +24,7 @@ pub mod openapi;
 pub mod routes;
 
 pub use app::{App, AppConfig, IssuerRoleConfig, PeerConfig, WalletRoleConfig};
+pub use middleware::rate_limit::{Rate, RateLimitConfig};
 
 /// Largest request body accepted: partner calls and API requests are small
 /// JSON documents; 64 KiB leaves room and bounds memory per request.

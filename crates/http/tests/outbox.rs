@@ -36,6 +36,7 @@ fn wallet_config(
 ) -> AppConfig {
     AppConfig {
         master_key: keys.master.clone(),
+        rate_limits: Default::default(),
         listen: "127.0.0.1:0".parse().unwrap(),
         wallet: Some(WalletRoleConfig {
             webauthn: Default::default(),
@@ -65,6 +66,7 @@ fn bank_config(
 ) -> AppConfig {
     AppConfig {
         master_key: keys.master.clone(),
+        rate_limits: Default::default(),
         listen,
         wallet: None,
         issuer: Some(IssuerRoleConfig {

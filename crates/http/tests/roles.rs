@@ -43,6 +43,7 @@ async fn one_wallet_two_banks(backend: Backend) {
     let wallet_addr = free_addr();
     let wallet_app = App::build(AppConfig {
         master_key: paybridge_testkit::test_master_key(),
+        rate_limits: Default::default(),
         listen: wallet_addr,
         wallet: Some(WalletRoleConfig {
             webauthn: Default::default(),
@@ -71,6 +72,7 @@ async fn one_wallet_two_banks(backend: Backend) {
     for ((id, key, addr), store) in banks.iter().zip([&s1, &s2]) {
         let app = App::build(AppConfig {
             master_key: paybridge_testkit::test_master_key(),
+            rate_limits: Default::default(),
             listen: *addr,
             wallet: None,
             issuer: Some(IssuerRoleConfig {

@@ -115,13 +115,23 @@ pub fn run(app: App) -> (oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>) {
 impl TestApp {
     /// `None` when `backend` is PostgreSQL and it is unreachable (and not required).
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with the configuration changed by `adjust`
+    /// first (tighter limits, say).
+    pub async fn spawn_with(
+        backend: Backend,
+        adjust: impl FnOnce(&mut AppConfig),
+    ) -> Option<TestApp> {
         let wallet_store = store_guard(backend).await?;
         let issuer_store = store_guard(backend).await?;
         let clock = manual_clock();
         let wallet_key = Arc::new(PartnerKeyPair::generate());
         let issuer_key = Arc::new(PartnerKeyPair::generate());
-        let config = AppConfig {
+        let mut config = AppConfig {
             master_key: test_master_key(),
+            rate_limits: Default::default(),
             listen: "127.0.0.1:0".parse().expect("address"),
             wallet: Some(WalletRoleConfig {
                 webauthn: Default::default(),
@@ -152,6 +162,7 @@ impl TestApp {
             sandbox: true,
             clock: Arc::new(clock.clone()),
         };
+        adjust(&mut config);
         let app = App::build(config).await.expect("the app builds");
         let base_url = app.base_url();
         let wallet = app.wallet.clone().expect("wallet role");

@@ -5,6 +5,7 @@
 pub mod envelope;
 pub mod idempotency;
 pub mod partner_auth;
+pub mod rate_limit;
 pub mod request_context;
 pub mod session_auth;
 

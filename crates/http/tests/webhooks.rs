@@ -21,6 +21,7 @@ app_tests!(
     order_changes_reach_the_endpoint_signed,
     failed_deliveries_are_listed_retried_and_can_be_resent,
     webhook_endpoints_are_checked,
+    outside_the_sandbox_a_webhook_goes_only_to_a_public_https_endpoint,
 );
 
 #[derive(Clone, Default)]
@@ -249,4 +250,73 @@ async fn webhook_endpoints_are_checked(app: &TestApp) {
     let first = set_endpoint(app, "https://shop.example/hooks").await;
     let second = set_endpoint(app, "https://shop.example/hooks").await;
     assert_ne!(first, second);
+}
+
+async fn outside_the_sandbox_a_webhook_goes_only_to_a_public_https_endpoint(app: &TestApp) {
+    use paybridge_adapters::dispatcher::WebhookGateway;
+    use paybridge_wallet::webhook_guard::EndpointPolicy;
+    let mut strict = app.wallet.clone();
+    strict.webhook_policy = EndpointPolicy::PUBLIC_HTTPS;
+    let merchant = app
+        .wallet
+        .authenticate_merchant(SANDBOX_MERCHANT_KEY)
+        .await
+        .unwrap()
+        .merchant_id;
+    for bad in [
+        "http://shop.example/hooks",
+        "https://127.0.0.1:8443/hooks",
+        "https://localhost/hooks",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.7/hooks",
+        "https://100.64.1.1/hooks",
+        "https://[::1]/hooks",
+        "https://[::ffff:192.168.0.1]/hooks",
+        "https://0.0.0.0/hooks",
+    ] {
+        let e = strict
+            .set_webhook_endpoint(&merchant, bad)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code().as_str(), "invalid_request", "{bad}");
+    }
+    assert!(strict
+        .set_webhook_endpoint(&merchant, "https://shop.example/hooks")
+        .await
+        .is_ok());
+
+    // An endpoint stored under the sandbox's looser policy is not called
+    // under a strict one, and the merchant is told why in plain words.
+    let (url, receiver) = endpoint(200).await;
+    set_endpoint(app, &url).await;
+    let id = create_order(app, "w-ssrf").await;
+    let event = app
+        .wallet
+        .store
+        .outbox_events_for(
+            &paybridge_domain::event::Destination::Merchant(merchant.clone()),
+            0,
+            100,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.payload["order_id"] == id.as_str() || e.payload["id"] == id.as_str())
+        .expect("the order's event");
+    let gateway = paybridge_wallet::webhooks::MerchantWebhooks::new(
+        app.wallet.store.clone(),
+        app.wallet.vault.clone(),
+        app.wallet.clock.clone(),
+        EndpointPolicy::PUBLIC_HTTPS,
+    );
+    let e = gateway
+        .deliver_webhook(&merchant, &event)
+        .await
+        .unwrap_err();
+    assert!(!e.transient);
+    assert!(e.message.contains("not allowed"), "{}", e.message);
+    assert!(
+        receiver.got.lock().unwrap().is_empty(),
+        "nothing was posted"
+    );
 }

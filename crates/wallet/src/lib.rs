@@ -13,8 +13,9 @@
 //! - [`otp`]: OTPs to reserved phones.
 //! - [`bindings`], [`qr`]: flow F1 (binding a bank card), binding-address QR codes.
 //! - [`registration`]: flow F2 (bank-assisted registration, security authentication).
-//! - [`merchants`], [`payments`], [`refunds`], [`webhooks`]: merchants, orders,
-//!   paying them with a bound card, refunds, webhooks.
+//! - [`merchants`], [`payments`], [`refunds`], [`webhooks`], [`webhook_guard`]:
+//!   merchants, orders, paying them with a bound card, refunds, webhooks and
+//!   where they may go.
 //! - [`cross_device`]: flow F4 (a PC, TV, car or IoT box asks the phone to pay).
 //! - [`views`]: what the services return to the HTTP layer.
 
@@ -32,6 +33,7 @@ pub mod refunds;
 pub mod registration;
 pub mod views;
 pub mod webauthn;
+pub mod webhook_guard;
 pub mod webhooks;
 
 use paybridge_domain::event::EventTopic;
@@ -79,6 +81,8 @@ pub struct Wallet {
     pub payment_request_ttl_secs: i64,
     /// Nonces and replay memory for devices' proofs of possession.
     pub device_proofs: Arc<device_proof::DeviceProofs>,
+    /// Where merchants' webhooks may go.
+    pub webhook_policy: webhook_guard::EndpointPolicy,
 }
 
 #[async_trait::async_trait]

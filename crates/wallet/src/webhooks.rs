@@ -3,7 +3,10 @@
 //! HMAC-SHA256 over `t.body` with the endpoint's secret, as Stripe does),
 //! with the event id in the body and a header, retried by the dispatcher
 //! with backoff for about three days. A merchant lists deliveries and can
-//! send one again.
+//! send one again. Where a webhook may go is [`crate::webhook_guard`]'s.
+//! What a merchant sees of a failed delivery is a short generic reason;
+//! the transport's own text (which could tell a prober about the network)
+//! goes to the log only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +23,7 @@ use paybridge_store::keys::SealedColumn;
 use paybridge_store::{Delivery, KeyVault, StoredEvent, WalletStore};
 use serde_json::json;
 
+use crate::webhook_guard::{webhook_client, EndpointPolicy};
 use crate::Wallet;
 
 pub const WEBHOOK_SECRET: SealedColumn = SealedColumn {
@@ -48,21 +52,35 @@ pub struct MerchantWebhooks {
     pub store: Arc<dyn WalletStore>,
     pub vault: Arc<KeyVault>,
     pub clock: Arc<dyn Clock>,
+    pub policy: EndpointPolicy,
     pub client: reqwest::Client,
 }
 
 impl MerchantWebhooks {
-    pub fn new(store: Arc<dyn WalletStore>, vault: Arc<KeyVault>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Arc<dyn WalletStore>,
+        vault: Arc<KeyVault>,
+        clock: Arc<dyn Clock>,
+        policy: EndpointPolicy,
+    ) -> Self {
         Self {
             store,
             vault,
             clock,
-            client: reqwest::Client::builder()
-                .timeout(WEBHOOK_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("a plain HTTP client builds"),
+            policy,
+            client: webhook_client(policy, WEBHOOK_TIMEOUT),
         }
+    }
+}
+
+/// What the merchant is told of a delivery that did not reach its endpoint.
+fn unreachable_reason(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "endpoint timed out"
+    } else if e.is_connect() {
+        "endpoint unreachable (connection failed or address not allowed)"
+    } else {
+        "endpoint unreachable"
     }
 }
 
@@ -93,6 +111,17 @@ impl WebhookGateway for MerchantWebhooks {
             // No endpoint configured: nothing to deliver (the event stays listed).
             return Ok(());
         };
+        // Checked again on every delivery: an endpoint stored under a
+        // looser policy (the sandbox) is not called under a strict one.
+        if let Some(why) = url::Url::parse(&url)
+            .ok()
+            .and_then(|u| self.policy.refusal(&u).map(str::to_owned))
+        {
+            return Err(DeliveryError {
+                transient: false,
+                message: format!("endpoint not allowed: it must be {why}"),
+            });
+        }
         let secret = self
             .vault
             .open_text(&WEBHOOK_SECRET, merchant.as_str(), &sealed)
@@ -109,7 +138,10 @@ impl WebhookGateway for MerchantWebhooks {
             .body(body)
             .send()
             .await
-            .map_err(|e| transient(format!("endpoint unreachable: {e}")))?;
+            .map_err(|e| {
+                tracing::info!(merchant.id = %merchant, error = %e, "webhook endpoint unreachable");
+                transient(unreachable_reason(&e).to_owned())
+            })?;
         let status = resp.status();
         if status.is_success() {
             Ok(())
@@ -142,6 +174,15 @@ impl Wallet {
             return Err(ServiceError::rejected(
                 ErrorCode::InvalidRequest,
                 "url: an http(s) URL of at most 2048 visible ASCII characters",
+            ));
+        }
+        if let Some(why) = url::Url::parse(url)
+            .ok()
+            .and_then(|u| self.webhook_policy.refusal(&u))
+        {
+            return Err(ServiceError::rejected(
+                ErrorCode::InvalidRequest,
+                format!("url: {why}"),
             ));
         }
         let secret = generate_secret();

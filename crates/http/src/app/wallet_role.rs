@@ -20,6 +20,7 @@ use paybridge_domain::payment_request::payment_request_ttl;
 use paybridge_store::{IdempotencyStore, KeyStore, KeyVault, NonceStore, Store};
 use paybridge_wallet::device_proof::DeviceProofs;
 use paybridge_wallet::webauthn::build_webauthn;
+use paybridge_wallet::webhook_guard::EndpointPolicy;
 use paybridge_wallet::Wallet;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -101,6 +102,7 @@ async fn service(
             store.clone(),
             vault.clone(),
             ctx.clock.clone(),
+            webhook_policy(ctx.sandbox),
         ))),
     );
     let sms: Option<Arc<dyn paybridge_adapters::sms::SmsGateway>> = ctx
@@ -125,11 +127,21 @@ async fn service(
             .then(|| Arc::new(SandboxPushRelay::new(store.clone(), ctx.clock.clone())) as _),
         payment_request_ttl_secs: payment_request_ttl(w.payment_request_ttl_secs)
             .map_err(|e| anyhow::anyhow!("payment request lifetime: {}", e.message))?,
+        webhook_policy: webhook_policy(ctx.sandbox),
         device_proofs: Arc::new(DeviceProofs::new(
             NonceKey::from_bytes(*ctx.master_key.derive("wallet", "dpop-nonce")),
             w.webauthn.origin.as_str(),
         )),
     })
+}
+
+/// Where webhooks may go: the sandbox posts to receivers on this machine.
+fn webhook_policy(sandbox: bool) -> EndpointPolicy {
+    if sandbox {
+        EndpointPolicy::SANDBOX
+    } else {
+        EndpointPolicy::PUBLIC_HTTPS
+    }
 }
 
 /// The OS push relays that may relay gestures: the configured ones, and

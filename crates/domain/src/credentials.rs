@@ -16,6 +16,12 @@ pub const PASSWORD_MAX_ATTEMPTS: u32 = 5;
 pub const PAYMENT_PASSWORD_LOCK_SECS: i64 = 30 * 60;
 /// How long a login stays locked (shorter: the phone owner may just have forgotten).
 pub const LOGIN_LOCK_SECS: i64 = 15 * 60;
+/// Each lock since the last success lasts twice the one before, up to this.
+pub const MAX_LOCK_SECS: i64 = 24 * 3600;
+/// Consecutive wrong tries (across locks) after which the password cannot
+/// be used until the person passes a step-up (NIST SP 800-63B 5.2.2: at
+/// most 100 consecutive failed attempts).
+pub const MAX_CONSECUTIVE_FAILURES: u32 = 100;
 
 pub fn check_login_password(password: &str) -> Result<(), DomainError> {
     let n = password.chars().count();
@@ -66,11 +72,19 @@ pub fn is_six_digits(pin: &str) -> bool {
     pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The wrong-try counter of one password.
+/// The wrong-try counter of one password. A lock that runs out starts a
+/// fresh count of tries, but the locks and the wrong tries since the last
+/// success go on counting: each lock is longer, and after
+/// [`MAX_CONSECUTIVE_FAILURES`] only a step-up unlocks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PasswordGuard {
+    /// Wrong tries since the last lock ran out (or the last success).
     pub failed_attempts: u32,
     pub locked_until: Option<Timestamp>,
+    /// Locks since the last success.
+    pub locks: u32,
+    /// Wrong tries since the last success, across locks.
+    pub consecutive_failures: u32,
 }
 
 /// Why a try was refused.
@@ -80,11 +94,17 @@ pub enum GuardRefusal {
     Wrong { remaining: u32 },
     /// Locked until then (also when this try locked it).
     Locked { until: Timestamp },
+    /// Too many wrong tries in a row: only a step-up (security
+    /// authentication) unlocks it.
+    StepUpRequired,
 }
 
 impl PasswordGuard {
     /// Before checking the password: refused outright while locked.
     pub fn admit(&self, now: Timestamp) -> Result<(), GuardRefusal> {
+        if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES {
+            return Err(GuardRefusal::StepUpRequired);
+        }
         match self.locked_until {
             Some(until) if now < until => Err(GuardRefusal::Locked { until }),
             _ => Ok(()),
@@ -92,27 +112,49 @@ impl PasswordGuard {
     }
 
     /// After checking: the guard to save and the outcome. A success resets
-    /// the count; a lock that has run out starts a fresh count.
+    /// everything; a lock that has run out starts a fresh count of tries;
+    /// the `n`-th lock since the last success lasts `lock_secs × 2ⁿ⁻¹`, at
+    /// most [`MAX_LOCK_SECS`].
     pub fn record(
         self,
         correct: bool,
         now: Timestamp,
         lock_secs: i64,
     ) -> (PasswordGuard, Result<(), GuardRefusal>) {
-        let base = match self.locked_until {
-            Some(until) if now >= until => PasswordGuard::default(),
-            _ => self,
-        };
         if correct {
             return (PasswordGuard::default(), Ok(()));
         }
+        let base = match self.locked_until {
+            Some(until) if now >= until => PasswordGuard {
+                failed_attempts: 0,
+                locked_until: None,
+                ..self
+            },
+            _ => self,
+        };
         let failed = base.failed_attempts + 1;
+        let consecutive_failures = base.consecutive_failures.saturating_add(1);
+        if consecutive_failures >= MAX_CONSECUTIVE_FAILURES {
+            return (
+                PasswordGuard {
+                    failed_attempts: failed,
+                    consecutive_failures,
+                    ..base
+                },
+                Err(GuardRefusal::StepUpRequired),
+            );
+        }
         if failed >= PASSWORD_MAX_ATTEMPTS {
-            let until = now + time::Duration::seconds(lock_secs);
+            let secs = lock_secs
+                .saturating_mul(1i64 << base.locks.min(20))
+                .min(MAX_LOCK_SECS.max(lock_secs));
+            let until = now + time::Duration::seconds(secs);
             (
                 PasswordGuard {
                     failed_attempts: failed,
                     locked_until: Some(until),
+                    locks: base.locks.saturating_add(1),
+                    consecutive_failures,
                 },
                 Err(GuardRefusal::Locked { until }),
             )
@@ -121,6 +163,8 @@ impl PasswordGuard {
                 PasswordGuard {
                     failed_attempts: failed,
                     locked_until: None,
+                    consecutive_failures,
+                    ..base
                 },
                 Err(GuardRefusal::Wrong {
                     remaining: PASSWORD_MAX_ATTEMPTS - failed,
@@ -143,6 +187,12 @@ impl GuardRefusal {
                 format!(
                     "too many wrong tries; locked for another {} minutes",
                     ((until - now).whole_seconds() + 59) / 60
+                ),
+            ),
+            GuardRefusal::StepUpRequired => DomainError::new(
+                ErrorCode::SecurityAuthRequired,
+                format!(
+                    "{MAX_CONSECUTIVE_FAILURES} wrong tries in a row: pass security authentication to use it again"
                 ),
             ),
         }
@@ -196,5 +246,69 @@ mod tests {
         let (g, r) = g.record(true, until, PAYMENT_PASSWORD_LOCK_SECS);
         assert!(r.is_ok());
         assert_eq!(g, PasswordGuard::default());
+    }
+
+    /// Five wrong tries, then the lock runs out, again and again.
+    fn lock_again(g: PasswordGuard, now: Timestamp) -> (PasswordGuard, Result<(), GuardRefusal>) {
+        let mut g = g;
+        let mut last = Ok(());
+        for _ in 0..PASSWORD_MAX_ATTEMPTS {
+            let (next, r) = g.record(false, now, PAYMENT_PASSWORD_LOCK_SECS);
+            g = next;
+            last = r;
+        }
+        (g, last)
+    }
+
+    #[test]
+    fn each_lock_is_twice_as_long_as_the_last_up_to_a_day() {
+        let mut now = datetime!(2026-01-01 00:00 UTC);
+        let mut g = PasswordGuard::default();
+        let mut lengths = Vec::new();
+        for _ in 0..8 {
+            let (next, r) = lock_again(g, now);
+            let Err(GuardRefusal::Locked { until }) = r else {
+                panic!("locked: {r:?}")
+            };
+            lengths.push((until - now).whole_minutes());
+            g = next;
+            now = until;
+        }
+        assert_eq!(lengths, vec![30, 60, 120, 240, 480, 960, 1440, 1440]);
+        // A success forgets all of it.
+        let (g, _) = g.record(true, now, PAYMENT_PASSWORD_LOCK_SECS);
+        let (_, r) = lock_again(g, now);
+        assert_eq!(
+            r,
+            Err(GuardRefusal::Locked {
+                until: now + time::Duration::minutes(30)
+            })
+        );
+    }
+
+    #[test]
+    fn a_hundred_wrong_tries_in_a_row_need_a_step_up_whatever_the_locks() {
+        let mut now = datetime!(2026-01-01 00:00 UTC);
+        let mut g = PasswordGuard::default();
+        for _ in 0..(MAX_CONSECUTIVE_FAILURES / PASSWORD_MAX_ATTEMPTS - 1) {
+            let (next, r) = lock_again(g, now);
+            let Err(GuardRefusal::Locked { until }) = r else {
+                panic!("locked: {r:?}")
+            };
+            g = next;
+            now = until;
+        }
+        assert_eq!(g.consecutive_failures, MAX_CONSECUTIVE_FAILURES - 5);
+        let (g, r) = lock_again(g, now);
+        assert_eq!(r, Err(GuardRefusal::StepUpRequired));
+        // Not even the right password, nor waiting, opens it.
+        let later = now + time::Duration::days(30);
+        assert_eq!(g.admit(later), Err(GuardRefusal::StepUpRequired));
+        assert_eq!(
+            GuardRefusal::StepUpRequired
+                .into_error(ErrorCode::PaymentPasswordInvalid, later)
+                .code,
+            ErrorCode::SecurityAuthRequired
+        );
     }
 }

@@ -28,6 +28,9 @@ pub enum SecurityCondition {
     NewDevice,
     /// The operation is sensitive (changing credentials, unbinding, large payments).
     SensitiveOperation,
+    /// The login or payment password had 100 wrong tries in a row: only
+    /// this step-up unlocks it (always on).
+    PasswordsLocked,
 }
 
 impl SecurityCondition {
@@ -36,6 +39,7 @@ impl SecurityCondition {
             SecurityCondition::PartnerRegistered => "partner_registered",
             SecurityCondition::NewDevice => "new_device",
             SecurityCondition::SensitiveOperation => "sensitive_operation",
+            SecurityCondition::PasswordsLocked => "passwords_locked",
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct SecurityFacts {
     pub partner_registered_unauthenticated: bool,
     pub device_trusted: bool,
     pub sensitive: bool,
+    /// A password needs a step-up ([`crate::credentials::MAX_CONSECUTIVE_FAILURES`]).
+    pub passwords_locked: bool,
 }
 
 impl SecurityPolicy {
@@ -78,6 +84,9 @@ impl SecurityPolicy {
         }
         if self.sensitive_operation && f.sensitive {
             out.push(SecurityCondition::SensitiveOperation);
+        }
+        if f.passwords_locked {
+            out.push(SecurityCondition::PasswordsLocked);
         }
         out
     }
@@ -377,6 +386,7 @@ mod tests {
             partner_registered_unauthenticated: true,
             device_trusted: false,
             sensitive: true,
+            passwords_locked: false,
         };
         assert_eq!(SecurityPolicy::default().conditions(&facts).len(), 3);
         let off = SecurityPolicy {
@@ -389,8 +399,23 @@ mod tests {
             partner_registered_unauthenticated: false,
             device_trusted: true,
             sensitive: false,
+            passwords_locked: false,
         };
         assert!(SecurityPolicy::default().conditions(&calm).is_empty());
+        // A password locked for a step-up asks for one, whatever the switches.
+        let locked = SecurityFacts {
+            passwords_locked: true,
+            ..calm
+        };
+        let all_off = SecurityPolicy {
+            partner_registered: false,
+            new_device: false,
+            sensitive_operation: false,
+        };
+        assert_eq!(
+            all_off.conditions(&locked),
+            vec![SecurityCondition::PasswordsLocked]
+        );
     }
 
     #[test]

@@ -224,7 +224,12 @@ async fn the_openapi_document_lists_the_values_of_every_state(app: &TestApp) {
     );
     assert_eq!(
         values("SecurityAuthBody", "conditions"),
-        ["partner_registered", "new_device", "sensitive_operation"]
+        [
+            "partner_registered",
+            "new_device",
+            "sensitive_operation",
+            "passwords_locked"
+        ]
     );
     for (schema, field) in [
         ("AccountBody", "status"),

@@ -573,6 +573,7 @@ async fn each_security_condition_can_be_switched_off(app: &TestApp) {
         partner_registered_unauthenticated: true,
         device_trusted: false,
         sensitive: false,
+        passwords_locked: false,
     };
     assert_eq!(strict.conditions(&facts).len(), 2);
     let no_partner = SecurityPolicy {

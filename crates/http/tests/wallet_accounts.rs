@@ -13,6 +13,7 @@ app_tests!(
     logins_lock_after_five_wrong_tries_and_unknown_phones_answer_alike,
     sessions_expire_after_a_day,
     payment_password_is_set_checked_and_locked_for_thirty_minutes,
+    payment_password_locks_grow_and_a_hundred_wrong_tries_need_a_step_up,
     identity_is_recorded_once_and_one_account_per_person,
     personal_data_is_sealed_at_rest,
 );
@@ -346,4 +347,77 @@ async fn personal_data_is_sealed_at_rest(app: &TestApp) {
         (name.expose(), number.expose()),
         ("张三", "110105199003071239")
     );
+}
+
+async fn payment_password_locks_grow_and_a_hundred_wrong_tries_need_a_step_up(app: &TestApp) {
+    let (_, token) = account(app, PHONE).await;
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/me/payment-password",
+            Some(&token),
+            Some(json!({"new_password": "482916"})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let phone = app.device(&token, "phone", "phone").await;
+    app.trust_device(PHONE, &phone, "0000").await;
+    let login = || async {
+        let body = json!({"phone": PHONE, "password": PASSWORD});
+        let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
+        s["token"].as_str().unwrap().to_owned()
+    };
+    let mut lock_minutes = Vec::new();
+    let mut last = (0, Value::Null);
+    'rounds: for _ in 0..20 {
+        // Locks outlast a session: each round logs in again.
+        let token = login().await;
+        for _ in 0..5 {
+            last = verify(app, &token, "135790").await;
+            match (last.0, code(&last.1)) {
+                (422 | 403, "payment_password_invalid") => {}
+                (429, "password_locked") => {
+                    let message = last.1["error"]["message"].as_str().unwrap();
+                    let minutes: i64 = message
+                        .split_whitespace()
+                        .find_map(|w| w.parse().ok())
+                        .unwrap();
+                    lock_minutes.push(minutes);
+                    app.clock.advance(Duration::minutes(minutes));
+                }
+                (403, "security_auth_required") => break 'rounds,
+                other => panic!("unexpected {other:?}: {}", last.1),
+            }
+        }
+    }
+    assert_eq!(
+        &lock_minutes[..8],
+        &[30, 60, 120, 240, 480, 960, 1440, 1440]
+    );
+    assert_eq!(lock_minutes.len(), 19, "{lock_minutes:?}");
+    assert_eq!((last.0, code(&last.1)), (403, "security_auth_required"));
+    // Not even the right password opens it now, nor waiting.
+    app.clock.advance(Duration::days(3));
+    let token = login().await;
+    let (s, e) = verify(app, &token, "482916").await;
+    assert_eq!((s, code(&e)), (403, "security_auth_required"), "{e}");
+    // The trusted phone's security authentication is the step-up: it runs
+    // (its only condition: the locked password) and unlocks it.
+    let signer = app.device_key(&phone).unwrap();
+    let mut trusted = paybridge_devices::Phone::with_key(&app.base_url, PHONE, signer);
+    let done = trusted
+        .pass_security_auth(paybridge_devices::phone::SecurityAnswers {
+            device: paybridge_devices::phone::ThisDevice::Registered(phone.parse().unwrap()),
+            environment: paybridge_devices::phone::genuine_android(),
+            id_number_last4: "0000".into(),
+            login_password: None,
+            payment_password: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        done.conditions,
+        vec![paybridge_domain::registration::SecurityCondition::PasswordsLocked]
+    );
+    assert_eq!(verify(app, &token, "482916").await.0, 200);
 }

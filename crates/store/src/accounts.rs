@@ -87,7 +87,8 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
 const USER_COLUMNS: &str =
     "id, phone_sealed, phone_index, phone_masked, password_hash, pay_password_hash, \
      pay_failed_attempts, pay_locked_until, status, registered_by, name_sealed, name_masked, \
-     id_number_sealed, id_number_index, identity_verified_at, created_at, version";
+     id_number_sealed, id_number_index, identity_verified_at, created_at, pay_locks, \
+     pay_consecutive_failures, version";
 
 fn user_from_row(r: &AnyRow) -> Result<StoredUser, StoreError> {
     let id: String = r.try_get("id")?;
@@ -121,6 +122,9 @@ fn user_from_row(r: &AnyRow) -> Result<StoredUser, StoreError> {
             locked_until: r
                 .try_get::<Option<i64>, _>("pay_locked_until")?
                 .map(from_unix_micros),
+            locks: u32::try_from(r.try_get::<i64, _>("pay_locks")?).map_err(corrupt)?,
+            consecutive_failures: u32::try_from(r.try_get::<i64, _>("pay_consecutive_failures")?)
+                .map_err(corrupt)?,
         },
         status: AccountStatus::parse(&status)
             .ok_or_else(|| corrupt(format!("account status {status}")))?,
@@ -153,7 +157,7 @@ pub(crate) async fn insert_user(
     let id = u.identity.as_ref();
     let n = sqlx::query(&format!(
         "INSERT INTO wallet_users ({USER_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0) \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 0) \
              ON CONFLICT DO NOTHING"
     ))
     .bind(u.id.as_str())
@@ -172,6 +176,8 @@ pub(crate) async fn insert_user(
     .bind(id.map(|i| i.id_number_index.clone()))
     .bind(id.map(|i| to_unix_micros(i.verified_at)))
     .bind(to_unix_micros(u.created_at))
+    .bind(i64::from(u.pay_guard.locks))
+    .bind(i64::from(u.pay_guard.consecutive_failures))
     .execute(conn)
     .await?
     .rows_affected();
@@ -228,7 +234,8 @@ impl AccountStore for Store {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE wallet_users SET password_hash = $3, pay_password_hash = $4, pay_failed_attempts = $5, \
-             pay_locked_until = $6, status = $7, version = version + 1 WHERE id = $1 AND version = $2",
+             pay_locked_until = $6, status = $7, pay_locks = $8, pay_consecutive_failures = $9, \
+             version = version + 1 WHERE id = $1 AND version = $2",
         )
         .bind(u.id.as_str())
         .bind(u.version)
@@ -237,6 +244,8 @@ impl AccountStore for Store {
         .bind(i64::from(u.pay_guard.failed_attempts))
         .bind(u.pay_guard.locked_until.map(to_unix_micros))
         .bind(u.status.as_str())
+        .bind(i64::from(u.pay_guard.locks))
+        .bind(i64::from(u.pay_guard.consecutive_failures))
         .execute(tx.conn())
         .await?
         .rows_affected();

@@ -158,7 +158,8 @@ impl SessionStore for Store {
 
     async fn login_guard(&self, login_index: &str) -> Result<PasswordGuard, StoreError> {
         let row = sqlx::query(
-            "SELECT failed_attempts, locked_until FROM login_guards WHERE login_index = $1",
+            "SELECT failed_attempts, locked_until, locks, consecutive_failures \
+             FROM login_guards WHERE login_index = $1",
         )
         .bind(login_index)
         .fetch_optional(&self.pool)
@@ -171,6 +172,9 @@ impl SessionStore for Store {
                 locked_until: r
                     .try_get::<Option<i64>, _>("locked_until")?
                     .map(from_unix_micros),
+                locks: u32::try_from(r.try_get::<i64, _>("locks")?).map_err(corrupt)?,
+                consecutive_failures: u32::try_from(r.try_get::<i64, _>("consecutive_failures")?)
+                    .map_err(corrupt)?,
             }),
         }
     }
@@ -185,16 +189,22 @@ impl SessionStore for Store {
         // Inserted when there is no row yet (a fresh counter), else updated
         // only if the row still holds what the caller judged against.
         let n = sqlx::query(
-            "INSERT INTO login_guards (login_index, failed_attempts, locked_until) VALUES ($1, $4, $5) \
+            "INSERT INTO login_guards (login_index, failed_attempts, locked_until, locks, consecutive_failures) \
+             VALUES ($1, $4, $5, $6, $7) \
              ON CONFLICT (login_index) DO UPDATE SET failed_attempts = excluded.failed_attempts, \
-             locked_until = excluded.locked_until \
-             WHERE login_guards.failed_attempts = $2 AND COALESCE(login_guards.locked_until, -1) = $3",
+             locked_until = excluded.locked_until, locks = excluded.locks, \
+             consecutive_failures = excluded.consecutive_failures \
+             WHERE login_guards.failed_attempts = $2 AND COALESCE(login_guards.locked_until, -1) = $3 \
+             AND login_guards.consecutive_failures = $8",
         )
         .bind(login_index)
         .bind(i64::from(expected.failed_attempts))
         .bind(expected.locked_until.map(to_unix_micros).unwrap_or(-1))
         .bind(i64::from(new.failed_attempts))
         .bind(new.locked_until.map(to_unix_micros))
+        .bind(i64::from(new.locks))
+        .bind(i64::from(new.consecutive_failures))
+        .bind(i64::from(expected.consecutive_failures))
         .execute(tx.conn())
         .await?
         .rows_affected();

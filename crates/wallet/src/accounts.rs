@@ -236,10 +236,7 @@ impl Wallet {
             Some(_) => Some(self.device_proofs.check(proof, None, self.clock.now())?),
             None => None,
         };
-        let login_index = self
-            .keys
-            .index
-            .index(IndexPurpose::LoginPhone, phone.as_str());
+        let login_index = self.login_index(phone);
         let user = self.store.user_by_phone(&self.phone_index(phone)).await?;
         let correct = self
             .verify_password(
@@ -267,6 +264,35 @@ impl Wallet {
             });
         }
         self.open_session(&user.id, bound).await
+    }
+
+    /// The key of a phone's wrong-login counter (kept for unknown phones too).
+    pub(crate) fn login_index(&self, phone: &PhoneNumber) -> String {
+        self.keys
+            .index
+            .index(IndexPurpose::LoginPhone, phone.as_str())
+    }
+
+    /// Forgets the wrong logins of `user`'s phone (after a step-up).
+    pub(crate) async fn reset_login_guard(&self, user: &StoredUser) -> Result<(), ServiceError> {
+        let phone = self
+            .vault
+            .open_text(&PHONE, user.id.as_str(), &user.phone_sealed)
+            .await?;
+        let index = self.login_index(&phone.expose().parse().map_err(ServiceError::internal)?);
+        // Racing wrong tries may move it meanwhile; a few tries, then leave it.
+        for _ in 0..3 {
+            let current = self.store.login_guard(&index).await?;
+            if current == PasswordGuard::default()
+                || self
+                    .store
+                    .login_guard_replace(&index, &current, &PasswordGuard::default())
+                    .await?
+            {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Counts a login try against the phone's counter (also under racing tries).

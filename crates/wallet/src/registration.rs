@@ -9,7 +9,9 @@ use paybridge_crypto::digest::sha256_hex;
 use paybridge_crypto::IndexPurpose;
 use paybridge_domain::account::AccountStatus;
 use paybridge_domain::binding::BindingStatus;
-use paybridge_domain::credentials::{check_login_password, check_payment_password, PasswordGuard};
+use paybridge_domain::credentials::{
+    check_login_password, check_payment_password, PasswordGuard, MAX_CONSECUTIVE_FAILURES,
+};
 use paybridge_domain::device::{DeviceStatus, DeviceType};
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::happened::{BindingStep, Happened, RegistrationChannel, SecurityAuthFacts};
@@ -389,10 +391,14 @@ impl Wallet {
             Some(id) => self.store.device_trusted(&user.id, id).await?,
             None => false,
         };
+        let login_guard = self.store.login_guard(&self.login_index(phone)).await?;
         let conditions = self.policy.conditions(&SecurityFacts {
             partner_registered_unauthenticated: user.status == AccountStatus::Restricted,
             device_trusted,
             sensitive: false,
+            passwords_locked: [user.pay_guard, login_guard]
+                .iter()
+                .any(|g| g.consecutive_failures >= MAX_CONSECUTIVE_FAILURES),
         });
         if conditions.is_empty() {
             return Err(ServiceError::rejected(
@@ -571,6 +577,10 @@ impl Wallet {
         }
         self.save_auth(&a, &next).await?;
         user.status = user.status.authenticated();
+        // Passing is the step-up that unlocks the passwords, however many
+        // wrong tries they had.
+        user.pay_guard = PasswordGuard::default();
+        self.reset_login_guard(&user).await?;
         let event = Happened::SecurityAuthenticated {
             user_id: user.id.clone(),
             device_id: a.device_id.clone(),

@@ -10,3 +10,11 @@ ALTER TABLE devices ADD COLUMN paired_by TEXT;
 -- A session opened with a device's proof is bound to the device's key:
 -- every request of it must carry a proof by that key.
 ALTER TABLE sessions ADD COLUMN key_thumbprint TEXT;
+
+-- Escalating password locks (domain::credentials::PasswordGuard): locks
+-- since the last success, and wrong tries since the last success across
+-- locks (100 in a row need a step-up).
+ALTER TABLE wallet_users ADD COLUMN pay_locks BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE wallet_users ADD COLUMN pay_consecutive_failures BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE login_guards ADD COLUMN locks BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE login_guards ADD COLUMN consecutive_failures BIGINT NOT NULL DEFAULT 0;

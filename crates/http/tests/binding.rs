@@ -20,6 +20,7 @@ app_tests!(
     push_path_reaches_the_wallet_user_or_says_there_is_none,
     unbinding_on_either_side_tells_the_other,
     payment_password_and_one_active_binding_per_card,
+    a_push_offer_for_a_card_already_bound_is_refused_before_the_bank_is_asked,
     unsigned_partner_calls_are_refused,
 );
 
@@ -672,9 +673,18 @@ async fn payment_password_and_one_active_binding_per_card(app: &TestApp) {
         )
         .await;
     let id2 = b["id"].as_str().unwrap().to_owned();
-    confirm(app, &wallet, &id2).await;
-    let (s, e) = complete(app, &wallet, &id2, &sms_code(app).await, Some("482916")).await;
-    assert_eq!((s, code(&e)), (409, "binding_exists"), "{e}");
+    let (s, e) = confirm(app, &wallet, &id2).await;
+    assert_eq!(
+        (s, code(&e)),
+        (409, "binding_exists"),
+        "no code is sent: {e}"
+    );
+    let (s, e) = complete(app, &wallet, &id2, &otp, Some("482916")).await;
+    assert_eq!(s, 409, "{e}");
+    let (_, b2) = app
+        .call("GET", &format!("/v1/bindings/{id2}"), Some(&wallet), None)
+        .await;
+    assert_eq!(b2["state"], "cancelled", "{b2}");
 }
 
 async fn unsigned_partner_calls_are_refused(app: &TestApp) {
@@ -706,4 +716,51 @@ async fn unsigned_partner_calls_are_refused(app: &TestApp) {
         }
         other => panic!("{other:?}"),
     }
+}
+
+async fn a_push_offer_for_a_card_already_bound_is_refused_before_the_bank_is_asked(app: &TestApp) {
+    // Zhang San's card 0 is bound (QR path) to the account of its reserved phone.
+    let (wallet, bound) = app.payer("zhang.san", 0, RESERVED_PHONE, "482916").await;
+    let bank = bank_token(app, "zhang.san").await;
+    let card = first_card(app, &bank).await;
+    // The bank offers the same card by push (what the API fuzzer did).
+    let pushed = start(app, &bank, &card, "push").await;
+    assert_eq!(pushed["status"], "pushed", "{pushed}");
+    let id = pushed["binding_id"].as_str().unwrap().to_owned();
+    let (s, _) = app
+        .call(
+            "POST",
+            &format!("/v1/bindings/{id}/claim"),
+            Some(&wallet),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let sent = app.sms_code(RESERVED_PHONE).await;
+    let (s, e) = confirm(app, &wallet, &id).await;
+    assert_eq!((s, code(&e)), (409, "binding_exists"), "{e}");
+    assert_eq!(app.sms_code(RESERVED_PHONE).await, sent, "no code was sent");
+    let (s, _) = complete(app, &wallet, &id, &sent, Some("482916")).await;
+    assert_eq!(s, 409);
+    // Both sides agree: one active binding and one active agreement, the first.
+    let (_, mine) = app.call("GET", "/v1/bindings", Some(&wallet), None).await;
+    let active: Vec<&Value> = mine["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["state"] == "active")
+        .collect();
+    assert_eq!(active.len(), 1, "{mine}");
+    assert_eq!(active[0]["id"], bound.as_str());
+    let (_, theirs) = app
+        .call("GET", "/bank/v1/app/bindings", Some(&bank), None)
+        .await;
+    let agreements: Vec<&Value> = theirs["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["status"] == "active")
+        .collect();
+    assert_eq!(agreements.len(), 1, "{theirs}");
+    assert_eq!(agreements[0]["binding_id"], bound.as_str());
 }

@@ -443,6 +443,7 @@ impl Wallet {
         id: &BindingId,
     ) -> Result<(BindingView, IssuedOtp), ServiceError> {
         let mut b = self.load_binding(user, id).await?;
+        self.refuse_a_card_already_bound(&b).await?;
         let status = self.step(&b, |s, now| s.send_otp(now)).await?;
         let otp = self.otp_service()?;
         let resent = match &b.otp_id {
@@ -483,6 +484,10 @@ impl Wallet {
         payment_password: Option<&str>,
     ) -> Result<BindingView, ServiceError> {
         let mut b = self.load_binding(user, id).await?;
+        // Checked again before the bank is asked: had it opened a second
+        // agreement for a card the account already has, the two sides
+        // would disagree on that agreement's fate.
+        self.refuse_a_card_already_bound(&b).await?;
         let status = self.step(&b, |s, now| s.activate(now)).await?;
         let otp_id = b.otp_id.clone().ok_or_else(|| {
             ServiceError::rejected(ErrorCode::BindingNotPending, "confirm the binding first")
@@ -551,6 +556,36 @@ impl Wallet {
         self.save_binding(&b, BindingStep::Activated).await?;
         tracing::info!(binding.id = %b.id, user.id = %user, "binding active");
         Ok(view(&b))
+    }
+
+    /// A binding offered for a card the account already has bound ends
+    /// here (`409 binding_exists`), before any code is sent or the bank is
+    /// asked for a second agreement.
+    async fn refuse_a_card_already_bound(&self, b: &StoredBinding) -> Result<(), ServiceError> {
+        let Some(user) = &b.user_id else {
+            return Ok(());
+        };
+        let bound = self
+            .store
+            .bindings_of(user)
+            .await?
+            .into_iter()
+            .any(|other| {
+                other.id != b.id
+                    && other.issuer_id == b.issuer_id
+                    && other.card_ref == b.card_ref
+                    && other.status.state == BindingState::Active
+            });
+        if !bound {
+            return Ok(());
+        }
+        if b.status.state.is_pending() {
+            self.end_binding(b.clone(), BindingEnd::Cancelled).await?;
+        }
+        Err(ServiceError::rejected(
+            ErrorCode::BindingExists,
+            "this card is already bound to the account",
+        ))
     }
 
     async fn adopt_holder_identity(

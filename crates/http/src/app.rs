@@ -331,6 +331,16 @@ impl App {
                 stop_rx.clone(),
             )));
         }
+        let vaults = self
+            .wallet
+            .iter()
+            .map(|w| w.vault.clone())
+            .chain(self.issuer.iter().map(|i| i.vault.clone()))
+            .collect();
+        tasks.push(tokio::spawn(background::key_refresh_loop(
+            vaults,
+            stop_rx.clone(),
+        )));
         tasks.push(tokio::spawn(background::purge_loop(
             self.purgeable.clone(),
             self.clock.clone(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paybridge_domain::Clock;
-use paybridge_store::{IdempotencyStore, NonceStore, Store};
+use paybridge_store::{IdempotencyStore, KeyVault, NonceStore, Store};
 use paybridge_wallet::Wallet;
 use tokio::sync::watch;
 
@@ -45,6 +45,22 @@ pub(crate) async fn purge_loop(
             }
             if let Err(e) = store.idempotency_purge(now).await {
                 tracing::warn!(error = %e, "idempotency purge failed");
+            }
+        }
+    })
+    .await
+}
+
+/// Reads the roles' key rings again every [`KEY_REFRESH_SECS`]: after a
+/// `keys rotate` this instance seals with the new active key.
+///
+/// [`KEY_REFRESH_SECS`]: paybridge_store::keys::KEY_REFRESH_SECS
+pub(crate) async fn key_refresh_loop(vaults: Vec<Arc<KeyVault>>, stop: watch::Receiver<bool>) {
+    let interval = Duration::from_secs(paybridge_store::keys::KEY_REFRESH_SECS);
+    every(interval, stop, || async {
+        for vault in &vaults {
+            if let Err(e) = vault.reload().await {
+                tracing::warn!(error = %e, "reading the key ring again failed");
             }
         }
     })

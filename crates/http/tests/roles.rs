@@ -172,3 +172,74 @@ async fn sqlite_one_wallet_two_banks() {
 async fn postgres_one_wallet_two_banks() {
     one_wallet_two_banks(Backend::Postgres).await;
 }
+
+/// Both roles, sandbox on, on the given stores, listening anywhere.
+fn both_roles(
+    wallet_store: &paybridge_store::StoreConfig,
+    issuer_store: &paybridge_store::StoreConfig,
+    master: &paybridge_crypto::master::MasterKey,
+) -> AppConfig {
+    let wallet_key = Arc::new(PartnerKeyPair::generate());
+    let issuer_key = Arc::new(PartnerKeyPair::generate());
+    let bank: PartnerId = "demo-bank".parse().unwrap();
+    AppConfig {
+        master_key: master.clone(),
+        rate_limits: Default::default(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        wallet: Some(WalletRoleConfig {
+            webauthn: Default::default(),
+            relays: Vec::new(),
+            payment_request_ttl_secs: None,
+            id: wallet_id(),
+            store: wallet_store.clone(),
+            key: wallet_key.clone(),
+            issuers: vec![PeerConfig {
+                id: bank.clone(),
+                base_url: None,
+                public_keys: vec![issuer_key.public()],
+            }],
+        }),
+        issuer: Some(IssuerRoleConfig {
+            bins: paybridge_issuer::sandbox_bins(),
+            seeds: vec![paybridge_issuer::seed::SANDBOX_SEED.to_owned()],
+            id: bank.clone(),
+            name: "Demo Bank".into(),
+            store: issuer_store.clone(),
+            key: issuer_key,
+            wallet: PeerConfig {
+                id: wallet_id(),
+                base_url: None,
+                public_keys: vec![wallet_key.public()],
+            },
+        }),
+        sandbox: true,
+        clock: Arc::new(manual_clock()),
+    }
+}
+
+/// Several `serve` instances started at once on a fresh PostgreSQL: the
+/// schema, the migrations, the roles' keys and the sandbox seeds are each
+/// made once, and every instance starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_several_instances_start_together_on_a_fresh_database() {
+    for _ in 0..3 {
+        let (Some(ws), Some(is)) = (
+            store_guard(Backend::Postgres).await,
+            store_guard(Backend::Postgres).await,
+        ) else {
+            return;
+        };
+        let master = paybridge_testkit::test_master_key();
+        let configs: Vec<AppConfig> = (0..4)
+            .map(|_| both_roles(&ws.config, &is.config, &master))
+            .collect();
+        let started = futures::future::join_all(configs.into_iter().map(App::build)).await;
+        for app in &started {
+            assert!(
+                app.is_ok(),
+                "an instance failed to start: {:?}",
+                app.as_ref().err()
+            );
+        }
+    }
+}

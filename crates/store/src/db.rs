@@ -112,6 +112,36 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens and migrates the store for a starting instance, holding the
+    /// store's start-up lock until the returned guard is released: on
+    /// PostgreSQL, instances that start together create the schema, run the
+    /// migrations and seed one after another (a session advisory lock per
+    /// schema), so none fails on another's half-done work. On SQLite (one
+    /// process per file) the guard holds nothing.
+    pub async fn open_for_startup(
+        config: &StoreConfig,
+    ) -> Result<(Store, StartupLock), StoreError> {
+        let lock = match config {
+            StoreConfig::Postgres { url, schema, .. } => {
+                install_drivers();
+                let options = AnyConnectOptions::from_str(url)?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await?;
+                sqlx::query("SELECT CAST(pg_advisory_lock(hashtext($1)) AS TEXT)")
+                    .bind(format!("paybridge-startup:{schema}"))
+                    .execute(&pool)
+                    .await?;
+                StartupLock { pool: Some(pool) }
+            }
+            StoreConfig::Sqlite { .. } => StartupLock { pool: None },
+        };
+        let store = Self::open(config).await?;
+        Ok((store, lock))
+    }
+
     /// Opens without migrating.
     pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
         install_drivers();
@@ -253,4 +283,20 @@ fn valid_schema_name(s: &str) -> bool {
         && s.starts_with(|c: char| c.is_ascii_lowercase())
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Held while an instance starts (see [`Store::open_for_startup`]).
+#[derive(Debug)]
+pub struct StartupLock {
+    /// The connection holding the advisory lock; closing it releases it.
+    pool: Option<AnyPool>,
+}
+
+impl StartupLock {
+    /// Lets the next starting instance go on.
+    pub async fn release(self) {
+        if let Some(pool) = self.pool {
+            pool.close().await;
+        }
+    }
 }

@@ -259,9 +259,14 @@ pub struct RotationReport {
     pub current: u64,
 }
 
+/// How often a running server reads its key ring again (so it seals with
+/// the key `keys rotate` made active, within this many seconds).
+pub const KEY_REFRESH_SECS: u64 = 30;
+
 /// One role's keyring, loaded from its store, with the master key to unwrap
 /// it. Servers that were running during a `keys rotate` meet values under the
-/// new key; on an unknown key id the vault reloads the keyring once.
+/// new key; on an unknown key id the vault reloads the keyring once, and the
+/// server reloads it every [`KEY_REFRESH_SECS`] to seal with the new key.
 #[derive(Debug)]
 pub struct KeyVault {
     store: std::sync::Arc<dyn KeyStore>,
@@ -350,7 +355,10 @@ impl KeyVault {
             })
     }
 
-    async fn reload(&self) -> Result<(), VaultError> {
+    /// Reads the key ring again: after `keys rotate` (another process, or
+    /// another instance) this instance seals with the new active key. The
+    /// server calls it every [`KEY_REFRESH_SECS`].
+    pub async fn reload(&self) -> Result<(), VaultError> {
         let ring = load_ring(self.store.as_ref(), &self.master, &self.role).await?;
         *self.ring.write().await = ring;
         Ok(())

@@ -92,6 +92,7 @@ async fn customer(db: &TestDb, v: &KeyVault, username: &str, id_index: &str) -> 
 async fn vault_rotation_rewraps_every_value_and_running_vaults_follow(db: &TestDb) {
     let v = vault(db).await;
     let other_server = vault(db).await;
+    let sealing_server = vault(db).await;
     let first_key = v.active_key_id().await;
     let c = customer(db, &v, "zhang.san", "idx-1").await;
     customer(db, &v, "li.si", "idx-2").await;
@@ -110,6 +111,15 @@ async fn vault_rotation_rewraps_every_value_and_running_vaults_follow(db: &TestD
         .await
         .unwrap();
     assert_eq!(name.expose(), "张三");
+    // A server that only seals goes on with the old key until it reads
+    // the ring again (the server does every KEY_REFRESH_SECS).
+    assert_eq!(sealing_server.active_key_id().await, first_key);
+    sealing_server.reload().await.unwrap();
+    assert_eq!(sealing_server.active_key_id().await, report.active);
+    let sealed = sealing_server
+        .seal(&SEALED_COLUMNS[1], c.id.as_str(), "张三".as_bytes())
+        .await;
+    assert!(sealed.contains(&report.active));
     // And values sealed under the old key still open.
     let old = other_server
         .open_text(&SEALED_COLUMNS[1], c.id.as_str(), &c.name_sealed)

@@ -30,7 +30,9 @@ pub(super) async fn build(
     i: &IssuerRoleConfig,
     ctx: &BuildContext<'_>,
 ) -> anyhow::Result<IssuerRole> {
-    let store = Store::open(&i.store)
+    // Held until the keys and seeds exist: instances that start together
+    // on one database make them once, one after another.
+    let (store, startup) = Store::open_for_startup(&i.store)
         .await
         .context("cannot open the issuer store")?;
     let wallets = PartnerDirectory::new([partner_client(
@@ -77,6 +79,7 @@ pub(super) async fn build(
             "seed applied"
         );
     }
+    startup.release().await;
     let auth = Arc::new(PartnerAuth {
         me: i.id.clone(),
         key: i.key.clone(),

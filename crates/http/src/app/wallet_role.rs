@@ -42,11 +42,12 @@ pub(super) async fn build(
     w: &WalletRoleConfig,
     ctx: &BuildContext<'_>,
 ) -> anyhow::Result<WalletRole> {
-    let store = Arc::new(
-        Store::open(&w.store)
-            .await
-            .context("cannot open the wallet store")?,
-    );
+    // Held until the keys and the sandbox seed exist: instances that start
+    // together on one database make them once, one after another.
+    let (store, startup) = Store::open_for_startup(&w.store)
+        .await
+        .context("cannot open the wallet store")?;
+    let store = Arc::new(store);
     let service = service(w, ctx, store.clone()).await?;
     let (relay_auth, sandbox_relay_client) = relays(w, ctx, &store);
     let routes = routes(w, ctx, &service, &store, relay_auth);
@@ -56,6 +57,7 @@ pub(super) async fn build(
             .await
             .context("cannot seed the sandbox merchant")?;
     }
+    startup.release().await;
     Ok(WalletRole {
         service,
         routes,

@@ -13,6 +13,7 @@ app_tests!(
     orders_are_idempotent_by_reference_and_private_to_their_merchant,
     orders_expire_and_bad_orders_are_refused,
     api_keys_are_shown_once_and_revocable,
+    a_saved_idempotent_answer_keeps_no_secret_in_clear,
 );
 
 fn order(reference: &str, amount: i64) -> Value {
@@ -205,4 +206,44 @@ async fn api_keys_are_shown_once_and_revocable(app: &TestApp) {
         .0,
         404
     );
+}
+
+async fn a_saved_idempotent_answer_keeps_no_secret_in_clear(app: &TestApp) {
+    let create = || async {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/api-keys", app.base_url))
+            .bearer_auth(SANDBOX_MERCHANT_KEY)
+            .header("idempotency-key", "new-key-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        resp.json::<Value>().await.unwrap()
+    };
+    let first = create().await;
+    let secret = first["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("sk_"));
+    let merchant = app
+        .wallet
+        .authenticate_merchant(SANDBOX_MERCHANT_KEY)
+        .await
+        .unwrap()
+        .merchant_id;
+    let saved = app
+        .wallet
+        .store
+        .idempotency_saved(&format!("merchant:{merchant}|/v1/api-keys"), "new-key-1")
+        .await
+        .unwrap()
+        .expect("the answer is saved");
+    let stored = String::from_utf8_lossy(&saved.body);
+    assert!(
+        !stored.contains(&secret),
+        "the secret is not stored in clear"
+    );
+    assert!(stored.starts_with("pb1."), "sealed: {stored}");
+    // The retry still gets the same answer, secret included.
+    let again = create().await;
+    assert_eq!(again["secret"], secret.as_str());
+    assert_eq!(again["key"]["id"], first["key"]["id"]);
 }

@@ -83,10 +83,41 @@ pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
 
     /// Deletes answers past their time; returns how many.
     async fn idempotency_purge(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// The answer saved under a key, as stored (sealed by the HTTP layer):
+    /// for audits and for tests that check nothing is kept in clear.
+    async fn idempotency_saved(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<SavedResponse>, StoreError>;
 }
 
 #[async_trait]
 impl IdempotencyStore for Store {
+    async fn idempotency_saved(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<SavedResponse>, StoreError> {
+        let row = sqlx::query(
+            "SELECT response_status, response_body FROM idempotency_keys \
+             WHERE scope = $1 AND idem_key = $2 AND response_status IS NOT NULL",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(SavedResponse {
+                status: u16::try_from(r.try_get::<i64, _>("response_status")?)
+                    .map_err(crate::error::corrupt)?,
+                body: r.try_get("response_body")?,
+            })
+        })
+        .transpose()
+    }
+
     async fn idempotency_begin(
         &self,
         scope: &str,

@@ -5,7 +5,12 @@
 //! first is still running is refused (409 `idempotency_request_in_progress`).
 //! Keys are scoped to the authenticated caller and the path.
 //!
-//! Answers of 5xx (and 429) are not saved, so a retry runs again.
+//! Answers of 5xx, 429 and 401 are not saved, so a retry runs again.
+//!
+//! A saved answer may carry a secret (a binding address, a QR code, an
+//! agreement number, a session token): it is sealed (AES-256-GCM under a
+//! key derived from the master key, bound to its scope and key) and opened
+//! only to be replayed, so the table holds none in clear.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +20,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use paybridge_crypto::envelope::{Kek, Keyring};
 use paybridge_crypto::master::MasterKey;
 use paybridge_crypto::token::TokenHasher;
 use paybridge_domain::{Clock, ErrorCode, ServiceError};
@@ -40,6 +46,8 @@ pub struct Idempotency {
     /// or an OTP: a plain SHA-256 of it would let whoever reads the table
     /// brute-force them without Argon2's cost.
     pub request_key: Arc<TokenHasher>,
+    /// Seals the saved answers.
+    pub answer_key: Arc<Keyring>,
 }
 
 impl Idempotency {
@@ -50,10 +58,12 @@ impl Idempotency {
         role: &str,
     ) -> Self {
         let key = master.derive(role, "idempotency-request-hash");
+        let answers = master.derive(role, "idempotency-answers");
         Self {
             store,
             clock,
             request_key: Arc::new(TokenHasher::from_bytes(*key)),
+            answer_key: Arc::new(Keyring::new(Kek::from_bytes(*answers), [])),
         }
     }
 }
@@ -125,7 +135,7 @@ async fn run(idem: &Idempotency, req: Request, next: Next) -> Result<Response, A
         .map_err(store_error)?
     {
         IdempotencyBegin::Started => {}
-        IdempotencyBegin::Replay(saved) => return Ok(replay(saved)),
+        IdempotencyBegin::Replay(saved) => return Ok(replay(idem.open(saved, &scope, &key))),
         IdempotencyBegin::InProgress => {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyRequestInProgress,
@@ -185,7 +195,10 @@ async fn run(idem: &Idempotency, req: Request, next: Next) -> Result<Response, A
     } else {
         let saved = SavedResponse {
             status: status.as_u16(),
-            body: body.to_vec(),
+            body: idem
+                .answer_key
+                .seal(&body, &answer_context(&scope, &key))
+                .into_bytes(),
         };
         idem.store
             .idempotency_complete(&scope, &key, &saved, idem.clock.now())
@@ -198,6 +211,30 @@ async fn run(idem: &Idempotency, req: Request, next: Next) -> Result<Response, A
         tracing::error!(error = %e, "could not record the idempotent answer");
     }
     Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// What a saved answer is sealed for: its caller-and-path scope and key.
+fn answer_context(scope: &str, key: &str) -> String {
+    format!("idempotent-answer:{scope}:{key}")
+}
+
+impl Idempotency {
+    /// The saved answer in clear. One saved before answers were sealed is
+    /// replayed as it is (such rows live a day at most).
+    fn open(&self, saved: SavedResponse, scope: &str, key: &str) -> SavedResponse {
+        let opened = std::str::from_utf8(&saved.body).ok().and_then(|sealed| {
+            self.answer_key
+                .open(sealed, &answer_context(scope, key))
+                .ok()
+        });
+        match opened {
+            Some(body) => SavedResponse {
+                status: saved.status,
+                body: body.expose().clone(),
+            },
+            None => saved,
+        }
+    }
 }
 
 fn replay(saved: SavedResponse) -> Response {

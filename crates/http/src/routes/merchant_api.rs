@@ -134,7 +134,9 @@ async fn list_keys(
 /// A new API key; its secret is shown in this answer only.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "merchants",
     security(("merchant_key" = [])),
-    responses((status = 201, body = NewApiKeyBody), (status = 401, body = ErrorBody)))]
+    params(("Idempotency-Key" = String, Header, description = "Reuse it to retry: the same key comes back")),
+    responses((status = 201, body = NewApiKeyBody), (status = 400, description = "idempotency_key_missing, idempotency_key_invalid", body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn create_key(
     State(w): State<Wallet>,
     Authenticated(m): Authenticated<MerchantCaller>,
@@ -301,16 +303,16 @@ async fn list_refunds(
 }
 
 pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {
-    // The new key's secret must not be kept in the idempotency store: that
-    // route creates without replay (a retry makes another key to revoke).
+    // A new key's secret is in its saved answer, sealed like every saved
+    // answer: a retry gets the same key, not a second one.
     let creating = OpenApiRouter::new()
         .routes(routes!(create_order))
         .routes(routes!(refund_order, list_refunds))
+        .routes(routes!(list_keys, create_key))
         .layer(axum::middleware::from_fn_with_state(idem, idempotency));
     OpenApiRouter::new()
         .routes(routes!(get_order))
         .routes(routes!(cancel_order))
-        .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
         .routes(routes!(set_webhook))
         .routes(routes!(list_deliveries))

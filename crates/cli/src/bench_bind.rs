@@ -147,6 +147,7 @@ impl BenchApp {
                 per_ip: None,
                 ..Default::default()
             },
+            metrics_token: None,
         })
         .await?;
         let base = app.base_url();

@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// may send, in bursts of twice as many; 0 switches it off [default: 100]
     #[arg(long, env = "PAYBRIDGE_RATE_LIMIT_PER_CREDENTIAL")]
     pub rate_limit_per_credential: Option<u32>,
+    /// A token `/metrics` then needs as `Authorization: Bearer <token>`
+    /// (without one, anyone who reaches the port reads the metrics)
+    #[arg(long, env = "PAYBRIDGE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// The TOML file. Every key is optional.
@@ -307,7 +311,11 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
         .unwrap_or(LogFormat::Pretty);
     let mut description = Vec::new();
     let keys = RoleKeys::load(role, &dir, file, args, &mut description)?;
-    let wallet = wallet_role(args, file, &keys, &mut description)?;
+    let mut wallet = wallet_role(args, file, &keys, &mut description)?;
+    if let Some(w) = &mut wallet {
+        // Outside the sandbox a passkey answers only the configured origin.
+        w.webauthn.allow_any_port = sandbox;
+    }
     let issuer = issuer_role(args, file, &keys, sandbox, &mut description)?;
 
     let stores: Vec<String> = wallet
@@ -327,6 +335,14 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
 
     let (master_key, master_source) = master_key(&dir)?;
     description.push(format!("master    {master_source}"));
+    description.push(
+        if args.metrics_token.is_some() {
+            "metrics   /metrics needs the metrics token"
+        } else {
+            "metrics   /metrics is open to whoever reaches this port (--metrics-token protects it)"
+        }
+        .to_owned(),
+    );
     Ok(Resolved {
         app: AppConfig {
             listen,
@@ -335,6 +351,10 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Resolved> 
             sandbox,
             clock: Arc::new(SystemClock),
             master_key,
+            metrics_token: args
+                .metrics_token
+                .clone()
+                .map(paybridge_crypto::Secret::new),
             rate_limits: RateLimitConfig {
                 per_ip: rate(
                     args.rate_limit_per_ip.or(file.rate_limit_per_ip),
@@ -460,6 +480,7 @@ fn wallet_role(
             rp_id,
             origin: url::Url::parse(&origin)
                 .with_context(|| format!("invalid WebAuthn origin {origin:?}"))?,
+            allow_any_port: true,
         },
         relays: file
             .wallet

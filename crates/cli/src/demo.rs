@@ -109,6 +109,7 @@ impl Server {
             clock: Arc::new(SystemClock),
             master_key: MasterKey::from_bytes(MasterKey::generate()),
             rate_limits: Default::default(),
+            metrics_token: None,
         })
         .await
         .context("cannot start the in-process server")?;

@@ -119,6 +119,8 @@ pub struct AppConfig {
     pub master_key: MasterKey,
     /// Requests per client IP and per credential.
     pub rate_limits: crate::RateLimitConfig,
+    /// When set, `/metrics` needs it as a bearer token.
+    pub metrics_token: Option<paybridge_crypto::Secret<String>>,
 }
 
 /// A built application, bound to its port, ready to run.
@@ -237,6 +239,7 @@ impl App {
             issuer: issuer.clone(),
             metrics: metrics.clone(),
             openapi_json: openapi_json.clone(),
+            metrics_token: config.metrics_token.clone().map(Arc::new),
         }));
         let (router, mut doc) = openapi.split_for_parts();
         // The partner router is mounted twice (wallet, and issuer under

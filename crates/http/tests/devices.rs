@@ -580,3 +580,46 @@ async fn the_push_channel_delivers_in_order_and_replays_what_was_missed(app: &Te
         "its session ended with it"
     );
 }
+
+/// Outside the sandbox a passkey's answer counts only from the configured
+/// origin: a page on another port of the same host is another origin.
+async fn only_the_configured_origin_registers_a_passkey(backend: paybridge_store::Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        if let Some(w) = &mut c.wallet {
+            w.webauthn.allow_any_port = false;
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let token = account(&app, "13800138000").await;
+    let (dev, on_phone) = trusted_phone(&app, &token, "13800138000").await;
+    let wallet = app.app_of(&on_phone);
+    let device: DeviceId = dev.parse().unwrap();
+    let other_port = url::Url::parse("http://localhost:9999").unwrap();
+    let c = wallet.start_credential_registration(&device).await.unwrap();
+    let answer = Passkey::at_origin(other_port).create(&c).unwrap();
+    let e = wallet
+        .finish_credential_registration(&device, &c.ceremony_id, &answer)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("webauthn_rejected"), "{e}");
+    let c = wallet.start_credential_registration(&device).await.unwrap();
+    let answer = Passkey::new().create(&c).unwrap();
+    assert!(wallet
+        .finish_credential_registration(&device, &c.ceremony_id, &answer)
+        .await
+        .is_ok());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_only_the_configured_origin_registers_a_passkey() {
+    only_the_configured_origin_registers_a_passkey(paybridge_store::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_only_the_configured_origin_registers_a_passkey() {
+    only_the_configured_origin_registers_a_passkey(paybridge_store::Backend::Postgres).await;
+}

@@ -1,7 +1,7 @@
 //! Rate limits over real HTTP: a flood from one client IP, or on one
 //! credential, is answered `429 rate_limited` with `Retry-After` before any
 //! work is done, and other clients are not held up. (In memory: the same
-//! on either store, so one store is enough.)
+//! on either store, so one store is enough.) And `/metrics` behind a token.
 
 use paybridge_http::{Rate, RateLimitConfig};
 use paybridge_store::Backend;
@@ -67,5 +67,25 @@ async fn a_flood_on_one_credential_does_not_hold_up_another() {
     assert_eq!(app.call("GET", "/v1/me", Some(other), None).await.0, 200);
     // Unauthenticated calls are not this limit's.
     assert_eq!(app.call("GET", "/healthz", None, None).await.0, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_behind_a_token_answer_only_the_scraper_that_sends_it() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.metrics_token = Some(paybridge_crypto::Secret::new("scrape-me-2026".to_owned()))
+    })
+    .await
+    .unwrap();
+    let get = |token: Option<&str>| {
+        let mut req = reqwest::Client::new().get(format!("{}/metrics", app.base_url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(None).await, 401);
+    assert_eq!(get(Some("scrape-me-2025")).await, 401);
+    assert_eq!(get(Some("scrape-me-2026")).await, 200);
     app.stop().await;
 }

@@ -37,6 +37,7 @@ fn wallet_config(
     AppConfig {
         master_key: keys.master.clone(),
         rate_limits: Default::default(),
+        metrics_token: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         wallet: Some(WalletRoleConfig {
             webauthn: Default::default(),
@@ -67,6 +68,7 @@ fn bank_config(
     AppConfig {
         master_key: keys.master.clone(),
         rate_limits: Default::default(),
+        metrics_token: None,
         listen,
         wallet: None,
         issuer: Some(IssuerRoleConfig {

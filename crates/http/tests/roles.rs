@@ -44,6 +44,7 @@ async fn one_wallet_two_banks(backend: Backend) {
     let wallet_app = App::build(AppConfig {
         master_key: paybridge_testkit::test_master_key(),
         rate_limits: Default::default(),
+        metrics_token: None,
         listen: wallet_addr,
         wallet: Some(WalletRoleConfig {
             webauthn: Default::default(),
@@ -73,6 +74,7 @@ async fn one_wallet_two_banks(backend: Backend) {
         let app = App::build(AppConfig {
             master_key: paybridge_testkit::test_master_key(),
             rate_limits: Default::default(),
+            metrics_token: None,
             listen: *addr,
             wallet: None,
             issuer: Some(IssuerRoleConfig {
@@ -185,6 +187,7 @@ fn both_roles(
     AppConfig {
         master_key: master.clone(),
         rate_limits: Default::default(),
+        metrics_token: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         wallet: Some(WalletRoleConfig {
             webauthn: Default::default(),

@@ -132,6 +132,7 @@ impl TestApp {
         let mut config = AppConfig {
             master_key: test_master_key(),
             rate_limits: Default::default(),
+            metrics_token: None,
             listen: "127.0.0.1:0".parse().expect("address"),
             wallet: Some(WalletRoleConfig {
                 webauthn: Default::default(),

@@ -34,6 +34,10 @@ pub struct WebauthnConfig {
     pub rp_id: String,
     /// The origin the wallet app presents, e.g. `https://pay.example.com`.
     pub origin: Url,
+    /// Accept the origin's host on any port: the sandbox only (apps and
+    /// tests on the machine run on whatever port they got). Outside it, a
+    /// page on another port of the same host is another origin.
+    pub allow_any_port: bool,
 }
 
 impl Default for WebauthnConfig {
@@ -41,6 +45,7 @@ impl Default for WebauthnConfig {
         Self {
             rp_id: "localhost".into(),
             origin: Url::parse("http://localhost:8080").expect("valid URL"),
+            allow_any_port: true,
         }
     }
 }
@@ -48,7 +53,7 @@ impl Default for WebauthnConfig {
 pub fn build_webauthn(config: &WebauthnConfig) -> anyhow::Result<Webauthn> {
     Ok(WebauthnBuilder::new(&config.rp_id, &config.origin)?
         .rp_name("paybridge")
-        .allow_any_port(true)
+        .allow_any_port(config.allow_any_port)
         .build()?)
 }
 

@@ -21,6 +21,8 @@ pub struct SystemState {
     pub metrics: Arc<Metrics>,
     /// Filled once the whole router (and so the document) is built.
     pub openapi_json: Arc<OnceLock<String>>,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Arc<paybridge_crypto::Secret<String>>>,
 }
 
 impl SystemState {
@@ -80,10 +82,29 @@ fn check(name: &str, ok: bool) -> ReadinessCheck {
     }
 }
 
-/// Prometheus metrics (OpenMetrics text format).
+/// Prometheus metrics (OpenMetrics text format). With `--metrics-token`
+/// set, only a scraper sending it as a bearer token gets them.
 #[utoipa::path(get, path = "/metrics", tag = "system",
-    responses((status = 200, description = "Metrics in the OpenMetrics text format", content_type = "application/openmetrics-text", body = String)))]
-async fn metrics(State(s): State<SystemState>) -> impl IntoResponse {
+    responses((status = 200, description = "Metrics in the OpenMetrics text format", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "session_invalid: a metrics token is configured and was not sent", body = paybridge_api::ErrorBody)))]
+async fn metrics(
+    State(s): State<SystemState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, crate::error::ApiError> {
+    if let Some(expected) = &s.metrics_token {
+        use subtle::ConstantTimeEq;
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !bool::from(sent.as_bytes().ct_eq(expected.expose().as_bytes())) {
+            return Err(crate::error::ApiError::new(
+                paybridge_domain::ErrorCode::SessionInvalid,
+                "send the metrics token as `Authorization: Bearer <token>`",
+            ));
+        }
+    }
     // Outbox gauges are read at scrape time; a store that does not answer
     // leaves the last values in place.
     if let Some(w) = &s.wallet {
@@ -96,13 +117,13 @@ async fn metrics(State(s): State<SystemState>) -> impl IntoResponse {
             s.metrics.set_outbox("issuer", stats.pending, stats.dead);
         }
     }
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         s.metrics.encode(),
-    )
+    ))
 }
 
 /// This OpenAPI 3.1 document.

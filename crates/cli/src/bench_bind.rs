@@ -124,6 +124,7 @@ impl BenchApp {
                 webauthn: Default::default(),
                 relays: Vec::new(),
                 payment_request_ttl_secs: None,
+                sms_gateway: None,
             }),
             issuer: Some(IssuerRoleConfig {
                 id: "demo-bank".parse()?,

@@ -2,6 +2,7 @@
 //! (`PAYBRIDGE_…`), over an optional TOML file (`--config`), over defaults.
 //! This module turns the three into the `AppConfig` the HTTP layer builds.
 
+use paybridge_adapters::sms::HttpSmsConfig;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -119,6 +120,14 @@ pub struct ServeArgs {
     /// (without one, anyone who reaches the port reads the metrics)
     #[arg(long, env = "PAYBRIDGE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// A real SMS provider for one-time codes: `POST <url>` with
+    /// `{"to","text","reference"}` and a bearer token. Without one, codes go
+    /// to the sandbox outbox (sandbox on), or OTP flows answer 503
+    #[arg(long, env = "PAYBRIDGE_SMS_GATEWAY_URL")]
+    pub sms_gateway_url: Option<String>,
+    /// The SMS provider's API token
+    #[arg(long, env = "PAYBRIDGE_SMS_GATEWAY_TOKEN", hide_env_values = true)]
+    pub sms_gateway_token: Option<String>,
 }
 
 /// The TOML file. Every key is optional.
@@ -491,6 +500,33 @@ fn wallet_role(
         payment_request_ttl_secs: args
             .payment_request_ttl_secs
             .or(file.wallet.payment_request_ttl_secs),
+        sms_gateway: sms_gateway(args)?,
+    }))
+}
+
+/// The real SMS provider, when its URL is given (with its token). Outside
+/// this machine it must be https: the messages hold one-time codes.
+fn sms_gateway(args: &ServeArgs) -> anyhow::Result<Option<HttpSmsConfig>> {
+    let Some(url) = &args.sms_gateway_url else {
+        return Ok(None);
+    };
+    let url = url::Url::parse(url).with_context(|| format!("invalid SMS gateway URL {url:?}"))?;
+    let local = url.host_str().is_some_and(|h| {
+        h == "localhost"
+            || h.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    anyhow::ensure!(
+        url.scheme() == "https" || (url.scheme() == "http" && local),
+        "the SMS gateway URL must be https (http only on this machine): the messages hold one-time codes"
+    );
+    let token = args
+        .sms_gateway_token
+        .clone()
+        .context("--sms-gateway-url needs --sms-gateway-token (or PAYBRIDGE_SMS_GATEWAY_TOKEN)")?;
+    Ok(Some(HttpSmsConfig {
+        url,
+        token: paybridge_crypto::Secret::new(token),
     }))
 }
 
@@ -602,6 +638,49 @@ mod tests {
         });
         assert!(!s.contains("s3cret"), "{s}");
         assert!(s.contains("postgres://app:***@db:5432/pay"), "{s}");
+    }
+
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        use clap::Parser;
+        Cli::parse_from(std::iter::once("serve").chain(extra.iter().copied())).serve
+    }
+
+    #[test]
+    fn an_sms_gateway_is_https_with_a_token_unless_on_this_machine() {
+        let ok = sms_gateway(&serve_args(&[
+            "--sms-gateway-url",
+            "https://sms.example/v1/messages",
+            "--sms-gateway-token",
+            "k",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(ok.url.host_str(), Some("sms.example"));
+        assert!(sms_gateway(&serve_args(&[
+            "--sms-gateway-url",
+            "http://127.0.0.1:9000/send",
+            "--sms-gateway-token",
+            "k"
+        ]))
+        .is_ok());
+        let plain = sms_gateway(&serve_args(&[
+            "--sms-gateway-url",
+            "http://sms.example/v1/messages",
+            "--sms-gateway-token",
+            "k",
+        ]));
+        assert!(plain.unwrap_err().to_string().contains("https"));
+        let no_token = sms_gateway(&serve_args(&[
+            "--sms-gateway-url",
+            "https://sms.example/v1/messages",
+        ]));
+        assert!(no_token.unwrap_err().to_string().contains("token"));
+        assert!(sms_gateway(&serve_args(&[])).unwrap().is_none());
     }
 
     #[test]

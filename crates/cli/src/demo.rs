@@ -89,6 +89,7 @@ impl Server {
                 webauthn: Default::default(),
                 relays: Vec::new(),
                 payment_request_ttl_secs: None,
+                sms_gateway: None,
             }),
             issuer: Some(IssuerRoleConfig {
                 id: "demo-bank".parse()?,

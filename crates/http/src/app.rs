@@ -89,6 +89,9 @@ pub struct WalletRoleConfig {
     pub relays: Vec<PeerConfig>,
     /// Lifetime of cross-device payment requests [default: 120 s].
     pub payment_request_ttl_secs: Option<i64>,
+    /// A real SMS provider; without one, OTPs go to the sandbox outbox
+    /// (sandbox on) or flows that need one answer 503.
+    pub sms_gateway: Option<paybridge_adapters::sms::HttpSmsConfig>,
 }
 
 /// The sandbox OS push relay's partner id.

@@ -43,6 +43,7 @@ fn wallet_config(
             webauthn: Default::default(),
             relays: Vec::new(),
             payment_request_ttl_secs: None,
+            sms_gateway: None,
             id: wallet_id(),
             store: store.config.clone(),
             key: keys.wallet.clone(),

@@ -138,6 +138,7 @@ impl TestApp {
                 webauthn: Default::default(),
                 relays: Vec::new(),
                 payment_request_ttl_secs: None,
+                sms_gateway: None,
                 id: wallet_id(),
                 store: wallet_store.config.clone(),
                 key: wallet_key.clone(),

@@ -10,7 +10,7 @@ use paybridge_adapters::device_push::PushHub;
 use paybridge_adapters::dispatcher::OutboxDispatcher;
 use paybridge_adapters::partner::PartnerDirectory;
 use paybridge_adapters::push_relay::SandboxPushRelay;
-use paybridge_adapters::sms::SandboxSmsGateway;
+use paybridge_adapters::sms::{HttpSmsGateway, SandboxSmsGateway};
 use paybridge_client::{PartnerClient, PartnerClientConfig};
 use paybridge_crypto::device_proof::NonceKey;
 use paybridge_crypto::password::PasswordHasher;
@@ -107,9 +107,14 @@ async fn service(
             webhook_policy(ctx.sandbox),
         ))),
     );
-    let sms: Option<Arc<dyn paybridge_adapters::sms::SmsGateway>> = ctx
-        .sandbox
-        .then(|| Arc::new(SandboxSmsGateway::new(store.clone(), ctx.clock.clone())) as _);
+    let sms: Option<Arc<dyn paybridge_adapters::sms::SmsGateway>> = match &w.sms_gateway {
+        Some(provider) => Some(Arc::new(HttpSmsGateway::new(provider.clone()))),
+        None if ctx.sandbox => Some(Arc::new(SandboxSmsGateway::new(
+            store.clone(),
+            ctx.clock.clone(),
+        ))),
+        None => None,
+    };
     Ok(Wallet {
         id: w.id.clone(),
         store: store.clone(),

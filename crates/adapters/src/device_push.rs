@@ -25,6 +25,21 @@ pub struct PushHub {
 }
 
 impl PushHub {
+    /// Subscribes to wake-ups for `device`, unless it already has `max`
+    /// open channels (checked and taken under one lock, so racing opens
+    /// cannot pass the cap together).
+    pub fn subscribe_at_most(
+        &self,
+        device: &DeviceId,
+        max: usize,
+    ) -> Option<broadcast::Receiver<i64>> {
+        let mut channels = self.channels.lock().expect("push hub lock");
+        let sender = channels
+            .entry(device.clone())
+            .or_insert_with(|| broadcast::channel(DEVICE_WAKEUP_BUFFER).0);
+        (sender.receiver_count() < max).then(|| sender.subscribe())
+    }
+
     /// Subscribes to wake-ups for `device`.
     pub fn subscribe(&self, device: &DeviceId) -> broadcast::Receiver<i64> {
         let mut channels = self.channels.lock().expect("push hub lock");

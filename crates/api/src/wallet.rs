@@ -468,6 +468,10 @@ pub struct PaymentRequestBody {
     pub order_id: OrderId,
     pub amount: MoneyBody,
     pub description: String,
+    /// Number matching: two digits the terminal shows and the phone's
+    /// payment page shows too; the user approves only if they agree.
+    #[schema(example = "42", pattern = "^[0-9]{2}$")]
+    pub match_code: String,
     pub merchant: PaymentMerchant,
     pub requested_by: PaymentDevice,
     /// The phone of the terminal correspondence, or the one that scanned.

@@ -106,6 +106,10 @@ pub enum ErrorCode {
     PaymentRequestExpired,
     GestureNotExpected,
     TooManyPendingPayments,
+    /// A terminal asked too often, or was declined too often, lately.
+    PaymentRequestsThrottled,
+    /// A device holds the most push channels allowed.
+    TooManyPushChannels,
     RefundExceedsPayment,
     SecurityAuthClosed,
     SecurityAuthStep,
@@ -193,6 +197,8 @@ impl ErrorCode {
             Self::PaymentRequestExpired => "payment_request_expired",
             Self::GestureNotExpected => "gesture_not_expected",
             Self::TooManyPendingPayments => "too_many_pending_payments",
+            Self::PaymentRequestsThrottled => "payment_requests_throttled",
+            Self::TooManyPushChannels => "too_many_push_channels",
             Self::RefundExceedsPayment => "refund_exceeds_payment",
             Self::SecurityAuthClosed => "security_auth_closed",
             Self::SecurityAuthStep => "security_auth_step",
@@ -277,6 +283,8 @@ impl ErrorCode {
             Self::PaymentRequestExpired => K::Unprocessable,
             Self::GestureNotExpected => K::Conflict,
             Self::TooManyPendingPayments => K::TooManyRequests,
+            Self::PaymentRequestsThrottled => K::TooManyRequests,
+            Self::TooManyPushChannels => K::TooManyRequests,
             Self::RefundExceedsPayment => K::Unprocessable,
             Self::SecurityAuthClosed => K::Conflict,
             Self::SecurityAuthStep => K::Conflict,

@@ -26,6 +26,45 @@ pub const PAYMENT_REQUEST_MIN_TTL_SECS: i64 = 30;
 pub const PAYMENT_REQUEST_MAX_TTL_SECS: i64 = 15 * 60;
 /// Pending requests one phone may have at once: no push flooding.
 pub const MAX_PENDING_PER_PHONE: i64 = 3;
+/// The window a terminal's pace is judged over.
+pub const TERMINAL_WINDOW_SECS: i64 = 10 * 60;
+/// Requests one terminal may make in that window.
+pub const MAX_REQUESTS_PER_TERMINAL: i64 = 20;
+/// Declines of one terminal's requests in that window after which it waits:
+/// a terminal the user keeps saying no to is not the user's.
+pub const MAX_DECLINES_PER_TERMINAL: i64 = 3;
+
+/// What one terminal asked for in the last [`TERMINAL_WINDOW_SECS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TerminalActivity {
+    pub requested: i64,
+    pub declined: i64,
+}
+
+/// Whether a terminal may ask again: at most [`MAX_REQUESTS_PER_TERMINAL`]
+/// requests and fewer than [`MAX_DECLINES_PER_TERMINAL`] declines per window.
+pub fn check_terminal_pace(a: TerminalActivity) -> Result<(), DomainError> {
+    if a.declined >= MAX_DECLINES_PER_TERMINAL {
+        return Err(DomainError::new(
+            ErrorCode::PaymentRequestsThrottled,
+            format!(
+                "the user declined {MAX_DECLINES_PER_TERMINAL} requests from this device: it may ask again in {} minutes",
+                TERMINAL_WINDOW_SECS / 60
+            ),
+        ));
+    }
+    if a.requested >= MAX_REQUESTS_PER_TERMINAL {
+        return Err(DomainError::new(
+            ErrorCode::PaymentRequestsThrottled,
+            format!(
+                "this device asked {MAX_REQUESTS_PER_TERMINAL} times in {} minutes: wait",
+                TERMINAL_WINDOW_SECS / 60
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A phone whose push channel was seen within this window is "live": the
 /// wallet pushes to it. An older phone gets no push; the PC shows the QR.
 pub const PHONE_LIVE_WINDOW_SECS: i64 = 10 * 60;

@@ -21,6 +21,8 @@ app_tests!(
     declined_expired_and_superseded_requests_tell_the_pc,
     each_bad_input_has_its_code_and_nothing_is_debited,
     concurrent_approvals_debit_once,
+    a_terminal_the_user_keeps_declining_or_that_asks_too_often_waits,
+    the_terminal_and_the_phone_show_the_same_two_digits,
 );
 
 const PHONE: &str = "13800138000";
@@ -706,4 +708,80 @@ async fn concurrent_approvals_debit_once(app: &TestApp) {
     );
     let totals = app.issuer.store.ledger_totals().await.unwrap();
     assert_eq!(totals.debits_posted, totals.credits_posted);
+}
+
+async fn a_terminal_the_user_keeps_declining_or_that_asks_too_often_waits(app: &TestApp) {
+    let h = household(app, 0).await;
+    let decline = |id: String| {
+        let token = h.phone_token.clone();
+        async move {
+            app.call(
+                "POST",
+                &format!("/v1/payment-requests/{id}/decline"),
+                Some(&token),
+                None,
+            )
+            .await
+        }
+    };
+    for i in 0..3 {
+        let ord = order(app, &format!("nag-{i}"), 100).await;
+        let (s, r) = ask(&h, app, &ord, json!({})).await;
+        assert_eq!(s, 201, "{r}");
+        let (s, _) = decline(r["id"].as_str().unwrap().to_owned()).await;
+        assert_eq!(s, 200);
+    }
+    let ord = order(app, "nag-3", 100).await;
+    let (s, e) = ask(&h, app, &ord, json!({})).await;
+    assert_eq!((s, code(&e)), (429, "payment_requests_throttled"), "{e}");
+    // Another terminal of the account is not held up by this one.
+    let (tv, on_tv) = app.pair_terminal(&h.phone_token, PHONE, "tv", "TV").await;
+    let (s, r) = app
+        .call(
+            "POST",
+            "/v1/payment-requests",
+            Some(&on_tv),
+            Some(json!({"merchant_id": h.merchant, "order_id": ord, "terminal_id": tv})),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    decline(r["id"].as_str().unwrap().to_owned()).await;
+    // Ten minutes on, the PC may ask again; twenty asks in a window at most.
+    app.clock.advance(Duration::minutes(11));
+    for i in 0..20 {
+        let ord = order(app, &format!("often-{i}"), 100).await;
+        let (s, r) = ask(&h, app, &ord, json!({})).await;
+        assert_eq!(s, 201, "ask {i}: {r}");
+    }
+    let ord = order(app, "often-20", 100).await;
+    let (s, e) = ask(&h, app, &ord, json!({})).await;
+    assert_eq!((s, code(&e)), (429, "payment_requests_throttled"), "{e}");
+}
+
+async fn the_terminal_and_the_phone_show_the_same_two_digits(app: &TestApp) {
+    let h = household(app, 0).await;
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..6 {
+        let ord = order(app, &format!("match-{i}"), 100).await;
+        let (_, on_pc) = ask(&h, app, &ord, json!({})).await;
+        let code = on_pc["match_code"].as_str().unwrap().to_owned();
+        assert!(
+            code.len() == 2 && code.bytes().all(|b| b.is_ascii_digit()),
+            "{code}"
+        );
+        let (_, on_phone) = app
+            .call(
+                "GET",
+                &format!("/v1/payment-requests/{}", on_pc["id"].as_str().unwrap()),
+                Some(&h.phone_token),
+                None,
+            )
+            .await;
+        assert_eq!(on_phone["match_code"], code.as_str());
+        seen.insert(code);
+    }
+    assert!(
+        seen.len() > 1,
+        "the digits differ from request to request: {seen:?}"
+    );
 }

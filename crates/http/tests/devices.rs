@@ -20,6 +20,7 @@ app_tests!(
     a_counter_that_does_not_advance_is_refused,
     revoking_a_device_ends_its_sessions,
     the_push_channel_delivers_in_order_and_replays_what_was_missed,
+    a_device_holds_at_most_three_push_channels,
 );
 
 const PASSWORD: &str = "correct horse 9";
@@ -622,4 +623,23 @@ async fn sqlite_only_the_configured_origin_registers_a_passkey() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_only_the_configured_origin_registers_a_passkey() {
     only_the_configured_origin_registers_a_passkey(paybridge_store::Backend::Postgres).await;
+}
+
+async fn a_device_holds_at_most_three_push_channels(app: &TestApp) {
+    let account_token = account(app, "13800138000").await;
+    let (dev, token) = trusted_phone(app, &account_token, "13800138000").await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let resp = open_channel(app, &token, &dev, None).await;
+        assert_eq!(resp.status(), 200);
+        open.push(resp);
+    }
+    let resp = open_channel(app, &token, &dev, None).await;
+    assert_eq!(resp.status(), 429);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(code(&e), "too_many_push_channels");
+    // Another device of the account is not held up.
+    let (pc, on_pc) = app.pair_terminal(&token, "13800138000", "pc", "PC").await;
+    assert_eq!(open_channel(app, &on_pc, &pc, None).await.status(), 200);
+    drop(open);
 }

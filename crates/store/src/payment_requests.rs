@@ -9,7 +9,7 @@ use paybridge_domain::event::NewEvent;
 use paybridge_domain::ids::{DeviceId, OrderId, PaymentRequestId, UserId};
 use paybridge_domain::payment_request::{
     ApprovalMethod, Gesture, GestureRoute, OpenWith, PaymentRequestStage, PaymentRequestState,
-    PaymentRequestStatus,
+    PaymentRequestStatus, TerminalActivity,
 };
 use paybridge_domain::Timestamp;
 use sqlx::any::AnyRow;
@@ -73,6 +73,13 @@ pub trait PaymentRequestStore: Send + Sync + std::fmt::Debug {
         &self,
         terminal: &DeviceId,
     ) -> Result<Vec<StoredPaymentRequest>, StoreError>;
+    /// How many requests the terminal made since `since`, and how many of
+    /// those the user declined.
+    async fn payment_request_activity_of_terminal(
+        &self,
+        terminal: &DeviceId,
+        since: Timestamp,
+    ) -> Result<TerminalActivity, StoreError>;
     /// Pending requests past their expiry, oldest first.
     async fn payment_requests_due(
         &self,
@@ -288,6 +295,26 @@ impl PaymentRequestStore for Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(from_row).transpose()
+    }
+
+    async fn payment_request_activity_of_terminal(
+        &self,
+        terminal: &DeviceId,
+        since: Timestamp,
+    ) -> Result<TerminalActivity, StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS requested, \
+             CAST(COALESCE(SUM(CASE WHEN state = 'declined' THEN 1 ELSE 0 END), 0) AS BIGINT) AS declined \
+             FROM payment_requests WHERE terminal_id = $1 AND created_at >= $2",
+        )
+        .bind(terminal.as_str())
+        .bind(to_unix_micros(since))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(TerminalActivity {
+            requested: row.try_get("requested")?,
+            declined: row.try_get("declined")?,
+        })
     }
 
     async fn payment_requests_pending_of_terminal(

@@ -22,9 +22,9 @@ use paybridge_domain::ids::{
     BindingId, CeremonyId, DeviceId, MerchantId, OrderId, PaymentRequestId, UserId,
 };
 use paybridge_domain::payment_request::{
-    approval_purpose, correspondence, ApprovalMethod, Correspondence, Gesture, GestureRoute,
-    GestureWait, OpenWith, PaymentRequestState, PaymentRequestStatus, PhoneCandidate,
-    MAX_PENDING_PER_PHONE,
+    approval_purpose, check_terminal_pace, correspondence, ApprovalMethod, Correspondence, Gesture,
+    GestureRoute, GestureWait, OpenWith, PaymentRequestState, PaymentRequestStatus, PhoneCandidate,
+    MAX_PENDING_PER_PHONE, TERMINAL_WINDOW_SECS,
 };
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
 use paybridge_store::{PaymentRequestCreate, StoredDevice, StoredOrder, StoredPaymentRequest};
@@ -63,6 +63,8 @@ pub(crate) struct PaymentPage {
     pub merchant_name: String,
     pub terminal: StoredDevice,
     pub phone: Option<StoredDevice>,
+    /// Number matching: the two digits the terminal and the phone both show.
+    pub match_code: String,
 }
 
 impl From<PaymentPage> for PaymentPageView {
@@ -73,6 +75,7 @@ impl From<PaymentPage> for PaymentPageView {
             merchant_name: p.merchant_name,
             terminal: p.terminal.into(),
             phone: p.phone.map(Into::into),
+            match_code: p.match_code,
         }
     }
 }
@@ -208,12 +211,26 @@ impl Wallet {
             None => None,
         };
         Ok(PaymentPage {
+            match_code: self.match_code(&request.id),
             request,
             order,
             merchant_name,
             terminal,
             phone,
         })
+    }
+
+    /// Number matching: two digits both screens show, so the user approves
+    /// on the phone only what the terminal in front of them asked for (a
+    /// request pushed by someone else's terminal shows other digits). Keyed,
+    /// so nobody can pick a request id for chosen digits.
+    fn match_code(&self, id: &PaymentRequestId) -> String {
+        let mac = self
+            .keys
+            .tokens
+            .hash_bytes(format!("payment-request-match:{id}").as_bytes());
+        let n = u16::from_str_radix(&mac[..4], 16).unwrap_or_default() % 100;
+        format!("{n:02}")
     }
 
     /// What every event of a request carries: enough for the phone's
@@ -297,6 +314,14 @@ impl Wallet {
             .first_terminal(user, session_device, terminal_id)
             .await?;
         let now = self.clock.now();
+        let activity = self
+            .store
+            .payment_request_activity_of_terminal(
+                &terminal.id,
+                now - time::Duration::seconds(TERMINAL_WINDOW_SECS),
+            )
+            .await?;
+        check_terminal_pace(activity)?;
         let order = self.payable_order(merchant, order_id, now).await?;
         let merchant_name = self
             .store
@@ -333,6 +358,7 @@ impl Wallet {
             version: 0,
         };
         let page = PaymentPage {
+            match_code: self.match_code(&request.id),
             request,
             order,
             merchant_name,

@@ -15,12 +15,16 @@ use std::time::{Duration, Instant};
 use futures::Stream;
 use paybridge_domain::event::{Destination, EventTopic};
 use paybridge_domain::ids::{DeviceId, UserId};
-use paybridge_domain::ServiceError;
+use paybridge_domain::{ErrorCode, ServiceError};
 use paybridge_store::StoredEvent;
 use tokio::sync::{broadcast, watch};
 
 use crate::views::ChannelEvent;
 use crate::Wallet;
+
+/// Push channels one device may hold open at once on one server (an app
+/// reconnecting may briefly hold two; a flood holds no more).
+pub const MAX_CHANNELS_PER_DEVICE: usize = 3;
 
 /// How often a waiting channel looks at the outbox even without a wake-up
 /// (events written by another API instance wake only that instance).
@@ -60,9 +64,19 @@ impl Wallet {
         stopping: watch::Receiver<bool>,
     ) -> Result<PushChannel, ServiceError> {
         self.active_device(user, device).await?;
-        self.store.device_touch(device, self.clock.now()).await?;
         // Subscribe before the first read, so no wake-up falls between them.
-        let wakeups = self.push_hub.subscribe(device);
+        let wakeups = self
+            .push_hub
+            .subscribe_at_most(device, MAX_CHANNELS_PER_DEVICE)
+            .ok_or_else(|| {
+                ServiceError::rejected(
+                    ErrorCode::TooManyPushChannels,
+                    format!(
+                        "this device has {MAX_CHANNELS_PER_DEVICE} push channels open on this server; close one first"
+                    ),
+                )
+            })?;
+        self.store.device_touch(device, self.clock.now()).await?;
         Ok(PushChannel {
             wallet: self.clone(),
             user: user.clone(),

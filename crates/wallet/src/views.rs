@@ -148,6 +148,8 @@ pub struct PaymentPageView {
     pub merchant_name: String,
     pub terminal: DeviceView,
     pub phone: Option<DeviceView>,
+    /// The two digits the terminal and the phone both show (number matching).
+    pub match_code: String,
 }
 
 /// One event on a device's push channel.

@@ -60,6 +60,7 @@ pub(crate) fn payment_request_body(
         order_id: p.order.id.clone(),
         amount: p.order.status.amount.into(),
         description: p.order.description.clone(),
+        match_code: p.match_code.clone(),
         merchant: PaymentMerchant {
             id: p.order.merchant_id.clone(),
             name: p.merchant_name.clone(),

@@ -110,7 +110,7 @@ async fn household(i: usize, app: &BenchApp) -> anyhow::Result<Household> {
             },
             environment: genuine_android(),
             id_number_last4: last4,
-            login_password: None,
+            login_password: Some(BENCH_LOGIN_PASSWORD.into()),
             payment_password: None,
         })
         .await

@@ -283,7 +283,7 @@ pub(crate) async fn trusted_phone(base: &str) -> anyhow::Result<Phone> {
         },
         environment: genuine_android(),
         id_number_last4: ID_LAST4.into(),
-        login_password: None,
+        login_password: Some(WALLET_PASSWORD.into()),
         payment_password: Some(DEMO_PAYMENT_PASSWORD.into()),
     };
     phone

@@ -43,7 +43,9 @@ pub struct SecurityAnswers {
     pub device: ThisDevice,
     pub environment: DeviceEnvironmentBody,
     pub id_number_last4: String,
-    /// Given when the account has none yet (a bank-registered account).
+    /// The account's login password (checked like a login), or a new one
+    /// when the account has none yet (a bank-registered account); not
+    /// asked of the step-up that unlocks locked passwords.
     pub login_password: Option<String>,
     /// Given when the account has none yet.
     pub payment_password: Option<String>,

@@ -19,6 +19,7 @@ app_tests!(
     security_authentication_refuses_bad_devices_and_counts_wrong_answers,
     each_security_condition_can_be_switched_off,
     security_authentication_is_refused_where_no_condition_asks_for_it,
+    security_authentication_of_an_account_with_a_login_password_needs_it,
 );
 
 const LI_PHONE: &str = "13900139000";
@@ -656,4 +657,68 @@ async fn security_authentication_is_refused_where_no_condition_asks_for_it(app: 
         .await
         .unwrap();
     assert_eq!(new.conditions.len(), 1, "{new:?}");
+}
+
+/// A step-up, not a takeover: the phone's SMS and the ID digits are not
+/// enough to trust a new device of an account that has a login password.
+async fn security_authentication_of_an_account_with_a_login_password_needs_it(app: &TestApp) {
+    let phone = app.phone("13911110555");
+    phone.register("correct horse 9").await.unwrap();
+    let device = paybridge_client::DeviceSigner::generate();
+    let key = paybridge_devices::phone::public_key_of(&device);
+    let (s, auth) = app
+        .call_on(
+            &device,
+            "POST",
+            "/v1/security-authentications",
+            None,
+            Some(json!({"phone": "13911110555", "environment": environment(),
+                "device": {"type": "phone", "name": "New phone", "public_key": key}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{auth}");
+    assert_eq!(auth["passwords_needed"], json!(["login", "payment"]));
+    let id = auth["id"].as_str().unwrap().to_owned();
+    let otp = {
+        let (_, inbox) = app
+            .call(
+                "GET",
+                "/v1/sandbox/sms?phone=13911110555&limit=1",
+                None,
+                None,
+            )
+            .await;
+        inbox["messages"][0]["body"]
+            .as_str()
+            .unwrap()
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(step(app, &id, "otp", json!({ "code": otp })).await.0, 200);
+    assert_eq!(
+        step(app, &id, "identity", json!({"id_number_last4": "0000"}))
+            .await
+            .0,
+        200
+    );
+    let (s, e) = step(app, &id, "passwords", json!({"payment_password": "730245"})).await;
+    assert_eq!((s, code(&e)), (422, "invalid_request"), "{e}");
+    let (s, e) = step(
+        app,
+        &id,
+        "passwords",
+        json!({"login_password": "guessed wrong 1", "payment_password": "730245"}),
+    )
+    .await;
+    assert_eq!((s, code(&e)), (401, "credentials_invalid"), "{e}");
+    let (s, done) = step(
+        app,
+        &id,
+        "passwords",
+        json!({"login_password": "correct horse 9", "payment_password": "730245"}),
+    )
+    .await;
+    assert_eq!((s, done["state"].as_str()), (200, Some("passed")), "{done}");
 }

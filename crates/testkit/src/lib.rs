@@ -469,7 +469,7 @@ impl TestApp {
             device: ThisDevice::Registered(device_id.parse().expect("a device id")),
             environment: genuine_android(),
             id_number_last4: id_last4.to_owned(),
-            login_password: Some("Trusted device 2026".into()),
+            login_password: Some(TEST_LOGIN_PASSWORD.into()),
             payment_password: Some(TEST_PAYMENT_PASSWORD.into()),
         };
         let done = device

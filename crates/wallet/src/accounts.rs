@@ -273,13 +273,18 @@ impl Wallet {
             .index(IndexPurpose::LoginPhone, phone.as_str())
     }
 
-    /// Forgets the wrong logins of `user`'s phone (after a step-up).
-    pub(crate) async fn reset_login_guard(&self, user: &StoredUser) -> Result<(), ServiceError> {
+    /// The account's phone number, unsealed.
+    pub(crate) async fn phone_of(&self, user: &StoredUser) -> Result<PhoneNumber, ServiceError> {
         let phone = self
             .vault
             .open_text(&PHONE, user.id.as_str(), &user.phone_sealed)
             .await?;
-        let index = self.login_index(&phone.expose().parse().map_err(ServiceError::internal)?);
+        phone.expose().parse().map_err(ServiceError::internal)
+    }
+
+    /// Forgets the wrong logins of `user`'s phone (after a step-up).
+    pub(crate) async fn reset_login_guard(&self, user: &StoredUser) -> Result<(), ServiceError> {
+        let index = self.login_index(&self.phone_of(user).await?);
         // Racing wrong tries may move it meanwhile; a few tries, then leave it.
         for _ in 0..3 {
             let current = self.store.login_guard(&index).await?;
@@ -296,7 +301,11 @@ impl Wallet {
     }
 
     /// Counts a login try against the phone's counter (also under racing tries).
-    async fn judge_login(&self, login_index: &str, correct: bool) -> Result<(), ServiceError> {
+    pub(crate) async fn judge_login(
+        &self,
+        login_index: &str,
+        correct: bool,
+    ) -> Result<(), ServiceError> {
         login::judge(
             self.store.as_ref(),
             self.clock.as_ref(),

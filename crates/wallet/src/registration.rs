@@ -288,9 +288,13 @@ impl Wallet {
         Ok(self.load_user(user).await?.status.require_unrestricted()?)
     }
 
-    fn passwords_needed(u: &StoredUser) -> Vec<&'static str> {
+    /// The passwords the last step takes: `login` (the account's, checked
+    /// like a login; or a new one when it has none; not asked when the
+    /// authentication is the step-up for locked passwords) and `payment`
+    /// (when the account has none yet).
+    fn passwords_needed(u: &StoredUser, step_up: bool) -> Vec<&'static str> {
         let mut out = Vec::new();
-        if u.password_hash.is_none() {
+        if u.password_hash.is_none() || !step_up {
             out.push("login");
         }
         if u.pay_password_hash.is_none() {
@@ -452,9 +456,19 @@ impl Wallet {
             device_id: device,
             conditions: conditions.to_vec(),
             state: auth.status.state,
-            passwords_needed: Self::passwords_needed(&user),
+            passwords_needed: Self::passwords_needed(
+                &user,
+                conditions.contains(&SecurityCondition::PasswordsLocked),
+            ),
             otp: Some(otp),
         })
+    }
+
+    /// Whether the authentication is the step-up for locked passwords.
+    fn is_step_up(a: &StoredSecurityAuth) -> bool {
+        a.conditions
+            .split(',')
+            .any(|c| c == SecurityCondition::PasswordsLocked.as_str())
     }
 
     async fn load_auth(&self, id: &SecurityAuthId) -> Result<StoredSecurityAuth, ServiceError> {
@@ -480,7 +494,7 @@ impl Wallet {
                 .filter_map(SecurityCondition::from_wire_name)
                 .collect(),
             state: status.state,
-            passwords_needed: Self::passwords_needed(&user),
+            passwords_needed: Self::passwords_needed(&user, Self::is_step_up(a)),
             otp: None,
         })
     }
@@ -555,15 +569,33 @@ impl Wallet {
         let a = self.load_auth(id).await?;
         let next = a.status.passwords_set(self.clock.now())?;
         let mut user = self.load_user(&a.user_id).await?;
-        if user.password_hash.is_none() {
-            let p = login_password.ok_or_else(|| {
-                ServiceError::rejected(
-                    ErrorCode::InvalidRequest,
-                    "login_password: the account needs one",
-                )
-            })?;
-            check_login_password(p)?;
-            user.password_hash = Some(self.hash_password(p).await?);
+        match &user.password_hash {
+            None => {
+                let p = login_password.ok_or_else(|| {
+                    ServiceError::rejected(
+                        ErrorCode::InvalidRequest,
+                        "login_password: the account needs one",
+                    )
+                })?;
+                check_login_password(p)?;
+                user.password_hash = Some(self.hash_password(p).await?);
+            }
+            // A step-up, not a takeover: whoever holds the phone's SMS and
+            // knows the ID digits must also know the login password (a
+            // wrong one counts like a wrong login). Not asked when this
+            // authentication is the step-up that unlocks the passwords.
+            Some(hash) if !Self::is_step_up(&a) => {
+                let p = login_password.ok_or_else(|| {
+                    ServiceError::rejected(
+                        ErrorCode::InvalidRequest,
+                        "login_password: give the account's login password",
+                    )
+                })?;
+                let correct = self.verify_password(Some(hash.clone()), p).await;
+                let phone = self.phone_of(&user).await?;
+                self.judge_login(&self.login_index(&phone), correct).await?;
+            }
+            Some(_) => {}
         }
         if user.pay_password_hash.is_none() {
             let p = payment_password.ok_or_else(|| {

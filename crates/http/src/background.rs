@@ -1,5 +1,6 @@
 //! The server's background loops, each stopped by the same switch as the
-//! HTTP server: purging what has outlived its use, and expiring cross-device
+//! HTTP server: purging what has outlived its use (and releasing expired
+//! ledger holds), and expiring cross-device
 //! payment requests nobody answered, and resuming payments a crash or an
 //! unknown bank answer left half done (the payment saga's recovery step). (The outbox dispatchers run beside
 //! them; see `paybridge_adapters::dispatcher`.)
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paybridge_domain::Clock;
-use paybridge_store::{IdempotencyStore, KeyVault, NonceStore, Store};
+use paybridge_store::{IdempotencyStore, KeyVault, LedgerStore, NonceStore, Store};
 use paybridge_wallet::Wallet;
 use tokio::sync::watch;
 
@@ -31,22 +32,54 @@ where
     }
 }
 
-/// Forgets nonces past their window and idempotency answers past 24 h.
+/// Ledger holds expired per sweep step (steps repeat while they fill up).
+pub const HOLDS_PER_SWEEP: i64 = 500;
+
+/// One round of the purge: forgets nonces past their window and
+/// idempotency answers past 24 h, and expires the ledger holds whose
+/// timeout passed (their amounts become available again). Returns how many
+/// holds it expired.
+pub async fn purge_once<S>(stores: &[&S], now: paybridge_domain::Timestamp) -> u64
+where
+    S: NonceStore + IdempotencyStore + LedgerStore + ?Sized,
+{
+    let mut expired = 0;
+    for store in stores {
+        if let Err(e) = store.nonce_purge(now).await {
+            tracing::warn!(error = %e, "nonce purge failed");
+        }
+        if let Err(e) = store.idempotency_purge(now).await {
+            tracing::warn!(error = %e, "idempotency purge failed");
+        }
+        loop {
+            match store.ledger_expire_due(now, HOLDS_PER_SWEEP).await {
+                Ok(n) => {
+                    expired += n;
+                    if n < HOLDS_PER_SWEEP as u64 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "expiring ledger holds failed");
+                    break;
+                }
+            }
+        }
+    }
+    if expired > 0 {
+        tracing::info!(count = expired, "expired ledger holds released");
+    }
+    expired
+}
+
 pub(crate) async fn purge_loop(
     stores: Vec<Store>,
     clock: Arc<dyn Clock>,
     stop: watch::Receiver<bool>,
 ) {
+    let stores: Vec<&Store> = stores.iter().collect();
     every(PURGE_INTERVAL, stop, || async {
-        for store in &stores {
-            let now = clock.now();
-            if let Err(e) = store.nonce_purge(now).await {
-                tracing::warn!(error = %e, "nonce purge failed");
-            }
-            if let Err(e) = store.idempotency_purge(now).await {
-                tracing::warn!(error = %e, "idempotency purge failed");
-            }
-        }
+        purge_once(&stores, clock.now()).await;
     })
     .await
 }

@@ -21,6 +21,7 @@ app_tests!(
     racing_refunds_never_exceed_the_payment,
     the_bank_bounds_refunds_by_the_debit,
     a_refund_left_half_done_is_resumed_and_returns_the_money_once,
+    the_server_sweeps_expired_ledger_holds,
 );
 
 const PHONE: &str = "13800138000";
@@ -339,4 +340,76 @@ async fn a_refund_left_half_done_is_resumed_and_returns_the_money_once(app: &Tes
     assert_eq!(app.card_balance("zhang.san", 0).await, card + 5_000);
     assert_eq!(again.order.refunded.amount, 5_000);
     balanced(app).await;
+}
+
+/// A hold (a pending transfer) whose timeout passed is released by the
+/// server's purge round: its amount is available again, and nobody had to
+/// touch the account for it.
+async fn the_server_sweeps_expired_ledger_holds(app: &TestApp) {
+    use paybridge_domain::ledger::{
+        Account, AccountFlags, AccountId, TransferKind, TransferRequest,
+    };
+    use paybridge_domain::{Currency, Money};
+    let store = app.wallet.store.as_ref();
+    let now = app.clock_now();
+    let open = |no_overdraft: bool| async move {
+        let flags = AccountFlags {
+            debits_must_not_exceed_credits: no_overdraft,
+            ..Default::default()
+        };
+        let a = Account::new(AccountId::generate(), Currency::CNY, flags, 0);
+        store.ledger_open_account(&a, now).await.unwrap();
+        a.id
+    };
+    let (funding, holder, payee) = (open(false).await, open(true).await, open(false).await);
+    let move_ = |id: &str, from: &AccountId, to: &AccountId, amount: i64, kind: TransferKind| {
+        TransferRequest {
+            id: id.parse().unwrap(),
+            debit_account: from.clone(),
+            credit_account: to.clone(),
+            amount: Money::new(amount, Currency::CNY),
+            kind,
+        }
+    };
+    store
+        .ledger_submit(
+            &move_("sweep-fund", &funding, &holder, 1_000, TransferKind::Posted),
+            &[],
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .ledger_submit(
+            &move_(
+                "sweep-hold",
+                &holder,
+                &payee,
+                800,
+                TransferKind::Pending { timeout_secs: 60 },
+            ),
+            &[],
+            now,
+        )
+        .await
+        .unwrap();
+    let pending = |id: AccountId| async move {
+        store
+            .ledger_account(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .debits_pending
+    };
+    assert_eq!(pending(holder.clone()).await, 800);
+    assert_eq!(
+        paybridge_http::background::purge_once(&[store], now + time::Duration::seconds(59)).await,
+        0
+    );
+    app.clock.advance(time::Duration::seconds(61));
+    assert_eq!(
+        paybridge_http::background::purge_once(&[store], app.clock_now()).await,
+        1
+    );
+    assert_eq!(pending(holder).await, 0, "the hold is released");
 }

@@ -289,7 +289,7 @@ pub fn issuer_id(args_issuer_id: Option<&str>, file: &FileConfig) -> anyhow::Res
 fn file_peer(p: &FilePeer) -> anyhow::Result<PeerConfig> {
     Ok(PeerConfig {
         id: partner_id(&p.id, "partner id")?,
-        base_url: Some(p.base_url.clone()),
+        base_url: Some(peer_url(&p.base_url, &format!("base_url of {}", p.id))?),
         public_keys: p
             .public_keys
             .iter()
@@ -449,7 +449,7 @@ fn wallet_role(
             if let (Some(url), Some(pk)) = (&args.issuer_url, &args.issuer_public_key) {
                 issuers.push(PeerConfig {
                     id: keys.issuer_id.clone(),
-                    base_url: Some(url.clone()),
+                    base_url: Some(peer_url(url, "--issuer-url")?),
                     public_keys: vec![public_key(pk, "--issuer-public-key")?],
                 });
             }
@@ -504,6 +504,27 @@ fn wallet_role(
     }))
 }
 
+/// Whether `url` names this machine (loopback), where plain http is fine.
+fn on_this_machine(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A partner's base URL: https, or http on this machine (partner calls are
+/// signed, but their bodies carry agreement numbers and amounts).
+fn peer_url(url: &str, what: &str) -> anyhow::Result<String> {
+    let parsed = url::Url::parse(url).with_context(|| format!("{what}: invalid URL {url:?}"))?;
+    anyhow::ensure!(
+        parsed.scheme() == "https" || (parsed.scheme() == "http" && on_this_machine(&parsed)),
+        "{what}: a partner outside this machine is reached over https, not {url:?}"
+    );
+    Ok(url.to_owned())
+}
+
 /// The real SMS provider, when its URL is given (with its token). Outside
 /// this machine it must be https: the messages hold one-time codes.
 fn sms_gateway(args: &ServeArgs) -> anyhow::Result<Option<HttpSmsConfig>> {
@@ -511,13 +532,8 @@ fn sms_gateway(args: &ServeArgs) -> anyhow::Result<Option<HttpSmsConfig>> {
         return Ok(None);
     };
     let url = url::Url::parse(url).with_context(|| format!("invalid SMS gateway URL {url:?}"))?;
-    let local = url.host_str().is_some_and(|h| {
-        h == "localhost"
-            || h.parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    });
     anyhow::ensure!(
-        url.scheme() == "https" || (url.scheme() == "http" && local),
+        url.scheme() == "https" || (url.scheme() == "http" && on_this_machine(&url)),
         "the SMS gateway URL must be https (http only on this machine): the messages hold one-time codes"
     );
     let token = args
@@ -551,7 +567,7 @@ fn issuer_role(
         _ => match (&args.wallet_url, &args.wallet_public_key, &file.issuer.wallet) {
             (Some(url), Some(pk), _) => PeerConfig {
                 id: keys.wallet_id.clone(),
-                base_url: Some(url.clone()),
+                base_url: Some(peer_url(url, "--wallet-url")?),
                 public_keys: vec![public_key(pk, "--wallet-public-key")?],
             },
             (_, _, Some(p)) => file_peer(p)?,
@@ -681,6 +697,18 @@ mod tests {
         ]));
         assert!(no_token.unwrap_err().to_string().contains("token"));
         assert!(sms_gateway(&serve_args(&[])).unwrap().is_none());
+    }
+
+    #[test]
+    fn partners_outside_this_machine_are_https() {
+        assert!(peer_url("https://bank.example/bank", "p").is_ok());
+        assert!(peer_url("http://127.0.0.1:9090/bank", "p").is_ok());
+        assert!(peer_url("http://localhost:9090/bank", "p").is_ok());
+        assert!(peer_url("http://[::1]:9090/bank", "p").is_ok());
+        let e = peer_url("http://bank.example/bank", "--issuer-url").unwrap_err();
+        assert!(e.to_string().contains("https"), "{e}");
+        assert!(peer_url("http://10.0.0.5/bank", "p").is_err());
+        assert!(peer_url("not a url", "p").is_err());
     }
 
     #[test]

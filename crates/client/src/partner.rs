@@ -5,7 +5,12 @@
 use std::sync::Arc;
 
 use paybridge_api::ErrorBody;
-use paybridge_crypto::signing::{self, SignatureError, SignedRequest, RESPONSE_SIGNATURE_HEADER};
+use paybridge_crypto::signing::{
+    self, SignatureError, SignedHeaders, SignedRequest, RESPONSE_SIGNATURE_HEADER,
+};
+
+/// The media type of every partner call's body (signed with it).
+const JSON: &str = "application/json";
 use paybridge_crypto::{PartnerKeyPair, PartnerPublicKey};
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::Clock;
@@ -133,6 +138,10 @@ impl PartnerClient {
             to: &peer,
             timestamp,
             nonce: &nonce,
+            headers: SignedHeaders {
+                content_type: JSON,
+                idempotency_key: idempotency_key.unwrap_or_default(),
+            },
             body: &body,
         }
         .authorization(&self.config.key);
@@ -141,7 +150,7 @@ impl PartnerClient {
             .http
             .request(method, parsed)
             .header(reqwest::header::AUTHORIZATION, authorization)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
+            .header(reqwest::header::CONTENT_TYPE, JSON);
         if let Some(key) = idempotency_key {
             request = request.header("idempotency-key", key);
         }

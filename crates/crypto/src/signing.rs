@@ -11,7 +11,8 @@
 //! where the signature is Ed25519 over the canonical string
 //!
 //! ```text
-//! PAYBRIDGE-ED25519-V1\n<METHOD>\n<path?query>\n<from>\n<to>\n<timestamp>\n<nonce>\n<hex sha256(body)>\n
+//! PAYBRIDGE-ED25519-V2\n<METHOD>\n<path?query>\n<from>\n<to>\n<timestamp>\n<nonce>\n
+//! <Content-Type>\n<Idempotency-Key>\n<hex sha256(body)>\n
 //! ```
 //!
 //! In the spirit of WeChat Pay API v3, with two additions: the audience (`to`)
@@ -48,7 +49,7 @@ pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
 pub const NONCE_MIN_LEN: usize = 16;
 pub const NONCE_MAX_LEN: usize = 64;
 
-const REQUEST_PREFIX: &str = "PAYBRIDGE-ED25519-V1";
+const REQUEST_PREFIX: &str = "PAYBRIDGE-ED25519-V2";
 const RESPONSE_PREFIX: &str = "PAYBRIDGE-ED25519-V1-RESPONSE";
 
 /// A role's signing key.
@@ -172,20 +173,33 @@ pub struct SignedRequest<'a> {
     pub to: &'a PartnerId,
     pub timestamp: i64,
     pub nonce: &'a str,
+    /// The headers that change what the request means, as sent (empty
+    /// when absent): a man in the middle cannot swap the retry key of a
+    /// debit or the body's media type.
+    pub headers: SignedHeaders<'a>,
     pub body: &'a [u8],
+}
+
+/// The request headers a signature covers besides the authorization.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignedHeaders<'a> {
+    pub content_type: &'a str,
+    pub idempotency_key: &'a str,
 }
 
 impl SignedRequest<'_> {
     /// The exact bytes the signature covers (see `docs/PARTNER-API.md`).
     pub fn canonical(&self) -> String {
         format!(
-            "{REQUEST_PREFIX}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+            "{REQUEST_PREFIX}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
             self.method.to_ascii_uppercase(),
             self.path_and_query,
             self.from,
             self.to,
             self.timestamp,
             self.nonce,
+            self.headers.content_type,
+            self.headers.idempotency_key,
             sha256_hex(self.body)
         )
     }
@@ -202,6 +216,16 @@ impl SignedRequest<'_> {
             key.sign(self.canonical().as_bytes())
         )
     }
+}
+
+/// A request as the receiver got it: what the signature must cover.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    pub method: &'a str,
+    /// Path with its query string, exactly as received.
+    pub path_and_query: &'a str,
+    pub headers: SignedHeaders<'a>,
+    pub body: &'a [u8],
 }
 
 /// The parameters of a parsed `Authorization: PAYBRIDGE-ED25519 …` header.
@@ -246,9 +270,7 @@ impl AuthorizationParams {
         &self,
         me: &PartnerId,
         key: &PartnerPublicKey,
-        method: &str,
-        path_and_query: &str,
-        body: &[u8],
+        request: &Received<'_>,
         now_unix: i64,
     ) -> Result<(), SignatureError> {
         if &self.to != me {
@@ -258,13 +280,14 @@ impl AuthorizationParams {
             return Err(SignatureError::Expired);
         }
         let signed = SignedRequest {
-            method,
-            path_and_query,
+            method: request.method,
+            path_and_query: request.path_and_query,
             from: &self.partner,
             to: &self.to,
             timestamp: self.timestamp,
             nonce: &self.nonce,
-            body,
+            headers: request.headers,
+            body: request.body,
         };
         key.verify(signed.canonical().as_bytes(), &self.signature)
     }
@@ -443,10 +466,30 @@ mod tests {
             to: &wallet,
             timestamp,
             nonce: "0123456789abcdef0123",
+            headers: JSON_KEYED,
             body,
         }
         .authorization(key)
     }
+
+    fn received<'a>(
+        method: &'a str,
+        path_and_query: &'a str,
+        headers: SignedHeaders<'a>,
+        body: &'a [u8],
+    ) -> Received<'a> {
+        Received {
+            method,
+            path_and_query,
+            headers,
+            body,
+        }
+    }
+
+    const JSON_KEYED: SignedHeaders<'static> = SignedHeaders {
+        content_type: "application/json",
+        idempotency_key: "debit:ord_1",
+    };
 
     #[test]
     fn a_signed_request_verifies() {
@@ -459,9 +502,7 @@ mod tests {
             .verify(
                 &wallet,
                 &key.public(),
-                "POST",
-                "/v1/partner/events?x=1",
-                b"{}",
+                &received("POST", "/v1/partner/events?x=1", JSON_KEYED, b"{}"),
                 1_100,
             )
             .unwrap();
@@ -474,20 +515,53 @@ mod tests {
         let (bank, wallet) = ids();
         let pk = key.public();
         let path = "/v1/partner/events?x=1";
-        let check = |m: &str, p: &str, b: &[u8]| params.verify(&wallet, &pk, m, p, b, 1_000);
+        let check = |m: &str, p: &str, b: &[u8]| {
+            params.verify(&wallet, &pk, &received(m, p, JSON_KEYED, b), 1_000)
+        };
         assert_eq!(check("PUT", path, b"{}"), Err(SignatureError::Invalid));
         assert_eq!(
             check("POST", "/v1/partner/events?x=2", b"{}"),
             Err(SignatureError::Invalid)
         );
         assert_eq!(check("POST", path, b"{ }"), Err(SignatureError::Invalid));
+        // The retry key and the media type are signed too.
+        for headers in [
+            SignedHeaders {
+                idempotency_key: "debit:ord_2",
+                ..JSON_KEYED
+            },
+            SignedHeaders {
+                idempotency_key: "",
+                ..JSON_KEYED
+            },
+            SignedHeaders {
+                content_type: "text/plain",
+                ..JSON_KEYED
+            },
+        ] {
+            assert_eq!(
+                params.verify(&wallet, &pk, &received("POST", path, headers, b"{}"), 1_000),
+                Err(SignatureError::Invalid),
+                "{headers:?}"
+            );
+        }
         let other = PartnerKeyPair::generate().public();
         assert_eq!(
-            params.verify(&wallet, &other, "POST", path, b"{}", 1_000),
+            params.verify(
+                &wallet,
+                &other,
+                &received("POST", path, JSON_KEYED, b"{}"),
+                1_000
+            ),
             Err(SignatureError::Invalid)
         );
         assert_eq!(
-            params.verify(&bank, &pk, "POST", path, b"{}", 1_000),
+            params.verify(
+                &bank,
+                &pk,
+                &received("POST", path, JSON_KEYED, b"{}"),
+                1_000
+            ),
             Err(SignatureError::WrongAudience)
         );
     }
@@ -501,9 +575,7 @@ mod tests {
             params.verify(
                 &wallet,
                 &key.public(),
-                "POST",
-                "/v1/partner/events?x=1",
-                b"",
+                &received("POST", "/v1/partner/events?x=1", JSON_KEYED, b""),
                 now,
             )
         };

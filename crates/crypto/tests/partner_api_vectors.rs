@@ -7,7 +7,7 @@ use std::path::Path;
 
 use paybridge_crypto::digest::sha256_hex;
 use paybridge_crypto::signing::{
-    verify_response, AuthorizationParams, SignedRequest, SignedResponse,
+    verify_response, AuthorizationParams, Received, SignedHeaders, SignedRequest, SignedResponse,
 };
 use paybridge_crypto::PartnerKeyPair;
 use paybridge_domain::partner::PartnerId;
@@ -64,6 +64,10 @@ fn the_request_vector_signs_and_verifies_as_documented() {
         to: &to,
         timestamp: v["timestamp"].parse().unwrap(),
         nonce: &v["nonce"],
+        headers: SignedHeaders {
+            content_type: &v["content-type"],
+            idempotency_key: &v["idempotency-key"],
+        },
         body: v["body"].as_bytes(),
     };
     assert_eq!(sha256_hex(v["body"].as_bytes()), v["body sha256"]);
@@ -78,9 +82,12 @@ fn the_request_vector_signs_and_verifies_as_documented() {
         .verify(
             &to,
             &key.public(),
-            request.method,
-            request.path_and_query,
-            request.body,
+            &Received {
+                method: request.method,
+                path_and_query: request.path_and_query,
+                headers: request.headers,
+                body: request.body,
+            },
             now,
         )
         .expect("the documented request verifies");
@@ -89,9 +96,12 @@ fn the_request_vector_signs_and_verifies_as_documented() {
             .verify(
                 &to,
                 &key.public(),
-                request.method,
-                "/bank/v1/partner/debits?",
-                request.body,
+                &Received {
+                    method: request.method,
+                    path_and_query: "/bank/v1/partner/debits?",
+                    headers: request.headers,
+                    body: request.body,
+                },
                 now
             )
             .is_err(),

@@ -64,6 +64,7 @@ struct Call {
     key: Arc<PartnerKeyPair>,
     timestamp: i64,
     nonce: String,
+    idempotency_key: String,
 }
 
 impl Call {
@@ -77,6 +78,7 @@ impl Call {
             key: app.issuer_key.clone(),
             timestamp: app.clock.now().unix_timestamp(),
             nonce: new_nonce(),
+            idempotency_key: new_nonce(),
         }
     }
 
@@ -88,6 +90,10 @@ impl Call {
             to: &self.to,
             timestamp: self.timestamp,
             nonce: &self.nonce,
+            headers: paybridge_crypto::signing::SignedHeaders {
+                content_type: "application/json",
+                idempotency_key: &self.idempotency_key,
+            },
             body: &self.body,
         }
         .authorization(&self.key)
@@ -101,13 +107,27 @@ impl Call {
         path: &str,
         body: &[u8],
     ) -> (u16, Value) {
+        self.send_with_key(app, authorization, path, body, &self.idempotency_key)
+            .await
+    }
+
+    /// Sends with the given Authorization header, path, body and
+    /// Idempotency-Key (a man in the middle may change any of them).
+    async fn send_with_key(
+        &self,
+        app: &TestApp,
+        authorization: Option<&str>,
+        path: &str,
+        body: &[u8],
+        idempotency_key: &str,
+    ) -> (u16, Value) {
         let mut req = reqwest::Client::new()
             .request(
                 self.method.parse().unwrap(),
                 format!("{}{path}", app.base_url),
             )
             .header("content-type", "application/json")
-            .header("idempotency-key", new_nonce())
+            .header("idempotency-key", idempotency_key)
             .body(body.to_vec());
         if let Some(a) = authorization {
             req = req.header("authorization", a);
@@ -166,6 +186,11 @@ async fn a_forged_or_tampered_call_is_refused_and_nothing_is_written(app: &TestA
     assert_eq!((s, code(&v)), (401, "signature_invalid"));
     let (s, v) = good
         .send_as(app, Some(&auth), "/v1/partner/events?x=1", &good.body)
+        .await;
+    assert_eq!((s, code(&v)), (401, "signature_invalid"));
+    // The retry key swapped in transit (so that a debit would run twice).
+    let (s, v) = good
+        .send_with_key(app, Some(&auth), &good.path, &good.body, "another-key-123")
         .await;
     assert_eq!((s, code(&v)), (401, "signature_invalid"));
 

@@ -13,8 +13,8 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use paybridge_crypto::signing::{
-    new_nonce, AuthorizationParams, SignatureError, SignedResponse, MAX_CLOCK_SKEW_SECS,
-    RESPONSE_SIGNATURE_HEADER,
+    new_nonce, AuthorizationParams, Received, SignatureError, SignedHeaders, SignedResponse,
+    MAX_CLOCK_SKEW_SECS, RESPONSE_SIGNATURE_HEADER,
 };
 use paybridge_crypto::{PartnerKeyPair, PartnerPublicKey};
 use paybridge_domain::partner::PartnerId;
@@ -118,8 +118,29 @@ impl PartnerAuth {
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "/".into());
         let now = self.clock.now();
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        };
+        let signed_headers = SignedHeaders {
+            content_type: header("content-type"),
+            idempotency_key: header("idempotency-key"),
+        };
         params
-            .verify(&self.me, key, parts.method.as_str(), &path_and_query, &bytes, now.unix_timestamp())
+            .verify(
+                &self.me,
+                key,
+                &Received {
+                    method: parts.method.as_str(),
+                    path_and_query: &path_and_query,
+                    headers: signed_headers,
+                    body: &bytes,
+                },
+                now.unix_timestamp(),
+            )
             .map_err(|e| match e {
                 SignatureError::Expired => refuse(
                     ErrorCode::SignatureExpired,

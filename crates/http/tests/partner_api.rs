@@ -25,6 +25,7 @@ app_tests!(
     malformed_partner_requests_get_4xx_and_nothing_is_written,
     concurrent_duplicate_events_are_recorded_once,
     binding_and_registration_calls_tampered_or_replayed_are_refused,
+    the_bank_opens_agreements_only_for_its_own_unexpired_offers,
 );
 
 async fn signed_ping_works_both_ways(app: &TestApp) {
@@ -476,4 +477,60 @@ async fn binding_and_registration_calls_tampered_or_replayed_are_refused(app: &T
     assert_eq!(s, 201, "{v}");
     let (s, v) = call.send(app).await;
     assert_eq!((s, code(&v)), (401, "nonce_replayed"));
+}
+
+/// The bank keeps its own word: an activation names a binding the bank
+/// offered, for that card, to that wallet, before the offer ran out; a
+/// wallet that names anything else gets no agreement.
+async fn the_bank_opens_agreements_only_for_its_own_unexpired_offers(app: &TestApp) {
+    use paybridge_devices::bank_app::Offer;
+    let activate = |binding: &str, card: &str| {
+        let body = json!({"binding_id": binding, "card_ref": card});
+        async move {
+            let r: Result<Value, _> = app
+                .wallet_to_bank()
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/partner/bindings/activations",
+                    Some(&body),
+                    Some(&format!("activate:{}", new_nonce())),
+                )
+                .await;
+            match r {
+                Ok(v) => (200, v),
+                Err(paybridge_client::PartnerError::Refused { status, code, .. }) => {
+                    (status, json!({"error": {"code": code}}))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let bank = app.bank_customer("zhang.san").await;
+    let card = bank.card(0).await.unwrap();
+    let other_card = bank.card(1).await.unwrap();
+    // A binding the bank never offered.
+    let (s, e) = activate("bnd_made_up_by_the_wallet", card.id.as_str()).await;
+    assert_eq!((s, code(&e)), (404, "not_found"), "{e}");
+    // An offer the bank made, but named with another card.
+    let offered = bank.offer_binding(&card, Offer::Qr).await.unwrap();
+    let id = offered.binding_id.clone().expect("a binding id");
+    let (s, e) = activate(&id, other_card.id.as_str()).await;
+    assert_eq!((s, code(&e)), (404, "not_found"), "{e}");
+    // Its own offer, after it ran out.
+    app.clock.advance(time::Duration::minutes(31));
+    let (s, e) = activate(&id, card.id.as_str()).await;
+    assert_eq!((s, code(&e)), (422, "binding_expired"), "{e}");
+    // (The bank app's session ran out meanwhile too.)
+    let bank = app.bank_customer("zhang.san").await;
+    assert!(
+        bank.bindings().await.unwrap().is_empty(),
+        "no agreement was opened"
+    );
+    // A fresh offer, named right: the agreement opens, and a retry gets it again.
+    let offered = bank.offer_binding(&card, Offer::Qr).await.unwrap();
+    let id = offered.binding_id.clone().expect("a binding id");
+    let (s, first) = activate(&id, card.id.as_str()).await;
+    assert_eq!(s, 200, "{first}");
+    let (s, again) = activate(&id, card.id.as_str()).await;
+    assert_eq!((s, &again["agreement_id"]), (200, &first["agreement_id"]));
 }

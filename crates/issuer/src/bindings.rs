@@ -18,11 +18,15 @@ use paybridge_domain::ids::{CardId, CustomerId, QuickPayAgreementId};
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
 use paybridge_store::keys::SealedColumn;
-use paybridge_store::StoredAgreement;
+use paybridge_store::{StoredAgreement, StoredOffer};
 use rand::Rng;
 
 use crate::customers::{CUSTOMER_ID_NUMBER, CUSTOMER_NAME, CUSTOMER_PHONE};
 use crate::Issuer;
+
+/// How long the bank honours a binding it offered (longer than the
+/// wallet's own binding lifetime: the wallet's expiry decides first).
+pub const BINDING_OFFER_TTL_SECS: i64 = 30 * 60;
 
 pub const AGREEMENT_NUMBER: SealedColumn = SealedColumn {
     table: "quick_pay_agreements",
@@ -134,6 +138,29 @@ impl Issuer {
         })
     }
 
+    /// Keeps the bank's own record of a binding it offered `wallet` for
+    /// `card`: only such an offer, unexpired, gets an agreement.
+    async fn record_offer(
+        &self,
+        wallet: &PartnerId,
+        customer: &CustomerId,
+        card: &CardId,
+        binding_id: &str,
+    ) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        self.store
+            .binding_offer_record(&StoredOffer {
+                binding_id: binding_id.to_owned(),
+                card_id: card.clone(),
+                customer_id: customer.clone(),
+                wallet_id: wallet.to_string(),
+                created_at: now,
+                expires_at: now + time::Duration::seconds(BINDING_OFFER_TTL_SECS),
+            })
+            .await?;
+        Ok(())
+    }
+
     /// The bank app's "bind to wallet" on one of the customer's cards.
     pub async fn start_wallet_binding(
         &self,
@@ -158,6 +185,8 @@ impl Issuer {
                         Some(&key),
                     )
                     .await?;
+                self.record_offer(wallet.peer(), customer, card, &address.binding_id)
+                    .await?;
                 Ok(BindingStart::Qr(address))
             }
             BindingMode::Push => {
@@ -169,15 +198,17 @@ impl Issuer {
                         Some(&key),
                     )
                     .await?;
-                Ok(
-                    match (answer.status.as_str(), answer.binding_id, answer.expires_at) {
-                        ("pushed", Some(binding_id), Some(expires_at)) => BindingStart::Pushed {
+                match (answer.status.as_str(), answer.binding_id, answer.expires_at) {
+                    ("pushed", Some(binding_id), Some(expires_at)) => {
+                        self.record_offer(wallet.peer(), customer, card, &binding_id)
+                            .await?;
+                        Ok(BindingStart::Pushed {
                             binding_id,
                             expires_at,
-                        },
-                        _ => BindingStart::NoWalletUser,
-                    },
-                )
+                        })
+                    }
+                    _ => Ok(BindingStart::NoWalletUser),
+                }
             }
         }
     }
@@ -227,6 +258,8 @@ impl Issuer {
                 Some(&reference),
             )
             .await?;
+        self.record_offer(wallet.peer(), customer, card, &registered.binding_id)
+            .await?;
         let agreement = self
             .activate_binding(
                 wallet.peer(),
@@ -262,6 +295,30 @@ impl Issuer {
     ) -> Result<AgreementIssued, ServiceError> {
         let not_found = || ServiceError::rejected(ErrorCode::NotFound, "no such card");
         let card_id: CardId = req.card_ref.parse().map_err(|_| not_found())?;
+        // A retry of an activation that happened gets its agreement again;
+        // anything else must be the bank's own unexpired offer, for this
+        // card and this wallet.
+        let done = self
+            .store
+            .agreement_by_binding(&req.binding_id)
+            .await?
+            .is_some();
+        if !done {
+            let offer = self
+                .store
+                .binding_offer(&req.binding_id)
+                .await?
+                .filter(|o| o.card_id == card_id && o.wallet_id == wallet.as_str())
+                .ok_or_else(|| {
+                    ServiceError::rejected(ErrorCode::NotFound, "this bank offered no such binding")
+                })?;
+            if self.clock.now() >= offer.expires_at {
+                return Err(ServiceError::rejected(
+                    ErrorCode::BindingExpired,
+                    "the bank's offer of this binding has expired",
+                ));
+            }
+        }
         let card = self
             .store
             .bank_card(&card_id)
@@ -365,9 +422,19 @@ impl Issuer {
         Ok(())
     }
 
-    /// The wallet unbound a card (`binding.unbound` event).
-    pub async fn unbound_by_wallet(&self, binding_id: &str) -> Result<(), ServiceError> {
-        if let Some(a) = self.store.agreement_by_binding(binding_id).await? {
+    /// The wallet unbound a card (`binding.unbound` event): only that
+    /// wallet's agreement for the binding ends.
+    pub async fn unbound_by_wallet(
+        &self,
+        wallet: &PartnerId,
+        binding_id: &str,
+    ) -> Result<(), ServiceError> {
+        let agreement = self
+            .store
+            .agreement_by_binding(binding_id)
+            .await?
+            .filter(|a| a.wallet_id == wallet.as_str());
+        if let Some(a) = agreement {
             self.store
                 .agreement_cancel(&a.id, self.clock.now(), &[])
                 .await?;

@@ -73,7 +73,7 @@ impl PartnerSide for Issuer {
         // Acting on an event is idempotent, so a redelivery may act again.
         if event.topic == EventTopic::BindingUnbound.as_str() {
             if let Some(id) = event.data.get("binding_id").and_then(|v| v.as_str()) {
-                self.unbound_by_wallet(id).await?;
+                self.unbound_by_wallet(from, id).await?;
             }
         }
         let (ack, _new) = receive_event(self.store.as_ref(), from, event, self.clock.now()).await?;

@@ -55,6 +55,17 @@ pub enum BindingWrite {
     Duplicate,
 }
 
+/// A binding the bank offered to a wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOffer {
+    pub binding_id: String,
+    pub card_id: CardId,
+    pub customer_id: CustomerId,
+    pub wallet_id: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredAgreement {
     pub id: QuickPayAgreementId,
@@ -92,6 +103,10 @@ pub trait BindingStore: Send + Sync + std::fmt::Debug {
 
 #[async_trait]
 pub trait AgreementStore: Send + Sync + std::fmt::Debug {
+    /// Records a binding the bank offered (once per binding id; a second
+    /// record of the same id changes nothing).
+    async fn binding_offer_record(&self, offer: &StoredOffer) -> Result<(), StoreError>;
+    async fn binding_offer(&self, binding_id: &str) -> Result<Option<StoredOffer>, StoreError>;
     /// Creates the agreement of a binding, or returns the one it already has.
     async fn agreement_for_binding(
         &self,
@@ -318,6 +333,46 @@ impl BindingStore for Store {
 
 #[async_trait]
 impl AgreementStore for Store {
+    async fn binding_offer_record(&self, o: &StoredOffer) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO binding_offers (binding_id, card_id, customer_id, wallet_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (binding_id) DO NOTHING",
+        )
+        .bind(&o.binding_id)
+        .bind(o.card_id.as_str())
+        .bind(o.customer_id.as_str())
+        .bind(&o.wallet_id)
+        .bind(to_unix_micros(o.created_at))
+        .bind(to_unix_micros(o.expires_at))
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
+    async fn binding_offer(&self, binding_id: &str) -> Result<Option<StoredOffer>, StoreError> {
+        let row = sqlx::query(
+            "SELECT binding_id, card_id, customer_id, wallet_id, created_at, expires_at \
+             FROM binding_offers WHERE binding_id = $1",
+        )
+        .bind(binding_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let card: String = r.try_get("card_id")?;
+            let customer: String = r.try_get("customer_id")?;
+            Ok(StoredOffer {
+                binding_id: r.try_get("binding_id")?,
+                card_id: card.parse().map_err(corrupt)?,
+                customer_id: customer.parse().map_err(corrupt)?,
+                wallet_id: r.try_get("wallet_id")?,
+                created_at: from_unix_micros(r.try_get("created_at")?),
+                expires_at: from_unix_micros(r.try_get("expires_at")?),
+            })
+        })
+        .transpose()
+    }
+
     async fn agreement_for_binding(
         &self,
         a: &StoredAgreement,

@@ -57,7 +57,9 @@ pub mod testing;
 pub use accounts::{AccountStore, SealedIdentity, StoredUser, UserWrite};
 pub use audit::{AuditReport, AuditStore};
 pub use bank::{BankCreate, BankStore, StoredCard, StoredCustomer};
-pub use bindings::{AgreementStore, BindingStore, BindingWrite, StoredAgreement, StoredBinding};
+pub use bindings::{
+    AgreementStore, BindingStore, BindingWrite, StoredAgreement, StoredBinding, StoredOffer,
+};
 pub use db::{Backend, StartupLock, Store, StoreConfig};
 pub use devices::{
     CeremonyTake, DeviceCreate, DeviceKeyRecord, DeviceStore, StoredCeremony, StoredCredential,

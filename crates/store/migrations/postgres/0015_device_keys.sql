@@ -18,3 +18,16 @@ ALTER TABLE wallet_users ADD COLUMN pay_locks BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE wallet_users ADD COLUMN pay_consecutive_failures BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE login_guards ADD COLUMN locks BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE login_guards ADD COLUMN consecutive_failures BIGINT NOT NULL DEFAULT 0;
+
+-- The bank's own record of each binding it offered a wallet (flow F1, F2):
+-- it opens a quick-pay agreement only for its own unexpired offer, for that
+-- card and that wallet.
+CREATE TABLE binding_offers (
+    binding_id    TEXT    PRIMARY KEY,
+    card_id       TEXT    NOT NULL,
+    customer_id   TEXT    NOT NULL,
+    wallet_id     TEXT    NOT NULL,
+    created_at    BIGINT  NOT NULL,
+    expires_at    BIGINT  NOT NULL
+);
+CREATE INDEX binding_offers_card ON binding_offers (card_id, expires_at);

@@ -744,23 +744,22 @@ async fn a_push_offer_for_a_card_already_bound_is_refused_before_the_bank_is_ask
     assert_eq!(s, 409);
     // Both sides agree: one active binding and one active agreement, the first.
     let (_, mine) = app.call("GET", "/v1/bindings", Some(&wallet), None).await;
-    let active: Vec<&Value> = mine["bindings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|b| b["state"] == "active")
-        .collect();
-    assert_eq!(active.len(), 1, "{mine}");
-    assert_eq!(active[0]["id"], bound.as_str());
+    let active = active_ones(&mine, "state", "id");
+    assert_eq!(active, vec![bound.as_str()], "{mine}");
     let (_, theirs) = app
         .call("GET", "/bank/v1/app/bindings", Some(&bank), None)
         .await;
-    let agreements: Vec<&Value> = theirs["bindings"]
+    let agreements = active_ones(&theirs, "status", "binding_id");
+    assert_eq!(agreements, vec![bound.as_str()], "{theirs}");
+}
+
+/// The `id_field` of the listed bindings whose `state_field` is `active`.
+fn active_ones<'a>(list: &'a Value, state_field: &str, id_field: &str) -> Vec<&'a str> {
+    list["bindings"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|a| a["status"] == "active")
-        .collect();
-    assert_eq!(agreements.len(), 1, "{theirs}");
-    assert_eq!(agreements[0]["binding_id"], bound.as_str());
+        .filter(|b| b[state_field] == "active")
+        .filter_map(|b| b[id_field].as_str())
+        .collect()
 }

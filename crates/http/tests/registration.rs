@@ -679,23 +679,7 @@ async fn security_authentication_of_an_account_with_a_login_password_needs_it(ap
     assert_eq!(s, 201, "{auth}");
     assert_eq!(auth["passwords_needed"], json!(["login", "payment"]));
     let id = auth["id"].as_str().unwrap().to_owned();
-    let otp = {
-        let (_, inbox) = app
-            .call(
-                "GET",
-                "/v1/sandbox/sms?phone=13911110555&limit=1",
-                None,
-                None,
-            )
-            .await;
-        inbox["messages"][0]["body"]
-            .as_str()
-            .unwrap()
-            .split(|c: char| !c.is_ascii_digit())
-            .find(|w| w.len() == 6)
-            .unwrap()
-            .to_owned()
-    };
+    let otp = sms_code(app, "13911110555").await;
     assert_eq!(step(app, &id, "otp", json!({ "code": otp })).await.0, 200);
     assert_eq!(
         step(app, &id, "identity", json!({"id_number_last4": "0000"}))

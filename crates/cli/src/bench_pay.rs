@@ -20,10 +20,10 @@ use paybridge_client::{MerchantApi, WalletApp};
 use paybridge_devices::phone::{genuine_android, SecurityAnswers, ThisDevice};
 use paybridge_devices::terminal::Wake;
 use paybridge_devices::{Phone, Terminal};
-use paybridge_domain::device::DeviceType;
+use paybridge_domain::device::{DeviceType, MAX_ACTIVE_DEVICES};
 use paybridge_domain::identity::IdNumber;
 use paybridge_domain::ids::{BindingId, MerchantId};
-use paybridge_domain::payment_request::PaymentRequestStage;
+use paybridge_domain::payment_request::{PaymentRequestStage, MAX_REQUESTS_PER_TERMINAL};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
 use serde_json::json;
 
@@ -58,11 +58,14 @@ pub struct PayBenchArgs {
 const ORDER_AMOUNT: i64 = 100;
 const PIN: &str = "482916";
 
-/// One household's parties, each on its own device key: the PC's and
+/// One household's parties, each on its own device key: the PCs' and
 /// the phone's sessions are bound to their keys, so every call signs a
-/// proof (DPoP) like the real apps would.
+/// proof (DPoP) like the real apps would. A terminal may ask at most
+/// [`MAX_REQUESTS_PER_TERMINAL`] times per window, so a household that pays
+/// more orders has more PCs and takes them in turn: the bench keeps the
+/// limits it measures under.
 struct Household {
-    pc: Terminal,
+    pcs: Vec<Terminal>,
     phone: Phone,
     binding: BindingId,
     card: paybridge_domain::ids::CardId,
@@ -87,7 +90,7 @@ pub async fn cross_device(args: PayBenchArgs) -> anyhow::Result<bool> {
 
 /// A household: card bound, payment password, a trusted phone (security
 /// authentication as a new device) and a PC it paired.
-async fn household(i: usize, app: &BenchApp) -> anyhow::Result<Household> {
+async fn household(i: usize, app: &BenchApp, terminals: usize) -> anyhow::Result<Household> {
     let base = &app.base;
     let client = reqwest::Client::new();
     let p = prepare(i, &app.wallet, &app.issuer).await?;
@@ -115,11 +118,17 @@ async fn household(i: usize, app: &BenchApp) -> anyhow::Result<Household> {
         })
         .await
         .context("security authentication of the phone")?;
-    let pc = Terminal::pair(&phone, BENCH_LOGIN_PASSWORD, DeviceType::Pc, "Bench PC")
-        .await
-        .context("pairing the PC")?;
+    let mut pcs = Vec::with_capacity(terminals);
+    for n in 0..terminals {
+        let name = format!("Bench PC {n}");
+        pcs.push(
+            Terminal::pair(&phone, BENCH_LOGIN_PASSWORD, DeviceType::Pc, &name)
+                .await
+                .context("pairing a PC")?,
+        );
+    }
     Ok(Household {
-        pc,
+        pcs,
         phone,
         binding: binding.parse()?,
         card: p.card,
@@ -131,6 +140,7 @@ async fn one_order(
     shop: &MerchantApi,
     merchant: &MerchantId,
     h: &Household,
+    nth: usize,
     reference: String,
 ) -> anyhow::Result<()> {
     let order = shop
@@ -144,7 +154,8 @@ async fn one_order(
             expires_in_secs: None,
         })
         .await?;
-    let request = h.pc.ask_to_pay(merchant, &order.id, Wake::Directly).await?;
+    let pc = &h.pcs[nth / MAX_REQUESTS_PER_TERMINAL as usize % h.pcs.len()];
+    let request = pc.ask_to_pay(merchant, &order.id, Wake::Directly).await?;
     anyhow::ensure!(
         request.state == PaymentRequestStage::Presented,
         "not presented: {request:?}"
@@ -170,9 +181,17 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
         &format!("preparing households (bound card, PC, trusted phone) on {store_name}"),
     );
     let started = Instant::now();
+    // Each household pays every `concurrency`-th order, so all pay the same
+    // number, and has a PC per MAX_REQUESTS_PER_TERMINAL of them.
+    let per_household = args.orders.div_ceil(args.concurrency);
+    let terminals = per_household.div_ceil(MAX_REQUESTS_PER_TERMINAL as usize);
+    anyhow::ensure!(
+        terminals < MAX_ACTIVE_DEVICES,
+        "{per_household} orders per household need {terminals} PCs, above the {MAX_ACTIVE_DEVICES} devices of an account: raise --concurrency"
+    );
     let mut households = Vec::new();
     for i in 0..args.concurrency {
-        households.push(household(i, app).await?);
+        households.push(household(i, app, terminals).await?);
         progress.inc(1);
     }
     progress.finish_and_clear();
@@ -194,29 +213,24 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
     );
 
     let households = Arc::new(households);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for w in 0..args.concurrency {
-        let (households, next, base, merchant, total) = (
+        let (households, base, merchant, total, stride) = (
             households.clone(),
-            next.clone(),
             app.base.clone(),
             merchant.clone(),
             args.orders,
+            args.concurrency,
         );
         workers.push(tokio::spawn(async move {
             let shop = MerchantApi::new(&base, SANDBOX_MERCHANT_KEY);
             let mut tally = Tally::new();
             let mut paid = 0u64;
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
+            for (nth, i) in (w..total).step_by(stride).enumerate() {
                 let t = Instant::now();
                 let h = &households[w];
-                let result = one_order(&shop, &merchant, h, format!("bench-{i}")).await;
+                let result = one_order(&shop, &merchant, h, nth, format!("bench-{i}")).await;
                 if tally.record(result, t).is_some() {
                     paid += 1;
                 }

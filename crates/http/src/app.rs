@@ -265,6 +265,7 @@ impl App {
                 }
             }
         }
+        crate::openapi::document_common_answers(&mut doc);
         openapi_json
             .set(
                 doc.to_pretty_json()

@@ -76,3 +76,74 @@ impl Modify for SecuritySchemes {
         );
     }
 }
+
+/// Adds to every operation the answers the server's layers give whatever
+/// the handler (so generated clients and fuzzers know them): `429` from
+/// the rate limits; for an operation with a body, `400` (not JSON),
+/// `413` (over the body limit), `415` (not `application/json`) and `422`
+/// (a field missing or invalid); `401` where a credential is required.
+/// An answer the handler documents itself is left as it wrote it.
+pub fn document_common_answers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: String| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut common = vec![(
+                "429",
+                "rate_limited: too many requests from this address or credential; retry after `Retry-After` seconds".to_owned(),
+            )];
+            if op.request_body.is_some() {
+                common.extend([
+                    ("400", "invalid_request: the body is not JSON".to_owned()),
+                    (
+                        "413",
+                        format!(
+                            "body_too_large: the body is over {} bytes",
+                            crate::MAX_BODY_BYTES
+                        ),
+                    ),
+                    (
+                        "415",
+                        "unsupported_media_type: send `Content-Type: application/json`".to_owned(),
+                    ),
+                    (
+                        "422",
+                        "invalid_request: a field is missing or invalid (the message names it)"
+                            .to_owned(),
+                    ),
+                ]);
+            }
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                common.push((
+                    "401",
+                    "the credential is missing, unknown or expired".to_owned(),
+                ));
+            }
+            for (status, description) in common {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description).into());
+            }
+        }
+    }
+}

@@ -10,6 +10,7 @@ app_tests!(
     health_and_readiness_answer,
     the_openapi_document_lists_every_route_and_every_listed_route_is_served,
     the_openapi_document_lists_the_values_of_every_state,
+    the_openapi_document_lists_the_answers_every_layer_can_give,
     inputs_an_api_fuzzer_found_are_refused_or_bounded,
     request_ids_are_generated_or_propagated,
     bad_input_gets_an_enveloped_4xx,
@@ -569,4 +570,50 @@ fn no_route_bypasses_the_openapi_document() {
         }
     }
     assert!(offenders.is_empty(), "{offenders:?}");
+}
+
+/// What the layers answer before a handler runs is in the document for
+/// every operation: 429 everywhere, 400/413/415/422 where a body is taken,
+/// 401 where a credential is needed. And a body that is too large, not
+/// JSON or of another media type really gets those.
+async fn the_openapi_document_lists_the_answers_every_layer_can_give(app: &TestApp) {
+    let (_, _, doc) = get(app, "/openapi.json").await;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let answers = op["responses"].as_object().unwrap();
+            let has = |s: &str| answers.contains_key(s);
+            assert!(has("429"), "{method} {path}: 429");
+            if op.get("requestBody").is_some() {
+                for s in ["400", "413", "415", "422"] {
+                    assert!(has(s), "{method} {path}: {s}");
+                }
+            }
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                assert!(has("401"), "{method} {path}: 401");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 60, "{checked} operations");
+    // And the layers do answer so.
+    let send = |content_type: &str, body: Vec<u8>| {
+        let req = reqwest::Client::new()
+            .post(format!("{}/v1/accounts", app.base_url))
+            .header("idempotency-key", format!("k-{}", rand::random::<u64>()))
+            .header("content-type", content_type.to_owned())
+            .body(body);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(send("application/json", b"{".to_vec()).await, 400);
+    assert_eq!(send("text/plain", b"{}".to_vec()).await, 415);
+    assert_eq!(send("application/json", b"{}".to_vec()).await, 422);
+    assert_eq!(
+        send(
+            "application/json",
+            vec![b' '; paybridge_http::MAX_BODY_BYTES + 1]
+        )
+        .await,
+        413
+    );
 }

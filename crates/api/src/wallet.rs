@@ -294,6 +294,20 @@ pub struct BindingBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BindingList {
     pub bindings: Vec<BindingBody>,
+    /// The cursor of the next page (`?after=`), when there may be one.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub next: Option<BindingId>,
+}
+
+/// A page of a list: at most `limit` items (1 to 100, default 50), newest
+/// first, after the item `after` (the `next` of the page before).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    pub after: Option<String>,
 }
 
 /// Claim a scanned binding address (the QR code's URL).

@@ -248,6 +248,14 @@ impl WalletApp {
         self.client.get("/v1/bindings").await
     }
 
+    /// `GET /v1/bindings?limit=…&after=…`: one page of the bindings.
+    pub async fn bindings_page(
+        &self,
+        page: &paybridge_api::wallet::PageQuery,
+    ) -> Answer<BindingList> {
+        self.client.get_query("/v1/bindings", page).await
+    }
+
     /// `GET /v1/bindings/{binding_id}`
     pub async fn binding(&self, binding: &BindingId) -> Answer<BindingBody> {
         self.client.get(&format!("/v1/bindings/{binding}")).await

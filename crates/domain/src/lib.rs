@@ -15,6 +15,7 @@
 //! - [`glossary`]: seed term → our name.
 //! - [`phone`]: phone numbers (the reserved phone, the wallet user's phone).
 //! - [`otp`]: OTP challenges.
+//! - [`page`]: list pages (a limit and a cursor).
 //! - [`wire_name`]: enums that travel as fixed names ([`WireName`], `wire_names!`).
 //! - [`idempotency`]: what a retried `Idempotency-Key` gets ([`idempotency::decide`]).
 //! - [`ledger`]: double-entry accounts and transfers (two-phase), decided by
@@ -43,6 +44,7 @@ pub mod ledger;
 pub mod money;
 pub mod order;
 pub mod otp;
+pub mod page;
 pub mod partner;
 pub mod payment_request;
 pub mod phone;

@@ -22,6 +22,7 @@ app_tests!(
     payment_password_and_one_active_binding_per_card,
     a_push_offer_for_a_card_already_bound_is_refused_before_the_bank_is_asked,
     unsigned_partner_calls_are_refused,
+    bindings_are_listed_a_page_at_a_time,
 );
 
 const RESERVED_PHONE: &str = "13800138000";
@@ -762,4 +763,73 @@ fn active_ones<'a>(list: &'a Value, state_field: &str, id_field: &str) -> Vec<&'
         .filter(|b| b[state_field] == "active")
         .filter_map(|b| b[id_field].as_str())
         .collect()
+}
+
+async fn bindings_are_listed_a_page_at_a_time(app: &TestApp) {
+    let bank = bank_token(app, "zhang.san").await;
+    let card = first_card(app, &bank).await;
+    let wallet = wallet_user(app, "13911110009").await;
+    let other = wallet_user(app, "13911110010").await;
+    let mut claimed = Vec::new();
+    for _ in 0..5 {
+        let url = start(app, &bank, &card, "qr").await["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (s, b) = app
+            .call(
+                "POST",
+                "/v1/bindings/claims",
+                Some(&wallet),
+                Some(json!({"address": url})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        claimed.push(b["id"].as_str().unwrap().to_owned());
+        app.clock.advance(Duration::seconds(1));
+    }
+    claimed.reverse();
+    let page = |query: String| {
+        let token = wallet.clone();
+        async move {
+            app.call("GET", &format!("/v1/bindings{query}"), Some(&token), None)
+                .await
+        }
+    };
+    let mut seen = Vec::new();
+    let mut query = "?limit=2".to_owned();
+    loop {
+        let (s, p) = page(query.clone()).await;
+        assert_eq!(s, 200, "{p}");
+        let ids: Vec<String> = p["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(ids.len() <= 2);
+        seen.extend(ids);
+        match p["next"].as_str() {
+            Some(next) => query = format!("?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, claimed, "every binding once, newest first");
+    let (_, all) = page(String::new()).await;
+    assert_eq!(all["bindings"].as_array().unwrap().len(), 5);
+    assert!(all["next"].is_null());
+    // Out of bounds, or a cursor that is not the account's: refused.
+    for bad in ["?limit=0", "?limit=101", "?after=bnd_nonsense", "?limit=-1"] {
+        let (s, e) = page(bad.to_owned()).await;
+        assert_eq!((s, code(&e)), (422, "invalid_request"), "{bad}: {e}");
+    }
+    let (s, e) = app
+        .call(
+            "GET",
+            &format!("/v1/bindings?after={}", claimed[0]),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&e)), (422, "invalid_request"), "{e}");
 }

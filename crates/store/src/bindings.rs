@@ -93,6 +93,14 @@ pub trait BindingStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<StoredBinding>, StoreError>;
     /// A user's bindings, newest first.
     async fn bindings_of(&self, user: &UserId) -> Result<Vec<StoredBinding>, StoreError>;
+    /// At most `limit` of a user's bindings, newest first, after the
+    /// binding `after` (a cursor); `None` if `after` is not theirs.
+    async fn bindings_page(
+        &self,
+        user: &UserId,
+        limit: u32,
+        after: Option<&BindingId>,
+    ) -> Result<Option<Vec<StoredBinding>>, StoreError>;
     /// Saves `b` (state, user, failure, OTP, agreement) if the row is at `b.version`.
     async fn binding_update(
         &self,
@@ -296,6 +304,51 @@ impl BindingStore for Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(binding_from_row).collect()
+    }
+
+    async fn bindings_page(
+        &self,
+        user: &UserId,
+        limit: u32,
+        after: Option<&BindingId>,
+    ) -> Result<Option<Vec<StoredBinding>>, StoreError> {
+        let rows = match after {
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {BINDING_COLUMNS} FROM bindings WHERE user_id = $1 \
+                     ORDER BY created_at DESC, id DESC LIMIT $2"
+                ))
+                .bind(user.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(cursor) => {
+                let at: Option<i64> = sqlx::query_scalar(
+                    "SELECT created_at FROM bindings WHERE id = $1 AND user_id = $2",
+                )
+                .bind(cursor.as_str())
+                .bind(user.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(at) = at else { return Ok(None) };
+                sqlx::query(&format!(
+                    "SELECT {BINDING_COLUMNS} FROM bindings WHERE user_id = $1 \
+                     AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+                     ORDER BY created_at DESC, id DESC LIMIT $4"
+                ))
+                .bind(user.as_str())
+                .bind(at)
+                .bind(cursor.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter()
+            .map(binding_from_row)
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
     async fn binding_update(

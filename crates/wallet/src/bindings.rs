@@ -643,12 +643,31 @@ impl Wallet {
         }
     }
 
-    pub async fn bindings(&self, user: &UserId) -> Result<Vec<BindingView>, ServiceError> {
+    /// A page of the account's bindings, newest first: at most `limit`
+    /// (1 to 100, default 50) after the binding `after`; the second value
+    /// is the cursor of the next page, if there may be one.
+    pub async fn bindings(
+        &self,
+        user: &UserId,
+        limit: Option<u32>,
+        after: Option<&BindingId>,
+    ) -> Result<(Vec<BindingView>, Option<BindingId>), ServiceError> {
+        let limit = paybridge_domain::page::page_limit(limit)?;
         let now = self.clock.now();
-        Ok(self
+        let page = self
             .store
-            .bindings_of(user)
+            .bindings_page(user, limit, after)
             .await?
+            .ok_or_else(|| {
+                ServiceError::rejected(
+                    ErrorCode::InvalidRequest,
+                    "after: not a binding of this account (use `next` of the page before)",
+                )
+            })?;
+        let next = (page.len() == limit as usize)
+            .then(|| page.last().map(|b| b.id.clone()))
+            .flatten();
+        let views = page
             .iter()
             .map(|b| {
                 let mut v = view(b);
@@ -657,7 +676,8 @@ impl Wallet {
                 }
                 v
             })
-            .collect())
+            .collect();
+        Ok((views, next))
     }
 
     pub async fn binding(

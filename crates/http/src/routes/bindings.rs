@@ -8,17 +8,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use paybridge_api::wallet::{
     BindingBody, BindingConfirmation, BindingList, ClaimAddress, CompleteBinding, OtpBody,
+    PageQuery,
 };
 use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::ids::BindingId;
+use paybridge_domain::ErrorCode;
 use paybridge_wallet::accounts::SessionUser;
 use paybridge_wallet::bindings::BindingView;
 use paybridge_wallet::Wallet;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::ApiResult;
-use crate::extract::{ApiJson, ApiPath, Authenticated};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::wallet_session;
 
@@ -132,21 +134,34 @@ async fn complete(
     )))
 }
 
-/// The account's bindings, newest first.
+/// The account's bindings, newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/bindings", tag = "bindings",
     security(("session" = [])),
-    responses((status = 200, body = BindingList), (status = 401, body = ErrorBody)))]
+    params(PageQuery),
+    responses((status = 200, body = BindingList), (status = 401, body = ErrorBody),
+        (status = 422, description = "invalid_request: limit out of 1 to 100, or an unknown cursor", body = ErrorBody)))]
 async fn list(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<ApiJson<BindingList>> {
+    let unknown = || {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            "after: not a binding of this account (use `next` of the page before)",
+        )
+    };
+    let after: Option<BindingId> = page
+        .after
+        .as_deref()
+        .map(|a| a.parse().map_err(|_| unknown()))
+        .transpose()?;
+    let (bindings, next) = w
+        .bindings(&user.user_id, page.limit, after.as_ref())
+        .await?;
     Ok(ApiJson(BindingList {
-        bindings: w
-            .bindings(&user.user_id)
-            .await?
-            .into_iter()
-            .map(body)
-            .collect(),
+        bindings: bindings.into_iter().map(body).collect(),
+        next,
     }))
 }
 

@@ -1,0 +1,34 @@
+//! Pages of a list: at most [`MAX_PAGE_LIMIT`] items, newest first, and a
+//! cursor (the last item's id) to ask for the ones after it.
+
+use crate::error::{DomainError, ErrorCode};
+
+/// Items in a page when the caller does not say.
+pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+/// Most items one page holds.
+pub const MAX_PAGE_LIMIT: u32 = 100;
+
+/// The page size asked for, checked: 1 to [`MAX_PAGE_LIMIT`].
+pub fn page_limit(asked: Option<u32>) -> Result<u32, DomainError> {
+    match asked.unwrap_or(DEFAULT_PAGE_LIMIT) {
+        n @ 1..=MAX_PAGE_LIMIT => Ok(n),
+        _ => Err(DomainError::new(
+            ErrorCode::InvalidRequest,
+            format!("limit: 1 to {MAX_PAGE_LIMIT}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_holds_one_to_a_hundred() {
+        assert_eq!(page_limit(None).unwrap(), DEFAULT_PAGE_LIMIT);
+        assert_eq!(page_limit(Some(1)).unwrap(), 1);
+        assert_eq!(page_limit(Some(100)).unwrap(), 100);
+        assert!(page_limit(Some(0)).is_err());
+        assert!(page_limit(Some(101)).is_err());
+    }
+}

@@ -188,6 +188,10 @@ pub struct DeviceBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeviceList {
     pub devices: Vec<DeviceBody>,
+    /// The cursor of the next page (`?after=`), when there may be one.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub next: Option<DeviceId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
@@ -195,6 +199,13 @@ pub struct DeviceList {
 pub struct DeviceListQuery {
     /// Also list revoked devices (default false).
     pub include_revoked: Option<bool>,
+    /// Devices per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// The `next` of the page before.
+    #[serde(default)]
+    pub after: Option<String>,
 }
 
 /// A WebAuthn ceremony started: hand `options` to the authenticator

@@ -295,6 +295,8 @@ pub(crate) async fn trusted_phone(base: &str) -> anyhow::Result<Phone> {
     let listed = app
         .devices(&DeviceListQuery {
             include_revoked: None,
+            limit: None,
+            after: None,
         })
         .await?;
     for old in listed.devices.iter().filter(|d| {

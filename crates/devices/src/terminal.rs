@@ -46,6 +46,8 @@ impl Terminal {
         let listed = account
             .devices(&DeviceListQuery {
                 include_revoked: None,
+                limit: None,
+                after: None,
             })
             .await?;
         for old in listed

@@ -102,6 +102,43 @@ async fn devices_are_registered_listed_renamed_revoked_and_private(app: &TestApp
         .map(|d| d["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, vec![pc.as_str(), phone.as_str()], "newest first");
+    // A page at a time: one, then the next after its cursor, then none.
+    let (_, first) = app
+        .call("GET", "/v1/devices?limit=1", Some(&alice), None)
+        .await;
+    assert_eq!(first["devices"][0]["id"], pc.as_str());
+    let next = first["next"].as_str().unwrap().to_owned();
+    let (_, second) = app
+        .call(
+            "GET",
+            &format!("/v1/devices?limit=1&after={next}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(second["devices"][0]["id"], phone.as_str());
+    let next = second["next"].as_str().unwrap().to_owned();
+    let (_, last) = app
+        .call(
+            "GET",
+            &format!("/v1/devices?limit=1&after={next}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(last["devices"].as_array().unwrap().len(), 0);
+    assert!(last["next"].is_null());
+    for bad in [
+        "?limit=0".to_owned(),
+        "?limit=101".to_owned(),
+        format!("?after={phone}"),
+    ] {
+        let who = if bad.contains("after") { &bob } else { &alice };
+        let (s, e) = app
+            .call("GET", &format!("/v1/devices{bad}"), Some(who), None)
+            .await;
+        assert_eq!((s, code(&e)), (422, "invalid_request"), "{bad}");
+    }
     let (_, theirs) = app.call("GET", "/v1/devices", Some(&bob), None).await;
     assert_eq!(theirs["devices"].as_array().unwrap().len(), 0);
 

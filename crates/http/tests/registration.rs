@@ -615,6 +615,8 @@ async fn security_authentication_is_refused_where_no_condition_asks_for_it(app: 
         devices
             .devices(&paybridge_api::wallet::DeviceListQuery {
                 include_revoked: None,
+                limit: None,
+                after: None,
             })
             .await
             .unwrap()

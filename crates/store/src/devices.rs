@@ -95,6 +95,15 @@ pub trait DeviceStore: Send + Sync + std::fmt::Debug {
         id: &DeviceId,
     ) -> Result<Option<StoredDevice>, StoreError>;
     async fn device(&self, id: &DeviceId) -> Result<Option<StoredDevice>, StoreError>;
+    /// At most `limit` of a user's devices, newest first, after the device
+    /// `after` (a cursor); `None` if `after` is not theirs.
+    async fn devices_page(
+        &self,
+        user: &UserId,
+        which: DeviceFilter,
+        limit: u32,
+        after: Option<&DeviceId>,
+    ) -> Result<Option<Vec<StoredDevice>>, StoreError>;
     /// A user's devices, newest first.
     async fn devices_of(
         &self,
@@ -296,6 +305,56 @@ impl DeviceStore for Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(device_from_row).collect()
+    }
+
+    async fn devices_page(
+        &self,
+        user: &UserId,
+        which: DeviceFilter,
+        limit: u32,
+        after: Option<&DeviceId>,
+    ) -> Result<Option<Vec<StoredDevice>>, StoreError> {
+        let filter = match which {
+            DeviceFilter::WithRevoked => "",
+            DeviceFilter::Active => " AND d.status = 'active'",
+        };
+        let rows = match after {
+            None => {
+                sqlx::query(&format!(
+                    "{DEVICE_SELECT} WHERE d.user_id = $1{filter} \
+                     ORDER BY d.created_at DESC, d.id DESC LIMIT $2"
+                ))
+                .bind(user.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(cursor) => {
+                let at: Option<i64> = sqlx::query_scalar(
+                    "SELECT created_at FROM devices WHERE id = $1 AND user_id = $2",
+                )
+                .bind(cursor.as_str())
+                .bind(user.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(at) = at else { return Ok(None) };
+                sqlx::query(&format!(
+                    "{DEVICE_SELECT} WHERE d.user_id = $1{filter} \
+                     AND (d.created_at < $2 OR (d.created_at = $2 AND d.id < $3)) \
+                     ORDER BY d.created_at DESC, d.id DESC LIMIT $4"
+                ))
+                .bind(user.as_str())
+                .bind(at)
+                .bind(cursor.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter()
+            .map(device_from_row)
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
     async fn device_rename(

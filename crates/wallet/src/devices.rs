@@ -120,13 +120,31 @@ impl Wallet {
         }
     }
 
+    /// A page of the account's devices, newest first: at most `limit` (1
+    /// to 100, default 50) after the device `after`; the second value is
+    /// the cursor of the next page, if there may be one.
     pub async fn devices(
         &self,
         user: &UserId,
         which: DeviceFilter,
-    ) -> Result<Vec<DeviceView>, ServiceError> {
-        let devices = self.store.devices_of(user, which).await?;
-        Ok(devices.into_iter().map(DeviceView::from).collect())
+        limit: Option<u32>,
+        after: Option<&DeviceId>,
+    ) -> Result<(Vec<DeviceView>, Option<DeviceId>), ServiceError> {
+        let limit = paybridge_domain::page::page_limit(limit)?;
+        let page = self
+            .store
+            .devices_page(user, which, limit, after)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::rejected(
+                    ErrorCode::InvalidRequest,
+                    "after: not a device of this account (use `next` of the page before)",
+                )
+            })?;
+        let next = (page.len() == limit as usize)
+            .then(|| page.last().map(|d| d.id.clone()))
+            .flatten();
+        Ok((page.into_iter().map(DeviceView::from).collect(), next))
     }
 
     /// One of the account's devices, active or revoked.

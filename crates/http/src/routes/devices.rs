@@ -121,17 +121,30 @@ async fn register_device(
     Ok((StatusCode::CREATED, ApiJson(device_body(d))))
 }
 
-/// The account's devices, newest first.
+/// The account's devices, newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/devices", tag = "devices",
     security(("session" = [])),
     params(DeviceListQuery),
-    responses((status = 200, body = DeviceList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = DeviceList), (status = 401, body = ErrorBody),
+        (status = 422, description = "invalid_request: limit out of 1 to 100, or an unknown cursor", body = ErrorBody)))]
 async fn list_devices(
     State(s): State<DevicesState>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiQuery(q): ApiQuery<DeviceListQuery>,
 ) -> ApiResult<ApiJson<DeviceList>> {
-    let devices = s
+    let after: Option<DeviceId> = q
+        .after
+        .as_deref()
+        .map(|a| {
+            a.parse().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "after: not a device of this account (use `next` of the page before)",
+                )
+            })
+        })
+        .transpose()?;
+    let (devices, next) = s
         .wallet
         .devices(
             &user.user_id,
@@ -140,10 +153,13 @@ async fn list_devices(
             } else {
                 DeviceFilter::Active
             },
+            q.limit,
+            after.as_ref(),
         )
         .await?;
     Ok(ApiJson(DeviceList {
         devices: devices.into_iter().map(device_body).collect(),
+        next,
     }))
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 use paybridge_api::bank::CardBody;
-use paybridge_api::wallet::{DeviceListQuery, MoneyBody};
+use paybridge_api::wallet::MoneyBody;
 use paybridge_crypto::master::MasterKey;
 use paybridge_crypto::PartnerKeyPair;
 use paybridge_devices::bank_app::Offer;
@@ -19,7 +19,7 @@ use paybridge_devices::{BankCustomer, Phone, SmsInbox};
 use paybridge_domain::account::AccountStatus;
 use paybridge_domain::agreement::AgreementStatus;
 use paybridge_domain::binding::BindingStage;
-use paybridge_domain::device::DeviceStage;
+use paybridge_domain::device::DeviceType;
 use paybridge_domain::ids::BindingId;
 use paybridge_domain::SystemClock;
 use paybridge_http::{App, AppConfig, IssuerRoleConfig, PeerConfig, WalletRoleConfig};
@@ -291,19 +291,9 @@ pub(crate) async fn trusted_phone(base: &str) -> anyhow::Result<Phone> {
         .await
         .context("security authentication")?;
     say("phone", "device trusted; its session is bound to its key");
-    let app = phone.app()?;
-    let listed = app
-        .devices(&DeviceListQuery {
-            include_revoked: None,
-            limit: None,
-            after: None,
-        })
+    phone
+        .retire_devices_named(DeviceType::Phone, PHONE_NAME)
         .await?;
-    for old in listed.devices.iter().filter(|d| {
-        d.name == PHONE_NAME && Some(&d.id) != phone.device_id() && d.status == DeviceStage::Active
-    }) {
-        app.revoke_device(&old.id).await?;
-    }
     Ok(phone)
 }
 

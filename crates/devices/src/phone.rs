@@ -11,9 +11,9 @@ use paybridge_api::wallet::{
 };
 use std::sync::Arc;
 
-use paybridge_api::wallet::{DeviceBody, DevicePublicKey};
+use paybridge_api::wallet::{DeviceBody, DeviceListQuery, DevicePublicKey};
 use paybridge_client::{DeviceSigner, PushChannel, WalletApp};
-use paybridge_domain::device::DeviceType;
+use paybridge_domain::device::{DeviceStage, DeviceType};
 use paybridge_domain::ids::{BindingId, DeviceId, PaymentRequestId};
 
 use crate::{DeviceError, DeviceResult, Passkey, SmsInbox};
@@ -131,6 +131,29 @@ impl Phone {
     /// The public half of the phone's device key, as a device registers it.
     pub fn public_key(&self) -> DevicePublicKey {
         public_key_of(&self.signer)
+    }
+
+    /// Revokes the account's active devices of `kind` named `name`, but this
+    /// phone: what an earlier install (a demo run before) left behind. A
+    /// sensitive operation: the phone's session must be a trusted device's.
+    pub async fn retire_devices_named(&self, kind: DeviceType, name: &str) -> DeviceResult<()> {
+        let app = self.app()?;
+        let listed = app
+            .devices(&DeviceListQuery {
+                include_revoked: None,
+                limit: None,
+                after: None,
+            })
+            .await?;
+        for old in listed.devices.iter().filter(|d| {
+            d.name == name
+                && d.device_type == kind
+                && d.status == DeviceStage::Active
+                && Some(&d.id) != self.device.as_ref()
+        }) {
+            app.revoke_device(&old.id).await?;
+        }
+        Ok(())
     }
 
     /// Registers this phone, with its key, as a device of the account

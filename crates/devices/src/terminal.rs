@@ -3,11 +3,10 @@
 //! on its own push channel.
 
 use paybridge_api::wallet::{
-    ChannelQuery, CreatePaymentRequest, DeviceBody, DeviceListQuery, Login, PaymentRequestBody,
-    RegisterDevice,
+    ChannelQuery, CreatePaymentRequest, DeviceBody, Login, PaymentRequestBody, RegisterDevice,
 };
 use paybridge_client::{DeviceSigner, PushChannel, WalletApp};
-use paybridge_domain::device::{DeviceStage, DeviceType};
+use paybridge_domain::device::DeviceType;
 use paybridge_domain::ids::{DeviceId, MerchantId, OrderId, PaymentRequestId};
 
 use crate::phone::public_key_of;
@@ -42,21 +41,8 @@ impl Terminal {
         kind: DeviceType,
         name: &str,
     ) -> DeviceResult<Self> {
+        phone.retire_devices_named(kind, name).await?;
         let account = phone.app()?;
-        let listed = account
-            .devices(&DeviceListQuery {
-                include_revoked: None,
-                limit: None,
-                after: None,
-            })
-            .await?;
-        for old in listed
-            .devices
-            .iter()
-            .filter(|d| d.name == name && d.device_type == kind && d.status == DeviceStage::Active)
-        {
-            account.revoke_device(&old.id).await?;
-        }
         let signer = DeviceSigner::generate();
         let device = account
             .register_device(&RegisterDevice {

@@ -19,6 +19,16 @@ pub fn page_limit(asked: Option<u32>) -> Result<u32, DomainError> {
     }
 }
 
+/// The cursor of the page after `page`: its last item's id, when the page
+/// is full (a shorter page is the last one).
+pub fn next_cursor<T, Id: Clone>(page: &[T], limit: u32, id: impl Fn(&T) -> &Id) -> Option<Id> {
+    if page.len() == limit as usize {
+        page.last().map(|item| id(item).clone())
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

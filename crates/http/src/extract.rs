@@ -12,6 +12,8 @@ use paybridge_domain::{ErrorCode, Id};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use paybridge_wallet::device_proof::PresentedProof;
+
 use crate::error::ApiError;
 
 /// Path parameters parsed into their typed ids ([`Id`], or a pair of them).
@@ -320,41 +322,49 @@ pub struct DeviceProofRequest {
     host: Option<String>,
 }
 
+/// The request's device proof as the wallet checks it, borrowed from the
+/// request (no copy on the session middleware's path). Two `DPoP`
+/// headers are refused.
+pub fn presented_proof(parts: &Parts) -> Result<PresentedProof<'_>, ApiError> {
+    let mut proofs = parts
+        .headers
+        .get_all(paybridge_crypto::device_proof::PROOF_HEADER)
+        .iter();
+    let proof = match (proofs.next(), proofs.next()) {
+        (None, _) => None,
+        (Some(v), None) => Some(v.to_str().map_err(|_| {
+            ApiError::new(ErrorCode::DpopProofInvalid, "the DPoP header is not text")
+        })?),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::DpopProofInvalid,
+                "send one DPoP header, not several",
+            ))
+        }
+    };
+    let uri = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(&parts.uri, |o| &o.0);
+    Ok(PresentedProof {
+        proof,
+        method: parts.method.as_str(),
+        path: uri.path(),
+        host: parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok()),
+    })
+}
+
 impl DeviceProofRequest {
     pub fn of(parts: &Parts) -> Result<Self, ApiError> {
-        let mut proofs = parts
-            .headers
-            .get_all(paybridge_crypto::device_proof::PROOF_HEADER)
-            .iter();
-        let proof = match (proofs.next(), proofs.next()) {
-            (None, _) => None,
-            (Some(v), None) => Some(
-                v.to_str()
-                    .map_err(|_| {
-                        ApiError::new(ErrorCode::DpopProofInvalid, "the DPoP header is not text")
-                    })?
-                    .to_owned(),
-            ),
-            (Some(_), Some(_)) => {
-                return Err(ApiError::new(
-                    ErrorCode::DpopProofInvalid,
-                    "send one DPoP header, not several",
-                ))
-            }
-        };
-        let uri = parts
-            .extensions
-            .get::<axum::extract::OriginalUri>()
-            .map_or(&parts.uri, |o| &o.0);
+        let p = presented_proof(parts)?;
         Ok(Self {
-            proof,
-            method: parts.method.as_str().to_owned(),
-            path: uri.path().to_owned(),
-            host: parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned),
+            proof: p.proof.map(str::to_owned),
+            method: p.method.to_owned(),
+            path: p.path.to_owned(),
+            host: p.host.map(str::to_owned),
         })
     }
 
@@ -362,8 +372,8 @@ impl DeviceProofRequest {
         self.proof.is_some()
     }
 
-    pub fn presented(&self) -> paybridge_wallet::device_proof::PresentedProof<'_> {
-        paybridge_wallet::device_proof::PresentedProof {
+    pub fn presented(&self) -> PresentedProof<'_> {
+        PresentedProof {
             proof: self.proof.as_deref(),
             method: &self.method,
             path: &self.path,

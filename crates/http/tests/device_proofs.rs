@@ -242,52 +242,34 @@ async fn a_new_device_cannot_register_a_key_it_does_not_hold(app: &TestApp) {
     let before = devices().await;
     let holder = DeviceSigner::generate();
     let other = DeviceSigner::generate();
-    let start = |key: Value| {
-        json!({"phone": PHONE, "environment": genuine_android(),
-            "device": {"type": "phone", "name": "New phone", "public_key": key}})
+    // Starts security authentication naming `key`, signed by `signer` (or unsigned).
+    let start = |signer: Option<&Arc<DeviceSigner>>, key: Value| {
+        let body = json!({"phone": PHONE, "environment": genuine_android(),
+            "device": {"type": "phone", "name": "New phone", "public_key": key}});
+        let path = "/v1/security-authentications";
+        let signer = signer.cloned();
+        async move {
+            match signer {
+                Some(signer) => app.call_on(&signer, "POST", path, None, Some(body)).await,
+                None => app.call("POST", path, None, Some(body)).await,
+            }
+        }
     };
     // The body names one key, the proof is by another: refused, nothing made.
-    let (s, e) = app
-        .call_on(
-            &holder,
-            "POST",
-            "/v1/security-authentications",
-            None,
-            Some(start(json!(public_key_of(&other)))),
-        )
-        .await;
+    let (s, e) = start(Some(&holder), json!(public_key_of(&other))).await;
     assert_eq!((s, code(&e)), (401, "dpop_proof_invalid"), "{e}");
-    let (s, e) = app
-        .call(
-            "POST",
-            "/v1/security-authentications",
-            None,
-            Some(start(json!(public_key_of(&holder)))),
-        )
-        .await;
+    let (s, e) = start(None, json!(public_key_of(&holder))).await;
     assert_eq!((s, code(&e)), (401, "dpop_proof_invalid"), "no proof: {e}");
     // A malformed key is a bad request.
-    let (s, e) = app
-        .call_on(
-            &holder,
-            "POST",
-            "/v1/security-authentications",
-            None,
-            Some(start(json!({"kty": "EC", "crv": "P-256", "x": "AAAA"}))),
-        )
-        .await;
+    let (s, e) = start(
+        Some(&holder),
+        json!({"kty": "EC", "crv": "P-256", "x": "AAAA"}),
+    )
+    .await;
     assert_eq!(s, 422, "{e}");
     assert_eq!(devices().await, before, "no device was made");
     // Its own key, proved: the authentication starts.
-    let (s, auth) = app
-        .call_on(
-            &holder,
-            "POST",
-            "/v1/security-authentications",
-            None,
-            Some(start(json!(public_key_of(&holder)))),
-        )
-        .await;
+    let (s, auth) = start(Some(&holder), json!(public_key_of(&holder))).await;
     assert_eq!(s, 201, "{auth}");
 }
 

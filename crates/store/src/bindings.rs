@@ -93,6 +93,15 @@ pub trait BindingStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<StoredBinding>, StoreError>;
     /// A user's bindings, newest first.
     async fn bindings_of(&self, user: &UserId) -> Result<Vec<StoredBinding>, StoreError>;
+    /// Whether `user` has an active binding of card `card_ref` at `issuer`
+    /// other than `except` (at most one can be: a unique index).
+    async fn binding_active_for_card(
+        &self,
+        user: &UserId,
+        issuer: &str,
+        card_ref: &str,
+        except: &BindingId,
+    ) -> Result<bool, StoreError>;
     /// At most `limit` of a user's bindings, newest first, after the
     /// binding `after` (a cursor); `None` if `after` is not theirs.
     async fn bindings_page(
@@ -306,45 +315,49 @@ impl BindingStore for Store {
         rows.iter().map(binding_from_row).collect()
     }
 
+    async fn binding_active_for_card(
+        &self,
+        user: &UserId,
+        issuer: &str,
+        card_ref: &str,
+        except: &BindingId,
+    ) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM bindings WHERE user_id = $1 AND issuer_id = $2 \
+             AND card_ref = $3 AND state = 'active' AND id <> $4",
+        )
+        .bind(user.as_str())
+        .bind(issuer)
+        .bind(card_ref)
+        .bind(except.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
     async fn bindings_page(
         &self,
         user: &UserId,
         limit: u32,
         after: Option<&BindingId>,
     ) -> Result<Option<Vec<StoredBinding>>, StoreError> {
-        let rows = match after {
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {BINDING_COLUMNS} FROM bindings WHERE user_id = $1 \
-                     ORDER BY created_at DESC, id DESC LIMIT $2"
-                ))
-                .bind(user.as_str())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
-            Some(cursor) => {
-                let at: Option<i64> = sqlx::query_scalar(
-                    "SELECT created_at FROM bindings WHERE id = $1 AND user_id = $2",
-                )
-                .bind(cursor.as_str())
-                .bind(user.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-                let Some(at) = at else { return Ok(None) };
-                sqlx::query(&format!(
-                    "SELECT {BINDING_COLUMNS} FROM bindings WHERE user_id = $1 \
-                     AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
-                     ORDER BY created_at DESC, id DESC LIMIT $4"
-                ))
-                .bind(user.as_str())
-                .bind(at)
-                .bind(cursor.as_str())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
+        let Some((at, id)) = self
+            .page_start("bindings", user, after.map(|a| a.as_str()))
+            .await?
+        else {
+            return Ok(None);
         };
+        let rows = sqlx::query(&format!(
+            "SELECT {BINDING_COLUMNS} FROM bindings WHERE user_id = $1 \
+             AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        ))
+        .bind(user.as_str())
+        .bind(at)
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(binding_from_row)
             .collect::<Result<_, _>>()

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use paybridge_domain::ids::UserId;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -240,6 +241,28 @@ impl Store {
         };
         migrator.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Where a page of `user`'s rows of `table` (newest first by
+    /// `created_at`, then `id`) starts: after the row `after`, or at the
+    /// top. `None` when `after` is not one of the user's rows.
+    pub(crate) async fn page_start(
+        &self,
+        table: &'static str,
+        user: &UserId,
+        after: Option<&str>,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        let Some(after) = after else {
+            return Ok(Some((i64::MAX, String::new())));
+        };
+        let at: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT created_at FROM {table} WHERE id = $1 AND user_id = $2"
+        ))
+        .bind(after)
+        .bind(user.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(at.map(|at| (at, after.to_owned())))
     }
 
     pub fn backend(&self) -> Backend {

@@ -318,39 +318,23 @@ impl DeviceStore for Store {
             DeviceFilter::WithRevoked => "",
             DeviceFilter::Active => " AND d.status = 'active'",
         };
-        let rows = match after {
-            None => {
-                sqlx::query(&format!(
-                    "{DEVICE_SELECT} WHERE d.user_id = $1{filter} \
-                     ORDER BY d.created_at DESC, d.id DESC LIMIT $2"
-                ))
-                .bind(user.as_str())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
-            Some(cursor) => {
-                let at: Option<i64> = sqlx::query_scalar(
-                    "SELECT created_at FROM devices WHERE id = $1 AND user_id = $2",
-                )
-                .bind(cursor.as_str())
-                .bind(user.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-                let Some(at) = at else { return Ok(None) };
-                sqlx::query(&format!(
-                    "{DEVICE_SELECT} WHERE d.user_id = $1{filter} \
-                     AND (d.created_at < $2 OR (d.created_at = $2 AND d.id < $3)) \
-                     ORDER BY d.created_at DESC, d.id DESC LIMIT $4"
-                ))
-                .bind(user.as_str())
-                .bind(at)
-                .bind(cursor.as_str())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
+        let Some((at, id)) = self
+            .page_start("devices", user, after.map(|a| a.as_str()))
+            .await?
+        else {
+            return Ok(None);
         };
+        let rows = sqlx::query(&format!(
+            "{DEVICE_SELECT} WHERE d.user_id = $1{filter} \
+             AND (d.created_at < $2 OR (d.created_at = $2 AND d.id < $3)) \
+             ORDER BY d.created_at DESC, d.id DESC LIMIT $4"
+        ))
+        .bind(user.as_str())
+        .bind(at)
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(device_from_row)
             .collect::<Result<_, _>>()

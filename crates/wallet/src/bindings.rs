@@ -567,15 +567,8 @@ impl Wallet {
         };
         let bound = self
             .store
-            .bindings_of(user)
-            .await?
-            .into_iter()
-            .any(|other| {
-                other.id != b.id
-                    && other.issuer_id == b.issuer_id
-                    && other.card_ref == b.card_ref
-                    && other.status.state == BindingState::Active
-            });
+            .binding_active_for_card(user, &b.issuer_id, &b.card_ref, &b.id)
+            .await?;
         if !bound {
             return Ok(());
         }
@@ -664,9 +657,7 @@ impl Wallet {
                     "after: not a binding of this account (use `next` of the page before)",
                 )
             })?;
-        let next = (page.len() == limit as usize)
-            .then(|| page.last().map(|b| b.id.clone()))
-            .flatten();
+        let next = paybridge_domain::page::next_cursor(&page, limit, |b| &b.id);
         let views = page
             .iter()
             .map(|b| {

@@ -141,9 +141,7 @@ impl Wallet {
                     "after: not a device of this account (use `next` of the page before)",
                 )
             })?;
-        let next = (page.len() == limit as usize)
-            .then(|| page.last().map(|d| d.id.clone()))
-            .flatten();
+        let next = paybridge_domain::page::next_cursor(&page, limit, |d| &d.id);
         Ok((page.into_iter().map(DeviceView::from).collect(), next))
     }
 

@@ -71,6 +71,9 @@ impl RateLimitConfig {
 
 /// Keys kept before idle ones are dropped (a key is a few dozen bytes).
 const PRUNE_ABOVE_KEYS: usize = 100_000;
+/// How often (in requests) the key count is looked at: counting the keys
+/// visits every shard, too much for every request.
+const PRUNE_CHECK_EVERY: u64 = 4096;
 
 type Limiter<K> = DefaultKeyedRateLimiter<K>;
 
@@ -78,6 +81,7 @@ type Limiter<K> = DefaultKeyedRateLimiter<K>;
 pub struct RateLimits {
     per_ip: Option<Limiter<IpAddr>>,
     per_credential: Option<Limiter<[u8; 16]>>,
+    checked: std::sync::atomic::AtomicU64,
 }
 
 fn limiter<K: Hash + Eq + Clone>(rate: Rate) -> Option<Limiter<K>> {
@@ -88,11 +92,15 @@ fn limiter<K: Hash + Eq + Clone>(rate: Rate) -> Option<Limiter<K>> {
     ))
 }
 
-/// Whole seconds until `limiter` lets `key` through again, if it does not now.
-fn wait_secs<K: Hash + Eq + Clone>(limiter: &Limiter<K>, key: &K) -> Option<u64> {
+/// Drops idle keys once there are many.
+fn prune<K: Hash + Eq + Clone>(limiter: &Limiter<K>) {
     if limiter.len() > PRUNE_ABOVE_KEYS {
         limiter.retain_recent();
     }
+}
+
+/// Whole seconds until `limiter` lets `key` through again, if it does not now.
+fn wait_secs<K: Hash + Eq + Clone>(limiter: &Limiter<K>, key: &K) -> Option<u64> {
     limiter.check_key(key).err().map(|not_until| {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
@@ -104,10 +112,18 @@ impl RateLimits {
         Arc::new(Self {
             per_ip: config.per_ip.and_then(limiter),
             per_credential: config.per_credential.and_then(limiter),
+            checked: Default::default(),
         })
     }
 
     fn check(&self, ip: Option<IpAddr>, credential: Option<[u8; 16]>) -> Option<u64> {
+        let n = self
+            .checked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % PRUNE_CHECK_EVERY == PRUNE_CHECK_EVERY - 1 {
+            self.per_ip.iter().for_each(prune);
+            self.per_credential.iter().for_each(prune);
+        }
         let by_ip = match (&self.per_ip, ip) {
             (Some(l), Some(ip)) => wait_secs(l, &ip),
             _ => None,

@@ -15,7 +15,7 @@ use paybridge_wallet::Wallet;
 
 use super::Caller;
 use crate::error::ApiError;
-use crate::extract::DeviceProofRequest;
+use crate::extract::presented_proof;
 
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
@@ -55,9 +55,9 @@ fn wallet_token(headers: &HeaderMap) -> Result<&str, ApiError> {
 /// bound to a device key needs the request's proof by that key.
 pub async fn wallet_session(State(wallet): State<Wallet>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let user = match (wallet_token(&parts.headers), DeviceProofRequest::of(&parts)) {
+    let user = match (wallet_token(&parts.headers), presented_proof(&parts)) {
         (Ok(token), Ok(proof)) => wallet
-            .authenticate(token, &proof.presented())
+            .authenticate(token, &proof)
             .await
             .map_err(ApiError::from),
         (Err(e), _) | (_, Err(e)) => Err(e),

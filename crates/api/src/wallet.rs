@@ -35,11 +35,29 @@ impl From<paybridge_domain::Money> for MoneyBody {
     }
 }
 
+/// Step one of opening an account: the phone a code goes to.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAccount {
     #[schema(example = "13800138000")]
     pub phone: String,
+}
+
+/// The code is on its way; nothing is created yet. The answer is the same
+/// whether or not the phone already has an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RegistrationStarted {
+    pub otp: OtpBody,
+}
+
+/// Step two: the code from the text message and the login password.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRegistration {
+    #[schema(value_type = String, example = "otp_…")]
+    pub otp_id: String,
+    /// The six digits from the text message.
+    pub code: String,
     /// 8 to 128 characters mixing at least two of: lower case, upper case, digits, symbols.
     #[schema(example = "correct horse 9")]
     pub password: String,
@@ -270,6 +288,7 @@ pub struct DeviceEvent {
 
 redacted_debug!(
     RegisterAccount,
+    ConfirmRegistration,
     Login,
     SetPaymentPassword,
     VerifyPaymentPassword,

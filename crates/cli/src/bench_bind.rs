@@ -31,6 +31,8 @@ use crate::bench::{BenchStore, Tally};
 
 /// The login password of every bench wallet account.
 pub const BENCH_LOGIN_PASSWORD: &str = "Bench wallet 2026";
+/// The payment password each bench account chooses when its card binds.
+pub const BENCH_PIN: &str = "482916";
 
 #[derive(Debug, Clone, Args)]
 pub struct BindBenchArgs {
@@ -182,7 +184,15 @@ impl BenchApp {
     }
 }
 
-pub(crate) async fn prepare(i: usize, wallet: &Wallet, issuer: &Issuer) -> anyhow::Result<Pair> {
+/// A bank customer with a card, and a wallet account for the same phone
+/// (opened over HTTP like the app does: the code comes back from the
+/// sandbox inbox).
+pub(crate) async fn prepare(
+    i: usize,
+    base: &str,
+    wallet: &Wallet,
+    issuer: &Issuer,
+) -> anyhow::Result<Pair> {
     let phone = format!("137{:08}", i);
     let customer = issuer
         .create_customer(&NewCustomer {
@@ -206,9 +216,10 @@ pub(crate) async fn prepare(i: usize, wallet: &Wallet, issuer: &Issuer) -> anyho
         )
         .await?;
     let phone_number = phone.parse()?;
-    wallet
-        .register_account(&phone_number, BENCH_LOGIN_PASSWORD)
-        .await?;
+    paybridge_devices::Phone::new(base, &phone)
+        .register(BENCH_LOGIN_PASSWORD)
+        .await
+        .context("opening the wallet account")?;
     let session = wallet
         .login(
             &phone_number,
@@ -290,7 +301,7 @@ pub(crate) async fn one_binding(
         client,
         format!("{base}/v1/bindings/{id}/completion"),
         &p.token,
-        Some(json!({"code": code})),
+        Some(json!({"code": code, "payment_password": BENCH_PIN})),
     )
     .await?;
     anyhow::ensure!(done["state"] == "active", "not active: {done}");
@@ -315,8 +326,10 @@ async fn run(
     let mut pairs = Vec::with_capacity(args.bindings);
     let mut batch = Vec::new();
     for i in 0..args.bindings {
-        let (w, iss) = (wallet.clone(), issuer.clone());
-        batch.push(tokio::spawn(async move { prepare(i, &w, &iss).await }));
+        let (w, iss, base) = (wallet.clone(), issuer.clone(), base.to_owned());
+        batch.push(tokio::spawn(
+            async move { prepare(i, &base, &w, &iss).await },
+        ));
         if batch.len() == 16 || i + 1 == args.bindings {
             for t in batch.drain(..) {
                 pairs.push(t.await??);

@@ -15,8 +15,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use paybridge_api::merchant::CreateOrder;
-use paybridge_api::wallet::{MoneyBody, SetPaymentPassword};
-use paybridge_client::{MerchantApi, WalletApp};
+use paybridge_api::wallet::MoneyBody;
+use paybridge_client::MerchantApi;
 use paybridge_devices::phone::{genuine_android, SecurityAnswers, ThisDevice};
 use paybridge_devices::terminal::Wake;
 use paybridge_devices::{Phone, Terminal};
@@ -56,7 +56,6 @@ pub struct PayBenchArgs {
 
 /// Each order's amount, in minor units.
 const ORDER_AMOUNT: i64 = 100;
-const PIN: &str = "482916";
 
 /// One household's parties, each on its own device key: the PCs' and
 /// the phone's sessions are bound to their keys, so every call signs a
@@ -93,15 +92,8 @@ pub async fn cross_device(args: PayBenchArgs) -> anyhow::Result<bool> {
 async fn household(i: usize, app: &BenchApp, terminals: usize) -> anyhow::Result<Household> {
     let base = &app.base;
     let client = reqwest::Client::new();
-    let p = prepare(i, &app.wallet, &app.issuer).await?;
+    let p = prepare(i, base, &app.wallet, &app.issuer).await?;
     let binding = one_binding(base, &client, &app.wallet, &app.issuer, &p).await?;
-    WalletApp::new(base)
-        .signed_in(&p.token)
-        .set_payment_password(&SetPaymentPassword {
-            new_password: PIN.into(),
-            current_password: None,
-        })
-        .await?;
     let mut phone = Phone::new(base, &p.phone);
     let last4 = IdNumber::complete(&format!("110105{:011}", i))
         .last(4)
@@ -162,7 +154,7 @@ async fn one_order(
     );
     let paid = h
         .phone
-        .approve_with_password(&request.id, &h.binding, PIN)
+        .approve_with_password(&request.id, &h.binding, crate::bench_bind::BENCH_PIN)
         .await?;
     anyhow::ensure!(
         paid.state == PaymentRequestStage::Paid,

@@ -151,22 +151,35 @@ pub(crate) fn money(m: &MoneyBody) -> String {
 }
 
 /// The wallet app on the phone with `number` logs in (registering the
-/// account the first time).
+/// account the first time: a login that finds no account costs one wrong
+/// try on the phone's counter, where registering again would cost a text
+/// message of the phone's hourly budget on every run).
 pub(crate) async fn wallet_login(base: &str, number: &str) -> anyhow::Result<Phone> {
     let mut phone = Phone::new(base, number);
-    match phone.register(WALLET_PASSWORD).await? {
-        Registration::Created(account) => say(
-            "wallet app",
-            format!("registered a wallet account for {}", account.phone_masked),
-        ),
-        Registration::AlreadyRegistered => {
-            say("wallet app", "this phone already has a wallet account")
+    match phone.log_in(WALLET_PASSWORD).await {
+        Ok(_) => {
+            say("wallet app", "this phone already has a wallet account");
         }
+        Err(e) if e.code() == Some("credentials_invalid") => {
+            match phone.register(WALLET_PASSWORD).await? {
+                Registration::Created(account) => say(
+                    "wallet app",
+                    format!(
+                        "registered a wallet account for {} (with the code texted to it)",
+                        account.phone_masked
+                    ),
+                ),
+                Registration::AlreadyRegistered => anyhow::bail!(
+                    "{number} has a wallet account with another password than the demo's"
+                ),
+            }
+            phone
+                .log_in(WALLET_PASSWORD)
+                .await
+                .context("wallet login")?;
+        }
+        Err(e) => return Err(e).context("wallet login"),
     }
-    phone
-        .log_in(WALLET_PASSWORD)
-        .await
-        .context("wallet login")?;
     say("wallet app", "logged in");
     Ok(phone)
 }
@@ -371,24 +384,23 @@ async fn confirm_binding(wallet: &Phone, binding_id: &BindingId) -> anyhow::Resu
             shown.phone_masked
         ),
     );
-    // An account with a payment password confirms with it too (the demos
-    // all use DEMO_PAYMENT_PASSWORD).
-    let password = app
-        .me()
-        .await?
-        .has_payment_password
-        .then_some(DEMO_PAYMENT_PASSWORD);
+    // The payment password comes with the code: the account's, or its
+    // first one, which the binding sets (the demos all use
+    // DEMO_PAYMENT_PASSWORD).
+    let had_one = app.me().await?.has_payment_password;
     let reserved = SmsInbox::new(&wallet_base(wallet), RESERVED_PHONE);
     let done = wallet
-        .confirm_binding(binding_id, &reserved, password)
+        .confirm_binding(binding_id, &reserved, DEMO_PAYMENT_PASSWORD)
         .await?;
     say(
         "wallet app",
         format!("a code was sent to {}", done.phone_masked),
     );
     show_latest_text(&reserved, RESERVED_PHONE).await?;
-    if password.is_some() {
+    if had_one {
         say("wallet app", "entered the payment password");
+    } else {
+        say("wallet app", "chose a payment password");
     }
     say(
         "wallet app",

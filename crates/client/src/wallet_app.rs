@@ -6,10 +6,10 @@
 use paybridge_api::merchant::{OrderBody, PayOrder};
 use paybridge_api::wallet::{
     AccountBody, ApprovePayment, AssertionBody, BindingBody, BindingConfirmation, BindingList,
-    CeremonyAnswer, CeremonyBody, ChannelQuery, ClaimAddress, CompleteBinding,
+    CeremonyAnswer, CeremonyBody, ChannelQuery, ClaimAddress, CompleteBinding, ConfirmRegistration,
     CreatePaymentRequest, CredentialBody, DeviceBody, DeviceList, DeviceListQuery, IdentityBody,
-    Login, PaymentRequestBody, RegisterAccount, RegisterDevice, RenameDevice, ReportGesture,
-    ScanPaymentCode, SecurityAuthBody, SecurityAuthIdentity, SecurityAuthOtp,
+    Login, PaymentRequestBody, RegisterAccount, RegisterDevice, RegistrationStarted, RenameDevice,
+    ReportGesture, ScanPaymentCode, SecurityAuthBody, SecurityAuthIdentity, SecurityAuthOtp,
     SecurityAuthPasswords, SessionBody, SetIdentity, SetPaymentPassword, StartSecurityAuth,
     Verified, VerifyPaymentPassword,
 };
@@ -58,9 +58,14 @@ impl WalletApp {
 
     // Accounts and sessions.
 
-    /// `POST /v1/accounts`
-    pub async fn register(&self, body: &RegisterAccount) -> Answer<AccountBody> {
+    /// `POST /v1/accounts`: a code goes to the phone.
+    pub async fn register(&self, body: &RegisterAccount) -> Answer<RegistrationStarted> {
         self.client.post("/v1/accounts", body).await
+    }
+
+    /// `POST /v1/accounts/confirmation`: the code and the login password.
+    pub async fn confirm_registration(&self, body: &ConfirmRegistration) -> Answer<AccountBody> {
+        self.client.post("/v1/accounts/confirmation", body).await
     }
 
     /// `POST /v1/sessions`

@@ -5,9 +5,9 @@
 
 use paybridge_api::wallet::{
     AccountBody, ApprovePayment, BindingBody, ChannelQuery, ClaimAddress, CompleteBinding,
-    CredentialBody, DeviceEnvironmentBody, Login, PaymentRequestBody, RegisterAccount,
-    RegisterDevice, SecurityAuthBody, SecurityAuthIdentity, SecurityAuthOtp, SecurityAuthPasswords,
-    SessionBody, SetPaymentPassword, StartSecurityAuth, WebauthnApproval,
+    ConfirmRegistration, CredentialBody, DeviceEnvironmentBody, Login, PaymentRequestBody,
+    RegisterAccount, RegisterDevice, SecurityAuthBody, SecurityAuthIdentity, SecurityAuthOtp,
+    SecurityAuthPasswords, SessionBody, SetPaymentPassword, StartSecurityAuth, WebauthnApproval,
 };
 use std::sync::Arc;
 
@@ -193,12 +193,20 @@ impl Phone {
     }
 
     /// Opens a wallet account for the phone's number.
+    /// The code goes to the phone's inbox and comes back with the password.
     pub async fn register(&self, password: &str) -> DeviceResult<Registration> {
-        let body = RegisterAccount {
-            phone: self.number.clone(),
+        let started = self
+            .anonymous
+            .register(&RegisterAccount {
+                phone: self.number.clone(),
+            })
+            .await?;
+        let body = ConfirmRegistration {
+            otp_id: started.otp.id.to_string(),
+            code: self.inbox.latest_code().await?,
             password: password.to_owned(),
         };
-        match self.anonymous.register(&body).await {
+        match self.anonymous.confirm_registration(&body).await {
             Ok(account) => Ok(Registration::Created(account)),
             Err(e) if e.code() == Some("phone_already_registered") => {
                 Ok(Registration::AlreadyRegistered)
@@ -337,19 +345,19 @@ impl Phone {
 
     /// Confirms a claimed binding: the code goes to the card's reserved
     /// phone (whose inbox is `reserved`), and comes back with the payment
-    /// password when the account has one.
+    /// password (the account's, or its first one: the binding sets it).
     pub async fn confirm_binding(
         &self,
         binding: &BindingId,
         reserved: &SmsInbox,
-        payment_password: Option<&str>,
+        payment_password: &str,
     ) -> DeviceResult<BindingBody> {
         let app = self.app()?;
         app.confirm_binding(binding).await?;
         let code = reserved.latest_code().await?;
         let body = CompleteBinding {
             code,
-            payment_password: payment_password.map(str::to_owned),
+            payment_password: Some(payment_password.to_owned()),
         };
         Ok(app.complete_binding(binding, &body).await?)
     }

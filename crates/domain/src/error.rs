@@ -121,6 +121,7 @@ pub enum ErrorCode {
     SecurityAuthRequired,
     /// Security authentication was asked for where none of its conditions holds.
     SecurityAuthNotRequired,
+    StepUpUnavailable,
     BindingExpired,
     BindingNotPending,
     BindingAlreadyClaimed,
@@ -209,6 +210,7 @@ impl ErrorCode {
             Self::DeviceEnvironmentRefused => "device_environment_refused",
             Self::SecurityAuthRequired => "security_auth_required",
             Self::SecurityAuthNotRequired => "security_auth_not_required",
+            Self::StepUpUnavailable => "step_up_unavailable",
             Self::BindingExpired => "binding_expired",
             Self::BindingNotPending => "binding_not_pending",
             Self::BindingAlreadyClaimed => "binding_already_claimed",
@@ -295,6 +297,7 @@ impl ErrorCode {
             Self::DeviceEnvironmentRefused => K::Unprocessable,
             Self::SecurityAuthRequired => K::Forbidden,
             Self::SecurityAuthNotRequired => K::Conflict,
+            Self::StepUpUnavailable => K::Conflict,
             Self::BindingExpired => K::Unprocessable,
             Self::BindingNotPending => K::Conflict,
             Self::BindingAlreadyClaimed => K::Conflict,

@@ -20,12 +20,15 @@ app_tests!(
     push_path_reaches_the_wallet_user_or_says_there_is_none,
     unbinding_on_either_side_tells_the_other,
     payment_password_and_one_active_binding_per_card,
+    a_card_never_binds_to_an_account_without_a_payment_password,
     a_push_offer_for_a_card_already_bound_is_refused_before_the_bank_is_asked,
     unsigned_partner_calls_are_refused,
     bindings_are_listed_a_page_at_a_time,
 );
 
 const RESERVED_PHONE: &str = "13800138000";
+/// The payment password the accounts choose when their first card binds.
+const PIN: &str = "482916";
 
 async fn bank_token(app: &TestApp, username: &str) -> String {
     let (s, v) = app
@@ -50,12 +53,7 @@ async fn first_card(app: &TestApp, bank: &str) -> String {
 
 async fn wallet_user(app: &TestApp, phone: &str) -> String {
     let body = json!({"phone": phone, "password": "correct horse 9"});
-    assert_eq!(
-        app.call("POST", "/v1/accounts", None, Some(body.clone()))
-            .await
-            .0,
-        201
-    );
+    assert_eq!(app.register_account(body.clone()).await.0, 201);
     let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
     s["token"].as_str().unwrap().to_owned()
 }
@@ -133,9 +131,68 @@ async fn bind_by_qr(app: &TestApp, token: &str, url: &str) -> Value {
     assert_eq!(s, 200, "{b}");
     let id = b["id"].as_str().unwrap().to_owned();
     assert_eq!(confirm(app, token, &id).await.0, 200);
-    let (s, b) = complete(app, token, &id, &sms_code(app).await, None).await;
+    let (s, b) = complete(app, token, &id, &sms_code(app).await, Some(PIN)).await;
     assert_eq!(s, 200, "{b}");
     b
+}
+
+/// Attack: bind a card, then spend it with a payment password chosen later
+/// from any session (a stolen login password). A binding needs the payment
+/// password; an account without one chooses it in the same step, set only
+/// when the code from the card's phone comes back.
+async fn a_card_never_binds_to_an_account_without_a_payment_password(app: &TestApp) {
+    let bank = bank_token(app, "zhang.san").await;
+    let card = first_card(app, &bank).await;
+    let wallet = wallet_user(app, "13911110021").await;
+    let url = start(app, &bank, &card, "qr").await["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, b) = app
+        .call(
+            "POST",
+            "/v1/bindings/claims",
+            Some(&wallet),
+            Some(json!({"address": url})),
+        )
+        .await;
+    let id = b["id"].as_str().unwrap().to_owned();
+    confirm(app, &wallet, &id).await;
+    let otp = sms_code(app).await;
+    let (s, e) = complete(app, &wallet, &id, &otp, None).await;
+    assert_eq!((s, code(&e)), (409, "payment_password_not_set"), "{e}");
+    let (s, e) = complete(app, &wallet, &id, &otp, Some("123456")).await;
+    assert_eq!((s, code(&e)), (422, "password_too_weak"), "{e}");
+    // A wrong code sets nothing.
+    let wrong = if otp == "000000" { "111111" } else { "000000" };
+    let (s, _) = complete(app, &wallet, &id, wrong, Some(PIN)).await;
+    assert_eq!(s, 422);
+    let (_, me) = app.call("GET", "/v1/me", Some(&wallet), None).await;
+    assert_eq!(me["has_payment_password"], false);
+    // Neither refusal spent the code; the binding sets the password.
+    let (s, b) = complete(app, &wallet, &id, &otp, Some(PIN)).await;
+    assert_eq!((s, b["state"].as_str()), (200, Some("active")), "{b}");
+    let (_, me) = app.call("GET", "/v1/me", Some(&wallet), None).await;
+    assert_eq!(me["has_payment_password"], true);
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/me/payment-password/verify",
+            Some(&wallet),
+            Some(json!({ "password": PIN })),
+        )
+        .await;
+    assert_eq!(s, 200);
+    // Choosing another one now is a change: the current one and a trusted device.
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/me/payment-password",
+            Some(&wallet),
+            Some(json!({"new_password": "730245", "current_password": PIN})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (403, "security_auth_required"), "{e}");
 }
 
 async fn qr_path_binds_a_card_and_both_sides_see_it(app: &TestApp) {
@@ -173,7 +230,7 @@ async fn qr_path_binds_a_card_and_both_sides_see_it(app: &TestApp) {
     assert_eq!(s, 200, "{c}");
     assert_eq!(c["binding"]["state"], "otp_sent");
     assert_eq!(c["otp"]["phone_masked"], "138****8000");
-    let (s, active) = complete(app, &wallet, &id, &sms_code(app).await, None).await;
+    let (s, active) = complete(app, &wallet, &id, &sms_code(app).await, Some(PIN)).await;
     assert_eq!(s, 200, "{active}");
     assert_eq!(active["state"], "active");
 
@@ -260,7 +317,7 @@ async fn the_first_claimant_wins_and_addresses_are_single_use(app: &TestApp) {
     assert_eq!(s, 409);
     assert_eq!(confirm(app, winner, &id).await.0, 200);
     assert_eq!(
-        complete(app, winner, &id, &sms_code(app).await, None)
+        complete(app, winner, &id, &sms_code(app).await, Some(PIN))
             .await
             .0,
         200
@@ -330,9 +387,12 @@ async fn expired_unknown_and_other_users_bindings_are_refused(app: &TestApp) {
         404
     );
     assert_eq!(confirm(app, &other, &id).await.0, 404);
-    assert_eq!(complete(app, &other, &id, &code_now, None).await.0, 404);
+    assert_eq!(
+        complete(app, &other, &id, &code_now, Some(PIN)).await.0,
+        404
+    );
     app.clock.advance(Duration::minutes(5));
-    let (s, e) = complete(app, &wallet, &id, &code_now, None).await;
+    let (s, e) = complete(app, &wallet, &id, &code_now, Some(PIN)).await;
     assert_eq!((s, code(&e)), (422, "binding_expired"));
     let (_, b) = app
         .call("GET", &format!("/v1/bindings/{id}"), Some(&wallet), None)
@@ -376,12 +436,12 @@ async fn wrong_codes_are_counted_and_five_fail_the_binding(app: &TestApp) {
         "000000"
     };
     for _ in 0..4 {
-        let (s, e) = complete(app, &wallet, &id, wrong, None).await;
+        let (s, e) = complete(app, &wallet, &id, wrong, Some(PIN)).await;
         assert_eq!((s, code(&e)), (422, "otp_invalid"));
     }
-    let (s, e) = complete(app, &wallet, &id, wrong, None).await;
+    let (s, e) = complete(app, &wallet, &id, wrong, Some(PIN)).await;
     assert_eq!((s, code(&e)), (429, "otp_locked"));
-    let (s, e) = complete(app, &wallet, &id, &right, None).await;
+    let (s, e) = complete(app, &wallet, &id, &right, Some(PIN)).await;
     assert_eq!(s, 409, "{e}");
     let (_, b) = app
         .call("GET", &format!("/v1/bindings/{id}"), Some(&wallet), None)
@@ -405,7 +465,7 @@ async fn a_resent_code_does_not_buy_new_guesses(app: &TestApp) {
         .to_owned()
     };
     for _ in 0..3 {
-        let (s, e) = complete(app, &wallet, &id, &wrong(&first), None).await;
+        let (s, e) = complete(app, &wallet, &id, &wrong(&first), Some(PIN)).await;
         assert_eq!((s, code(&e)), (422, "otp_invalid"));
     }
     // A new code after the resend wait: the three wrong answers still count.
@@ -413,7 +473,7 @@ async fn a_resent_code_does_not_buy_new_guesses(app: &TestApp) {
     let (s, resent) = confirm(app, &wallet, &id).await;
     assert_eq!(s, 200, "a new code is sent: {resent}");
     let second = sms_code(app).await;
-    let (s, e) = complete(app, &wallet, &id, &wrong(&second), None).await;
+    let (s, e) = complete(app, &wallet, &id, &wrong(&second), Some(PIN)).await;
     assert_eq!((s, code(&e)), (422, "otp_invalid"), "{e}");
     assert!(
         e["error"]["message"]
@@ -422,7 +482,7 @@ async fn a_resent_code_does_not_buy_new_guesses(app: &TestApp) {
             .contains("1 attempts left"),
         "{e}"
     );
-    let (s, e) = complete(app, &wallet, &id, &wrong(&second), None).await;
+    let (s, e) = complete(app, &wallet, &id, &wrong(&second), Some(PIN)).await;
     assert_eq!((s, code(&e)), (429, "otp_locked"));
     // Locked for good: asking again sends nothing new, the right code fails.
     app.clock.advance(time::Duration::seconds(61));
@@ -435,7 +495,7 @@ async fn a_resent_code_does_not_buy_new_guesses(app: &TestApp) {
         )
         .await;
     assert_eq!(s, 409);
-    let (s, _) = complete(app, &wallet, &id, &second, None).await;
+    let (s, _) = complete(app, &wallet, &id, &second, Some(PIN)).await;
     assert_eq!(s, 409);
 }
 
@@ -517,7 +577,7 @@ async fn push_path_reaches_the_wallet_user_or_says_there_is_none(app: &TestApp) 
         .await;
     assert_eq!((s, b["state"].as_str()), (200, Some("claimed")), "{b}");
     assert_eq!(confirm(app, &wallet, &id).await.0, 200);
-    let (s, b) = complete(app, &wallet, &id, &sms_code(app).await, None).await;
+    let (s, b) = complete(app, &wallet, &id, &sms_code(app).await, Some(PIN)).await;
     assert_eq!((s, b["state"].as_str()), (200, Some("active")), "{b}");
 }
 

@@ -54,6 +54,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
         ("/v1/sandbox/sms", "post"),
         ("/v1/sandbox/push-relay", "get"),
         ("/v1/accounts", "post"),
+        ("/v1/accounts/confirmation", "post"),
         ("/v1/sessions", "post"),
         ("/v1/sessions/current", "delete"),
         ("/v1/me", "get"),

@@ -347,8 +347,7 @@ async fn without_a_live_phone_the_pc_shows_a_qr_code_the_phone_scans(app: &TestA
 
     // Someone else's phone cannot use the code; a made-up code is unknown.
     let li = json!({"phone": "13900139000", "password": "correct horse 9"});
-    app.call("POST", "/v1/accounts", None, Some(li.clone()))
-        .await;
+    app.register_account(li.clone()).await;
     let (_, s) = app.call("POST", "/v1/sessions", None, Some(li)).await;
     let li_token = s["token"].as_str().unwrap().to_owned();
     let li_phone = app.device(&li_token, "phone", "Li's phone").await;
@@ -506,8 +505,7 @@ async fn each_bad_input_has_its_code_and_nothing_is_debited(app: &TestApp) {
     // A terminal of another account, an unknown one, a phone as terminal,
     // and a device session naming another terminal.
     let li = json!({"phone": "13900139000", "password": "correct horse 9"});
-    app.call("POST", "/v1/accounts", None, Some(li.clone()))
-        .await;
+    app.register_account(li.clone()).await;
     let (_, s) = app.call("POST", "/v1/sessions", None, Some(li)).await;
     let li_pc = app
         .device(s["token"].as_str().unwrap(), "pc", "Li's PC")

@@ -27,12 +27,7 @@ const PASSWORD: &str = "correct horse 9";
 
 async fn account(app: &TestApp, phone: &str) -> String {
     let body = json!({"phone": phone, "password": PASSWORD});
-    assert_eq!(
-        app.call("POST", "/v1/accounts", None, Some(body.clone()))
-            .await
-            .0,
-        201
-    );
+    assert_eq!(app.register_account(body.clone()).await.0, 201);
     let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
     s["token"].as_str().unwrap().to_owned()
 }

@@ -86,12 +86,7 @@ async fn no_pii_in_logs(backend: Backend) {
     // Accounts, sessions, the payment password, the identity, the bank app:
     // passwords, PINs, ID numbers, tokens and the seeded PANs stay out too.
     let (s, _) = app
-        .call(
-            "POST",
-            "/v1/accounts",
-            None,
-            Some(json!({"phone": PHONE, "password": LOGIN_PASSWORD})),
-        )
+        .register_account(json!({"phone": PHONE, "password": LOGIN_PASSWORD}))
         .await;
     assert_eq!(s, 201);
     let (s, _) = app

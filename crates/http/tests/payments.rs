@@ -302,8 +302,8 @@ async fn an_unknown_debit_outcome_never_reopens_the_order(app: &TestApp) {
 }
 
 async fn a_paying_order_resumes_only_with_the_binding_that_started_it(app: &TestApp) {
-    // Two cards bound (before the payment password: binding one after it
-    // would ask for the password with the code).
+    // Two cards bound: the first binding sets the payment password, the
+    // second asks for it with the code.
     let mut phone = app.phone(PHONE);
     phone.register(TEST_LOGIN_PASSWORD).await.unwrap();
     let token = phone
@@ -312,9 +312,8 @@ async fn a_paying_order_resumes_only_with_the_binding_that_started_it(app: &Test
         .unwrap()
         .token
         .clone();
-    let first = app.bind_card("zhang.san", 0, PHONE, &token).await;
-    let second = app.bind_card("zhang.san", 1, PHONE, &token).await;
-    phone.set_payment_password("482916").await.unwrap();
+    let first = app.bind_card("zhang.san", 0, PHONE, &token, "482916").await;
+    let second = app.bind_card("zhang.san", 1, PHONE, &token, "482916").await;
     let me = app.app_of(&token).me().await.unwrap();
     let id = order(app, "resume-1", 800).await;
     leave_paying(app, &id, me.id.as_str(), &first).await;

@@ -309,10 +309,7 @@ async fn a_restricted_account_cannot_pair_devices_or_bind_cards(app: &TestApp) {
 
 async fn an_existing_customer_goes_the_push_path(app: &TestApp) {
     let body = json!({"phone": "13800138000", "password": "correct horse 9"});
-    assert_eq!(
-        app.call("POST", "/v1/accounts", None, Some(body)).await.0,
-        201
-    );
+    assert_eq!(app.register_account(body).await.0, 201);
     let bank = bank_token(app, "zhang.san").await;
     let card = first_card(app, &bank).await;
     let (s, v) = app
@@ -513,8 +510,7 @@ async fn security_authentication_refuses_bad_devices_and_counts_wrong_answers(ap
 async fn each_security_condition_can_be_switched_off(app: &TestApp) {
     use paybridge_domain::registration::SecurityPolicy;
     let body = json!({"phone": "13800138000", "password": "correct horse 9"});
-    app.call("POST", "/v1/accounts", None, Some(body.clone()))
-        .await;
+    app.register_account(body.clone()).await;
     let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
     let token = s["token"].as_str().unwrap().to_owned();
     let device_id = app.device(&token, "phone", "phone").await;

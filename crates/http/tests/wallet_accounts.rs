@@ -10,6 +10,7 @@ use time::Duration;
 
 app_tests!(
     register_login_read_and_log_out,
+    an_account_is_created_only_after_the_phone_returns_the_code,
     logins_lock_after_five_wrong_tries_and_unknown_phones_answer_alike,
     sessions_expire_after_a_day,
     payment_password_is_set_checked_and_locked_for_thirty_minutes,
@@ -24,12 +25,7 @@ pub const PASSWORD: &str = "correct horse 9";
 /// Registers `phone` and logs in; returns (user id, token).
 pub async fn account(app: &TestApp, phone: &str) -> (String, String) {
     let (s, acc) = app
-        .call(
-            "POST",
-            "/v1/accounts",
-            None,
-            Some(json!({"phone": phone, "password": PASSWORD})),
-        )
+        .register_account(json!({"phone": phone, "password": PASSWORD}))
         .await;
     assert_eq!(s, 201, "{acc}");
     let (s, session) = app
@@ -49,12 +45,7 @@ pub async fn account(app: &TestApp, phone: &str) -> (String, String) {
 
 async fn register_login_read_and_log_out(app: &TestApp) {
     let (s, acc) = app
-        .call(
-            "POST",
-            "/v1/accounts",
-            None,
-            Some(json!({"phone": PHONE, "password": PASSWORD})),
-        )
+        .register_account(json!({"phone": PHONE, "password": PASSWORD}))
         .await;
     assert_eq!(s, 201, "{acc}");
     assert!(acc["id"].as_str().unwrap().starts_with("usr_"));
@@ -63,30 +54,15 @@ async fn register_login_read_and_log_out(app: &TestApp) {
     assert!(!acc.to_string().contains(PHONE));
 
     let (s, dup) = app
-        .call(
-            "POST",
-            "/v1/accounts",
-            None,
-            Some(json!({"phone": PHONE, "password": PASSWORD})),
-        )
+        .register_account(json!({"phone": PHONE, "password": PASSWORD}))
         .await;
     assert_eq!((s, code(&dup)), (409, "phone_already_registered"));
     let (s, weak) = app
-        .call(
-            "POST",
-            "/v1/accounts",
-            None,
-            Some(json!({"phone": "13900000001", "password": "short"})),
-        )
+        .register_account(json!({"phone": "13900000001", "password": "short"}))
         .await;
     assert_eq!((s, code(&weak)), (422, "password_too_weak"));
     let (s, bad) = app
-        .call(
-            "POST",
-            "/v1/accounts",
-            None,
-            Some(json!({"phone": "12ab", "password": PASSWORD})),
-        )
+        .register_account(json!({"phone": "12ab", "password": PASSWORD}))
         .await;
     assert_eq!((s, code(&bad)), (422, "invalid_request"));
 
@@ -128,6 +104,110 @@ async fn register_login_read_and_log_out(app: &TestApp) {
     assert_eq!(s, 204);
     let (s, e) = app.call("GET", "/v1/me", Some(token), None).await;
     assert_eq!((s, code(&e)), (401, "session_invalid"));
+}
+
+/// Attack: open an account for someone else's number (no code from it),
+/// or learn from the registration whether a number has an account.
+async fn an_account_is_created_only_after_the_phone_returns_the_code(app: &TestApp) {
+    let other = "13900000077";
+    account(app, PHONE).await;
+    let start = |phone: &'static str| async move {
+        app.call(
+            "POST",
+            "/v1/accounts",
+            None,
+            Some(json!({ "phone": phone })),
+        )
+        .await
+    };
+    // Known and unknown numbers get the same answer (the masked number
+    // and times aside); a code goes to each.
+    let (s_known, known) = start(PHONE).await;
+    let (s_new, started) = start(other).await;
+    assert_eq!((s_known, s_new), (202, 202), "{known} {started}");
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v["otp"].as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&known), keys(&started));
+    let by_phone = app
+        .wallet
+        .keys
+        .index
+        .index(paybridge_crypto::IndexPurpose::Phone, other);
+    assert!(app
+        .wallet
+        .store
+        .user_by_phone(&by_phone)
+        .await
+        .unwrap()
+        .is_none());
+    let confirm = |code: String| {
+        let otp = started["otp"]["id"].clone();
+        async move {
+            app.call(
+                "POST",
+                "/v1/accounts/confirmation",
+                None,
+                Some(json!({"otp_id": otp, "code": code, "password": PASSWORD})),
+            )
+            .await
+        }
+    };
+    // A guessed code creates nothing; a weak password does not spend the code.
+    let real = app.sms_code(other).await;
+    let wrong = if real == "000000" { "111111" } else { "000000" };
+    let (s, e) = confirm(wrong.to_owned()).await;
+    assert_eq!((s, code(&e)), (422, "otp_invalid"), "{e}");
+    assert!(app
+        .wallet
+        .store
+        .user_by_phone(&by_phone)
+        .await
+        .unwrap()
+        .is_none());
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/accounts/confirmation",
+            None,
+            Some(json!({"otp_id": started["otp"]["id"], "code": real, "password": "short"})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (422, "password_too_weak"));
+    // A challenge that does not exist opens nothing.
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/accounts/confirmation",
+            None,
+            Some(json!({"otp_id": "otp_unknown", "code": "123456", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (404, "not_found"));
+    // The number's holder opens it, once.
+    let (s, acc) = confirm(real.clone()).await;
+    assert_eq!(s, 201, "{acc}");
+    assert!(app
+        .wallet
+        .store
+        .user_by_phone(&by_phone)
+        .await
+        .unwrap()
+        .is_some());
+    let (s, again) = confirm(real).await;
+    assert_eq!((s, code(&again)), (409, "otp_already_used"), "{again}");
+    // The known number's holder learns it already has an account.
+    let (s, dup) = app
+        .call(
+            "POST",
+            "/v1/accounts/confirmation",
+            None,
+            Some(json!({"otp_id": known["otp"]["id"], "code": app.sms_code(PHONE).await, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!((s, code(&dup)), (409, "phone_already_registered"));
 }
 
 async fn wrong_login(app: &TestApp, phone: &str, password: &str) -> (u16, Value) {
@@ -351,6 +431,17 @@ async fn personal_data_is_sealed_at_rest(app: &TestApp) {
 
 async fn payment_password_locks_grow_and_a_hundred_wrong_tries_need_a_step_up(app: &TestApp) {
     let (_, token) = account(app, PHONE).await;
+    // The step-up cannot ask for the locked passwords: it asks for the ID
+    // digits, so the account needs an identity on record.
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/me/identity",
+            Some(&token),
+            Some(json!({"name": "张三", "id_number": "110105199003071239"})),
+        )
+        .await;
+    assert_eq!(s, 201);
     let (s, _) = app
         .call(
             "POST",
@@ -361,7 +452,7 @@ async fn payment_password_locks_grow_and_a_hundred_wrong_tries_need_a_step_up(ap
         .await;
     assert_eq!(s, 204);
     let phone = app.device(&token, "phone", "phone").await;
-    app.trust_device(PHONE, &phone, "0000").await;
+    app.trust_device(PHONE, &phone, "1239").await;
     let login = || async {
         let body = json!({"phone": PHONE, "password": PASSWORD});
         let (_, s) = app.call("POST", "/v1/sessions", None, Some(body)).await;
@@ -409,7 +500,7 @@ async fn payment_password_locks_grow_and_a_hundred_wrong_tries_need_a_step_up(ap
         .pass_security_auth(paybridge_devices::phone::SecurityAnswers {
             device: paybridge_devices::phone::ThisDevice::Registered(phone.parse().unwrap()),
             environment: paybridge_devices::phone::genuine_android(),
-            id_number_last4: "0000".into(),
+            id_number_last4: "1239".into(),
             login_password: None,
             payment_password: None,
         })
@@ -420,4 +511,32 @@ async fn payment_password_locks_grow_and_a_hundred_wrong_tries_need_a_step_up(ap
         vec![paybridge_domain::registration::SecurityCondition::PasswordsLocked]
     );
     assert_eq!(verify(app, &token, "482916").await.0, 200);
+
+    // Attack: with the passwords locked, an account with no identity on
+    // record would have only the phone's text left to unlock them.
+    let other = "13900000078";
+    let (id, other_token) = account(app, other).await;
+    let other_phone = app.device(&other_token, "phone", "phone").await;
+    app.trust_device(other, &other_phone, "0000").await;
+    let user_id: UserId = id.parse().unwrap();
+    let mut user = app.wallet.store.user(&user_id).await.unwrap().unwrap();
+    user.pay_guard.consecutive_failures = 100;
+    app.wallet
+        .store
+        .user_update_credentials(&user, &[])
+        .await
+        .unwrap();
+    let signer = app.device_key(&other_phone).unwrap();
+    let mut holder = paybridge_devices::Phone::with_key(&app.base_url, other, signer);
+    let refused = holder
+        .pass_security_auth(paybridge_devices::phone::SecurityAnswers {
+            device: paybridge_devices::phone::ThisDevice::Registered(other_phone.parse().unwrap()),
+            environment: paybridge_devices::phone::genuine_android(),
+            id_number_last4: "0000".into(),
+            login_password: None,
+            payment_password: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("step_up_unavailable"), "{refused:?}");
 }

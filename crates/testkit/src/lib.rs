@@ -14,6 +14,7 @@
 
 pub mod logs;
 
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -448,6 +449,37 @@ impl TestApp {
         (status, json)
     }
 
+    /// Opens an account at the wire, both steps: `body` is
+    /// `{"phone", "password"}`; the code is read from the sandbox inbox.
+    /// Answers the second step's status and body (or the first's, when
+    /// that one is refused).
+    pub async fn register_account(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let phone = body["phone"].clone();
+        let (s, started) = self
+            .call(
+                "POST",
+                "/v1/accounts",
+                None,
+                Some(json!({ "phone": phone })),
+            )
+            .await;
+        if s != 202 {
+            return (s, started);
+        }
+        let code = self.sms_code(phone.as_str().unwrap_or_default()).await;
+        self.call(
+            "POST",
+            "/v1/accounts/confirmation",
+            None,
+            Some(json!({
+                "otp_id": started["otp"]["id"],
+                "code": code,
+                "password": body["password"],
+            })),
+        )
+        .await
+    }
+
     /// The newest six-digit code the sandbox SMS gateway sent to `phone`.
     pub async fn sms_code(&self, phone: &str) -> String {
         SmsInbox::new(&self.base_url, phone)
@@ -483,14 +515,16 @@ impl TestApp {
 
     /// Binds card number `card_index` of bank customer `username` (password
     /// `Sandbox#2026`, reserved phone `reserved_phone`) to the wallet account
-    /// of `wallet_token` through the QR path of flow F1; returns the
-    /// binding id.
+    /// of `wallet_token` through the QR path of flow F1, with payment
+    /// password `pin` (the account's, or its first: the binding sets it);
+    /// returns the binding id.
     pub async fn bind_card(
         &self,
         username: &str,
         card_index: usize,
         reserved_phone: &str,
         wallet_token: &str,
+        pin: &str,
     ) -> String {
         let bank = self.bank_customer(username).await;
         let card = bank.card(card_index).await.expect("a card");
@@ -512,7 +546,7 @@ impl TestApp {
             .expect("a code is sent");
         let completion = CompleteBinding {
             code: self.sms_code(reserved_phone).await,
-            payment_password: None,
+            payment_password: Some(pin.to_owned()),
         };
         let done = wallet
             .complete_binding(&claimed.id, &completion)
@@ -566,11 +600,10 @@ impl TestApp {
             .expect("the login succeeds")
             .token
             .clone();
-        let binding = self.bind_card(username, card_index, phone, &token).await;
-        payer
-            .set_payment_password(pin)
-            .await
-            .expect("the payment password is set");
+        // The binding sets the first payment password.
+        let binding = self
+            .bind_card(username, card_index, phone, &token, pin)
+            .await;
         (token, binding)
     }
 

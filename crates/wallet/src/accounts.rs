@@ -16,7 +16,7 @@ use paybridge_domain::credentials::{
 use paybridge_domain::event::Destination;
 use paybridge_domain::happened::{Happened, RegistrationChannel};
 use paybridge_domain::identity::{IdNumber, PersonName};
-use paybridge_domain::ids::{DeviceId, SessionId, UserId};
+use paybridge_domain::ids::{DeviceId, OtpId, SessionId, UserId};
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{ErrorCode, ServiceError, Timestamp};
 use paybridge_kernel::login::{self, LoginTry};
@@ -25,10 +25,14 @@ use paybridge_store::keys::SealedColumn;
 use paybridge_store::{SealedIdentity, StoredSession, StoredUser, UserWrite};
 
 use crate::device_proof::PresentedProof;
+use crate::otp::IssuedOtp;
 use crate::Wallet;
 
 /// A wallet session lasts a day; the app logs in again after that.
 pub const SESSION_TTL_SECS: i64 = 24 * 3600;
+
+/// What the codes that open an account are for (also in their text).
+pub const REGISTRATION_PURPOSE: &str = "opening your wallet account";
 
 pub const PHONE: SealedColumn = col("phone_sealed");
 pub const NAME: SealedColumn = col("name_sealed");
@@ -59,6 +63,13 @@ pub struct IdentityView {
     pub name_masked: String,
     pub id_number_masked: String,
     pub verified_at: Timestamp,
+}
+
+/// Whether a payment password is the account's first or replaces one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PinChange {
+    First,
+    Replace,
 }
 
 /// A session just opened: the token is shown once.
@@ -169,13 +180,30 @@ impl Wallet {
         })
     }
 
-    /// Opens an account with a phone and a login password.
+    /// Step one of opening an account: a code goes to the phone. Nothing
+    /// is created until the code comes back ([`Self::register_account`]),
+    /// and the answer is the same whether or not the phone already has an
+    /// account: only the phone's holder learns that, at step two.
+    pub async fn start_registration(&self, phone: &PhoneNumber) -> Result<IssuedOtp, ServiceError> {
+        self.otp_service()?.issue(REGISTRATION_PURPOSE, phone).await
+    }
+
+    /// Step two: the code sent to the phone, and the login password. The
+    /// phone is the one the code went to, so every account's phone is
+    /// verified (flows F1 and F2 match accounts by it).
     pub async fn register_account(
         &self,
-        phone: &PhoneNumber,
+        otp: &OtpId,
+        code: &str,
         password: &str,
     ) -> Result<AccountView, ServiceError> {
+        // Before the code is spent: a weak password does not cost a code.
         check_login_password(password)?;
+        let phone = self
+            .otp_service()?
+            .verify_phone(otp, REGISTRATION_PURPOSE, code)
+            .await?;
+        let phone = &phone;
         let now = self.clock.now();
         let index = self.phone_index(phone);
         if self.store.user_by_phone(&index).await?.is_some() {
@@ -402,7 +430,11 @@ impl Wallet {
     }
 
     /// Sets the payment password; changing one needs the current one (a
-    /// wrong current one counts towards the lock).
+    /// wrong current one counts towards the lock). Changing it, or setting
+    /// the first one on an account that already has a card bound, is a
+    /// sensitive operation: a session on a trusted device (or the
+    /// binding's own code, see `complete_binding`), so a stolen login
+    /// password alone cannot choose the PIN that spends the card.
     pub async fn set_payment_password(
         &self,
         user: &UserId,
@@ -412,8 +444,7 @@ impl Wallet {
     ) -> Result<(), ServiceError> {
         check_payment_password(new)?;
         let u = self.load_user(user).await?;
-        if u.pay_password_hash.is_some() {
-            // Changing it is a sensitive operation (flow F2's third condition).
+        let change = if u.pay_password_hash.is_some() {
             self.require_trusted_device(user, device).await?;
             let current = current.ok_or_else(|| {
                 ServiceError::rejected(
@@ -422,10 +453,39 @@ impl Wallet {
                 )
             })?;
             self.verify_payment_password(user, current).await?;
-        }
+            PinChange::Replace
+        } else {
+            let bound = self
+                .store
+                .bindings_of(user)
+                .await?
+                .iter()
+                .any(|b| b.status.state == paybridge_domain::binding::BindingState::Active);
+            if bound {
+                self.require_trusted_device(user, device).await?;
+            }
+            PinChange::First
+        };
         let hash = self.hash_password(new).await?;
+        self.store_payment_password(user, hash, change).await
+    }
+
+    /// Stores a payment password's hash (and forgets the wrong tries). A
+    /// first one is refused when one was set meanwhile.
+    pub(crate) async fn store_payment_password(
+        &self,
+        user: &UserId,
+        hash: String,
+        change: PinChange,
+    ) -> Result<(), ServiceError> {
         on_conflict("the account", || async {
             let mut u = self.load_user(user).await?;
+            if change == PinChange::First && u.pay_password_hash.is_some() {
+                return Err(ServiceError::rejected(
+                    ErrorCode::PaymentPasswordInvalid,
+                    "a payment password was set meanwhile; change it with the current one",
+                ));
+            }
             u.pay_password_hash = Some(hash.clone());
             u.pay_guard = PasswordGuard::default();
             let event = Happened::PaymentPasswordSet {

@@ -16,6 +16,7 @@ use paybridge_api::partner::{ActivateBinding, AgreementIssued, BindingOffer};
 use paybridge_crypto::token::{generate_token, TokenKind};
 use paybridge_domain::binding::{BindingEnd, BindingFailure, BindingState, BindingStatus};
 use paybridge_domain::card::{mask_last4, CardType};
+use paybridge_domain::credentials::check_payment_password;
 use paybridge_domain::device::DeviceFilter;
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::happened::{BindingFacts, BindingStep, Happened};
@@ -27,6 +28,7 @@ use paybridge_domain::{DomainError, ErrorCode, ServiceError, Timestamp};
 use paybridge_store::keys::SealedColumn;
 use paybridge_store::{BindingWrite, SealedIdentity, StoredBinding, UserWrite};
 
+use crate::accounts::PinChange;
 use crate::otp::IssuedOtp;
 use crate::Wallet;
 
@@ -493,9 +495,11 @@ impl Wallet {
             ServiceError::rejected(ErrorCode::BindingNotPending, "confirm the binding first")
         })?;
         // The payment password first: a wrong one (counted towards its own
-        // lock) must not use up the code from the text message.
+        // lock) must not use up the code from the text message. A card is
+        // never bound to an account without one: an account that has none
+        // chooses it here, and the code to the card's phone sets it.
         let account = self.load_user(user).await?;
-        if account.pay_password_hash.is_some() {
+        let first_pin = if account.pay_password_hash.is_some() {
             let pin = payment_password.ok_or_else(|| {
                 ServiceError::rejected(
                     ErrorCode::PaymentPasswordInvalid,
@@ -503,7 +507,17 @@ impl Wallet {
                 )
             })?;
             self.verify_payment_password(user, pin).await?;
-        }
+            None
+        } else {
+            let pin = payment_password.ok_or_else(|| {
+                ServiceError::rejected(
+                    ErrorCode::PaymentPasswordNotSet,
+                    "this account has no payment password: choose one (six digits) and send it with the code; the binding sets it",
+                )
+            })?;
+            check_payment_password(pin)?;
+            Some(self.hash_password(pin).await?)
+        };
         if let Err(e) = self.otp_service()?.verify(&otp_id, code).await {
             if e.code() == ErrorCode::OtpLocked {
                 self.end_binding(b, BindingEnd::Failed(BindingFailure::OtpLocked))
@@ -514,6 +528,10 @@ impl Wallet {
         // An account without a real-name identity takes the bank's attested one.
         if account.identity.is_none() {
             self.adopt_holder_identity(user, account.version, &b)
+                .await?;
+        }
+        if let Some(hash) = first_pin {
+            self.store_payment_password(user, hash, PinChange::First)
                 .await?;
         }
         let issuer: PartnerId = b.issuer_id.parse().map_err(ServiceError::internal)?;

@@ -144,6 +144,30 @@ impl OtpService {
         .await
     }
 
+    /// Checks an entered code of a challenge issued for `purpose` and
+    /// answers the phone it was sent to: what holding that phone proves.
+    /// A challenge of another purpose is answered like an unknown one.
+    pub async fn verify_phone(
+        &self,
+        id: &OtpId,
+        purpose: &str,
+        entered: &str,
+    ) -> Result<PhoneNumber, ServiceError> {
+        let otp = self.load(id).await?;
+        if otp.purpose != purpose {
+            return Err(ServiceError::rejected(
+                ErrorCode::NotFound,
+                "no such OTP challenge",
+            ));
+        }
+        self.verify(id, entered).await?;
+        let phone = self
+            .vault
+            .open_text(&PHONE, id.as_str(), &otp.phone_sealed)
+            .await?;
+        phone.expose().parse().map_err(ServiceError::internal)
+    }
+
     /// Sends a new code for the same challenge (after the resend wait).
     pub async fn resend(&self, id: &OtpId) -> Result<IssuedOtp, ServiceError> {
         let otp = self.load(id).await?;

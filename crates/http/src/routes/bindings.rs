@@ -7,8 +7,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use paybridge_api::wallet::{
-    BindingBody, BindingConfirmation, BindingList, ClaimAddress, CompleteBinding, OtpBody,
-    PageQuery,
+    BindingBody, BindingConfirmation, BindingList, ClaimAddress, CompleteBinding, PageQuery,
 };
 use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::ids::BindingId;
@@ -94,12 +93,7 @@ async fn confirm(
     let (binding, otp) = w.confirm_binding(&user.user_id, &id).await?;
     Ok(ApiJson(BindingConfirmation {
         binding: body(binding),
-        otp: OtpBody {
-            id: otp.id,
-            phone_masked: otp.phone_masked,
-            expires_at: rfc3339(otp.expires_at),
-            resend_after: rfc3339(otp.resend_after),
-        },
+        otp: super::wallet_app::otp_body(otp),
     }))
 }
 

@@ -6,8 +6,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use paybridge_api::wallet::{
-    OtpBody, SecurityAuthBody, SecurityAuthIdentity, SecurityAuthOtp, SecurityAuthPasswords,
-    SessionBody, StartSecurityAuth,
+    SecurityAuthBody, SecurityAuthIdentity, SecurityAuthOtp, SecurityAuthPasswords, SessionBody,
+    StartSecurityAuth,
 };
 use paybridge_api::{rfc3339, ErrorBody};
 use paybridge_domain::device::DeviceType;
@@ -31,12 +31,7 @@ fn body(v: SecurityAuthView, session: Option<OpenedSession>) -> SecurityAuthBody
         conditions: v.conditions,
         state: v.state,
         passwords_needed: v.passwords_needed.iter().map(|p| (*p).to_owned()).collect(),
-        otp: v.otp.map(|o| OtpBody {
-            id: o.id,
-            phone_masked: o.phone_masked,
-            expires_at: rfc3339(o.expires_at),
-            resend_after: rfc3339(o.resend_after),
-        }),
+        otp: v.otp.map(super::wallet_app::otp_body),
         session: session.map(|s| SessionBody {
             session_id: s.id,
             token: s.token.expose().clone(),

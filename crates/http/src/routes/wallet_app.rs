@@ -7,15 +7,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use paybridge_api::rfc3339;
 use paybridge_api::wallet::{
-    AccountBody, IdentityBody, Login, RegisterAccount, SessionBody, SetIdentity,
-    SetPaymentPassword, Verified, VerifyPaymentPassword,
+    AccountBody, ConfirmRegistration, IdentityBody, Login, OtpBody, RegisterAccount,
+    RegistrationStarted, SessionBody, SetIdentity, SetPaymentPassword, Verified,
+    VerifyPaymentPassword,
 };
 use paybridge_api::ErrorBody;
 use paybridge_domain::identity::{IdNumber, PersonName};
-use paybridge_domain::ids::DeviceId;
+use paybridge_domain::ids::{DeviceId, OtpId};
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::ErrorCode;
 use paybridge_wallet::accounts::{AccountView, IdentityView, SessionUser};
+use paybridge_wallet::otp::IssuedOtp;
 use paybridge_wallet::Wallet;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -52,21 +54,55 @@ fn account_body(a: AccountView) -> AccountBody {
     }
 }
 
-/// Opens a wallet account with a phone number and a login password.
+/// What the app may see of an OTP sent.
+pub(crate) fn otp_body(otp: IssuedOtp) -> OtpBody {
+    OtpBody {
+        id: otp.id,
+        phone_masked: otp.phone_masked,
+        expires_at: rfc3339(otp.expires_at),
+        resend_after: rfc3339(otp.resend_after),
+    }
+}
+
+/// Starts opening a wallet account: a code goes to the phone. Nothing is
+/// created until it comes back; known and unknown phones get the same answer.
 #[utoipa::path(post, path = "/v1/accounts", tag = "wallet",
     params(("Idempotency-Key" = String, Header, description = "Unique per registration; reuse it to retry")),
     request_body = RegisterAccount,
     responses(
-        (status = 201, body = AccountBody),
-        (status = 409, description = "phone_already_registered", body = ErrorBody),
-        (status = 422, description = "invalid_request, password_too_weak", body = ErrorBody)))]
+        (status = 202, body = RegistrationStarted),
+        (status = 422, description = "invalid_request", body = ErrorBody),
+        (status = 429, description = "otp_rate_limited", body = ErrorBody)))]
 async fn register(
     State(w): State<Wallet>,
     ApiJson(req): ApiJson<RegisterAccount>,
+) -> ApiResult<(StatusCode, ApiJson<RegistrationStarted>)> {
+    let otp = w.start_registration(&phone(&req.phone)?).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(RegistrationStarted { otp: otp_body(otp) }),
+    ))
+}
+
+/// Opens the account: the code sent to the phone, and a login password.
+#[utoipa::path(post, path = "/v1/accounts/confirmation", tag = "wallet",
+    params(("Idempotency-Key" = String, Header, description = "Unique per registration; reuse it to retry")),
+    request_body = ConfirmRegistration,
+    responses(
+        (status = 201, body = AccountBody),
+        (status = 404, description = "not_found: no such registration code", body = ErrorBody),
+        (status = 409, description = "phone_already_registered, otp_already_used", body = ErrorBody),
+        (status = 422, description = "invalid_request, password_too_weak, otp_invalid, otp_expired", body = ErrorBody),
+        (status = 429, description = "otp_locked", body = ErrorBody)))]
+async fn confirm_registration(
+    State(w): State<Wallet>,
+    ApiJson(req): ApiJson<ConfirmRegistration>,
 ) -> ApiResult<(StatusCode, ApiJson<AccountBody>)> {
-    let account = w
-        .register_account(&phone(&req.phone)?, &req.password)
-        .await?;
+    let otp: OtpId = req
+        .otp_id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such OTP challenge"))?;
+    let account = w.register_account(&otp, &req.code, &req.password).await?;
     Ok((StatusCode::CREATED, ApiJson(account_body(account))))
 }
 
@@ -204,13 +240,13 @@ async fn set_identity(
 }
 
 pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {
-    let creating =
-        OpenApiRouter::new()
-            .routes(routes!(register))
-            .layer(axum::middleware::from_fn_with_state(
-                idem.clone(),
-                idempotency,
-            ));
+    let creating = OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(confirm_registration))
+        .layer(axum::middleware::from_fn_with_state(
+            idem.clone(),
+            idempotency,
+        ));
     let public = OpenApiRouter::new().routes(routes!(login));
     // Setting an identity or a payment password takes an Idempotency-Key.
     let authed_creating = OpenApiRouter::new()

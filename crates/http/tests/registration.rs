@@ -20,6 +20,7 @@ app_tests!(
     each_security_condition_can_be_switched_off,
     security_authentication_is_refused_where_no_condition_asks_for_it,
     security_authentication_of_an_account_with_a_login_password_needs_it,
+    a_new_device_is_pending_until_its_security_authentication_passes,
 );
 
 const LI_PHONE: &str = "13900139000";
@@ -703,4 +704,86 @@ async fn security_authentication_of_an_account_with_a_login_password_needs_it(ap
     )
     .await;
     assert_eq!((s, done["state"].as_str()), (200, Some("passed")), "{done}");
+}
+
+/// Attack: start security authentications from devices of one's own (each
+/// would be an account's device, under its cap, a login target and a
+/// correspondence for payment requests) without ever passing them.
+async fn a_new_device_is_pending_until_its_security_authentication_passes(app: &TestApp) {
+    let started = register_li(app).await;
+    let user: UserId = started["account_id"].as_str().unwrap().parse().unwrap();
+    let devices = || async {
+        app.wallet
+            .store
+            .devices_of(&user, paybridge_domain::device::DeviceFilter::WithRevoked)
+            .await
+            .unwrap()
+            .len()
+    };
+    let (s, lapsed) = start_auth(app, LI_PHONE, environment()).await;
+    assert_eq!(s, 201, "{lapsed}");
+    let (_, abandoned) = start_auth(app, LI_PHONE, environment()).await;
+    // Neither is a device of the account, nor a login target.
+    assert_eq!(devices().await, 0);
+    let lapsed_id = lapsed["device_id"].as_str().unwrap();
+    let (s, e) = app
+        .call(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(
+                json!({"phone": LI_PHONE, "password": "anything at all 1", "device_id": lapsed_id}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 401, "{e}");
+    // A pending device expires with its authentication.
+    app.clock.advance(time::Duration::minutes(16));
+    let id = lapsed["id"].as_str().unwrap();
+    let (s, e) = step(
+        app,
+        id,
+        "otp",
+        json!({"code": sms_code(app, LI_PHONE).await}),
+    )
+    .await;
+    assert_eq!((s, code(&e)), (409, "security_auth_closed"), "{e}");
+    assert_eq!(devices().await, 0);
+    // The one that passes is written, active and trusted; the others never are.
+    let (_, auth) = start_auth(app, LI_PHONE, environment()).await;
+    let id = auth["id"].as_str().unwrap().to_owned();
+    step(
+        app,
+        &id,
+        "otp",
+        json!({"code": sms_code(app, LI_PHONE).await}),
+    )
+    .await;
+    step(app, &id, "identity", json!({"id_number_last4": "4567"})).await;
+    let (s, done) = step(
+        app,
+        &id,
+        "passwords",
+        json!({"login_password": "Li's password 1", "payment_password": "730245"}),
+    )
+    .await;
+    assert_eq!((s, done["state"].as_str()), (200, Some("passed")), "{done}");
+    let token = done["session"]["token"].as_str().unwrap();
+    let (_, listed) = app.call("GET", "/v1/devices", Some(token), None).await;
+    let listed = listed["devices"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], auth["device_id"]);
+    assert_eq!(listed[0]["status"], "active");
+    assert_eq!(devices().await, 1);
+    let device: paybridge_domain::ids::DeviceId =
+        auth["device_id"].as_str().unwrap().parse().unwrap();
+    assert!(app
+        .wallet
+        .store
+        .device_trusted(&user, &device)
+        .await
+        .unwrap());
+    for pending in [&lapsed, &abandoned] {
+        assert_ne!(pending["device_id"], auth["device_id"]);
+    }
 }

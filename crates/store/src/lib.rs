@@ -79,7 +79,7 @@ pub use otp::{OtpSend, OtpStore, SendBudget, StoredOtp};
 pub use outbox::{Delivery, OutboxStats, OutboxStore, StoredEvent};
 pub use payment_requests::{PaymentRequestCreate, PaymentRequestStore, StoredPaymentRequest};
 pub use registration::{
-    RegistrationStore, RegistrationWrite, StoredRegistration, StoredSecurityAuth,
+    PendingDevice, RegistrationStore, RegistrationWrite, StoredRegistration, StoredSecurityAuth,
 };
 pub use roles::{IssuerStore, WalletStore};
 pub use sandbox::{RelayMessage, SandboxStore, SmsMessage};

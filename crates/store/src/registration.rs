@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
+use paybridge_domain::device::DeviceType;
 use paybridge_domain::event::NewEvent;
 use paybridge_domain::ids::{DeviceId, OtpId, SecurityAuthId, UserId};
 use paybridge_domain::registration::{AuthState, AuthStatus};
@@ -14,6 +15,7 @@ use sqlx::Row;
 use crate::accounts::{insert_user, StoredUser};
 use crate::bindings::{insert_binding, StoredBinding};
 use crate::db::Store;
+use crate::devices::DeviceKeyRecord;
 use crate::error::{corrupt, is_unique_violation, StoreError};
 use crate::outbox::append_events;
 
@@ -42,12 +44,23 @@ pub struct StoredSecurityAuth {
     pub id: SecurityAuthId,
     pub user_id: UserId,
     pub device_id: DeviceId,
+    /// A device seen for the first time: held here, pending, and written
+    /// to `devices` only when the authentication passes.
+    pub new_device: Option<PendingDevice>,
     /// Comma-separated condition names.
     pub conditions: String,
     pub status: AuthStatus,
     pub otp_id: OtpId,
     pub created_at: Timestamp,
     pub version: i64,
+}
+
+/// A new device waiting for its security authentication to pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDevice {
+    pub device_type: DeviceType,
+    pub name: String,
+    pub key: DeviceKeyRecord,
 }
 
 #[async_trait]
@@ -98,6 +111,26 @@ fn registration_from_row(r: &AnyRow) -> Result<StoredRegistration, StoreError> {
     })
 }
 
+fn pending_from_row(r: &AnyRow) -> Result<Option<PendingDevice>, StoreError> {
+    let Some(kind) = r.try_get::<Option<String>, _>("new_device_type")? else {
+        return Ok(None);
+    };
+    Ok(Some(PendingDevice {
+        device_type: kind.parse::<DeviceType>().map_err(corrupt)?,
+        name: r
+            .try_get::<Option<String>, _>("new_device_name")?
+            .ok_or_else(|| corrupt("a pending device without a name"))?,
+        key: DeviceKeyRecord {
+            public_key: r
+                .try_get::<Option<String>, _>("new_device_key")?
+                .ok_or_else(|| corrupt("a pending device without a key"))?,
+            thumbprint: r
+                .try_get::<Option<String>, _>("new_device_thumbprint")?
+                .ok_or_else(|| corrupt("a pending device without a thumbprint"))?,
+        },
+    }))
+}
+
 fn auth_from_row(r: &AnyRow) -> Result<StoredSecurityAuth, StoreError> {
     let user: String = r.try_get("user_id")?;
     let device: String = r.try_get("device_id")?;
@@ -108,6 +141,7 @@ fn auth_from_row(r: &AnyRow) -> Result<StoredSecurityAuth, StoreError> {
         id: id.parse().map_err(corrupt)?,
         user_id: user.parse().map_err(corrupt)?,
         device_id: device.parse().map_err(corrupt)?,
+        new_device: pending_from_row(r)?,
         conditions: r.try_get("conditions")?,
         status: AuthStatus {
             state: AuthState::parse(&state)
@@ -191,7 +225,8 @@ impl RegistrationStore for Store {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO security_auths (id, user_id, device_id, conditions, state, otp_id, digit_attempts, \
-             expires_at, created_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)",
+             expires_at, created_at, version, new_device_type, new_device_name, new_device_key, \
+             new_device_thumbprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13)",
         )
         .bind(a.id.as_str())
         .bind(a.user_id.as_str())
@@ -202,6 +237,10 @@ impl RegistrationStore for Store {
         .bind(i64::from(a.status.digit_attempts))
         .bind(to_unix_micros(a.status.expires_at))
         .bind(to_unix_micros(a.created_at))
+        .bind(a.new_device.as_ref().map(|d| d.device_type.as_str()))
+        .bind(a.new_device.as_ref().map(|d| d.name.clone()))
+        .bind(a.new_device.as_ref().map(|d| d.key.public_key.clone()))
+        .bind(a.new_device.as_ref().map(|d| d.key.thumbprint.clone()))
         .execute(tx.conn())
         .await?;
         append_events(tx.conn(), events).await?;
@@ -213,7 +252,8 @@ impl RegistrationStore for Store {
         id: &SecurityAuthId,
     ) -> Result<Option<StoredSecurityAuth>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, user_id, device_id, conditions, state, otp_id, digit_attempts, expires_at, created_at, version \
+            "SELECT id, user_id, device_id, conditions, state, otp_id, digit_attempts, expires_at, created_at, version, \
+             new_device_type, new_device_name, new_device_key, new_device_thumbprint \
              FROM security_auths WHERE id = $1",
         )
         .bind(id.as_str())

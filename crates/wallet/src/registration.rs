@@ -24,7 +24,7 @@ use paybridge_domain::registration::{
 };
 use paybridge_domain::{ErrorCode, ServiceError, WireName};
 use paybridge_store::{
-    BindingWrite, DeviceCreate, RegistrationWrite, SealedIdentity, StoredDevice,
+    BindingWrite, DeviceCreate, PendingDevice, RegistrationWrite, SealedIdentity, StoredDevice,
     StoredRegistration, StoredSecurityAuth, StoredUser, UserWrite,
 };
 
@@ -303,34 +303,43 @@ impl Wallet {
         out
     }
 
-    /// The new device a security authentication registers.
-    async fn create_auth_device(
+    /// A new device has no place when the account's devices are full.
+    async fn refuse_when_devices_full(&self, user: &UserId) -> Result<(), ServiceError> {
+        let active = self
+            .store
+            .devices_of(user, paybridge_domain::device::DeviceFilter::Active)
+            .await?
+            .len();
+        if active >= paybridge_domain::device::MAX_ACTIVE_DEVICES {
+            return Err(device_limit_reached());
+        }
+        Ok(())
+    }
+
+    /// Writes the device a security authentication held pending, now that
+    /// it passed: an active device of the account, trusted by that pass.
+    async fn create_passed_device(
         &self,
-        user: &UserId,
-        device_type: DeviceType,
-        name: &str,
-        key: paybridge_store::DeviceKeyRecord,
-        now: paybridge_domain::Timestamp,
-    ) -> Result<DeviceId, ServiceError> {
+        a: &StoredSecurityAuth,
+        pending: &PendingDevice,
+    ) -> Result<(), ServiceError> {
+        let now = self.clock.now();
         let d = StoredDevice {
-            id: DeviceId::generate(),
-            user_id: user.clone(),
-            device_type,
-            name: paybridge_domain::device::check_device_name(name)?,
+            id: a.device_id.clone(),
+            user_id: a.user_id.clone(),
+            device_type: pending.device_type,
+            name: pending.name.clone(),
             status: DeviceStatus::Active,
             created_at: now,
             last_seen_at: now,
             has_credential: false,
-            key: Some(key),
+            key: Some(pending.key.clone()),
             paired_by: None,
         };
         if self.store.device_create(&d, &[]).await? == DeviceCreate::LimitReached {
-            return Err(ServiceError::rejected(
-                ErrorCode::DeviceLimitReached,
-                "the account has too many devices; revoke one first",
-            ));
+            return Err(device_limit_reached());
         }
-        Ok(d.id)
+        Ok(())
     }
 
     /// Starts security authentication on a device of the account with this
@@ -419,8 +428,10 @@ impl Wallet {
                 "the passwords are locked and the account has no identity on record to confirm instead: contact support",
             ));
         }
-        let device = match (known.as_ref(), device) {
-            (Some(id), _) | (None, AuthDevice::Existing(id)) => id.clone(),
+        // A new device is held pending in the authentication: nothing is
+        // written to the account's devices unless it passes.
+        let (device, new_device) = match (known.as_ref(), device) {
+            (Some(id), _) | (None, AuthDevice::Existing(id)) => (id.clone(), None),
             (
                 None,
                 AuthDevice::New {
@@ -428,8 +439,13 @@ impl Wallet {
                 },
             ) => {
                 let key = new_key.expect("a new device's key was checked above");
-                self.create_auth_device(&user.id, *device_type, name, key, now)
-                    .await?
+                let pending = PendingDevice {
+                    device_type: *device_type,
+                    name: paybridge_domain::device::check_device_name(name)?,
+                    key,
+                };
+                self.refuse_when_devices_full(&user.id).await?;
+                (DeviceId::generate(), Some(pending))
             }
         };
         let phone_clear = self
@@ -448,6 +464,7 @@ impl Wallet {
             id: SecurityAuthId::generate(),
             user_id: user.id.clone(),
             device_id: device.clone(),
+            new_device,
             conditions: conditions
                 .iter()
                 .map(|c| c.as_str())
@@ -621,7 +638,15 @@ impl Wallet {
             check_payment_password(p)?;
             user.pay_password_hash = Some(self.hash_password(p).await?);
         }
+        if a.new_device.is_some() {
+            // Checked before the pass is saved, so a full account is told
+            // while the authentication can still be retried.
+            self.refuse_when_devices_full(&a.user_id).await?;
+        }
         self.save_auth(&a, &next).await?;
+        if let Some(pending) = &a.new_device {
+            self.create_passed_device(&a, pending).await?;
+        }
         user.status = user.status.authenticated();
         // Passing is the step-up that unlocks the passwords, however many
         // wrong tries they had.
@@ -641,13 +666,16 @@ impl Wallet {
         }
         // The session is bound to the device's key (checked when the
         // authentication started): its token is useless without the key.
-        let key = self
-            .load_device(&a.user_id, &a.device_id)
-            .await?
-            .key
-            .ok_or_else(|| {
-                ServiceError::Internal("a security-authenticated device has no key".into())
-            })?;
+        let key = match &a.new_device {
+            Some(pending) => pending.key.clone(),
+            None => self
+                .load_device(&a.user_id, &a.device_id)
+                .await?
+                .key
+                .ok_or_else(|| {
+                    ServiceError::Internal("a security-authenticated device has no key".into())
+                })?,
+        };
         let session = self
             .open_session(
                 &a.user_id,
@@ -678,6 +706,13 @@ fn auth_event(
         state: status.state,
     })
     .to(Destination::Internal, now)
+}
+
+fn device_limit_reached() -> ServiceError {
+    ServiceError::rejected(
+        ErrorCode::DeviceLimitReached,
+        "the account has too many devices; revoke one first",
+    )
 }
 
 /// Equality in time independent of where the strings differ.

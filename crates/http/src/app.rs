@@ -149,6 +149,30 @@ fn loopback_base(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
+/// Refuses to serve role `id` with `key` on a store whose first instance
+/// signed with another key: the partners know one key per role, so such an
+/// instance's calls would all be refused, and its answers distrusted.
+pub(crate) async fn claim_signing_key(
+    store: &Store,
+    id: &PartnerId,
+    key: &PartnerKeyPair,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<()> {
+    use paybridge_store::keys::KeyStore;
+    let ours = key.public().to_base64();
+    let recorded = store
+        .signing_key_claim(id.as_str(), &ours, clock.now())
+        .await
+        .with_context(|| format!("cannot read the signing key recorded for {id}"))?;
+    anyhow::ensure!(
+        recorded == ours,
+        "this store's {id} signs with key {recorded}, but this instance has key {ours}: \
+         instances that share a store must share the role keys (copy keys/{id}.ed25519 \
+         from the first instance's data directory) and the master key"
+    );
+    Ok(())
+}
+
 pub(crate) fn partner_client(
     me: &PartnerId,
     key: &Arc<PartnerKeyPair>,

@@ -176,14 +176,31 @@ async fn postgres_one_wallet_two_banks() {
     one_wallet_two_banks(Backend::Postgres).await;
 }
 
+/// The two roles' signing keys of one installation.
+#[derive(Clone)]
+struct RoleKeys {
+    wallet: Arc<PartnerKeyPair>,
+    issuer: Arc<PartnerKeyPair>,
+}
+
+impl RoleKeys {
+    fn generate() -> Self {
+        Self {
+            wallet: Arc::new(PartnerKeyPair::generate()),
+            issuer: Arc::new(PartnerKeyPair::generate()),
+        }
+    }
+}
+
 /// Both roles, sandbox on, on the given stores, listening anywhere.
 fn both_roles(
     wallet_store: &paybridge_store::StoreConfig,
     issuer_store: &paybridge_store::StoreConfig,
     master: &paybridge_crypto::master::MasterKey,
+    keys: &RoleKeys,
 ) -> AppConfig {
-    let wallet_key = Arc::new(PartnerKeyPair::generate());
-    let issuer_key = Arc::new(PartnerKeyPair::generate());
+    let wallet_key = keys.wallet.clone();
+    let issuer_key = keys.issuer.clone();
     let bank: PartnerId = "demo-bank".parse().unwrap();
     AppConfig {
         master_key: master.clone(),
@@ -235,8 +252,9 @@ async fn postgres_several_instances_start_together_on_a_fresh_database() {
             return;
         };
         let master = paybridge_testkit::test_master_key();
+        let keys = RoleKeys::generate();
         let configs: Vec<AppConfig> = (0..4)
-            .map(|_| both_roles(&ws.config, &is.config, &master))
+            .map(|_| both_roles(&ws.config, &is.config, &master, &keys))
             .collect();
         let started = futures::future::join_all(configs.into_iter().map(App::build)).await;
         for app in &started {
@@ -247,4 +265,48 @@ async fn postgres_several_instances_start_together_on_a_fresh_database() {
             );
         }
     }
+}
+
+/// Attack (or slip): an instance joins a store with role keys of its own.
+/// Its partner calls would all be refused and its answers distrusted, so
+/// it refuses to start and says what must be shared.
+async fn an_instance_with_other_role_keys_refuses_to_start(backend: Backend) {
+    let (Some(ws), Some(is)) = (store_guard(backend).await, store_guard(backend).await) else {
+        return;
+    };
+    let master = paybridge_testkit::test_master_key();
+    let keys = RoleKeys::generate();
+    let first = App::build(both_roles(&ws.config, &is.config, &master, &keys))
+        .await
+        .expect("the first instance starts");
+    let same = App::build(both_roles(&ws.config, &is.config, &master, &keys)).await;
+    assert!(same.is_ok(), "{:?}", same.err());
+    for other in [
+        RoleKeys {
+            wallet: Arc::new(PartnerKeyPair::generate()),
+            ..keys.clone()
+        },
+        RoleKeys {
+            issuer: Arc::new(PartnerKeyPair::generate()),
+            ..keys.clone()
+        },
+    ] {
+        let refused = App::build(both_roles(&ws.config, &is.config, &master, &other))
+            .await
+            .err()
+            .expect("an instance with other role keys is refused");
+        let said = format!("{refused:#}");
+        assert!(said.contains("must share the role keys"), "{said}");
+    }
+    drop((first, same));
+}
+
+#[tokio::test]
+async fn sqlite_an_instance_with_other_role_keys_refuses_to_start() {
+    an_instance_with_other_role_keys_refuses_to_start(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_an_instance_with_other_role_keys_refuses_to_start() {
+    an_instance_with_other_role_keys_refuses_to_start(Backend::Postgres).await;
 }

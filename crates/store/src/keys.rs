@@ -105,6 +105,14 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     async fn kek_insert_first(&self, kek: &StoredKek, now: Timestamp) -> Result<bool, StoreError>;
     /// Stores `kek` and makes it the only active one.
     async fn kek_activate_new(&self, kek: &StoredKek, now: Timestamp) -> Result<(), StoreError>;
+    /// Records `public_key` as the key `partner_id` signs with on this
+    /// store, unless one is recorded already; answers the recorded one.
+    async fn signing_key_claim(
+        &self,
+        partner_id: &str,
+        public_key: &str,
+        now: Timestamp,
+    ) -> Result<String, StoreError>;
     /// Up to `limit` (row id, sealed value) of `column` with ids after `after`, in id order.
     async fn sealed_batch(
         &self,
@@ -155,6 +163,31 @@ impl KeyStore for Store {
         .rows_affected();
         tx.commit().await?;
         Ok(inserted == 1)
+    }
+
+    async fn signing_key_claim(
+        &self,
+        partner_id: &str,
+        public_key: &str,
+        now: Timestamp,
+    ) -> Result<String, StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (partner_id, public_key, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(partner_id)
+        .bind(public_key)
+        .bind(to_unix_micros(now))
+        .execute(tx.conn())
+        .await?;
+        let recorded: String =
+            sqlx::query_scalar("SELECT public_key FROM signing_keys WHERE partner_id = $1")
+                .bind(partner_id)
+                .fetch_one(tx.conn())
+                .await?;
+        tx.commit().await?;
+        Ok(recorded)
     }
 
     async fn kek_activate_new(&self, kek: &StoredKek, now: Timestamp) -> Result<(), StoreError> {

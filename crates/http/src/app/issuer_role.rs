@@ -35,6 +35,7 @@ pub(super) async fn build(
     let (store, startup) = Store::open_for_startup(&i.store)
         .await
         .context("cannot open the issuer store")?;
+    super::claim_signing_key(&store, &i.id, &i.key, ctx.clock).await?;
     let wallets = PartnerDirectory::new([partner_client(
         &i.id, &i.key, &i.wallet, ctx.local, ctx.clock,
     )]);

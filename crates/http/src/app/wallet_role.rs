@@ -47,6 +47,7 @@ pub(super) async fn build(
     let (store, startup) = Store::open_for_startup(&w.store)
         .await
         .context("cannot open the wallet store")?;
+    super::claim_signing_key(&store, &w.id, &w.key, ctx.clock).await?;
     let store = Arc::new(store);
     let service = service(w, ctx, store.clone()).await?;
     let (relay_auth, sandbox_relay_client) = relays(w, ctx, &store);

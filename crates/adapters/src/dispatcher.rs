@@ -5,7 +5,16 @@
 //! [`MAX_DELIVERY_ATTEMPTS`], then parked as dead (and counted). Claims are
 //! leases, so events claimed by a dispatcher that died are retried after a
 //! restart, by this process or another one on the same database.
+//!
+//! One slow or dead destination (a merchant's endpoint taking its full
+//! timeout) must not hold up the others: a round delivers each
+//! destination's events in order on its own lane, lanes run side by side,
+//! a destination already being delivered to by an earlier round that is
+//! still running is skipped (its events handed back for a moment), and the
+//! run loop starts the next round as soon as a lane is free instead of
+//! waiting for the slowest one.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,15 +25,16 @@ use paybridge_domain::Clock;
 use paybridge_store::{OutboxStore, StoreError, StoredEvent};
 use prometheus_client::metrics::counter::Counter;
 use rand::Rng;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::device_push::DeviceNotifier;
 use crate::partner::PartnerGateway;
 
 /// Events claimed per round.
 pub const DISPATCH_BATCH: i64 = 64;
-/// Deliveries in flight at once.
+/// Deliveries in flight at once (one per destination lane).
 pub const DISPATCH_CONCURRENCY: usize = 8;
+
 /// A claim's lease: longer than a partner call may take (15 s), so a live
 /// dispatcher never sees its events claimed by another.
 pub const DISPATCH_LEASE_SECS: i64 = 60;
@@ -49,6 +59,10 @@ pub struct OutboxDispatcher {
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     pub counters: DispatchCounters,
+    /// Destinations some round of this dispatcher is delivering to now.
+    busy: std::sync::Mutex<HashSet<Destination>>,
+    /// One permit per delivery lane, shared by all rounds.
+    lanes: Arc<Semaphore>,
 }
 
 /// Outcome of one round.
@@ -57,6 +71,9 @@ pub struct DispatchRound {
     pub claimed: usize,
     pub delivered: usize,
     pub failed: usize,
+    /// Handed back unattempted: their destination was busy, or failed
+    /// just before them in this round.
+    pub deferred: usize,
 }
 
 /// Posts an event to a merchant's webhook endpoint, signed.
@@ -91,6 +108,8 @@ impl OutboxDispatcher {
             clock,
             wake: Arc::new(Notify::new()),
             counters,
+            busy: Default::default(),
+            lanes: Arc::new(Semaphore::new(DISPATCH_CONCURRENCY)),
         }
     }
 
@@ -99,7 +118,11 @@ impl OutboxDispatcher {
         self.wake.notify_one();
     }
 
-    /// Claims one batch of due events and delivers it.
+    /// Claims one batch of due events and delivers it: each destination's
+    /// events in order on a lane of its own, up to [`DISPATCH_CONCURRENCY`]
+    /// lanes at once. Events of destinations another round is still
+    /// delivering to are handed back unattempted, due at once (a later
+    /// round, or another instance, takes them).
     pub async fn run_once(&self) -> Result<DispatchRound, StoreError> {
         let now = self.clock.now();
         let lease = now + time::Duration::seconds(DISPATCH_LEASE_SECS);
@@ -107,24 +130,93 @@ impl OutboxDispatcher {
             .store
             .outbox_claim_due(now, lease, DISPATCH_BATCH)
             .await?;
-        let claimed = events.len();
-        let results: Vec<Result<bool, StoreError>> = futures::stream::iter(events)
-            .map(|event| self.deliver_one(event))
+        let mut round = DispatchRound {
+            claimed: events.len(),
+            ..Default::default()
+        };
+        let mut lanes: Vec<(Destination, Vec<StoredEvent>)> = Vec::new();
+        for event in events {
+            match lanes.iter_mut().find(|(d, _)| *d == event.destination) {
+                Some((_, queue)) => queue.push(event),
+                None => lanes.push((event.destination.clone(), vec![event])),
+            }
+        }
+        let mut mine = Vec::with_capacity(lanes.len());
+        for (destination, queue) in lanes {
+            if self.take_lane(&destination) {
+                mine.push((destination, queue));
+            } else {
+                round.deferred += self.defer(&queue, now).await?;
+            }
+        }
+        let results: Vec<Result<DispatchRound, StoreError>> = futures::stream::iter(mine)
+            .map(|(destination, queue)| self.deliver_lane(destination, queue))
             .buffer_unordered(DISPATCH_CONCURRENCY)
             .collect()
             .await;
-        let mut round = DispatchRound {
-            claimed,
-            ..Default::default()
-        };
-        for r in results {
-            if r? {
-                round.delivered += 1;
-            } else {
-                round.failed += 1;
-            }
+        for lane in results {
+            let lane = lane?;
+            round.delivered += lane.delivered;
+            round.failed += lane.failed;
+            round.deferred += lane.deferred;
         }
         Ok(round)
+    }
+
+    /// Marks `destination` busy for this dispatcher; `false` if it was.
+    fn take_lane(&self, destination: &Destination) -> bool {
+        self.busy
+            .lock()
+            .expect("the busy set is never poisoned")
+            .insert(destination.clone())
+    }
+
+    /// Delivers one destination's events in order. After a failure the
+    /// rest wait (unattempted) instead of each taking the full timeout of
+    /// an endpoint that is down.
+    async fn deliver_lane(
+        &self,
+        destination: Destination,
+        queue: Vec<StoredEvent>,
+    ) -> Result<DispatchRound, StoreError> {
+        let _lane = self
+            .lanes
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the lane semaphore is never closed");
+        let mut lane = DispatchRound::default();
+        let mut events = queue.into_iter();
+        let outcome = async {
+            for event in events.by_ref() {
+                if self.deliver_one(event).await? {
+                    lane.delivered += 1;
+                } else {
+                    lane.failed += 1;
+                    break;
+                }
+            }
+            let rest: Vec<StoredEvent> = events.collect();
+            lane.deferred += self.defer(&rest, self.clock.now()).await?;
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        self.busy
+            .lock()
+            .expect("the busy set is never poisoned")
+            .remove(&destination);
+        outcome.map(|()| lane)
+    }
+
+    async fn defer(
+        &self,
+        events: &[StoredEvent],
+        at: paybridge_domain::Timestamp,
+    ) -> Result<usize, StoreError> {
+        for e in events {
+            self.store.outbox_defer(&e.id, at).await?;
+        }
+        Ok(events.len())
     }
 
     /// Delivers one event and records the outcome; `Ok(true)` when delivered.
@@ -188,17 +280,47 @@ impl OutboxDispatcher {
     }
 
     /// Runs until `shutdown` turns true: a round whenever woken, or every
-    /// [`DISPATCH_IDLE_POLL`] for due retries.
+    /// [`DISPATCH_IDLE_POLL`] for due retries. Rounds run side by side
+    /// while a lane is free, so a round waiting on a slow destination does
+    /// not hold up the next; on shutdown the rounds in flight finish.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut rounds = tokio::task::JoinSet::new();
         loop {
             if *shutdown.borrow() {
-                return;
+                break;
             }
-            match self.run_once().await {
-                // A full batch: there is probably more; go on at once.
-                Ok(round) if round.claimed as i64 == DISPATCH_BATCH => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "outbox dispatch round failed; retrying"),
+            while let Some(done) = rounds.try_join_next() {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "an outbox dispatch round panicked");
+                }
+            }
+            if self.lanes.available_permits() == 0 || rounds.len() >= DISPATCH_CONCURRENCY {
+                tokio::select! {
+                    _ = rounds.join_next() => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let me = self.clone();
+            let (claimed_tx, claimed_rx) = tokio::sync::oneshot::channel();
+            rounds.spawn(async move {
+                let round = me.run_once().await;
+                // Full of work, not of events handed back (that would spin).
+                let full = matches!(&round, Ok(r) if r.claimed as i64 == DISPATCH_BATCH
+                    && r.deferred < r.claimed);
+                if let Err(e) = &round {
+                    tracing::warn!(error = %e, "outbox dispatch round failed; retrying");
+                }
+                let _ = claimed_tx.send(full);
+            });
+            // A full batch: there is probably more; go on as soon as this
+            // round is under way (or done). Otherwise wait for new events.
+            let started_full = tokio::select! {
+                full = claimed_rx => full.unwrap_or(false),
+                _ = tokio::time::sleep(DISPATCH_IDLE_POLL) => false,
+            };
+            if started_full {
+                continue;
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
@@ -206,5 +328,6 @@ impl OutboxDispatcher {
                 _ = shutdown.changed() => {}
             }
         }
+        while rounds.join_next().await.is_some() {}
     }
 }

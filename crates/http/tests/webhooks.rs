@@ -22,6 +22,7 @@ app_tests!(
     failed_deliveries_are_listed_retried_and_can_be_resent,
     webhook_endpoints_are_checked,
     outside_the_sandbox_a_webhook_goes_only_to_a_public_https_endpoint,
+    a_slow_endpoint_does_not_hold_up_other_merchants_deliveries,
 );
 
 #[derive(Clone, Default)]
@@ -319,4 +320,93 @@ async fn outside_the_sandbox_a_webhook_goes_only_to_a_public_https_endpoint(app:
         receiver.got.lock().unwrap().is_empty(),
         "nothing was posted"
     );
+}
+
+/// An endpoint that holds every request until the test lets it go.
+async fn stalled_endpoint() -> (String, Arc<tokio::sync::Semaphore>, Receiver) {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let r = Receiver::default();
+    r.status.store(200, Ordering::SeqCst);
+    let (g, rec) = (gate.clone(), r.clone());
+    let app = Router::new().route(
+        "/hooks",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let (g, rec) = (g.clone(), rec.clone());
+            async move {
+                rec.got.lock().unwrap().push((headers, body));
+                g.acquire().await.unwrap().forget();
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, gate, r)
+}
+
+/// Attack (or bad luck): one merchant's endpoint answers slowly (here: not
+/// until told to), and every other merchant's webhooks wait behind it.
+async fn a_slow_endpoint_does_not_hold_up_other_merchants_deliveries(app: &TestApp) {
+    let (slow_url, gate, slow) = stalled_endpoint().await;
+    set_endpoint(app, &slow_url).await;
+    let (_, other_key) = app.wallet.create_merchant("Other Shop").await.unwrap();
+    let (fast_url, fast) = endpoint(200).await;
+    let (s, v) = app
+        .call(
+            "PUT",
+            "/v1/webhook-endpoint",
+            Some(other_key.expose()),
+            Some(json!({ "url": fast_url })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // The slow merchant's first event is taken and hangs in its endpoint.
+    create_order(app, "slow-1").await;
+    app.wallet.dispatcher.wake();
+    for _ in 0..200 {
+        if !slow.got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        slow.got.lock().unwrap().len(),
+        1,
+        "the slow endpoint got its call"
+    );
+    // More for it, and one for the other merchant: the other's arrives
+    // while the slow endpoint still holds its first request.
+    create_order(app, "slow-2").await;
+    let body = json!({"amount": {"amount": 900, "currency": "CNY"}, "description": "cake", "reference": "fast-1"});
+    let (s, _) = app
+        .call("POST", "/v1/orders", Some(other_key.expose()), Some(body))
+        .await;
+    assert_eq!(s, 201);
+    // The server's own dispatcher loop delivers (no help from the test).
+    for _ in 0..200 {
+        app.wallet.dispatcher.wake();
+        if !fast.got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        fast.got.lock().unwrap().len(),
+        1,
+        "the other merchant was not held up"
+    );
+    assert_eq!(
+        slow.got.lock().unwrap().len(),
+        1,
+        "a busy endpoint gets one request at a time"
+    );
+    // Let the slow endpoint go: its queue drains, in its own lane.
+    gate.add_permits(100);
+    settle(app, |l| {
+        let d = l["deliveries"].as_array().unwrap();
+        d.len() == 2 && d.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    assert_eq!(slow.got.lock().unwrap().len(), 2);
 }

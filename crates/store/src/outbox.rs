@@ -67,6 +67,10 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug {
 
     async fn outbox_mark_delivered(&self, id: &EventId, now: Timestamp) -> Result<(), StoreError>;
 
+    /// Hands a claimed event back for a later round, at `at`, without
+    /// counting an attempt (its destination was busy or just failed).
+    async fn outbox_defer(&self, id: &EventId, at: Timestamp) -> Result<(), StoreError>;
+
     /// Records a failed attempt. `retry_at: None` parks the event as dead.
     async fn outbox_mark_failed(
         &self,
@@ -208,6 +212,19 @@ impl OutboxStore for Store {
         )
         .bind(id.as_str())
         .bind(to_unix_micros(now))
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
+    async fn outbox_defer(&self, id: &EventId, at: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE outbox_events SET next_attempt_at = $2 \
+             WHERE id = $1 AND delivered_at IS NULL AND dead_at IS NULL",
+        )
+        .bind(id.as_str())
+        .bind(to_unix_micros(at))
         .execute(tx.conn())
         .await?;
         tx.commit().await

@@ -126,6 +126,10 @@ impl BenchApp {
                 webauthn: Default::default(),
                 relays: Vec::new(),
                 payment_request_ttl_secs: None,
+                sms_global_hourly_cap: Some(u32::MAX),
+                // Every simulated phone texts from 127.0.0.1 (see the rate
+                // limits below); each phone and account keeps its budget.
+                sms_ip_hourly_cap: Some(0),
                 sms_gateway: None,
             }),
             issuer: Some(IssuerRoleConfig {

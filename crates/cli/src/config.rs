@@ -108,6 +108,15 @@ pub struct ServeArgs {
     /// seconds (30 to 900) [default: 120]
     #[arg(long, env = "PAYBRIDGE_PAYMENT_REQUEST_TTL_SECS")]
     pub payment_request_ttl_secs: Option<i64>,
+    /// Text messages (OTPs) the wallet may send in an hour, all phones
+    /// together: the ceiling on what SMS pumping can cost [default: 10000]
+    #[arg(long, env = "PAYBRIDGE_SMS_GLOBAL_HOURLY_CAP", value_parser = clap::value_parser!(u32).range(1..))]
+    pub sms_global_hourly_cap: Option<u32>,
+    /// Text messages requests from one client address may cause in an
+    /// hour; 0 switches the budget off (behind a proxy, where every client
+    /// has the proxy's address) [default: 50]
+    #[arg(long, env = "PAYBRIDGE_SMS_IP_HOURLY_CAP")]
+    pub sms_ip_hourly_cap: Option<u32>,
     /// Requests per second one client IP may send, in bursts of twice as
     /// many; 0 switches the limit off [default: 500]
     #[arg(long, env = "PAYBRIDGE_RATE_LIMIT_PER_IP")]
@@ -163,6 +172,8 @@ pub struct FileWallet {
     #[serde(default)]
     pub relays: Vec<FilePeer>,
     pub payment_request_ttl_secs: Option<i64>,
+    pub sms_global_hourly_cap: Option<u32>,
+    pub sms_ip_hourly_cap: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -500,6 +511,10 @@ fn wallet_role(
         payment_request_ttl_secs: args
             .payment_request_ttl_secs
             .or(file.wallet.payment_request_ttl_secs),
+        sms_global_hourly_cap: args
+            .sms_global_hourly_cap
+            .or(file.wallet.sms_global_hourly_cap),
+        sms_ip_hourly_cap: args.sms_ip_hourly_cap.or(file.wallet.sms_ip_hourly_cap),
         sms_gateway: sms_gateway(args)?,
     }))
 }

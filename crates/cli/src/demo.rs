@@ -89,6 +89,8 @@ impl Server {
                 webauthn: Default::default(),
                 relays: Vec::new(),
                 payment_request_ttl_secs: None,
+                sms_global_hourly_cap: None,
+                sms_ip_hourly_cap: None,
                 sms_gateway: None,
             }),
             issuer: Some(IssuerRoleConfig {

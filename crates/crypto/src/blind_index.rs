@@ -31,6 +31,9 @@ pub enum IndexPurpose {
     LoginUsername,
     /// A bank's registration request, to recognise its retry.
     Registration,
+    /// A client's IP address: the key of its SMS budget (kept no longer
+    /// than the budget's window, and not in clear).
+    ClientIp,
 }
 
 impl IndexPurpose {
@@ -44,6 +47,7 @@ impl IndexPurpose {
             IndexPurpose::LoginPhone => "login.phone",
             IndexPurpose::LoginUsername => "login.username",
             IndexPurpose::Registration => "registration",
+            IndexPurpose::ClientIp => "client_ip",
         }
     }
 }

@@ -16,6 +16,19 @@ pub const OTP_MAX_ATTEMPTS: u32 = 5;
 pub const OTP_RESEND_AFTER_SECS: i64 = 60;
 /// Most codes sent to one phone in an hour, whatever the challenge.
 pub const OTP_HOURLY_CAP: u32 = 10;
+/// Most codes one account may cause in a day, to any phone (its own, or the
+/// phones reserved for the cards it binds).
+pub const OTP_ACCOUNT_DAILY_CAP: u32 = 30;
+/// Most codes requests from one client IP may cause in an hour (a carrier's
+/// NAT puts many phones behind one address, so it is a multiple of the
+/// per-phone cap).
+pub const OTP_IP_HOURLY_CAP: u32 = 50;
+/// Most codes the whole wallet sends in an hour unless configured: the
+/// ceiling on what an attacker spreading over phones and addresses can cost.
+pub const OTP_GLOBAL_HOURLY_CAP: u32 = 10_000;
+/// The longest window any SMS budget counts over: sends older than this
+/// are forgotten.
+pub const OTP_BUDGET_MEMORY_SECS: i64 = 24 * 3600;
 
 /// Where a challenge stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

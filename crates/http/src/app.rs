@@ -89,6 +89,12 @@ pub struct WalletRoleConfig {
     pub relays: Vec<PeerConfig>,
     /// Lifetime of cross-device payment requests [default: 120 s].
     pub payment_request_ttl_secs: Option<i64>,
+    /// Codes the wallet may send in an hour, all phones together
+    /// (default `paybridge_domain::otp::OTP_GLOBAL_HOURLY_CAP`).
+    pub sms_global_hourly_cap: Option<u32>,
+    /// Codes requests from one client address may cause in an hour; 0 is
+    /// off (default `paybridge_domain::otp::OTP_IP_HOURLY_CAP`).
+    pub sms_ip_hourly_cap: Option<u32>,
     /// A real SMS provider; without one, OTPs go to the sandbox outbox
     /// (sandbox on) or flows that need one answer 503.
     pub sms_gateway: Option<paybridge_adapters::sms::HttpSmsConfig>,

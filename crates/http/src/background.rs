@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paybridge_domain::Clock;
-use paybridge_store::{IdempotencyStore, KeyVault, LedgerStore, NonceStore, Store};
+use paybridge_store::{IdempotencyStore, KeyVault, LedgerStore, NonceStore, OtpStore, Store};
 use paybridge_wallet::Wallet;
 use tokio::sync::watch;
 
@@ -41,10 +41,14 @@ pub const HOLDS_PER_SWEEP: i64 = 500;
 /// holds it expired.
 pub async fn purge_once<S>(stores: &[&S], now: paybridge_domain::Timestamp) -> u64
 where
-    S: NonceStore + IdempotencyStore + LedgerStore + ?Sized,
+    S: NonceStore + IdempotencyStore + LedgerStore + OtpStore + ?Sized,
 {
     let mut expired = 0;
     for store in stores {
+        let forget = now - time::Duration::seconds(paybridge_domain::otp::OTP_BUDGET_MEMORY_SECS);
+        if let Err(e) = store.otp_sends_purge(forget).await {
+            tracing::warn!(error = %e, "purging old SMS sends failed");
+        }
         if let Err(e) = store.nonce_purge(now).await {
             tracing::warn!(error = %e, "nonce purge failed");
         }

@@ -389,3 +389,21 @@ impl<S: Send + Sync> FromRequestParts<S> for DeviceProofRequest {
         Self::of(parts)
     }
 }
+
+/// The address the request came from (the TCP peer), when the server knows
+/// it: the key of per-address budgets such as the SMS one.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}

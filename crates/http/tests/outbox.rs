@@ -43,6 +43,8 @@ fn wallet_config(
             webauthn: Default::default(),
             relays: Vec::new(),
             payment_request_ttl_secs: None,
+            sms_global_hourly_cap: None,
+            sms_ip_hourly_cap: None,
             sms_gateway: None,
             id: wallet_id(),
             store: store.config.clone(),

@@ -50,6 +50,8 @@ async fn one_wallet_two_banks(backend: Backend) {
             webauthn: Default::default(),
             relays: Vec::new(),
             payment_request_ttl_secs: None,
+            sms_global_hourly_cap: None,
+            sms_ip_hourly_cap: None,
             sms_gateway: None,
             id: wallet_id(),
             store: ws.config.clone(),
@@ -211,6 +213,8 @@ fn both_roles(
             webauthn: Default::default(),
             relays: Vec::new(),
             payment_request_ttl_secs: None,
+            sms_global_hourly_cap: None,
+            sms_ip_hourly_cap: None,
             sms_gateway: None,
             id: wallet_id(),
             store: wallet_store.clone(),
@@ -291,8 +295,7 @@ async fn an_instance_with_other_role_keys_refuses_to_start(backend: Backend) {
             ..keys.clone()
         },
     ] {
-        let refused = App::build(both_roles(&ws.config, &is.config, &master, &other))
-            .await;
+        let refused = App::build(both_roles(&ws.config, &is.config, &master, &other)).await;
         let Err(refused) = refused else {
             panic!("an instance with other role keys is refused");
         };

@@ -75,7 +75,7 @@ pub use merchants::{
     StoredRefund,
 };
 pub use nonces::NonceStore;
-pub use otp::{OtpSend, OtpStore, SendBudget, StoredOtp};
+pub use otp::{OtpSend, OtpStore, SendBudget, SendLimit, StoredOtp};
 pub use outbox::{Delivery, OutboxStats, OutboxStore, StoredEvent};
 pub use payment_requests::{PaymentRequestCreate, PaymentRequestStore, StoredPaymentRequest};
 pub use registration::{

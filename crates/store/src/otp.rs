@@ -29,33 +29,60 @@ pub struct StoredOtp {
     pub version: i64,
 }
 
-/// How many codes one phone may be sent in the last hour. Checked and
-/// counted in the transaction that records the send, with the phone's
-/// sends serialised (an advisory lock on PostgreSQL, the one writer on
-/// SQLite): any number of concurrent sends stays within it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How many codes may be sent within each limit's window. Checked and
+/// counted in the transaction that records the send, with each limit's
+/// sends serialised (an advisory lock per key on PostgreSQL, taken in the
+/// order given; the one writer on SQLite): any number of concurrent sends
+/// stays within every limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendBudget {
-    pub per_hour: u32,
+    /// The phone's limit first, then the wider ones.
+    pub limits: Vec<SendLimit>,
+}
+
+/// One budget: at most `max` sends counted under `key` in the last
+/// `window_secs`. Keys are the phone's blind index, or `account:…`,
+/// `ip:…` (a blind index too) and `global`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendLimit {
+    pub key: String,
+    pub max: u32,
+    pub window_secs: i64,
+}
+
+impl SendBudget {
+    /// Only a phone's hourly limit.
+    pub fn phone_per_hour(phone_index: &str, max: u32) -> Self {
+        Self {
+            limits: vec![SendLimit {
+                key: phone_index.to_owned(),
+                max,
+                window_secs: 3600,
+            }],
+        }
+    }
 }
 
 /// Whether a send was recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtpSend {
     Sent,
-    /// The phone's budget for the last hour is spent: nothing was written.
-    BudgetSpent,
+    /// The budget's limit number `limit` is spent: nothing was written.
+    BudgetSpent {
+        limit: usize,
+    },
     /// (A resend) the challenge moved meanwhile: nothing was written.
     Stale,
 }
 
 #[async_trait]
 pub trait OtpStore: Send + Sync + std::fmt::Debug {
-    /// Stores a new challenge and counts a send to its phone, within `budget`.
+    /// Stores a new challenge and counts a send, within every limit of `budget`.
     async fn otp_create(
         &self,
         otp: &StoredOtp,
         now: Timestamp,
-        budget: SendBudget,
+        budget: &SendBudget,
     ) -> Result<OtpSend, StoreError>;
     /// A resend: a new code hash and status if the row is still at
     /// `expected_version`, counted as a send within `budget`.
@@ -66,7 +93,7 @@ pub trait OtpStore: Send + Sync + std::fmt::Debug {
         status: &OtpStatus,
         code_hash: &str,
         now: Timestamp,
-        budget: SendBudget,
+        budget: &SendBudget,
     ) -> Result<OtpSend, StoreError>;
     async fn otp_get(&self, id: &OtpId) -> Result<Option<StoredOtp>, StoreError>;
     /// Saves a new status (an answer) if the row is still at
@@ -80,6 +107,8 @@ pub trait OtpStore: Send + Sync + std::fmt::Debug {
     /// Codes sent to a phone (by blind index) since `since`.
     async fn otp_sends_since(&self, phone_index: &str, since: Timestamp)
         -> Result<u32, StoreError>;
+    /// Forgets the sends before `before` (no budget counts them any more).
+    async fn otp_sends_purge(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
 fn state_str(s: OtpState) -> &'static str {
@@ -122,11 +151,11 @@ impl OtpStore for Store {
         &self,
         otp: &StoredOtp,
         now: Timestamp,
-        budget: SendBudget,
+        budget: &SendBudget,
     ) -> Result<OtpSend, StoreError> {
         let mut tx = self.begin_write().await?;
-        if !within_budget(tx.conn(), &otp.phone_index, now, budget).await? {
-            return Ok(OtpSend::BudgetSpent);
+        if let Some(limit) = spent_limit(tx.conn(), budget, now).await? {
+            return Ok(OtpSend::BudgetSpent { limit });
         }
         sqlx::query(
             "INSERT INTO otp_challenges (id, purpose, phone_sealed, phone_index, phone_masked, code_hash, \
@@ -146,7 +175,7 @@ impl OtpStore for Store {
         .bind(to_unix_micros(now))
         .execute(tx.conn())
         .await?;
-        count_send(tx.conn(), &otp.phone_index, now).await?;
+        count_send(tx.conn(), budget, now).await?;
         tx.commit().await?;
         Ok(OtpSend::Sent)
     }
@@ -158,24 +187,16 @@ impl OtpStore for Store {
         status: &OtpStatus,
         code_hash: &str,
         now: Timestamp,
-        budget: SendBudget,
+        budget: &SendBudget,
     ) -> Result<OtpSend, StoreError> {
         let mut tx = self.begin_write().await?;
-        let phone_index: Option<String> =
-            sqlx::query_scalar("SELECT phone_index FROM otp_challenges WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(tx.conn())
-                .await?;
-        let Some(phone_index) = phone_index else {
-            return Ok(OtpSend::Stale);
-        };
-        if !within_budget(tx.conn(), &phone_index, now, budget).await? {
-            return Ok(OtpSend::BudgetSpent);
+        if let Some(limit) = spent_limit(tx.conn(), budget, now).await? {
+            return Ok(OtpSend::BudgetSpent { limit });
         }
         if !set_status(tx.conn(), id, expected_version, status, Some(code_hash)).await? {
             return Ok(OtpSend::Stale);
         }
-        count_send(tx.conn(), &phone_index, now).await?;
+        count_send(tx.conn(), budget, now).await?;
         tx.commit().await?;
         Ok(OtpSend::Sent)
     }
@@ -203,6 +224,17 @@ impl OtpStore for Store {
         Ok(updated)
     }
 
+    async fn otp_sends_purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM otp_sends WHERE sent_at < $1")
+            .bind(to_unix_micros(before))
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn otp_sends_since(
         &self,
         phone_index: &str,
@@ -219,41 +251,49 @@ impl OtpStore for Store {
     }
 }
 
-/// Serialises the sends to one phone and says whether one more fits in the
-/// last hour's budget.
-async fn within_budget(
+/// Serialises the sends under each limit of `budget` and answers the
+/// first limit that one more send would exceed, if any.
+async fn spent_limit(
     conn: &mut sqlx::AnyConnection,
-    phone_index: &str,
+    budget: &SendBudget,
     now: Timestamp,
-    budget: SendBudget,
-) -> Result<bool, StoreError> {
-    if conn.backend_name() == "PostgreSQL" {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(format!("otp-sends:{phone_index}"))
+) -> Result<Option<usize>, StoreError> {
+    for (i, limit) in budget.limits.iter().enumerate() {
+        if conn.backend_name() == "PostgreSQL" {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(format!("otp-sends:{}", limit.key))
+                .execute(&mut *conn)
+                .await?;
+        }
+        let since = now - time::Duration::seconds(limit.window_secs);
+        let sent: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM otp_sends WHERE phone_index = $1 AND sent_at > $2",
+        )
+        .bind(&limit.key)
+        .bind(to_unix_micros(since))
+        .fetch_one(&mut *conn)
+        .await?;
+        if sent >= i64::from(limit.max) {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
+}
+
+/// Counts one send under every limit's key (`phone_index` holds any
+/// budget key, the phone's being the first).
+async fn count_send(
+    conn: &mut sqlx::AnyConnection,
+    budget: &SendBudget,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    for limit in &budget.limits {
+        sqlx::query("INSERT INTO otp_sends (phone_index, sent_at) VALUES ($1, $2)")
+            .bind(&limit.key)
+            .bind(to_unix_micros(now))
             .execute(&mut *conn)
             .await?;
     }
-    let since = now - time::Duration::hours(1);
-    let sent: i64 = sqlx::query_scalar(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM otp_sends WHERE phone_index = $1 AND sent_at > $2",
-    )
-    .bind(phone_index)
-    .bind(to_unix_micros(since))
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(sent < i64::from(budget.per_hour))
-}
-
-async fn count_send(
-    conn: &mut sqlx::AnyConnection,
-    phone_index: &str,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO otp_sends (phone_index, sent_at) VALUES ($1, $2)")
-        .bind(phone_index)
-        .bind(to_unix_micros(now))
-        .execute(conn)
-        .await?;
     Ok(())
 }
 

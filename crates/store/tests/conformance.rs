@@ -50,7 +50,7 @@ conformance!(
     ledger_race_64_concurrent_debits_never_overdraw_or_double_post,
     ledger_a_pending_transfer_is_settled_once_under_a_race,
     audit_names_a_dead_event_and_a_stuck_claim,
-    otp_sends_race_200_and_stay_within_the_phone_budget,
+    otp_sends_race_200_and_stay_within_the_phone_and_address_budgets,
 );
 
 async fn migrations_are_idempotent(db: &TestDb) {
@@ -926,14 +926,14 @@ fn challenge(phone_index: &str, now: Timestamp) -> StoredOtp {
 /// The per-phone hourly budget is checked and counted in the send's own
 /// transaction: 200 concurrent sends to one phone record exactly the
 /// budget, and a resend counts against it too.
-async fn otp_sends_race_200_and_stay_within_the_phone_budget(db: &TestDb) {
+async fn otp_sends_race_200_and_stay_within_the_phone_and_address_budgets(db: &TestDb) {
     let store = Arc::new(db.store.clone());
-    let budget = SendBudget { per_hour: 10 };
+    let budget = SendBudget::phone_per_hour("phone-a", 10);
     let tasks = (0..200).map(|_| {
-        let store = store.clone();
+        let (store, budget) = (store.clone(), budget.clone());
         tokio::spawn(async move {
             store
-                .otp_create(&challenge("phone-a", t0()), t0(), budget)
+                .otp_create(&challenge("phone-a", t0()), t0(), &budget)
                 .await
                 .unwrap()
         })
@@ -947,7 +947,7 @@ async fn otp_sends_race_200_and_stay_within_the_phone_budget(db: &TestDb) {
     assert_eq!(sent, 10, "{outcomes:?}");
     assert!(outcomes
         .iter()
-        .all(|o| matches!(o, OtpSend::Sent | OtpSend::BudgetSpent)));
+        .all(|o| matches!(o, OtpSend::Sent | OtpSend::BudgetSpent { limit: 0 })));
     let counted = store
         .otp_sends_since("phone-a", t0() - Duration::hours(1))
         .await
@@ -957,7 +957,7 @@ async fn otp_sends_race_200_and_stay_within_the_phone_budget(db: &TestDb) {
     let other = challenge("phone-b", t0());
     assert_eq!(
         store
-            .otp_create(&other, t0(), SendBudget { per_hour: 2 })
+            .otp_create(&other, t0(), &SendBudget::phone_per_hour("phone-b", 2))
             .await
             .unwrap(),
         OtpSend::Sent
@@ -974,26 +974,70 @@ async fn otp_sends_race_200_and_stay_within_the_phone_budget(db: &TestDb) {
                     &resent,
                     "hash-2",
                     later,
-                    SendBudget { per_hour: 2 },
+                    &SendBudget::phone_per_hour("phone-b", 2),
                 )
                 .await
                 .unwrap()
         }
     };
     assert_eq!(resend(0).await, OtpSend::Sent);
-    assert_eq!(resend(1).await, OtpSend::BudgetSpent);
+    assert_eq!(resend(1).await, OtpSend::BudgetSpent { limit: 0 });
     assert_eq!(
         resend(0).await,
-        OtpSend::BudgetSpent,
+        OtpSend::BudgetSpent { limit: 0 },
         "the budget is checked first"
     );
     // An hour later the budget is back.
     let next_hour = t0() + Duration::minutes(61);
     assert_eq!(
         store
-            .otp_create(&challenge("phone-a", next_hour), next_hour, budget)
+            .otp_create(&challenge("phone-a", next_hour), next_hour, &budget)
             .await
             .unwrap(),
         OtpSend::Sent
+    );
+    // A wider budget (one client address) over 200 different phones at
+    // once: every phone is within its own, the address's holds exactly.
+    let tasks = (0..200).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let phone = format!("phone-{i}-of-one-address");
+            let mut budget = SendBudget::phone_per_hour(&phone, 10);
+            budget.limits.push(paybridge_store::SendLimit {
+                key: "ip:one-address".into(),
+                max: 50,
+                window_secs: 3600,
+            });
+            store
+                .otp_create(&challenge(&phone, next_hour), next_hour, &budget)
+                .await
+                .unwrap()
+        })
+    });
+    let outcomes: Vec<OtpSend> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == OtpSend::Sent).count(), 50);
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, OtpSend::Sent | OtpSend::BudgetSpent { limit: 1 })));
+    assert_eq!(
+        store
+            .otp_sends_since("ip:one-address", next_hour - Duration::hours(1))
+            .await
+            .unwrap(),
+        50
+    );
+    // Sends no budget counts any more are forgotten.
+    let purged = store
+        .otp_sends_purge(next_hour + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert!(purged >= 112, "{purged}");
+    assert_eq!(
+        store.otp_sends_since("ip:one-address", t0()).await.unwrap(),
+        0
     );
 }

@@ -139,6 +139,8 @@ impl TestApp {
                 webauthn: Default::default(),
                 relays: Vec::new(),
                 payment_request_ttl_secs: None,
+                sms_global_hourly_cap: None,
+                sms_ip_hourly_cap: None,
                 sms_gateway: None,
                 id: wallet_id(),
                 store: wallet_store.config.clone(),

@@ -184,8 +184,15 @@ impl Wallet {
     /// is created until the code comes back ([`Self::register_account`]),
     /// and the answer is the same whether or not the phone already has an
     /// account: only the phone's holder learns that, at step two.
-    pub async fn start_registration(&self, phone: &PhoneNumber) -> Result<IssuedOtp, ServiceError> {
-        self.otp_service()?.issue(REGISTRATION_PURPOSE, phone).await
+    pub async fn start_registration(
+        &self,
+        phone: &PhoneNumber,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<IssuedOtp, ServiceError> {
+        let sent_for = crate::otp::SendContext::new(None, client_ip);
+        self.otp_service()?
+            .issue(REGISTRATION_PURPOSE, phone, &sent_for)
+            .await
     }
 
     /// Step two: the code sent to the phone, and the login password. The

@@ -443,13 +443,15 @@ impl Wallet {
         &self,
         user: &UserId,
         id: &BindingId,
+        client_ip: Option<std::net::IpAddr>,
     ) -> Result<(BindingView, IssuedOtp), ServiceError> {
+        let sent_for = crate::otp::SendContext::new(Some(user), client_ip);
         let mut b = self.load_binding(user, id).await?;
         self.refuse_a_card_already_bound(&b).await?;
         let status = self.step(&b, |s, now| s.send_otp(now)).await?;
         let otp = self.otp_service()?;
         let resent = match &b.otp_id {
-            Some(existing) => match otp.resend(existing).await {
+            Some(existing) => match otp.resend(existing, &sent_for).await {
                 Ok(issued) => Some(issued),
                 // The code was used up: a fresh challenge.
                 Err(e) if e.code() == ErrorCode::OtpAlreadyUsed => None,
@@ -465,7 +467,7 @@ impl Wallet {
                     .open_text(&PHONE, b.id.as_str(), &b.phone_sealed)
                     .await?;
                 let phone: PhoneNumber = phone.expose().parse().map_err(ServiceError::internal)?;
-                otp.issue(OTP_PURPOSE, &phone).await?
+                otp.issue(OTP_PURPOSE, &phone, &sent_for).await?
             }
         };
         b.status = status;

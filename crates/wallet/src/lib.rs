@@ -83,6 +83,8 @@ pub struct Wallet {
     pub device_proofs: Arc<device_proof::DeviceProofs>,
     /// Where merchants' webhooks may go.
     pub webhook_policy: webhook_guard::EndpointPolicy,
+    /// The SMS budgets per client address and for the whole wallet.
+    pub sms_caps: otp::SmsCaps,
 }
 
 #[async_trait::async_trait]
@@ -121,6 +123,7 @@ impl Wallet {
             vault: self.vault.clone(),
             index_key: self.keys.index.clone(),
             clock: self.clock.clone(),
+            caps: self.sms_caps,
         })
     }
 

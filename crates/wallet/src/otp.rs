@@ -3,19 +3,24 @@
 //! through the SMS gateway, check an answer, resend. Answers never show the
 //! code or the full phone number.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use paybridge_adapters::sms::SmsGateway;
 use paybridge_crypto::blind_index::BlindIndexKey;
 use paybridge_crypto::otp::{generate_code, well_formed, OtpHasher};
-use paybridge_domain::ids::OtpId;
-use paybridge_domain::otp::{OtpError, OtpStatus, OTP_HOURLY_CAP, OTP_RESEND_AFTER_SECS};
+use paybridge_crypto::IndexPurpose;
+use paybridge_domain::ids::{OtpId, UserId};
+use paybridge_domain::otp::{
+    OtpError, OtpStatus, OTP_ACCOUNT_DAILY_CAP, OTP_HOURLY_CAP, OTP_IP_HOURLY_CAP,
+    OTP_RESEND_AFTER_SECS,
+};
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{Clock, ErrorCode, ServiceError, Timestamp};
 use paybridge_kernel::personal::Protector;
 use paybridge_kernel::{on_conflict, Attempt};
 use paybridge_store::keys::SealedColumn;
-use paybridge_store::{KeyVault, OtpSend, OtpStore, SendBudget, StoredOtp};
+use paybridge_store::{KeyVault, OtpSend, OtpStore, SendBudget, SendLimit, StoredOtp};
 
 /// What the caller may see of an issued challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +39,44 @@ pub struct OtpService {
     pub vault: Arc<KeyVault>,
     pub index_key: BlindIndexKey,
     pub clock: Arc<dyn Clock>,
+    /// The budgets wider than a phone's.
+    pub caps: SmsCaps,
+}
+
+/// The SMS budgets an operator sets (a phone's and an account's are fixed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmsCaps {
+    /// Codes requests from one client address may cause in an hour; 0
+    /// switches the budget off (behind a proxy every client has its address).
+    pub per_ip_hour: u32,
+    /// Codes the whole wallet may send in an hour.
+    pub global_per_hour: u32,
+}
+
+impl Default for SmsCaps {
+    fn default() -> Self {
+        Self {
+            per_ip_hour: OTP_IP_HOURLY_CAP,
+            global_per_hour: paybridge_domain::otp::OTP_GLOBAL_HOURLY_CAP,
+        }
+    }
+}
+
+/// Who caused a send, for the budgets wider than the phone's: the account
+/// the flow is for and the client's address, when known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendContext {
+    pub account: Option<UserId>,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl SendContext {
+    pub fn new(account: Option<&UserId>, client_ip: Option<IpAddr>) -> Self {
+        Self {
+            account: account.cloned(),
+            client_ip,
+        }
+    }
 }
 
 const PHONE: SealedColumn = SealedColumn {
@@ -42,13 +85,19 @@ const PHONE: SealedColumn = SealedColumn {
     column: "phone_sealed",
 };
 
-/// Codes one phone may get in an hour, enforced by the store at the send.
-const SEND_BUDGET: SendBudget = SendBudget {
-    per_hour: OTP_HOURLY_CAP,
-};
-
-fn hourly_cap_reached() -> ServiceError {
-    ServiceError::Rejected(OtpError::HourlyCapReached.into())
+/// Why a send was over `budget`'s limit number `limit`.
+fn budget_spent(budget: &SendBudget, limit: usize) -> ServiceError {
+    let key = budget.limits.get(limit).map_or("", |l| l.key.as_str());
+    let message = if key.starts_with("account:") {
+        "too many codes were asked for this account today; try again tomorrow"
+    } else if key.starts_with("ip:") {
+        "too many codes were asked from this network in the last hour; try again later"
+    } else if key == "global" {
+        "the wallet is sending too many codes right now; try again in a while"
+    } else {
+        return ServiceError::Rejected(OtpError::HourlyCapReached.into());
+    };
+    ServiceError::rejected(ErrorCode::OtpRateLimited, message)
 }
 
 fn message(code: &str, purpose: &str) -> String {
@@ -58,11 +107,46 @@ fn message(code: &str, purpose: &str) -> String {
 }
 
 impl OtpService {
-    /// Sends a fresh code for `purpose` to `phone`.
+    /// The budgets a send to the phone with `phone_index` counts against:
+    /// the phone's (10 an hour), the account's (30 a day), the client
+    /// address's and the wallet's (per hour, as configured).
+    fn budget(&self, phone_index: &str, ctx: &SendContext) -> SendBudget {
+        let mut budget = SendBudget::phone_per_hour(phone_index, OTP_HOURLY_CAP);
+        if let Some(account) = &ctx.account {
+            budget.limits.push(SendLimit {
+                key: format!("account:{account}"),
+                max: OTP_ACCOUNT_DAILY_CAP,
+                window_secs: 24 * 3600,
+            });
+        }
+        if let Some(ip) = ctx.client_ip.filter(|_| self.caps.per_ip_hour > 0) {
+            budget.limits.push(SendLimit {
+                key: format!(
+                    "ip:{}",
+                    self.index_key
+                        .index(IndexPurpose::ClientIp, &ip.to_canonical().to_string())
+                ),
+                max: self.caps.per_ip_hour,
+                window_secs: 3600,
+            });
+        }
+        budget.limits.push(SendLimit {
+            key: "global".into(),
+            max: self.caps.global_per_hour,
+            window_secs: 3600,
+        });
+        // Locks are taken in this order by every send: phone, account,
+        // address, global, so two sends never wait on each other in a cycle.
+        budget
+    }
+
+    /// Sends a fresh code for `purpose` to `phone`, counted against every
+    /// budget `ctx` names.
     pub async fn issue(
         &self,
         purpose: &str,
         phone: &PhoneNumber,
+        ctx: &SendContext,
     ) -> Result<IssuedOtp, ServiceError> {
         let now = self.clock.now();
         let personal = Protector {
@@ -86,9 +170,11 @@ impl OtpService {
         };
         // The store checks and counts the send in one transaction: the
         // budget holds under concurrent sends.
-        match self.store.otp_create(&otp, now, SEND_BUDGET).await? {
+        let budget = self.budget(&otp.phone_index, ctx);
+        match self.store.otp_create(&otp, now, &budget).await? {
             OtpSend::Sent => {}
-            OtpSend::BudgetSpent | OtpSend::Stale => return Err(hourly_cap_reached()),
+            OtpSend::BudgetSpent { limit } => return Err(budget_spent(&budget, limit)),
+            OtpSend::Stale => return Err(budget_spent(&budget, 0)),
         }
         self.deliver(phone.as_str(), code.expose(), purpose).await?;
         tracing::info!(otp.id = %id, otp.purpose = purpose, "OTP issued");
@@ -168,8 +254,9 @@ impl OtpService {
         phone.expose().parse().map_err(ServiceError::internal)
     }
 
-    /// Sends a new code for the same challenge (after the resend wait).
-    pub async fn resend(&self, id: &OtpId) -> Result<IssuedOtp, ServiceError> {
+    /// Sends a new code for the same challenge (after the resend wait),
+    /// counted like a first send.
+    pub async fn resend(&self, id: &OtpId, ctx: &SendContext) -> Result<IssuedOtp, ServiceError> {
         let otp = self.load(id).await?;
         let now = self.clock.now();
         let sent = self
@@ -187,13 +274,14 @@ impl OtpService {
         let phone = phone.expose().clone();
         let code = generate_code();
         let hash = self.hasher.hash(id.as_str(), code.expose());
+        let budget = self.budget(&otp.phone_index, ctx);
         match self
             .store
-            .otp_resend(id, otp.version, &status, &hash, now, SEND_BUDGET)
+            .otp_resend(id, otp.version, &status, &hash, now, &budget)
             .await?
         {
             OtpSend::Sent => {}
-            OtpSend::BudgetSpent => return Err(hourly_cap_reached()),
+            OtpSend::BudgetSpent { limit } => return Err(budget_spent(&budget, limit)),
             OtpSend::Stale => {
                 return Err(ServiceError::rejected(
                     ErrorCode::OtpResendTooSoon,

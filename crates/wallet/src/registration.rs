@@ -352,6 +352,7 @@ impl Wallet {
         device: &AuthDevice,
         environment: &DeviceEnvironment,
         proof: &PresentedProof<'_>,
+        client_ip: Option<std::net::IpAddr>,
     ) -> Result<SecurityAuthView, ServiceError> {
         let proved = self.device_proofs.check(proof, None, self.clock.now())?;
         let new_key = match device {
@@ -458,7 +459,11 @@ impl Wallet {
             .map_err(ServiceError::internal)?;
         let otp = self
             .otp_service()?
-            .issue("security authentication", &phone_clear)
+            .issue(
+                "security authentication",
+                &phone_clear,
+                &crate::otp::SendContext::new(Some(&user.id), client_ip),
+            )
             .await?;
         let auth = StoredSecurityAuth {
             id: SecurityAuthId::generate(),

@@ -14,7 +14,7 @@ use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{Clock, ErrorCode, ManualClock, ServiceError};
 use paybridge_store::testing::TestDb;
 use paybridge_store::{KeyVault, OtpStore, SandboxStore};
-use paybridge_wallet::otp::OtpService;
+use paybridge_wallet::otp::{OtpService, SendContext};
 use time::Duration;
 
 const PHONE: &str = "13812345678";
@@ -36,6 +36,7 @@ async fn service(db: &TestDb, clock: &ManualClock) -> OtpService {
         vault: Arc::new(vault),
         index_key: BlindIndexKey::from_bytes([8; 32]),
         clock: Arc::new(clock.clone()),
+        caps: Default::default(),
     }
 }
 
@@ -86,6 +87,7 @@ both_stores!(
     codes_expire_after_five_minutes,
     resend_waits_and_replaces_the_code,
     a_phone_gets_at_most_ten_codes_an_hour,
+    an_account_causes_at_most_thirty_codes_a_day_to_any_phones,
     concurrent_wrong_answers_are_all_counted,
     neither_code_nor_phone_is_stored_in_clear,
 );
@@ -93,7 +95,10 @@ both_stores!(
 async fn a_delivered_code_verifies_once(db: &TestDb) {
     let c = clock();
     let otp = service(db, &c).await;
-    let issued = otp.issue("binding", &phone()).await.unwrap();
+    let issued = otp
+        .issue("binding", &phone(), &SendContext::default())
+        .await
+        .unwrap();
     assert_eq!(issued.phone_masked, "138****5678");
     assert_eq!(issued.expires_at, c.now() + Duration::seconds(OTP_TTL_SECS));
     let code = last_code(db).await;
@@ -112,7 +117,10 @@ async fn a_delivered_code_verifies_once(db: &TestDb) {
 async fn five_wrong_codes_lock_the_challenge(db: &TestDb) {
     let c = clock();
     let otp = service(db, &c).await;
-    let issued = otp.issue("binding", &phone()).await.unwrap();
+    let issued = otp
+        .issue("binding", &phone(), &SendContext::default())
+        .await
+        .unwrap();
     let code = last_code(db).await;
     for _ in 1..OTP_MAX_ATTEMPTS {
         assert_eq!(
@@ -136,7 +144,10 @@ async fn five_wrong_codes_lock_the_challenge(db: &TestDb) {
 async fn codes_expire_after_five_minutes(db: &TestDb) {
     let c = clock();
     let otp = service(db, &c).await;
-    let issued = otp.issue("binding", &phone()).await.unwrap();
+    let issued = otp
+        .issue("binding", &phone(), &SendContext::default())
+        .await
+        .unwrap();
     let code = last_code(db).await;
     c.advance(Duration::seconds(OTP_TTL_SECS));
     assert_eq!(
@@ -148,14 +159,24 @@ async fn codes_expire_after_five_minutes(db: &TestDb) {
 async fn resend_waits_and_replaces_the_code(db: &TestDb) {
     let c = clock();
     let otp = service(db, &c).await;
-    let issued = otp.issue("binding", &phone()).await.unwrap();
+    let issued = otp
+        .issue("binding", &phone(), &SendContext::default())
+        .await
+        .unwrap();
     let first = last_code(db).await;
     assert_eq!(
-        code_of(otp.resend(&issued.id).await.unwrap_err()),
+        code_of(
+            otp.resend(&issued.id, &SendContext::default())
+                .await
+                .unwrap_err()
+        ),
         ErrorCode::OtpResendTooSoon
     );
     c.advance(Duration::seconds(OTP_RESEND_AFTER_SECS));
-    let again = otp.resend(&issued.id).await.unwrap();
+    let again = otp
+        .resend(&issued.id, &SendContext::default())
+        .await
+        .unwrap();
     assert_eq!(again.expires_at, c.now() + Duration::seconds(OTP_TTL_SECS));
     let second = last_code(db).await;
     assert_eq!(db.store.sms_for_phone(PHONE, 10).await.unwrap().len(), 2);
@@ -172,23 +193,60 @@ async fn a_phone_gets_at_most_ten_codes_an_hour(db: &TestDb) {
     let c = clock();
     let otp = service(db, &c).await;
     for _ in 0..OTP_HOURLY_CAP {
-        otp.issue("binding", &phone()).await.unwrap();
+        otp.issue("binding", &phone(), &SendContext::default())
+            .await
+            .unwrap();
         c.advance(Duration::seconds(1));
     }
     assert_eq!(
-        code_of(otp.issue("binding", &phone()).await.unwrap_err()),
+        code_of(
+            otp.issue("binding", &phone(), &SendContext::default())
+                .await
+                .unwrap_err()
+        ),
         ErrorCode::OtpRateLimited
     );
     let other: PhoneNumber = "13900000000".parse().unwrap();
-    otp.issue("binding", &other).await.unwrap();
+    otp.issue("binding", &other, &SendContext::default())
+        .await
+        .unwrap();
     c.advance(Duration::hours(1));
-    otp.issue("binding", &phone()).await.unwrap();
+    otp.issue("binding", &phone(), &SendContext::default())
+        .await
+        .unwrap();
+}
+
+/// Attack: one account asks for codes to many phones (binding cards whose
+/// reserved phones the attacker picks): its own budget holds.
+async fn an_account_causes_at_most_thirty_codes_a_day_to_any_phones(db: &TestDb) {
+    let c = clock();
+    let otp = service(db, &c).await;
+    let account: paybridge_domain::ids::UserId = paybridge_domain::ids::UserId::generate();
+    let ctx = SendContext::new(Some(&account), None);
+    for i in 0..paybridge_domain::otp::OTP_ACCOUNT_DAILY_CAP {
+        let to: PhoneNumber = format!("1350000{i:04}").parse().unwrap();
+        otp.issue("binding", &to, &ctx).await.unwrap();
+        c.advance(Duration::minutes(10));
+    }
+    let fresh: PhoneNumber = "13599999999".parse().unwrap();
+    let refused = otp.issue("binding", &fresh, &ctx).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::OtpRateLimited);
+    assert!(refused.to_string().contains("account"), "{refused}");
+    // Another account, and the same one a day later, may.
+    otp.issue("binding", &fresh, &SendContext::default())
+        .await
+        .unwrap();
+    c.advance(Duration::hours(24));
+    otp.issue("binding", &fresh, &ctx).await.unwrap();
 }
 
 async fn concurrent_wrong_answers_are_all_counted(db: &TestDb) {
     let c = clock();
     let otp = Arc::new(service(db, &c).await);
-    let issued = otp.issue("binding", &phone()).await.unwrap();
+    let issued = otp
+        .issue("binding", &phone(), &SendContext::default())
+        .await
+        .unwrap();
     let code = last_code(db).await;
     let tasks = (0..20).map(|_| {
         let (otp, id, guess) = (otp.clone(), issued.id.clone(), wrong(&code));
@@ -218,7 +276,10 @@ async fn concurrent_wrong_answers_are_all_counted(db: &TestDb) {
 async fn neither_code_nor_phone_is_stored_in_clear(db: &TestDb) {
     let c = clock();
     let otp = service(db, &c).await;
-    let issued = otp.issue("binding", &phone()).await.unwrap();
+    let issued = otp
+        .issue("binding", &phone(), &SendContext::default())
+        .await
+        .unwrap();
     let code = last_code(db).await;
     let stored = db.store.otp_get(&issued.id).await.unwrap().unwrap();
     let row = format!("{stored:?}");

@@ -136,6 +136,13 @@ async fn service(
         payment_request_ttl_secs: payment_request_ttl(w.payment_request_ttl_secs)
             .map_err(|e| anyhow::anyhow!("payment request lifetime: {}", e.message))?,
         webhook_policy: webhook_policy(ctx.sandbox),
+        sms_caps: {
+            let default = paybridge_wallet::otp::SmsCaps::default();
+            paybridge_wallet::otp::SmsCaps {
+                per_ip_hour: w.sms_ip_hourly_cap.unwrap_or(default.per_ip_hour),
+                global_per_hour: w.sms_global_hourly_cap.unwrap_or(default.global_per_hour),
+            }
+        },
         device_proofs: Arc::new(DeviceProofs::new(
             NonceKey::from_bytes(*ctx.master_key.derive("wallet", "dpop-nonce")),
             w.webauthn.origin.as_str(),

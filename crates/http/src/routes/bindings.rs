@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated, ClientIp};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::wallet_session;
 
@@ -88,9 +88,10 @@ async fn claim_offered(
 async fn confirm(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
+    ClientIp(client_ip): ClientIp,
     ApiPath(id): ApiPath<BindingId>,
 ) -> ApiResult<ApiJson<BindingConfirmation>> {
-    let (binding, otp) = w.confirm_binding(&user.user_id, &id).await?;
+    let (binding, otp) = w.confirm_binding(&user.user_id, &id, client_ip).await?;
     Ok(ApiJson(BindingConfirmation {
         binding: body(binding),
         otp: super::wallet_app::otp_body(otp),

@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, DeviceProofRequest};
+use crate::extract::{ApiJson, ApiPath, ClientIp, DeviceProofRequest};
 use crate::routes::wallet_app::phone;
 use paybridge_domain::ErrorCode;
 
@@ -44,18 +44,20 @@ fn body(v: SecurityAuthView, session: Option<OpenedSession>) -> SecurityAuthBody
 
 /// Starts security authentication: the device's environment is checked
 /// (emulators, rooted devices, unsupported OS versions and flagged devices
-/// are refused with a reason), the device registered, an OTP sent.
+/// are refused with a reason), a new device held pending, an OTP sent.
 #[utoipa::path(post, path = "/v1/security-authentications", tag = "wallet",
     request_body = StartSecurityAuth,
     responses(
         (status = 201, body = SecurityAuthBody),
         (status = 401, description = "dpop_proof_invalid, use_dpop_nonce: the request must carry a proof by the device's key", body = ErrorBody),
         (status = 404, description = "no account has this phone", body = ErrorBody),
+        (status = 409, description = "security_auth_not_required, step_up_unavailable", body = ErrorBody),
         (status = 422, description = "device_environment_refused, invalid_request", body = ErrorBody),
         (status = 429, description = "otp_rate_limited", body = ErrorBody)))]
 async fn start(
     State(w): State<Wallet>,
     proof: DeviceProofRequest,
+    ClientIp(client_ip): ClientIp,
     ApiJson(req): ApiJson<StartSecurityAuth>,
 ) -> ApiResult<(StatusCode, ApiJson<SecurityAuthBody>)> {
     let device = match (&req.device, &req.device_id) {
@@ -82,7 +84,13 @@ async fn start(
         attributes: req.environment.attributes.clone(),
     };
     let v = w
-        .start_security_auth(&phone(&req.phone)?, &device, &env, &proof.presented())
+        .start_security_auth(
+            &phone(&req.phone)?,
+            &device,
+            &env,
+            &proof.presented(),
+            client_ip,
+        )
         .await?;
     Ok((StatusCode::CREATED, ApiJson(body(v, None))))
 }

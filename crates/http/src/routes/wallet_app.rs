@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Authenticated, DeviceProofRequest};
+use crate::extract::{ApiJson, Authenticated, ClientIp, DeviceProofRequest};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::wallet_session;
 
@@ -75,9 +75,10 @@ pub(crate) fn otp_body(otp: IssuedOtp) -> OtpBody {
         (status = 429, description = "otp_rate_limited", body = ErrorBody)))]
 async fn register(
     State(w): State<Wallet>,
+    ClientIp(client_ip): ClientIp,
     ApiJson(req): ApiJson<RegisterAccount>,
 ) -> ApiResult<(StatusCode, ApiJson<RegistrationStarted>)> {
-    let otp = w.start_registration(&phone(&req.phone)?).await?;
+    let otp = w.start_registration(&phone(&req.phone)?, client_ip).await?;
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(RegistrationStarted { otp: otp_body(otp) }),

@@ -26,6 +26,9 @@ pub const OTP_IP_HOURLY_CAP: u32 = 50;
 /// Most codes the whole wallet sends in an hour unless configured: the
 /// ceiling on what an attacker spreading over phones and addresses can cost.
 pub const OTP_GLOBAL_HOURLY_CAP: u32 = 10_000;
+/// Wrong answers in a row to one phone's challenges (across challenges)
+/// before its codes are refused until a step-up that is not by SMS.
+pub const OTP_MAX_CONSECUTIVE_FAILURES: u32 = 100;
 /// The longest window any SMS budget counts over: sends older than this
 /// are forgotten.
 pub const OTP_BUDGET_MEMORY_SECS: i64 = 24 * 3600;

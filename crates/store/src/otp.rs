@@ -107,6 +107,13 @@ pub trait OtpStore: Send + Sync + std::fmt::Debug {
     /// Codes sent to a phone (by blind index) since `since`.
     async fn otp_sends_since(&self, phone_index: &str, since: Timestamp)
         -> Result<u32, StoreError>;
+    /// Wrong answers in a row to the phone's challenges, whichever.
+    async fn otp_phone_failures(&self, phone_index: &str) -> Result<u32, StoreError>;
+    /// Counts a wrong answer to one of the phone's challenges (atomically:
+    /// racing answers are all counted); answers the new count.
+    async fn otp_phone_failed(&self, phone_index: &str, now: Timestamp) -> Result<u32, StoreError>;
+    /// Clears the phone's count (a right answer, or a step-up).
+    async fn otp_phone_clear(&self, phone_index: &str) -> Result<(), StoreError>;
     /// Forgets the sends before `before` (no budget counts them any more).
     async fn otp_sends_purge(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
@@ -222,6 +229,41 @@ impl OtpStore for Store {
         let updated = set_status(tx.conn(), id, expected_version, status, None).await?;
         tx.commit().await?;
         Ok(updated)
+    }
+
+    async fn otp_phone_failures(&self, phone_index: &str) -> Result<u32, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT consecutive_failures FROM otp_phone_guards WHERE phone_index = $1",
+        )
+        .bind(phone_index)
+        .fetch_optional(&self.pool)
+        .await?;
+        u32::try_from(n.unwrap_or(0)).map_err(corrupt)
+    }
+
+    async fn otp_phone_failed(&self, phone_index: &str, now: Timestamp) -> Result<u32, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO otp_phone_guards (phone_index, consecutive_failures, updated_at) VALUES ($1, 1, $2) \
+             ON CONFLICT (phone_index) DO UPDATE SET \
+             consecutive_failures = otp_phone_guards.consecutive_failures + 1, updated_at = $2 \
+             RETURNING consecutive_failures",
+        )
+        .bind(phone_index)
+        .bind(to_unix_micros(now))
+        .fetch_one(tx.conn())
+        .await?;
+        tx.commit().await?;
+        u32::try_from(n).map_err(corrupt)
+    }
+
+    async fn otp_phone_clear(&self, phone_index: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM otp_phone_guards WHERE phone_index = $1")
+            .bind(phone_index)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await
     }
 
     async fn otp_sends_purge(&self, before: Timestamp) -> Result<u64, StoreError> {

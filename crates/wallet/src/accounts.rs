@@ -297,6 +297,10 @@ impl Wallet {
                 id: device.clone(),
                 thumbprint: key.thumbprint,
             });
+            // A login on a trusted device, proved by its key and with the
+            // password, is the step-up that is not by SMS: it unlocks the
+            // phone's codes after wrong answers in a row.
+            self.store.otp_phone_clear(&self.phone_index(phone)).await?;
         }
         self.open_session(&user.id, bound).await
     }

@@ -13,7 +13,7 @@ use paybridge_crypto::IndexPurpose;
 use paybridge_domain::ids::{OtpId, UserId};
 use paybridge_domain::otp::{
     OtpError, OtpStatus, OTP_ACCOUNT_DAILY_CAP, OTP_HOURLY_CAP, OTP_IP_HOURLY_CAP,
-    OTP_RESEND_AFTER_SECS,
+    OTP_MAX_CONSECUTIVE_FAILURES, OTP_RESEND_AFTER_SECS,
 };
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{Clock, ErrorCode, ServiceError, Timestamp};
@@ -106,7 +106,35 @@ fn message(code: &str, purpose: &str) -> String {
     )
 }
 
+fn phone_locked() -> ServiceError {
+    ServiceError::rejected(
+        ErrorCode::OtpLocked,
+        "too many wrong codes for this phone: sign in on a trusted device (or contact support) to unlock its codes",
+    )
+}
+
 impl OtpService {
+    /// Refuses when the phone's codes are locked by wrong answers in a row.
+    async fn refuse_locked_phone(&self, phone_index: &str) -> Result<(), ServiceError> {
+        if self.store.otp_phone_failures(phone_index).await? >= OTP_MAX_CONSECUTIVE_FAILURES {
+            return Err(phone_locked());
+        }
+        Ok(())
+    }
+
+    /// Clears the phone's wrong answers in a row: after a step-up that is
+    /// not by SMS.
+    pub async fn unlock_phone(&self, phone: &PhoneNumber) -> Result<(), ServiceError> {
+        let personal = Protector {
+            vault: &self.vault,
+            index: &self.index_key,
+        };
+        Ok(self
+            .store
+            .otp_phone_clear(&personal.index_of(phone))
+            .await?)
+    }
+
     /// The budgets a send to the phone with `phone_index` counts against:
     /// the phone's (10 an hour), the account's (30 a day), the client
     /// address's and the wallet's (per hour, as configured).
@@ -154,6 +182,7 @@ impl OtpService {
             index: &self.index_key,
         };
         let phone_index = personal.index_of(phone);
+        self.refuse_locked_phone(&phone_index).await?;
         let id = OtpId::generate();
         let code = generate_code();
         let status = OtpStatus::issued(now);
@@ -213,12 +242,20 @@ impl OtpService {
     pub async fn verify(&self, id: &OtpId, entered: &str) -> Result<(), ServiceError> {
         on_conflict("the OTP challenge", || async {
             let otp = self.load(id).await?;
+            self.refuse_locked_phone(&otp.phone_index).await?;
             let matches =
                 well_formed(entered) && self.hasher.matches(&otp.code_hash, id.as_str(), entered);
             let now = self.clock.now();
             let (status, outcome) = otp.status.answer(matches, now);
             if status != otp.status && !self.store.otp_update(id, otp.version, &status).await? {
                 return Ok(Attempt::Lost); // another answer moved it first: judge again on the fresh row
+            }
+            // Counted per phone too, across challenges: a new challenge
+            // buys five more guesses, never a hundred more.
+            if status.attempts > otp.status.attempts {
+                self.store.otp_phone_failed(&otp.phone_index, now).await?;
+            } else if outcome.is_ok() {
+                self.store.otp_phone_clear(&otp.phone_index).await?;
             }
             if let Err(e) = outcome {
                 tracing::info!(otp.id = %id, attempts = status.attempts, "OTP answer refused");
@@ -258,6 +295,7 @@ impl OtpService {
     /// counted like a first send.
     pub async fn resend(&self, id: &OtpId, ctx: &SendContext) -> Result<IssuedOtp, ServiceError> {
         let otp = self.load(id).await?;
+        self.refuse_locked_phone(&otp.phone_index).await?;
         let now = self.clock.now();
         let sent = self
             .store

@@ -88,6 +88,7 @@ both_stores!(
     resend_waits_and_replaces_the_code,
     a_phone_gets_at_most_ten_codes_an_hour,
     an_account_causes_at_most_thirty_codes_a_day_to_any_phones,
+    a_hundred_wrong_codes_in_a_row_lock_the_phone_across_challenges,
     concurrent_wrong_answers_are_all_counted,
     neither_code_nor_phone_is_stored_in_clear,
 );
@@ -238,6 +239,56 @@ async fn an_account_causes_at_most_thirty_codes_a_day_to_any_phones(db: &TestDb)
         .unwrap();
     c.advance(Duration::hours(24));
     otp.issue("binding", &fresh, &ctx).await.unwrap();
+}
+
+/// Attack: guess codes five at a time, asking for a new challenge after
+/// each lock (NIST SP 800-63B 5.2.2: at most 100 failures in a row).
+async fn a_hundred_wrong_codes_in_a_row_lock_the_phone_across_challenges(db: &TestDb) {
+    let c = clock();
+    let otp = service(db, &c).await;
+    let ctx = SendContext::default();
+    let mut wrong_in_a_row = 0;
+    let mut challenges = 0;
+    while wrong_in_a_row < paybridge_domain::otp::OTP_MAX_CONSECUTIVE_FAILURES {
+        let issued = otp.issue("binding", &phone(), &ctx).await.unwrap();
+        challenges += 1;
+        let right = last_code(db).await;
+        let wrong = if right == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        for _ in 0..OTP_MAX_ATTEMPTS {
+            otp.verify(&issued.id, wrong).await.unwrap_err();
+            wrong_in_a_row += 1;
+        }
+        // Within the phone's hourly budget of codes.
+        c.advance(Duration::minutes(7));
+        if challenges == 10 {
+            // A right answer in between starts the count again.
+            let ok = otp.issue("binding", &phone(), &ctx).await.unwrap();
+            otp.verify(&ok.id, &last_code(db).await).await.unwrap();
+            wrong_in_a_row = 0;
+            c.advance(Duration::minutes(7));
+        }
+    }
+    assert_eq!(challenges, 30);
+    // Locked: no new code, nor an answer to an open challenge, however right.
+    let refused = otp.issue("binding", &phone(), &ctx).await.unwrap_err();
+    assert_eq!(code_of(refused), ErrorCode::OtpLocked);
+    c.advance(Duration::days(7));
+    let refused = otp.issue("binding", &phone(), &ctx).await.unwrap_err();
+    assert_eq!(
+        code_of(refused),
+        ErrorCode::OtpLocked,
+        "time does not unlock it"
+    );
+    // Other phones are not affected; a step-up that is not by SMS unlocks.
+    let other: PhoneNumber = "13900000000".parse().unwrap();
+    otp.issue("binding", &other, &ctx).await.unwrap();
+    otp.unlock_phone(&phone()).await.unwrap();
+    let issued = otp.issue("binding", &phone(), &ctx).await.unwrap();
+    otp.verify(&issued.id, &last_code(db).await).await.unwrap();
 }
 
 async fn concurrent_wrong_answers_are_all_counted(db: &TestDb) {

@@ -216,7 +216,7 @@ pub(crate) async fn play_bind(base: &str, mode: BindingMode) -> anyhow::Result<B
     // The wallet app of the card holder (a binding message goes to the
     // account with the reserved phone and the holder's identity).
     let wallet = wallet_login(base, RESERVED_PHONE).await?;
-    let trusted = unbind_earlier_run(base, &wallet, &card).await?;
+    let trusted = unbind_earlier_run(base, &bank, &wallet, &card).await?;
     let binding_id = match mode {
         BindingMode::Push => start_by_push(&bank, &wallet, &card).await?,
         BindingMode::Qr => start_by_qr(&bank, &wallet, &card).await?,
@@ -259,6 +259,7 @@ async fn bank_app_card(base: &str) -> anyhow::Result<(BankCustomer, CardBody)> {
 /// trusted device of the account (returned, for the flow that follows).
 async fn unbind_earlier_run(
     base: &str,
+    bank: &BankCustomer,
     wallet: &Phone,
     card: &CardBody,
 ) -> anyhow::Result<Option<Phone>> {
@@ -275,12 +276,24 @@ async fn unbind_earlier_run(
         return Ok(None);
     }
     let phone = trusted_phone(base).await?;
-    for id in earlier {
-        phone.app()?.unbind(&id).await?;
+    for id in &earlier {
+        phone.app()?.unbind(id).await?;
         say(
             "wallet app",
             "(unbound this card from an earlier run first)",
         );
+    }
+    // The wallet tells the bank by an event after its commit; the bank
+    // offers the card again only once it has heard (it refuses to offer a
+    // card still bound to the wallet).
+    for id in &earlier {
+        let mut waited = 0;
+        while bank.binding_of(id.as_str()).await?.map(|a| a.status) == Some(AgreementStatus::Active)
+        {
+            anyhow::ensure!(waited < 100, "the bank did not hear of the unbinding");
+            waited += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
     Ok(Some(phone))
 }

@@ -21,6 +21,7 @@ app_tests!(
     unbinding_on_either_side_tells_the_other,
     payment_password_and_one_active_binding_per_card,
     a_card_never_binds_to_an_account_without_a_payment_password,
+    a_card_has_one_live_offer_and_the_bank_app_offers_idempotently,
     a_push_offer_for_a_card_already_bound_is_refused_before_the_bank_is_asked,
     unsigned_partner_calls_are_refused,
     bindings_are_listed_a_page_at_a_time,
@@ -193,6 +194,81 @@ async fn a_card_never_binds_to_an_account_without_a_payment_password(app: &TestA
         )
         .await;
     assert_eq!((s, code(&e)), (403, "security_auth_required"), "{e}");
+}
+
+/// Attack (the fuzzer's): every bank-app call made a new offer, also for
+/// a card already bound (one account reached 1,917 bindings), and each
+/// offer stayed good for the bank. Now the newest offer supersedes the
+/// others, a card bound to the wallet is not offered again, and a retry
+/// under the same `Idempotency-Key` is the same offer.
+async fn a_card_has_one_live_offer_and_the_bank_app_offers_idempotently(app: &TestApp) {
+    let bank = bank_token(app, "zhang.san").await;
+    let card = first_card(app, &bank).await;
+    let wallet = wallet_user(app, "13911110031").await;
+    let path = format!("/bank/v1/app/cards/{card}/wallet-bindings");
+    let client = paybridge_client::PublicClient::new(&app.base_url).with_bearer(&bank);
+    let offer = |key: &'static str| {
+        let (client, path) = (client.clone(), path.clone());
+        async move {
+            client
+                .call_raw(
+                    reqwest::Method::POST,
+                    &path,
+                    Some(&json!({"mode": "qr"})),
+                    Some(key),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let (s, first) = offer("offer-1").await;
+    assert_eq!(s, 201, "{first}");
+    let (_, again) = offer("offer-1").await;
+    assert_eq!(again, first, "a retry is the same offer");
+    let (_, second) = offer("offer-2").await;
+    assert_ne!(second["binding_id"], first["binding_id"]);
+    // The superseded offer can still be claimed at the wallet, but the
+    // bank no longer opens an agreement for it.
+    let claim = |url: Value| {
+        let wallet = wallet.clone();
+        async move {
+            let (s, b) = app
+                .call(
+                    "POST",
+                    "/v1/bindings/claims",
+                    Some(&wallet),
+                    Some(json!({ "address": url })),
+                )
+                .await;
+            assert_eq!(s, 200, "{b}");
+            let id = b["id"].as_str().unwrap().to_owned();
+            assert_eq!(confirm(app, &wallet, &id).await.0, 200);
+            complete(app, &wallet, &id, &sms_code(app).await, Some(PIN)).await
+        }
+    };
+    let (s, e) = claim(first["url"].clone()).await;
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bank refused"),
+        "{e}"
+    );
+    let (s, b) = claim(second["url"].clone()).await;
+    assert_eq!((s, b["state"].as_str()), (200, Some("active")), "{b}");
+    // Bound now: the bank offers it to the wallet no more, by either path.
+    let (s, e) = offer("offer-3").await;
+    assert_eq!((s, code(&e)), (409, "binding_exists"), "{e}");
+    let (s, e) = app
+        .call(
+            "POST",
+            &format!("/bank/v1/app/cards/{card}/wallet-registrations"),
+            Some(&bank),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&e)), (409, "binding_exists"), "{e}");
 }
 
 async fn qr_path_binds_a_card_and_both_sides_see_it(app: &TestApp) {
@@ -720,8 +796,9 @@ async fn payment_password_and_one_active_binding_per_card(app: &TestApp) {
     let (s, _) = complete(app, &wallet, &id, "123456", Some("482916")).await;
     assert_eq!(s, 409);
 
-    // The same card again, while the first binding is active.
-    let url = start(app, &bank, &card, "qr").await["url"]
+    // The same card again, while the first binding is active (the bank
+    // app refuses that now; a bank that does not is refused by the wallet).
+    let url = offer_past_the_bank_app(app, &card, "binding-addresses").await["url"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -746,6 +823,23 @@ async fn payment_password_and_one_active_binding_per_card(app: &TestApp) {
         .call("GET", &format!("/v1/bindings/{id2}"), Some(&wallet), None)
         .await;
     assert_eq!(b2["state"], "cancelled", "{b2}");
+}
+
+/// An offer of Zhang San's first card signed by the bank but made past its
+/// bank app (as a bank without the bank app's checks would): `kind` is
+/// `binding-addresses` (QR) or `binding-requests` (push).
+async fn offer_past_the_bank_app(app: &TestApp, card: &str, kind: &str) -> Value {
+    let offer = json!({"card_ref": card, "holder_name": "张三", "holder_id_number": "110105199003071239",
+        "phone": RESERVED_PHONE, "bank_name": "Demo Bank", "card_type": "debit", "last4": "0014"});
+    app.bank_to_wallet()
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/partner/{kind}"),
+            Some(&offer),
+            Some(&format!("past-the-app-{}", rand::random::<u64>())),
+        )
+        .await
+        .expect("the wallet takes the offer")
 }
 
 async fn unsigned_partner_calls_are_refused(app: &TestApp) {
@@ -784,8 +878,9 @@ async fn a_push_offer_for_a_card_already_bound_is_refused_before_the_bank_is_ask
     let (wallet, bound) = app.payer("zhang.san", 0, RESERVED_PHONE, "482916").await;
     let bank = bank_token(app, "zhang.san").await;
     let card = first_card(app, &bank).await;
-    // The bank offers the same card by push (what the API fuzzer did).
-    let pushed = start(app, &bank, &card, "push").await;
+    // The bank offers the same card by push (what the API fuzzer did; the
+    // bank app refuses that now, so the offer comes straight from the bank).
+    let pushed = offer_past_the_bank_app(app, &card, "binding-requests").await;
     assert_eq!(pushed["status"], "pushed", "{pushed}");
     let id = pushed["binding_id"].as_str().unwrap().to_owned();
     let (s, _) = app

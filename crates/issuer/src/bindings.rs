@@ -161,6 +161,28 @@ impl Issuer {
         Ok(())
     }
 
+    /// A card already bound to `wallet` is not offered to it again (the
+    /// wallet would refuse the binding; the offer would only pile up).
+    async fn refuse_a_card_bound_to(
+        &self,
+        customer: &CustomerId,
+        card: &CardId,
+        wallet: &PartnerId,
+    ) -> Result<(), ServiceError> {
+        let bound = self.store.agreements_of(customer).await?.iter().any(|a| {
+            &a.card_id == card
+                && a.wallet_id == wallet.as_str()
+                && a.status == paybridge_domain::agreement::AgreementStatus::Active
+        });
+        if bound {
+            return Err(ServiceError::rejected(
+                ErrorCode::BindingExists,
+                "this card is bound to the wallet already; unbind it there first",
+            ));
+        }
+        Ok(())
+    }
+
     /// The bank app's "bind to wallet" on one of the customer's cards.
     pub async fn start_wallet_binding(
         &self,
@@ -170,6 +192,8 @@ impl Issuer {
     ) -> Result<BindingStart, ServiceError> {
         let offer = self.offer_for(customer, card).await?;
         let wallet = self.wallet()?;
+        self.refuse_a_card_bound_to(customer, card, wallet.peer())
+            .await?;
         let key = format!(
             "bind:{}:{}",
             card,
@@ -224,6 +248,8 @@ impl Issuer {
     ) -> Result<RegistrationStart, ServiceError> {
         let offer = self.offer_for(customer, card).await?;
         let wallet = self.wallet()?;
+        self.refuse_a_card_bound_to(customer, card, wallet.peer())
+            .await?;
         let lookup: AccountLookupAnswer = wallet
             .call(
                 reqwest::Method::POST,

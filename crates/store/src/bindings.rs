@@ -121,7 +121,9 @@ pub trait BindingStore: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait AgreementStore: Send + Sync + std::fmt::Debug {
     /// Records a binding the bank offered (once per binding id; a second
-    /// record of the same id changes nothing).
+    /// record of the same id changes nothing). It supersedes the card's
+    /// other live offers to the same wallet: one live offer per card and
+    /// wallet account, the newest.
     async fn binding_offer_record(&self, offer: &StoredOffer) -> Result<(), StoreError>;
     async fn binding_offer(&self, binding_id: &str) -> Result<Option<StoredOffer>, StoreError>;
     /// Creates the agreement of a binding, or returns the one it already has.
@@ -401,6 +403,16 @@ impl BindingStore for Store {
 impl AgreementStore for Store {
     async fn binding_offer_record(&self, o: &StoredOffer) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE binding_offers SET expires_at = $4 \
+             WHERE card_id = $1 AND wallet_id = $2 AND binding_id <> $3 AND expires_at > $4",
+        )
+        .bind(o.card_id.as_str())
+        .bind(&o.wallet_id)
+        .bind(&o.binding_id)
+        .bind(to_unix_micros(o.created_at))
+        .execute(tx.conn())
+        .await?;
         sqlx::query(
             "INSERT INTO binding_offers (binding_id, card_id, customer_id, wallet_id, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (binding_id) DO NOTHING",

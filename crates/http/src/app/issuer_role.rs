@@ -100,9 +100,9 @@ pub(super) async fn build(
             .merge(routes::binding_partner::issuer_router(
                 service.clone(),
                 auth,
-                idem,
+                idem.clone(),
             ))
-            .merge(routes::bank_app::router(service.clone())),
+            .merge(routes::bank_app::router(service.clone(), idem)),
     );
     Ok(IssuerRole {
         service,

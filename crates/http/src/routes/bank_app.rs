@@ -19,7 +19,9 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, Authenticated};
+use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::bank_session;
+use std::sync::Arc;
 
 fn customer_body(c: CustomerView) -> CustomerBody {
     CustomerBody {
@@ -125,11 +127,13 @@ async fn card(
 /// wallet app, or a binding message pushed to it.
 #[utoipa::path(post, path = "/v1/app/cards/{card_id}/wallet-bindings", tag = "bank app",
     security(("session" = [])),
-    params(("card_id" = String, Path)),
+    params(("card_id" = String, Path), ("Idempotency-Key" = String, Header, description = "Reuse it to retry: the same offer comes back")),
     request_body = StartWalletBinding,
     responses(
         (status = 201, body = WalletBindingStarted), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "binding_exists: the card is bound to the wallet already", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn start_binding(
     State(issuer): State<Issuer>,
     Authenticated(c): Authenticated<BankSessionCustomer>,
@@ -191,10 +195,12 @@ async fn start_binding(
 /// binding message to it.
 #[utoipa::path(post, path = "/v1/app/cards/{card_id}/wallet-registrations", tag = "bank app",
     security(("session" = [])),
-    params(("card_id" = String, Path)),
+    params(("card_id" = String, Path), ("Idempotency-Key" = String, Header, description = "Reuse it to retry: the same answer comes back")),
     responses(
         (status = 201, body = WalletRegistrationStarted), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "binding_exists: the card is bound to the wallet already", body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
 async fn start_registration(
     State(issuer): State<Issuer>,
     Authenticated(c): Authenticated<BankSessionCustomer>,
@@ -260,10 +266,15 @@ async fn unbind(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub fn router(issuer: Issuer) -> OpenApiRouter {
-    let authed = OpenApiRouter::new()
+pub fn router(issuer: Issuer, idem: Arc<Idempotency>) -> OpenApiRouter {
+    // Offering a card to the wallet takes an Idempotency-Key: a retry gets
+    // the same offer (sealed at rest: it carries the binding address).
+    let offering = OpenApiRouter::new()
         .routes(routes!(start_binding))
         .routes(routes!(start_registration))
+        .layer(axum::middleware::from_fn_with_state(idem, idempotency));
+    let authed = OpenApiRouter::new()
+        .merge(offering)
         .routes(routes!(bindings))
         .routes(routes!(unbind))
         .routes(routes!(logout))

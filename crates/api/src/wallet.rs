@@ -69,8 +69,11 @@ pub struct IdentityBody {
     pub name_masked: String,
     #[schema(example = "110***********1239")]
     pub id_number_masked: String,
-    /// RFC 3339.
+    /// When it was recorded (RFC 3339).
     pub verified_at: String,
+    /// Attested by a bank (when a card of this person bound, or the bank
+    /// opened the account); `false` while only the owner declared it.
+    pub verified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -16,6 +16,7 @@ app_tests!(
     payment_password_is_set_checked_and_locked_for_thirty_minutes,
     payment_password_locks_grow_and_a_hundred_wrong_tries_need_a_step_up,
     identity_is_recorded_once_and_one_account_per_person,
+    a_declared_identity_never_blocks_the_persons_attested_one,
     personal_data_is_sealed_at_rest,
 );
 
@@ -382,7 +383,10 @@ async fn identity_is_recorded_once_and_one_account_per_person(app: &TestApp) {
         )
         .await;
     assert_eq!((s, code(&e)), (409, "identity_already_verified"));
-    let (s, e) = app
+    assert_eq!(id["verified"], false, "declared, not attested: {id}");
+    // Another account may declare the same: a declared identity is
+    // nobody's (one person, one account holds for attested ones).
+    let (s, v) = app
         .call(
             "POST",
             "/v1/me/identity",
@@ -390,8 +394,41 @@ async fn identity_is_recorded_once_and_one_account_per_person(app: &TestApp) {
             Some(json!({"name": "张三", "id_number": "110105199003071239"})),
         )
         .await;
-    assert_eq!((s, code(&e)), (409, "identity_in_use"));
+    assert_eq!(s, 201, "{v}");
     let (_, me) = app.call("GET", "/v1/me", Some(&token), None).await;
+    assert_eq!(me["identity"]["name_masked"], "*三");
+}
+
+/// Attack: squat a person's ID number by declaring it on one's own account,
+/// so that their bank-attested identity is refused ("one person, one
+/// account"), their cards never bind, and their bank is told they already
+/// have a wallet account (flow F2).
+async fn a_declared_identity_never_blocks_the_persons_attested_one(app: &TestApp) {
+    let (_, squatter) = account(app, "13900000099").await;
+    let (s, _) = app
+        .call(
+            "POST",
+            "/v1/me/identity",
+            Some(&squatter),
+            Some(json!({"name": "张三", "id_number": "110105199003071239"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    // The bank's look-up for Zhang San (no account with his phone yet)
+    // does not match the declared identity.
+    let by_id = app
+        .wallet
+        .account_exists(
+            &"13800138000".parse().unwrap(),
+            &paybridge_domain::identity::IdNumber::parse("110105199003071239").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(!by_id);
+    // Zhang San's own account binds his card; the bank attests his identity.
+    let (token, _) = app.payer("zhang.san", 0, PHONE, "482916").await;
+    let (_, me) = app.call("GET", "/v1/me", Some(&token), None).await;
+    assert_eq!(me["identity"]["verified"], true, "{me}");
     assert_eq!(me["identity"]["name_masked"], "*三");
 }
 
@@ -430,27 +467,10 @@ async fn personal_data_is_sealed_at_rest(app: &TestApp) {
 }
 
 async fn payment_password_locks_grow_and_a_hundred_wrong_tries_need_a_step_up(app: &TestApp) {
-    let (_, token) = account(app, PHONE).await;
     // The step-up cannot ask for the locked passwords: it asks for the ID
-    // digits, so the account needs an identity on record.
-    let (s, _) = app
-        .call(
-            "POST",
-            "/v1/me/identity",
-            Some(&token),
-            Some(json!({"name": "张三", "id_number": "110105199003071239"})),
-        )
-        .await;
-    assert_eq!(s, 201);
-    let (s, _) = app
-        .call(
-            "POST",
-            "/v1/me/payment-password",
-            Some(&token),
-            Some(json!({"new_password": "482916"})),
-        )
-        .await;
-    assert_eq!(s, 204);
+    // digits, so the account needs a bank-attested identity: binding Zhang
+    // San's card gives it one (and its payment password).
+    let (token, _) = app.payer("zhang.san", 0, PHONE, "482916").await;
     let phone = app.device(&token, "phone", "phone").await;
     app.trust_device(PHONE, &phone, "1239").await;
     let login = || async {

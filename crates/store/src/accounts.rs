@@ -24,7 +24,11 @@ pub struct SealedIdentity {
     pub name_masked: String,
     pub id_number_sealed: String,
     pub id_number_index: String,
+    /// When it was recorded.
     pub verified_at: Timestamp,
+    /// Attested by a bank (flows F1 and F2); `false` when the owner
+    /// declared it: then it is unique to nobody and matched by no look-up.
+    pub attested: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +78,8 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
         user: &StoredUser,
         events: &[NewEvent],
     ) -> Result<UserWrite, StoreError>;
-    /// Records a verified identity if the row is at `version` and has none.
+    /// Records an identity if the row is at `version` and has no attested
+    /// one (a bank attesting may replace a declared one).
     async fn user_set_identity(
         &self,
         id: &UserId,
@@ -88,7 +93,7 @@ const USER_COLUMNS: &str =
     "id, phone_sealed, phone_index, phone_masked, password_hash, pay_password_hash, \
      pay_failed_attempts, pay_locked_until, status, registered_by, name_sealed, name_masked, \
      id_number_sealed, id_number_index, identity_verified_at, created_at, pay_locks, \
-     pay_consecutive_failures, version";
+     pay_consecutive_failures, declared_id_number_index, version";
 
 fn user_from_row(r: &AnyRow) -> Result<StoredUser, StoreError> {
     let id: String = r.try_get("id")?;
@@ -98,16 +103,22 @@ fn user_from_row(r: &AnyRow) -> Result<StoredUser, StoreError> {
         r.try_get::<Option<String>, _>("name_masked")?,
         r.try_get::<Option<String>, _>("id_number_sealed")?,
         r.try_get::<Option<String>, _>("id_number_index")?,
+        r.try_get::<Option<String>, _>("declared_id_number_index")?,
         r.try_get::<Option<i64>, _>("identity_verified_at")?,
     ) {
-        (Some(ns), Some(nm), Some(is), Some(ii), Some(at)) => Some(SealedIdentity {
-            name_sealed: ns,
-            name_masked: nm,
-            id_number_sealed: is,
-            id_number_index: ii,
-            verified_at: from_unix_micros(at),
-        }),
-        (None, None, None, None, None) => None,
+        (Some(ns), Some(nm), Some(is), attested, declared, Some(at))
+            if attested.is_some() != declared.is_some() =>
+        {
+            Some(SealedIdentity {
+                name_sealed: ns,
+                name_masked: nm,
+                id_number_sealed: is,
+                attested: attested.is_some(),
+                id_number_index: attested.or(declared).expect("one of the two"),
+                verified_at: from_unix_micros(at),
+            })
+        }
+        (None, None, None, None, None, None) => None,
         _ => return Err(corrupt(format!("wallet user {id} has a partial identity"))),
     };
     Ok(StoredUser {
@@ -157,7 +168,7 @@ pub(crate) async fn insert_user(
     let id = u.identity.as_ref();
     let n = sqlx::query(&format!(
         "INSERT INTO wallet_users ({USER_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 0) \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 0) \
              ON CONFLICT DO NOTHING"
     ))
     .bind(u.id.as_str())
@@ -173,11 +184,12 @@ pub(crate) async fn insert_user(
     .bind(id.map(|i| i.name_sealed.clone()))
     .bind(id.map(|i| i.name_masked.clone()))
     .bind(id.map(|i| i.id_number_sealed.clone()))
-    .bind(id.map(|i| i.id_number_index.clone()))
+    .bind(id.filter(|i| i.attested).map(|i| i.id_number_index.clone()))
     .bind(id.map(|i| to_unix_micros(i.verified_at)))
     .bind(to_unix_micros(u.created_at))
     .bind(i64::from(u.pay_guard.locks))
     .bind(i64::from(u.pay_guard.consecutive_failures))
+    .bind(id.filter(|i| !i.attested).map(|i| i.id_number_index.clone()))
     .execute(conn)
     .await?
     .rows_affected();
@@ -192,7 +204,7 @@ impl AccountStore for Store {
         events: &[NewEvent],
     ) -> Result<UserWrite, StoreError> {
         let mut tx = self.begin_write().await?;
-        if let Some(identity) = &u.identity {
+        if let Some(identity) = u.identity.as_ref().filter(|i| i.attested) {
             let taken: Option<String> =
                 sqlx::query_scalar("SELECT id FROM wallet_users WHERE id_number_index = $1")
                     .bind(&identity.id_number_index)
@@ -265,19 +277,30 @@ impl AccountStore for Store {
         events: &[NewEvent],
     ) -> Result<UserWrite, StoreError> {
         let mut tx = self.begin_write().await?;
-        let taken: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM wallet_users WHERE id_number_index = $1 AND id <> $2",
-        )
-        .bind(&identity.id_number_index)
-        .bind(id.as_str())
-        .fetch_optional(tx.conn())
-        .await?;
-        if taken.is_some() {
-            return Ok(UserWrite::Duplicate);
+        // Only an attested identity is one person's: a declared one is
+        // unique to nobody (it must not block the person's own account).
+        if identity.attested {
+            let taken: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM wallet_users WHERE id_number_index = $1 AND id <> $2",
+            )
+            .bind(&identity.id_number_index)
+            .bind(id.as_str())
+            .fetch_optional(tx.conn())
+            .await?;
+            if taken.is_some() {
+                return Ok(UserWrite::Duplicate);
+            }
         }
+        let (attested, declared) = if identity.attested {
+            (Some(identity.id_number_index.clone()), None)
+        } else {
+            (None, Some(identity.id_number_index.clone()))
+        };
+        // Over no identity, or (a bank attesting) over a declared one.
         let n = sqlx::query(
             "UPDATE wallet_users SET name_sealed = $3, name_masked = $4, id_number_sealed = $5, \
-             id_number_index = $6, identity_verified_at = $7, version = version + 1 \
+             id_number_index = $6, identity_verified_at = $7, declared_id_number_index = $8, \
+             version = version + 1 \
              WHERE id = $1 AND version = $2 AND id_number_index IS NULL",
         )
         .bind(id.as_str())
@@ -285,8 +308,9 @@ impl AccountStore for Store {
         .bind(&identity.name_sealed)
         .bind(&identity.name_masked)
         .bind(&identity.id_number_sealed)
-        .bind(&identity.id_number_index)
+        .bind(attested)
         .bind(to_unix_micros(identity.verified_at))
+        .bind(declared)
         .execute(tx.conn())
         .await;
         // Two accounts racing for one person: the unique index decides.

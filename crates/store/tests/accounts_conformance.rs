@@ -309,6 +309,7 @@ fn identity(index: &str) -> SealedIdentity {
         id_number_sealed: "pb1.id".into(),
         id_number_index: index.into(),
         verified_at: t0(),
+        attested: true,
     }
 }
 
@@ -365,6 +366,65 @@ async fn wallet_users_are_unique_by_phone_and_by_identity_under_a_race(db: &Test
         .unwrap()
         .unwrap();
     assert_eq!(owner.identity.unwrap().id_number_index, "person-1");
+
+    // A declared identity is one person's for nobody: two accounts may
+    // declare the same, no look-up finds it, and a bank attesting it
+    // replaces it (then it is unique again).
+    let declared = SealedIdentity {
+        attested: false,
+        ..identity("person-2")
+    };
+    let mut declarers = Vec::new();
+    for phone in ["phone-c", "phone-d"] {
+        let u = user(phone);
+        assert_eq!(
+            db.store.user_create(&u, &[]).await.unwrap(),
+            UserWrite::Done
+        );
+        assert_eq!(
+            db.store
+                .user_set_identity(&u.id, 0, &declared, &[])
+                .await
+                .unwrap(),
+            UserWrite::Done
+        );
+        declarers.push(u.id);
+    }
+    assert!(db
+        .store
+        .user_by_id_number("person-2")
+        .await
+        .unwrap()
+        .is_none());
+    let c = db.store.user(&declarers[0]).await.unwrap().unwrap();
+    let kept = c.identity.clone().unwrap();
+    assert_eq!(
+        (kept.attested, kept.id_number_index.as_str()),
+        (false, "person-2")
+    );
+    assert_eq!(
+        db.store
+            .user_set_identity(&c.id, c.version, &identity("person-2"), &[])
+            .await
+            .unwrap(),
+        UserWrite::Done
+    );
+    let found = db
+        .store
+        .user_by_id_number("person-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, c.id);
+    assert!(found.identity.unwrap().attested);
+    let d = db.store.user(&declarers[1]).await.unwrap().unwrap();
+    assert_eq!(
+        db.store
+            .user_set_identity(&d.id, d.version, &identity("person-2"), &[])
+            .await
+            .unwrap(),
+        UserWrite::Duplicate
+    );
 
     // Credentials change only at the version they were read at.
     let mut fresh = db.store.user(&owner.id).await.unwrap().unwrap();

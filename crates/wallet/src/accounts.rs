@@ -62,7 +62,10 @@ pub struct AccountView {
 pub struct IdentityView {
     pub name_masked: String,
     pub id_number_masked: String,
+    /// When it was recorded.
     pub verified_at: Timestamp,
+    /// Attested by a bank; `false` for one the owner declared.
+    pub verified: bool,
 }
 
 /// Whether a payment password is the account's first or replaces one.
@@ -166,6 +169,7 @@ impl Wallet {
                     name_masked: i.name_masked.clone(),
                     id_number_masked: masked,
                     verified_at: i.verified_at,
+                    verified: i.attested,
                 })
             }
         };
@@ -594,8 +598,11 @@ impl Wallet {
         .await
     }
 
-    /// Records the account's real-name identity (name and ID number, sealed).
-    /// One person has one wallet account; the identity is not changed later.
+    /// Records the account's real-name identity (name and ID number, sealed)
+    /// as its owner declares it: unverified (a bank attests it when a card
+    /// of that person binds), so it blocks nobody's bank-attested identity,
+    /// no bank's account look-up matches it, and it is no step-up factor.
+    /// It is not changed later, but for a bank's attestation.
     pub async fn set_identity(
         &self,
         user: &UserId,
@@ -619,6 +626,8 @@ impl Wallet {
             id_number_sealed: sealed_id.sealed,
             id_number_index: sealed_id.index,
             verified_at: now,
+            // Typed in by the owner: unverified until a bank attests it.
+            attested: false,
         };
         let event = Happened::IdentitySet {
             user_id: user.clone(),
@@ -634,6 +643,7 @@ impl Wallet {
                 name_masked: identity.name_masked,
                 id_number_masked: id_number.masked(),
                 verified_at: now,
+                verified: false,
             }),
             UserWrite::Duplicate => Err(ServiceError::rejected(
                 ErrorCode::IdentityInUse,

@@ -527,8 +527,9 @@ impl Wallet {
             }
             return Err(e);
         }
-        // An account without a real-name identity takes the bank's attested one.
-        if account.identity.is_none() {
+        // An account without an attested identity takes the bank's (the
+        // holder matched a declared one, checked at the claim).
+        if !account.identity.as_ref().is_some_and(|i| i.attested) {
             self.adopt_holder_identity(user, account.version, &b)
                 .await?;
         }
@@ -637,6 +638,7 @@ impl Wallet {
                 .await,
             id_number_index: b.holder_id_number_index.clone(),
             verified_at: self.clock.now(),
+            attested: true,
         };
         let event = Happened::IdentitySet {
             user_id: user.clone(),

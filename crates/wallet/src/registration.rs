@@ -183,6 +183,7 @@ impl Wallet {
                 id_number_sealed: id_number.sealed,
                 id_number_index: id_number.index,
                 verified_at: now,
+                attested: true,
             }),
             created_at: now,
             version: 0,
@@ -423,10 +424,12 @@ impl Wallet {
         // The step-up for locked passwords cannot ask for them, so it needs
         // a factor other than the SMS: the ID digits. Without an identity
         // on record the phone's text alone would unlock the account.
-        if conditions.contains(&SecurityCondition::PasswordsLocked) && user.identity.is_none() {
+        if conditions.contains(&SecurityCondition::PasswordsLocked)
+            && !user.identity.as_ref().is_some_and(|i| i.attested)
+        {
             return Err(ServiceError::rejected(
                 ErrorCode::StepUpUnavailable,
-                "the passwords are locked and the account has no identity on record to confirm instead: contact support",
+                "the passwords are locked and the account has no bank-attested identity to confirm instead: contact support",
             ));
         }
         // A new device is held pending in the authentication: nothing is

@@ -39,6 +39,7 @@ fn identity_body(i: IdentityView) -> IdentityBody {
         name_masked: i.name_masked,
         id_number_masked: i.id_number_masked,
         verified_at: rfc3339(i.verified_at),
+        verified: i.verified,
     }
 }
 

@@ -71,7 +71,16 @@ redacted_debug!(BankLogin);
 #[serde(deny_unknown_fields)]
 pub struct StartWalletBinding {
     /// `qr`: show a QR code for the wallet app; `push`: send a binding message to it.
+    #[schema(schema_with = binding_modes)]
     pub mode: String,
+}
+
+/// The ways a bank app offers a card to the wallet.
+fn binding_modes() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["qr", "push"]))
+        .build()
 }
 
 /// What the bank app shows after "bind to wallet".

@@ -13,12 +13,13 @@ use crate::wallet::MoneyBody;
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
     pub amount: MoneyBody,
-    #[schema(example = "2 coffees")]
+    #[schema(example = "2 coffees", min_length = 1, max_length = 200)]
     pub description: String,
     /// The merchant's own reference, unique among its orders.
-    #[schema(example = "cart-1042")]
+    #[schema(example = "cart-1042", pattern = "^[!-~]{1,64}$")]
     pub reference: String,
     /// Seconds until the order expires (60 to 86400; default 900).
+    #[schema(minimum = 60, maximum = 86400)]
     pub expires_in_secs: Option<i64>,
 }
 
@@ -68,7 +69,11 @@ pub struct ApiKeyList {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetWebhookEndpoint {
-    #[schema(example = "https://shop.example/paybridge/webhooks")]
+    #[schema(
+        example = "https://shop.example/paybridge/webhooks",
+        max_length = 2048,
+        pattern = "^https?://[!-~]+$"
+    )]
     pub url: String,
 }
 

@@ -8,8 +8,10 @@ use utoipa::{IntoParams, ToSchema};
 #[into_params(parameter_in = Query)]
 pub struct SmsQuery {
     /// The phone number whose messages to list (digits, optional leading `+`).
+    #[param(pattern = r"^\+?[0-9]{5,15}$")]
     pub phone: String,
     /// At most this many messages, newest first (default 20, max 100).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -17,9 +19,13 @@ pub struct SmsQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendSms {
-    #[schema(example = "13800138000")]
+    #[schema(example = "13800138000", pattern = r"^\+?[0-9]{5,15}$")]
     pub phone: String,
-    #[schema(example = "Your paybridge code is 123456")]
+    #[schema(
+        example = "Your paybridge code is 123456",
+        min_length = 1,
+        max_length = 280
+    )]
     pub body: String,
 }
 
@@ -41,8 +47,10 @@ pub struct SmsList {
 #[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RelayQuery {
+    #[param(min_length = 1, max_length = 256)]
     pub device_token: String,
     /// At most this many messages, newest first (default 20, max 100).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 

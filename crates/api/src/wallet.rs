@@ -39,7 +39,7 @@ impl From<paybridge_domain::Money> for MoneyBody {
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAccount {
-    #[schema(example = "13800138000")]
+    #[schema(example = "13800138000", pattern = r"^\+?[0-9]{5,15}$")]
     pub phone: String,
 }
 
@@ -96,6 +96,7 @@ pub struct AccountBody {
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
+    #[schema(example = "13800138000", pattern = r"^\+?[0-9]{5,15}$")]
     pub phone: String,
     pub password: String,
     /// Ties the session to one of the account's devices: revoking the device ends it.
@@ -151,7 +152,7 @@ pub struct SetIdentity {
 #[serde(deny_unknown_fields)]
 pub struct RegisterDevice {
     /// `phone`, `pc`, `tv`, `car` or `iot`.
-    #[schema(example = "phone")]
+    #[schema(example = "phone", schema_with = crate::wire_enum::<DeviceType>)]
     #[serde(rename = "type")]
     pub device_type: String,
     #[schema(example = "Li's phone")]
@@ -400,6 +401,7 @@ pub struct DeviceEnvironmentBody {
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartSecurityAuth {
+    #[schema(example = "13800138000", pattern = r"^\+?[0-9]{5,15}$")]
     pub phone: String,
     /// A device seen for the first time…
     pub device: Option<RegisterDevice>,

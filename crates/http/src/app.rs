@@ -296,6 +296,7 @@ impl App {
             }
         }
         crate::openapi::document_common_answers(&mut doc);
+        crate::openapi::document_cross_field_rules(&mut doc);
         openapi_json
             .set(
                 doc.to_pretty_json()

@@ -83,6 +83,58 @@ impl Modify for SecuritySchemes {
 /// `413` (over the body limit), `415` (not `application/json`) and `422`
 /// (a field missing or invalid); `401` where a credential is required.
 /// An answer the handler documents itself is left as it wrote it.
+/// The `Idempotency-Key` header's format, as the middleware enforces it:
+/// 1 to 255 visible ASCII characters. Answers whether `op` takes one.
+fn document_idempotency_key(op: &mut utoipa::openapi::path::Operation) -> bool {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let mut found = false;
+    for p in op.parameters.iter_mut().flatten() {
+        if p.name
+            .eq_ignore_ascii_case(crate::middleware::idempotency::IDEMPOTENCY_KEY_HEADER)
+        {
+            p.required = utoipa::openapi::Required::True;
+            p.schema = Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(
+                        crate::middleware::idempotency::IDEMPOTENCY_KEY_MAX_LEN,
+                    ))
+                    .pattern(Some("^[!-~]+$"))
+                    .into(),
+            );
+            found = true;
+        }
+    }
+    found
+}
+
+/// What the handlers check across fields, which the derived schemas cannot
+/// say: a security authentication names either a new `device` or a
+/// registered `device_id`, never both nor neither.
+pub fn document_cross_field_rules(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Type};
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    if let Some(original) = components.schemas.remove("StartSecurityAuth") {
+        // Present and not null: the one named, the other absent or null.
+        let named = |field: &str, kind: Type, other: &str| {
+            ObjectBuilder::new()
+                .required(field)
+                .property(field, ObjectBuilder::new().schema_type(kind))
+                .property(other, ObjectBuilder::new().schema_type(Type::Null))
+        };
+        let either = OneOfBuilder::new()
+            .item(named("device", Type::Object, "device_id"))
+            .item(named("device_id", Type::String, "device"));
+        components.schemas.insert(
+            "StartSecurityAuth".to_owned(),
+            AllOfBuilder::new().item(original).item(either).into(),
+        );
+    }
+}
+
 pub fn document_common_answers(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let error = |description: String| {
@@ -136,6 +188,13 @@ pub fn document_common_answers(doc: &mut utoipa::openapi::OpenApi) {
                 common.push((
                     "401",
                     "the credential is missing, unknown or expired".to_owned(),
+                ));
+            }
+            let takes_key = document_idempotency_key(op);
+            if takes_key && op.request_body.is_none() {
+                common.push((
+                    "400",
+                    "idempotency_key_missing, idempotency_key_invalid".to_owned(),
                 ));
             }
             for (status, description) in common {

@@ -593,6 +593,23 @@ async fn the_openapi_document_lists_the_answers_every_layer_can_give(app: &TestA
             if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
                 assert!(has("401"), "{method} {path}: 401");
             }
+            // The key's format, as the middleware enforces it, so a client
+            // generated from the document sends valid ones.
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key"))
+                {
+                    let schema = &p["schema"];
+                    assert_eq!(
+                        (schema["minLength"].as_u64(), schema["maxLength"].as_u64()),
+                        (Some(1), Some(255)),
+                        "{method} {path}"
+                    );
+                    assert_eq!(schema["pattern"], "^[!-~]+$", "{method} {path}");
+                    assert!(has("400"), "{method} {path}: 400");
+                }
+            }
             checked += 1;
         }
     }

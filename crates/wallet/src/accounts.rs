@@ -208,12 +208,12 @@ impl Wallet {
         code: &str,
         password: &str,
     ) -> Result<AccountView, ServiceError> {
-        // Before the code is spent: a weak password does not cost a code.
+        // The challenge first (unknown: 404), then the password before the
+        // code is judged: a weak password does not cost a code.
+        let codes = self.otp_service()?;
+        codes.challenge_for(otp, REGISTRATION_PURPOSE).await?;
         check_login_password(password)?;
-        let phone = self
-            .otp_service()?
-            .verify_phone(otp, REGISTRATION_PURPOSE, code)
-            .await?;
+        let phone = codes.verify_phone(otp, REGISTRATION_PURPOSE, code).await?;
         let phone = &phone;
         let now = self.clock.now();
         let index = self.phone_index(phone);

@@ -267,6 +267,23 @@ impl OtpService {
         .await
     }
 
+    /// The challenge `id`, if it was issued for `purpose` (one of another
+    /// purpose is answered like an unknown one).
+    pub async fn challenge_for(
+        &self,
+        id: &OtpId,
+        purpose: &str,
+    ) -> Result<StoredOtp, ServiceError> {
+        let otp = self.load(id).await?;
+        if otp.purpose != purpose {
+            return Err(ServiceError::rejected(
+                ErrorCode::NotFound,
+                "no such OTP challenge",
+            ));
+        }
+        Ok(otp)
+    }
+
     /// Checks an entered code of a challenge issued for `purpose` and
     /// answers the phone it was sent to: what holding that phone proves.
     /// A challenge of another purpose is answered like an unknown one.
@@ -276,13 +293,7 @@ impl OtpService {
         purpose: &str,
         entered: &str,
     ) -> Result<PhoneNumber, ServiceError> {
-        let otp = self.load(id).await?;
-        if otp.purpose != purpose {
-            return Err(ServiceError::rejected(
-                ErrorCode::NotFound,
-                "no such OTP challenge",
-            ));
-        }
+        let otp = self.challenge_for(id, purpose).await?;
         self.verify(id, entered).await?;
         let phone = self
             .vault

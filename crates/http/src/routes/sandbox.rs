@@ -78,10 +78,13 @@ async fn relay_gesture(
 }
 
 pub fn router(parties: SandboxParties, idem: Arc<Idempotency>) -> OpenApiRouter {
+    // A layer wraps whole paths, also their 405 (axum's Router::route_layer
+    // does too): a POST to the relay's GET-only path must be a 405, not an
+    // idempotency 400, so only the SMS path takes the layer.
     OpenApiRouter::new()
         .routes(routes!(list_sms, send_sms))
-        .routes(routes!(list_relay))
         .layer(axum::middleware::from_fn_with_state(idem, idempotency))
+        .routes(routes!(list_relay))
         // A relayed gesture is answered once by the wallet; no Idempotency-Key.
         .routes(routes!(relay_gesture))
         .with_state(parties)

@@ -466,6 +466,27 @@ async fn personal_data_is_sealed_at_rest(app: &TestApp) {
     );
 }
 
+/// The step-up for locked passwords on the trusted phone `device` of the
+/// account with `phone`: the code and the ID digits, no password.
+async fn step_up(
+    app: &TestApp,
+    phone: &str,
+    device: &str,
+    id_last4: &str,
+) -> paybridge_devices::DeviceResult<paybridge_api::wallet::SecurityAuthBody> {
+    let signer = app.device_key(device).unwrap();
+    let mut holder = paybridge_devices::Phone::with_key(&app.base_url, phone, signer);
+    holder
+        .pass_security_auth(paybridge_devices::phone::SecurityAnswers {
+            device: paybridge_devices::phone::ThisDevice::Registered(device.parse().unwrap()),
+            environment: paybridge_devices::phone::genuine_android(),
+            id_number_last4: id_last4.into(),
+            login_password: None,
+            payment_password: None,
+        })
+        .await
+}
+
 async fn payment_password_locks_grow_and_a_hundred_wrong_tries_need_a_step_up(app: &TestApp) {
     // The step-up cannot ask for the locked passwords: it asks for the ID
     // digits, so the account needs a bank-attested identity: binding Zhang
@@ -514,18 +535,7 @@ async fn payment_password_locks_grow_and_a_hundred_wrong_tries_need_a_step_up(ap
     assert_eq!((s, code(&e)), (403, "security_auth_required"), "{e}");
     // The trusted phone's security authentication is the step-up: it runs
     // (its only condition: the locked password) and unlocks it.
-    let signer = app.device_key(&phone).unwrap();
-    let mut trusted = paybridge_devices::Phone::with_key(&app.base_url, PHONE, signer);
-    let done = trusted
-        .pass_security_auth(paybridge_devices::phone::SecurityAnswers {
-            device: paybridge_devices::phone::ThisDevice::Registered(phone.parse().unwrap()),
-            environment: paybridge_devices::phone::genuine_android(),
-            id_number_last4: "1239".into(),
-            login_password: None,
-            payment_password: None,
-        })
-        .await
-        .unwrap();
+    let done = step_up(app, PHONE, &phone, "1239").await.unwrap();
     assert_eq!(
         done.conditions,
         vec![paybridge_domain::registration::SecurityCondition::PasswordsLocked]
@@ -546,17 +556,6 @@ async fn payment_password_locks_grow_and_a_hundred_wrong_tries_need_a_step_up(ap
         .user_update_credentials(&user, &[])
         .await
         .unwrap();
-    let signer = app.device_key(&other_phone).unwrap();
-    let mut holder = paybridge_devices::Phone::with_key(&app.base_url, other, signer);
-    let refused = holder
-        .pass_security_auth(paybridge_devices::phone::SecurityAnswers {
-            device: paybridge_devices::phone::ThisDevice::Registered(other_phone.parse().unwrap()),
-            environment: paybridge_devices::phone::genuine_android(),
-            id_number_last4: "0000".into(),
-            login_password: None,
-            payment_password: None,
-        })
-        .await
-        .unwrap_err();
+    let refused = step_up(app, other, &other_phone, "0000").await.unwrap_err();
     assert_eq!(refused.code(), Some("step_up_unavailable"), "{refused:?}");
 }

@@ -8,11 +8,11 @@
 //!
 //! One slow or dead destination (a merchant's endpoint taking its full
 //! timeout) must not hold up the others: a round delivers each
-//! destination's events in order on its own lane, lanes run side by side,
-//! a destination already being delivered to by an earlier round that is
-//! still running is skipped (its events handed back for a moment), and the
-//! run loop starts the next round as soon as a lane is free instead of
-//! waiting for the slowest one.
+//! destination's events on a lane of its own (a few at a time), lanes run
+//! side by side, and a round still running after [`DISPATCH_SLOW_ROUND`]
+//! gets the next round beside it, which skips the destinations still being
+//! delivered to (their events handed back unattempted). Quick rounds follow
+//! one another, so events are claimed once.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -40,6 +40,11 @@ pub const DISPATCH_CONCURRENCY: usize = 8;
 pub const DISPATCH_LEASE_SECS: i64 = 60;
 /// When idle, look for due retries this often (new events wake it at once).
 pub const DISPATCH_IDLE_POLL: Duration = Duration::from_millis(500);
+/// A round still running after this is waiting on a slow destination: the
+/// next round starts beside it.
+pub const DISPATCH_SLOW_ROUND: Duration = Duration::from_secs(1);
+/// Deliveries in flight at once on one destination's lane.
+pub const DISPATCH_LANE_CONCURRENCY: usize = 4;
 
 /// Counters since start, registered in `/metrics` by the HTTP layer.
 #[derive(Debug, Clone, Default)]
@@ -119,8 +124,8 @@ impl OutboxDispatcher {
     }
 
     /// Claims one batch of due events and delivers it: each destination's
-    /// events in order on a lane of its own, up to [`DISPATCH_CONCURRENCY`]
-    /// lanes at once. Events of destinations another round is still
+    /// events on a lane of its own ([`DISPATCH_LANE_CONCURRENCY`] at a
+    /// time), up to [`DISPATCH_CONCURRENCY`] lanes at once. Events of destinations another round is still
     /// delivering to are handed back unattempted, due at once (a later
     /// round, or another instance, takes them).
     pub async fn run_once(&self) -> Result<DispatchRound, StoreError> {
@@ -171,9 +176,9 @@ impl OutboxDispatcher {
             .insert(destination.clone())
     }
 
-    /// Delivers one destination's events in order. After a failure the
-    /// rest wait (unattempted) instead of each taking the full timeout of
-    /// an endpoint that is down.
+    /// Delivers one destination's events. After a failure the rest wait
+    /// (unattempted) instead of each taking the full timeout of an endpoint
+    /// that is down.
     async fn deliver_lane(
         &self,
         destination: Destination,
@@ -185,22 +190,37 @@ impl OutboxDispatcher {
             .acquire_owned()
             .await
             .expect("the lane semaphore is never closed");
-        let mut lane = DispatchRound::default();
-        let mut events = queue.into_iter();
-        let outcome = async {
-            for event in events.by_ref() {
-                if self.deliver_one(event).await? {
-                    lane.delivered += 1;
-                } else {
-                    lane.failed += 1;
-                    break;
+        // A few at a time on the lane; once one fails, the rest are not
+        // tried (each would wait out the same endpoint's timeout).
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let outcomes: Vec<Result<Option<bool>, StoreError>> = futures::stream::iter(queue)
+            .map(|event| {
+                let failed = &failed;
+                async move {
+                    if failed.load(std::sync::atomic::Ordering::SeqCst) {
+                        self.defer(std::slice::from_ref(&event), self.clock.now())
+                            .await?;
+                        return Ok(None);
+                    }
+                    let delivered = self.deliver_one(event).await?;
+                    if !delivered {
+                        failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Ok(Some(delivered))
                 }
+            })
+            .buffered(DISPATCH_LANE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut lane = DispatchRound::default();
+        let outcome = outcomes.into_iter().try_for_each(|o| {
+            match o? {
+                Some(true) => lane.delivered += 1,
+                Some(false) => lane.failed += 1,
+                None => lane.deferred += 1,
             }
-            let rest: Vec<StoredEvent> = events.collect();
-            lane.deferred += self.defer(&rest, self.clock.now()).await?;
             Ok::<_, StoreError>(())
-        }
-        .await;
+        });
         self.busy
             .lock()
             .expect("the busy set is never poisoned")
@@ -280,9 +300,9 @@ impl OutboxDispatcher {
     }
 
     /// Runs until `shutdown` turns true: a round whenever woken, or every
-    /// [`DISPATCH_IDLE_POLL`] for due retries. Rounds run side by side
-    /// while a lane is free, so a round waiting on a slow destination does
-    /// not hold up the next; on shutdown the rounds in flight finish.
+    /// [`DISPATCH_IDLE_POLL`] for due retries. A round waiting on a slow
+    /// destination does not hold up the next one; on shutdown the rounds in
+    /// flight finish.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut rounds = tokio::task::JoinSet::new();
         loop {
@@ -313,14 +333,19 @@ impl OutboxDispatcher {
                 }
                 let _ = claimed_tx.send(full);
             });
-            // A full batch: there is probably more; go on as soon as this
-            // round is under way (or done). Otherwise wait for new events.
-            let started_full = tokio::select! {
-                full = claimed_rx => full.unwrap_or(false),
-                _ = tokio::time::sleep(DISPATCH_IDLE_POLL) => false,
+            // Rounds follow one another while they are quick (so events are
+            // claimed once, in order). Only a round still running after
+            // DISPATCH_SLOW_ROUND, waiting on some slow destination, gets a
+            // round beside it (which skips the busy destinations).
+            let finished = tokio::select! {
+                full = claimed_rx => Some(full.unwrap_or(false)),
+                _ = tokio::time::sleep(DISPATCH_SLOW_ROUND) => None,
+                _ = shutdown.changed() => Some(false),
             };
-            if started_full {
-                continue;
+            match finished {
+                // Slow, or a full batch (there is probably more): go on.
+                None | Some(true) => continue,
+                Some(false) => {}
             }
             tokio::select! {
                 _ = self.wake.notified() => {}

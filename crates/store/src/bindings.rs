@@ -93,6 +93,8 @@ pub trait BindingStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<StoredBinding>, StoreError>;
     /// A user's bindings, newest first.
     async fn bindings_of(&self, user: &UserId) -> Result<Vec<StoredBinding>, StoreError>;
+    /// Whether `user` has any active binding.
+    async fn binding_active_for_user(&self, user: &UserId) -> Result<bool, StoreError>;
     /// Whether `user` has an active binding of card `card_ref` at `issuer`
     /// other than `except` (at most one can be: a unique index).
     async fn binding_active_for_card(
@@ -315,6 +317,16 @@ impl BindingStore for Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(binding_from_row).collect()
+    }
+
+    async fn binding_active_for_user(&self, user: &UserId) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM bindings WHERE user_id = $1 AND state = 'active'",
+        )
+        .bind(user.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
     }
 
     async fn binding_active_for_card(

@@ -211,10 +211,10 @@ impl Wallet {
         // The challenge first (unknown: 404), then the password before the
         // code is judged: a weak password does not cost a code.
         let codes = self.otp_service()?;
-        codes.challenge_for(otp, REGISTRATION_PURPOSE).await?;
+        let challenge = codes.challenge_for(otp, REGISTRATION_PURPOSE).await?;
         check_login_password(password)?;
-        let phone = codes.verify_phone(otp, REGISTRATION_PURPOSE, code).await?;
-        let phone = &phone;
+        codes.verify(otp, code).await?;
+        let phone = &codes.phone_of(&challenge).await?;
         let now = self.clock.now();
         let index = self.phone_index(phone);
         if self.store.user_by_phone(&index).await?.is_some() {
@@ -470,13 +470,7 @@ impl Wallet {
             self.verify_payment_password(user, current).await?;
             PinChange::Replace
         } else {
-            let bound = self
-                .store
-                .bindings_of(user)
-                .await?
-                .iter()
-                .any(|b| b.status.state == paybridge_domain::binding::BindingState::Active);
-            if bound {
+            if self.store.binding_active_for_user(user).await? {
                 self.require_trusted_device(user, device).await?;
             }
             PinChange::First

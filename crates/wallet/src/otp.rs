@@ -284,20 +284,11 @@ impl OtpService {
         Ok(otp)
     }
 
-    /// Checks an entered code of a challenge issued for `purpose` and
-    /// answers the phone it was sent to: what holding that phone proves.
-    /// A challenge of another purpose is answered like an unknown one.
-    pub async fn verify_phone(
-        &self,
-        id: &OtpId,
-        purpose: &str,
-        entered: &str,
-    ) -> Result<PhoneNumber, ServiceError> {
-        let otp = self.challenge_for(id, purpose).await?;
-        self.verify(id, entered).await?;
+    /// The phone `otp` was sent to: what answering it proves one holds.
+    pub async fn phone_of(&self, otp: &StoredOtp) -> Result<PhoneNumber, ServiceError> {
         let phone = self
             .vault
-            .open_text(&PHONE, id.as_str(), &otp.phone_sealed)
+            .open_text(&PHONE, otp.id.as_str(), &otp.phone_sealed)
             .await?;
         phone.expose().parse().map_err(ServiceError::internal)
     }

@@ -18,6 +18,9 @@ pub const SECURITY_AUTH_TTL_SECS: i64 = 15 * 60;
 pub const ID_DIGITS_MAX_ATTEMPTS: u32 = 5;
 /// How many trailing characters of the ID number are asked for.
 pub const ID_DIGITS_ASKED: usize = 4;
+/// How long an account's ID-digit step stays locked after five wrong
+/// answers in a row across its authentications (each lock longer).
+pub const ID_DIGITS_LOCK_SECS: i64 = 30 * 60;
 
 /// Why security authentication is required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter)]
@@ -246,6 +249,11 @@ impl AuthStatus {
             state: AuthState::Failed,
             ..self
         }
+    }
+
+    /// Whether the ID digits are the step this authentication is at.
+    pub fn ready_for_identity(&self, now: Timestamp) -> Result<(), DomainError> {
+        self.at(AuthState::OtpVerified, now)
     }
 
     /// The last digits of the ID number: the new status, and the outcome

@@ -21,6 +21,8 @@ app_tests!(
     security_authentication_is_refused_where_no_condition_asks_for_it,
     security_authentication_of_an_account_with_a_login_password_needs_it,
     a_new_device_is_pending_until_its_security_authentication_passes,
+    security_authentication_of_a_phone_with_no_account_answers_like_one_with_an_account,
+    wrong_id_digits_are_counted_per_account_across_authentications,
 );
 
 const LI_PHONE: &str = "13900139000";
@@ -482,8 +484,6 @@ async fn security_authentication_refuses_bad_devices_and_counts_wrong_answers(ap
             .count(),
         4
     );
-    let (s, _) = start_auth(app, "13012345678", environment()).await;
-    assert_eq!(s, 404);
 
     let (_, auth) = start_auth(app, LI_PHONE, environment()).await;
     let id = auth["id"].as_str().unwrap().to_owned();
@@ -786,4 +786,122 @@ async fn a_new_device_is_pending_until_its_security_authentication_passes(app: &
     for pending in [&lapsed, &abandoned] {
         assert_ne!(pending["device_id"], auth["device_id"]);
     }
+}
+
+/// Enumeration: the start answers a phone with no account exactly as it
+/// answers a new device of an account (status, shape, a real code sent);
+/// the wrong code is counted alike; only the phone's holder, with the right
+/// code, learns that the phone has no account.
+async fn security_authentication_of_a_phone_with_no_account_answers_like_one_with_an_account(
+    app: &TestApp,
+) {
+    // An account opened in the app, with no payment password yet.
+    let phone = "13700137000";
+    let (s, v) = app
+        .register_account(json!({"phone": phone, "password": "correct horse 42"}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let nobody = "13012345678";
+    let (s_known, known) = start_auth(app, phone, environment()).await;
+    let (s_none, none) = start_auth(app, nobody, environment()).await;
+    assert_eq!((s_known, s_none), (201, 201), "{known} {none}");
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&known), keys(&none));
+    assert_eq!(keys(&known["otp"]), keys(&none["otp"]));
+    for field in ["conditions", "state"] {
+        assert_eq!(known[field], none[field], "{field}");
+    }
+    assert_eq!(none["conditions"], json!(["new_device"]));
+    assert_eq!(known["passwords_needed"], none["passwords_needed"]);
+    // The bad environment is refused alike (no account to flag it on).
+    let rooted = json!({"emulator": false, "rooted": true, "os": "android", "os_version": "14"});
+    let (a, ea) = start_auth(app, phone, rooted.clone()).await;
+    let (b, eb) = start_auth(app, nobody, rooted).await;
+    assert_eq!((a, code(&ea)), (b, code(&eb)));
+    assert_eq!(ea["error"]["message"], eb["error"]["message"]);
+    // A registered device named for a phone without an account: no such device.
+    let device = paybridge_client::DeviceSigner::generate();
+    for phone in [phone, nobody] {
+        let (s, e) = app
+            .call_on(
+                &device,
+                "POST",
+                "/v1/security-authentications",
+                None,
+                Some(json!({"phone": phone, "device_id": "dev_0000000000000000000000000", "environment": environment()})),
+            )
+            .await;
+        assert_eq!((s, code(&e)), (404, "not_found"), "{phone}: {e}");
+    }
+
+    let id = none["id"].as_str().unwrap().to_owned();
+    // Out of order, as for an account: the step, not the account, answers.
+    let (s, e) = step(app, &id, "identity", json!({"id_number_last4": "0000"})).await;
+    assert_eq!((s, code(&e)), (409, "security_auth_step"), "{e}");
+    let right = sms_code(app, nobody).await;
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let (s, e) = step(app, &id, "otp", json!({"code": wrong})).await;
+    assert_eq!((s, code(&e)), (422, "otp_invalid"));
+    let (s, e) = step(app, &id, "otp", json!({"code": right})).await;
+    assert_eq!((s, code(&e)), (404, "not_found"), "{e}");
+    // Over: it never passes, and created no account and no device.
+    let (s, e) = step(app, &id, "otp", json!({"code": right})).await;
+    assert_eq!((s, code(&e)), (409, "security_auth_closed"), "{e}");
+    let (s, v) = app
+        .call(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"phone": nobody, "password": "correct horse 42"})),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (401, "credentials_invalid"));
+}
+
+/// Attack: guess the four ID digits a few at a time, starting a new
+/// authentication before each one fails: the account counts them too.
+async fn wrong_id_digits_are_counted_per_account_across_authentications(app: &TestApp) {
+    register_li(app).await;
+    // Through the code step: what an attacker holding the SMS reaches.
+    async fn at_identity_step(app: &TestApp) -> String {
+        let (s, auth) = start_auth(app, LI_PHONE, environment()).await;
+        assert_eq!(s, 201, "{auth}");
+        let id = auth["id"].as_str().unwrap().to_owned();
+        let code = sms_code(app, LI_PHONE).await;
+        assert_eq!(step(app, &id, "otp", json!({"code": code})).await.0, 200);
+        id
+    }
+    let first = at_identity_step(app).await;
+    for i in 1..=3 {
+        let (s, e) = step(app, &first, "identity", json!({"id_number_last4": "0000"})).await;
+        assert_eq!((s, code(&e)), (422, "identity_digits_wrong"), "try {i}");
+    }
+    let second = at_identity_step(app).await;
+    let (s, e) = step(app, &second, "identity", json!({"id_number_last4": "0000"})).await;
+    assert_eq!((s, code(&e)), (422, "identity_digits_wrong"));
+    // The fifth wrong answer in a row for the account, the second of this
+    // authentication: locked, and the authentication fails.
+    let (s, e) = step(app, &second, "identity", json!({"id_number_last4": "0000"})).await;
+    assert_eq!((s, code(&e)), (429, "security_auth_locked"), "{e}");
+    let (s, e) = step(app, &second, "identity", json!({"id_number_last4": "4567"})).await;
+    assert_eq!((s, code(&e)), (409, "security_auth_closed"), "{e}");
+    // A fresh authentication is locked too, even with the right digits.
+    let third = at_identity_step(app).await;
+    let (s, e) = step(app, &third, "identity", json!({"id_number_last4": "4567"})).await;
+    assert_eq!((s, code(&e)), (429, "security_auth_locked"), "{e}");
+    // Until the lock runs out.
+    app.clock.advance(time::Duration::seconds(
+        paybridge_domain::registration::ID_DIGITS_LOCK_SECS,
+    ));
+    let fourth = at_identity_step(app).await;
+    let (s, e) = step(app, &fourth, "identity", json!({"id_number_last4": "4567"})).await;
+    assert_eq!(s, 200, "{e}");
 }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use paybridge_domain::clock::{from_unix_micros, to_unix_micros};
-use paybridge_domain::ids::OtpId;
+use paybridge_domain::ids::{OtpId, UserId};
 use paybridge_domain::otp::{OtpState, OtpStatus};
 use paybridge_domain::Timestamp;
 use sqlx::any::AnyRow;
@@ -24,6 +24,8 @@ pub struct StoredOtp {
     pub phone_index: String,
     /// For display: `138****5678`.
     pub phone_masked: String,
+    /// The account the code was sent for (none for a registration).
+    pub account: Option<UserId>,
     pub code_hash: String,
     pub status: OtpStatus,
     pub version: i64,
@@ -107,13 +109,14 @@ pub trait OtpStore: Send + Sync + std::fmt::Debug {
     /// Codes sent to a phone (by blind index) since `since`.
     async fn otp_sends_since(&self, phone_index: &str, since: Timestamp)
         -> Result<u32, StoreError>;
-    /// Wrong answers in a row to the phone's challenges, whichever.
-    async fn otp_phone_failures(&self, phone_index: &str) -> Result<u32, StoreError>;
-    /// Counts a wrong answer to one of the phone's challenges (atomically:
-    /// racing answers are all counted); answers the new count.
-    async fn otp_phone_failed(&self, phone_index: &str, now: Timestamp) -> Result<u32, StoreError>;
-    /// Clears the phone's count (a right answer, or a step-up).
-    async fn otp_phone_clear(&self, phone_index: &str) -> Result<(), StoreError>;
+    /// Wrong answers in a row counted under `guard` (a phone's blind
+    /// index, or `account:<user id>`), across challenges.
+    async fn otp_guard_failures(&self, guard: &str) -> Result<u32, StoreError>;
+    /// Counts a wrong answer under `guard` (atomically: racing answers are
+    /// all counted); answers the new count.
+    async fn otp_guard_failed(&self, guard: &str, now: Timestamp) -> Result<u32, StoreError>;
+    /// Clears the count under `guard` (a right answer, or a step-up).
+    async fn otp_guard_clear(&self, guard: &str) -> Result<(), StoreError>;
     /// Forgets the sends before `before` (no budget counts them any more).
     async fn otp_sends_purge(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
@@ -136,6 +139,10 @@ fn otp_from_row(row: &AnyRow) -> Result<StoredOtp, StoreError> {
         phone_sealed: row.try_get("phone_sealed")?,
         phone_index: row.try_get("phone_index")?,
         phone_masked: row.try_get("phone_masked")?,
+        account: row
+            .try_get::<Option<String>, _>("account_id")?
+            .map(|a| a.parse().map_err(corrupt))
+            .transpose()?,
         code_hash: row.try_get("code_hash")?,
         status: OtpStatus {
             state: match state.as_str() {
@@ -166,8 +173,8 @@ impl OtpStore for Store {
         }
         sqlx::query(
             "INSERT INTO otp_challenges (id, purpose, phone_sealed, phone_index, phone_masked, code_hash, \
-             state, attempts, expires_at, last_sent_at, created_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0)",
+             state, attempts, expires_at, last_sent_at, created_at, account_id, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0)",
         )
         .bind(otp.id.as_str())
         .bind(&otp.purpose)
@@ -180,6 +187,7 @@ impl OtpStore for Store {
         .bind(to_unix_micros(otp.status.expires_at))
         .bind(to_unix_micros(otp.status.last_sent_at))
         .bind(to_unix_micros(now))
+        .bind(otp.account.as_ref().map(|a| a.as_str().to_owned()))
         .execute(tx.conn())
         .await?;
         count_send(tx.conn(), budget, now).await?;
@@ -211,7 +219,7 @@ impl OtpStore for Store {
     async fn otp_get(&self, id: &OtpId) -> Result<Option<StoredOtp>, StoreError> {
         let row = sqlx::query(
             "SELECT id, purpose, phone_sealed, phone_index, phone_masked, code_hash, state, attempts, \
-             expires_at, last_sent_at, version FROM otp_challenges WHERE id = $1",
+             expires_at, last_sent_at, account_id, version FROM otp_challenges WHERE id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -231,17 +239,17 @@ impl OtpStore for Store {
         Ok(updated)
     }
 
-    async fn otp_phone_failures(&self, phone_index: &str) -> Result<u32, StoreError> {
+    async fn otp_guard_failures(&self, guard: &str) -> Result<u32, StoreError> {
         let n: Option<i64> = sqlx::query_scalar(
             "SELECT consecutive_failures FROM otp_phone_guards WHERE phone_index = $1",
         )
-        .bind(phone_index)
+        .bind(guard)
         .fetch_optional(&self.pool)
         .await?;
         u32::try_from(n.unwrap_or(0)).map_err(corrupt)
     }
 
-    async fn otp_phone_failed(&self, phone_index: &str, now: Timestamp) -> Result<u32, StoreError> {
+    async fn otp_guard_failed(&self, guard: &str, now: Timestamp) -> Result<u32, StoreError> {
         let mut tx = self.begin_write().await?;
         let n: i64 = sqlx::query_scalar(
             "INSERT INTO otp_phone_guards (phone_index, consecutive_failures, updated_at) VALUES ($1, 1, $2) \
@@ -249,7 +257,7 @@ impl OtpStore for Store {
              consecutive_failures = otp_phone_guards.consecutive_failures + 1, updated_at = $2 \
              RETURNING consecutive_failures",
         )
-        .bind(phone_index)
+        .bind(guard)
         .bind(to_unix_micros(now))
         .fetch_one(tx.conn())
         .await?;
@@ -257,10 +265,10 @@ impl OtpStore for Store {
         u32::try_from(n).map_err(corrupt)
     }
 
-    async fn otp_phone_clear(&self, phone_index: &str) -> Result<(), StoreError> {
+    async fn otp_guard_clear(&self, guard: &str) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM otp_phone_guards WHERE phone_index = $1")
-            .bind(phone_index)
+            .bind(guard)
             .execute(tx.conn())
             .await?;
         tx.commit().await

@@ -917,6 +917,7 @@ fn challenge(phone_index: &str, now: Timestamp) -> StoredOtp {
         phone_sealed: "sealed".into(),
         phone_index: phone_index.into(),
         phone_masked: "138****8000".into(),
+        account: None,
         code_hash: "hash".into(),
         status: paybridge_domain::otp::OtpStatus::issued(now),
         version: 0,

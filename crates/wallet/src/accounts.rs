@@ -303,8 +303,13 @@ impl Wallet {
             });
             // A login on a trusted device, proved by its key and with the
             // password, is the step-up that is not by SMS: it unlocks the
-            // phone's codes after wrong answers in a row.
-            self.store.otp_phone_clear(&self.phone_index(phone)).await?;
+            // phone's and the account's codes and the account's ID digits
+            // after wrong answers in a row.
+            let codes = self.otp_service()?;
+            codes.unlock_phone(phone).await?;
+            codes.unlock_account(&user.id).await?;
+            self.reset_guard(&crate::registration::id_digits_guard(&user.id))
+                .await?;
         }
         self.open_session(&user.id, bound).await
     }
@@ -328,13 +333,18 @@ impl Wallet {
     /// Forgets the wrong logins of `user`'s phone (after a step-up).
     pub(crate) async fn reset_login_guard(&self, user: &StoredUser) -> Result<(), ServiceError> {
         let index = self.login_index(&self.phone_of(user).await?);
+        self.reset_guard(&index).await
+    }
+
+    /// Forgets the wrong tries counted under `index` among the login counters.
+    async fn reset_guard(&self, index: &str) -> Result<(), ServiceError> {
         // Racing wrong tries may move it meanwhile; a few tries, then leave it.
         for _ in 0..3 {
-            let current = self.store.login_guard(&index).await?;
+            let current = self.store.login_guard(index).await?;
             if current == PasswordGuard::default()
                 || self
                     .store
-                    .login_guard_replace(&index, &current, &PasswordGuard::default())
+                    .login_guard_replace(index, &current, &PasswordGuard::default())
                     .await?
             {
                 break;

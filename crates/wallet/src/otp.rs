@@ -106,18 +106,40 @@ fn message(code: &str, purpose: &str) -> String {
     )
 }
 
-fn phone_locked() -> ServiceError {
+fn codes_locked(guard: &str) -> ServiceError {
+    let whose = if guard.starts_with("account:") {
+        "this account"
+    } else {
+        "this phone"
+    };
     ServiceError::rejected(
         ErrorCode::OtpLocked,
-        "too many wrong codes for this phone: sign in on a trusted device (or contact support) to unlock its codes",
+        format!("too many wrong codes for {whose}: sign in on a trusted device (or contact support) to unlock its codes"),
     )
 }
 
+/// The key wrong answers to an account's codes are counted under.
+pub(crate) fn account_guard(account: &UserId) -> String {
+    format!("account:{account}")
+}
+
+/// The counters a challenge's wrong answers go to: its phone's and, when it
+/// was sent for an account, the account's (NIST SP 800-63B 5.2.2 counts
+/// per subscriber; a binding's code goes to the bank's phone, so the
+/// phone's count alone would let one account fail codes at many phones).
+fn guards(phone_index: &str, account: Option<&UserId>) -> Vec<String> {
+    let mut out = vec![phone_index.to_owned()];
+    out.extend(account.map(account_guard));
+    out
+}
+
 impl OtpService {
-    /// Refuses when the phone's codes are locked by wrong answers in a row.
-    async fn refuse_locked_phone(&self, phone_index: &str) -> Result<(), ServiceError> {
-        if self.store.otp_phone_failures(phone_index).await? >= OTP_MAX_CONSECUTIVE_FAILURES {
-            return Err(phone_locked());
+    /// Refuses when one of the counters is locked by wrong answers in a row.
+    async fn refuse_locked(&self, guards: &[String]) -> Result<(), ServiceError> {
+        for guard in guards {
+            if self.store.otp_guard_failures(guard).await? >= OTP_MAX_CONSECUTIVE_FAILURES {
+                return Err(codes_locked(guard));
+            }
         }
         Ok(())
     }
@@ -131,8 +153,14 @@ impl OtpService {
         };
         Ok(self
             .store
-            .otp_phone_clear(&personal.index_of(phone))
+            .otp_guard_clear(&personal.index_of(phone))
             .await?)
+    }
+
+    /// Clears the account's wrong answers in a row: after a step-up that
+    /// is not by SMS.
+    pub async fn unlock_account(&self, account: &UserId) -> Result<(), ServiceError> {
+        Ok(self.store.otp_guard_clear(&account_guard(account)).await?)
     }
 
     /// The budgets a send to the phone with `phone_index` counts against:
@@ -142,7 +170,7 @@ impl OtpService {
         let mut budget = SendBudget::phone_per_hour(phone_index, OTP_HOURLY_CAP);
         if let Some(account) = &ctx.account {
             budget.limits.push(SendLimit {
-                key: format!("account:{account}"),
+                key: account_guard(account),
                 max: OTP_ACCOUNT_DAILY_CAP,
                 window_secs: 24 * 3600,
             });
@@ -182,7 +210,8 @@ impl OtpService {
             index: &self.index_key,
         };
         let phone_index = personal.index_of(phone);
-        self.refuse_locked_phone(&phone_index).await?;
+        self.refuse_locked(&guards(&phone_index, ctx.account.as_ref()))
+            .await?;
         let id = OtpId::generate();
         let code = generate_code();
         let status = OtpStatus::issued(now);
@@ -193,6 +222,7 @@ impl OtpService {
             phone_sealed: sealed_phone.sealed,
             phone_index,
             phone_masked: sealed_phone.masked,
+            account: ctx.account.clone(),
             code_hash: self.hasher.hash(id.as_str(), code.expose()),
             status,
             version: 0,
@@ -242,7 +272,8 @@ impl OtpService {
     pub async fn verify(&self, id: &OtpId, entered: &str) -> Result<(), ServiceError> {
         on_conflict("the OTP challenge", || async {
             let otp = self.load(id).await?;
-            self.refuse_locked_phone(&otp.phone_index).await?;
+            let guards = guards(&otp.phone_index, otp.account.as_ref());
+            self.refuse_locked(&guards).await?;
             let matches =
                 well_formed(entered) && self.hasher.matches(&otp.code_hash, id.as_str(), entered);
             let now = self.clock.now();
@@ -250,12 +281,14 @@ impl OtpService {
             if status != otp.status && !self.store.otp_update(id, otp.version, &status).await? {
                 return Ok(Attempt::Lost); // another answer moved it first: judge again on the fresh row
             }
-            // Counted per phone too, across challenges: a new challenge
-            // buys five more guesses, never a hundred more.
-            if status.attempts > otp.status.attempts {
-                self.store.otp_phone_failed(&otp.phone_index, now).await?;
-            } else if outcome.is_ok() {
-                self.store.otp_phone_clear(&otp.phone_index).await?;
+            // Counted per phone and per account too, across challenges: a
+            // new challenge buys five more guesses, never a hundred more.
+            for guard in &guards {
+                if status.attempts > otp.status.attempts {
+                    self.store.otp_guard_failed(guard, now).await?;
+                } else if outcome.is_ok() {
+                    self.store.otp_guard_clear(guard).await?;
+                }
             }
             if let Err(e) = outcome {
                 tracing::info!(otp.id = %id, attempts = status.attempts, "OTP answer refused");
@@ -297,7 +330,8 @@ impl OtpService {
     /// counted like a first send.
     pub async fn resend(&self, id: &OtpId, ctx: &SendContext) -> Result<IssuedOtp, ServiceError> {
         let otp = self.load(id).await?;
-        self.refuse_locked_phone(&otp.phone_index).await?;
+        self.refuse_locked(&guards(&otp.phone_index, otp.account.as_ref()))
+            .await?;
         let now = self.clock.now();
         let sent = self
             .store

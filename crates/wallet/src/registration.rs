@@ -372,25 +372,29 @@ impl Wallet {
         let user = self
             .store
             .user_by_phone(&self.protector().index_of(phone))
-            .await?
-            .ok_or_else(|| {
-                ServiceError::rejected(ErrorCode::NotFound, "no wallet account has this phone")
-            })?;
+            .await?;
         let now = self.clock.now();
         if let Err(reason) = environment.check() {
-            self.store
-                .outbox_append(&[Happened::DeviceEnvironmentRefused {
-                    user_id: user.id.clone(),
-                    reason: reason.as_str(),
-                    os: environment.os.clone(),
-                }
-                .to(Destination::Internal, now)])
-                .await?;
+            if let Some(user) = &user {
+                self.store
+                    .outbox_append(&[Happened::DeviceEnvironmentRefused {
+                        user_id: user.id.clone(),
+                        reason: reason.as_str(),
+                        os: environment.os.clone(),
+                    }
+                    .to(Destination::Internal, now)])
+                    .await?;
+            }
             return Err(ServiceError::rejected(
                 ErrorCode::DeviceEnvironmentRefused,
                 format!("this device cannot be used: {}", reason.as_str()),
             ));
         }
+        let Some(user) = user else {
+            return self
+                .start_decoy_auth(phone, device, new_key, client_ip)
+                .await;
+        };
         // Which device, and whether it is trusted, before anything is written:
         // an authentication no condition asks for is refused whole.
         let known = match device {
@@ -498,6 +502,69 @@ impl Wallet {
         })
     }
 
+    /// A phone with no account gets what a new device of an account gets:
+    /// a pending authentication and a real code sent to the phone, counted
+    /// in the same SMS budgets. So the start tells no one whether the phone
+    /// has an account; only the phone's holder, who reads the code, learns
+    /// it at the next step. A registered device named for a phone with no
+    /// account is "no such device", as for an account that lacks it.
+    async fn start_decoy_auth(
+        &self,
+        phone: &PhoneNumber,
+        device: &AuthDevice,
+        new_key: Option<paybridge_store::DeviceKeyRecord>,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<SecurityAuthView, ServiceError> {
+        let AuthDevice::New {
+            device_type, name, ..
+        } = device
+        else {
+            return Err(ServiceError::rejected(
+                ErrorCode::NotFound,
+                "no such active device on this account",
+            ));
+        };
+        let pending = PendingDevice {
+            device_type: *device_type,
+            name: paybridge_domain::device::check_device_name(name)?,
+            key: new_key.expect("a new device's key was checked above"),
+        };
+        let otp = self
+            .otp_service()?
+            .issue(
+                "security authentication",
+                phone,
+                &crate::otp::SendContext::new(None, client_ip),
+            )
+            .await?;
+        let now = self.clock.now();
+        let conditions = [SecurityCondition::NewDevice];
+        let auth = StoredSecurityAuth {
+            id: SecurityAuthId::generate(),
+            // No account has it: the authentication can never pass.
+            user_id: UserId::generate(),
+            device_id: DeviceId::generate(),
+            new_device: Some(pending),
+            conditions: conditions[0].as_str().to_owned(),
+            status: AuthStatus::started(now),
+            otp_id: otp.id.clone(),
+            created_at: now,
+            version: 0,
+        };
+        // No event: there is no account whose history it would be.
+        self.store.security_auth_create(&auth, &[]).await?;
+        Ok(SecurityAuthView {
+            id: auth.id,
+            device_id: auth.device_id,
+            conditions: conditions.to_vec(),
+            state: auth.status.state,
+            // What an account opened in the app, with no payment password
+            // yet, is asked for.
+            passwords_needed: vec!["login", "payment"],
+            otp: Some(otp),
+        })
+    }
+
     /// Whether the authentication is the step-up for locked passwords.
     fn is_step_up(a: &StoredSecurityAuth) -> bool {
         a.conditions
@@ -566,6 +633,15 @@ impl Wallet {
             }
             return Err(e);
         }
+        if self.store.user(&a.user_id).await?.is_none() {
+            // Only the phone's holder gets here (the code was right): the
+            // phone has no account, which they may know.
+            self.save_auth(&a, &a.status.fail()).await?;
+            return Err(ServiceError::rejected(
+                ErrorCode::NotFound,
+                "no wallet account has this phone: open one in the app instead",
+            ));
+        }
         self.save_auth(&a, &next).await?;
         self.auth_view(&a, next).await
     }
@@ -578,6 +654,9 @@ impl Wallet {
         last_digits: &str,
     ) -> Result<SecurityAuthView, ServiceError> {
         let a = self.load_auth(id).await?;
+        // The step first: before the code is verified, nothing is read of
+        // the account (an authentication of a phone with none says nothing).
+        a.status.ready_for_identity(self.clock.now())?;
         let correct = match self.identity_of(&a.user_id).await? {
             Some((_, number)) => {
                 let expected = number.last(ID_DIGITS_ASKED);
@@ -591,10 +670,46 @@ impl Wallet {
                 !Self::is_step_up(&a) && self.load_user(&a.user_id).await?.password_hash.is_some()
             }
         };
+        // Counted per account too, across its authentications: a new
+        // authentication buys no fresh guesses at four digits.
+        match self.judge_id_digits(&a.user_id, correct).await {
+            Ok(()) => {}
+            // Wrong, with tries left: the authentication's own count answers.
+            Err(ServiceError::Rejected(e)) if e.code == ErrorCode::CredentialsInvalid => {}
+            // Locked (now or before): the authentication fails.
+            Err(ServiceError::Rejected(e)) => {
+                self.save_auth(&a, &a.status.fail()).await?;
+                return Err(ServiceError::rejected(
+                    ErrorCode::SecurityAuthLocked,
+                    format!(
+                        "too many wrong answers to this account's ID digits: {}",
+                        e.message
+                    ),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
         let (next, outcome) = a.status.identity(correct, self.clock.now())?;
         self.save_auth(&a, &next).await?;
         outcome?;
         self.auth_view(&a, next).await
+    }
+
+    /// The ID digits' counter of `user`, across authentications: like a
+    /// password's (five wrong in a row lock it, each lock longer, a hundred
+    /// need a login on a trusted device).
+    async fn judge_id_digits(&self, user: &UserId, correct: bool) -> Result<(), ServiceError> {
+        paybridge_kernel::login::judge(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            paybridge_kernel::login::LoginTry {
+                login_index: &id_digits_guard(user),
+                correct,
+                lock_secs: paybridge_domain::registration::ID_DIGITS_LOCK_SECS,
+                wrong: "wrong ID digits",
+            },
+        )
+        .await
     }
 
     /// Step 4: the passwords the account lacks. Then the account is active,
@@ -695,6 +810,11 @@ impl Wallet {
             .await?;
         Ok((self.auth_view(&a, next).await?, session))
     }
+}
+
+/// The key of an account's ID-digit counter among the login counters.
+pub(crate) fn id_digits_guard(user: &UserId) -> String {
+    format!("id-digits:{user}")
 }
 
 /// Every transition of a security authentication is an event

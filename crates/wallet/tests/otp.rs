@@ -50,7 +50,12 @@ fn phone() -> PhoneNumber {
 
 /// The code in the newest message to the phone.
 async fn last_code(db: &TestDb) -> String {
-    let inbox = db.store.sms_for_phone(PHONE, 1).await.unwrap();
+    code_sent_to(db, &phone()).await
+}
+
+/// The code in the newest message to `phone`.
+async fn code_sent_to(db: &TestDb, phone: &PhoneNumber) -> String {
+    let inbox = db.store.sms_for_phone(phone.as_str(), 1).await.unwrap();
     let body = &inbox[0].body;
     body.split(|c: char| !c.is_ascii_digit())
         .find(|w| w.len() == 6)
@@ -89,6 +94,7 @@ both_stores!(
     a_phone_gets_at_most_ten_codes_an_hour,
     an_account_causes_at_most_thirty_codes_a_day_to_any_phones,
     a_hundred_wrong_codes_in_a_row_lock_the_phone_across_challenges,
+    a_hundred_wrong_codes_in_a_row_lock_the_account_across_phones,
     concurrent_wrong_answers_are_all_counted,
     neither_code_nor_phone_is_stored_in_clear,
 );
@@ -289,6 +295,50 @@ async fn a_hundred_wrong_codes_in_a_row_lock_the_phone_across_challenges(db: &Te
     otp.unlock_phone(&phone()).await.unwrap();
     let issued = otp.issue("binding", &phone(), &ctx).await.unwrap();
     otp.verify(&issued.id, &last_code(db).await).await.unwrap();
+}
+
+/// Attack: one account fails codes sent to many phones (a binding's code
+/// goes to the bank's phone): the account's count locks its codes too.
+async fn a_hundred_wrong_codes_in_a_row_lock_the_account_across_phones(db: &TestDb) {
+    let c = clock();
+    let otp = service(db, &c).await;
+    let account = paybridge_domain::ids::UserId::generate();
+    let ctx = SendContext::new(Some(&account), None);
+    let phones: Vec<PhoneNumber> = (0..21)
+        .map(|i| format!("1390000{i:04}").parse().unwrap())
+        .collect();
+    let per_challenge = OTP_MAX_ATTEMPTS;
+    let needed = paybridge_domain::otp::OTP_MAX_CONSECUTIVE_FAILURES / per_challenge;
+    for p in &phones[..needed as usize] {
+        let issued = otp.issue("binding", p, &ctx).await.unwrap();
+        let wrong = if code_sent_to(db, p).await == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        for _ in 0..per_challenge {
+            otp.verify(&issued.id, wrong).await.unwrap_err();
+        }
+    }
+    // Locked for the account, at any phone, also an open challenge's answer.
+    let last = &phones[needed as usize];
+    let refused = otp.issue("binding", last, &ctx).await.unwrap_err();
+    let why = format!("{refused:?}");
+    assert_eq!(code_of(refused), ErrorCode::OtpLocked);
+    assert!(why.contains("this account"), "{why}");
+    // The phones themselves, for anyone else, are not locked (each had
+    // five wrong answers), and neither is another account.
+    let other = paybridge_domain::ids::UserId::generate();
+    let issued = otp
+        .issue("binding", last, &SendContext::new(Some(&other), None))
+        .await
+        .unwrap();
+    otp.verify(&issued.id, &code_sent_to(db, last).await)
+        .await
+        .unwrap();
+    // A step-up that is not by SMS unlocks the account.
+    otp.unlock_account(&account).await.unwrap();
+    otp.issue("binding", last, &ctx).await.unwrap();
 }
 
 async fn concurrent_wrong_answers_are_all_counted(db: &TestDb) {

@@ -63,6 +63,9 @@ pub struct CardBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CardList {
     pub cards: Vec<CardBody>,
+    /// The cursor of the next page (`?after=`), when there may be one.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 redacted_debug!(BankLogin);
@@ -113,6 +116,9 @@ pub struct BankBindingBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BankBindingList {
     pub bindings: Vec<BankBindingBody>,
+    /// The cursor of the next page (`?after=`), when there may be one.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// What the bank app shows after "open the wallet and bind this card".

@@ -31,6 +31,7 @@ pub mod system;
 pub mod wallet;
 
 pub use error::{ErrorBody, ErrorDetail};
+pub use wallet::PageQuery;
 
 /// The OpenAPI schema of a name-only enum: a string, one of its names.
 pub fn wire_enum<E: paybridge_domain::WireName>() -> utoipa::openapi::schema::Object {

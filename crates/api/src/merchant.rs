@@ -64,6 +64,9 @@ crate::redacted_debug!(NewApiKeyBody);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyList {
     pub keys: Vec<ApiKeyBody>,
+    /// The cursor of the next page (`?after=`), when there may be one.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -106,6 +109,9 @@ pub struct WebhookDeliveryBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WebhookDeliveryList {
     pub deliveries: Vec<WebhookDeliveryBody>,
+    /// The cursor of the next page (`?after=`), when there may be one.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// The wallet app pays an order with a bound card.
@@ -154,4 +160,7 @@ pub struct RefundCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RefundList {
     pub refunds: Vec<RefundBody>,
+    /// The cursor of the next page (`?after=`), when there may be one.
+    #[serde(default)]
+    pub next: Option<String>,
 }

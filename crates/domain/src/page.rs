@@ -29,6 +29,27 @@ pub fn next_cursor<T, Id: Clone>(page: &[T], limit: u32, id: impl Fn(&T) -> &Id)
     }
 }
 
+/// The refusal of a cursor that names no item of the list, e.g. `"an API
+/// key of this merchant"`.
+pub fn unknown_cursor(what: &str) -> DomainError {
+    DomainError::new(
+        ErrorCode::InvalidRequest,
+        format!("after: not {what} (use `next` of the page before)"),
+    )
+}
+
+/// A checked page: the items, and the cursor of the next page.
+pub fn paged<T, Id: Clone>(
+    page: Option<Vec<T>>,
+    limit: u32,
+    id: impl Fn(&T) -> &Id,
+    what: &str,
+) -> Result<(Vec<T>, Option<Id>), DomainError> {
+    let page = page.ok_or_else(|| unknown_cursor(what))?;
+    let next = next_cursor(&page, limit, id);
+    Ok((page, next))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -402,9 +402,15 @@ impl Issuer {
     pub async fn customer_bindings(
         &self,
         customer: &CustomerId,
-    ) -> Result<Vec<AgreementView>, ServiceError> {
+        limit: Option<u32>,
+        after: Option<&QuickPayAgreementId>,
+    ) -> Result<(Vec<AgreementView>, Option<QuickPayAgreementId>), ServiceError> {
+        let limit = paybridge_domain::page::page_limit(limit)?;
+        let page = self.store.agreements_page(customer, limit, after).await?;
+        let (agreements, next) =
+            paybridge_domain::page::paged(page, limit, |a| &a.id, "a binding of this customer")?;
         let mut out = Vec::new();
-        for a in self.store.agreements_of(customer).await? {
+        for a in agreements {
             let last4 = self
                 .store
                 .bank_card(&a.card_id)
@@ -421,7 +427,7 @@ impl Issuer {
                 created_at: a.created_at,
             });
         }
-        Ok(out)
+        Ok((out, next))
     }
 
     /// The customer unbinds in the bank app; the wallet is told.

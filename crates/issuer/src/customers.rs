@@ -282,12 +282,18 @@ impl Issuer {
     pub async fn customer_cards(
         &self,
         customer: &CustomerId,
-    ) -> Result<Vec<CardView>, ServiceError> {
+        limit: Option<u32>,
+        after: Option<&CardId>,
+    ) -> Result<(Vec<CardView>, Option<CardId>), ServiceError> {
+        let limit = paybridge_domain::page::page_limit(limit)?;
+        let page = self.store.bank_cards_page(customer, limit, after).await?;
+        let (cards, next) =
+            paybridge_domain::page::paged(page, limit, |c| &c.id, "a card of this customer")?;
         let mut out = Vec::new();
-        for card in self.store.bank_cards_of(customer).await? {
-            out.push(self.card_view(&card).await?);
+        for card in &cards {
+            out.push(self.card_view(card).await?);
         }
-        Ok(out)
+        Ok((out, next))
     }
 
     /// One of the customer's cards; another customer's card is "not found".

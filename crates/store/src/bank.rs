@@ -76,6 +76,14 @@ pub trait BankStore: Send + Sync + std::fmt::Debug {
     async fn bank_card_by_pan(&self, pan_index: &str) -> Result<Option<StoredCard>, StoreError>;
     /// A customer's cards, oldest first.
     async fn bank_cards_of(&self, customer: &CustomerId) -> Result<Vec<StoredCard>, StoreError>;
+    /// A page of the customer's cards, oldest first, after the card
+    /// `after`; `None` when `after` is not one of its cards.
+    async fn bank_cards_page(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        after: Option<&CardId>,
+    ) -> Result<Option<Vec<StoredCard>>, StoreError>;
 }
 
 const CUSTOMER_COLUMNS: &str =
@@ -249,5 +257,48 @@ impl BankStore for Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(card_from_row).collect()
+    }
+
+    async fn bank_cards_page(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        after: Option<&CardId>,
+    ) -> Result<Option<Vec<StoredCard>>, StoreError> {
+        // The order the bank shows them in: as issued, then by last digits
+        // (the demo customers' cards are issued at one instant).
+        let start = match after {
+            None => (i64::MIN, String::new(), String::new()),
+            Some(after) => {
+                let Some(card) = self
+                    .bank_card(after)
+                    .await?
+                    .filter(|c| &c.customer_id == customer)
+                else {
+                    return Ok(None);
+                };
+                (
+                    to_unix_micros(card.created_at),
+                    card.last4,
+                    card.id.to_string(),
+                )
+            }
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {CARD_COLUMNS} FROM bank_cards WHERE customer_id = $1 \
+             AND (created_at > $2 OR (created_at = $2 AND (last4 > $3 OR (last4 = $3 AND id > $4)))) \
+             ORDER BY created_at, last4, id LIMIT $5"
+        ))
+        .bind(customer.as_str())
+        .bind(start.0)
+        .bind(start.1)
+        .bind(start.2)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(card_from_row)
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 }

@@ -12,7 +12,7 @@ use paybridge_domain::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::db::Store;
+use crate::db::{PageOf, PageOrder, Store};
 use crate::error::{corrupt, is_unique_violation, StoreError};
 use crate::outbox::append_events;
 
@@ -137,6 +137,14 @@ pub trait AgreementStore: Send + Sync + std::fmt::Debug {
         &self,
         customer: &CustomerId,
     ) -> Result<Vec<StoredAgreement>, StoreError>;
+    /// A page of the customer's agreements, newest first, after the
+    /// agreement `after`; `None` when `after` is not one of theirs.
+    async fn agreements_page(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        after: Option<&QuickPayAgreementId>,
+    ) -> Result<Option<Vec<StoredAgreement>>, StoreError>;
     async fn agreement(
         &self,
         id: &QuickPayAgreementId,
@@ -507,6 +515,27 @@ impl AgreementStore for Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(agreement_from_row).collect()
+    }
+
+    async fn agreements_page(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        after: Option<&QuickPayAgreementId>,
+    ) -> Result<Option<Vec<StoredAgreement>>, StoreError> {
+        let rows = self
+            .page_rows(PageOf {
+                table: "quick_pay_agreements",
+                columns: AGREEMENT_COLUMNS,
+                owner_column: "customer_id",
+                owner: customer.as_str(),
+                order: PageOrder::NewestFirst,
+                limit,
+                after: after.map(|a| a.as_str()),
+            })
+            .await?;
+        rows.map(|rows| rows.iter().map(agreement_from_row).collect())
+            .transpose()
     }
 
     async fn agreement(

@@ -17,6 +17,24 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::StoreError;
 
+/// Which end of a list its first page holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PageOrder {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// One page of one owner's rows of a table (see [`Store::page_rows`]).
+pub(crate) struct PageOf<'a> {
+    pub table: &'static str,
+    pub columns: &'static str,
+    pub owner_column: &'static str,
+    pub owner: &'a str,
+    pub order: PageOrder,
+    pub limit: u32,
+    pub after: Option<&'a str>,
+}
+
 /// SQLite waits this long for another process's write lock before failing
 /// with `store_unavailable`. In-process writers queue on the writer gate
 /// instead and never spin on the lock.
@@ -241,6 +259,69 @@ impl Store {
         };
         migrator.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// A page of `owner`'s rows of a table, ordered by `created_at`, then
+    /// `id`: at most `limit`, after the row `after` (or from the first).
+    /// `None` when `after` is not one of the owner's rows.
+    pub(crate) async fn page_rows(
+        &self,
+        page: PageOf<'_>,
+    ) -> Result<Option<Vec<sqlx::any::AnyRow>>, StoreError> {
+        let PageOf {
+            table,
+            columns,
+            owner_column,
+            owner,
+            order,
+            limit,
+            after,
+        } = page;
+        let start = match after {
+            None => None,
+            Some(after) => {
+                let at: Option<i64> = sqlx::query_scalar(&format!(
+                    "SELECT created_at FROM {table} WHERE id = $1 AND {owner_column} = $2"
+                ))
+                .bind(after)
+                .bind(owner)
+                .fetch_optional(&self.pool)
+                .await?;
+                match at {
+                    Some(at) => Some((at, after)),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let (past, direction) = match order {
+            PageOrder::NewestFirst => ("<", "DESC"),
+            PageOrder::OldestFirst => (">", "ASC"),
+        };
+        let ordered = format!("ORDER BY created_at {direction}, id {direction} LIMIT $2");
+        let rows = match start {
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {columns} FROM {table} WHERE {owner_column} = $1 {ordered}"
+                ))
+                .bind(owner)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some((at, id)) => {
+                sqlx::query(&format!(
+                    "SELECT {columns} FROM {table} WHERE {owner_column} = $1 \
+                     AND (created_at {past} $3 OR (created_at = $3 AND id {past} $4)) {ordered}"
+                ))
+                .bind(owner)
+                .bind(i64::from(limit))
+                .bind(at)
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        Ok(Some(rows))
     }
 
     /// Where a page of `user`'s rows of `table` (newest first by

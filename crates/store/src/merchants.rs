@@ -12,7 +12,7 @@ use paybridge_domain::{Currency, ErrorCode, Money, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::db::Store;
+use crate::db::{PageOf, PageOrder, Store};
 use crate::error::{corrupt, StoreError};
 use crate::ledger::insert_account;
 use crate::outbox::append_events;
@@ -105,6 +105,14 @@ pub trait MerchantStore: Send + Sync + std::fmt::Debug {
     async fn api_key_create(&self, key: &StoredApiKey) -> Result<(), StoreError>;
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<StoredApiKey>, StoreError>;
     async fn api_keys_of(&self, merchant: &MerchantId) -> Result<Vec<StoredApiKey>, StoreError>;
+    /// A page of the merchant's keys, oldest first, after the key `after`;
+    /// `None` when `after` is not one of its keys.
+    async fn api_keys_page(
+        &self,
+        merchant: &MerchantId,
+        limit: u32,
+        after: Option<&ApiKeyId>,
+    ) -> Result<Option<Vec<StoredApiKey>>, StoreError>;
     /// Revokes a live key of `merchant`; `false` if there is none.
     async fn api_key_revoke(
         &self,
@@ -149,6 +157,14 @@ pub trait MerchantStore: Send + Sync + std::fmt::Debug {
         events: &[NewEvent],
     ) -> Result<bool, StoreError>;
     async fn refunds_of(&self, order: &OrderId) -> Result<Vec<StoredRefund>, StoreError>;
+    /// A page of the order's refunds, oldest first, after the refund
+    /// `after`; `None` when `after` is not one of its refunds.
+    async fn refunds_page(
+        &self,
+        order: &OrderId,
+        limit: u32,
+        after: Option<&RefundId>,
+    ) -> Result<Option<Vec<StoredRefund>>, StoreError>;
     /// Up to `limit` refunds still `pending` whose last change is before
     /// `before`, oldest first: refunds a crash or an unknown bank answer
     /// left half done, for the reconciler to resume.
@@ -158,6 +174,8 @@ pub trait MerchantStore: Send + Sync + std::fmt::Debug {
         limit: i64,
     ) -> Result<Vec<StoredRefund>, StoreError>;
 }
+
+const API_KEY_COLUMNS: &str = "id, merchant_id, prefix, key_hash, created_at, revoked_at";
 
 const REFUND_COLUMNS: &str =
     "id, order_id, reference, amount, currency, state, failure, created_at, updated_at";
@@ -371,14 +389,34 @@ impl MerchantStore for Store {
     }
 
     async fn api_keys_of(&self, merchant: &MerchantId) -> Result<Vec<StoredApiKey>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, merchant_id, prefix, key_hash, created_at, revoked_at FROM merchant_api_keys \
-             WHERE merchant_id = $1 ORDER BY created_at, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM merchant_api_keys WHERE merchant_id = $1 ORDER BY created_at, id"
+        ))
         .bind(merchant.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(key_from_row).collect()
+    }
+
+    async fn api_keys_page(
+        &self,
+        merchant: &MerchantId,
+        limit: u32,
+        after: Option<&ApiKeyId>,
+    ) -> Result<Option<Vec<StoredApiKey>>, StoreError> {
+        let rows = self
+            .page_rows(PageOf {
+                table: "merchant_api_keys",
+                columns: API_KEY_COLUMNS,
+                owner_column: "merchant_id",
+                owner: merchant.as_str(),
+                order: PageOrder::OldestFirst,
+                limit,
+                after: after.map(|a| a.as_str()),
+            })
+            .await?;
+        rows.map(|rows| rows.iter().map(key_from_row).collect())
+            .transpose()
     }
 
     async fn api_key_revoke(
@@ -564,6 +602,27 @@ impl MerchantStore for Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(refund_from_row).collect()
+    }
+
+    async fn refunds_page(
+        &self,
+        order: &OrderId,
+        limit: u32,
+        after: Option<&RefundId>,
+    ) -> Result<Option<Vec<StoredRefund>>, StoreError> {
+        let rows = self
+            .page_rows(PageOf {
+                table: "refunds",
+                columns: REFUND_COLUMNS,
+                owner_column: "order_id",
+                owner: order.as_str(),
+                order: PageOrder::OldestFirst,
+                limit,
+                after: after.map(|a| a.as_str()),
+            })
+            .await?;
+        rows.map(|rows| rows.iter().map(refund_from_row).collect())
+            .transpose()
     }
 
     async fn refunds_stalled_pending(

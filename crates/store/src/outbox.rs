@@ -91,12 +91,14 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug {
 
     async fn outbox_get(&self, id: &EventId) -> Result<Option<(StoredEvent, bool)>, StoreError>;
 
-    /// A destination's events with their delivery state, newest first.
+    /// A destination's events with their delivery state, newest first,
+    /// after the event `after`; `None` when `after` is not one of its events.
     async fn outbox_deliveries(
         &self,
         destination: &Destination,
-        limit: i64,
-    ) -> Result<Vec<Delivery>, StoreError>;
+        limit: u32,
+        after: Option<&EventId>,
+    ) -> Result<Option<Vec<Delivery>>, StoreError>;
 
     /// Delivers an event of `destination` again (now), whatever became of it.
     async fn outbox_requeue(
@@ -294,14 +296,32 @@ impl OutboxStore for Store {
     async fn outbox_deliveries(
         &self,
         destination: &Destination,
-        limit: i64,
-    ) -> Result<Vec<Delivery>, StoreError> {
+        limit: u32,
+        after: Option<&EventId>,
+    ) -> Result<Option<Vec<Delivery>>, StoreError> {
+        let before_seq = match after {
+            None => i64::MAX,
+            Some(after) => {
+                let seq: Option<i64> = sqlx::query_scalar(
+                    "SELECT seq FROM outbox_events WHERE id = $1 AND destination = $2",
+                )
+                .bind(after.to_string())
+                .bind(destination.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+                match seq {
+                    Some(seq) => seq,
+                    None => return Ok(None),
+                }
+            }
+        };
         let rows = sqlx::query(&format!(
             "SELECT {EVENT_COLUMNS}, delivered_at, dead_at, next_attempt_at, last_error FROM outbox_events \
-             WHERE destination = $1 ORDER BY seq DESC LIMIT $2"
+             WHERE destination = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
         ))
         .bind(destination.to_string())
-        .bind(limit)
+        .bind(before_seq)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -318,7 +338,8 @@ impl OutboxStore for Store {
                     last_error: r.try_get("last_error")?,
                 })
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()
+            .map(Some)
     }
 
     async fn outbox_requeue(

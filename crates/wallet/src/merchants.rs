@@ -6,9 +6,10 @@ use data_encoding::BASE32_NOPAD;
 use paybridge_crypto::Secret;
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::happened::{Happened, OrderFacts, OrderStep};
-use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId};
+use paybridge_domain::ids::{ApiKeyId, MerchantId, OrderId, RefundId};
 use paybridge_domain::ledger::{Account, AccountFlags, AccountId};
 use paybridge_domain::order::{order_ttl, OrderState, OrderStatus};
+use paybridge_domain::page::{page_limit, paged};
 use paybridge_domain::{Currency, ErrorCode, Money, ServiceError};
 use paybridge_kernel::ledger::derived_id;
 use paybridge_store::{OrderCreate, StoredApiKey, StoredMerchant, StoredOrder};
@@ -173,9 +174,17 @@ impl Wallet {
         Ok((key.into(), secret))
     }
 
-    pub async fn api_keys(&self, merchant: &MerchantId) -> Result<Vec<ApiKeyView>, ServiceError> {
-        let keys = self.store.api_keys_of(merchant).await?;
-        Ok(keys.into_iter().map(ApiKeyView::from).collect())
+    /// A page of the merchant's keys, oldest first.
+    pub async fn api_keys(
+        &self,
+        merchant: &MerchantId,
+        limit: Option<u32>,
+        after: Option<&ApiKeyId>,
+    ) -> Result<(Vec<ApiKeyView>, Option<ApiKeyId>), ServiceError> {
+        let limit = page_limit(limit)?;
+        let page = self.store.api_keys_page(merchant, limit, after).await?;
+        let (keys, next) = paged(page, limit, |k| &k.id, "an API key of this merchant")?;
+        Ok((keys.into_iter().map(ApiKeyView::from).collect(), next))
     }
 
     pub async fn revoke_api_key(
@@ -325,10 +334,14 @@ impl Wallet {
         &self,
         merchant: &MerchantId,
         id: &OrderId,
-    ) -> Result<Vec<RefundView>, ServiceError> {
+        limit: Option<u32>,
+        after: Option<&RefundId>,
+    ) -> Result<(Vec<RefundView>, Option<RefundId>), ServiceError> {
+        let limit = page_limit(limit)?;
         let order = self.merchant_order(merchant, id).await?;
-        let refunds = self.store.refunds_of(&order.id).await?;
-        Ok(refunds.into_iter().map(RefundView::from).collect())
+        let page = self.store.refunds_page(&order.id, limit, after).await?;
+        let (refunds, next) = paged(page, limit, |r| &r.id, "a refund of this order")?;
+        Ok((refunds.into_iter().map(RefundView::from).collect(), next))
     }
 
     /// [`Wallet::order`] as stored, for the services that change it.

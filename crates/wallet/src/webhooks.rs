@@ -33,8 +33,6 @@ pub const WEBHOOK_SECRET: SealedColumn = SealedColumn {
 };
 /// A merchant's endpoint must answer within this.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
-/// Deliveries listed at most.
-pub const DELIVERIES_LISTED: i64 = 100;
 
 /// The body posted to the endpoint.
 pub fn webhook_body(e: &StoredEvent) -> serde_json::Value {
@@ -203,11 +201,20 @@ impl Wallet {
     pub async fn webhook_deliveries(
         &self,
         merchant: &MerchantId,
-    ) -> Result<Vec<Delivery>, ServiceError> {
-        Ok(self
+        limit: Option<u32>,
+        after: Option<&EventId>,
+    ) -> Result<(Vec<Delivery>, Option<EventId>), ServiceError> {
+        let limit = paybridge_domain::page::page_limit(limit)?;
+        let page = self
             .store
-            .outbox_deliveries(&Destination::Merchant(merchant.clone()), DELIVERIES_LISTED)
-            .await?)
+            .outbox_deliveries(&Destination::Merchant(merchant.clone()), limit, after)
+            .await?;
+        Ok(paybridge_domain::page::paged(
+            page,
+            limit,
+            |d| &d.event.id,
+            "an event of this merchant",
+        )?)
     }
 
     /// Sends one of the merchant's events again, now.

@@ -8,7 +8,7 @@ use paybridge_api::bank::{
     StartWalletBinding, WalletBindingStarted, WalletRegistrationStarted,
 };
 use paybridge_api::rfc3339;
-use paybridge_api::ErrorBody;
+use paybridge_api::{ErrorBody, PageQuery};
 use paybridge_domain::ids::{CardId, QuickPayAgreementId};
 use paybridge_domain::ErrorCode;
 use paybridge_issuer::bindings::{BindingMode, BindingStart, RegistrationStart};
@@ -18,9 +18,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, Authenticated};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::bank_session;
+use crate::routes::page_cursor;
 use std::sync::Arc;
 
 fn customer_body(c: CustomerView) -> CustomerBody {
@@ -94,17 +95,24 @@ async fn me(
     )))
 }
 
-/// The customer's cards: last four digits, balances.
+/// The customer's cards (last four digits, balances), oldest first, a page at a time.
 #[utoipa::path(get, path = "/v1/app/cards", tag = "bank app",
     security(("session" = [])),
-    responses((status = 200, body = CardList), (status = 401, body = ErrorBody)))]
+    params(PageQuery),
+    responses((status = 200, body = CardList), (status = 401, body = ErrorBody),
+        (status = 422, description = "invalid_request: limit out of 1 to 100, or an unknown cursor", body = ErrorBody)))]
 async fn cards(
     State(issuer): State<Issuer>,
     Authenticated(c): Authenticated<BankSessionCustomer>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<ApiJson<CardList>> {
-    let cards = issuer.customer_cards(&c.customer_id).await?;
+    let after: Option<CardId> = page_cursor(page.after.as_deref(), "a card of this customer")?;
+    let (cards, next) = issuer
+        .customer_cards(&c.customer_id, page.limit, after.as_ref())
+        .await?;
     Ok(ApiJson(CardList {
         cards: cards.into_iter().map(card_body).collect(),
+        next: next.map(|c| c.to_string()),
     }))
 }
 
@@ -227,15 +235,22 @@ async fn start_registration(
     Ok((StatusCode::CREATED, ApiJson(body)))
 }
 
-/// The customer's cards bound to wallets.
+/// The customer's cards bound to wallets, newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/app/bindings", tag = "bank app",
     security(("session" = [])),
-    responses((status = 200, body = BankBindingList), (status = 401, body = ErrorBody)))]
+    params(PageQuery),
+    responses((status = 200, body = BankBindingList), (status = 401, body = ErrorBody),
+        (status = 422, description = "invalid_request: limit out of 1 to 100, or an unknown cursor", body = ErrorBody)))]
 async fn bindings(
     State(issuer): State<Issuer>,
     Authenticated(c): Authenticated<BankSessionCustomer>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<ApiJson<BankBindingList>> {
-    let list = issuer.customer_bindings(&c.customer_id).await?;
+    let after: Option<QuickPayAgreementId> =
+        page_cursor(page.after.as_deref(), "a binding of this customer")?;
+    let (list, next) = issuer
+        .customer_bindings(&c.customer_id, page.limit, after.as_ref())
+        .await?;
     Ok(ApiJson(BankBindingList {
         bindings: list
             .into_iter()
@@ -249,6 +264,7 @@ async fn bindings(
                 created_at: rfc3339(a.created_at),
             })
             .collect(),
+        next: next.map(|a| a.to_string()),
     }))
 }
 

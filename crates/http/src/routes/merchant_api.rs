@@ -10,8 +10,8 @@ use paybridge_api::merchant::{
     RefundCreated, RefundList, SetWebhookEndpoint, WebhookDeliveryBody, WebhookDeliveryList,
     WebhookEndpointBody,
 };
-use paybridge_api::{rfc3339, ErrorBody};
-use paybridge_domain::ids::{ApiKeyId, EventId, OrderId};
+use paybridge_api::{rfc3339, ErrorBody, PageQuery};
+use paybridge_domain::ids::{ApiKeyId, EventId, OrderId, RefundId};
 use paybridge_domain::{Currency, ErrorCode, Money};
 use paybridge_wallet::merchants::{MerchantCaller, NewOrder};
 use paybridge_wallet::views::{ApiKeyView, OrderView, RefundView};
@@ -20,9 +20,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, Authenticated};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
 use crate::middleware::idempotency::{idempotency, Idempotency};
 use crate::middleware::session_auth::merchant_key;
+use crate::routes::page_cursor;
 
 pub(crate) fn order_body(o: OrderView) -> OrderBody {
     let currency = o.status.amount.currency;
@@ -113,21 +114,25 @@ async fn cancel_order(
     )))
 }
 
-/// The merchant's API keys (prefixes only).
+/// The merchant's API keys (prefixes only), oldest first, a page at a time.
 #[utoipa::path(get, path = "/v1/api-keys", tag = "merchants",
     security(("merchant_key" = [])),
-    responses((status = 200, body = ApiKeyList), (status = 401, body = ErrorBody)))]
+    params(PageQuery),
+    responses((status = 200, body = ApiKeyList), (status = 401, body = ErrorBody),
+        (status = 422, description = "invalid_request: limit out of 1 to 100, or an unknown cursor", body = ErrorBody)))]
 async fn list_keys(
     State(w): State<Wallet>,
     Authenticated(m): Authenticated<MerchantCaller>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<ApiJson<ApiKeyList>> {
+    let after: Option<ApiKeyId> =
+        page_cursor(page.after.as_deref(), "an API key of this merchant")?;
+    let (keys, next) = w
+        .api_keys(&m.merchant_id, page.limit, after.as_ref())
+        .await?;
     Ok(ApiJson(ApiKeyList {
-        keys: w
-            .api_keys(&m.merchant_id)
-            .await?
-            .into_iter()
-            .map(key_body)
-            .collect(),
+        keys: keys.into_iter().map(key_body).collect(),
+        next: next.map(|k| k.to_string()),
     }))
 }
 
@@ -183,15 +188,21 @@ async fn set_webhook(
     }))
 }
 
-/// The merchant's webhook deliveries, newest first (at most 100).
+/// The merchant's webhook deliveries, newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/webhook-deliveries", tag = "merchants",
     security(("merchant_key" = [])),
-    responses((status = 200, body = WebhookDeliveryList), (status = 401, body = ErrorBody)))]
+    params(PageQuery),
+    responses((status = 200, body = WebhookDeliveryList), (status = 401, body = ErrorBody),
+        (status = 422, description = "invalid_request: limit out of 1 to 100, or an unknown cursor", body = ErrorBody)))]
 async fn list_deliveries(
     State(w): State<Wallet>,
     Authenticated(m): Authenticated<MerchantCaller>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<ApiJson<WebhookDeliveryList>> {
-    let deliveries = w.webhook_deliveries(&m.merchant_id).await?;
+    let after: Option<EventId> = page_cursor(page.after.as_deref(), "an event of this merchant")?;
+    let (deliveries, next) = w
+        .webhook_deliveries(&m.merchant_id, page.limit, after.as_ref())
+        .await?;
     Ok(ApiJson(WebhookDeliveryList {
         deliveries: deliveries
             .into_iter()
@@ -215,6 +226,7 @@ async fn list_deliveries(
                 }
             })
             .collect(),
+        next: next.map(|e| e.to_string()),
     }))
 }
 
@@ -286,19 +298,25 @@ async fn refund_order(
     ))
 }
 
-/// The refunds of one of the merchant's orders, oldest first.
+/// The refunds of one of the merchant's orders, oldest first, a page at a time.
 #[utoipa::path(get, path = "/v1/orders/{order_id}/refunds", tag = "merchants",
     security(("merchant_key" = [])),
-    params(("order_id" = String, Path)),
-    responses((status = 200, body = RefundList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("order_id" = String, Path), PageQuery),
+    responses((status = 200, body = RefundList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "invalid_request: limit out of 1 to 100, or an unknown cursor", body = ErrorBody)))]
 async fn list_refunds(
     State(w): State<Wallet>,
     Authenticated(m): Authenticated<MerchantCaller>,
     ApiPath(id): ApiPath<OrderId>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<ApiJson<RefundList>> {
-    let refunds = w.refunds(&m.merchant_id, &id).await?;
+    let after: Option<RefundId> = page_cursor(page.after.as_deref(), "a refund of this order")?;
+    let (refunds, next) = w
+        .refunds(&m.merchant_id, &id, page.limit, after.as_ref())
+        .await?;
     Ok(ApiJson(RefundList {
         refunds: refunds.into_iter().map(refund_body).collect(),
+        next: next.map(|r| r.to_string()),
     }))
 }
 

@@ -13,3 +13,18 @@ pub mod sandbox;
 pub mod security_auth;
 pub mod system;
 pub mod wallet_app;
+
+/// The `after` of a page, parsed as the id of the list's items; one that
+/// cannot be such an id names no item (`422`, like an unknown one).
+pub(crate) fn page_cursor<Id: std::str::FromStr>(
+    after: Option<&str>,
+    what: &str,
+) -> crate::error::ApiResult<Option<Id>> {
+    after
+        .map(|a| {
+            a.parse().map_err(|_| {
+                crate::error::ApiError::from(paybridge_domain::page::unknown_cursor(what))
+            })
+        })
+        .transpose()
+}

@@ -100,6 +100,15 @@ async fn sms_code(app: &TestApp, phone: &str) -> String {
         .to_owned()
 }
 
+/// A well-formed code that is not `right`.
+fn not(right: &str) -> &'static str {
+    if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
+}
+
 async fn step(app: &TestApp, id: &str, name: &str, body: Value) -> (u16, Value) {
     app.call(
         "POST",
@@ -488,11 +497,7 @@ async fn security_authentication_refuses_bad_devices_and_counts_wrong_answers(ap
     let (_, auth) = start_auth(app, LI_PHONE, environment()).await;
     let id = auth["id"].as_str().unwrap().to_owned();
     let right = sms_code(app, LI_PHONE).await;
-    let wrong = if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = not(&right);
     let (s, e) = step(app, &id, "otp", json!({"code": wrong})).await;
     assert_eq!((s, code(&e)), (422, "otp_invalid"));
     assert_eq!(step(app, &id, "otp", json!({"code": right})).await.0, 200);
@@ -843,11 +848,7 @@ async fn security_authentication_of_a_phone_with_no_account_answers_like_one_wit
     let (s, e) = step(app, &id, "identity", json!({"id_number_last4": "0000"})).await;
     assert_eq!((s, code(&e)), (409, "security_auth_step"), "{e}");
     let right = sms_code(app, nobody).await;
-    let wrong = if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = not(&right);
     let (s, e) = step(app, &id, "otp", json!({"code": wrong})).await;
     assert_eq!((s, code(&e)), (422, "otp_invalid"));
     let (s, e) = step(app, &id, "otp", json!({"code": right})).await;

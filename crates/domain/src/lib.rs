@@ -24,7 +24,10 @@
 //!   (active, or restricted until security authentication), [`agreement`]
 //!   (the bank's quick-pay agreements), [`binding`] (F1),
 //!   [`registration`] (F2 and security authentication), [`order`] and
-//!   [`refund`] (merchants' orders), [`payment_request`] (F4).
+//!   [`refund`] (merchants' orders), [`payment_request`] (F4),
+//!   [`device_pairing`] (F3's business binding request) and
+//!   [`transfer_agreement`] (F3's transfer payment agreement and its limits),
+//!   [`transfer_payment`] (F3's payments, from request to result).
 
 pub mod account;
 pub mod agreement;
@@ -33,6 +36,7 @@ pub mod card;
 pub mod clock;
 pub mod credentials;
 pub mod device;
+pub mod device_pairing;
 pub mod error;
 pub mod event;
 pub mod glossary;
@@ -50,6 +54,8 @@ pub mod payment_request;
 pub mod phone;
 pub mod refund;
 pub mod registration;
+pub mod transfer_agreement;
+pub mod transfer_payment;
 pub mod wire_name;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

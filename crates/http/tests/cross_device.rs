@@ -23,6 +23,7 @@ app_tests!(
     concurrent_approvals_debit_once,
     a_terminal_the_user_keeps_declining_or_that_asks_too_often_waits,
     the_terminal_and_the_phone_show_the_same_two_digits,
+    a_terminal_racing_its_own_requests_stays_within_its_pace,
 );
 
 const PHONE: &str = "13800138000";
@@ -782,4 +783,56 @@ async fn the_terminal_and_the_phone_show_the_same_two_digits(app: &TestApp) {
         seen.len() > 1,
         "the digits differ from request to request: {seen:?}"
     );
+}
+
+/// Attack: a terminal fires its requests all at once, so that each one's
+/// pace check sees none of the others (and, with no live phone, no
+/// phone's pending cap stops them either): the pace is judged again in the
+/// creating transaction, and the terminal's pending requests are read again
+/// there, so at most twenty are made in the window and one stays pending.
+async fn a_terminal_racing_its_own_requests_stays_within_its_pace(app: &TestApp) {
+    let h = household(app, 0).await;
+    // The phone's channel is old news: requests wait for a scan instead,
+    // and no phone's pending cap applies.
+    app.clock.advance(Duration::seconds(
+        paybridge_domain::payment_request::PHONE_LIVE_WINDOW_SECS + 60,
+    ));
+    let max = paybridge_domain::payment_request::MAX_REQUESTS_PER_TERMINAL as usize;
+    for i in 0..max - 1 {
+        let ord = order(app, &format!("pace-{i}"), 100).await;
+        let (s, r) = ask(&h, app, &ord, json!({})).await;
+        assert_eq!(s, 201, "ask {i}: {r}");
+        assert_eq!(r["state"], "awaiting_scan", "{r}");
+    }
+    let mut orders = Vec::new();
+    for i in 0..10 {
+        orders.push(order(app, &format!("race-{i}"), 100).await);
+    }
+    let answers =
+        futures::future::join_all(orders.iter().map(|o| ask(&h, app, o, json!({})))).await;
+    for (s, e) in answers.iter().filter(|(s, _)| *s != 201) {
+        assert!(
+            [(429, "payment_requests_throttled"), (409, "contended")].contains(&(*s, code(e))),
+            "{s} {e}"
+        );
+    }
+    let pc: DeviceId = h.pc.parse().unwrap();
+    let activity = app
+        .wallet
+        .store
+        .payment_request_activity_of_terminal(&pc, app.clock_now() - Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(
+        activity.requested as usize <= max,
+        "{} requests made in one window",
+        activity.requested
+    );
+    let pending = app
+        .wallet
+        .store
+        .payment_requests_pending_of_terminal(&pc)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1, "a terminal has one pending request");
 }

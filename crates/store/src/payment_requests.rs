@@ -46,6 +46,9 @@ pub enum PaymentRequestCreate {
     Conflict,
     /// The phone already has this many pending requests.
     PhoneBusy(i64),
+    /// The terminal asked too often or was declined too often within its
+    /// window (`domain::payment_request::check_terminal_pace`).
+    Throttled(TerminalActivity),
 }
 
 #[async_trait]
@@ -58,6 +61,7 @@ pub trait PaymentRequestStore: Send + Sync + std::fmt::Debug {
         r: &StoredPaymentRequest,
         superseded: &[StoredPaymentRequest],
         max_pending: i64,
+        terminal_since: Timestamp,
         events: &[NewEvent],
     ) -> Result<PaymentRequestCreate, StoreError>;
     async fn payment_request(
@@ -92,6 +96,28 @@ pub trait PaymentRequestStore: Send + Sync + std::fmt::Debug {
         r: &StoredPaymentRequest,
         events: &[NewEvent],
     ) -> Result<bool, StoreError>;
+}
+
+/// How many requests `terminal` made since `since`, and how many of those
+/// were declined.
+async fn terminal_activity(
+    conn: &mut sqlx::AnyConnection,
+    terminal: &DeviceId,
+    since: Timestamp,
+) -> Result<TerminalActivity, StoreError> {
+    let row = sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS requested, \
+         CAST(COALESCE(SUM(CASE WHEN state = 'declined' THEN 1 ELSE 0 END), 0) AS BIGINT) AS declined \
+         FROM payment_requests WHERE terminal_id = $1 AND created_at >= $2",
+    )
+    .bind(terminal.as_str())
+    .bind(to_unix_micros(since))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(TerminalActivity {
+        requested: row.try_get("requested")?,
+        declined: row.try_get("declined")?,
+    })
 }
 
 const COLUMNS: &str = "id, user_id, order_id, terminal_id, phone_id, state, open_with, \
@@ -210,21 +236,41 @@ impl PaymentRequestStore for Store {
         r: &StoredPaymentRequest,
         superseded: &[StoredPaymentRequest],
         max_pending: i64,
+        terminal_since: Timestamp,
         events: &[NewEvent],
     ) -> Result<PaymentRequestCreate, StoreError> {
         let mut tx = self.begin_write().await?;
-        // One creation at a time per account, so the phone's pending count
-        // cannot be passed by two racing requests. (SQLite: one writer.)
+        // One creation at a time per account, so neither the phone's
+        // pending count nor the terminal's pace (a terminal is one
+        // account's) can be passed by racing requests. (SQLite: one writer.)
         if tx.conn().backend_name() == "PostgreSQL" {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                 .bind(format!("payment-requests:{}", r.user_id))
                 .execute(tx.conn())
                 .await?;
         }
+        let activity = terminal_activity(tx.conn(), &r.terminal_id, terminal_since).await?;
+        if paybridge_domain::payment_request::check_terminal_pace(activity).is_err() {
+            return Ok(PaymentRequestCreate::Throttled(activity));
+        }
         for old in superseded {
             if !update_at_version(tx.conn(), old).await? {
                 return Ok(PaymentRequestCreate::Conflict);
             }
+        }
+        // The terminal's other pending requests were read before this lock:
+        // one created meanwhile is not among those superseded, so read again
+        // (a terminal has one pending request at a time).
+        let others: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM payment_requests WHERE terminal_id = $1 AND state IN ({}) AND expires_at > $2",
+            pending_list()
+        ))
+        .bind(r.terminal_id.as_str())
+        .bind(to_unix_micros(r.created_at))
+        .fetch_one(tx.conn())
+        .await?;
+        if others > 0 {
+            return Ok(PaymentRequestCreate::Conflict);
         }
         if let Some(phone) = &r.phone_id {
             let pending: i64 = sqlx::query_scalar(&format!(
@@ -302,19 +348,8 @@ impl PaymentRequestStore for Store {
         terminal: &DeviceId,
         since: Timestamp,
     ) -> Result<TerminalActivity, StoreError> {
-        let row = sqlx::query(
-            "SELECT CAST(COUNT(*) AS BIGINT) AS requested, \
-             CAST(COALESCE(SUM(CASE WHEN state = 'declined' THEN 1 ELSE 0 END), 0) AS BIGINT) AS declined \
-             FROM payment_requests WHERE terminal_id = $1 AND created_at >= $2",
-        )
-        .bind(terminal.as_str())
-        .bind(to_unix_micros(since))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(TerminalActivity {
-            requested: row.try_get("requested")?,
-            declined: row.try_get("declined")?,
-        })
+        let mut conn = self.pool.acquire().await?;
+        terminal_activity(&mut conn, terminal, since).await
     }
 
     async fn payment_requests_pending_of_terminal(

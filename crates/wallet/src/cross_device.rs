@@ -314,12 +314,12 @@ impl Wallet {
             .first_terminal(user, session_device, terminal_id)
             .await?;
         let now = self.clock.now();
+        let terminal_since = now - time::Duration::seconds(TERMINAL_WINDOW_SECS);
+        // Checked first so a throttled terminal costs no page, and again
+        // when the request is created.
         let activity = self
             .store
-            .payment_request_activity_of_terminal(
-                &terminal.id,
-                now - time::Duration::seconds(TERMINAL_WINDOW_SECS),
-            )
+            .payment_request_activity_of_terminal(&terminal.id, terminal_since)
             .await?;
         check_terminal_pace(activity)?;
         let order = self.payable_order(merchant, order_id, now).await?;
@@ -392,7 +392,13 @@ impl Wallet {
             ));
             match self
                 .store
-                .payment_request_create(&page.request, &superseded, MAX_PENDING_PER_PHONE, &events)
+                .payment_request_create(
+                    &page.request,
+                    &superseded,
+                    MAX_PENDING_PER_PHONE,
+                    terminal_since,
+                    &events,
+                )
                 .await?
             {
                 PaymentRequestCreate::Created => {
@@ -408,6 +414,14 @@ impl Wallet {
                     Ok(Attempt::Done(()))
                 }
                 PaymentRequestCreate::Conflict => Ok(Attempt::Lost),
+                // Judged again in the creating transaction: racing
+                // requests cannot pass the pace together.
+                PaymentRequestCreate::Throttled(activity) => {
+                    check_terminal_pace(activity)?;
+                    Err(ServiceError::Internal(
+                        "the store throttled a terminal whose pace is fine".into(),
+                    ))
+                }
                 PaymentRequestCreate::PhoneBusy(n) => Err(ServiceError::rejected(
                     ErrorCode::TooManyPendingPayments,
                     format!("the phone already has {n} payment requests waiting; answer or let them expire first"),

@@ -3,13 +3,15 @@
 //! its **device info** and shows a short user code (and a QR of it); the
 //! user enters or scans the code on a trusted phone and approves or denies.
 //! Shaped after OAuth 2.0 Device Authorization (RFC 8628): an unambiguous
-//! alphabet, a 10-minute expiry, entry attempts limited, and `slow_down`
-//! for a device that polls too fast.
+//! alphabet, a 10-minute expiry, and `slow_down` for a device that polls
+//! too fast. Entry attempts are limited per account that enters codes (a
+//! wrong code names no pairing, so it cannot be counted on one): at most
+//! [`USER_CODE_MAX_WRONG_ENTRIES`] wrong entries in a row, counted like a
+//! password's wrong tries (RFC 8628 §5.1: 34.5 bits and a rate limit).
 //!
 //! ```text
 //! pending ──approved on the phone──▶ approved ──device collects its session──▶ collected
 //!    ├─────denied on the phone─────▶ denied
-//!    ├──too many wrong code entries─▶ locked
 //!    └────────past its expiry───────▶ expired
 //! ```
 
@@ -20,8 +22,9 @@ use crate::Timestamp;
 pub const PAIRING_TTL_SECS: i64 = 10 * 60;
 /// How often the first device may ask whether it was approved.
 pub const PAIRING_POLL_INTERVAL_SECS: i64 = 5;
-/// Wrong code entries against one request before it is locked.
-pub const PAIRING_MAX_CODE_ATTEMPTS: u32 = 5;
+/// Wrong user codes one account may enter in a row before its entry is
+/// locked for a while.
+pub const USER_CODE_MAX_WRONG_ENTRIES: u32 = 5;
 /// The user code's alphabet: 20 consonants, no vowels (no words), no
 /// look-alikes (RFC 8628 §6.1: base-20, 8 characters ≈ 34.5 bits).
 pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -79,7 +82,6 @@ pub enum PairingState {
     Approved,
     Collected,
     Denied,
-    Locked,
     Expired,
 }
 
@@ -90,7 +92,6 @@ impl PairingState {
             PairingState::Approved => "approved",
             PairingState::Collected => "collected",
             PairingState::Denied => "denied",
-            PairingState::Locked => "locked",
             PairingState::Expired => "expired",
         }
     }
@@ -102,8 +103,6 @@ crate::wire_names!(PairingState);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PairingStatus {
     pub state: PairingState,
-    /// Wrong code entries so far.
-    pub code_attempts: u32,
     pub expires_at: Timestamp,
     /// When the first device last asked (for `slow_down`).
     pub last_polled_at: Option<Timestamp>,
@@ -117,7 +116,6 @@ impl PairingStatus {
     pub fn started(now: Timestamp) -> Self {
         Self {
             state: PairingState::Pending,
-            code_attempts: 0,
             expires_at: now + time::Duration::seconds(PAIRING_TTL_SECS),
             last_polled_at: None,
         }
@@ -140,31 +138,11 @@ impl PairingStatus {
                 ErrorCode::PairingExpired,
                 "this pairing expired: start it again on the device",
             )),
-            PairingState::Locked => Err(refuse(
-                ErrorCode::PairingLocked,
-                "too many wrong codes for this pairing: start it again on the device",
-            )),
             _ => Err(refuse(
                 ErrorCode::PairingClosed,
                 "this pairing was already answered",
             )),
         }
-    }
-
-    /// A wrong code entered against this request (found by another key,
-    /// e.g. the code's prefix): counted; the last allowed one locks it.
-    pub fn wrong_code(self, now: Timestamp) -> Result<PairingStatus, DomainError> {
-        self.pending(now)?;
-        let code_attempts = self.code_attempts + 1;
-        Ok(PairingStatus {
-            code_attempts,
-            state: if code_attempts >= PAIRING_MAX_CODE_ATTEMPTS {
-                PairingState::Locked
-            } else {
-                PairingState::Pending
-            },
-            ..self
-        })
     }
 
     /// The user approved on the phone (with the biometric).
@@ -226,10 +204,6 @@ impl PairingStatus {
             PairingState::Expired => Err(refuse(
                 ErrorCode::PairingExpired,
                 "this pairing expired: start it again on the device",
-            )),
-            PairingState::Locked => Err(refuse(
-                ErrorCode::PairingLocked,
-                "too many wrong codes for this pairing: start it again on the device",
             )),
             PairingState::Collected => Err(refuse(
                 ErrorCode::PairingClosed,
@@ -307,19 +281,6 @@ mod tests {
             ErrorCode::PairingDenied
         );
         assert_eq!(s.collect(T0).unwrap_err().code, ErrorCode::PairingPending);
-    }
-
-    #[test]
-    fn wrong_codes_lock_the_pairing_at_the_fifth() {
-        let mut s = PairingStatus::started(T0);
-        for _ in 1..PAIRING_MAX_CODE_ATTEMPTS {
-            s = s.wrong_code(T0).unwrap();
-            assert_eq!(s.state, PairingState::Pending);
-        }
-        s = s.wrong_code(T0).unwrap();
-        assert_eq!(s.state, PairingState::Locked);
-        assert_eq!(s.approve(T0).unwrap_err().code, ErrorCode::PairingLocked);
-        assert_eq!(s.wrong_code(T0).unwrap_err().code, ErrorCode::PairingLocked);
     }
 
     #[test]

@@ -85,19 +85,46 @@ const PHONE: SealedColumn = SealedColumn {
     column: "phone_sealed",
 };
 
-/// Why a send was over `budget`'s limit number `limit`.
-fn budget_spent(budget: &SendBudget, limit: usize) -> ServiceError {
-    let key = budget.limits.get(limit).map_or("", |l| l.key.as_str());
-    let message = if key.starts_with("account:") {
-        "too many codes were asked for this account today; try again tomorrow"
-    } else if key.starts_with("ip:") {
-        "too many codes were asked from this network in the last hour; try again later"
-    } else if key == "global" {
-        "the wallet is sending too many codes right now; try again in a while"
-    } else {
-        return ServiceError::Rejected(OtpError::HourlyCapReached.into());
-    };
-    ServiceError::rejected(ErrorCode::OtpRateLimited, message)
+/// Whose budget a send limit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BudgetScope {
+    Phone,
+    Account,
+    ClientAddress,
+    Wallet,
+}
+
+/// The limits a send counts against, each with whose it is (the store
+/// sees only keys; the caller is told which budget was spent).
+struct Budgets {
+    send: SendBudget,
+    scopes: Vec<BudgetScope>,
+}
+
+impl Budgets {
+    fn push(&mut self, scope: BudgetScope, limit: SendLimit) {
+        self.send.limits.push(limit);
+        self.scopes.push(scope);
+    }
+
+    /// Why a send was over its limit number `limit`.
+    fn spent(&self, limit: usize) -> ServiceError {
+        let message = match self.scopes.get(limit).copied() {
+            Some(BudgetScope::Account) => {
+                "too many codes were asked for this account today; try again tomorrow"
+            }
+            Some(BudgetScope::ClientAddress) => {
+                "too many codes were asked from this network in the last hour; try again later"
+            }
+            Some(BudgetScope::Wallet) => {
+                "the wallet is sending too many codes right now; try again in a while"
+            }
+            Some(BudgetScope::Phone) | None => {
+                return ServiceError::Rejected(OtpError::HourlyCapReached.into())
+            }
+        };
+        ServiceError::rejected(ErrorCode::OtpRateLimited, message)
+    }
 }
 
 fn message(code: &str, purpose: &str) -> String {
@@ -166,31 +193,43 @@ impl OtpService {
     /// The budgets a send to the phone with `phone_index` counts against:
     /// the phone's (10 an hour), the account's (30 a day), the client
     /// address's and the wallet's (per hour, as configured).
-    fn budget(&self, phone_index: &str, ctx: &SendContext) -> SendBudget {
-        let mut budget = SendBudget::phone_per_hour(phone_index, OTP_HOURLY_CAP);
+    fn budget(&self, phone_index: &str, ctx: &SendContext) -> Budgets {
+        let mut budget = Budgets {
+            send: SendBudget::phone_per_hour(phone_index, OTP_HOURLY_CAP),
+            scopes: vec![BudgetScope::Phone],
+        };
         if let Some(account) = &ctx.account {
-            budget.limits.push(SendLimit {
-                key: account_guard(account),
-                max: OTP_ACCOUNT_DAILY_CAP,
-                window_secs: 24 * 3600,
-            });
+            budget.push(
+                BudgetScope::Account,
+                SendLimit {
+                    key: account_guard(account),
+                    max: OTP_ACCOUNT_DAILY_CAP,
+                    window_secs: 24 * 3600,
+                },
+            );
         }
         if let Some(ip) = ctx.client_ip.filter(|_| self.caps.per_ip_hour > 0) {
-            budget.limits.push(SendLimit {
-                key: format!(
-                    "ip:{}",
-                    self.index_key
-                        .index(IndexPurpose::ClientIp, &ip.to_canonical().to_string())
-                ),
-                max: self.caps.per_ip_hour,
-                window_secs: 3600,
-            });
+            budget.push(
+                BudgetScope::ClientAddress,
+                SendLimit {
+                    key: format!(
+                        "ip:{}",
+                        self.index_key
+                            .index(IndexPurpose::ClientIp, &ip.to_canonical().to_string())
+                    ),
+                    max: self.caps.per_ip_hour,
+                    window_secs: 3600,
+                },
+            );
         }
-        budget.limits.push(SendLimit {
-            key: "global".into(),
-            max: self.caps.global_per_hour,
-            window_secs: 3600,
-        });
+        budget.push(
+            BudgetScope::Wallet,
+            SendLimit {
+                key: "global".into(),
+                max: self.caps.global_per_hour,
+                window_secs: 3600,
+            },
+        );
         // Locks are taken in this order by every send: phone, account,
         // address, global, so two sends never wait on each other in a cycle.
         budget
@@ -230,10 +269,10 @@ impl OtpService {
         // The store checks and counts the send in one transaction: the
         // budget holds under concurrent sends.
         let budget = self.budget(&otp.phone_index, ctx);
-        match self.store.otp_create(&otp, now, &budget).await? {
+        match self.store.otp_create(&otp, now, &budget.send).await? {
             OtpSend::Sent => {}
-            OtpSend::BudgetSpent { limit } => return Err(budget_spent(&budget, limit)),
-            OtpSend::Stale => return Err(budget_spent(&budget, 0)),
+            OtpSend::BudgetSpent { limit } => return Err(budget.spent(limit)),
+            OtpSend::Stale => return Err(budget.spent(0)),
         }
         self.deliver(phone.as_str(), code.expose(), purpose).await?;
         tracing::info!(otp.id = %id, otp.purpose = purpose, "OTP issued");
@@ -351,11 +390,11 @@ impl OtpService {
         let budget = self.budget(&otp.phone_index, ctx);
         match self
             .store
-            .otp_resend(id, otp.version, &status, &hash, now, &budget)
+            .otp_resend(id, otp.version, &status, &hash, now, &budget.send)
             .await?
         {
             OtpSend::Sent => {}
-            OtpSend::BudgetSpent { limit } => return Err(budget_spent(&budget, limit)),
+            OtpSend::BudgetSpent { limit } => return Err(budget.spent(limit)),
             OtpSend::Stale => {
                 return Err(ServiceError::rejected(
                     ErrorCode::OtpResendTooSoon,

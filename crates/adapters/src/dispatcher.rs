@@ -21,6 +21,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use paybridge_api::partner::PartnerEvent;
 use paybridge_domain::event::{retry_delay_secs, Destination, MAX_DELIVERY_ATTEMPTS};
+use paybridge_domain::ids::EventId;
 use paybridge_domain::Clock;
 use paybridge_store::{OutboxStore, StoreError, StoredEvent};
 use prometheus_client::metrics::counter::Counter;
@@ -233,9 +234,8 @@ impl OutboxDispatcher {
         events: &[StoredEvent],
         at: paybridge_domain::Timestamp,
     ) -> Result<usize, StoreError> {
-        for e in events {
-            self.store.outbox_defer(&e.id, at).await?;
-        }
+        let ids: Vec<EventId> = events.iter().map(|e| e.id.clone()).collect();
+        self.store.outbox_defer(&ids, at).await?;
         Ok(events.len())
     }
 

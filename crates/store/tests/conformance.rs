@@ -38,6 +38,7 @@ conformance!(
     nonces_are_single_use_per_partner,
     nonces_are_forgotten_after_retention,
     outbox_claims_in_order_and_hides_claimed_events,
+    outbox_deferred_events_come_back_at_their_time_with_no_attempt_counted,
     outbox_retries_failed_events_and_parks_dead_ones,
     outbox_events_for_a_destination_resume_after_a_sequence,
     outbox_events_roll_back_with_their_transaction,
@@ -341,6 +342,38 @@ async fn outbox_claims_in_order_and_hides_claimed_events(db: &TestDb) {
     let (got, delivered) = s.outbox_get(&events[4].id).await.unwrap().unwrap();
     assert!(delivered);
     assert_eq!(got.payload, serde_json::json!({ "n": 4 }));
+}
+
+/// A busy destination's claimed events are handed back in one write: due
+/// again at the time given, no attempt counted, a delivered one untouched.
+async fn outbox_deferred_events_come_back_at_their_time_with_no_attempt_counted(db: &TestDb) {
+    let s = &db.store;
+    let events: Vec<_> = (0..4).map(|n| event(n, bank_dest())).collect();
+    s.outbox_append(&events).await.unwrap();
+    let lease = t0() + Duration::seconds(30);
+    let claimed = s.outbox_claim_due(t0(), lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+    s.outbox_mark_delivered(&events[0].id, t0()).await.unwrap();
+    s.outbox_defer(&[], t0()).await.unwrap();
+    let back = t0() + Duration::seconds(1);
+    let ids: Vec<_> = events[..3].iter().map(|e| e.id.clone()).collect();
+    s.outbox_defer(&ids, back).await.unwrap();
+    assert!(s
+        .outbox_claim_due(t0(), lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = s.outbox_claim_due(back, lease, 10).await.unwrap();
+    let n: Vec<_> = again
+        .iter()
+        .map(|e| (e.payload["n"].as_i64().unwrap(), e.attempts))
+        .collect();
+    assert_eq!(
+        n,
+        [(1, 0), (2, 0)],
+        "the delivered one stays delivered; the fourth is still leased"
+    );
+    assert!(s.outbox_get(&events[0].id).await.unwrap().unwrap().1);
 }
 
 async fn outbox_retries_failed_events_and_parks_dead_ones(db: &TestDb) {

@@ -363,27 +363,19 @@ impl BindingStore for Store {
         limit: u32,
         after: Option<&BindingId>,
     ) -> Result<Option<Vec<StoredBinding>>, StoreError> {
-        let Some((at, id)) = self
-            .page_start("bindings", user, after.map(|a| a.as_str()))
-            .await?
-        else {
-            return Ok(None);
-        };
-        let rows = sqlx::query(&format!(
-            "SELECT {BINDING_COLUMNS} FROM bindings WHERE user_id = $1 \
-             AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
-             ORDER BY created_at DESC, id DESC LIMIT $4"
-        ))
-        .bind(user.as_str())
-        .bind(at)
-        .bind(id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(binding_from_row)
-            .collect::<Result<_, _>>()
-            .map(Some)
+        let rows = self
+            .page_rows(PageOf {
+                table: "bindings",
+                columns: BINDING_COLUMNS,
+                owner_column: "user_id",
+                owner: user.as_str(),
+                order: PageOrder::NewestFirst,
+                limit,
+                after: after.map(|a| a.as_str()),
+            })
+            .await?;
+        rows.map(|rows| rows.iter().map(binding_from_row).collect())
+            .transpose()
     }
 
     async fn binding_update(

@@ -277,70 +277,71 @@ impl Store {
             limit,
             after,
         } = page;
-        let start = match after {
-            None => None,
-            Some(after) => {
-                let at: Option<i64> = sqlx::query_scalar(&format!(
-                    "SELECT created_at FROM {table} WHERE id = $1 AND {owner_column} = $2"
-                ))
-                .bind(after)
-                .bind(owner)
-                .fetch_optional(&self.pool)
-                .await?;
-                match at {
-                    Some(at) => Some((at, after)),
-                    None => return Ok(None),
-                }
-            }
+        let Some((at, id)) = self
+            .page_start_in(table, owner_column, owner, order, after)
+            .await?
+        else {
+            return Ok(None);
         };
         let (past, direction) = match order {
             PageOrder::NewestFirst => ("<", "DESC"),
             PageOrder::OldestFirst => (">", "ASC"),
         };
-        let ordered = format!("ORDER BY created_at {direction}, id {direction} LIMIT $2");
-        let rows = match start {
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {columns} FROM {table} WHERE {owner_column} = $1 {ordered}"
-                ))
-                .bind(owner)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
-            Some((at, id)) => {
-                sqlx::query(&format!(
-                    "SELECT {columns} FROM {table} WHERE {owner_column} = $1 \
-                     AND (created_at {past} $3 OR (created_at = $3 AND id {past} $4)) {ordered}"
-                ))
-                .bind(owner)
-                .bind(i64::from(limit))
-                .bind(at)
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        let rows = sqlx::query(&format!(
+            "SELECT {columns} FROM {table} WHERE {owner_column} = $1 \
+             AND (created_at {past} $2 OR (created_at = $2 AND id {past} $3)) \
+             ORDER BY created_at {direction}, id {direction} LIMIT $4"
+        ))
+        .bind(owner)
+        .bind(at)
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(Some(rows))
     }
 
     /// Where a page of `user`'s rows of `table` (newest first by
-    /// `created_at`, then `id`) starts: after the row `after`, or at the
-    /// top. `None` when `after` is not one of the user's rows.
+    /// `created_at`, then `id`) starts; see [`Store::page_start_in`].
     pub(crate) async fn page_start(
         &self,
         table: &'static str,
         user: &UserId,
         after: Option<&str>,
     ) -> Result<Option<(i64, String)>, StoreError> {
+        self.page_start_in(
+            table,
+            "user_id",
+            user.as_str(),
+            PageOrder::NewestFirst,
+            after,
+        )
+        .await
+    }
+
+    /// Where a page of `owner`'s rows of `table` starts: after the row
+    /// `after` (its `created_at` and id), or before the first row in
+    /// `order`. `None` when `after` is not one of the owner's rows.
+    async fn page_start_in(
+        &self,
+        table: &'static str,
+        owner_column: &'static str,
+        owner: &str,
+        order: PageOrder,
+        after: Option<&str>,
+    ) -> Result<Option<(i64, String)>, StoreError> {
         let Some(after) = after else {
-            return Ok(Some((i64::MAX, String::new())));
+            let before_all = match order {
+                PageOrder::NewestFirst => i64::MAX,
+                PageOrder::OldestFirst => i64::MIN,
+            };
+            return Ok(Some((before_all, String::new())));
         };
         let at: Option<i64> = sqlx::query_scalar(&format!(
-            "SELECT created_at FROM {table} WHERE id = $1 AND user_id = $2"
+            "SELECT created_at FROM {table} WHERE id = $1 AND {owner_column} = $2"
         ))
         .bind(after)
-        .bind(user.as_str())
+        .bind(owner)
         .fetch_optional(&self.pool)
         .await?;
         Ok(at.map(|at| (at, after.to_owned())))

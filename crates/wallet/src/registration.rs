@@ -446,12 +446,7 @@ impl Wallet {
                     device_type, name, ..
                 },
             ) => {
-                let key = new_key.expect("a new device's key was checked above");
-                let pending = PendingDevice {
-                    device_type: *device_type,
-                    name: paybridge_domain::device::check_device_name(name)?,
-                    key,
-                };
+                let pending = pending_device(*device_type, name, new_key)?;
                 self.refuse_when_devices_full(&user.id).await?;
                 (DeviceId::generate(), Some(pending))
             }
@@ -524,11 +519,7 @@ impl Wallet {
                 "no such active device on this account",
             ));
         };
-        let pending = PendingDevice {
-            device_type: *device_type,
-            name: paybridge_domain::device::check_device_name(name)?,
-            key: new_key.expect("a new device's key was checked above"),
-        };
+        let pending = pending_device(*device_type, name, new_key)?;
         let otp = self
             .otp_service()?
             .issue(
@@ -810,6 +801,20 @@ impl Wallet {
             .await?;
         Ok((self.auth_view(&a, next).await?, session))
     }
+}
+
+/// The device a new device's authentication holds pending: its name
+/// checked, its key the one the request's proof was made with.
+fn pending_device(
+    device_type: DeviceType,
+    name: &str,
+    key: Option<paybridge_store::DeviceKeyRecord>,
+) -> Result<PendingDevice, ServiceError> {
+    Ok(PendingDevice {
+        device_type,
+        name: paybridge_domain::device::check_device_name(name)?,
+        key: key.expect("a new device's key was checked against its proof"),
+    })
 }
 
 /// The key of an account's ID-digit counter among the login counters.

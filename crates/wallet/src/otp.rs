@@ -161,14 +161,18 @@ fn guards(phone_index: &str, account: Option<&UserId>) -> Vec<String> {
 }
 
 impl OtpService {
-    /// Refuses when one of the counters is locked by wrong answers in a row.
-    async fn refuse_locked(&self, guards: &[String]) -> Result<(), ServiceError> {
+    /// Refuses when one of the counters is locked by wrong answers in a
+    /// row; otherwise answers each counter's count.
+    async fn refuse_locked(&self, guards: &[String]) -> Result<Vec<u32>, ServiceError> {
+        let mut counts = Vec::with_capacity(guards.len());
         for guard in guards {
-            if self.store.otp_guard_failures(guard).await? >= OTP_MAX_CONSECUTIVE_FAILURES {
+            let n = self.store.otp_guard_failures(guard).await?;
+            if n >= OTP_MAX_CONSECUTIVE_FAILURES {
                 return Err(codes_locked(guard));
             }
+            counts.push(n);
         }
-        Ok(())
+        Ok(counts)
     }
 
     /// Clears the phone's wrong answers in a row: after a step-up that is
@@ -312,7 +316,7 @@ impl OtpService {
         on_conflict("the OTP challenge", || async {
             let otp = self.load(id).await?;
             let guards = guards(&otp.phone_index, otp.account.as_ref());
-            self.refuse_locked(&guards).await?;
+            let counts = self.refuse_locked(&guards).await?;
             let matches =
                 well_formed(entered) && self.hasher.matches(&otp.code_hash, id.as_str(), entered);
             let now = self.clock.now();
@@ -322,10 +326,12 @@ impl OtpService {
             }
             // Counted per phone and per account too, across challenges: a
             // new challenge buys five more guesses, never a hundred more.
-            for guard in &guards {
+            // (A right answer clears only the counters that count something:
+            // no write for the usual case.)
+            for (guard, count) in guards.iter().zip(counts) {
                 if status.attempts > otp.status.attempts {
                     self.store.otp_guard_failed(guard, now).await?;
-                } else if outcome.is_ok() {
+                } else if outcome.is_ok() && count > 0 {
                     self.store.otp_guard_clear(guard).await?;
                 }
             }

@@ -7,11 +7,20 @@ use paybridge_api::wallet::MoneyBody;
 use paybridge_domain::ids::{ApiKeyId, CardId, EventId, QuickPayAgreementId, RefundId};
 use paybridge_testkit::{app_tests, code, TestApp};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
-use serde_json::json;
+use serde_json::{json, Value};
 
 app_tests!(the_merchant_and_bank_app_lists_are_paged_with_a_limit_and_a_cursor);
 
 const PHONE: &str = "13800138000";
+
+/// An item's id (a delivery is named by its event).
+fn item_id(item: &Value) -> String {
+    item.get("event_id")
+        .unwrap_or(&item["id"])
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
 
 /// Walks `path` a page of `limit` at a time: the ids of `list`, in order.
 async fn walk(app: &TestApp, path: &str, token: &str, list: &str, limit: u32) -> Vec<String> {
@@ -25,13 +34,7 @@ async fn walk(app: &TestApp, path: &str, token: &str, list: &str, limit: u32) ->
         assert_eq!(s, 200, "{path}{query}: {v}");
         let items = v[list].as_array().unwrap();
         assert!(items.len() <= limit as usize, "{path}: {v}");
-        ids.extend(items.iter().map(|i| {
-            i.get("event_id")
-                .unwrap_or(&i["id"])
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }));
+        ids.extend(items.iter().map(item_id));
         match v["next"].as_str() {
             Some(next) => query = format!("{sep}limit={limit}&after={next}"),
             None => return ids,
@@ -45,18 +48,7 @@ async fn pages_walk_the_whole_list(app: &TestApp, path: &str, token: &str, list:
     let (s, all) = app.call("GET", path, Some(token), None).await;
     assert_eq!(s, 200, "{path}: {all}");
     assert!(all["next"].is_null(), "{path}: one page holds it all");
-    let whole: Vec<String> = all[list]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            i.get("event_id")
-                .unwrap_or(&i["id"])
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let whole: Vec<String> = all[list].as_array().unwrap().iter().map(item_id).collect();
     for limit in [1, 2] {
         assert_eq!(
             walk(app, path, token, list, limit).await,

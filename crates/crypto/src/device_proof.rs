@@ -147,6 +147,11 @@ impl DeviceKey {
         }
     }
 
+    /// Signs a flow F3 message (see [`crate::signed_message`]) with the device key.
+    pub fn sign_message(&self, typ: crate::signed_message::MessageType, payload: &[u8]) -> String {
+        crate::signed_message::sign(&self.signing, typ, None, payload)
+    }
+
     /// A fresh proof (new `jti`) for one request.
     pub fn prove(&self, target: &ProofTarget<'_>) -> String {
         let header = serde_json::json!({

@@ -13,6 +13,8 @@
 //! - [`digest`]: SHA-256 helpers.
 //! - [`device_proof`]: device keys and their DPoP proofs of possession (RFC 9449, Ed25519).
 //! - [`webhook`]: Stripe-style webhook signatures (`t=…,v1=…`).
+//! - [`signed_message`]: flow F3's signed messages (compact JWS, Ed25519,
+//!   one `typ` per kind), and the wallet's key for payment execution tasks.
 
 pub mod blind_index;
 pub mod device_proof;
@@ -23,6 +25,7 @@ pub mod master;
 pub mod otp;
 pub mod password;
 pub mod secret;
+pub mod signed_message;
 pub mod signing;
 pub mod token;
 pub mod webhook;

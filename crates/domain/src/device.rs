@@ -11,6 +11,8 @@ use crate::Timestamp;
 
 /// Most active devices one account may have (bounds push fan-out).
 pub const MAX_ACTIVE_DEVICES: usize = 20;
+/// Longest device name, in characters.
+pub const DEVICE_NAME_MAX_CHARS: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
@@ -117,7 +119,7 @@ pub enum DeviceFilter {
 pub fn check_device_name(name: &str) -> Result<String, DomainError> {
     let t = name.trim();
     let n = t.chars().count();
-    if n == 0 || n > 64 || t.chars().any(char::is_control) {
+    if n == 0 || n > DEVICE_NAME_MAX_CHARS || t.chars().any(char::is_control) {
         return Err(DomainError::new(
             ErrorCode::InvalidRequest,
             "a device name has 1 to 64 characters and no control characters",

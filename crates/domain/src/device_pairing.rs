@@ -1,20 +1,27 @@
 //! Pairing a first device for flow F3 (seed 002, claims 2–3): the
-//! **business binding request**. A TV, car head unit, IoT box or PC uploads
-//! its **device info** and shows a short user code (and a QR of it); the
-//! user enters or scans the code on a trusted phone and approves or denies.
-//! Shaped after OAuth 2.0 Device Authorization (RFC 8628): an unambiguous
-//! alphabet, a 10-minute expiry, and `slow_down` for a device that polls
-//! too fast. Entry attempts are limited per account that enters codes (a
-//! wrong code names no pairing, so it cannot be counted on one): at most
-//! [`USER_CODE_MAX_WRONG_ENTRIES`] wrong entries in a row, counted like a
-//! password's wrong tries (RFC 8628 §5.1: 34.5 bits and a rate limit).
+//! **business binding request**. A TV, car head unit, IoT box or PC makes
+//! its own key pair, uploads its **device info** and shows a short user
+//! code (and a QR of it); the user enters or scans the code on a trusted
+//! phone (which claims the request for the account), sees the device, and
+//! approves (with the biometric, choosing the card, limits, categories and
+//! approval policy) or denies. Shaped after OAuth 2.0 Device Authorization
+//! (RFC 8628): an unambiguous alphabet, a 10-minute expiry, and `slow_down`
+//! for a device that polls too fast. Entry attempts are limited per account
+//! that enters codes (a wrong code names no pairing, so it cannot be
+//! counted on one): at most [`USER_CODE_MAX_WRONG_ENTRIES`] wrong entries
+//! in a row, counted like a password's wrong tries (RFC 8628 §5.1: 34.5
+//! bits and a rate limit).
 //!
 //! ```text
-//! pending ──approved on the phone──▶ approved ──device collects its session──▶ collected
-//!    ├─────denied on the phone─────▶ denied
-//!    └────────past its expiry───────▶ expired
+//! pending ──code entered on a phone──▶ claimed ──approved──▶ approved ──device collects its session──▶ collected
+//!                                         └──────denied────▶ denied
+//! pending | claimed | approved ──past its expiry──▶ expired
 //! ```
+//!
+//! Approving starts a new 10-minute window for the device to collect its
+//! session: the device polls every few seconds, so it collects at once.
 
+use crate::device::DeviceType;
 use crate::error::{DomainError, ErrorCode};
 use crate::Timestamp;
 
@@ -30,6 +37,14 @@ pub const USER_CODE_MAX_WRONG_ENTRIES: u32 = 5;
 pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 /// Characters in a user code (shown as `XXXX-XXXX`).
 pub const USER_CODE_LEN: usize = 8;
+/// Business binding requests one client address may start in an hour: a
+/// device pairs once; a flood of requests is somebody farming user codes.
+pub const MAX_PAIRINGS_PER_ADDRESS_HOUR: i64 = 20;
+/// Business binding requests waiting for a phone at once, wallet-wide: a
+/// bound on what unauthenticated callers can make the wallet store.
+pub const MAX_OPEN_PAIRINGS: i64 = 100_000;
+/// Longest model, vendor or serial of a device's info, in characters.
+pub const DEVICE_INFO_FIELD_MAX_CHARS: usize = 64;
 
 /// A user code, normalised: 8 characters of [`USER_CODE_ALPHABET`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -76,9 +91,83 @@ impl UserCode {
     }
 }
 
+/// What a first device says of itself in its business binding request
+/// (终端设备信息): shown to the user on the phone, sealed into the
+/// transfer payment agreement. Its public key travels beside it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeviceInfo {
+    #[serde(rename = "type")]
+    pub device_type: DeviceType,
+    /// e.g. "Bravia XR-55A80L".
+    pub model: String,
+    /// e.g. "Sony".
+    pub vendor: String,
+    /// The maker's serial number.
+    pub serial: String,
+}
+
+impl DeviceInfo {
+    /// Checks what a device sent: a first device (not a phone: a phone pays
+    /// for itself), and model, vendor and serial of 1 to
+    /// [`DEVICE_INFO_FIELD_MAX_CHARS`] printable characters (a serial:
+    /// letters, digits, `-`, `_`, `.`, `:`).
+    pub fn new(
+        device_type: DeviceType,
+        model: &str,
+        vendor: &str,
+        serial: &str,
+    ) -> Result<Self, DomainError> {
+        if device_type == DeviceType::Phone {
+            return Err(DomainError::new(
+                ErrorCode::InvalidRequest,
+                "device.type: a first device is a pc, tv, car or iot box (a phone pays for itself)",
+            ));
+        }
+        let text = |field: &str, v: &str| -> Result<String, DomainError> {
+            let v = v.trim();
+            let n = v.chars().count();
+            if n == 0 || n > DEVICE_INFO_FIELD_MAX_CHARS || v.chars().any(char::is_control) {
+                return Err(DomainError::new(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "device.{field}: 1 to {DEVICE_INFO_FIELD_MAX_CHARS} printable characters"
+                    ),
+                ));
+            }
+            Ok(v.to_owned())
+        };
+        let serial = text("serial", serial)?;
+        if !serial
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        {
+            return Err(DomainError::new(
+                ErrorCode::InvalidRequest,
+                "device.serial: letters, digits, '-', '_', '.' and ':'",
+            ));
+        }
+        Ok(Self {
+            device_type,
+            model: text("model", model)?,
+            vendor: text("vendor", vendor)?,
+            serial,
+        })
+    }
+
+    /// The name the device gets unless the user gives one: vendor and model.
+    pub fn default_name(&self) -> String {
+        format!("{} {}", self.vendor, self.model)
+            .chars()
+            .take(crate::device::DEVICE_NAME_MAX_CHARS)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum PairingState {
     Pending,
+    /// A phone of an account entered the code; only that account answers.
+    Claimed,
     Approved,
     Collected,
     Denied,
@@ -89,6 +178,7 @@ impl PairingState {
     pub fn as_str(self) -> &'static str {
         match self {
             PairingState::Pending => "pending",
+            PairingState::Claimed => "claimed",
             PairingState::Approved => "approved",
             PairingState::Collected => "collected",
             PairingState::Denied => "denied",
@@ -121,19 +211,22 @@ impl PairingStatus {
         }
     }
 
-    /// The state as of `now`: a pending request past its expiry is expired.
+    /// The state as of `now`: a request not finished before its expiry is expired.
     pub fn at(self, now: Timestamp) -> PairingState {
         match self.state {
-            PairingState::Pending | PairingState::Approved if now >= self.expires_at => {
+            PairingState::Pending | PairingState::Claimed | PairingState::Approved
+                if now >= self.expires_at =>
+            {
                 PairingState::Expired
             }
             s => s,
         }
     }
 
-    fn pending(self, now: Timestamp) -> Result<(), DomainError> {
+    /// Whether the phone's user may still answer it.
+    fn answerable(self, expected: PairingState, now: Timestamp) -> Result<(), DomainError> {
         match self.at(now) {
-            PairingState::Pending => Ok(()),
+            s if s == expected => Ok(()),
             PairingState::Expired => Err(refuse(
                 ErrorCode::PairingExpired,
                 "this pairing expired: start it again on the device",
@@ -145,18 +238,30 @@ impl PairingStatus {
         }
     }
 
-    /// The user approved on the phone (with the biometric).
+    /// A phone entered (or scanned) the code: the request is this
+    /// account's to answer from now on.
+    pub fn claim(self, now: Timestamp) -> Result<PairingStatus, DomainError> {
+        self.answerable(PairingState::Pending, now)?;
+        Ok(PairingStatus {
+            state: PairingState::Claimed,
+            ..self
+        })
+    }
+
+    /// The user approved on the phone (with the biometric); the device has
+    /// a fresh [`PAIRING_TTL_SECS`] to collect its session.
     pub fn approve(self, now: Timestamp) -> Result<PairingStatus, DomainError> {
-        self.pending(now)?;
+        self.answerable(PairingState::Claimed, now)?;
         Ok(PairingStatus {
             state: PairingState::Approved,
+            expires_at: now + time::Duration::seconds(PAIRING_TTL_SECS),
             ..self
         })
     }
 
     /// The user said no on the phone.
     pub fn deny(self, now: Timestamp) -> Result<PairingStatus, DomainError> {
-        self.pending(now)?;
+        self.answerable(PairingState::Claimed, now)?;
         Ok(PairingStatus {
             state: PairingState::Denied,
             ..self
@@ -193,7 +298,7 @@ impl PairingStatus {
                 state: PairingState::Collected,
                 ..self
             }),
-            PairingState::Pending => Err(refuse(
+            PairingState::Pending | PairingState::Claimed => Err(refuse(
                 ErrorCode::PairingPending,
                 "the user has not answered yet",
             )),
@@ -250,8 +355,16 @@ mod tests {
     }
 
     #[test]
-    fn a_pairing_is_answered_once_within_ten_minutes() {
-        let s = PairingStatus::started(T0);
+    fn a_pairing_is_claimed_then_answered_once_within_ten_minutes() {
+        let started = PairingStatus::started(T0);
+        assert_eq!(
+            started.approve(T0).unwrap_err().code,
+            ErrorCode::PairingClosed,
+            "only a claimed pairing is answered"
+        );
+        let s = started.claim(T0).unwrap();
+        assert_eq!(s.state, PairingState::Claimed);
+        assert_eq!(s.claim(T0).unwrap_err().code, ErrorCode::PairingClosed);
         let approved = s.approve(T0).unwrap();
         assert_eq!(approved.state, PairingState::Approved);
         assert_eq!(
@@ -269,10 +382,21 @@ mod tests {
         );
 
         let late = T0 + time::Duration::seconds(PAIRING_TTL_SECS);
+        assert_eq!(started.at(late), PairingState::Expired);
         assert_eq!(s.at(late), PairingState::Expired);
         assert_eq!(s.approve(late).unwrap_err().code, ErrorCode::PairingExpired);
+        // Approving started a new window to collect in.
+        let approved_late = s
+            .approve(late - time::Duration::seconds(1))
+            .unwrap()
+            .collect(late)
+            .unwrap();
+        assert_eq!(approved_late.state, PairingState::Collected);
         assert_eq!(
-            approved.collect(late).unwrap_err().code,
+            approved
+                .collect(T0 + time::Duration::seconds(PAIRING_TTL_SECS))
+                .unwrap_err()
+                .code,
             ErrorCode::PairingExpired
         );
         let denied = s.deny(T0).unwrap();
@@ -281,6 +405,32 @@ mod tests {
             ErrorCode::PairingDenied
         );
         assert_eq!(s.collect(T0).unwrap_err().code, ErrorCode::PairingPending);
+        assert_eq!(
+            started.collect(T0).unwrap_err().code,
+            ErrorCode::PairingPending
+        );
+    }
+
+    #[test]
+    fn device_info_is_a_first_device_with_short_printable_fields() {
+        let tv = DeviceInfo::new(DeviceType::Tv, " Bravia XR-55 ", "Sony", "SN-123:A").unwrap();
+        assert_eq!(tv.model, "Bravia XR-55");
+        assert_eq!(tv.default_name(), "Sony Bravia XR-55");
+        let long = "x".repeat(DEVICE_INFO_FIELD_MAX_CHARS + 1);
+        for (t, model, vendor, serial) in [
+            (DeviceType::Phone, "P", "V", "S1"),
+            (DeviceType::Tv, "", "V", "S1"),
+            (DeviceType::Tv, long.as_str(), "V", "S1"),
+            (DeviceType::Car, "M", "V\u{7}", "S1"),
+            (DeviceType::Iot, "M", "V", "S 1"),
+        ] {
+            let e = DeviceInfo::new(t, model, vendor, serial).unwrap_err();
+            assert_eq!(
+                e.code,
+                ErrorCode::InvalidRequest,
+                "{model:?} {vendor:?} {serial:?}"
+            );
+        }
     }
 
     #[test]

@@ -143,6 +143,15 @@ pub enum ErrorCode {
     TransferPaymentClosed,
     TransferPaymentExpired,
     ExecutionTaskInvalid,
+    /// A first device's transfer payment request names no agreement of it.
+    NoAgreement,
+    /// A message a device signed (a transfer payment request, a confirm
+    /// payment message, an executed task, a completion message) does not
+    /// verify with that device's key, or is not of the expected form.
+    DeviceSignatureInvalid,
+    /// A signed message is for another transfer payment, task or amount
+    /// than the one it was sent for.
+    MessageMismatch,
     StoreUnavailable,
     Timeout,
     InternalError,
@@ -245,6 +254,9 @@ impl ErrorCode {
             Self::TransferPaymentClosed => "transfer_payment_closed",
             Self::TransferPaymentExpired => "transfer_payment_expired",
             Self::ExecutionTaskInvalid => "execution_task_invalid",
+            Self::NoAgreement => "no_agreement",
+            Self::DeviceSignatureInvalid => "device_signature_invalid",
+            Self::MessageMismatch => "message_mismatch",
             Self::StoreUnavailable => "store_unavailable",
             Self::Timeout => "timeout",
             Self::InternalError => "internal_error",
@@ -345,6 +357,9 @@ impl ErrorCode {
             Self::TransferPaymentClosed => K::Conflict,
             Self::TransferPaymentExpired => K::Unprocessable,
             Self::ExecutionTaskInvalid => K::Forbidden,
+            Self::NoAgreement => K::NotFound,
+            Self::DeviceSignatureInvalid => K::Unauthenticated,
+            Self::MessageMismatch => K::Unprocessable,
             Self::StoreUnavailable => K::Unavailable,
             Self::Timeout => K::Timeout,
             Self::InternalError => K::Internal,
@@ -354,6 +369,13 @@ impl ErrorCode {
     /// Parses the wire form back (the client uses this).
     pub fn from_wire(s: &str) -> Option<Self> {
         <Self as strum::IntoEnumIterator>::iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// A code travels as its wire form (in an event's `reason`, say).
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

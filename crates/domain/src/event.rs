@@ -141,6 +141,11 @@ pub enum EventTopic {
     CardRefunded,
 
     DeviceCredentialRegistered,
+    DevicePairingApproved,
+    DevicePairingClaimed,
+    DevicePairingCollected,
+    DevicePairingDenied,
+    DevicePairingStarted,
     DeviceRegistered,
     DeviceRevoked,
 
@@ -176,6 +181,17 @@ pub enum EventTopic {
     SecurityAuthOtpSent,
     SecurityAuthOtpVerified,
     SecurityAuthPassed,
+
+    TransferAgreementChanged,
+    TransferAgreementCreated,
+    TransferAgreementResumed,
+    TransferAgreementRevoked,
+    TransferAgreementSuspended,
+
+    TransferPaymentChanged,
+    TransferPaymentExecutionTask,
+    TransferPaymentMessage,
+    TransferPaymentResult,
 }
 
 impl EventTopic {
@@ -198,6 +214,11 @@ impl EventTopic {
             EventTopic::CardFunded => "card.funded",
             EventTopic::CardRefunded => "card.refunded",
             EventTopic::DeviceCredentialRegistered => "device.credential_registered",
+            EventTopic::DevicePairingApproved => "device_pairing.approved",
+            EventTopic::DevicePairingClaimed => "device_pairing.claimed",
+            EventTopic::DevicePairingCollected => "device_pairing.collected",
+            EventTopic::DevicePairingDenied => "device_pairing.denied",
+            EventTopic::DevicePairingStarted => "device_pairing.started",
             EventTopic::DeviceRegistered => "device.registered",
             EventTopic::DeviceRevoked => "device.revoked",
             EventTopic::OrderCancelled => "order.cancelled",
@@ -228,6 +249,15 @@ impl EventTopic {
             EventTopic::SecurityAuthOtpSent => "security_auth.otp_sent",
             EventTopic::SecurityAuthOtpVerified => "security_auth.otp_verified",
             EventTopic::SecurityAuthPassed => "security_auth.passed",
+            EventTopic::TransferAgreementChanged => "transfer_agreement.changed",
+            EventTopic::TransferAgreementCreated => "transfer_agreement.created",
+            EventTopic::TransferAgreementResumed => "transfer_agreement.resumed",
+            EventTopic::TransferAgreementRevoked => "transfer_agreement.revoked",
+            EventTopic::TransferAgreementSuspended => "transfer_agreement.suspended",
+            EventTopic::TransferPaymentChanged => "transfer_payment.changed",
+            EventTopic::TransferPaymentExecutionTask => "transfer_payment.execution_task",
+            EventTopic::TransferPaymentMessage => "transfer_payment.message",
+            EventTopic::TransferPaymentResult => "transfer_payment.result",
         }
     }
 }

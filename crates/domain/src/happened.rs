@@ -11,15 +11,18 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::device::DeviceType;
+use crate::error::ErrorCode;
 use crate::event::{Destination, EventTopic, NewEvent};
 use crate::ids::{
-    BindingId, CredentialId, DeviceId, MerchantId, OrderId, PaymentRequestId, RefundId,
-    SecurityAuthId, UserId,
+    BindingId, CredentialId, DeviceId, MerchantId, OrderId, PairingId, PaymentRequestId, RefundId,
+    SecurityAuthId, TransferAgreementId, TransferPaymentId, UserId,
 };
 use crate::money::Money;
 use crate::order::OrderState;
 use crate::payment_request::PaymentRequestStage;
 use crate::registration::AuthState;
+use crate::transfer_agreement::{AgreementState, UsageCategory};
+use crate::transfer_payment::{CompletedBy, TransferPaymentStage};
 
 /// How an account came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -127,6 +130,67 @@ pub enum Happened {
     PaymentRequestChanged {
         payment_id: PaymentRequestId,
         state: PaymentRequestStage,
+    },
+
+    /// A business binding request moved (flow F3), for audit.
+    DevicePairing {
+        #[serde(skip)]
+        step: PairingStep,
+        pairing_id: PairingId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<UserId>,
+        /// The first device, once the user approved it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        device_id: Option<DeviceId>,
+    },
+    /// A transfer payment agreement moved (flow F3). Its terms are sealed
+    /// in the agreement; an event names only ids and the state.
+    TransferAgreement {
+        #[serde(skip)]
+        step: AgreementStep,
+        agreement_id: TransferAgreementId,
+        device_id: DeviceId,
+        state: AgreementState,
+    },
+    /// The transfer payment message (转移支付消息): what the phone shows
+    /// for the user to confirm or decline.
+    TransferPaymentMessage {
+        #[serde(flatten)]
+        payment: Box<TransferPaymentFacts>,
+        /// RFC 3339: answer before this.
+        expires_at: String,
+    },
+    /// The payment execution task (支付执行任务) for the phone to execute.
+    PaymentExecutionTask {
+        transfer_payment_id: TransferPaymentId,
+        /// The task as the wallet signed it (a compact JWS).
+        task: String,
+        /// Base64url SHA-256 of `task`: what the execution and the
+        /// biometric approval are bound to.
+        task_hash: String,
+        /// The phone passes the biometric before executing (not for a
+        /// small amount under a direct policy).
+        biometric_required: bool,
+        /// RFC 3339.
+        expires_at: String,
+    },
+    /// The payment result notification (支付结果通知), to both devices.
+    PaymentResult {
+        #[serde(flatten)]
+        payment: Box<TransferPaymentFacts>,
+        result: TransferPaymentStage,
+        /// Why it failed (a stable error code), for a failed payment.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<ErrorCode>,
+        /// `phone` (its completion message) or `wallet` (the phone went
+        /// quiet after the debit), for a paid payment.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        completed_by: Option<CompletedBy>,
+    },
+    /// Any transfer payment transition, for audit.
+    TransferPaymentChanged {
+        transfer_payment_id: TransferPaymentId,
+        state: TransferPaymentStage,
     },
 
     AuthenticatorCounterRegressed {
@@ -238,6 +302,47 @@ pub struct RequestingDeviceFacts {
     pub device_type: DeviceType,
 }
 
+/// What happened to a business binding request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairingStep {
+    Started,
+    Claimed,
+    Approved,
+    Denied,
+    Collected,
+}
+
+/// What happened to a transfer payment agreement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgreementStep {
+    Created,
+    /// Its limits, categories or approval policy changed.
+    Changed,
+    Suspended,
+    Resumed,
+    Revoked,
+}
+
+/// A transfer payment as the phone and the first device are told of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransferPaymentFacts {
+    pub transfer_payment_id: TransferPaymentId,
+    pub order_id: OrderId,
+    pub amount: Money,
+    pub description: String,
+    pub merchant: PaymentMerchantFacts,
+    pub requested_by: RequestingDeviceFacts,
+    pub usage: UsageFacts,
+}
+
+/// A first device's device usage (设备使用信息), as the phone shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageFacts {
+    pub category: UsageCategory,
+    pub purpose: String,
+    pub counter: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SecurityAuthFacts {
     pub security_auth_id: SecurityAuthId,
@@ -307,6 +412,24 @@ impl Happened {
                 PaymentRequestStep::Superseded => T::PaymentRequestSuperseded,
             },
             Happened::PaymentRequestChanged { .. } => T::PaymentRequestChanged,
+            Happened::DevicePairing { step, .. } => match step {
+                PairingStep::Started => T::DevicePairingStarted,
+                PairingStep::Claimed => T::DevicePairingClaimed,
+                PairingStep::Approved => T::DevicePairingApproved,
+                PairingStep::Denied => T::DevicePairingDenied,
+                PairingStep::Collected => T::DevicePairingCollected,
+            },
+            Happened::TransferAgreement { step, .. } => match step {
+                AgreementStep::Created => T::TransferAgreementCreated,
+                AgreementStep::Changed => T::TransferAgreementChanged,
+                AgreementStep::Suspended => T::TransferAgreementSuspended,
+                AgreementStep::Resumed => T::TransferAgreementResumed,
+                AgreementStep::Revoked => T::TransferAgreementRevoked,
+            },
+            Happened::TransferPaymentMessage { .. } => T::TransferPaymentMessage,
+            Happened::PaymentExecutionTask { .. } => T::TransferPaymentExecutionTask,
+            Happened::PaymentResult { .. } => T::TransferPaymentResult,
+            Happened::TransferPaymentChanged { .. } => T::TransferPaymentChanged,
             Happened::AuthenticatorCounterRegressed { .. } => T::RiskAuthenticatorCounterRegressed,
             Happened::BindingIdentityMismatch { .. } => T::RiskBindingIdentityMismatch,
             Happened::DeviceEnvironmentRefused { .. } => T::RiskDeviceEnvironmentRefused,

@@ -240,6 +240,16 @@ id_kind!(
     TransferAgreementKind, TransferAgreementId, "tpa", "transfer payment agreement"
 );
 id_kind!(
+    /// A business binding request (业务绑定请求, flow F3): a first device
+    /// asking to be paired, shown as a user code on its screen.
+    PairingKind, PairingId, "dpr", "device pairing"
+);
+id_kind!(
+    /// A transfer payment (flow F3): a first device's request to pay, from
+    /// the transfer payment request to the payment result notification.
+    TransferPaymentKind, TransferPaymentId, "tpy", "transfer payment"
+);
+id_kind!(
     /// A card token (标记, flow F5): the PAN's stand-in in the phone's secure element.
     CardTokenKind, CardTokenId, "ctk", "card token"
 );

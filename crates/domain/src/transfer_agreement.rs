@@ -89,8 +89,10 @@ impl UsageCategory {
     }
 }
 
-/// Who confirms a payment (claims 6–9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who confirms a payment (claims 6–9). [`ApprovalMode`] is its name
+/// alone (what the wire and the store call it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumDiscriminants)]
+#[strum_discriminants(name(ApprovalMode), derive(Hash, strum::EnumIter))]
 pub enum ApprovalPolicy {
     /// The user confirms every payment on the phone with the biometric.
     EveryPayment,
@@ -99,8 +101,17 @@ pub enum ApprovalPolicy {
     SmallAmountsDirect { ceiling: i64 },
 }
 
+impl ApprovalMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalMode::EveryPayment => "every_payment",
+            ApprovalMode::SmallAmountsDirect => "small_amounts_direct",
+        }
+    }
+}
+
 /// How a payment within the agreement is confirmed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum ConfirmRoute {
     /// A transfer payment message to the phone; the user answers.
     WithUser,
@@ -109,7 +120,46 @@ pub enum ConfirmRoute {
     Direct,
 }
 
+impl ConfirmRoute {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfirmRoute::WithUser => "with_user",
+            ConfirmRoute::Direct => "direct",
+        }
+    }
+}
+
 impl ApprovalPolicy {
+    pub fn mode(self) -> ApprovalMode {
+        ApprovalMode::from(self)
+    }
+
+    /// The policy from its name and, for small amounts, its ceiling.
+    pub fn from_parts(mode: ApprovalMode, ceiling: Option<i64>) -> Result<Self, DomainError> {
+        match (mode, ceiling) {
+            (ApprovalMode::EveryPayment, None) => Ok(ApprovalPolicy::EveryPayment),
+            (ApprovalMode::SmallAmountsDirect, Some(ceiling)) => {
+                Ok(ApprovalPolicy::SmallAmountsDirect { ceiling })
+            }
+            (ApprovalMode::EveryPayment, Some(_)) => Err(DomainError::new(
+                ErrorCode::InvalidRequest,
+                "approval: a direct ceiling goes with small_amounts_direct only",
+            )),
+            (ApprovalMode::SmallAmountsDirect, None) => Err(DomainError::new(
+                ErrorCode::InvalidRequest,
+                "approval: small_amounts_direct needs its direct ceiling",
+            )),
+        }
+    }
+
+    /// The direct ceiling, if the policy has one.
+    pub fn ceiling(self) -> Option<i64> {
+        match self {
+            ApprovalPolicy::EveryPayment => None,
+            ApprovalPolicy::SmallAmountsDirect { ceiling } => Some(ceiling),
+        }
+    }
+
     pub fn route(self, amount: i64) -> ConfirmRoute {
         match self {
             ApprovalPolicy::SmallAmountsDirect { ceiling } if amount <= ceiling => {
@@ -191,6 +241,79 @@ pub struct AgreementTerms {
     pub policy: ApprovalPolicy,
 }
 
+impl AgreementTerms {
+    /// The terms in one line, in a fixed order (categories sorted): what a
+    /// biometric approval of them is bound to, so an approval of other
+    /// terms does not pass.
+    pub fn canonical(&self) -> String {
+        let mut categories: Vec<&str> = self.categories.iter().map(|c| c.as_str()).collect();
+        categories.sort_unstable();
+        categories.dedup();
+        format!(
+            "{}/{}/{}/{}/{}/{}:{}",
+            self.limits.currency.code(),
+            self.limits.per_payment,
+            self.limits.per_day,
+            self.limits.per_month,
+            categories.join(","),
+            self.policy.mode().as_str(),
+            self.policy.ceiling().unwrap_or(0)
+        )
+    }
+
+    /// Checks terms as a user chooses them: limits that make sense with
+    /// the policy, and at least one category, none twice.
+    pub fn check(&self) -> Result<(), DomainError> {
+        self.limits.check(self.policy)?;
+        if self.categories.is_empty() || self.categories.len() > MAX_CATEGORIES {
+            return Err(DomainError::new(
+                ErrorCode::InvalidRequest,
+                "categories: at least one of subscription, in_app, fuel, parking",
+            ));
+        }
+        let mut seen = self.categories.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != self.categories.len() {
+            return Err(DomainError::new(
+                ErrorCode::InvalidRequest,
+                "categories: each category once",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refusals that hold whatever the usage: not active, the category not
+    /// allowed, another currency or no amount.
+    fn allows(&self, category: UsageCategory, amount: Money) -> Result<(), DomainError> {
+        if self.state != AgreementState::Active {
+            return Err(DomainError::new(
+                ErrorCode::AgreementInactive,
+                format!("this device's agreement is {}", self.state.as_str()),
+            ));
+        }
+        if !self.categories.contains(&category) {
+            return Err(DomainError::new(
+                ErrorCode::CategoryNotAllowed,
+                format!(
+                    "the agreement does not allow {} payments",
+                    category.as_str()
+                ),
+            ));
+        }
+        if amount.currency != self.limits.currency || amount.amount_minor <= 0 {
+            return Err(DomainError::new(
+                ErrorCode::InvalidRequest,
+                format!("amount: a positive amount in {}", self.limits.currency),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How many usage categories an agreement can name (all of them).
+pub const MAX_CATEGORIES: usize = 4;
+
 fn first_of_month(d: Date) -> Date {
     d.replace_day(1).expect("day 1 exists in every month")
 }
@@ -228,21 +351,7 @@ impl AgreementUsage {
         amount: Money,
         now: Timestamp,
     ) -> Result<(AgreementUsage, ConfirmRoute), DomainError> {
-        if terms.state != AgreementState::Active {
-            return Err(DomainError::new(
-                ErrorCode::AgreementInactive,
-                format!("this device's agreement is {}", terms.state.as_str()),
-            ));
-        }
-        if !terms.categories.contains(&usage.category) {
-            return Err(DomainError::new(
-                ErrorCode::CategoryNotAllowed,
-                format!(
-                    "the agreement does not allow {} payments",
-                    usage.category.as_str()
-                ),
-            ));
-        }
+        terms.allows(usage.category, amount)?;
         if usage.counter <= self.last_counter {
             return Err(DomainError::new(
                 ErrorCode::DeviceCounterReplayed,
@@ -252,14 +361,42 @@ impl AgreementUsage {
                 ),
             ));
         }
-        let limits = &terms.limits;
-        if amount.currency != limits.currency || amount.amount_minor <= 0 {
-            return Err(DomainError::new(
-                ErrorCode::InvalidRequest,
-                format!("amount: a positive amount in {}", limits.currency),
-            ));
-        }
-        let a = amount.amount_minor;
+        let counted = self.count(&terms.limits, amount.amount_minor, now)?;
+        Ok((
+            AgreementUsage {
+                last_counter: usage.counter,
+                ..counted
+            },
+            terms.policy.route(amount.amount_minor),
+        ))
+    }
+
+    /// The second agreement state (claim 10): at the confirm payment
+    /// request the agreement is judged again as it is now: still active,
+    /// the category still allowed, and this payment (counted at
+    /// `counted_at` by the first state) within each limit as the limits
+    /// are now, with every payment counted since. Answers the usage with
+    /// this payment counted again, now.
+    pub fn reconfirm(
+        self,
+        terms: &AgreementTerms,
+        category: UsageCategory,
+        amount: Money,
+        counted_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<AgreementUsage, DomainError> {
+        terms.allows(category, amount)?;
+        self.release(amount.amount_minor, counted_at)
+            .count(&terms.limits, amount.amount_minor, now)
+    }
+
+    /// `a` counted today and this month, if every limit holds.
+    fn count(
+        self,
+        limits: &AgreementLimits,
+        a: i64,
+        now: Timestamp,
+    ) -> Result<AgreementUsage, DomainError> {
         let now_usage = self.rolled(now);
         let over = |which: &str, limit: i64, left: i64| {
             Err(DomainError::new(
@@ -275,7 +412,7 @@ impl AgreementUsage {
             return over(
                 "daily",
                 limits.per_day,
-                limits.per_day - now_usage.spent_day,
+                (limits.per_day - now_usage.spent_day).max(0),
             );
         }
         let month = now_usage.spent_month.saturating_add(a);
@@ -283,18 +420,14 @@ impl AgreementUsage {
             return over(
                 "monthly",
                 limits.per_month,
-                limits.per_month - now_usage.spent_month,
+                (limits.per_month - now_usage.spent_month).max(0),
             );
         }
-        Ok((
-            AgreementUsage {
-                last_counter: usage.counter,
-                spent_day: day,
-                spent_month: month,
-                ..now_usage
-            },
-            terms.policy.route(a),
-        ))
+        Ok(AgreementUsage {
+            spent_day: day,
+            spent_month: month,
+            ..now_usage
+        })
     }
 
     /// Gives back a payment that did not go through (declined, failed,
@@ -320,7 +453,7 @@ impl AgreementUsage {
     }
 }
 
-crate::wire_names!(AgreementState, UsageCategory);
+crate::wire_names!(AgreementState, UsageCategory, ApprovalMode, ConfirmRoute);
 
 #[cfg(test)]
 mod tests {
@@ -501,6 +634,88 @@ mod tests {
         assert_eq!(tomorrow.release(3_000, T0).spent_day, 0);
         assert_eq!(tomorrow.release(3_000, T0).spent_month, 0);
         assert_eq!(u.left(&t.limits, T0), (5_000, 17_000));
+    }
+
+    #[test]
+    fn the_second_agreement_state_counts_what_was_confirmed_since_and_the_limits_as_they_are_now() {
+        let mut t = terms(ApprovalPolicy::EveryPayment);
+        let (u, _) = AgreementUsage::default()
+            .admit(&t, &usage(1), cny(3_000), T0)
+            .unwrap();
+        // Still within: judged again, it stays counted once.
+        let again = u
+            .reconfirm(&t, UsageCategory::InApp, cny(3_000), T0, T0)
+            .unwrap();
+        assert_eq!((again.spent_day, again.spent_month), (3_000, 3_000));
+        // Another payment of 5,000 was counted meanwhile: 8,000 is the day's limit, still fine.
+        let (busy, _) = u.admit(&t, &usage(2), cny(5_000), T0).unwrap();
+        assert!(busy
+            .reconfirm(&t, UsageCategory::InApp, cny(3_000), T0, T0)
+            .is_ok());
+        // The user lowered the daily limit meanwhile: the second state refuses.
+        t.limits.per_day = 6_000;
+        let e = busy
+            .reconfirm(&t, UsageCategory::InApp, cny(3_000), T0, T0)
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::AmountOverLimit);
+        // Suspended or the category withdrawn meanwhile: refused too.
+        let mut s = terms(ApprovalPolicy::EveryPayment);
+        s.state = AgreementState::Suspended;
+        assert_eq!(
+            u.reconfirm(&s, UsageCategory::InApp, cny(3_000), T0, T0)
+                .unwrap_err()
+                .code,
+            ErrorCode::AgreementInactive
+        );
+        let mut c = terms(ApprovalPolicy::EveryPayment);
+        c.categories = vec![UsageCategory::Subscription];
+        assert_eq!(
+            u.reconfirm(&c, UsageCategory::InApp, cny(3_000), T0, T0)
+                .unwrap_err()
+                .code,
+            ErrorCode::CategoryNotAllowed
+        );
+        // Counted yesterday, confirmed today: it counts today.
+        let next_day = T0 + time::Duration::days(1);
+        let today = u
+            .reconfirm(
+                &terms(ApprovalPolicy::EveryPayment),
+                UsageCategory::InApp,
+                cny(3_000),
+                T0,
+                next_day,
+            )
+            .unwrap();
+        assert_eq!((today.day, today.spent_day), (Some(next_day.date()), 3_000));
+    }
+
+    #[test]
+    fn terms_are_checked_and_their_canonical_line_is_stable() {
+        let mut t = terms(ApprovalPolicy::SmallAmountsDirect { ceiling: 500 });
+        assert!(t.check().is_ok());
+        assert_eq!(
+            t.canonical(),
+            "CNY/5000/8000/20000/in_app,subscription/small_amounts_direct:500"
+        );
+        t.categories.reverse();
+        assert_eq!(
+            t.canonical(),
+            "CNY/5000/8000/20000/in_app,subscription/small_amounts_direct:500"
+        );
+        t.categories.push(UsageCategory::InApp);
+        assert_eq!(t.check().unwrap_err().code, ErrorCode::InvalidRequest);
+        t.categories.clear();
+        assert_eq!(t.check().unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            ApprovalPolicy::from_parts(ApprovalMode::SmallAmountsDirect, None)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            ApprovalPolicy::from_parts(ApprovalMode::SmallAmountsDirect, Some(9)).unwrap(),
+            ApprovalPolicy::SmallAmountsDirect { ceiling: 9 }
+        );
     }
 
     proptest! {

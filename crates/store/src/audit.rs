@@ -15,6 +15,10 @@
 //! - no binding is active without its verification: the bank's agreement is
 //!   there, and either the holder proved the reserved phone (a verified OTP)
 //!   or the bank attested the customer (a registration binding);
+//! - flow F3: no transfer payment is left `executing` (its debit's outcome
+//!   was learnt), none is debited or paid for an order that is not paid,
+//!   no agreement outlives its revoked first device, and no payment waits
+//!   on an agreement that is not active;
 //! - every time in every event payload is an RFC 3339 string (a field named
 //!   `…_at`, `…_until` or `created`), and no payload carries a time as
 //!   `time`'s default tuple (`[2026, 335, 7, 20, …]`).
@@ -69,6 +73,30 @@ const COUNTED: &[(&str, &str)] = &[
          WHERE b.state = 'active' AND b.channel <> 'registration' \
            AND NOT EXISTS (SELECT 1 FROM otp_challenges o \
                            WHERE o.id = b.otp_id AND o.state = 'verified')",
+    ),
+    (
+        "transfer payments left executing",
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM transfer_payments WHERE state = 'executing'",
+    ),
+    (
+        "transfer payments debited or paid whose order is not paid",
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM transfer_payments t \
+         JOIN orders o ON o.id = t.order_id \
+         WHERE t.state IN ('debited', 'paid') \
+           AND o.state NOT IN ('paid', 'partially_refunded', 'refunded')",
+    ),
+    (
+        "transfer agreements not revoked whose first device is",
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM transfer_agreements a \
+         JOIN devices d ON d.id = a.device_id \
+         WHERE a.state <> 'revoked' AND d.status = 'revoked'",
+    ),
+    (
+        "transfer payments waiting on an agreement that is not active",
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM transfer_payments t \
+         JOIN transfer_agreements a ON a.id = t.agreement_id \
+         WHERE a.state <> 'active' \
+           AND t.state IN ('awaiting_confirmation', 'confirmed', 'task_issued')",
     ),
 ];
 

@@ -219,6 +219,85 @@ fn credential_from_row(r: &AnyRow) -> Result<StoredCredential, StoreError> {
     })
 }
 
+/// Inserts device `d` in the caller's transaction unless its account
+/// already has [`MAX_ACTIVE_DEVICES`] active ones (creation is serialised
+/// per account, so the limit holds under races).
+pub(crate) async fn insert_device(
+    conn: &mut sqlx::AnyConnection,
+    d: &StoredDevice,
+) -> Result<DeviceCreate, StoreError> {
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT id FROM wallet_users WHERE id = $1 FOR UPDATE")
+            .bind(d.user_id.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    let active: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM devices WHERE user_id = $1 AND status = 'active'",
+    )
+    .bind(d.user_id.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    if active >= MAX_ACTIVE_DEVICES as i64 {
+        return Ok(DeviceCreate::LimitReached);
+    }
+    sqlx::query(
+        "INSERT INTO devices (id, user_id, device_type, name, status, created_at, last_seen_at, revoked_at, \
+         public_key, key_thumbprint, paired_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(d.id.as_str())
+    .bind(d.user_id.as_str())
+    .bind(d.device_type.as_str())
+    .bind(&d.name)
+    .bind(d.status.as_str())
+    .bind(to_unix_micros(d.created_at))
+    .bind(to_unix_micros(d.last_seen_at))
+    .bind(d.status.revoked_at().map(to_unix_micros))
+    .bind(d.key.as_ref().map(|k| k.public_key.clone()))
+    .bind(d.key.as_ref().map(|k| k.thumbprint.clone()))
+    .bind(d.paired_by.as_ref().map(|p| p.as_str().to_owned()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(DeviceCreate::Created)
+}
+
+/// Revokes `user`'s active device `id` in the caller's transaction: its
+/// credential is deleted and its sessions end. `false` if it was not active.
+pub(crate) async fn revoke_device(
+    conn: &mut sqlx::AnyConnection,
+    user: &UserId,
+    id: &DeviceId,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query(
+        "UPDATE devices SET status = 'revoked', revoked_at = $3 \
+         WHERE id = $1 AND user_id = $2 AND status = 'active'",
+    )
+    .bind(id.as_str())
+    .bind(user.as_str())
+    .bind(to_unix_micros(now))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM webauthn_credentials WHERE device_id = $1")
+        .bind(id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = $3 WHERE subject = $1 AND device_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(user.as_str())
+    .bind(id.as_str())
+    .bind(to_unix_micros(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
 #[async_trait]
 impl DeviceStore for Store {
     async fn device_create(
@@ -227,40 +306,9 @@ impl DeviceStore for Store {
         events: &[NewEvent],
     ) -> Result<DeviceCreate, StoreError> {
         let mut tx = self.begin_write().await?;
-        if self.backend() == crate::Backend::Postgres {
-            // Serialise device creation per account so the limit holds under races.
-            sqlx::query("SELECT id FROM wallet_users WHERE id = $1 FOR UPDATE")
-                .bind(d.user_id.as_str())
-                .execute(tx.conn())
-                .await?;
-        }
-        let active: i64 = sqlx::query_scalar(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM devices WHERE user_id = $1 AND status = 'active'",
-        )
-        .bind(d.user_id.as_str())
-        .fetch_one(tx.conn())
-        .await?;
-        if active >= MAX_ACTIVE_DEVICES as i64 {
+        if insert_device(tx.conn(), d).await? == DeviceCreate::LimitReached {
             return Ok(DeviceCreate::LimitReached);
         }
-        sqlx::query(
-            "INSERT INTO devices (id, user_id, device_type, name, status, created_at, last_seen_at, revoked_at, \
-             public_key, key_thumbprint, paired_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(d.id.as_str())
-        .bind(d.user_id.as_str())
-        .bind(d.device_type.as_str())
-        .bind(&d.name)
-        .bind(d.status.as_str())
-        .bind(to_unix_micros(d.created_at))
-        .bind(to_unix_micros(d.last_seen_at))
-        .bind(d.status.revoked_at().map(to_unix_micros))
-        .bind(d.key.as_ref().map(|k| k.public_key.clone()))
-        .bind(d.key.as_ref().map(|k| k.thumbprint.clone()))
-        .bind(d.paired_by.as_ref().map(|p| p.as_str().to_owned()))
-        .execute(tx.conn())
-        .await?;
         append_events(tx.conn(), events).await?;
         tx.commit().await?;
         Ok(DeviceCreate::Created)
@@ -369,31 +417,9 @@ impl DeviceStore for Store {
         events: &[NewEvent],
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        let n = sqlx::query(
-            "UPDATE devices SET status = 'revoked', revoked_at = $3 \
-             WHERE id = $1 AND user_id = $2 AND status = 'active'",
-        )
-        .bind(id.as_str())
-        .bind(user.as_str())
-        .bind(to_unix_micros(now))
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-        if n == 0 {
+        if !revoke_device(tx.conn(), user, id, now).await? {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM webauthn_credentials WHERE device_id = $1")
-            .bind(id.as_str())
-            .execute(tx.conn())
-            .await?;
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $3 WHERE subject = $1 AND device_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(user.as_str())
-        .bind(id.as_str())
-        .bind(to_unix_micros(now))
-        .execute(tx.conn())
-        .await?;
         append_events(tx.conn(), events).await?;
         tx.commit().await?;
         Ok(true)

@@ -19,10 +19,14 @@ use tokio::sync::RwLock;
 use crate::db::Store;
 use crate::error::StoreError;
 
-/// A column holding sealed values, and the column naming its row.
+/// A column holding sealed values, and what names its row in the sealed
+/// context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SealedColumn {
     pub table: &'static str,
+    /// The row's id column, or an SQL expression over the row's columns
+    /// when a value is bound to more than its id (a transfer payment
+    /// agreement: its id, user and device).
     pub id_column: &'static str,
     pub column: &'static str,
 }
@@ -53,7 +57,28 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
     col("bindings", "agreement_sealed"),
     col("quick_pay_agreements", "number_sealed"),
     col("merchants", "webhook_secret_sealed"),
+    PAIRING_DEVICE_INFO,
+    TRANSFER_AGREEMENT_INFO,
 ];
+
+/// The sealed column of a business binding request's device info (flow F3).
+pub const PAIRING_DEVICE_INFO: SealedColumn = col("device_pairings", "device_info_sealed");
+
+/// The sealed column of the payment agreement information (flow F3),
+/// bound to the agreement's id, user and device.
+pub const TRANSFER_AGREEMENT_INFO: SealedColumn = SealedColumn {
+    table: "transfer_agreements",
+    id_column: "id || '/' || user_id || '/' || device_id",
+    column: "info_sealed",
+};
+
+/// What the payment agreement information of agreement `id` is sealed for:
+/// the agreement, its user and its device together (the same text as
+/// [`TRANSFER_AGREEMENT_INFO`]'s `id_column` gives in SQL), so a sealed
+/// agreement copied to another row, user or device does not open.
+pub fn transfer_agreement_seal_key(id: &str, user: &str, device: &str) -> String {
+    format!("{id}/{user}/{device}")
+}
 
 /// The associated data a value in `column` of row `id` is sealed for.
 pub fn sealed_context(column: &SealedColumn, id: &str) -> String {

@@ -22,6 +22,9 @@
 //!   [`RegistrationStore`] ([`registration`]);
 //! - merchants, orders, refunds: [`MerchantStore`] ([`merchants`]); flow F4:
 //!   [`PaymentRequestStore`] ([`payment_requests`]);
+//! - flow F3: [`PairingStore`] ([`pairings`]: business binding requests),
+//!   [`TransferAgreementStore`] ([`transfer_agreements`]),
+//!   [`TransferPaymentStore`] ([`transfer_payments`]);
 //! - the sandbox parties: [`SandboxStore`] ([`sandbox`]);
 //! - invariants every store must hold, read in one pass: [`AuditStore`] ([`audit`]);
 //! - [`WalletStore`] and [`IssuerStore`] gather what each role may touch ([`roles`]).
@@ -47,12 +50,15 @@ pub mod merchants;
 pub mod nonces;
 pub mod otp;
 pub mod outbox;
+pub mod pairings;
 pub mod payment_requests;
 pub mod registration;
 pub mod roles;
 pub mod sandbox;
 pub mod sessions;
 pub mod testing;
+pub mod transfer_agreements;
+pub mod transfer_payments;
 
 pub use accounts::{AccountStore, SealedIdentity, StoredUser, UserWrite};
 pub use audit::{AuditReport, AuditStore};
@@ -68,7 +74,10 @@ pub use devices::{
 pub use error::StoreError;
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SavedResponse};
 pub use inbox::InboxStore;
-pub use keys::{KeyStore, KeyVault, RotationReport, SealedColumn, VaultError, SEALED_COLUMNS};
+pub use keys::{
+    transfer_agreement_seal_key, KeyStore, KeyVault, RotationReport, SealedColumn, VaultError,
+    PAIRING_DEVICE_INFO, SEALED_COLUMNS, TRANSFER_AGREEMENT_INFO,
+};
 pub use ledger::{LedgerStore, LedgerTotals, TransferOutcome};
 pub use merchants::{
     MerchantStore, OrderCreate, RefundBegin, StoredApiKey, StoredMerchant, StoredOrder,
@@ -77,6 +86,7 @@ pub use merchants::{
 pub use nonces::NonceStore;
 pub use otp::{OtpSend, OtpStore, SendBudget, SendLimit, StoredOtp};
 pub use outbox::{Delivery, OutboxStats, OutboxStore, StoredEvent};
+pub use pairings::{PairingApprove, PairingCaps, PairingCreate, PairingStore, StoredPairing};
 pub use payment_requests::{PaymentRequestCreate, PaymentRequestStore, StoredPaymentRequest};
 pub use registration::{
     PendingDevice, RegistrationStore, RegistrationWrite, StoredRegistration, StoredSecurityAuth,
@@ -84,3 +94,7 @@ pub use registration::{
 pub use roles::{IssuerStore, WalletStore};
 pub use sandbox::{RelayMessage, SandboxStore, SmsMessage};
 pub use sessions::{SessionStore, StoredSession};
+pub use transfer_agreements::{AgreementChange, StoredTransferAgreement, TransferAgreementStore};
+pub use transfer_payments::{
+    IssuedTask, StoredTransferPayment, TransferCreate, TransferPaymentStore,
+};

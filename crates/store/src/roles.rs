@@ -6,7 +6,8 @@
 use crate::{
     AccountStore, AgreementStore, AuditStore, BankStore, BindingStore, DeviceStore,
     IdempotencyStore, InboxStore, KeyStore, LedgerStore, MerchantStore, NonceStore, OtpStore,
-    OutboxStore, PaymentRequestStore, RegistrationStore, SandboxStore, SessionStore,
+    OutboxStore, PairingStore, PaymentRequestStore, RegistrationStore, SandboxStore, SessionStore,
+    TransferAgreementStore, TransferPaymentStore,
 };
 
 /// Everything the wallet server stores.
@@ -27,6 +28,9 @@ pub trait WalletStore:
     + RegistrationStore
     + MerchantStore
     + PaymentRequestStore
+    + PairingStore
+    + TransferAgreementStore
+    + TransferPaymentStore
 {
 }
 

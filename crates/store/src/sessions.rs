@@ -82,23 +82,32 @@ fn session_from_row(row: &AnyRow) -> Result<StoredSession, StoreError> {
     })
 }
 
+/// Inserts session `s` in the caller's transaction.
+pub(crate) async fn insert_session(
+    conn: &mut sqlx::AnyConnection,
+    s: &StoredSession,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sessions (id, token_hash, subject, device_id, key_thumbprint, created_at, expires_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+    )
+    .bind(s.id.as_str())
+    .bind(&s.token_hash)
+    .bind(&s.subject)
+    .bind(s.device_id.as_ref().map(|d| d.as_str().to_owned()))
+    .bind(s.key_thumbprint.clone())
+    .bind(to_unix_micros(s.created_at))
+    .bind(to_unix_micros(s.expires_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl SessionStore for Store {
     async fn session_create(&self, s: &StoredSession) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, token_hash, subject, device_id, key_thumbprint, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
-        )
-        .bind(s.id.as_str())
-        .bind(&s.token_hash)
-        .bind(&s.subject)
-        .bind(s.device_id.as_ref().map(|d| d.as_str().to_owned()))
-        .bind(s.key_thumbprint.clone())
-        .bind(to_unix_micros(s.created_at))
-        .bind(to_unix_micros(s.expires_at))
-        .execute(tx.conn())
-        .await?;
+        insert_session(tx.conn(), s).await?;
         tx.commit().await
     }
 

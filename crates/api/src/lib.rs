@@ -8,6 +8,8 @@
 //! - [`wallet`]: the wallet app's API (accounts, sessions, devices, WebAuthn, push channel).
 //! - [`bank`]: the bank app's API (sessions, cards).
 //! - [`merchant`]: the merchant API (orders, refunds, API keys, webhooks).
+//! - [`delegated`]: flow F3 (pairing a first device, transfer payment
+//!   agreements, transfer payments, the signed messages' payloads).
 
 /// `Debug` that prints only the type's name: for request bodies carrying
 /// passwords, PINs or personal data.
@@ -23,6 +25,7 @@ macro_rules! redacted_debug {
 }
 
 pub mod bank;
+pub mod delegated;
 pub mod error;
 pub mod merchant;
 pub mod partner;

@@ -4,12 +4,14 @@
 //!   issuers use to call each other (request signing, response verification).
 //! - [`public`]: the transport of the public API (JSON, bearer, idempotency
 //!   keys, the server's error codes), and on it one typed method per endpoint:
-//!   [`wallet_app`] (the wallet app and first devices), [`merchant`] (a
+//!   [`wallet_app`] (the wallet app and first devices; flow F3's calls in
+//!   [`delegated`]), [`merchant`] (a
 //!   merchant's server), [`bank_app`] (the issuer's own app), [`sandbox`]
 //!   (the sandbox's SMS outbox and push relay, health).
 //! - [`push`]: a device's push channel, read as the device reads it.
 
 pub mod bank_app;
+pub mod delegated;
 pub mod merchant;
 pub mod partner;
 pub mod public;

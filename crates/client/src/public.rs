@@ -51,6 +51,17 @@ impl DeviceSigner {
         self.key.public_jwk()
     }
 
+    /// Signs a flow F3 message (a compact JWS of kind `typ`) with the
+    /// device's key: its payload is `claims` in JSON.
+    pub fn sign_message<T: Serialize>(
+        &self,
+        typ: paybridge_crypto::signed_message::MessageType,
+        claims: &T,
+    ) -> String {
+        let payload = serde_json::to_vec(claims).expect("claims are plain data and serialise");
+        self.key.sign_message(typ, &payload)
+    }
+
     /// A proof for one request, with the latest nonce the server gave.
     pub fn prove(&self, method: &str, url: &str, access_token: Option<&str>) -> String {
         let nonce = self.nonce.lock().unwrap_or_else(|p| p.into_inner()).clone();

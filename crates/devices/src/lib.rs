@@ -10,18 +10,25 @@
 //! - [`passkey`]: the phone's WebAuthn authenticator (webauthn-rs's
 //!   software passkey: real attestation, signed assertions, a counter).
 //! - [`terminal`]: a first device (PC, TV, car, IoT box) that asks the phone
-//!   to pay and hears the outcome on its push channel.
+//!   to pay and hears the outcome on its push channel (flow F4).
+//! - [`first_device`]: flow F3's first devices (a smart TV, a car head unit,
+//!   an IoT box): pairing by a user code, signed transfer payment requests;
+//!   [`phone_delegation`]: the phone's part in F3 (approving a device,
+//!   confirming, executing tasks, completing).
 //! - [`bank_app`]: the issuer's own app on the customer's phone: cards and
 //!   balances, "bind to wallet" (flow F1) and "open a wallet" (flow F2).
 //! - [`inbox`]: the SMS inbox of a phone number (the sandbox gateway's outbox).
 
 pub mod bank_app;
+pub mod first_device;
 pub mod inbox;
 pub mod passkey;
 pub mod phone;
+pub mod phone_delegation;
 pub mod terminal;
 
 pub use bank_app::BankCustomer;
+pub use first_device::{FirstDevice, FirstDeviceModel};
 pub use inbox::SmsInbox;
 pub use passkey::Passkey;
 pub use phone::Phone;

@@ -81,6 +81,8 @@ pub struct Phone {
     device: Option<DeviceId>,
     passkey: Passkey,
     inbox: SmsInbox,
+    /// The wallet's task-signing keys the app trusts (pinned at install).
+    wallet_keys: Vec<paybridge_api::delegated::WalletKey>,
 }
 
 impl Phone {
@@ -101,6 +103,7 @@ impl Phone {
             device: None,
             passkey: Passkey::new(),
             inbox: SmsInbox::new(server_url, number),
+            wallet_keys: Vec::new(),
         }
     }
 
@@ -121,6 +124,18 @@ impl Phone {
     /// from another session with this phone's key; its next login names it).
     pub fn is_device(&mut self, device: DeviceId) {
         self.device = Some(device);
+    }
+
+    /// The wallet's task-signing keys the app trusts.
+    pub fn wallet_keys(&self) -> &[paybridge_api::delegated::WalletKey] {
+        &self.wallet_keys
+    }
+
+    /// Pins the wallet's task-signing keys, as a real app ships with them:
+    /// fetched here once, from the wallet the app is installed for.
+    pub async fn pin_wallet_keys(&mut self) -> DeviceResult<()> {
+        self.wallet_keys = self.anonymous.wallet_keys().await?.keys;
+        Ok(())
     }
 
     /// The phone's device key.

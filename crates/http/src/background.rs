@@ -1,7 +1,8 @@
 //! The server's background loops, each stopped by the same switch as the
 //! HTTP server: purging what has outlived its use (and releasing expired
-//! ledger holds), and expiring cross-device
-//! payment requests nobody answered, and resuming payments a crash or an
+//! ledger holds), expiring cross-device
+//! payment requests nobody answered and F3's transfer payments and device
+//! pairings whose step ran out, and resuming payments a crash or an
 //! unknown bank answer left half done (the payment saga's recovery step). (The outbox dispatchers run beside
 //! them; see `paybridge_adapters::dispatcher`.)
 
@@ -110,13 +111,39 @@ pub const PAYMENT_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 
 pub(crate) async fn payment_expiry_loop(wallet: Wallet, stop: watch::Receiver<bool>) {
     every(PAYMENT_EXPIRY_INTERVAL, stop, || async {
-        match wallet.expire_due_payment_requests().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(count = n, "payment requests expired"),
-            Err(e) => tracing::warn!(error = %e, "payment request expiry failed"),
-        }
+        expire_once(&wallet).await;
     })
     .await
+}
+
+/// One round of the expiry loop: cross-device payment requests nobody
+/// answered; flow F3's transfer payments whose step ran out (expired,
+/// their executing debit followed, completed without a quiet phone); and
+/// business binding requests past their expiry. Returns how many moved.
+pub async fn expire_once(wallet: &Wallet) -> usize {
+    let mut moved = 0;
+    match wallet.expire_due_payment_requests().await {
+        Ok(0) => {}
+        Ok(n) => {
+            moved += n;
+            tracing::info!(count = n, "payment requests expired")
+        }
+        Err(e) => tracing::warn!(error = %e, "payment request expiry failed"),
+    }
+    match wallet.settle_due_transfer_payments().await {
+        Ok(0) => {}
+        Ok(n) => {
+            moved += n;
+            tracing::info!(count = n, "due transfer payments settled")
+        }
+        Err(e) => tracing::warn!(error = %e, "settling due transfer payments failed"),
+    }
+    match wallet.expire_pairings().await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(count = n, "device pairings expired"),
+        Err(e) => tracing::warn!(error = %e, "device pairing expiry failed"),
+    }
+    moved
 }
 
 /// How often the recovery steps of the payment and refund sagas look for

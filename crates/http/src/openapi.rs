@@ -28,6 +28,7 @@ creating POSTs take an `Idempotency-Key`; partner routes are signed with PAYBRID
         (name = "bindings", description = "Flow F1 in the wallet app: claim, confirm and complete bindings of bank cards"),
         (name = "merchants", description = "The merchant API (secret key): orders and API keys"),
         (name = "payments", description = "Flow F4: a PC, TV, car or IoT box asks the phone to pay; gestures, QR fallback, approvals"),
+        (name = "delegated", description = "Flow F3: a first device paired by a user code pays through the phone within its transfer payment agreement; signed messages (compact JWS, EdDSA)"),
         (name = "bank app", description = "An issuer's bank app: customer sessions and cards (under /bank)"),
         (name = "sandbox", description = "The sandbox parties (SMS gateway, OS push relay); only when the sandbox is on"),
     )

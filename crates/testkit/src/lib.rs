@@ -25,7 +25,7 @@ use paybridge_client::{
 use paybridge_crypto::PartnerKeyPair;
 use paybridge_devices::bank_app::Offer;
 use paybridge_devices::phone::{genuine_android, public_key_of, SecurityAnswers, ThisDevice};
-use paybridge_devices::{BankCustomer, Phone, SmsInbox};
+use paybridge_devices::{BankCustomer, FirstDevice, FirstDeviceModel, Phone, SmsInbox};
 use paybridge_domain::binding::BindingStage;
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::{Clock, ManualClock};
@@ -607,6 +607,71 @@ impl TestApp {
             .bind_card(username, card_index, phone, &token, pin)
             .await;
         (token, binding)
+    }
+
+    /// Zhang San's wallet account (card `card_index` bound, payment
+    /// password `pin`) on a phone that passed security authentication,
+    /// holds a passkey and pinned the wallet's task keys: the phone of flow
+    /// F3. Returns the phone (signed in on itself) and the binding.
+    pub async fn f3_phone(&self, card_index: usize, pin: &str) -> (Phone, String) {
+        let number = "13800138000";
+        let (token, binding) = self.payer("zhang.san", card_index, number, pin).await;
+        let mut phone = self.phone(number);
+        phone
+            .register_on(&self.app_of(&token), "Zhang's phone")
+            .await
+            .expect("the phone registers");
+        let device = phone.device_id().expect("a device id").clone();
+        phone
+            .pass_security_auth(SecurityAnswers {
+                device: ThisDevice::Registered(device),
+                environment: genuine_android(),
+                id_number_last4: "1239".into(),
+                login_password: Some(TEST_LOGIN_PASSWORD.into()),
+                payment_password: None,
+            })
+            .await
+            .expect("security authentication passes");
+        phone
+            .register_passkey()
+            .await
+            .expect("the passkey registers");
+        phone
+            .pin_wallet_keys()
+            .await
+            .expect("the wallet's keys are pinned");
+        (phone, binding)
+    }
+
+    /// Pairs a first device of `model` through `phone` with `terms` (flow
+    /// F3): the device starts the request, the phone enters its code and
+    /// approves with the biometric, the device collects its session.
+    pub async fn pair_first_device(
+        &self,
+        phone: &mut Phone,
+        model: FirstDeviceModel,
+        terms: &paybridge_api::delegated::AgreementTermsBody,
+    ) -> (FirstDevice, paybridge_api::delegated::TransferAgreementBody) {
+        let mut device = FirstDevice::new(&self.base_url, model);
+        let code = device
+            .start_pairing()
+            .await
+            .expect("the device starts pairing")
+            .user_code
+            .clone();
+        let claimed = phone
+            .enter_pairing_code(&code)
+            .await
+            .expect("the phone enters the code");
+        let agreement = phone
+            .approve_pairing(&claimed.id, terms)
+            .await
+            .expect("the phone approves");
+        device
+            .poll_pairing()
+            .await
+            .expect("the device collects its session");
+        (device, agreement)
     }
 
     /// Demo bank customer `username` signed in to the bank app.

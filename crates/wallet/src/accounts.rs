@@ -377,6 +377,19 @@ impl Wallet {
         user: &UserId,
         device: Option<BoundDevice>,
     ) -> Result<OpenedSession, ServiceError> {
+        let (session, opened) = self.new_session(user, device);
+        self.store.session_create(&session).await?;
+        tracing::info!(user.id = %user, session.id = %session.id, "session opened");
+        Ok(opened)
+    }
+
+    /// A new session of `user` (bound to `device`'s key when given): the
+    /// row to store and what its holder is told, once.
+    pub(crate) fn new_session(
+        &self,
+        user: &UserId,
+        device: Option<BoundDevice>,
+    ) -> (StoredSession, OpenedSession) {
         let now = self.clock.now();
         let (device, key_thumbprint) = match device {
             Some(d) => (Some(d.id), Some(d.thumbprint)),
@@ -393,15 +406,14 @@ impl Wallet {
             expires_at: now + time::Duration::seconds(SESSION_TTL_SECS),
             revoked_at: None,
         };
-        self.store.session_create(&session).await?;
-        tracing::info!(user.id = %user, session.id = %session.id, "session opened");
-        Ok(OpenedSession {
-            id: session.id,
+        let opened = OpenedSession {
+            id: session.id.clone(),
             token,
             user_id: user.clone(),
             device_id: device,
             expires_at: session.expires_at,
-        })
+        };
+        (session, opened)
     }
 
     /// The session a bearer token speaks for. A session bound to a device

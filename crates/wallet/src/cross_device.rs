@@ -181,7 +181,7 @@ impl Wallet {
     }
 
     /// An open order of `merchant` (another merchant's looks unknown).
-    async fn payable_order(
+    pub(crate) async fn payable_order(
         &self,
         merchant: &MerchantId,
         order: &OrderId,

@@ -222,6 +222,13 @@ impl Wallet {
         if !d.status.is_active() {
             return Ok(());
         }
+        // A first device with a transfer payment agreement goes with it:
+        // its pending payments stop and the device is revoked in the same
+        // transaction.
+        if self.revoke_agreements_of_device(user, id).await? {
+            tracing::info!(user.id = %user, device.id = %id, "device revoked with its agreement");
+            return Ok(());
+        }
         let now = self.clock.now();
         let event = Happened::DeviceRevoked {
             device_id: id.clone(),

@@ -17,11 +17,15 @@
 //!   merchants, orders, paying them with a bound card, refunds, webhooks and
 //!   where they may go.
 //! - [`cross_device`]: flow F4 (a PC, TV, car or IoT box asks the phone to pay).
+//! - [`device_pairing`], [`transfer_agreements`], [`transfer_payments`]:
+//!   flow F3 (a first device paired by a user code pays through the phone,
+//!   within its transfer payment agreement).
 //! - [`views`]: what the services return to the HTTP layer.
 
 pub mod accounts;
 pub mod bindings;
 pub mod cross_device;
+pub mod device_pairing;
 pub mod device_proof;
 pub mod devices;
 pub mod merchants;
@@ -31,6 +35,8 @@ pub mod push_channel;
 pub mod qr;
 pub mod refunds;
 pub mod registration;
+pub mod transfer_agreements;
+pub mod transfer_payments;
 pub mod views;
 pub mod webauthn;
 pub mod webhook_guard;
@@ -85,6 +91,8 @@ pub struct Wallet {
     pub webhook_policy: webhook_guard::EndpointPolicy,
     /// The SMS budgets per client address and for the whole wallet.
     pub sms_caps: otp::SmsCaps,
+    /// Signs payment execution tasks (flow F3); derived from the master key.
+    pub task_key: Arc<paybridge_crypto::signed_message::MessageKey>,
 }
 
 #[async_trait::async_trait]

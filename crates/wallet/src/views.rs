@@ -6,15 +6,23 @@
 use paybridge_domain::device::{DeviceStatus, DeviceType};
 use paybridge_domain::event::Topic;
 use paybridge_domain::ids::{
-    ApiKeyId, DeviceId, EventId, MerchantId, OrderId, PaymentRequestId, RefundId,
+    ApiKeyId, BindingId, DeviceId, EventId, MerchantId, OrderId, PaymentRequestId, RefundId,
+    TransferAgreementId, TransferPaymentId,
 };
 use paybridge_domain::order::OrderStatus;
 use paybridge_domain::payment_request::{Gesture, GestureRoute, OpenWith, PaymentRequestStatus};
 use paybridge_domain::refund::RefundStatus;
+use paybridge_domain::transfer_agreement::{
+    AgreementLimits, AgreementState, AgreementUsage, ApprovalPolicy, ConfirmRoute, DeviceUsage,
+    UsageCategory,
+};
+use paybridge_domain::transfer_payment::{CompletedBy, TransferPaymentState};
 use paybridge_domain::{Money, Timestamp};
 use paybridge_store::{
     StoredApiKey, StoredDevice, StoredEvent, StoredOrder, StoredPaymentRequest, StoredRefund,
 };
+
+use crate::transfer_agreements::{Agreement, UsageRecord};
 
 /// One of the account's devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,4 +181,130 @@ impl From<StoredEvent> for ChannelEvent {
             data: e.payload,
         }
     }
+}
+
+/// The first device of a transfer payment agreement (flow F3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreementDeviceView {
+    pub device_id: DeviceId,
+    pub name: String,
+    pub device_type: DeviceType,
+    pub model: String,
+    pub vendor: String,
+}
+
+/// A transfer payment agreement as the phone shows it: the device, the
+/// card (masked), the terms and the usage so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreementView {
+    pub id: TransferAgreementId,
+    pub state: AgreementState,
+    pub device: AgreementDeviceView,
+    pub binding_id: BindingId,
+    pub bank_name: String,
+    pub last4: String,
+    pub phone_id: DeviceId,
+    pub limits: AgreementLimits,
+    pub categories: Vec<UsageCategory>,
+    pub policy: ApprovalPolicy,
+    /// Counted today and this month, as of now.
+    pub usage: AgreementUsage,
+    pub left_today: i64,
+    pub left_this_month: i64,
+    pub recent: Vec<UsageRecord>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl AgreementView {
+    pub(crate) fn of(a: &Agreement, bank_name: String, last4: String, now: Timestamp) -> Self {
+        let (left_today, left_this_month) = a.usage.left(&a.limits, now);
+        AgreementView {
+            id: a.row.id.clone(),
+            state: a.row.state,
+            device: AgreementDeviceView {
+                device_id: a.device.device_id.clone(),
+                name: a.device.name.clone(),
+                device_type: a.device.info.device_type,
+                model: a.device.info.model.clone(),
+                vendor: a.device.info.vendor.clone(),
+            },
+            binding_id: a.binding.clone(),
+            bank_name,
+            last4,
+            phone_id: a.row.phone_id.clone(),
+            limits: a.limits,
+            categories: a.categories.clone(),
+            policy: a.policy,
+            usage: a.usage.rolled(now),
+            left_today,
+            left_this_month,
+            recent: a.recent.clone(),
+            created_at: a.row.created_at,
+            updated_at: a.row.updated_at,
+        }
+    }
+}
+
+/// A transfer payment agreement's public part, as its first device reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAgreementView {
+    pub id: TransferAgreementId,
+    pub state: AgreementState,
+    pub limits: AgreementLimits,
+    pub categories: Vec<UsageCategory>,
+    pub policy: ApprovalPolicy,
+    pub left_today: i64,
+    pub left_this_month: i64,
+    pub last_counter: u64,
+}
+
+impl DeviceAgreementView {
+    pub(crate) fn of(a: &Agreement, now: Timestamp) -> Self {
+        let (left_today, left_this_month) = a.usage.left(&a.limits, now);
+        DeviceAgreementView {
+            id: a.row.id.clone(),
+            state: a.row.state,
+            limits: a.limits,
+            categories: a.categories.clone(),
+            policy: a.policy,
+            left_today,
+            left_this_month,
+            last_counter: a.usage.last_counter,
+        }
+    }
+}
+
+/// A payment execution task as the phone receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskView {
+    /// The compact JWS the wallet signed.
+    pub jws: String,
+    pub hash: String,
+    pub biometric_required: bool,
+    pub expires_at: Timestamp,
+}
+
+/// A transfer payment (flow F3) as its first device and its phone see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferPaymentView {
+    pub id: TransferPaymentId,
+    /// As of now (a step not answered in time reads `expired`).
+    pub state: TransferPaymentState,
+    pub route: ConfirmRoute,
+    pub agreement_id: TransferAgreementId,
+    pub requested_by: DeviceView,
+    pub phone_id: DeviceId,
+    pub order_id: OrderId,
+    pub merchant_id: MerchantId,
+    pub merchant_name: String,
+    pub description: String,
+    pub amount: Money,
+    pub usage: DeviceUsage,
+    /// Only in the phone's view.
+    pub task: Option<TaskView>,
+    pub completed_by: Option<CompletedBy>,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }

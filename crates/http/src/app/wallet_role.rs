@@ -143,6 +143,9 @@ async fn service(
                 global_per_hour: w.sms_global_hourly_cap.unwrap_or(default.global_per_hour),
             }
         },
+        task_key: Arc::new(paybridge_crypto::signed_message::MessageKey::from_seed(
+            &ctx.master_key.derive("wallet", "execution-task-signing"),
+        )),
         device_proofs: Arc::new(DeviceProofs::new(
             NonceKey::from_bytes(*ctx.master_key.derive("wallet", "dpop-nonce")),
             w.webauthn.origin.as_str(),
@@ -246,6 +249,15 @@ fn routes(
         .merge(routes::cross_device::relay_router(
             service.clone(),
             relay_auth,
+        ))
+        .merge(routes::device_pairings::router(
+            service.clone(),
+            idem.clone(),
+        ))
+        .merge(routes::transfer_agreements::router(service.clone()))
+        .merge(routes::transfer_payments::router(
+            service.clone(),
+            idem.clone(),
         ))
         .merge(routes::wallet_app::router(service.clone(), idem.clone()))
         .merge(routes::devices::router(

@@ -5,6 +5,7 @@ pub mod bank_app;
 pub mod binding_partner;
 pub mod bindings;
 pub mod cross_device;
+pub mod device_pairings;
 pub mod devices;
 pub mod merchant_api;
 pub mod partner;
@@ -12,6 +13,8 @@ pub mod payments;
 pub mod sandbox;
 pub mod security_auth;
 pub mod system;
+pub mod transfer_agreements;
+pub mod transfer_payments;
 pub mod wallet_app;
 
 /// The `after` of a page, parsed as the id of the list's items; one that

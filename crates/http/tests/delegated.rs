@@ -1,0 +1,436 @@
+//! Flow F3 end to end over real HTTP on both stores: a smart TV pairs by
+//! its user code and pays through the phone, with the user (biometric) or
+//! directly for small amounts; declines, expiry, the completion grace, and
+//! the agreement's encryption at rest.
+
+use paybridge_api::delegated::{
+    AgreementLimitsBody, AgreementTermsBody, ApprovalBody, Decision, TransferPaymentBody,
+};
+use paybridge_api::wallet::MoneyBody;
+use paybridge_devices::{FirstDevice, FirstDeviceModel, Phone};
+use paybridge_domain::event::Destination;
+use paybridge_domain::ids::{DeviceId, MerchantId, OrderId};
+use paybridge_domain::transfer_agreement::{ApprovalMode, UsageCategory};
+use paybridge_domain::transfer_payment::TransferPaymentStage;
+use paybridge_testkit::{app_tests, TestApp};
+use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
+use serde_json::{json, Value};
+use time::Duration;
+
+app_tests!(
+    a_tv_pairs_by_its_code_and_pays_through_the_phone_with_the_biometric,
+    a_small_amount_goes_direct_without_a_prompt_and_a_larger_one_asks,
+    a_declined_payment_is_told_to_both_devices_and_gives_its_amount_back,
+    unanswered_steps_expire_and_a_quiet_phone_is_completed_by_the_wallet,
+    the_agreement_is_sealed_for_its_id_user_and_device,
+);
+
+const PIN: &str = "482916";
+
+fn cny(amount: i64) -> MoneyBody {
+    MoneyBody {
+        amount,
+        currency: "CNY".into(),
+    }
+}
+
+/// Limits 50.00 a payment, 80.00 a day, 200.00 a month; in-app and
+/// subscriptions; the biometric for every payment.
+fn terms(binding: &str) -> AgreementTermsBody {
+    AgreementTermsBody {
+        binding_id: binding.to_owned(),
+        name: Some("Living-room TV".into()),
+        limits: AgreementLimitsBody {
+            per_payment: cny(5_000),
+            per_day: cny(8_000),
+            per_month: cny(20_000),
+        },
+        categories: vec![UsageCategory::InApp, UsageCategory::Subscription],
+        approval: ApprovalBody {
+            mode: ApprovalMode::EveryPayment,
+            direct_ceiling: None,
+        },
+    }
+}
+
+/// The same, with payments up to 20.00 made without a prompt.
+fn direct_terms(binding: &str) -> AgreementTermsBody {
+    AgreementTermsBody {
+        approval: ApprovalBody {
+            mode: ApprovalMode::SmallAmountsDirect,
+            direct_ceiling: Some(cny(2_000)),
+        },
+        ..terms(binding)
+    }
+}
+
+struct Household {
+    phone: Phone,
+    tv: FirstDevice,
+    agreement: Value,
+    merchant: MerchantId,
+}
+
+async fn household(app: &TestApp, terms: fn(&str) -> AgreementTermsBody) -> Household {
+    let (mut phone, binding) = app.f3_phone(0, PIN).await;
+    let (tv, agreement) = app
+        .pair_first_device(&mut phone, FirstDeviceModel::smart_tv(), &terms(&binding))
+        .await;
+    let merchant = app
+        .wallet
+        .authenticate_merchant(SANDBOX_MERCHANT_KEY)
+        .await
+        .unwrap()
+        .merchant_id;
+    Household {
+        phone,
+        tv,
+        agreement: serde_json::to_value(agreement).unwrap(),
+        merchant,
+    }
+}
+
+async fn order(app: &TestApp, amount: i64) -> OrderId {
+    let body = json!({"amount": {"amount": amount, "currency": "CNY"},
+        "description": "4K film rental", "reference": format!("f3-{}", rand_ref())});
+    let (s, o) = app
+        .call("POST", "/v1/orders", Some(SANDBOX_MERCHANT_KEY), Some(body))
+        .await;
+    assert_eq!(s, 201, "{o}");
+    o["id"].as_str().unwrap().parse().unwrap()
+}
+
+fn rand_ref() -> String {
+    DeviceId::generate().as_str()[4..14].to_owned()
+}
+
+/// The TV asks to pay a new order of `amount`.
+async fn tv_asks(app: &TestApp, h: &Household, amount: i64) -> (OrderId, TransferPaymentBody) {
+    let o = order(app, amount).await;
+    let p =
+        h.tv.request_payment(
+            &h.merchant,
+            &o,
+            &cny(amount),
+            UsageCategory::InApp,
+            "4K film rental",
+        )
+        .await
+        .expect("the TV's request is admitted");
+    (o, p)
+}
+
+/// Events pushed to a device, oldest first.
+async fn pushed(app: &TestApp, device: &DeviceId) -> Vec<(String, Value)> {
+    app.wallet
+        .store
+        .outbox_events_for(&Destination::Device(device.clone()), 0, 500)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.topic.as_str().to_owned(), e.payload))
+        .collect()
+}
+
+async fn pushed_about(app: &TestApp, device: &DeviceId, topic: &str, payment: &str) -> Vec<Value> {
+    pushed(app, device)
+        .await
+        .into_iter()
+        .filter(|(t, p)| t == topic && p["transfer_payment_id"] == payment)
+        .map(|(_, p)| p)
+        .collect()
+}
+
+fn phone_id(h: &Household) -> DeviceId {
+    h.phone.device_id().unwrap().clone()
+}
+
+async fn a_tv_pairs_by_its_code_and_pays_through_the_phone_with_the_biometric(app: &TestApp) {
+    let h = household(app, terms).await;
+    assert_eq!(h.agreement["state"], "active");
+    assert_eq!(h.agreement["device"]["type"], "tv");
+    assert_eq!(h.agreement["device"]["name"], "Living-room TV");
+    assert_eq!(h.agreement["device"]["model"], "Bravia XR-55A80L");
+    assert_eq!(h.agreement["card"]["last4"], "0014");
+    // The TV reads its own agreement's public part with its own session.
+    let own = h.tv.agreement().await.unwrap();
+    assert_eq!(own.left_today, cny(8_000));
+    assert_eq!(own.id.to_string(), h.agreement["id"].as_str().unwrap());
+
+    let before = app.card_balance("zhang.san", 0).await;
+    let merchant_before = app.merchant_balance(SANDBOX_MERCHANT_KEY).await;
+    let (o, p) = tv_asks(app, &h, 1_500).await;
+    assert!(p.id.as_str().starts_with("tpy_"));
+    assert_eq!(p.state, TransferPaymentStage::AwaitingConfirmation);
+    assert!(p.task.is_none(), "the TV never sees the task");
+    // The transfer payment message on the phone: what, to whom, who asks, for what.
+    let message = pushed_about(
+        app,
+        &phone_id(&h),
+        "transfer_payment.message",
+        p.id.as_str(),
+    )
+    .await;
+    assert_eq!(message.len(), 1);
+    assert_eq!(message[0]["amount"]["amount"], 1500);
+    assert_eq!(message[0]["merchant"]["name"], "Demo Shop");
+    assert_eq!(message[0]["requested_by"]["name"], "Living-room TV");
+    assert_eq!(message[0]["usage"]["purpose"], "4K film rental");
+    assert_eq!(message[0]["usage"]["category"], "in_app");
+
+    // The phone approves: the confirm payment request gives it the task.
+    let confirmed = h
+        .phone
+        .answer_transfer_payment(&p, Decision::Approve)
+        .await
+        .unwrap();
+    assert_eq!(confirmed.state, TransferPaymentStage::TaskIssued);
+    let task = confirmed
+        .task
+        .clone()
+        .expect("the phone's view carries the task");
+    assert!(task.biometric_required);
+    let pushed_task = pushed_about(
+        app,
+        &phone_id(&h),
+        "transfer_payment.execution_task",
+        p.id.as_str(),
+    )
+    .await;
+    assert_eq!(pushed_task[0]["task_hash"], task.task_hash.as_str());
+    let claims = h
+        .phone
+        .check_task(&confirmed)
+        .expect("signed by the pinned wallet key");
+    assert_eq!(claims.amount, cny(1_500));
+    assert_eq!(claims.order_id, o);
+
+    // The phone executes it with the biometric; the bank debits; it completes.
+    let mut phone = h.phone;
+    let executed = phone.execute_task(&confirmed).await.unwrap();
+    assert_eq!(
+        executed.state,
+        TransferPaymentStage::Debited,
+        "{executed:?}"
+    );
+    assert_eq!(app.order_state(o.as_str()).await, "paid");
+    let done = phone.complete_transfer_payment(&confirmed).await.unwrap();
+    assert_eq!(done.state, TransferPaymentStage::Paid);
+    assert_eq!(done.completed_by.map(|c| c.as_str()), Some("phone"));
+
+    // Both devices have the payment result notification; the money moved once.
+    let tv_id = h.tv.id().unwrap().clone();
+    for device in [&tv_id, &phone_id_of(&phone)] {
+        let results = pushed_about(app, device, "transfer_payment.result", p.id.as_str()).await;
+        assert_eq!(results.len(), 1, "{device}");
+        assert_eq!(results[0]["result"], "paid");
+        assert_eq!(results[0]["completed_by"], "phone");
+    }
+    assert_eq!(app.card_balance("zhang.san", 0).await, before - 1_500);
+    assert_eq!(
+        app.merchant_balance(SANDBOX_MERCHANT_KEY).await,
+        merchant_before + 1_500
+    );
+    // The agreement recorded the usage.
+    let own = h.tv.agreement().await.unwrap();
+    assert_eq!((own.left_today.amount, own.last_counter), (6_500, 1));
+    let listed = phone
+        .app()
+        .unwrap()
+        .transfer_agreement(&own.id)
+        .await
+        .unwrap();
+    assert_eq!(listed.usage.spent_today, cny(1_500));
+    assert_eq!(listed.usage.recent.len(), 1);
+    assert_eq!(listed.usage.recent[0].transfer_payment_id, p.id);
+    // Completing again changes nothing; executing again has no task.
+    assert_eq!(
+        phone
+            .complete_transfer_payment(&confirmed)
+            .await
+            .unwrap()
+            .state,
+        TransferPaymentStage::Paid
+    );
+    let again = phone.execute_task(&confirmed).await.unwrap_err();
+    assert_eq!(again.code(), Some("execution_task_invalid"));
+    assert_eq!(app.card_balance("zhang.san", 0).await, before - 1_500);
+}
+
+fn phone_id_of(phone: &Phone) -> DeviceId {
+    phone.device_id().unwrap().clone()
+}
+
+async fn a_small_amount_goes_direct_without_a_prompt_and_a_larger_one_asks(app: &TestApp) {
+    let mut h = household(app, direct_terms).await;
+    let before = app.card_balance("zhang.san", 0).await;
+    let (_, small) = tv_asks(app, &h, 1_500).await;
+    assert_eq!(small.route.as_str(), "direct");
+    // No message to confirm: the task is issued at once.
+    assert_eq!(small.state, TransferPaymentStage::TaskIssued);
+    assert!(pushed_about(
+        app,
+        &phone_id(&h),
+        "transfer_payment.message",
+        small.id.as_str()
+    )
+    .await
+    .is_empty());
+    let task = pushed_about(
+        app,
+        &phone_id(&h),
+        "transfer_payment.execution_task",
+        small.id.as_str(),
+    )
+    .await;
+    assert_eq!(task[0]["biometric_required"], false);
+    let on_phone = h
+        .phone
+        .app()
+        .unwrap()
+        .transfer_payment(&small.id)
+        .await
+        .unwrap();
+    let done = h.phone.execute_and_complete(&on_phone).await.unwrap();
+    assert_eq!(done.state, TransferPaymentStage::Paid);
+    assert_eq!(app.card_balance("zhang.san", 0).await, before - 1_500);
+
+    // Above the ceiling the user is asked, and the task needs the biometric.
+    let (_, large) = tv_asks(app, &h, 3_000).await;
+    assert_eq!(large.route.as_str(), "with_user");
+    assert_eq!(large.state, TransferPaymentStage::AwaitingConfirmation);
+    let confirmed = h
+        .phone
+        .answer_transfer_payment(&large, Decision::Approve)
+        .await
+        .unwrap();
+    assert!(confirmed.task.as_ref().unwrap().biometric_required);
+    let done = h.phone.execute_and_complete(&confirmed).await.unwrap();
+    assert_eq!(done.state, TransferPaymentStage::Paid);
+    assert_eq!(app.card_balance("zhang.san", 0).await, before - 4_500);
+}
+
+async fn a_declined_payment_is_told_to_both_devices_and_gives_its_amount_back(app: &TestApp) {
+    let h = household(app, terms).await;
+    let before = app.card_balance("zhang.san", 0).await;
+    let (o, p) = tv_asks(app, &h, 4_000).await;
+    assert_eq!(h.tv.agreement().await.unwrap().left_today.amount, 4_000);
+    let declined = h
+        .phone
+        .answer_transfer_payment(&p, Decision::Decline)
+        .await
+        .unwrap();
+    assert_eq!(declined.state, TransferPaymentStage::Declined);
+    // Given back: the whole day's limit is there again.
+    assert_eq!(h.tv.agreement().await.unwrap().left_today.amount, 8_000);
+    let tv_id = h.tv.id().unwrap().clone();
+    for device in [&tv_id, &phone_id(&h)] {
+        let r = pushed_about(app, device, "transfer_payment.result", p.id.as_str()).await;
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0]["result"], "declined");
+    }
+    // A decline followed by an approve: closed.
+    let e = h
+        .phone
+        .answer_transfer_payment(&p, Decision::Approve)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("transfer_payment_closed"));
+    assert_eq!(app.order_state(o.as_str()).await, "open");
+    assert_eq!(app.card_balance("zhang.san", 0).await, before);
+    // The order is free for another payment.
+    let again =
+        h.tv.request_payment(&h.merchant, &o, &cny(4_000), UsageCategory::InApp, "again")
+            .await
+            .unwrap();
+    assert_eq!(again.state, TransferPaymentStage::AwaitingConfirmation);
+}
+
+async fn unanswered_steps_expire_and_a_quiet_phone_is_completed_by_the_wallet(app: &TestApp) {
+    let mut h = household(app, terms).await;
+    let before = app.card_balance("zhang.san", 0).await;
+    // Nobody answers the message: after two minutes it expires, given back.
+    let (_, p) = tv_asks(app, &h, 2_000).await;
+    app.clock.advance(Duration::seconds(121));
+    assert!(paybridge_http::background::expire_once(&app.wallet).await >= 1);
+    let tv_id = h.tv.id().unwrap().clone();
+    for device in [&tv_id, &phone_id(&h)] {
+        let r = pushed_about(app, device, "transfer_payment.result", p.id.as_str()).await;
+        assert_eq!(r[0]["result"], "expired", "{device}");
+    }
+    assert_eq!(h.tv.agreement().await.unwrap().left_today.amount, 8_000);
+    let late = h
+        .phone
+        .answer_transfer_payment(&p, Decision::Approve)
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), Some("transfer_payment_expired"));
+
+    // The phone executes a task but never sends its completion message:
+    // the money moved, so after the grace the wallet completes it.
+    let (o, p) = tv_asks(app, &h, 2_500).await;
+    let confirmed = h
+        .phone
+        .answer_transfer_payment(&p, Decision::Approve)
+        .await
+        .unwrap();
+    let executed = h.phone.execute_task(&confirmed).await.unwrap();
+    assert_eq!(executed.state, TransferPaymentStage::Debited);
+    app.clock.advance(Duration::seconds(31));
+    paybridge_http::background::expire_once(&app.wallet).await;
+    for device in [&tv_id, &phone_id(&h)] {
+        let r = pushed_about(app, device, "transfer_payment.result", p.id.as_str()).await;
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0]["result"].as_str(), r[0]["completed_by"].as_str()),
+            (Some("paid"), Some("wallet"))
+        );
+    }
+    assert_eq!(app.order_state(o.as_str()).await, "paid");
+    assert_eq!(app.card_balance("zhang.san", 0).await, before - 2_500);
+    // A late completion message finds it closed.
+    let late = h
+        .phone
+        .complete_transfer_payment(&confirmed)
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), Some("transfer_payment_closed"));
+}
+
+async fn the_agreement_is_sealed_for_its_id_user_and_device(app: &TestApp) {
+    let h = household(app, terms).await;
+    let id = h.agreement["id"].as_str().unwrap().parse().unwrap();
+    let row = app
+        .wallet
+        .store
+        .transfer_agreement(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.info_sealed.starts_with("pb1."));
+    for clear in [
+        "Bravia",
+        "Sony",
+        "5000",
+        "in_app",
+        "usr_",
+        "bnd_",
+        "Living-room",
+    ] {
+        assert!(!row.info_sealed.contains(clear), "{clear} in clear");
+    }
+    // No event of the agreement names its terms or its device info.
+    let events = app
+        .wallet
+        .store
+        .outbox_events_for(&Destination::Internal, 0, 500)
+        .await
+        .unwrap();
+    for e in events
+        .iter()
+        .filter(|e| e.topic.as_str().starts_with("transfer_agreement."))
+    {
+        let text = e.payload.to_string();
+        assert!(!text.contains("Bravia") && !text.contains("5000"), "{text}");
+    }
+}

@@ -3,18 +3,13 @@
 //! directly for small amounts; declines, expiry, the completion grace, and
 //! the agreement's encryption at rest.
 
-use paybridge_api::delegated::{
-    AgreementLimitsBody, AgreementTermsBody, ApprovalBody, Decision, TransferPaymentBody,
-};
-use paybridge_api::wallet::MoneyBody;
-use paybridge_devices::{FirstDevice, FirstDeviceModel, Phone};
+use paybridge_api::delegated::{Decision, TransferPaymentBody};
 use paybridge_domain::event::Destination;
-use paybridge_domain::ids::{DeviceId, MerchantId, OrderId};
-use paybridge_domain::transfer_agreement::{ApprovalMode, UsageCategory};
+use paybridge_domain::ids::OrderId;
 use paybridge_domain::transfer_payment::TransferPaymentStage;
+use paybridge_testkit::delegated::{cny, every_payment_terms, small_amounts_terms, F3Household};
 use paybridge_testkit::{app_tests, TestApp};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
-use serde_json::{json, Value};
 use time::Duration;
 
 app_tests!(
@@ -25,137 +20,25 @@ app_tests!(
     the_agreement_is_sealed_for_its_id_user_and_device,
 );
 
-const PIN: &str = "482916";
-
-fn cny(amount: i64) -> MoneyBody {
-    MoneyBody {
-        amount,
-        currency: "CNY".into(),
-    }
-}
-
-/// Limits 50.00 a payment, 80.00 a day, 200.00 a month; in-app and
-/// subscriptions; the biometric for every payment.
-fn terms(binding: &str) -> AgreementTermsBody {
-    AgreementTermsBody {
-        binding_id: binding.to_owned(),
-        name: Some("Living-room TV".into()),
-        limits: AgreementLimitsBody {
-            per_payment: cny(5_000),
-            per_day: cny(8_000),
-            per_month: cny(20_000),
-        },
-        categories: vec![UsageCategory::InApp, UsageCategory::Subscription],
-        approval: ApprovalBody {
-            mode: ApprovalMode::EveryPayment,
-            direct_ceiling: None,
-        },
-    }
-}
-
-/// The same, with payments up to 20.00 made without a prompt.
-fn direct_terms(binding: &str) -> AgreementTermsBody {
-    AgreementTermsBody {
-        approval: ApprovalBody {
-            mode: ApprovalMode::SmallAmountsDirect,
-            direct_ceiling: Some(cny(2_000)),
-        },
-        ..terms(binding)
-    }
-}
-
-struct Household {
-    phone: Phone,
-    tv: FirstDevice,
-    agreement: Value,
-    merchant: MerchantId,
-}
-
-async fn household(app: &TestApp, terms: fn(&str) -> AgreementTermsBody) -> Household {
-    let (mut phone, binding) = app.f3_phone(0, PIN).await;
-    let (tv, agreement) = app
-        .pair_first_device(&mut phone, FirstDeviceModel::smart_tv(), &terms(&binding))
-        .await;
-    let merchant = app
-        .wallet
-        .authenticate_merchant(SANDBOX_MERCHANT_KEY)
-        .await
-        .unwrap()
-        .merchant_id;
-    Household {
-        phone,
-        tv,
-        agreement: serde_json::to_value(agreement).unwrap(),
-        merchant,
-    }
-}
-
-async fn order(app: &TestApp, amount: i64) -> OrderId {
-    let body = json!({"amount": {"amount": amount, "currency": "CNY"},
-        "description": "4K film rental", "reference": format!("f3-{}", rand_ref())});
-    let (s, o) = app
-        .call("POST", "/v1/orders", Some(SANDBOX_MERCHANT_KEY), Some(body))
-        .await;
-    assert_eq!(s, 201, "{o}");
-    o["id"].as_str().unwrap().parse().unwrap()
-}
-
-fn rand_ref() -> String {
-    DeviceId::generate().as_str()[4..14].to_owned()
-}
-
 /// The TV asks to pay a new order of `amount`.
-async fn tv_asks(app: &TestApp, h: &Household, amount: i64) -> (OrderId, TransferPaymentBody) {
-    let o = order(app, amount).await;
-    let p =
-        h.tv.request_payment(
-            &h.merchant,
-            &o,
-            &cny(amount),
-            UsageCategory::InApp,
-            "4K film rental",
-        )
-        .await
-        .expect("the TV's request is admitted");
+async fn tv_asks(app: &TestApp, h: &F3Household, amount: i64) -> (OrderId, TransferPaymentBody) {
+    let o = app.shop_order(amount).await;
+    let p = h.tv_pays(&o, amount).await.expect("the TV's request is admitted");
     (o, p)
 }
 
-/// Events pushed to a device, oldest first.
-async fn pushed(app: &TestApp, device: &DeviceId) -> Vec<(String, Value)> {
-    app.wallet
-        .store
-        .outbox_events_for(&Destination::Device(device.clone()), 0, 500)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.topic.as_str().to_owned(), e.payload))
-        .collect()
-}
-
-async fn pushed_about(app: &TestApp, device: &DeviceId, topic: &str, payment: &str) -> Vec<Value> {
-    pushed(app, device)
-        .await
-        .into_iter()
-        .filter(|(t, p)| t == topic && p["transfer_payment_id"] == payment)
-        .map(|(_, p)| p)
-        .collect()
-}
-
-fn phone_id(h: &Household) -> DeviceId {
-    h.phone.device_id().unwrap().clone()
-}
-
 async fn a_tv_pairs_by_its_code_and_pays_through_the_phone_with_the_biometric(app: &TestApp) {
-    let h = household(app, terms).await;
-    assert_eq!(h.agreement["state"], "active");
-    assert_eq!(h.agreement["device"]["type"], "tv");
-    assert_eq!(h.agreement["device"]["name"], "Living-room TV");
-    assert_eq!(h.agreement["device"]["model"], "Bravia XR-55A80L");
-    assert_eq!(h.agreement["card"]["last4"], "0014");
+    let h = app.f3_household(every_payment_terms).await;
+    let agreement = serde_json::to_value(&h.agreement).unwrap();
+    assert_eq!(agreement["state"], "active");
+    assert_eq!(agreement["device"]["type"], "tv");
+    assert_eq!(agreement["device"]["name"], "Living-room TV");
+    assert_eq!(agreement["device"]["model"], "Bravia XR-55A80L");
+    assert_eq!(agreement["card"]["last4"], "0014");
     // The TV reads its own agreement's public part with its own session.
     let own = h.tv.agreement().await.unwrap();
     assert_eq!(own.left_today, cny(8_000));
-    assert_eq!(own.id.to_string(), h.agreement["id"].as_str().unwrap());
+    assert_eq!(own.id, h.agreement.id);
 
     let before = app.card_balance("zhang.san", 0).await;
     let merchant_before = app.merchant_balance(SANDBOX_MERCHANT_KEY).await;
@@ -164,9 +47,8 @@ async fn a_tv_pairs_by_its_code_and_pays_through_the_phone_with_the_biometric(ap
     assert_eq!(p.state, TransferPaymentStage::AwaitingConfirmation);
     assert!(p.task.is_none(), "the TV never sees the task");
     // The transfer payment message on the phone: what, to whom, who asks, for what.
-    let message = pushed_about(
-        app,
-        &phone_id(&h),
+    let message = app.pushed_about(
+        &h.phone_id(),
         "transfer_payment.message",
         p.id.as_str(),
     )
@@ -190,9 +72,8 @@ async fn a_tv_pairs_by_its_code_and_pays_through_the_phone_with_the_biometric(ap
         .clone()
         .expect("the phone's view carries the task");
     assert!(task.biometric_required);
-    let pushed_task = pushed_about(
-        app,
-        &phone_id(&h),
+    let pushed_task = app.pushed_about(
+        &h.phone_id(),
         "transfer_payment.execution_task",
         p.id.as_str(),
     )
@@ -206,7 +87,8 @@ async fn a_tv_pairs_by_its_code_and_pays_through_the_phone_with_the_biometric(ap
     assert_eq!(claims.order_id, o);
 
     // The phone executes it with the biometric; the bank debits; it completes.
-    let mut phone = h.phone;
+    let mut h = h;
+    let phone = &mut h.phone;
     let executed = phone.execute_task(&confirmed).await.unwrap();
     assert_eq!(
         executed.state,
@@ -219,9 +101,10 @@ async fn a_tv_pairs_by_its_code_and_pays_through_the_phone_with_the_biometric(ap
     assert_eq!(done.completed_by.map(|c| c.as_str()), Some("phone"));
 
     // Both devices have the payment result notification; the money moved once.
-    let tv_id = h.tv.id().unwrap().clone();
-    for device in [&tv_id, &phone_id_of(&phone)] {
-        let results = pushed_about(app, device, "transfer_payment.result", p.id.as_str()).await;
+    let (tv_id, phone_id) = (h.tv_id(), h.phone_id());
+    let phone = &mut h.phone;
+    for device in [&tv_id, &phone_id] {
+        let results = app.pushed_about(device, "transfer_payment.result", p.id.as_str()).await;
         assert_eq!(results.len(), 1, "{device}");
         assert_eq!(results[0]["result"], "paid");
         assert_eq!(results[0]["completed_by"], "phone");
@@ -257,28 +140,22 @@ async fn a_tv_pairs_by_its_code_and_pays_through_the_phone_with_the_biometric(ap
     assert_eq!(app.card_balance("zhang.san", 0).await, before - 1_500);
 }
 
-fn phone_id_of(phone: &Phone) -> DeviceId {
-    phone.device_id().unwrap().clone()
-}
-
 async fn a_small_amount_goes_direct_without_a_prompt_and_a_larger_one_asks(app: &TestApp) {
-    let mut h = household(app, direct_terms).await;
+    let mut h = app.f3_household(small_amounts_terms).await;
     let before = app.card_balance("zhang.san", 0).await;
     let (_, small) = tv_asks(app, &h, 1_500).await;
     assert_eq!(small.route.as_str(), "direct");
     // No message to confirm: the task is issued at once.
     assert_eq!(small.state, TransferPaymentStage::TaskIssued);
-    assert!(pushed_about(
-        app,
-        &phone_id(&h),
+    assert!(app.pushed_about(
+        &h.phone_id(),
         "transfer_payment.message",
         small.id.as_str()
     )
     .await
     .is_empty());
-    let task = pushed_about(
-        app,
-        &phone_id(&h),
+    let task = app.pushed_about(
+        &h.phone_id(),
         "transfer_payment.execution_task",
         small.id.as_str(),
     )
@@ -311,7 +188,7 @@ async fn a_small_amount_goes_direct_without_a_prompt_and_a_larger_one_asks(app: 
 }
 
 async fn a_declined_payment_is_told_to_both_devices_and_gives_its_amount_back(app: &TestApp) {
-    let h = household(app, terms).await;
+    let h = app.f3_household(every_payment_terms).await;
     let before = app.card_balance("zhang.san", 0).await;
     let (o, p) = tv_asks(app, &h, 4_000).await;
     assert_eq!(h.tv.agreement().await.unwrap().left_today.amount, 4_000);
@@ -323,9 +200,9 @@ async fn a_declined_payment_is_told_to_both_devices_and_gives_its_amount_back(ap
     assert_eq!(declined.state, TransferPaymentStage::Declined);
     // Given back: the whole day's limit is there again.
     assert_eq!(h.tv.agreement().await.unwrap().left_today.amount, 8_000);
-    let tv_id = h.tv.id().unwrap().clone();
-    for device in [&tv_id, &phone_id(&h)] {
-        let r = pushed_about(app, device, "transfer_payment.result", p.id.as_str()).await;
+    let tv_id = h.tv_id();
+    for device in [&tv_id, &h.phone_id()] {
+        let r = app.pushed_about(device, "transfer_payment.result", p.id.as_str()).await;
         assert_eq!(r.len(), 1);
         assert_eq!(r[0]["result"], "declined");
     }
@@ -340,22 +217,22 @@ async fn a_declined_payment_is_told_to_both_devices_and_gives_its_amount_back(ap
     assert_eq!(app.card_balance("zhang.san", 0).await, before);
     // The order is free for another payment.
     let again =
-        h.tv.request_payment(&h.merchant, &o, &cny(4_000), UsageCategory::InApp, "again")
+        h.tv_pays(&o, 4_000)
             .await
             .unwrap();
     assert_eq!(again.state, TransferPaymentStage::AwaitingConfirmation);
 }
 
 async fn unanswered_steps_expire_and_a_quiet_phone_is_completed_by_the_wallet(app: &TestApp) {
-    let mut h = household(app, terms).await;
+    let mut h = app.f3_household(every_payment_terms).await;
     let before = app.card_balance("zhang.san", 0).await;
     // Nobody answers the message: after two minutes it expires, given back.
     let (_, p) = tv_asks(app, &h, 2_000).await;
     app.clock.advance(Duration::seconds(121));
     assert!(paybridge_http::background::expire_once(&app.wallet).await >= 1);
-    let tv_id = h.tv.id().unwrap().clone();
-    for device in [&tv_id, &phone_id(&h)] {
-        let r = pushed_about(app, device, "transfer_payment.result", p.id.as_str()).await;
+    let tv_id = h.tv_id();
+    for device in [&tv_id, &h.phone_id()] {
+        let r = app.pushed_about(device, "transfer_payment.result", p.id.as_str()).await;
         assert_eq!(r[0]["result"], "expired", "{device}");
     }
     assert_eq!(h.tv.agreement().await.unwrap().left_today.amount, 8_000);
@@ -378,8 +255,8 @@ async fn unanswered_steps_expire_and_a_quiet_phone_is_completed_by_the_wallet(ap
     assert_eq!(executed.state, TransferPaymentStage::Debited);
     app.clock.advance(Duration::seconds(31));
     paybridge_http::background::expire_once(&app.wallet).await;
-    for device in [&tv_id, &phone_id(&h)] {
-        let r = pushed_about(app, device, "transfer_payment.result", p.id.as_str()).await;
+    for device in [&tv_id, &h.phone_id()] {
+        let r = app.pushed_about(device, "transfer_payment.result", p.id.as_str()).await;
         assert_eq!(r.len(), 1);
         assert_eq!(
             (r[0]["result"].as_str(), r[0]["completed_by"].as_str()),
@@ -398,8 +275,8 @@ async fn unanswered_steps_expire_and_a_quiet_phone_is_completed_by_the_wallet(ap
 }
 
 async fn the_agreement_is_sealed_for_its_id_user_and_device(app: &TestApp) {
-    let h = household(app, terms).await;
-    let id = h.agreement["id"].as_str().unwrap().parse().unwrap();
+    let h = app.f3_household(every_payment_terms).await;
+    let id = h.agreement.id.clone();
     let row = app
         .wallet
         .store

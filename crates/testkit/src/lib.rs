@@ -3,6 +3,8 @@
 //! clients that sign as the bank or the wallet, and log capture.
 //!
 //! - [`logs`]: captures what the app logs, to assert on it.
+//! - [`delegated`]: flow F3's fixtures (a paired TV and its phone, terms,
+//!   orders, what devices were pushed).
 //!
 //! The parties themselves (phone, bank app, PC) are `paybridge-devices`;
 //! the helpers here drive them and the typed client.
@@ -12,6 +14,7 @@
 //! it): balanced ledgers, no dead event, no stuck idempotency claim, no
 //! order left paying, no binding active without its verification.
 
+pub mod delegated;
 pub mod logs;
 
 use serde_json::json;
@@ -614,11 +617,24 @@ impl TestApp {
     /// holds a passkey and pinned the wallet's task keys: the phone of flow
     /// F3. Returns the phone (signed in on itself) and the binding.
     pub async fn f3_phone(&self, card_index: usize, pin: &str) -> (Phone, String) {
-        let number = "13800138000";
-        let (token, binding) = self.payer("zhang.san", card_index, number, pin).await;
+        self.f3_phone_of("zhang.san", "13800138000", "1239", card_index, pin)
+            .await
+    }
+
+    /// [`TestApp::f3_phone`] for another demo customer: `username`, whose
+    /// reserved phone is `number` and whose ID number ends `id_last4`.
+    pub async fn f3_phone_of(
+        &self,
+        username: &str,
+        number: &str,
+        id_last4: &str,
+        card_index: usize,
+        pin: &str,
+    ) -> (Phone, String) {
+        let (token, binding) = self.payer(username, card_index, number, pin).await;
         let mut phone = self.phone(number);
         phone
-            .register_on(&self.app_of(&token), "Zhang's phone")
+            .register_on(&self.app_of(&token), "My phone")
             .await
             .expect("the phone registers");
         let device = phone.device_id().expect("a device id").clone();
@@ -626,16 +642,13 @@ impl TestApp {
             .pass_security_auth(SecurityAnswers {
                 device: ThisDevice::Registered(device),
                 environment: genuine_android(),
-                id_number_last4: "1239".into(),
+                id_number_last4: id_last4.into(),
                 login_password: Some(TEST_LOGIN_PASSWORD.into()),
                 payment_password: None,
             })
             .await
             .expect("security authentication passes");
-        phone
-            .register_passkey()
-            .await
-            .expect("the passkey registers");
+        phone.register_passkey().await.expect("the passkey registers");
         phone
             .pin_wallet_keys()
             .await

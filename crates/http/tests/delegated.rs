@@ -23,7 +23,10 @@ app_tests!(
 /// The TV asks to pay a new order of `amount`.
 async fn tv_asks(app: &TestApp, h: &F3Household, amount: i64) -> (OrderId, TransferPaymentBody) {
     let o = app.shop_order(amount).await;
-    let p = h.tv_pays(&o, amount).await.expect("the TV's request is admitted");
+    let p = h
+        .tv_pays(&o, amount)
+        .await
+        .expect("the TV's request is admitted");
     (o, p)
 }
 
@@ -47,12 +50,9 @@ async fn a_tv_pairs_by_its_code_and_pays_through_the_phone_with_the_biometric(ap
     assert_eq!(p.state, TransferPaymentStage::AwaitingConfirmation);
     assert!(p.task.is_none(), "the TV never sees the task");
     // The transfer payment message on the phone: what, to whom, who asks, for what.
-    let message = app.pushed_about(
-        &h.phone_id(),
-        "transfer_payment.message",
-        p.id.as_str(),
-    )
-    .await;
+    let message = app
+        .pushed_about(&h.phone_id(), "transfer_payment.message", p.id.as_str())
+        .await;
     assert_eq!(message.len(), 1);
     assert_eq!(message[0]["amount"]["amount"], 1500);
     assert_eq!(message[0]["merchant"]["name"], "Demo Shop");
@@ -72,12 +72,13 @@ async fn a_tv_pairs_by_its_code_and_pays_through_the_phone_with_the_biometric(ap
         .clone()
         .expect("the phone's view carries the task");
     assert!(task.biometric_required);
-    let pushed_task = app.pushed_about(
-        &h.phone_id(),
-        "transfer_payment.execution_task",
-        p.id.as_str(),
-    )
-    .await;
+    let pushed_task = app
+        .pushed_about(
+            &h.phone_id(),
+            "transfer_payment.execution_task",
+            p.id.as_str(),
+        )
+        .await;
     assert_eq!(pushed_task[0]["task_hash"], task.task_hash.as_str());
     let claims = h
         .phone
@@ -104,7 +105,9 @@ async fn a_tv_pairs_by_its_code_and_pays_through_the_phone_with_the_biometric(ap
     let (tv_id, phone_id) = (h.tv_id(), h.phone_id());
     let phone = &mut h.phone;
     for device in [&tv_id, &phone_id] {
-        let results = app.pushed_about(device, "transfer_payment.result", p.id.as_str()).await;
+        let results = app
+            .pushed_about(device, "transfer_payment.result", p.id.as_str())
+            .await;
         assert_eq!(results.len(), 1, "{device}");
         assert_eq!(results[0]["result"], "paid");
         assert_eq!(results[0]["completed_by"], "phone");
@@ -147,19 +150,17 @@ async fn a_small_amount_goes_direct_without_a_prompt_and_a_larger_one_asks(app: 
     assert_eq!(small.route.as_str(), "direct");
     // No message to confirm: the task is issued at once.
     assert_eq!(small.state, TransferPaymentStage::TaskIssued);
-    assert!(app.pushed_about(
-        &h.phone_id(),
-        "transfer_payment.message",
-        small.id.as_str()
-    )
-    .await
-    .is_empty());
-    let task = app.pushed_about(
-        &h.phone_id(),
-        "transfer_payment.execution_task",
-        small.id.as_str(),
-    )
-    .await;
+    assert!(app
+        .pushed_about(&h.phone_id(), "transfer_payment.message", small.id.as_str())
+        .await
+        .is_empty());
+    let task = app
+        .pushed_about(
+            &h.phone_id(),
+            "transfer_payment.execution_task",
+            small.id.as_str(),
+        )
+        .await;
     assert_eq!(task[0]["biometric_required"], false);
     let on_phone = h
         .phone
@@ -202,7 +203,9 @@ async fn a_declined_payment_is_told_to_both_devices_and_gives_its_amount_back(ap
     assert_eq!(h.tv.agreement().await.unwrap().left_today.amount, 8_000);
     let tv_id = h.tv_id();
     for device in [&tv_id, &h.phone_id()] {
-        let r = app.pushed_about(device, "transfer_payment.result", p.id.as_str()).await;
+        let r = app
+            .pushed_about(device, "transfer_payment.result", p.id.as_str())
+            .await;
         assert_eq!(r.len(), 1);
         assert_eq!(r[0]["result"], "declined");
     }
@@ -216,10 +219,7 @@ async fn a_declined_payment_is_told_to_both_devices_and_gives_its_amount_back(ap
     assert_eq!(app.order_state(o.as_str()).await, "open");
     assert_eq!(app.card_balance("zhang.san", 0).await, before);
     // The order is free for another payment.
-    let again =
-        h.tv_pays(&o, 4_000)
-            .await
-            .unwrap();
+    let again = h.tv_pays(&o, 4_000).await.unwrap();
     assert_eq!(again.state, TransferPaymentStage::AwaitingConfirmation);
 }
 
@@ -232,7 +232,9 @@ async fn unanswered_steps_expire_and_a_quiet_phone_is_completed_by_the_wallet(ap
     assert!(paybridge_http::background::expire_once(&app.wallet).await >= 1);
     let tv_id = h.tv_id();
     for device in [&tv_id, &h.phone_id()] {
-        let r = app.pushed_about(device, "transfer_payment.result", p.id.as_str()).await;
+        let r = app
+            .pushed_about(device, "transfer_payment.result", p.id.as_str())
+            .await;
         assert_eq!(r[0]["result"], "expired", "{device}");
     }
     assert_eq!(h.tv.agreement().await.unwrap().left_today.amount, 8_000);
@@ -256,7 +258,9 @@ async fn unanswered_steps_expire_and_a_quiet_phone_is_completed_by_the_wallet(ap
     app.clock.advance(Duration::seconds(31));
     paybridge_http::background::expire_once(&app.wallet).await;
     for device in [&tv_id, &h.phone_id()] {
-        let r = app.pushed_about(device, "transfer_payment.result", p.id.as_str()).await;
+        let r = app
+            .pushed_about(device, "transfer_payment.result", p.id.as_str())
+            .await;
         assert_eq!(r.len(), 1);
         assert_eq!(
             (r[0]["result"].as_str(), r[0]["completed_by"].as_str()),

@@ -64,16 +64,21 @@ async fn each_limit_and_the_categories_hold_at_the_first_agreement_state(app: &T
     assert_eq!(refused(&h, app, 5_001).await, "amount_over_limit");
     // A category the agreement does not allow.
     let o = app.shop_order(1_000).await;
-    let fuel = h
-        .tv
-        .request_payment(&h.merchant, &o, &cny(1_000), UsageCategory::Fuel, "fuel")
-        .await
-        .unwrap_err();
+    let fuel =
+        h.tv.request_payment(&h.merchant, &o, &cny(1_000), UsageCategory::Fuel, "fuel")
+            .await
+            .unwrap_err();
     assert_eq!(fuel.code(), Some("category_not_allowed"));
     // Per day: 80.00.
-    assert_eq!(pay(app, &mut h, 5_000).await.state, TransferPaymentStage::Paid);
+    assert_eq!(
+        pay(app, &mut h, 5_000).await.state,
+        TransferPaymentStage::Paid
+    );
     assert_eq!(refused(&h, app, 3_001).await, "amount_over_limit");
-    assert_eq!(pay(app, &mut h, 3_000).await.state, TransferPaymentStage::Paid);
+    assert_eq!(
+        pay(app, &mut h, 3_000).await.state,
+        TransferPaymentStage::Paid
+    );
     assert_eq!(refused(&h, app, 1).await, "amount_over_limit");
     assert_eq!(h.tv.agreement().await.unwrap().left_today.amount, 0);
     // The next UTC day starts from zero; the month goes on counting (200.00).
@@ -87,7 +92,10 @@ async fn each_limit_and_the_categories_hold_at_the_first_agreement_state(app: &T
     } else {
         assert_eq!(own.left_this_month.amount, 20_000, "a new month too");
     }
-    assert_eq!(pay(app, &mut h, 4_000).await.state, TransferPaymentStage::Paid);
+    assert_eq!(
+        pay(app, &mut h, 4_000).await.state,
+        TransferPaymentStage::Paid
+    );
     assert_eq!(app.card_balance("zhang.san", 0).await, before - 12_000);
 }
 
@@ -260,7 +268,10 @@ async fn suspending_stops_pending_payments_and_resuming_lets_the_device_pay(app:
         let r = app
             .pushed_about(&device, "transfer_payment.result", pending.id.as_str())
             .await;
-        assert_eq!((r[0]["result"].as_str(), r[0]["reason"].as_str()), (Some("failed"), Some("agreement_inactive")));
+        assert_eq!(
+            (r[0]["result"].as_str(), r[0]["reason"].as_str()),
+            (Some("failed"), Some("agreement_inactive"))
+        );
     }
     assert_eq!(suspended.usage.left_today, cny(8_000), "given back");
     assert_eq!(refused(&h, app, 1_000).await, "agreement_inactive");
@@ -281,7 +292,10 @@ async fn suspending_stops_pending_payments_and_resuming_lets_the_device_pay(app:
         .resume_transfer_agreement(&h.agreement.id)
         .await
         .unwrap();
-    assert_eq!(pay(app, &mut h, 1_000).await.state, TransferPaymentStage::Paid);
+    assert_eq!(
+        pay(app, &mut h, 1_000).await.state,
+        TransferPaymentStage::Paid
+    );
 }
 
 async fn revoking_ends_the_device_and_a_lost_device_is_revoked_in_one_call(app: &TestApp) {
@@ -314,14 +328,17 @@ async fn revoking_ends_the_device_and_a_lost_device_is_revoked_in_one_call(app: 
         .await;
     let o = app.shop_order(1_000).await;
     let pending = car
-        .request_payment(&h.merchant, &o, &cny(1_000), UsageCategory::InApp, "parking")
+        .request_payment(
+            &h.merchant,
+            &o,
+            &cny(1_000),
+            UsageCategory::InApp,
+            "parking",
+        )
         .await
         .unwrap();
     phone.revoke_device(car.id().unwrap()).await.unwrap();
-    let after = phone
-        .transfer_agreement(&car_agreement.id)
-        .await
-        .unwrap();
+    let after = phone.transfer_agreement(&car_agreement.id).await.unwrap();
     assert_eq!(after.state.as_str(), "revoked");
     assert_eq!(
         car.agreement().await.unwrap_err().code(),
@@ -339,10 +356,7 @@ async fn revoking_ends_the_device_and_a_lost_device_is_revoked_in_one_call(app: 
         hub.agreement().await.unwrap_err().code(),
         Some("session_invalid")
     );
-    let after = phone
-        .transfer_agreement(&hub_agreement.id)
-        .await
-        .unwrap();
+    let after = phone.transfer_agreement(&hub_agreement.id).await.unwrap();
     assert_eq!(after.state.as_str(), "revoked");
 }
 
@@ -369,13 +383,12 @@ async fn changing_the_terms_is_a_sensitive_operation(app: &TestApp) {
         .unwrap_err();
     assert_eq!(e.code(), Some("payment_password_invalid"));
     // The TV's own session cannot change its limits.
-    let e = h
-        .tv
-        .app()
-        .unwrap()
-        .change_transfer_agreement(id, &change(F3_PIN))
-        .await
-        .unwrap_err();
+    let e =
+        h.tv.app()
+            .unwrap()
+            .change_transfer_agreement(id, &change(F3_PIN))
+            .await
+            .unwrap_err();
     assert_eq!(e.code(), Some("device_proof_required"));
     // Limits that do not make sense together.
     let mut bad = change(F3_PIN);
@@ -391,11 +404,10 @@ async fn changing_the_terms_is_a_sensitive_operation(app: &TestApp) {
     // The TV sees its new limits and pays fuel now, directly under 10.00.
     assert_eq!(h.tv.agreement().await.unwrap().left_today.amount, 3_000);
     let o = app.shop_order(800).await;
-    let fuel = h
-        .tv
-        .request_payment(&h.merchant, &o, &cny(800), UsageCategory::Fuel, "fuel")
-        .await
-        .unwrap();
+    let fuel =
+        h.tv.request_payment(&h.merchant, &o, &cny(800), UsageCategory::Fuel, "fuel")
+            .await
+            .unwrap();
     assert_eq!(fuel.route.as_str(), "direct");
     let on_phone = phone.transfer_payment(&fuel.id).await.unwrap();
     assert_eq!(
@@ -437,13 +449,12 @@ async fn the_phone_lists_its_agreements_a_page_at_a_time(app: &TestApp) {
         .collect();
     assert_eq!(types, ["iot", "car", "tv"], "newest first");
     // The TV cannot list them: agreements are managed on the phone.
-    let e = h
-        .tv
-        .app()
-        .unwrap()
-        .transfer_agreements(&page(2, None))
-        .await
-        .unwrap_err();
+    let e =
+        h.tv.app()
+            .unwrap()
+            .transfer_agreements(&page(2, None))
+            .await
+            .unwrap_err();
     assert_eq!(e.code(), Some("device_proof_required"));
     let e = phone
         .transfer_agreements(&page(2, Some("tpa_nope".into())))

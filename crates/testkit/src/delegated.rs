@@ -121,7 +121,11 @@ impl TestApp {
             .call("POST", "/v1/orders", Some(SANDBOX_MERCHANT_KEY), Some(body))
             .await;
         assert_eq!(s, 201, "{o}");
-        o["id"].as_str().expect("an order id").parse().expect("an order id")
+        o["id"]
+            .as_str()
+            .expect("an order id")
+            .parse()
+            .expect("an order id")
     }
 
     /// The payloads of `topic` pushed to `device` about transfer payment `payment`.

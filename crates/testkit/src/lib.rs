@@ -648,7 +648,10 @@ impl TestApp {
             })
             .await
             .expect("security authentication passes");
-        phone.register_passkey().await.expect("the passkey registers");
+        phone
+            .register_passkey()
+            .await
+            .expect("the passkey registers");
         phone
             .pin_wallet_keys()
             .await

@@ -20,6 +20,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
 use paybridge_crypto::envelope::{Kek, Keyring};
 use paybridge_crypto::master::MasterKey;
 use paybridge_crypto::token::TokenHasher;
@@ -167,8 +168,18 @@ async fn run(idem: &Idempotency, req: Request, next: Next) -> Result<Response, A
             }
         }
     };
+    // A handler that panics (an invariant assertion: a bug) must not hold
+    // the key until its lease runs out: the claim is released, then the
+    // panic goes on to the catch-panic layer, which answers 500.
+    let handled = std::panic::AssertUnwindSafe(handled).catch_unwind();
     let response = tokio::select! {
-        response = handled => response,
+        response = handled => match response {
+            Ok(response) => response,
+            Err(panic) => {
+                let _ = idem.store.idempotency_abandon(&scope, &key).await;
+                std::panic::resume_unwind(panic);
+            }
+        },
         _ = renew => unreachable!("the renewal loop never ends"),
     };
     let status = response.status();

@@ -87,9 +87,13 @@ pub async fn cross_device(args: PayBenchArgs) -> anyhow::Result<bool> {
     result
 }
 
-/// A household: card bound, payment password, a trusted phone (security
-/// authentication as a new device) and a PC it paired.
-async fn household(i: usize, app: &BenchApp, terminals: usize) -> anyhow::Result<Household> {
+/// Bench customer `i`'s card bound to their wallet account (with the bench
+/// payment password) and their phone made a trusted device of it (security
+/// authentication as a new device): what every paying bench starts from.
+pub(crate) async fn bound_household(
+    i: usize,
+    app: &BenchApp,
+) -> anyhow::Result<(Phone, BindingId, paybridge_domain::ids::CardId)> {
     let base = &app.base;
     let client = reqwest::Client::new();
     let p = prepare(i, base, &app.wallet, &app.issuer).await?;
@@ -110,6 +114,13 @@ async fn household(i: usize, app: &BenchApp, terminals: usize) -> anyhow::Result
         })
         .await
         .context("security authentication of the phone")?;
+    Ok((phone, binding.parse()?, p.card))
+}
+
+/// A household: card bound, payment password, a trusted phone and the PCs
+/// it paired.
+async fn household(i: usize, app: &BenchApp, terminals: usize) -> anyhow::Result<Household> {
+    let (phone, binding, card) = bound_household(i, app).await?;
     let mut pcs = Vec::with_capacity(terminals);
     for n in 0..terminals {
         let name = format!("Bench PC {n}");
@@ -122,9 +133,61 @@ async fn household(i: usize, app: &BenchApp, terminals: usize) -> anyhow::Result
     Ok(Household {
         pcs,
         phone,
-        binding: binding.parse()?,
-        card: p.card,
+        binding,
+        card,
     })
+}
+
+/// The money checks at a paying bench's end: each card debited exactly its
+/// payments, the merchant credited their sum, both ledgers balanced.
+pub(crate) struct MoneyChecks {
+    pub(crate) cards_ok: bool,
+    pub(crate) merchant_ok: bool,
+    pub(crate) balanced: bool,
+}
+
+impl MoneyChecks {
+    /// `paid[i]` payments of `amount` from bench card `cards[i]` (each
+    /// opened with 1,000.00) to the merchant of `merchant_account`.
+    pub(crate) async fn run(
+        app: &BenchApp,
+        cards: &[paybridge_domain::ids::CardId],
+        paid: &[u64],
+        amount: i64,
+        merchant_account: &paybridge_domain::ledger::AccountId,
+    ) -> anyhow::Result<MoneyChecks> {
+        let mut cards_ok = true;
+        for (card, n) in cards.iter().zip(paid) {
+            let card = app.issuer.store.bank_card(card).await?.context("card")?;
+            let account = app
+                .issuer
+                .store
+                .ledger_account(&card.account_id)
+                .await?
+                .context("card account")?;
+            let balance = account.credits_posted - account.debits_posted;
+            cards_ok &= balance == 100_000 - *n as i64 * amount;
+        }
+        let m = app
+            .wallet
+            .store
+            .ledger_account(merchant_account)
+            .await?
+            .context("merchant account")?;
+        let total: u64 = paid.iter().sum();
+        let merchant_ok = m.credits_posted - m.debits_posted == total as i64 * amount;
+        let (wt, it) = (
+            app.wallet.store.ledger_totals().await?,
+            app.issuer.store.ledger_totals().await?,
+        );
+        let balanced =
+            wt.debits_posted == wt.credits_posted && it.debits_posted == it.credits_posted;
+        Ok(MoneyChecks {
+            cards_ok,
+            merchant_ok,
+            balanced,
+        })
+    }
 }
 
 /// One order, timed from its creation to the phone's paid answer.
@@ -241,32 +304,10 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
     }
     let elapsed = started.elapsed().as_secs_f64();
 
-    // Money checks: each card debited exactly its orders, the merchant
-    // credited their sum, both ledgers balanced.
-    let mut cards_ok = true;
-    for (h, n) in households.iter().zip(&per_household) {
-        let card = app.issuer.store.bank_card(&h.card).await?.context("card")?;
-        let account = app
-            .issuer
-            .store
-            .ledger_account(&card.account_id)
-            .await?
-            .context("card account")?;
-        let balance = account.credits_posted - account.debits_posted;
-        cards_ok &= balance == 100_000 - *n as i64 * ORDER_AMOUNT;
-    }
-    let m = app
-        .wallet
-        .store
-        .ledger_account(&merchant_account)
-        .await?
-        .context("merchant account")?;
-    let merchant_ok = m.credits_posted - m.debits_posted == paid as i64 * ORDER_AMOUNT;
-    let (wt, it) = (
-        app.wallet.store.ledger_totals().await?,
-        app.issuer.store.ledger_totals().await?,
-    );
-    let balanced = wt.debits_posted == wt.credits_posted && it.debits_posted == it.credits_posted;
+    let cards: Vec<_> = households.iter().map(|h| h.card.clone()).collect();
+    let money =
+        MoneyChecks::run(app, &cards, &per_household, ORDER_AMOUNT, &merchant_account).await?;
+    let (cards_ok, merchant_ok, balanced) = (money.cards_ok, money.merchant_ok, money.balanced);
     let invariants_ok = paid as usize == args.orders
         && tally.errors.is_empty()
         && cards_ok

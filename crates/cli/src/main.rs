@@ -3,16 +3,20 @@
 //!
 //! - [`config`]: flags, `PAYBRIDGE_*` variables and the TOML file, resolved
 //!   into an `AppConfig`; [`logging`]: the log format.
-//! - [`demo`], [`demo_cross_device`]: `paybridge demo <flow>`, each flow
-//!   played end to end by its parties, in-process or against `--server`.
-//! - [`bench`], [`bench_bind`], [`bench_pay`]: `paybridge bench <scenario>`.
+//! - [`demo`], [`demo_cross_device`], [`demo_delegated`]: `paybridge demo
+//!   <flow>`, each flow played end to end by its parties, in-process or
+//!   against `--server`.
+//! - [`bench`], [`bench_bind`], [`bench_pay`], [`bench_delegated`]:
+//!   `paybridge bench <scenario>`.
 
 mod bench;
 mod bench_bind;
+mod bench_delegated;
 mod bench_pay;
 mod config;
 mod demo;
 mod demo_cross_device;
+mod demo_delegated;
 mod logging;
 
 use std::path::PathBuf;
@@ -70,6 +74,12 @@ enum DemoCommand {
     /// relay) pays with its password; the PC is told and the merchant's
     /// webhook, received by a small receiver this demo runs, is verified.
     CrossDevice(demo::DemoArgs),
+    /// Flow F3: a smart TV pairs by its user code, the phone approves it with
+    /// the biometric, and the TV pays through the phone (signed request,
+    /// confirm payment message, execution task, completion); both devices
+    /// get the payment result notification. `--direct` plays a small amount
+    /// paid without a prompt.
+    Delegated(demo_delegated::DelegatedDemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +91,11 @@ enum BenchCommand {
     /// Orders paid per second through flow F4 (merchant order, PC request,
     /// phone approval, bank debit), end to end over HTTP; checks the money.
     CrossDevice(bench_pay::PayBenchArgs),
+    /// Transfer payments paid per second through flow F3 (merchant order, the
+    /// TV's signed request, the phone's confirmation, the execution task with
+    /// the biometric, the bank debit, the completion), end to end over HTTP;
+    /// checks the money.
+    Delegated(bench_delegated::DelegatedBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +139,13 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(DemoCommand::Register(args)) => runtime.block_on(demo::register(args)),
         Command::Demo(DemoCommand::CrossDevice(args)) => {
             runtime.block_on(demo_cross_device::run(args))
+        }
+        Command::Demo(DemoCommand::Delegated(args)) => runtime.block_on(demo_delegated::run(args)),
+        Command::Bench(BenchCommand::Delegated(args)) => {
+            if !runtime.block_on(bench_delegated::delegated(args))? {
+                anyhow::bail!("the transfer payments or the money checks failed");
+            }
+            Ok(())
         }
         Command::Bench(BenchCommand::Bind(args)) => {
             if !runtime.block_on(bench_bind::bind(args))? {

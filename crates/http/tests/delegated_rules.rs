@@ -163,10 +163,16 @@ async fn racing_requests_of_one_device_count_once(app: &TestApp) {
                 assert_eq!(p.state, TransferPaymentStage::AwaitingConfirmation);
                 created += 1;
             }
+            // The device's one pending payment was made, the agreement
+            // moved under it on every try, or a request with a higher
+            // counter arrived first (a device's counter rises in the order
+            // the wallet sees its requests).
             Err(e) => assert!(
                 matches!(
                     e.code(),
-                    Some("too_many_pending_payments") | Some("contended")
+                    Some("too_many_pending_payments")
+                        | Some("contended")
+                        | Some("device_counter_replayed")
                 ),
                 "{e}"
             ),
@@ -192,11 +198,14 @@ async fn worker(
         let p = loop {
             match h.tv_pays(&o, amount).await {
                 Ok(p) => break p,
-                // Another worker's payment is pending: wait for it.
+                // Another worker's payment is pending, or its request with a
+                // higher counter arrived first: ask again (signed anew).
                 Err(e)
                     if matches!(
                         e.code(),
-                        Some("too_many_pending_payments") | Some("contended")
+                        Some("too_many_pending_payments")
+                            | Some("contended")
+                            | Some("device_counter_replayed")
                     ) =>
                 {
                     tokio::time::sleep(std::time::Duration::from_millis(5)).await

@@ -81,7 +81,7 @@ fn terms_of(b: &AgreementTermsBody) -> ApiResult<PairingTerms> {
         (status = 401, description = "dpop_proof_invalid, use_dpop_nonce: a proof by the key the request names", body = ErrorBody),
         (status = 422, description = "invalid_request (device info, key)", body = ErrorBody),
         (status = 429, description = "rate_limited (pairings per address an hour, or open pairings)", body = ErrorBody)))]
-async fn start(
+async fn start_pairing(
     State(w): State<Wallet>,
     proof: DeviceProofRequest,
     ClientIp(client_ip): ClientIp,
@@ -134,7 +134,7 @@ async fn start(
         (status = 409, description = "pairing_pending, pairing_closed (collected already)", body = ErrorBody),
         (status = 422, description = "pairing_expired", body = ErrorBody),
         (status = 429, description = "slow_down", body = ErrorBody)))]
-async fn collect(
+async fn collect_pairing_session(
     State(w): State<Wallet>,
     proof: DeviceProofRequest,
     ApiPath(id): ApiPath<PairingId>,
@@ -165,7 +165,7 @@ async fn collect(
         (status = 409, description = "pairing_closed (another phone entered it)", body = ErrorBody),
         (status = 422, description = "user_code_invalid, pairing_expired", body = ErrorBody),
         (status = 429, description = "password_locked (too many wrong codes)", body = ErrorBody)))]
-async fn claim(
+async fn claim_pairing(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiJson(req): ApiJson<EnterUserCode>,
@@ -182,7 +182,7 @@ async fn claim(
     responses(
         (status = 200, body = PairingBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-async fn read(
+async fn read_pairing(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<PairingId>,
@@ -203,7 +203,7 @@ async fn read(
         (status = 404, description = "no such pairing, binding, or credential on this phone", body = ErrorBody),
         (status = 409, description = "pairing_closed, binding_not_pending (the card is not bound)", body = ErrorBody),
         (status = 422, description = "invalid_request (terms), pairing_expired", body = ErrorBody)))]
-async fn approval_challenge(
+async fn pairing_approval_challenge(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<PairingId>,
@@ -228,7 +228,7 @@ async fn approval_challenge(
         (status = 404, body = ErrorBody),
         (status = 409, description = "pairing_closed, ceremony_used, device_limit_reached", body = ErrorBody),
         (status = 422, description = "invalid_request, pairing_expired, ceremony_expired", body = ErrorBody)))]
-async fn approve(
+async fn approve_pairing(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<PairingId>,
@@ -261,7 +261,7 @@ async fn approve(
         (status = 404, body = ErrorBody),
         (status = 409, description = "pairing_closed", body = ErrorBody),
         (status = 422, description = "pairing_expired", body = ErrorBody)))]
-async fn deny(
+async fn deny_pairing(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<PairingId>,
@@ -272,21 +272,21 @@ async fn deny(
 pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {
     // The device's own calls carry its key's proof, not a session.
     let device = OpenApiRouter::new()
-        .routes(routes!(start))
-        .routes(routes!(collect))
+        .routes(routes!(start_pairing))
+        .routes(routes!(collect_pairing_session))
         .layer(axum::middleware::from_fn_with_state(
             idem.clone(),
             idempotency,
         ))
         .with_state(wallet.clone());
     let approving = OpenApiRouter::new()
-        .routes(routes!(approve))
+        .routes(routes!(approve_pairing))
         .layer(axum::middleware::from_fn_with_state(idem, idempotency));
     let phone = OpenApiRouter::new()
-        .routes(routes!(claim))
-        .routes(routes!(read))
-        .routes(routes!(approval_challenge))
-        .routes(routes!(deny))
+        .routes(routes!(claim_pairing))
+        .routes(routes!(read_pairing))
+        .routes(routes!(pairing_approval_challenge))
+        .routes(routes!(deny_pairing))
         .merge(approving)
         .layer(axum::middleware::from_fn_with_state(
             wallet.clone(),

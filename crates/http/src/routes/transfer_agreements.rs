@@ -149,7 +149,7 @@ pub(crate) fn device_agreement_body(v: DeviceAgreementView) -> DeviceAgreementBo
         (status = 200, body = TransferAgreementList), (status = 401, body = ErrorBody),
         (status = 403, description = "device_proof_required: a session on the account's phone", body = ErrorBody),
         (status = 422, description = "invalid_request (a limit or cursor that is not one)", body = ErrorBody)))]
-async fn list(
+async fn list_transfer_agreements(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiQuery(q): ApiQuery<PageQuery>,
@@ -173,7 +173,7 @@ async fn list(
         (status = 200, body = TransferAgreementBody), (status = 401, body = ErrorBody),
         (status = 403, description = "device_proof_required", body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-async fn read(
+async fn read_transfer_agreement(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<TransferAgreementId>,
@@ -196,7 +196,7 @@ async fn read(
         (status = 409, description = "agreement_inactive (revoked)", body = ErrorBody),
         (status = 422, description = "invalid_request (limits that do not make sense together)", body = ErrorBody),
         (status = 429, description = "password_locked", body = ErrorBody)))]
-async fn change(
+async fn change_transfer_agreement(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<TransferAgreementId>,
@@ -241,7 +241,7 @@ async fn change(
         (status = 403, description = "security_auth_required, device_proof_required", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "agreement_inactive (not active)", body = ErrorBody)))]
-async fn suspend(
+async fn suspend_transfer_agreement(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<TransferAgreementId>,
@@ -260,7 +260,7 @@ async fn suspend(
         (status = 403, description = "security_auth_required, device_proof_required", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "agreement_inactive (not suspended)", body = ErrorBody)))]
-async fn resume(
+async fn resume_transfer_agreement(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<TransferAgreementId>,
@@ -279,7 +279,7 @@ async fn resume(
         (status = 200, body = TransferAgreementBody), (status = 401, body = ErrorBody),
         (status = 403, description = "security_auth_required, device_proof_required", body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-async fn revoke(
+async fn revoke_transfer_agreement(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<TransferAgreementId>,
@@ -297,7 +297,7 @@ async fn revoke(
         (status = 200, body = DeviceAgreementBody), (status = 401, body = ErrorBody),
         (status = 403, description = "device_proof_required: the first device's own session", body = ErrorBody),
         (status = 404, description = "no_agreement", body = ErrorBody)))]
-async fn own(
+async fn read_device_agreement(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
 ) -> ApiResult<ApiJson<DeviceAgreementBody>> {
@@ -314,7 +314,7 @@ async fn own(
         (status = 200, body = DeviceAgreementBody), (status = 401, body = ErrorBody),
         (status = 403, description = "device_proof_required", body = ErrorBody),
         (status = 404, description = "no_agreement", body = ErrorBody)))]
-async fn unpair(
+async fn unpair_device(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
 ) -> ApiResult<ApiJson<DeviceAgreementBody>> {
@@ -325,13 +325,13 @@ async fn unpair(
 
 pub fn router(wallet: Wallet) -> OpenApiRouter {
     OpenApiRouter::new()
-        .routes(routes!(list))
-        .routes(routes!(read, change))
-        .routes(routes!(suspend))
-        .routes(routes!(resume))
-        .routes(routes!(revoke))
-        .routes(routes!(own))
-        .routes(routes!(unpair))
+        .routes(routes!(list_transfer_agreements))
+        .routes(routes!(read_transfer_agreement, change_transfer_agreement))
+        .routes(routes!(suspend_transfer_agreement))
+        .routes(routes!(resume_transfer_agreement))
+        .routes(routes!(revoke_transfer_agreement))
+        .routes(routes!(read_device_agreement))
+        .routes(routes!(unpair_device))
         .layer(axum::middleware::from_fn_with_state(
             wallet.clone(),
             wallet_session,

@@ -81,7 +81,7 @@ pub(crate) fn transfer_payment_body(v: TransferPaymentView) -> TransferPaymentBo
         (status = 409, description = "agreement_inactive (suspended), device_counter_replayed, order_not_payable", body = ErrorBody),
         (status = 422, description = "amount_over_limit, category_not_allowed, message_mismatch (another device, another amount than the order's), order_expired, invalid_request", body = ErrorBody),
         (status = 429, description = "too_many_pending_payments, payment_requests_throttled", body = ErrorBody)))]
-async fn create(
+async fn request_transfer_payment(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiJson(req): ApiJson<CreateTransferPayment>,
@@ -98,7 +98,7 @@ async fn create(
     responses(
         (status = 200, body = TransferPaymentBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-async fn read(
+async fn read_transfer_payment(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<TransferPaymentId>,
@@ -124,7 +124,7 @@ async fn read(
         (status = 404, body = ErrorBody),
         (status = 409, description = "transfer_payment_closed (answered already, e.g. declined)", body = ErrorBody),
         (status = 422, description = "transfer_payment_expired, message_mismatch (another payment or amount)", body = ErrorBody)))]
-async fn confirm(
+async fn confirm_transfer_payment(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<TransferPaymentId>,
@@ -145,7 +145,7 @@ async fn confirm(
         (status = 403, description = "terminal_not_of_account, execution_task_invalid (no task waiting)", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 422, description = "transfer_payment_expired", body = ErrorBody)))]
-async fn approval_challenge(
+async fn task_approval_challenge(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<TransferPaymentId>,
@@ -169,7 +169,7 @@ async fn approval_challenge(
         (status = 404, body = ErrorBody),
         (status = 409, description = "transfer_payment_closed, ceremony_used", body = ErrorBody),
         (status = 422, description = "transfer_payment_expired, message_mismatch", body = ErrorBody)))]
-async fn execute(
+async fn execute_task(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<TransferPaymentId>,
@@ -209,7 +209,7 @@ async fn execute(
         (status = 404, body = ErrorBody),
         (status = 409, description = "payment_pending (the debit is not confirmed yet), transfer_payment_closed", body = ErrorBody),
         (status = 422, description = "message_mismatch", body = ErrorBody)))]
-async fn complete(
+async fn complete_transfer_payment(
     State(w): State<Wallet>,
     Authenticated(user): Authenticated<SessionUser>,
     ApiPath(id): ApiPath<TransferPaymentId>,
@@ -225,7 +225,7 @@ async fn complete(
 /// set): the phone app pins them and checks every task against them.
 #[utoipa::path(get, path = "/v1/wallet-keys", tag = "delegated",
     responses((status = 200, body = WalletKeys)))]
-async fn keys(State(w): State<Wallet>) -> ApiJson<WalletKeys> {
+async fn wallet_keys(State(w): State<Wallet>) -> ApiJson<WalletKeys> {
     ApiJson(WalletKeys {
         keys: w
             .task_keys()
@@ -246,17 +246,17 @@ pub fn router(wallet: Wallet, idem: Arc<Idempotency>) -> OpenApiRouter {
     // Requests, answers and executions create or move something: they
     // take an Idempotency-Key.
     let moving = OpenApiRouter::new()
-        .routes(routes!(create))
-        .routes(routes!(confirm))
-        .routes(routes!(execute))
-        .routes(routes!(complete))
+        .routes(routes!(request_transfer_payment))
+        .routes(routes!(confirm_transfer_payment))
+        .routes(routes!(execute_task))
+        .routes(routes!(complete_transfer_payment))
         .layer(axum::middleware::from_fn_with_state(idem, idempotency));
     let public = OpenApiRouter::new()
-        .routes(routes!(keys))
+        .routes(routes!(wallet_keys))
         .with_state(wallet.clone());
     OpenApiRouter::new()
-        .routes(routes!(read))
-        .routes(routes!(approval_challenge))
+        .routes(routes!(read_transfer_payment))
+        .routes(routes!(task_approval_challenge))
         .merge(moving)
         .layer(axum::middleware::from_fn_with_state(
             wallet.clone(),

@@ -130,6 +130,8 @@ impl BenchApp {
                 // Every simulated phone texts from 127.0.0.1 (see the rate
                 // limits below); each phone and account keeps its budget.
                 sms_ip_hourly_cap: Some(0),
+                // Every bench device pairs from this machine.
+                pairing_ip_hourly_cap: Some(0),
                 sms_gateway: None,
             }),
             issuer: Some(IssuerRoleConfig {

@@ -117,6 +117,10 @@ pub struct ServeArgs {
     /// has the proxy's address) [default: 50]
     #[arg(long, env = "PAYBRIDGE_SMS_IP_HOURLY_CAP")]
     pub sms_ip_hourly_cap: Option<u32>,
+    /// Device pairings (flow F3) one client address may start in an hour;
+    /// 0 switches the cap off (behind a proxy) [default: 20]
+    #[arg(long, env = "PAYBRIDGE_PAIRING_IP_HOURLY_CAP")]
+    pub pairing_ip_hourly_cap: Option<u32>,
     /// Requests per second one client IP may send, in bursts of twice as
     /// many; 0 switches the limit off [default: 500]
     #[arg(long, env = "PAYBRIDGE_RATE_LIMIT_PER_IP")]
@@ -174,6 +178,7 @@ pub struct FileWallet {
     pub payment_request_ttl_secs: Option<i64>,
     pub sms_global_hourly_cap: Option<u32>,
     pub sms_ip_hourly_cap: Option<u32>,
+    pub pairing_ip_hourly_cap: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -515,6 +520,9 @@ fn wallet_role(
             .sms_global_hourly_cap
             .or(file.wallet.sms_global_hourly_cap),
         sms_ip_hourly_cap: args.sms_ip_hourly_cap.or(file.wallet.sms_ip_hourly_cap),
+        pairing_ip_hourly_cap: args
+            .pairing_ip_hourly_cap
+            .or(file.wallet.pairing_ip_hourly_cap),
         sms_gateway: sms_gateway(args)?,
     }))
 }

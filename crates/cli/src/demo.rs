@@ -91,6 +91,7 @@ impl Server {
                 payment_request_ttl_secs: None,
                 sms_global_hourly_cap: None,
                 sms_ip_hourly_cap: None,
+                pairing_ip_hourly_cap: None,
                 sms_gateway: None,
             }),
             issuer: Some(IssuerRoleConfig {

@@ -95,6 +95,10 @@ pub struct WalletRoleConfig {
     /// Codes requests from one client address may cause in an hour; 0 is
     /// off (default `paybridge_domain::otp::OTP_IP_HOURLY_CAP`).
     pub sms_ip_hourly_cap: Option<u32>,
+    /// Business binding requests (flow F3's pairings) one client address
+    /// may start in an hour; 0 is off (default
+    /// `paybridge_domain::device_pairing::MAX_PAIRINGS_PER_ADDRESS_HOUR`).
+    pub pairing_ip_hourly_cap: Option<u32>,
     /// A real SMS provider; without one, OTPs go to the sandbox outbox
     /// (sandbox on) or flows that need one answer 503.
     pub sms_gateway: Option<paybridge_adapters::sms::HttpSmsConfig>,

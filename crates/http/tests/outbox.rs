@@ -45,6 +45,7 @@ fn wallet_config(
             payment_request_ttl_secs: None,
             sms_global_hourly_cap: None,
             sms_ip_hourly_cap: None,
+            pairing_ip_hourly_cap: None,
             sms_gateway: None,
             id: wallet_id(),
             store: store.config.clone(),

@@ -144,6 +144,7 @@ impl TestApp {
                 payment_request_ttl_secs: None,
                 sms_global_hourly_cap: None,
                 sms_ip_hourly_cap: None,
+                pairing_ip_hourly_cap: None,
                 sms_gateway: None,
                 id: wallet_id(),
                 store: wallet_store.config.clone(),

@@ -18,7 +18,7 @@ use paybridge_crypto::IndexPurpose;
 use paybridge_domain::device::{check_device_name, DeviceStatus};
 use paybridge_domain::device_pairing::{
     DeviceInfo, PairingState, PairingStatus, UserCode, MAX_OPEN_PAIRINGS,
-    MAX_PAIRINGS_PER_ADDRESS_HOUR, PAIRING_POLL_INTERVAL_SECS, USER_CODE_LEN,
+    PAIRING_POLL_INTERVAL_SECS, USER_CODE_LEN,
 };
 use paybridge_domain::event::{Destination, NewEvent};
 use paybridge_domain::happened::{AgreementStep, Happened, PairingStep};
@@ -165,8 +165,10 @@ impl Wallet {
 
     /// A first device starts a business binding request with its device
     /// info and public key, proving it holds the key (a DPoP proof without
-    /// a session). At most [`MAX_PAIRINGS_PER_ADDRESS_HOUR`] per client
-    /// address an hour, and [`MAX_OPEN_PAIRINGS`] open at once.
+    /// a session). At most `pairing_ip_hourly_cap` (by default
+    /// [`paybridge_domain::device_pairing::MAX_PAIRINGS_PER_ADDRESS_HOUR`])
+    /// per client address an hour, and
+    /// [`MAX_OPEN_PAIRINGS`] open at once.
     pub async fn start_pairing(
         &self,
         info: DeviceInfo,
@@ -189,13 +191,15 @@ impl Wallet {
             .vault
             .seal(&PAIRING_DEVICE_INFO, id.as_str(), &info_json)
             .await;
-        let client_index = client_ip.map(|ip| {
-            self.keys
-                .index
-                .index(IndexPurpose::ClientIp, &ip.to_canonical().to_string())
-        });
+        let client_index = client_ip
+            .filter(|_| self.pairing_ip_hourly_cap > 0)
+            .map(|ip| {
+                self.keys
+                    .index
+                    .index(IndexPurpose::ClientIp, &ip.to_canonical().to_string())
+            });
         let caps = PairingCaps {
-            per_address: MAX_PAIRINGS_PER_ADDRESS_HOUR,
+            per_address: self.pairing_ip_hourly_cap,
             since: now - time::Duration::hours(1),
             open: MAX_OPEN_PAIRINGS,
         };
@@ -251,7 +255,8 @@ impl Wallet {
                     return Err(ServiceError::rejected(
                         ErrorCode::RateLimited,
                         format!(
-                            "this address started {MAX_PAIRINGS_PER_ADDRESS_HOUR} pairings in the last hour: wait"
+                            "this address started {} pairings in the last hour: wait",
+                            self.pairing_ip_hourly_cap
                         ),
                     ))
                 }

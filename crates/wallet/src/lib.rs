@@ -91,6 +91,9 @@ pub struct Wallet {
     pub webhook_policy: webhook_guard::EndpointPolicy,
     /// The SMS budgets per client address and for the whole wallet.
     pub sms_caps: otp::SmsCaps,
+    /// Business binding requests one client address may start in an hour
+    /// (flow F3); 0 is off.
+    pub pairing_ip_hourly_cap: i64,
     /// Signs payment execution tasks (flow F3); derived from the master key.
     pub task_key: Arc<paybridge_crypto::signed_message::MessageKey>,
 }

@@ -143,6 +143,10 @@ async fn service(
                 global_per_hour: w.sms_global_hourly_cap.unwrap_or(default.global_per_hour),
             }
         },
+        pairing_ip_hourly_cap: w.pairing_ip_hourly_cap.map_or(
+            paybridge_domain::device_pairing::MAX_PAIRINGS_PER_ADDRESS_HOUR,
+            i64::from,
+        ),
         task_key: Arc::new(paybridge_crypto::signed_message::MessageKey::from_seed(
             &ctx.master_key.derive("wallet", "execution-task-signing"),
         )),

@@ -11,13 +11,13 @@
 //! | 资源存储机构 (第二服务端 / 第二客户端) | issuer (bank) server / bank app |
 //! | 账户注册请求, 账户标识信息 | account registration request, account id |
 //! | 预设的安全认证条件, 安全认证处理 | security condition, security authentication |
-//! | 业务绑定请求, 终端设备信息 | business binding request (device pairing, `domain::device_pairing`), device info |
+//! | 业务绑定请求, 终端设备信息 | business binding request (device pairing, `domain::device_pairing`; the code a device shows: user code), device info (`DeviceInfo`) |
 //! | 转移支付协议, 支付协议信息 | transfer payment agreement (`domain::transfer_agreement`), payment agreement information (its sealed content) |
 //! | 用户身份信息, 用户登陆信息 | user identity info, login info |
 //! | 协议查询结果, 第一/第二协议状态 | agreement query result, first/second agreement state |
 //! | 转移支付请求, 设备使用信息 | transfer payment request (`domain::transfer_payment`), device usage |
-//! | 确认支付请求, 转移支付消息, 确认支付消息 | confirm payment request, transfer payment message, confirm payment message |
-//! | 支付执行任务, 支付完成消息, 支付结果通知 | payment execution task, payment completion message, payment result notification |
+//! | 确认支付请求, 转移支付消息, 确认支付消息 | confirm payment request, transfer payment message (event `transfer_payment.message`), confirm payment message (a signed message, `crypto::signed_message`) |
+//! | 支付执行任务, 支付完成消息, 支付结果通知 | payment execution task (signed by the wallet; event `transfer_payment.execution_task`), payment completion message, payment result notification (event `transfer_payment.result`) |
 //! | 第一终端 / 第二终端 的标识, 对应关系 | first / second terminal id, terminal correspondence |
 //! | 支付请求消息, 支付响应消息, 支付页面 | payment request, payment response, payment page |
 //! | 操作信息: 滑动 / 点击 / 举起 | gesture: swipe / tap / raise |

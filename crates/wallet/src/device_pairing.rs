@@ -51,6 +51,18 @@ const USER_CODE_DRAWS: usize = 5;
 /// Expired requests marked per sweep.
 const PAIRING_EXPIRY_BATCH: i64 = 500;
 
+/// What a first device sends to start pairing, as it sent it: checked only
+/// once its proof of the key holds (an unauthenticated caller learns
+/// nothing of what the wallet accepts).
+#[derive(Debug, Clone, Copy)]
+pub struct PairingStart<'a> {
+    pub device_type: paybridge_domain::device::DeviceType,
+    pub model: &'a str,
+    pub vendor: &'a str,
+    pub serial: &'a str,
+    pub public_key: &'a DeviceJwk,
+}
+
 /// A business binding request just started: what the device shows.
 #[derive(Debug, Clone)]
 pub struct NewPairing {
@@ -171,14 +183,14 @@ impl Wallet {
     /// [`MAX_OPEN_PAIRINGS`] open at once.
     pub async fn start_pairing(
         &self,
-        info: DeviceInfo,
-        public_key: &DeviceJwk,
+        start: PairingStart<'_>,
         proof: &PresentedProof<'_>,
         client_ip: Option<IpAddr>,
     ) -> Result<NewPairing, ServiceError> {
-        let key = key_record(public_key)?;
         let now = self.clock.now();
         let proved = self.device_proofs.check(proof, None, now)?;
+        let key = key_record(start.public_key)?;
+        let info = DeviceInfo::new(start.device_type, start.model, start.vendor, start.serial)?;
         if proved.thumbprint != key.thumbprint {
             return Err(ServiceError::rejected(
                 ErrorCode::DpopProofInvalid,

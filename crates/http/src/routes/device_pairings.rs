@@ -18,7 +18,7 @@ use paybridge_domain::device_pairing::DeviceInfo;
 use paybridge_domain::ids::{BindingId, PairingId};
 use paybridge_domain::ErrorCode;
 use paybridge_wallet::accounts::SessionUser;
-use paybridge_wallet::device_pairing::{PairingTerms, PairingView};
+use paybridge_wallet::device_pairing::{PairingStart, PairingTerms, PairingView};
 use paybridge_wallet::Wallet;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -88,14 +88,16 @@ async fn start_pairing(
     ApiJson(req): ApiJson<StartPairing>,
 ) -> ApiResult<(StatusCode, ApiJson<PairingStarted>)> {
     let d = &req.device;
-    let info = DeviceInfo::new(d.device_type, &d.model, &d.vendor, &d.serial)?;
+    let key = device_jwk(&req.public_key);
+    let start = PairingStart {
+        device_type: d.device_type,
+        model: &d.model,
+        vendor: &d.vendor,
+        serial: &d.serial,
+        public_key: &key,
+    };
     let started = w
-        .start_pairing(
-            info,
-            &device_jwk(&req.public_key),
-            &proof.presented(),
-            client_ip,
-        )
+        .start_pairing(start, &proof.presented(), client_ip)
         .await?;
     let (svg, png_base64) = paybridge_wallet::qr::render(&started.verification_uri_complete)
         .map_err(|e| {

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
+use futures::future::BoxFuture;
 use paybridge_api::delegated::{AgreementLimitsBody, AgreementTermsBody, ApprovalBody, Decision};
 use paybridge_api::merchant::CreateOrder;
 use paybridge_api::wallet::MoneyBody;
@@ -32,13 +33,12 @@ use paybridge_domain::transfer_agreement::{ApprovalMode, UsageCategory, MAX_MONT
 use paybridge_domain::transfer_payment::{
     TransferPaymentStage, MAX_REQUESTS_PER_DEVICE, MAX_REQUESTS_PER_PHONE,
 };
-use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::bench::{BenchStore, Tally};
+use crate::bench::BenchStore;
 use crate::bench_bind::BenchApp;
-use crate::bench_pay::{bound_household, MoneyChecks};
+use crate::bench_pay::{bench_merchant, bound_household, pay_per_household, MoneyChecks};
 
 #[derive(Debug, Clone, Args)]
 pub struct DelegatedBenchArgs {
@@ -163,6 +163,16 @@ async fn household(
     })
 }
 
+fn pay_one<'a>(
+    shop: &'a MerchantApi,
+    merchant: &'a MerchantId,
+    h: &'a Household,
+    nth: usize,
+    reference: String,
+) -> BoxFuture<'a, anyhow::Result<()>> {
+    Box::pin(one_payment(shop, merchant, h, nth, reference))
+}
+
 /// One transfer payment, timed from the order's creation to the phone's
 /// completion message.
 async fn one_payment(
@@ -236,56 +246,15 @@ async fn run(args: &DelegatedBenchArgs, app: &BenchApp) -> anyhow::Result<bool> 
         progress.inc(1);
     }
     progress.finish_and_clear();
-    let merchant = app
-        .wallet
-        .authenticate_merchant(SANDBOX_MERCHANT_KEY)
-        .await?
-        .merchant_id;
-    let merchant_account = app
-        .wallet
-        .store
-        .merchant(&merchant)
-        .await?
-        .context("the sandbox merchant")?
-        .account_id;
+    let (merchant, merchant_account) = bench_merchant(app).await?;
     eprintln!(
         "prepared in {:.1} s; paying ({route})…",
         started.elapsed().as_secs_f64()
     );
-
     let households = Arc::new(households);
     let started = Instant::now();
-    let mut workers = Vec::new();
-    for w in 0..args.concurrency {
-        let (households, base, merchant, total, stride) = (
-            households.clone(),
-            app.base.clone(),
-            merchant.clone(),
-            args.payments,
-            args.concurrency,
-        );
-        workers.push(tokio::spawn(async move {
-            let shop = MerchantApi::new(&base, SANDBOX_MERCHANT_KEY);
-            let mut tally = Tally::new();
-            let mut paid = 0u64;
-            for (nth, i) in (w..total).step_by(stride).enumerate() {
-                let t = Instant::now();
-                let result =
-                    one_payment(&shop, &merchant, &households[w], nth, format!("bench-{i}")).await;
-                if tally.record(result, t).is_some() {
-                    paid += 1;
-                }
-            }
-            (tally, paid)
-        }));
-    }
-    let mut tally = Tally::new();
-    let mut per_household = Vec::new();
-    for w in workers {
-        let (t, p) = w.await?;
-        tally.merge(t);
-        per_household.push(p);
-    }
+    let (tally, per_household) =
+        pay_per_household(app, households.clone(), &merchant, args.payments, pay_one).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let paid: u64 = per_household.iter().sum();
 

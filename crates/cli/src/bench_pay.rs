@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
+use futures::future::BoxFuture;
 use paybridge_api::merchant::CreateOrder;
 use paybridge_api::wallet::MoneyBody;
 use paybridge_client::MerchantApi;
@@ -23,6 +24,7 @@ use paybridge_devices::{Phone, Terminal};
 use paybridge_domain::device::{DeviceType, MAX_ACTIVE_DEVICES};
 use paybridge_domain::identity::IdNumber;
 use paybridge_domain::ids::{BindingId, MerchantId};
+use paybridge_domain::ledger::AccountId;
 use paybridge_domain::payment_request::{PaymentRequestStage, MAX_REQUESTS_PER_TERMINAL};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
 use serde_json::json;
@@ -190,6 +192,82 @@ impl MoneyChecks {
     }
 }
 
+/// The sandbox merchant the paying benches pay, and its ledger account.
+pub(crate) async fn bench_merchant(app: &BenchApp) -> anyhow::Result<(MerchantId, AccountId)> {
+    let merchant = app
+        .wallet
+        .authenticate_merchant(SANDBOX_MERCHANT_KEY)
+        .await?
+        .merchant_id;
+    let account = app
+        .wallet
+        .store
+        .merchant(&merchant)
+        .await?
+        .context("the sandbox merchant")?
+        .account_id;
+    Ok((merchant, account))
+}
+
+/// One payment of a bench, on household `H`: the merchant's API, the
+/// merchant, the household, which of its payments this is, the order's
+/// reference.
+pub(crate) type PayOne<H> = for<'a> fn(
+    &'a MerchantApi,
+    &'a MerchantId,
+    &'a H,
+    usize,
+    String,
+) -> BoxFuture<'a, anyhow::Result<()>>;
+
+/// Pays `total` payments with one worker per household: worker `w` pays
+/// payments `w`, `w + n`, … (`n` households) in turn through `pay`, each
+/// timed. Answers the merged tally and how many each household paid.
+pub(crate) async fn pay_per_household<H: Send + Sync + 'static>(
+    app: &BenchApp,
+    households: Arc<Vec<H>>,
+    merchant: &MerchantId,
+    total: usize,
+    pay: PayOne<H>,
+) -> anyhow::Result<(Tally, Vec<u64>)> {
+    let stride = households.len();
+    let mut workers = Vec::new();
+    for w in 0..stride {
+        let (households, base, merchant) = (households.clone(), app.base.clone(), merchant.clone());
+        workers.push(tokio::spawn(async move {
+            let shop = MerchantApi::new(&base, SANDBOX_MERCHANT_KEY);
+            let mut tally = Tally::new();
+            let mut paid = 0u64;
+            for (nth, i) in (w..total).step_by(stride).enumerate() {
+                let t = Instant::now();
+                let result = pay(&shop, &merchant, &households[w], nth, format!("bench-{i}")).await;
+                if tally.record(result, t).is_some() {
+                    paid += 1;
+                }
+            }
+            (tally, paid)
+        }));
+    }
+    let mut tally = Tally::new();
+    let mut per_household = Vec::new();
+    for w in workers {
+        let (t, p) = w.await?;
+        tally.merge(t);
+        per_household.push(p);
+    }
+    Ok((tally, per_household))
+}
+
+fn pay_one<'a>(
+    shop: &'a MerchantApi,
+    merchant: &'a MerchantId,
+    h: &'a Household,
+    nth: usize,
+    reference: String,
+) -> BoxFuture<'a, anyhow::Result<()>> {
+    Box::pin(one_order(shop, merchant, h, nth, reference))
+}
+
 /// One order, timed from its creation to the phone's paid answer.
 async fn one_order(
     shop: &MerchantApi,
@@ -250,59 +328,17 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
         progress.inc(1);
     }
     progress.finish_and_clear();
-    let merchant = app
-        .wallet
-        .authenticate_merchant(SANDBOX_MERCHANT_KEY)
-        .await?
-        .merchant_id;
-    let merchant_account = app
-        .wallet
-        .store
-        .merchant(&merchant)
-        .await?
-        .context("the sandbox merchant")?
-        .account_id;
+    let (merchant, merchant_account) = bench_merchant(app).await?;
     eprintln!(
         "prepared in {:.1} s; paying…",
         started.elapsed().as_secs_f64()
     );
-
     let households = Arc::new(households);
     let started = Instant::now();
-    let mut workers = Vec::new();
-    for w in 0..args.concurrency {
-        let (households, base, merchant, total, stride) = (
-            households.clone(),
-            app.base.clone(),
-            merchant.clone(),
-            args.orders,
-            args.concurrency,
-        );
-        workers.push(tokio::spawn(async move {
-            let shop = MerchantApi::new(&base, SANDBOX_MERCHANT_KEY);
-            let mut tally = Tally::new();
-            let mut paid = 0u64;
-            for (nth, i) in (w..total).step_by(stride).enumerate() {
-                let t = Instant::now();
-                let h = &households[w];
-                let result = one_order(&shop, &merchant, h, nth, format!("bench-{i}")).await;
-                if tally.record(result, t).is_some() {
-                    paid += 1;
-                }
-            }
-            (tally, paid)
-        }));
-    }
-    let mut tally = Tally::new();
-    let mut paid = 0u64;
-    let mut per_household = Vec::new();
-    for w in workers {
-        let (t, p) = w.await?;
-        tally.merge(t);
-        paid += p;
-        per_household.push(p);
-    }
+    let (tally, per_household) =
+        pay_per_household(app, households.clone(), &merchant, args.orders, pay_one).await?;
     let elapsed = started.elapsed().as_secs_f64();
+    let paid: u64 = per_household.iter().sum();
 
     let cards: Vec<_> = households.iter().map(|h| h.card.clone()).collect();
     let money =

@@ -58,6 +58,13 @@ fn no_such_payment() -> ServiceError {
     ServiceError::rejected(ErrorCode::NotFound, "no such transfer payment")
 }
 
+fn not_this_task() -> ServiceError {
+    ServiceError::rejected(
+        ErrorCode::ExecutionTaskInvalid,
+        "this is not the payment execution task the wallet issued for this payment",
+    )
+}
+
 fn mismatch(message: &str) -> ServiceError {
     ServiceError::rejected(ErrorCode::MessageMismatch, message)
 }
@@ -188,6 +195,40 @@ impl Wallet {
             state: p.status.state.stage(),
         }
         .to(Destination::Internal, now)
+    }
+
+    /// Moves a payment that gives no amount back: `to` answers its next
+    /// status, or `None` when there is nothing to do (answered as it is).
+    /// Saved at its version, with the transition's audit event.
+    async fn step_payment(
+        &self,
+        user: &UserId,
+        id: &TransferPaymentId,
+        to: impl Fn(
+            &StoredTransferPayment,
+            Timestamp,
+        ) -> Result<Option<TransferPaymentStatus>, ServiceError>,
+    ) -> Result<StoredTransferPayment, ServiceError> {
+        let to = &to;
+        on_conflict("the transfer payment", || async move {
+            let mut p = self.own_payment(user, id).await?;
+            let now = self.clock.now();
+            let Some(status) = to(&p, now)? else {
+                return Ok(Attempt::Done(p));
+            };
+            p.status = status;
+            p.updated_at = now;
+            if !self
+                .store
+                .transfer_payment_update(&p, None, &[Self::changed_event(&p, now)])
+                .await?
+            {
+                return Ok(Attempt::Lost);
+            }
+            p.version += 1;
+            Ok(Attempt::Done(p))
+        })
+        .await
     }
 
     /// The payment result notification (支付结果通知), to both devices, and
@@ -408,21 +449,8 @@ impl Wallet {
         let p = match claims.decision {
             Decision::Decline => self.settle(user, id, |s, now| s.decline(now), None).await?,
             Decision::Approve => {
-                on_conflict("the transfer payment", || async {
-                    let mut p = self.own_payment(user, id).await?;
-                    let now = self.clock.now();
-                    p.status = p.status.approve(now)?;
-                    p.updated_at = now;
-                    if !self
-                        .store
-                        .transfer_payment_update(&p, None, &[Self::changed_event(&p, now)])
-                        .await?
-                    {
-                        return Ok(Attempt::Lost);
-                    }
-                    Ok(Attempt::Done(()))
-                })
-                .await?;
+                self.step_payment(user, id, |p, now| Ok(Some(p.status.approve(now)?)))
+                    .await?;
                 self.make_confirm_payment_request(user, id).await?
             }
         };
@@ -628,10 +656,7 @@ impl Wallet {
         }
         let task = self.task_to_execute(&p)?;
         if claims.task_hash != task.hash {
-            return Err(ServiceError::rejected(
-                ErrorCode::ExecutionTaskInvalid,
-                "this is not the payment execution task the wallet issued for this payment",
-            ));
+            return Err(not_this_task());
         }
         let purpose = task_approval_purpose(&task.hash);
         match (&biometric, p.status.route) {
@@ -645,28 +670,14 @@ impl Wallet {
             )),
             (None, ConfirmRoute::Direct) => {}
         }
-        let p = on_conflict("the transfer payment", || async {
-            let mut p = self.own_payment(user, id).await?;
-            if p.task.as_ref().map(|t| &t.hash) != Some(&claims.task_hash) {
-                return Err(ServiceError::rejected(
-                    ErrorCode::ExecutionTaskInvalid,
-                    "this is not the payment execution task the wallet issued for this payment",
-                ));
-            }
-            let now = self.clock.now();
-            p.status = p.status.executing(now)?;
-            p.updated_at = now;
-            if !self
-                .store
-                .transfer_payment_update(&p, None, &[Self::changed_event(&p, now)])
-                .await?
-            {
-                return Ok(Attempt::Lost);
-            }
-            p.version += 1;
-            Ok(Attempt::Done(p))
-        })
-        .await?;
+        let p = self
+            .step_payment(user, id, |p, now| {
+                if p.task.as_ref().map(|t| &t.hash) != Some(&claims.task_hash) {
+                    return Err(not_this_task());
+                }
+                Ok(Some(p.status.executing(now)?))
+            })
+            .await?;
         let p = self.debit(p).await?;
         self.payment_view(p, true).await
     }
@@ -704,26 +715,14 @@ impl Wallet {
         user: &UserId,
         id: &TransferPaymentId,
     ) -> Result<StoredTransferPayment, ServiceError> {
-        on_conflict("the transfer payment", || async {
-            let mut p = self.own_payment(user, id).await?;
-            if p.status.state != TransferPaymentState::Executing {
-                return Ok(Attempt::Done(p));
-            }
-            let now = self.clock.now();
-            p.status = p.status.debited(now)?;
-            p.updated_at = now;
-            if !self
-                .store
-                .transfer_payment_update(&p, None, &[Self::changed_event(&p, now)])
-                .await?
-            {
-                return Ok(Attempt::Lost);
-            }
-            p.version += 1;
-            tracing::info!(transfer_payment.id = %id, "transfer payment debited");
-            Ok(Attempt::Done(p))
-        })
-        .await
+        let p = self
+            .step_payment(user, id, |p, now| match p.status.state {
+                TransferPaymentState::Executing => Ok(Some(p.status.debited(now)?)),
+                _ => Ok(None),
+            })
+            .await?;
+        tracing::info!(transfer_payment.id = %id, state = p.status.state.as_str(), "transfer payment debited");
+        Ok(p)
     }
 
     /// The phone's payment completion message (支付完成消息): the task it

@@ -23,12 +23,10 @@ use anyhow::Context;
 use clap::Args;
 use futures::future::BoxFuture;
 use paybridge_api::delegated::{AgreementLimitsBody, AgreementTermsBody, ApprovalBody, Decision};
-use paybridge_api::merchant::CreateOrder;
+use paybridge_api::merchant::OrderBody;
 use paybridge_api::wallet::MoneyBody;
-use paybridge_client::MerchantApi;
 use paybridge_devices::{FirstDevice, FirstDeviceModel, Phone};
 use paybridge_domain::device::MAX_ACTIVE_DEVICES;
-use paybridge_domain::ids::MerchantId;
 use paybridge_domain::transfer_agreement::{ApprovalMode, UsageCategory, MAX_MONTHLY_LIMIT_MINOR};
 use paybridge_domain::transfer_payment::{
     TransferPaymentStage, MAX_REQUESTS_PER_DEVICE, MAX_REQUESTS_PER_PHONE,
@@ -38,7 +36,7 @@ use tokio::sync::Mutex;
 
 use crate::bench::BenchStore;
 use crate::bench_bind::BenchApp;
-use crate::bench_pay::{bench_merchant, bound_household, pay_per_household, MoneyChecks};
+use crate::bench_pay::{bench_merchant_account, bound_household, pay_per_household, MoneyChecks};
 
 #[derive(Debug, Clone, Args)]
 pub struct DelegatedBenchArgs {
@@ -163,37 +161,17 @@ async fn household(
     })
 }
 
-fn pay_one<'a>(
-    shop: &'a MerchantApi,
-    merchant: &'a MerchantId,
-    h: &'a Household,
-    nth: usize,
-    reference: String,
-) -> BoxFuture<'a, anyhow::Result<()>> {
-    Box::pin(one_payment(shop, merchant, h, nth, reference))
+fn pay_one(order: OrderBody, h: &Household, nth: usize) -> BoxFuture<'_, anyhow::Result<()>> {
+    Box::pin(one_payment(order, h, nth))
 }
 
-/// One transfer payment, timed from the order's creation to the phone's
-/// completion message.
-async fn one_payment(
-    shop: &MerchantApi,
-    merchant: &MerchantId,
-    h: &Household,
-    nth: usize,
-    reference: String,
-) -> anyhow::Result<()> {
-    let order = shop
-        .create_order(&CreateOrder {
-            amount: cny(PAYMENT_AMOUNT),
-            description: "bench".into(),
-            reference,
-            expires_in_secs: None,
-        })
-        .await?;
+/// A TV asks for the order to be paid; the phone confirms, executes and
+/// completes it.
+async fn one_payment(order: OrderBody, h: &Household, nth: usize) -> anyhow::Result<()> {
     let tv = &h.tvs[nth / MAX_REQUESTS_PER_DEVICE as usize % h.tvs.len()];
     let requested = tv
         .request_payment(
-            merchant,
+            &order.merchant_id,
             &order.id,
             &cny(PAYMENT_AMOUNT),
             UsageCategory::InApp,
@@ -246,15 +224,21 @@ async fn run(args: &DelegatedBenchArgs, app: &BenchApp) -> anyhow::Result<bool> 
         progress.inc(1);
     }
     progress.finish_and_clear();
-    let (merchant, merchant_account) = bench_merchant(app).await?;
+    let merchant_account = bench_merchant_account(app).await?;
     eprintln!(
         "prepared in {:.1} s; paying ({route})…",
         started.elapsed().as_secs_f64()
     );
     let households = Arc::new(households);
     let started = Instant::now();
-    let (tally, per_household) =
-        pay_per_household(app, households.clone(), &merchant, args.payments, pay_one).await?;
+    let (tally, per_household) = pay_per_household(
+        app,
+        households.clone(),
+        args.payments,
+        PAYMENT_AMOUNT,
+        pay_one,
+    )
+    .await?;
     let elapsed = started.elapsed().as_secs_f64();
     let paid: u64 = per_household.iter().sum();
 

@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use futures::future::BoxFuture;
-use paybridge_api::merchant::CreateOrder;
+use paybridge_api::merchant::{CreateOrder, OrderBody};
 use paybridge_api::wallet::MoneyBody;
 use paybridge_client::MerchantApi;
 use paybridge_devices::phone::{genuine_android, SecurityAnswers, ThisDevice};
@@ -23,7 +23,7 @@ use paybridge_devices::terminal::Wake;
 use paybridge_devices::{Phone, Terminal};
 use paybridge_domain::device::{DeviceType, MAX_ACTIVE_DEVICES};
 use paybridge_domain::identity::IdNumber;
-use paybridge_domain::ids::{BindingId, MerchantId};
+use paybridge_domain::ids::BindingId;
 use paybridge_domain::ledger::AccountId;
 use paybridge_domain::payment_request::{PaymentRequestStage, MAX_REQUESTS_PER_TERMINAL};
 use paybridge_wallet::merchants::SANDBOX_MERCHANT_KEY;
@@ -192,8 +192,8 @@ impl MoneyChecks {
     }
 }
 
-/// The sandbox merchant the paying benches pay, and its ledger account.
-pub(crate) async fn bench_merchant(app: &BenchApp) -> anyhow::Result<(MerchantId, AccountId)> {
+/// The ledger account of the sandbox merchant the paying benches pay.
+pub(crate) async fn bench_merchant_account(app: &BenchApp) -> anyhow::Result<AccountId> {
     let merchant = app
         .wallet
         .authenticate_merchant(SANDBOX_MERCHANT_KEY)
@@ -206,41 +206,48 @@ pub(crate) async fn bench_merchant(app: &BenchApp) -> anyhow::Result<(MerchantId
         .await?
         .context("the sandbox merchant")?
         .account_id;
-    Ok((merchant, account))
+    Ok(account)
 }
 
-/// One payment of a bench, on household `H`: the merchant's API, the
-/// merchant, the household, which of its payments this is, the order's
-/// reference.
-pub(crate) type PayOne<H> = for<'a> fn(
-    &'a MerchantApi,
-    &'a MerchantId,
-    &'a H,
-    usize,
-    String,
-) -> BoxFuture<'a, anyhow::Result<()>>;
+/// One payment of a bench: household `H` pays the merchant's new order;
+/// `usize` is which of the household's payments it is.
+pub(crate) type PayOne<H> =
+    for<'a> fn(OrderBody, &'a H, usize) -> BoxFuture<'a, anyhow::Result<()>>;
 
-/// Pays `total` payments with one worker per household: worker `w` pays
-/// payments `w`, `w + n`, … (`n` households) in turn through `pay`, each
-/// timed. Answers the merged tally and how many each household paid.
+/// Pays `total` orders of `amount` with one worker per household: worker
+/// `w` pays orders `w`, `w + n`, … (`n` households) in turn, each timed
+/// from the merchant creating it to `pay`'s end. Answers the merged tally
+/// and how many each household paid.
 pub(crate) async fn pay_per_household<H: Send + Sync + 'static>(
     app: &BenchApp,
     households: Arc<Vec<H>>,
-    merchant: &MerchantId,
     total: usize,
+    amount: i64,
     pay: PayOne<H>,
 ) -> anyhow::Result<(Tally, Vec<u64>)> {
     let stride = households.len();
     let mut workers = Vec::new();
     for w in 0..stride {
-        let (households, base, merchant) = (households.clone(), app.base.clone(), merchant.clone());
+        let (households, base) = (households.clone(), app.base.clone());
         workers.push(tokio::spawn(async move {
             let shop = MerchantApi::new(&base, SANDBOX_MERCHANT_KEY);
             let mut tally = Tally::new();
             let mut paid = 0u64;
             for (nth, i) in (w..total).step_by(stride).enumerate() {
                 let t = Instant::now();
-                let result = pay(&shop, &merchant, &households[w], nth, format!("bench-{i}")).await;
+                let order = CreateOrder {
+                    amount: MoneyBody {
+                        amount,
+                        currency: "CNY".into(),
+                    },
+                    description: "bench".into(),
+                    reference: format!("bench-{i}"),
+                    expires_in_secs: None,
+                };
+                let result = match shop.create_order(&order).await {
+                    Ok(order) => pay(order, &households[w], nth).await,
+                    Err(e) => Err(e.into()),
+                };
                 if tally.record(result, t).is_some() {
                     paid += 1;
                 }
@@ -258,37 +265,16 @@ pub(crate) async fn pay_per_household<H: Send + Sync + 'static>(
     Ok((tally, per_household))
 }
 
-fn pay_one<'a>(
-    shop: &'a MerchantApi,
-    merchant: &'a MerchantId,
-    h: &'a Household,
-    nth: usize,
-    reference: String,
-) -> BoxFuture<'a, anyhow::Result<()>> {
-    Box::pin(one_order(shop, merchant, h, nth, reference))
+fn pay_one(order: OrderBody, h: &Household, nth: usize) -> BoxFuture<'_, anyhow::Result<()>> {
+    Box::pin(one_order(order, h, nth))
 }
 
-/// One order, timed from its creation to the phone's paid answer.
-async fn one_order(
-    shop: &MerchantApi,
-    merchant: &MerchantId,
-    h: &Household,
-    nth: usize,
-    reference: String,
-) -> anyhow::Result<()> {
-    let order = shop
-        .create_order(&CreateOrder {
-            amount: MoneyBody {
-                amount: ORDER_AMOUNT,
-                currency: "CNY".into(),
-            },
-            description: "bench".into(),
-            reference,
-            expires_in_secs: None,
-        })
-        .await?;
+/// The PC asks for the order to be paid; the phone pays it.
+async fn one_order(order: OrderBody, h: &Household, nth: usize) -> anyhow::Result<()> {
     let pc = &h.pcs[nth / MAX_REQUESTS_PER_TERMINAL as usize % h.pcs.len()];
-    let request = pc.ask_to_pay(merchant, &order.id, Wake::Directly).await?;
+    let request = pc
+        .ask_to_pay(&order.merchant_id, &order.id, Wake::Directly)
+        .await?;
     anyhow::ensure!(
         request.state == PaymentRequestStage::Presented,
         "not presented: {request:?}"
@@ -328,7 +314,7 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
         progress.inc(1);
     }
     progress.finish_and_clear();
-    let (merchant, merchant_account) = bench_merchant(app).await?;
+    let merchant_account = bench_merchant_account(app).await?;
     eprintln!(
         "prepared in {:.1} s; paying…",
         started.elapsed().as_secs_f64()
@@ -336,7 +322,7 @@ async fn run(args: &PayBenchArgs, app: &BenchApp) -> anyhow::Result<bool> {
     let households = Arc::new(households);
     let started = Instant::now();
     let (tally, per_household) =
-        pay_per_household(app, households.clone(), &merchant, args.orders, pay_one).await?;
+        pay_per_household(app, households.clone(), args.orders, ORDER_AMOUNT, pay_one).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let paid: u64 = per_household.iter().sum();
 

@@ -18,6 +18,7 @@ app_tests!(
     a_declined_payment_is_told_to_both_devices_and_gives_its_amount_back,
     unanswered_steps_expire_and_a_quiet_phone_is_completed_by_the_wallet,
     the_agreement_is_sealed_for_its_id_user_and_device,
+    an_unknown_debit_outcome_is_followed_never_repeated,
 );
 
 /// The TV asks to pay a new order of `amount`.
@@ -314,4 +315,162 @@ async fn the_agreement_is_sealed_for_its_id_user_and_device(app: &TestApp) {
         let text = e.payload.to_string();
         assert!(!text.contains("Bravia") && !text.contains("5000"), "{text}");
     }
+}
+
+/// A payment whose execution reached the wallet and started the order's
+/// debit, then crashed (the bank's answer never came back): the payment is
+/// `executing`, the order `paying`. Returns the payment and the order.
+async fn crashed_mid_debit(
+    app: &TestApp,
+    h: &F3Household,
+    amount: i64,
+) -> (paybridge_store::StoredTransferPayment, OrderId) {
+    let (o, p) = tv_asks(app, h, amount).await;
+    let confirmed = h
+        .phone
+        .answer_transfer_payment(&p, Decision::Approve)
+        .await
+        .unwrap();
+    assert_eq!(confirmed.state, TransferPaymentStage::TaskIssued);
+    let store = &app.wallet.store;
+    let mut payment = store.transfer_payment(&p.id).await.unwrap().unwrap();
+    let now = app.clock_now();
+    payment.status = payment.status.executing(now).unwrap();
+    assert!(store
+        .transfer_payment_update(&payment, None, &[])
+        .await
+        .unwrap());
+    payment.version += 1;
+    let mut order = store.order(&o).await.unwrap().unwrap();
+    let row = store
+        .transfer_agreement(&payment.agreement_id)
+        .await
+        .unwrap()
+        .unwrap();
+    order.status = order.status.start_paying(now).unwrap();
+    order.payer_user_id = Some(row.user_id.to_string());
+    order.binding_id = Some(h.binding.clone());
+    assert!(store.order_update(&order, &[]).await.unwrap());
+    (payment, o)
+}
+
+async fn an_unknown_debit_outcome_is_followed_never_repeated(app: &TestApp) {
+    let mut h = app.f3_household(every_payment_terms).await;
+    let before = app.card_balance("zhang.san", 0).await;
+    let result = |device, payment: String| async move {
+        app.pushed_about(&device, "transfer_payment.result", &payment)
+            .await
+    };
+
+    // The bank never took the debit: the payment waits while the order is
+    // paying, and fails (its amount given back) once the order's saga
+    // knows for sure there is no debit and opens the order again.
+    let (lost, o) = crashed_mid_debit(app, &h, 3_000).await;
+    app.clock.advance(Duration::seconds(31));
+    paybridge_http::background::expire_once(&app.wallet).await;
+    let now = app
+        .wallet
+        .store
+        .transfer_payment(&lost.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.status.state.stage(), TransferPaymentStage::Executing);
+    // The phone executing again cannot start a second debit.
+    let e = h
+        .phone
+        .execute_task(
+            &h.phone
+                .app()
+                .unwrap()
+                .transfer_payment(&lost.id)
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("execution_task_invalid"));
+    app.clock.advance(Duration::seconds(361));
+    assert_eq!(app.wallet.reconcile_paying_orders().await.unwrap(), 1);
+    assert_eq!(app.order_state(o.as_str()).await, "open");
+    paybridge_http::background::expire_once(&app.wallet).await;
+    let failed = app
+        .wallet
+        .store
+        .transfer_payment(&lost.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        failed.status.state.failure(),
+        Some(paybridge_domain::ErrorCode::PartnerUnreachable)
+    );
+    for device in [h.tv_id(), h.phone_id()] {
+        let r = result(device, lost.id.to_string()).await;
+        assert_eq!(
+            (r[0]["result"].as_str(), r[0]["reason"].as_str()),
+            (Some("failed"), Some("partner_unreachable"))
+        );
+    }
+    assert_eq!(h.tv.agreement().await.unwrap().left_today.amount, 8_000);
+    assert_eq!(app.card_balance("zhang.san", 0).await, before);
+
+    // The bank debited, but its answer was lost: the order's saga learns
+    // the debit, the payment follows, and the wallet completes it for the
+    // quiet phone. The card is debited once.
+    let (debited, o) = crashed_mid_debit(app, &h, 2_000).await;
+    let user = app
+        .wallet
+        .store
+        .transfer_agreement(&debited.agreement_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .user_id;
+    let agreement_number = app
+        .wallet
+        .agreement_number(&user, &h.binding.parse().unwrap())
+        .await
+        .unwrap();
+    let _: serde_json::Value = app
+        .wallet_to_bank()
+        .call(
+            reqwest::Method::POST,
+            "/v1/partner/debits",
+            Some(&paybridge_api::partner::DebitRequest {
+                payment_id: o.to_string(),
+                agreement_number,
+                amount: cny(2_000),
+                description: "4K film rental".into(),
+            }),
+            Some(&format!("pay:{o}")),
+        )
+        .await
+        .unwrap();
+    app.clock.advance(Duration::seconds(31));
+    assert_eq!(app.wallet.reconcile_paying_orders().await.unwrap(), 1);
+    assert_eq!(app.order_state(o.as_str()).await, "paid");
+    paybridge_http::background::expire_once(&app.wallet).await;
+    assert_eq!(
+        app.wallet
+            .store
+            .transfer_payment(&debited.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .state
+            .stage(),
+        TransferPaymentStage::Debited
+    );
+    app.clock.advance(Duration::seconds(31));
+    paybridge_http::background::expire_once(&app.wallet).await;
+    for device in [h.tv_id(), h.phone_id()] {
+        let r = result(device, debited.id.to_string()).await;
+        assert_eq!(
+            (r[0]["result"].as_str(), r[0]["completed_by"].as_str()),
+            (Some("paid"), Some("wallet"))
+        );
+    }
+    assert_eq!(app.card_balance("zhang.san", 0).await, before - 2_000);
 }

@@ -13,13 +13,19 @@
 //! - [`digest`]: SHA-256 helpers.
 //! - [`device_proof`]: device keys and their DPoP proofs of possession (RFC 9449, Ed25519).
 //! - [`webhook`]: Stripe-style webhook signatures (`t=…,v1=…`).
+//! - [`emv`]: EMV card cryptography (Option A master keys, common session
+//!   keys, application cryptograms, ARPC), for flow F5's tokens.
+//! - [`hpke_box`]: key material sealed to one device's secure element
+//!   (HPKE, RFC 9180), for flow F5's tokens.
 //! - [`signed_message`]: flow F3's signed messages (compact JWS, Ed25519,
 //!   one `typ` per kind), and the wallet's key for payment execution tasks.
 
 pub mod blind_index;
 pub mod device_proof;
 pub mod digest;
+pub mod emv;
 pub mod envelope;
+pub mod hpke_box;
 pub mod keyfile;
 pub mod master;
 pub mod otp;

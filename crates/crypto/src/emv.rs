@@ -107,7 +107,7 @@ fn padded(data: &[u8], padding: Padding) -> Vec<u8> {
     let mut out = data.to_vec();
     match padding {
         Padding::Method1 => {
-            if out.is_empty() || out.len() % 8 != 0 {
+            if out.is_empty() || !out.len().is_multiple_of(8) {
                 out.resize(out.len().div_ceil(8).max(1) * 8, 0);
             }
         }

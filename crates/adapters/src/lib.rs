@@ -4,7 +4,9 @@
 //!
 //! - [`sms`]: the SMS gateway that delivers OTPs to reserved phones.
 //! - [`push_relay`]: the OS vendor's push server (the "second server").
-//! - [`identity`]: the identity authority that scores ID photos and video frames.
+//! - [`identity`]: the identity authority (flow F5): the wallet submits ID
+//!   photos and video frames for a score and a reference number; the issuer
+//!   looks the score up by that reference.
 //! - [`partner`]: the other organisation (wallet ↔ issuer), reached by signed HTTP.
 //! - [`device_push`]: wake-ups for devices' live push channels.
 //! - [`dispatcher`]: delivers outbox events to all of the above, at least once.

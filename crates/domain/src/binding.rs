@@ -4,7 +4,14 @@
 //! created ──claim──▶ claimed ──send OTP──▶ otp_sent ──confirm──▶ active ──unbind──▶ unbound
 //!    │                  │                     │
 //!    └── expire / fail / cancel (from any state before active) ──▶ expired | failed | cancelled
+//! (nothing) ──quick binding: the issuer issued a virtual card (F5)──▶ active
 //! ```
+//!
+//! The **quick binding** (快捷绑卡) of flow F5 is its own path: the issuer
+//! issued the virtual card to the applicant the wallet vouched for (payment
+//! password, verified identity, and the OTP or the identity authority's
+//! score) and signed its quick-pay agreement, so the binding is born active
+//! ([`BindingStatus::quick_bound`]).
 //!
 //! A binding starts when the bank asks for a binding address (QR path) or
 //! sends a binding operation request (push path). The address is single use
@@ -154,6 +161,15 @@ impl BindingStatus {
         }
     }
 
+    /// A quick binding (flow F5): active from the start, on the issuer's
+    /// agreement for the card it issued.
+    pub fn quick_bound(now: Timestamp) -> Self {
+        Self {
+            state: BindingState::Active,
+            expires_at: now,
+        }
+    }
+
     /// Whether a pending binding ran out of time by `now`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.state.is_pending() && now >= self.expires_at
@@ -272,6 +288,16 @@ crate::wire_names!(BindingStage, BindingFailure);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quick_binding_is_born_active_and_unbinds_like_any() {
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let q = BindingStatus::quick_bound(now);
+        assert_eq!(q.state, BindingState::Active);
+        assert!(!q.is_expired(now + time::Duration::days(400)));
+        assert_eq!(q.claim(now).unwrap_err().code, ErrorCode::BindingNotPending);
+        assert_eq!(q.unbind().unwrap().state, BindingState::Unbound);
+    }
     use time::macros::datetime;
 
     fn t0() -> Timestamp {

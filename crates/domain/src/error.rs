@@ -152,6 +152,21 @@ pub enum ErrorCode {
     /// A signed message is for another transfer payment, task or amount
     /// than the one it was sent for.
     MessageMismatch,
+    /// A card token is suspended or deactivated for what was asked (F5).
+    TokenInactive,
+    /// A virtual card application is not at the step the request is for.
+    ApplicationStep,
+    ApplicationExpired,
+    /// An uploaded image is larger than its instruction policy allows.
+    ImageTooLarge,
+    /// An upload is not a JPEG or PNG image by its content.
+    ImageInvalid,
+    /// Too few or too many video frames for the face check.
+    VideoFramesInvalid,
+    /// The identity authority's match score is below the issuer's threshold.
+    ScoreTooLow,
+    /// The applicant holds as many cards of the product as it allows.
+    CardLimitReached,
     StoreUnavailable,
     Timeout,
     InternalError,
@@ -257,6 +272,14 @@ impl ErrorCode {
             Self::NoAgreement => "no_agreement",
             Self::DeviceSignatureInvalid => "device_signature_invalid",
             Self::MessageMismatch => "message_mismatch",
+            Self::TokenInactive => "token_inactive",
+            Self::ApplicationStep => "application_step",
+            Self::ApplicationExpired => "application_expired",
+            Self::ImageTooLarge => "image_too_large",
+            Self::ImageInvalid => "image_invalid",
+            Self::VideoFramesInvalid => "video_frames_invalid",
+            Self::ScoreTooLow => "score_too_low",
+            Self::CardLimitReached => "card_limit_reached",
             Self::StoreUnavailable => "store_unavailable",
             Self::Timeout => "timeout",
             Self::InternalError => "internal_error",
@@ -360,6 +383,14 @@ impl ErrorCode {
             Self::NoAgreement => K::NotFound,
             Self::DeviceSignatureInvalid => K::Unauthenticated,
             Self::MessageMismatch => K::Unprocessable,
+            Self::TokenInactive => K::Conflict,
+            Self::ApplicationStep => K::Conflict,
+            Self::ApplicationExpired => K::Unprocessable,
+            Self::ImageTooLarge => K::PayloadTooLarge,
+            Self::ImageInvalid => K::Unprocessable,
+            Self::VideoFramesInvalid => K::Unprocessable,
+            Self::ScoreTooLow => K::Unprocessable,
+            Self::CardLimitReached => K::Conflict,
             Self::StoreUnavailable => K::Unavailable,
             Self::Timeout => K::Timeout,
             Self::InternalError => K::Internal,

@@ -25,15 +25,16 @@
 //! | 验证服务器 | the wallet (in F5) |
 //! | 卡发行机构服务器 | issuer |
 //! | 非第一卡用户 / 第一卡用户 | existing cardholder / first-card applicant |
-//! | 申请卡的信息 (用户名称, 身份识别码) | card application (name, ID number) |
+//! | 申请卡的信息 (用户名称, 身份识别码) | card application (name, ID number; `domain::card_application`) |
 //! | 前置验证 | pre-verification |
-//! | 卡代号 | card code |
+//! | 卡代号 | card code (`domain::card_token::CardCode`) |
 //! | 快捷签约, 协议号 | quick-pay signing, agreement number |
-//! | 主卡号的标记化, 标记 | PAN tokenisation, card token |
-//! | 快捷绑卡 | quick binding |
+//! | 主卡号的标记化, 标记 | PAN tokenisation, card token (`domain::card_token`) |
+//! | 快捷绑卡 | quick binding (`BindingStatus::quick_bound`) |
 //! | 安全芯片 | secure element |
 //! | 身份证正反面照片, 视频面签 | ID card photos (front/back), video check |
-//! | 公安部系统, 匹配度评分, 备查身份号码 | identity authority, match score, reference number |
+//! | 公安部系统, 匹配度评分, 备查身份号码 | identity authority (`adapters::identity`), match score, reference number |
+//! | 指令策略, 反查 | instruction policy (`card_application::{PhotoPolicy, VideoPolicy}`), look-up (of a score by its reference number, by the issuer) |
 //! | 订单识别号码 | order id |
 //! | 应用协议数据单元指令 (APDU), POS机 | APDU command, POS terminal |
 //! | 扣款 | debit |

@@ -27,12 +27,17 @@
 //!   [`refund`] (merchants' orders), [`payment_request`] (F4),
 //!   [`device_pairing`] (F3's business binding request) and
 //!   [`transfer_agreement`] (F3's transfer payment agreement and its limits),
-//!   [`transfer_payment`] (F3's payments, from request to result).
+//!   [`transfer_payment`] (F3's payments, from request to result),
+//!   [`card_application`] (F5's virtual card application, both paths, and
+//!   its instruction policies) and [`card_token`] (F5's card tokens and
+//!   card codes).
 
 pub mod account;
 pub mod agreement;
 pub mod binding;
 pub mod card;
+pub mod card_application;
+pub mod card_token;
 pub mod clock;
 pub mod credentials;
 pub mod device;

@@ -10,6 +10,8 @@
 //! - [`merchant`]: the merchant API (orders, refunds, API keys, webhooks).
 //! - [`delegated`]: flow F3 (pairing a first device, transfer payment
 //!   agreements, transfer payments, the signed messages' payloads).
+//! - [`virtual_card`]: flow F5 (so far, a token's key material as the
+//!   issuer seals it to a phone's secure element).
 
 /// `Debug` that prints only the type's name: for request bodies carrying
 /// passwords, PINs or personal data.
@@ -31,6 +33,7 @@ pub mod merchant;
 pub mod partner;
 pub mod sandbox;
 pub mod system;
+pub mod virtual_card;
 pub mod wallet;
 
 pub use error::{ErrorBody, ErrorDetail};

@@ -18,6 +18,9 @@
 //! - [`bank_app`]: the issuer's own app on the customer's phone: cards and
 //!   balances, "bind to wallet" (flow F1) and "open a wallet" (flow F2).
 //! - [`inbox`]: the SMS inbox of a phone number (the sandbox gateway's outbox).
+//! - [`secure_element`]: the phone's secure element for flow F5: its own
+//!   key, token keys installed only as HPKE boxes sealed to it, cryptograms
+//!   with a rising transaction counter.
 
 pub mod bank_app;
 pub mod first_device;
@@ -25,6 +28,7 @@ pub mod inbox;
 pub mod passkey;
 pub mod phone;
 pub mod phone_delegation;
+pub mod secure_element;
 pub mod terminal;
 
 pub use bank_app::BankCustomer;

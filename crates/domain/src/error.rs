@@ -167,6 +167,17 @@ pub enum ErrorCode {
     ScoreTooLow,
     /// The applicant holds as many cards of the product as it allows.
     CardLimitReached,
+    /// The issuer does not issue to this identity (blocked at the bank).
+    IdentityBlocked,
+    /// An identity authority reference number that does not exist, or
+    /// belongs to another application or ID number.
+    ReferenceInvalid,
+    /// The account has an application under way already (one card at a time).
+    ApplicationPending,
+    /// The proof of an OTP step is not for this application and phone.
+    OtpProofInvalid,
+    /// The phone has no secure element key registered with the wallet.
+    SecureElementMissing,
     StoreUnavailable,
     Timeout,
     InternalError,
@@ -280,6 +291,11 @@ impl ErrorCode {
             Self::VideoFramesInvalid => "video_frames_invalid",
             Self::ScoreTooLow => "score_too_low",
             Self::CardLimitReached => "card_limit_reached",
+            Self::IdentityBlocked => "identity_blocked",
+            Self::ReferenceInvalid => "reference_invalid",
+            Self::ApplicationPending => "application_pending",
+            Self::OtpProofInvalid => "otp_proof_invalid",
+            Self::SecureElementMissing => "secure_element_missing",
             Self::StoreUnavailable => "store_unavailable",
             Self::Timeout => "timeout",
             Self::InternalError => "internal_error",
@@ -391,6 +407,11 @@ impl ErrorCode {
             Self::VideoFramesInvalid => K::Unprocessable,
             Self::ScoreTooLow => K::Unprocessable,
             Self::CardLimitReached => K::Conflict,
+            Self::IdentityBlocked => K::Forbidden,
+            Self::ReferenceInvalid => K::Unprocessable,
+            Self::ApplicationPending => K::Conflict,
+            Self::OtpProofInvalid => K::Unprocessable,
+            Self::SecureElementMissing => K::Conflict,
             Self::StoreUnavailable => K::Unavailable,
             Self::Timeout => K::Timeout,
             Self::InternalError => K::Internal,

@@ -253,6 +253,11 @@ id_kind!(
     /// A card token (标记, flow F5): the PAN's stand-in in the phone's secure element.
     CardTokenKind, CardTokenId, "ctk", "card token"
 );
+id_kind!(
+    /// A virtual card application (申请卡的信息, flow F5), the wallet's id,
+    /// which the issuer keys its side of the application on.
+    CardApplicationKind, CardApplicationId, "vca", "card application"
+);
 
 #[cfg(test)]
 mod tests {

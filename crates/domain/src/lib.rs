@@ -29,14 +29,16 @@
 //!   [`transfer_agreement`] (F3's transfer payment agreement and its limits),
 //!   [`transfer_payment`] (F3's payments, from request to result),
 //!   [`card_application`] (F5's virtual card application, both paths, and
-//!   its instruction policies) and [`card_token`] (F5's card tokens and
-//!   card codes).
+//!   its instruction policies), [`card_issuing`] (the issuer's review of it:
+//!   card products, pre-verification) and [`card_token`] (F5's card tokens
+//!   and card codes).
 
 pub mod account;
 pub mod agreement;
 pub mod binding;
 pub mod card;
 pub mod card_application;
+pub mod card_issuing;
 pub mod card_token;
 pub mod clock;
 pub mod credentials;

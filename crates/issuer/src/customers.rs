@@ -232,6 +232,8 @@ impl Issuer {
             status: CardStatus::Active,
             created_at: self.clock.now(),
             id: id.clone(),
+            card_code: None,
+            product: None,
         };
         if self.store.bank_card_create(&card, &account).await? == BankCreate::Duplicate {
             return Err(ServiceError::rejected(

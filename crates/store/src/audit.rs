@@ -70,9 +70,31 @@ const COUNTED: &[(&str, &str)] = &[
     (
         "active bindings whose holder neither passed the OTP nor was attested by the bank",
         "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM bindings b \
-         WHERE b.state = 'active' AND b.channel <> 'registration' \
+         WHERE b.state = 'active' AND b.channel NOT IN ('registration', 'virtual_card') \
            AND NOT EXISTS (SELECT 1 FROM otp_challenges o \
                            WHERE o.id = b.otp_id AND o.state = 'verified')",
+    ),
+    (
+        "quick bindings without an issued application that passed the OTP or the identity check",
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM bindings b \
+         WHERE b.state = 'active' AND b.channel = 'virtual_card' \
+           AND NOT EXISTS (SELECT 1 FROM card_applications a \
+                           WHERE a.binding_id = b.id AND a.state IN ('issued', 'provisioned') \
+                             AND (a.match_score IS NOT NULL \
+                                  OR EXISTS (SELECT 1 FROM otp_challenges o \
+                                             WHERE o.id = a.otp_id AND o.state = 'verified')))",
+    ),
+    (
+        "card tokens whose quick binding is unbound but the token is not deactivated",
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM card_tokens t \
+         JOIN bindings b ON b.id = t.binding_id \
+         WHERE b.state <> 'active' AND t.state <> 'deactivated'",
+    ),
+    (
+        "vault tokens of a card that is not active, still active",
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM token_vault t \
+         JOIN bank_cards c ON c.id = t.card_id \
+         WHERE c.status <> 'active' AND t.state = 'active'",
     ),
     (
         "transfer payments left executing",

@@ -44,6 +44,10 @@ pub struct StoredCard {
     pub account_id: AccountId,
     pub status: CardStatus,
     pub created_at: Timestamp,
+    /// A virtual card's card code (卡代号, flow F5): its public reference.
+    pub card_code: Option<String>,
+    /// The card product it was issued as (virtual cards).
+    pub product: Option<String>,
 }
 
 /// Why a customer or card was not created.
@@ -90,7 +94,8 @@ const CUSTOMER_COLUMNS: &str =
     "id, username, password_hash, name_sealed, name_masked, id_number_sealed, \
      id_number_index, phone_sealed, phone_index, phone_masked, created_at";
 const CARD_COLUMNS: &str =
-    "id, customer_id, pan_sealed, pan_index, last4, card_type, expiry, account_id, status, created_at";
+    "id, customer_id, pan_sealed, pan_index, last4, card_type, expiry, account_id, \
+     status, created_at, card_code, product";
 
 fn customer_from_row(r: &AnyRow) -> Result<StoredCustomer, StoreError> {
     let id: String = r.try_get("id")?;
@@ -128,7 +133,74 @@ fn card_from_row(r: &AnyRow) -> Result<StoredCard, StoreError> {
             CardStatus::parse(&s).ok_or_else(|| corrupt(format!("card status {s}")))?
         },
         created_at: from_unix_micros(r.try_get("created_at")?),
+        card_code: r.try_get("card_code")?,
+        product: r.try_get("product")?,
     })
+}
+
+/// Inserts a customer in the caller's transaction; `false` if the login
+/// name or ID number is taken.
+pub(crate) async fn insert_customer(
+    conn: &mut sqlx::AnyConnection,
+    c: &StoredCustomer,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query(&format!(
+        "INSERT INTO bank_customers ({CUSTOMER_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
+    ))
+    .bind(c.id.as_str())
+    .bind(&c.username)
+    .bind(&c.password_hash)
+    .bind(&c.name_sealed)
+    .bind(&c.name_masked)
+    .bind(&c.id_number_sealed)
+    .bind(&c.id_number_index)
+    .bind(&c.phone_sealed)
+    .bind(&c.phone_index)
+    .bind(&c.phone_masked)
+    .bind(to_unix_micros(c.created_at))
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Inserts a card and its ledger account in the caller's transaction;
+/// `false` if the PAN is taken.
+pub(crate) async fn insert_card(
+    conn: &mut sqlx::AnyConnection,
+    card: &StoredCard,
+    account: &Account,
+) -> Result<bool, StoreError> {
+    let taken: Option<String> =
+        sqlx::query_scalar("SELECT id FROM bank_cards WHERE pan_index = $1")
+            .bind(&card.pan_index)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if taken.is_some() {
+        return Ok(false);
+    }
+    if !insert_account(&mut *conn, account, card.created_at).await? {
+        return Err(corrupt(format!("account id {} taken", account.id)));
+    }
+    sqlx::query(&format!(
+        "INSERT INTO bank_cards ({CARD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ))
+    .bind(card.id.as_str())
+    .bind(card.customer_id.as_str())
+    .bind(&card.pan_sealed)
+    .bind(&card.pan_index)
+    .bind(&card.last4)
+    .bind(card.card_type.as_str())
+    .bind(&card.expiry)
+    .bind(card.account_id.as_str())
+    .bind(card.status.as_str())
+    .bind(to_unix_micros(card.created_at))
+    .bind(card.card_code.clone())
+    .bind(card.product.clone())
+    .execute(conn)
+    .await?;
+    Ok(true)
 }
 
 impl Store {
@@ -161,26 +233,9 @@ impl Store {
 impl BankStore for Store {
     async fn bank_customer_create(&self, c: &StoredCustomer) -> Result<BankCreate, StoreError> {
         let mut tx = self.begin_write().await?;
-        let n = sqlx::query(&format!(
-            "INSERT INTO bank_customers ({CUSTOMER_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
-        ))
-        .bind(c.id.as_str())
-        .bind(&c.username)
-        .bind(&c.password_hash)
-        .bind(&c.name_sealed)
-        .bind(&c.name_masked)
-        .bind(&c.id_number_sealed)
-        .bind(&c.id_number_index)
-        .bind(&c.phone_sealed)
-        .bind(&c.phone_index)
-        .bind(&c.phone_masked)
-        .bind(to_unix_micros(c.created_at))
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
+        let created = insert_customer(tx.conn(), c).await?;
         tx.commit().await?;
-        Ok(if n == 1 {
+        Ok(if created {
             BankCreate::Created
         } else {
             BankCreate::Duplicate
@@ -211,32 +266,9 @@ impl BankStore for Store {
         account: &Account,
     ) -> Result<BankCreate, StoreError> {
         let mut tx = self.begin_write().await?;
-        let taken: Option<String> =
-            sqlx::query_scalar("SELECT id FROM bank_cards WHERE pan_index = $1")
-                .bind(&card.pan_index)
-                .fetch_optional(tx.conn())
-                .await?;
-        if taken.is_some() {
+        if !insert_card(tx.conn(), card, account).await? {
             return Ok(BankCreate::Duplicate);
         }
-        if !insert_account(tx.conn(), account, card.created_at).await? {
-            return Err(corrupt(format!("account id {} taken", account.id)));
-        }
-        sqlx::query(&format!(
-            "INSERT INTO bank_cards ({CARD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        ))
-        .bind(card.id.as_str())
-        .bind(card.customer_id.as_str())
-        .bind(&card.pan_sealed)
-        .bind(&card.pan_index)
-        .bind(&card.last4)
-        .bind(card.card_type.as_str())
-        .bind(&card.expiry)
-        .bind(card.account_id.as_str())
-        .bind(card.status.as_str())
-        .bind(to_unix_micros(card.created_at))
-        .execute(tx.conn())
-        .await?;
         tx.commit().await?;
         Ok(BankCreate::Created)
     }

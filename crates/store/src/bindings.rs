@@ -293,6 +293,38 @@ pub(crate) async fn insert_binding(
     Ok(())
 }
 
+/// Saves a binding's moving parts if the row is at `b.version`: the rows
+/// changed (0 or 1), or the database's refusal (a unique index).
+async fn update_binding_rows(
+    conn: &mut sqlx::AnyConnection,
+    b: &StoredBinding,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE bindings SET user_id = $3, state = $4, failure = $5, otp_id = $6, agreement_sealed = $7, \
+         updated_at = $8, version = version + 1 WHERE id = $1 AND version = $2",
+    )
+    .bind(b.id.as_str())
+    .bind(b.version)
+    .bind(b.user_id.as_ref().map(|u| u.as_str().to_owned()))
+    .bind(b.status.state.as_str())
+    .bind(b.status.state.failure().map(|f| f.as_str()))
+    .bind(b.otp_id.as_ref().map(|o| o.as_str().to_owned()))
+    .bind(b.agreement_sealed.clone())
+    .bind(to_unix_micros(b.updated_at))
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// Saves a binding in the caller's transaction (with what moves with it);
+/// `false` if it moved since it was read.
+pub(crate) async fn update_binding_at_version(
+    conn: &mut sqlx::AnyConnection,
+    b: &StoredBinding,
+) -> Result<bool, StoreError> {
+    Ok(update_binding_rows(conn, b).await? == 1)
+}
+
 #[async_trait]
 impl BindingStore for Store {
     async fn binding_create(
@@ -384,23 +416,10 @@ impl BindingStore for Store {
         events: &[NewEvent],
     ) -> Result<BindingWrite, StoreError> {
         let mut tx = self.begin_write().await?;
-        let n = sqlx::query(
-            "UPDATE bindings SET user_id = $3, state = $4, failure = $5, otp_id = $6, agreement_sealed = $7, \
-             updated_at = $8, version = version + 1 WHERE id = $1 AND version = $2",
-        )
-        .bind(b.id.as_str())
-        .bind(b.version)
-        .bind(b.user_id.as_ref().map(|u| u.as_str().to_owned()))
-        .bind(b.status.state.as_str())
-        .bind(b.status.state.failure().map(|f| f.as_str()))
-        .bind(b.otp_id.as_ref().map(|o| o.as_str().to_owned()))
-        .bind(b.agreement_sealed.clone())
-        .bind(to_unix_micros(b.updated_at))
-        .execute(tx.conn())
-        .await;
+        let n = update_binding_rows(tx.conn(), b).await;
         let n = match n {
             Err(e) if is_unique_violation(&e) => return Ok(BindingWrite::Duplicate),
-            other => other?.rows_affected(),
+            other => other?,
         };
         if n == 0 {
             return Ok(BindingWrite::Stale);
@@ -409,6 +428,31 @@ impl BindingStore for Store {
         tx.commit().await?;
         Ok(BindingWrite::Done)
     }
+}
+
+/// Inserts a quick-pay agreement in the caller's transaction; `false` if
+/// its binding has one already.
+pub(crate) async fn insert_agreement(
+    conn: &mut sqlx::AnyConnection,
+    a: &StoredAgreement,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query(&format!(
+        "INSERT INTO quick_pay_agreements ({AGREEMENT_COLUMNS}, cancelled_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL) ON CONFLICT (binding_id) DO NOTHING"
+    ))
+    .bind(a.id.as_str())
+    .bind(&a.number_sealed)
+    .bind(&a.number_index)
+    .bind(a.card_id.as_str())
+    .bind(a.customer_id.as_str())
+    .bind(&a.wallet_id)
+    .bind(&a.binding_id)
+    .bind(a.status.as_str())
+    .bind(to_unix_micros(a.created_at))
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
 }
 
 #[async_trait]
@@ -468,22 +512,7 @@ impl AgreementStore for Store {
         a: &StoredAgreement,
     ) -> Result<(StoredAgreement, bool), StoreError> {
         let mut tx = self.begin_write().await?;
-        let n = sqlx::query(&format!(
-            "INSERT INTO quick_pay_agreements ({AGREEMENT_COLUMNS}, cancelled_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL) ON CONFLICT (binding_id) DO NOTHING"
-        ))
-        .bind(a.id.as_str())
-        .bind(&a.number_sealed)
-        .bind(&a.number_index)
-        .bind(a.card_id.as_str())
-        .bind(a.customer_id.as_str())
-        .bind(&a.wallet_id)
-        .bind(&a.binding_id)
-        .bind(a.status.as_str())
-        .bind(to_unix_micros(a.created_at))
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
+        let n = u64::from(insert_agreement(tx.conn(), a).await?);
         tx.commit().await?;
         if n == 1 {
             return Ok((a.clone(), true));

@@ -59,7 +59,38 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
     col("merchants", "webhook_secret_sealed"),
     PAIRING_DEVICE_INFO,
     TRANSFER_AGREEMENT_INFO,
+    CARD_APPLICANT,
+    col("card_applications", "phone_sealed"),
+    CARD_APPLICATION_REFERENCE,
+    CARD_APPLICATION_MEDIA,
+    WALLET_CARD_TOKEN,
+    BANK_CARD_APPLICANT,
+    VAULT_TOKEN,
 ];
+
+/// Flow F5: a virtual card application's applicant (name, ID number), at
+/// the wallet.
+pub const CARD_APPLICANT: SealedColumn = col("card_applications", "applicant_sealed");
+/// Flow F5: the identity authority's reference number of an application.
+pub const CARD_APPLICATION_REFERENCE: SealedColumn = col("card_applications", "reference_sealed");
+/// Flow F5: an ID card photo or video frame, bound to its application and slot.
+pub const CARD_APPLICATION_MEDIA: SealedColumn = SealedColumn {
+    table: "card_application_media",
+    id_column: "application_id || '/' || slot",
+    column: "content_sealed",
+};
+/// Flow F5: a card token number as the wallet keeps it.
+pub const WALLET_CARD_TOKEN: SealedColumn = col("card_tokens", "token_sealed");
+/// Flow F5: the applicant as the issuer received it.
+pub const BANK_CARD_APPLICANT: SealedColumn = col("bank_card_applications", "applicant_sealed");
+/// Flow F5: a card token number in the issuer's token vault.
+pub const VAULT_TOKEN: SealedColumn = col("token_vault", "token_sealed");
+
+/// What an application's image in `slot` is sealed for (the same text as
+/// [`CARD_APPLICATION_MEDIA`]'s `id_column` gives in SQL).
+pub fn media_seal_key(application: &str, slot: &str) -> String {
+    format!("{application}/{slot}")
+}
 
 /// The sealed column of a business binding request's device info (flow F3).
 pub const PAIRING_DEVICE_INFO: SealedColumn = col("device_pairings", "device_info_sealed");

@@ -25,6 +25,11 @@
 //! - flow F3: [`PairingStore`] ([`pairings`]: business binding requests),
 //!   [`TransferAgreementStore`] ([`transfer_agreements`]),
 //!   [`TransferPaymentStore`] ([`transfer_payments`]);
+//! - flow F5: [`CardApplicationStore`] ([`card_applications`]: the wallet's
+//!   virtual card applications, photos and frames), [`CardTokenStore`]
+//!   ([`card_tokens`]: the wallet's card tokens and phones' secure element
+//!   keys); at the issuer, [`CardIssuingStore`] ([`card_issuing`]: its
+//!   review and the issue of a card) and [`TokenVaultStore`] ([`token_vault`]);
 //! - the sandbox parties: [`SandboxStore`] ([`sandbox`]);
 //! - invariants every store must hold, read in one pass: [`AuditStore`] ([`audit`]);
 //! - [`WalletStore`] and [`IssuerStore`] gather what each role may touch ([`roles`]).
@@ -39,6 +44,9 @@ pub mod accounts;
 pub mod audit;
 pub mod bank;
 pub mod bindings;
+pub mod card_applications;
+pub mod card_issuing;
+pub mod card_tokens;
 pub mod db;
 pub mod devices;
 pub mod error;
@@ -57,6 +65,7 @@ pub mod roles;
 pub mod sandbox;
 pub mod sessions;
 pub mod testing;
+pub mod token_vault;
 pub mod transfer_agreements;
 pub mod transfer_payments;
 
@@ -66,6 +75,11 @@ pub use bank::{BankCreate, BankStore, StoredCard, StoredCustomer};
 pub use bindings::{
     AgreementStore, BindingStore, BindingWrite, StoredAgreement, StoredBinding, StoredOffer,
 };
+pub use card_applications::{
+    ApplicationStart, CardApplicationStore, Issuance, StoredCardApplication, StoredMedia,
+};
+pub use card_issuing::{CardIssue, CardIssuingStore, IssueOutcome, StoredBankApplication};
+pub use card_tokens::{CardTokenStore, StoredCardToken, StoredSecureElementKey};
 pub use db::{Backend, StartupLock, Store, StoreConfig};
 pub use devices::{
     CeremonyTake, DeviceCreate, DeviceKeyRecord, DeviceStore, StoredCeremony, StoredCredential,
@@ -75,8 +89,10 @@ pub use error::StoreError;
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SavedResponse};
 pub use inbox::InboxStore;
 pub use keys::{
-    transfer_agreement_seal_key, KeyStore, KeyVault, RotationReport, SealedColumn, VaultError,
-    PAIRING_DEVICE_INFO, SEALED_COLUMNS, TRANSFER_AGREEMENT_INFO,
+    media_seal_key, transfer_agreement_seal_key, KeyStore, KeyVault, RotationReport, SealedColumn,
+    VaultError, BANK_CARD_APPLICANT, CARD_APPLICANT, CARD_APPLICATION_MEDIA,
+    CARD_APPLICATION_REFERENCE, PAIRING_DEVICE_INFO, SEALED_COLUMNS, TRANSFER_AGREEMENT_INFO,
+    VAULT_TOKEN, WALLET_CARD_TOKEN,
 };
 pub use ledger::{LedgerStore, LedgerTotals, TransferOutcome};
 pub use merchants::{
@@ -94,6 +110,7 @@ pub use registration::{
 pub use roles::{IssuerStore, WalletStore};
 pub use sandbox::{RelayMessage, SandboxStore, SmsMessage};
 pub use sessions::{SessionStore, StoredSession};
+pub use token_vault::{Detokenised, StoredVaultToken, TokenVaultStore};
 pub use transfer_agreements::{AgreementChange, StoredTransferAgreement, TransferAgreementStore};
 pub use transfer_payments::{
     IssuedTask, StoredTransferPayment, TransferCreate, TransferPaymentStore,

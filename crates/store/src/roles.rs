@@ -4,9 +4,10 @@
 //! flows are built.
 
 use crate::{
-    AccountStore, AgreementStore, AuditStore, BankStore, BindingStore, DeviceStore,
-    IdempotencyStore, InboxStore, KeyStore, LedgerStore, MerchantStore, NonceStore, OtpStore,
-    OutboxStore, PairingStore, PaymentRequestStore, RegistrationStore, SandboxStore, SessionStore,
+    AccountStore, AgreementStore, AuditStore, BankStore, BindingStore, CardApplicationStore,
+    CardIssuingStore, CardTokenStore, DeviceStore, IdempotencyStore, InboxStore, KeyStore,
+    LedgerStore, MerchantStore, NonceStore, OtpStore, OutboxStore, PairingStore,
+    PaymentRequestStore, RegistrationStore, SandboxStore, SessionStore, TokenVaultStore,
     TransferAgreementStore, TransferPaymentStore,
 };
 
@@ -31,6 +32,8 @@ pub trait WalletStore:
     + PairingStore
     + TransferAgreementStore
     + TransferPaymentStore
+    + CardApplicationStore
+    + CardTokenStore
 {
 }
 
@@ -47,6 +50,8 @@ pub trait IssuerStore:
     + SessionStore
     + BankStore
     + AgreementStore
+    + CardIssuingStore
+    + TokenVaultStore
 {
 }
 

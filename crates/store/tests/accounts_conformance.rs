@@ -201,6 +201,8 @@ fn card(customer: &CustomerId, pan_index: &str, account: &AccountId) -> StoredCa
         account_id: account.clone(),
         status: paybridge_domain::card::CardStatus::Active,
         created_at: t0(),
+        card_code: None,
+        product: None,
     }
 }
 

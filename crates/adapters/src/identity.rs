@@ -32,8 +32,9 @@ use sha2::{Digest, Sha256};
 
 use crate::AdapterError;
 
-/// Marker that makes the sandbox authority answer with a low score.
-pub const SANDBOX_MISMATCH_MARKER: &[u8] = b"SANDBOX-MISMATCH";
+/// Marker that makes the sandbox authority answer with a low score (part
+/// of the sandbox's public contract, so it lives with the API's types).
+pub use paybridge_api::sandbox::SANDBOX_MISMATCH_MARKER;
 /// Checks the sandbox authority remembers for look-ups, at most.
 pub const SANDBOX_CHECKS_KEPT: usize = 100_000;
 /// How long the sandbox authority answers look-ups of a check.

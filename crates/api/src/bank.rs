@@ -130,3 +130,27 @@ pub struct WalletRegistrationStarted {
     pub account_id: Option<String>,
     pub binding_id: Option<String>,
 }
+
+/// A card token of one of the customer's virtual cards (flow F5), as the
+/// bank app shows it: never the token's full number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BankTokenBody {
+    #[schema(example = "ctk_…")]
+    pub id: String,
+    pub card_id: String,
+    /// The token's last four digits.
+    pub token_last4: String,
+    /// `active`, `suspended`, `deactivated`.
+    pub state: String,
+    /// Who suspended or deactivated it: `cardholder` or `issuer`.
+    pub state_by: Option<String>,
+    /// The wallet it was issued to, and the channels it may pay in.
+    pub wallet: String,
+    pub channels: Vec<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BankTokenList {
+    pub tokens: Vec<BankTokenBody>,
+}

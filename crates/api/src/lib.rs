@@ -10,8 +10,9 @@
 //! - [`merchant`]: the merchant API (orders, refunds, API keys, webhooks).
 //! - [`delegated`]: flow F3 (pairing a first device, transfer payment
 //!   agreements, transfer payments, the signed messages' payloads).
-//! - [`virtual_card`]: flow F5 (so far, a token's key material as the
-//!   issuer seals it to a phone's secure element).
+//! - [`virtual_card`]: flow F5 (virtual card applications, card tokens, the
+//!   secure element's key, the partner calls that issue a card, and a
+//!   token's key material as the issuer seals it to a secure element).
 
 /// `Debug` that prints only the type's name: for request bodies carrying
 /// passwords, PINs or personal data.

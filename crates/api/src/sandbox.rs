@@ -67,3 +67,8 @@ pub struct RelayMessageView {
 pub struct RelayList {
     pub messages: Vec<RelayMessageView>,
 }
+
+/// The sandbox identity authority (flow F5) scores a first-card
+/// applicant's photos and frames as someone else's (10–39) when any of
+/// them contains these bytes: how a sandbox client shows another face.
+pub const SANDBOX_MISMATCH_MARKER: &[u8] = b"SANDBOX-MISMATCH";

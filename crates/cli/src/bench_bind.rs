@@ -132,6 +132,7 @@ impl BenchApp {
                 sms_ip_hourly_cap: Some(0),
                 // Every bench device pairs from this machine.
                 pairing_ip_hourly_cap: Some(0),
+                card_media_retention_secs: None,
                 sms_gateway: None,
             }),
             issuer: Some(IssuerRoleConfig {

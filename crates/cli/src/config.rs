@@ -121,6 +121,11 @@ pub struct ServeArgs {
     /// 0 switches the cap off (behind a proxy) [default: 20]
     #[arg(long, env = "PAYBRIDGE_PAIRING_IP_HOURLY_CAP")]
     pub pairing_ip_hourly_cap: Option<u32>,
+    /// Seconds a virtual card application's ID card photos and video
+    /// frames are kept after it is decided (flow F5); 0 deletes them at
+    /// once [default: 0]
+    #[arg(long, env = "PAYBRIDGE_CARD_MEDIA_RETENTION_SECS")]
+    pub card_media_retention_secs: Option<u32>,
     /// Requests per second one client IP may send, in bursts of twice as
     /// many; 0 switches the limit off [default: 500]
     #[arg(long, env = "PAYBRIDGE_RATE_LIMIT_PER_IP")]
@@ -179,6 +184,7 @@ pub struct FileWallet {
     pub sms_global_hourly_cap: Option<u32>,
     pub sms_ip_hourly_cap: Option<u32>,
     pub pairing_ip_hourly_cap: Option<u32>,
+    pub card_media_retention_secs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -523,6 +529,9 @@ fn wallet_role(
         pairing_ip_hourly_cap: args
             .pairing_ip_hourly_cap
             .or(file.wallet.pairing_ip_hourly_cap),
+        card_media_retention_secs: args
+            .card_media_retention_secs
+            .or(file.wallet.card_media_retention_secs),
         sms_gateway: sms_gateway(args)?,
     }))
 }

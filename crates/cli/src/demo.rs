@@ -92,6 +92,7 @@ impl Server {
                 sms_global_hourly_cap: None,
                 sms_ip_hourly_cap: None,
                 pairing_ip_hourly_cap: None,
+                card_media_retention_secs: None,
                 sms_gateway: None,
             }),
             issuer: Some(IssuerRoleConfig {

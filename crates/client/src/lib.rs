@@ -5,7 +5,7 @@
 //! - [`public`]: the transport of the public API (JSON, bearer, idempotency
 //!   keys, the server's error codes), and on it one typed method per endpoint:
 //!   [`wallet_app`] (the wallet app and first devices; flow F3's calls in
-//!   [`delegated`]), [`merchant`] (a
+//!   [`delegated`], flow F5's in [`virtual_card`]), [`merchant`] (a
 //!   merchant's server), [`bank_app`] (the issuer's own app), [`sandbox`]
 //!   (the sandbox's SMS outbox and push relay, health).
 //! - [`push`]: a device's push channel, read as the device reads it.
@@ -17,6 +17,7 @@ pub mod partner;
 pub mod public;
 pub mod push;
 pub mod sandbox;
+pub mod virtual_card;
 pub mod wallet_app;
 
 pub use bank_app::BankApp;

@@ -34,6 +34,8 @@ pub enum IndexPurpose {
     /// A client's IP address: the key of its SMS budget (kept no longer
     /// than the budget's window, and not in clear).
     ClientIp,
+    /// A card token number (flow F5), to find it in the token vault.
+    Token,
 }
 
 impl IndexPurpose {
@@ -47,6 +49,7 @@ impl IndexPurpose {
             IndexPurpose::LoginPhone => "login.phone",
             IndexPurpose::LoginUsername => "login.username",
             IndexPurpose::Registration => "registration",
+            IndexPurpose::Token => "token",
             IndexPurpose::ClientIp => "client_ip",
         }
     }

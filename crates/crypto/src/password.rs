@@ -20,6 +20,11 @@ pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
 pub const ARGON2_ITERATIONS: u32 = 2;
 pub const ARGON2_LANES: u32 = 1;
 
+/// A stored hash no password verifies against (a login that has no
+/// password yet): not a PHC string, so [`PasswordHasher::verify_or_dummy`]
+/// spends the same time as for a real one and refuses.
+pub const UNUSABLE_HASH: &str = "!";
+
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
     params: Params,

@@ -1,4 +1,4 @@
-//! Signed messages of flow F3: each message a device or the wallet signs
+//! Signed messages of flows F3 and F5: each message a device or the wallet signs
 //! is a compact JWS (RFC 7515) with Ed25519 (`alg: EdDSA`, RFC 8037) whose
 //! payload is the message itself, in JSON:
 //!
@@ -42,6 +42,9 @@ pub enum MessageType {
     TaskExecution,
     /// 支付完成消息: the phone's completion message (signed by the phone's key).
     PaymentCompletion,
+    /// Flow F5: a phone registers its secure element's encryption key
+    /// (signed by the phone's device key).
+    SecureElementKey,
 }
 
 impl MessageType {
@@ -52,6 +55,7 @@ impl MessageType {
             MessageType::ExecutionTask => "payment-execution-task+jwt",
             MessageType::TaskExecution => "task-execution+jwt",
             MessageType::PaymentCompletion => "payment-completion+jwt",
+            MessageType::SecureElementKey => "secure-element-key+jwt",
         }
     }
 }

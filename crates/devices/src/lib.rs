@@ -18,6 +18,9 @@
 //! - [`bank_app`]: the issuer's own app on the customer's phone: cards and
 //!   balances, "bind to wallet" (flow F1) and "open a wallet" (flow F2).
 //! - [`inbox`]: the SMS inbox of a phone number (the sandbox gateway's outbox).
+//! - [`phone_virtual_card`]: the phone's part in flow F5 (its secure
+//!   element's key, applying for a virtual card, the OTP or photos and video
+//!   frames, writing the token into the secure element).
 //! - [`secure_element`]: the phone's secure element for flow F5: its own
 //!   key, token keys installed only as HPKE boxes sealed to it, cryptograms
 //!   with a rising transaction counter.
@@ -28,6 +31,7 @@ pub mod inbox;
 pub mod passkey;
 pub mod phone;
 pub mod phone_delegation;
+pub mod phone_virtual_card;
 pub mod secure_element;
 pub mod terminal;
 

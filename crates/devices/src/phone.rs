@@ -83,6 +83,8 @@ pub struct Phone {
     inbox: SmsInbox,
     /// The wallet's task-signing keys the app trusts (pinned at install).
     wallet_keys: Vec<paybridge_api::delegated::WalletKey>,
+    /// The phone's secure element (flow F5's card tokens).
+    secure_element: Arc<crate::secure_element::SecureElement>,
 }
 
 impl Phone {
@@ -104,7 +106,13 @@ impl Phone {
             passkey: Passkey::new(),
             inbox: SmsInbox::new(server_url, number),
             wallet_keys: Vec::new(),
+            secure_element: Arc::new(crate::secure_element::SecureElement::new()),
         }
+    }
+
+    /// The phone's secure element.
+    pub fn secure_element(&self) -> &Arc<crate::secure_element::SecureElement> {
+        &self.secure_element
     }
 
     pub fn number(&self) -> &str {

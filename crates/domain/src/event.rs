@@ -136,9 +136,11 @@ pub enum EventTopic {
     BindingOtpSent,
     BindingUnbound,
 
+    CardApplicationChanged,
     CardDebited,
     CardFunded,
     CardRefunded,
+    CardTokenChanged,
 
     DeviceCredentialRegistered,
     DevicePairingApproved,
@@ -148,6 +150,7 @@ pub enum EventTopic {
     DevicePairingStarted,
     DeviceRegistered,
     DeviceRevoked,
+    DeviceSecureElementKeyRegistered,
 
     OrderCancelled,
     OrderCreated,
@@ -210,7 +213,9 @@ impl EventTopic {
             EventTopic::BindingOffered => "binding.offered",
             EventTopic::BindingOtpSent => "binding.otp_sent",
             EventTopic::BindingUnbound => "binding.unbound",
+            EventTopic::CardApplicationChanged => "card_application.changed",
             EventTopic::CardDebited => "card.debited",
+            EventTopic::CardTokenChanged => "card_token.changed",
             EventTopic::CardFunded => "card.funded",
             EventTopic::CardRefunded => "card.refunded",
             EventTopic::DeviceCredentialRegistered => "device.credential_registered",
@@ -221,6 +226,7 @@ impl EventTopic {
             EventTopic::DevicePairingStarted => "device_pairing.started",
             EventTopic::DeviceRegistered => "device.registered",
             EventTopic::DeviceRevoked => "device.revoked",
+            EventTopic::DeviceSecureElementKeyRegistered => "device.secure_element_key_registered",
             EventTopic::OrderCancelled => "order.cancelled",
             EventTopic::OrderCreated => "order.created",
             EventTopic::OrderExpired => "order.expired",

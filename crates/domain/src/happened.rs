@@ -9,13 +9,17 @@
 
 use serde::Serialize;
 
+use crate::card_application::ApplicationStage;
+use crate::card_issuing::ReviewStage;
+use crate::card_token::{TokenActor, TokenStage};
 use crate::clock::Timestamp;
 use crate::device::DeviceType;
 use crate::error::ErrorCode;
 use crate::event::{Destination, EventTopic, NewEvent};
 use crate::ids::{
-    BindingId, CredentialId, DeviceId, MerchantId, OrderId, PairingId, PaymentRequestId, RefundId,
-    SecurityAuthId, TransferAgreementId, TransferPaymentId, UserId,
+    BindingId, CardApplicationId, CardTokenId, CredentialId, DeviceId, MerchantId, OrderId,
+    PairingId, PaymentRequestId, RefundId, SecurityAuthId, TransferAgreementId, TransferPaymentId,
+    UserId,
 };
 use crate::money::Money;
 use crate::order::OrderState;
@@ -191,6 +195,37 @@ pub enum Happened {
     TransferPaymentChanged {
         transfer_payment_id: TransferPaymentId,
         state: TransferPaymentStage,
+    },
+
+    /// A virtual card application moved at the wallet (flow F5). The
+    /// applicant is sealed in the application; an event names ids only.
+    CardApplication {
+        application_id: CardApplicationId,
+        user_id: UserId,
+        state: ApplicationStage,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<ErrorCode>,
+    },
+    /// The issuer's review of an application moved (flow F5).
+    CardReview {
+        application_id: CardApplicationId,
+        state: ReviewStage,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<ErrorCode>,
+    },
+    /// A card token's state, as one side tells the other and the phone
+    /// (flow F5): never the token number.
+    CardToken {
+        token_id: CardTokenId,
+        card_code: String,
+        state: TokenStage,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<TokenActor>,
+    },
+    /// A phone registered its secure element's encryption key (flow F5).
+    SecureElementKeyRegistered {
+        user_id: UserId,
+        device_id: DeviceId,
     },
 
     AuthenticatorCounterRegressed {
@@ -430,6 +465,11 @@ impl Happened {
             Happened::PaymentExecutionTask { .. } => T::TransferPaymentExecutionTask,
             Happened::PaymentResult { .. } => T::TransferPaymentResult,
             Happened::TransferPaymentChanged { .. } => T::TransferPaymentChanged,
+            Happened::CardApplication { .. } | Happened::CardReview { .. } => {
+                T::CardApplicationChanged
+            }
+            Happened::CardToken { .. } => T::CardTokenChanged,
+            Happened::SecureElementKeyRegistered { .. } => T::DeviceSecureElementKeyRegistered,
             Happened::AuthenticatorCounterRegressed { .. } => T::RiskAuthenticatorCounterRegressed,
             Happened::BindingIdentityMismatch { .. } => T::RiskBindingIdentityMismatch,
             Happened::DeviceEnvironmentRefused { .. } => T::RiskDeviceEnvironmentRefused,

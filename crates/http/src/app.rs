@@ -60,6 +60,9 @@ pub(crate) struct BuildContext<'a> {
     pub metrics: &'a Arc<Metrics>,
     /// Turns true when the server stops (open push channels end).
     pub stopping: &'a watch::Receiver<bool>,
+    /// The identity authority both roles talk to (flow F5): the sandbox
+    /// one, shared by the roles of this process; none outside the sandbox.
+    pub identity: Option<Arc<dyn paybridge_adapters::identity::IdentityAuthority>>,
 }
 
 /// Path prefix of an issuer's API, so both roles can share one listener.
@@ -99,6 +102,9 @@ pub struct WalletRoleConfig {
     /// may start in an hour; 0 is off (default
     /// `paybridge_domain::device_pairing::MAX_PAIRINGS_PER_ADDRESS_HOUR`).
     pub pairing_ip_hourly_cap: Option<u32>,
+    /// Seconds a virtual card application's photos and frames are kept
+    /// after it is decided (flow F5); default 0: deleted at once.
+    pub card_media_retention_secs: Option<u32>,
     /// A real SMS provider; without one, OTPs go to the sandbox outbox
     /// (sandbox on) or flows that need one answer 503.
     pub sms_gateway: Option<paybridge_adapters::sms::HttpSmsConfig>,
@@ -227,6 +233,11 @@ impl App {
             clock: &clock,
             metrics: &metrics,
             stopping: &stopping_rx,
+            identity: config.sandbox.then(|| {
+                Arc::new(paybridge_adapters::identity::SandboxIdentityAuthority::new(
+                    clock.clone(),
+                )) as Arc<dyn paybridge_adapters::identity::IdentityAuthority>
+            }),
         };
         let mut sandbox_store: Option<Arc<dyn SandboxStore>> = None;
         let mut sandbox_relay_client = None;

@@ -119,7 +119,9 @@ pub(crate) async fn payment_expiry_loop(wallet: Wallet, stop: watch::Receiver<bo
 /// One round of the expiry loop: cross-device payment requests nobody
 /// answered; flow F3's transfer payments whose step ran out (expired,
 /// their executing debit followed, completed without a quiet phone); and
-/// business binding requests past their expiry. Returns how many moved.
+/// business binding requests past their expiry; flow F5's applications
+/// past their expiry, and their photos and frames past their retention.
+/// Returns how many moved.
 pub async fn expire_once(wallet: &Wallet) -> usize {
     let mut moved = 0;
     match wallet.expire_due_payment_requests().await {
@@ -142,6 +144,14 @@ pub async fn expire_once(wallet: &Wallet) -> usize {
         Ok(0) => {}
         Ok(n) => tracing::debug!(count = n, "device pairings expired"),
         Err(e) => tracing::warn!(error = %e, "device pairing expiry failed"),
+    }
+    match wallet.sweep_card_applications().await {
+        Ok((0, 0)) => {}
+        Ok((expired, purged)) => {
+            moved += expired as usize;
+            tracing::info!(expired, images_deleted = purged, "card applications swept")
+        }
+        Err(e) => tracing::warn!(error = %e, "sweeping card applications failed"),
     }
     moved
 }

@@ -128,7 +128,11 @@ pub fn body_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
 pub fn too_large() -> ApiError {
     ApiError::new(
         ErrorCode::BodyTooLarge,
-        format!("the body is larger than {} bytes", crate::MAX_BODY_BYTES),
+        format!(
+            "the body is larger than this route accepts ({} bytes; photo and frame uploads {} bytes)",
+            crate::MAX_BODY_BYTES,
+            crate::routes::virtual_cards::MAX_UPLOAD_BODY_BYTES
+        ),
     )
 }
 

@@ -29,7 +29,8 @@ creating POSTs take an `Idempotency-Key`; partner routes are signed with PAYBRID
         (name = "merchants", description = "The merchant API (secret key): orders and API keys"),
         (name = "payments", description = "Flow F4: a PC, TV, car or IoT box asks the phone to pay; gestures, QR fallback, approvals"),
         (name = "delegated", description = "Flow F3: a first device paired by a user code pays through the phone within its transfer payment agreement; signed messages (compact JWS, EdDSA)"),
-        (name = "bank app", description = "An issuer's bank app: customer sessions and cards (under /bank)"),
+        (name = "virtual_card", description = "Flow F5: apply for a virtual card (OTP, or ID card photos and a video face check), the token in the phone's secure element, its lifecycle"),
+        (name = "bank app", description = "An issuer's bank app: customer sessions, cards and their tokens (under /bank)"),
         (name = "sandbox", description = "The sandbox parties (SMS gateway, OS push relay); only when the sandbox is on"),
     )
 )]
@@ -170,8 +171,9 @@ pub fn document_common_answers(doc: &mut utoipa::openapi::OpenApi) {
                     (
                         "413",
                         format!(
-                            "body_too_large: the body is over {} bytes",
-                            crate::MAX_BODY_BYTES
+                            "body_too_large: the body is over {} bytes ({} for photo and frame uploads)",
+                            crate::MAX_BODY_BYTES,
+                            crate::routes::virtual_cards::MAX_UPLOAD_BODY_BYTES
                         ),
                     ),
                     (

@@ -46,6 +46,7 @@ fn wallet_config(
             sms_global_hourly_cap: None,
             sms_ip_hourly_cap: None,
             pairing_ip_hourly_cap: None,
+            card_media_retention_secs: None,
             sms_gateway: None,
             id: wallet_id(),
             store: store.config.clone(),

@@ -79,7 +79,7 @@ pub struct AgreementView {
 }
 
 /// A fresh quick-pay agreement number: `QP` and 20 random digits.
-fn agreement_number() -> Secret<String> {
+pub(crate) fn agreement_number() -> Secret<String> {
     let mut rng = rand::rngs::OsRng;
     let digits: String = (0..20)
         .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))

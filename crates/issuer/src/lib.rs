@@ -10,12 +10,16 @@
 //! - [`debits`]: debits and refunds by quick-pay agreement (the money path
 //!   of flows F3, F4 and F5).
 //! - [`ledger`]: the bank's ledger as a service.
+//! - [`virtual_cards`]: flow F5 (virtual card products, the review of an
+//!   application, pre-verification, issuing the card with its card code,
+//!   agreement and token; tokenisation and de-tokenisation at the vault).
 
 pub mod bindings;
 pub mod customers;
 pub mod debits;
 pub mod ledger;
 pub mod seed;
+pub mod virtual_cards;
 
 use paybridge_domain::event::EventTopic;
 use std::sync::Arc;
@@ -49,6 +53,8 @@ pub struct Issuer {
     pub passwords: PasswordHasher,
     /// The card numbers this bank issues.
     pub bins: BinRange,
+    /// Flow F5, if this bank issues virtual cards.
+    pub virtual_cards: Option<virtual_cards::VirtualCardIssuing>,
 }
 
 /// Demo Bank's BIN range (made up): 621999, 16 or 19 digits.
@@ -74,6 +80,14 @@ impl PartnerSide for Issuer {
         if event.topic == EventTopic::BindingUnbound.as_str() {
             if let Some(id) = event.data.get("binding_id").and_then(|v| v.as_str()) {
                 self.unbound_by_wallet(from, id).await?;
+            }
+        }
+        if event.topic == EventTopic::CardTokenChanged.as_str() {
+            if let Ok(change) = serde_json::from_value::<
+                paybridge_api::virtual_card::TokenStateChange,
+            >(event.data.clone())
+            {
+                self.token_changed_by_wallet(from, &change).await?;
             }
         }
         let (ack, _new) = receive_event(self.store.as_ref(), from, event, self.clock.now()).await?;

@@ -5,6 +5,8 @@
 //! - [`logs`]: captures what the app logs, to assert on it.
 //! - [`delegated`]: flow F3's fixtures (a paired TV and its phone, terms,
 //!   orders, what devices were pushed).
+//! - [`virtual_card`]: flow F5's fixtures (an existing cardholder's phone,
+//!   first-card applicants of the sandbox citizen registry).
 //!
 //! The parties themselves (phone, bank app, PC) are `paybridge-devices`;
 //! the helpers here drive them and the typed client.
@@ -16,6 +18,7 @@
 
 pub mod delegated;
 pub mod logs;
+pub mod virtual_card;
 
 use serde_json::json;
 use std::collections::HashMap;
@@ -145,6 +148,7 @@ impl TestApp {
                 sms_global_hourly_cap: None,
                 sms_ip_hourly_cap: None,
                 pairing_ip_hourly_cap: None,
+                card_media_retention_secs: None,
                 sms_gateway: None,
                 id: wallet_id(),
                 store: wallet_store.config.clone(),

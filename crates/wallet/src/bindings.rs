@@ -16,6 +16,7 @@ use paybridge_api::partner::{ActivateBinding, AgreementIssued, BindingOffer};
 use paybridge_crypto::token::{generate_token, TokenKind};
 use paybridge_domain::binding::{BindingEnd, BindingFailure, BindingState, BindingStatus};
 use paybridge_domain::card::{mask_last4, CardType};
+use paybridge_domain::card_token::TokenActor;
 use paybridge_domain::credentials::check_payment_password;
 use paybridge_domain::device::DeviceFilter;
 use paybridge_domain::event::{Destination, NewEvent};
@@ -721,6 +722,15 @@ impl Wallet {
         // Ending an active agreement is a sensitive operation.
         self.require_trusted_device(user, session.device_id.as_ref())
             .await?;
+        // A quick binding (flow F5) ends with its card token: deactivated,
+        // and the binding unbound with it, in one transaction.
+        if b.channel == "virtual_card"
+            && self
+                .deactivate_token_of_binding(b.id.as_str(), TokenActor::Cardholder)
+                .await?
+        {
+            return self.binding(user, id).await;
+        }
         b.status = b.status.unbind()?;
         b.updated_at = self.clock.now();
         let issuer: PartnerId = b.issuer_id.parse().map_err(ServiceError::internal)?;
@@ -752,6 +762,13 @@ impl Wallet {
             return Ok(());
         };
         if b.issuer_id != issuer.as_str() || b.status.state != BindingState::Active {
+            return Ok(());
+        }
+        if b.channel == "virtual_card"
+            && self
+                .deactivate_token_of_binding(b.id.as_str(), TokenActor::Issuer)
+                .await?
+        {
             return Ok(());
         }
         b.status = b.status.unbind()?;

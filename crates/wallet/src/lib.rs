@@ -20,6 +20,9 @@
 //! - [`device_pairing`], [`transfer_agreements`], [`transfer_payments`]:
 //!   flow F3 (a first device paired by a user code pays through the phone,
 //!   within its transfer payment agreement).
+//! - [`virtual_cards`]: flow F5 (a virtual card application on both paths,
+//!   the quick binding, card tokens for the phone's secure element and
+//!   their lifecycle); it answers with the API's bodies.
 //! - [`views`]: what the services return to the HTTP layer.
 
 pub mod accounts;
@@ -38,6 +41,7 @@ pub mod registration;
 pub mod transfer_agreements;
 pub mod transfer_payments;
 pub mod views;
+pub mod virtual_cards;
 pub mod webauthn;
 pub mod webhook_guard;
 pub mod webhooks;
@@ -96,6 +100,12 @@ pub struct Wallet {
     pub pairing_ip_hourly_cap: i64,
     /// Signs payment execution tasks (flow F3); derived from the master key.
     pub task_key: Arc<paybridge_crypto::signed_message::MessageKey>,
+    /// Scores first-card applicants' photos and frames (flow F5); `None`
+    /// without one (that path answers 503).
+    pub identity: Option<Arc<dyn paybridge_adapters::identity::IdentityAuthority>>,
+    /// How long an application's photos and frames are kept after it is
+    /// decided (flow F5); 0 deletes them at the decision's next sweep.
+    pub card_media_retention_secs: i64,
 }
 
 #[async_trait::async_trait]
@@ -113,6 +123,14 @@ impl PartnerSide for Wallet {
         if event.topic == EventTopic::BindingUnbound.as_str() {
             if let Some(id) = event.data.get("binding_id").and_then(|v| v.as_str()) {
                 self.unbound_by_issuer(from, id).await?;
+            }
+        }
+        if event.topic == EventTopic::CardTokenChanged.as_str() {
+            if let Ok(change) = serde_json::from_value::<
+                paybridge_api::virtual_card::TokenStateChange,
+            >(event.data.clone())
+            {
+                self.token_changed_by_issuer(from, &change).await?;
             }
         }
         let (ack, _new) = receive_event(self.store.as_ref(), from, event, self.clock.now()).await?;

@@ -72,7 +72,7 @@ fn mismatch(message: &str) -> ServiceError {
 /// Opens a message `device` signed with its key: its kind, signature and
 /// payload. A message by another key, of another kind or tampered with is
 /// `device_signature_invalid`.
-fn device_message<T: DeserializeOwned>(
+pub(crate) fn device_message<T: DeserializeOwned>(
     device: &StoredDevice,
     jws: &str,
     typ: MessageType,

@@ -9,7 +9,11 @@ use paybridge_adapters::device_push::PushHub;
 use paybridge_adapters::dispatcher::OutboxDispatcher;
 use paybridge_adapters::partner::PartnerDirectory;
 use paybridge_crypto::password::PasswordHasher;
+use paybridge_crypto::IndexPurpose;
 use paybridge_issuer::seed::SeedFile;
+use paybridge_issuer::virtual_cards::{
+    sandbox_products, sandbox_token_bins, VirtualCardIssuing, SANDBOX_BLOCKED_ID_NUMBERS,
+};
 use paybridge_issuer::Issuer;
 use paybridge_store::{IdempotencyStore, KeyStore, KeyVault, NonceStore, Store};
 use utoipa_axum::router::OpenApiRouter;
@@ -66,6 +70,23 @@ pub(super) async fn build(
         keys: ctx.master_key.derived_keys("issuer"),
         passwords: PasswordHasher::default(),
         bins: i.bins.clone(),
+        virtual_cards: None,
+    };
+    let service = Issuer {
+        virtual_cards: ctx.identity.clone().map(|identity| {
+            let blocked = SANDBOX_BLOCKED_ID_NUMBERS
+                .iter()
+                .map(|n| service.keys.index.index(IndexPurpose::IdNumber, n))
+                .collect();
+            VirtualCardIssuing::new(
+                sandbox_products(),
+                sandbox_token_bins(),
+                identity,
+                blocked,
+                &ctx.master_key.derive(i.id.as_str(), "emv-imk-ac"),
+            )
+        }),
+        ..service
     };
     for (n, text) in i.seeds.iter().enumerate() {
         let seed = SeedFile::parse(text).with_context(|| format!("seed file #{}", n + 1))?;
@@ -98,6 +119,11 @@ pub(super) async fn build(
         ISSUER_PREFIX,
         routes::partner::router(Arc::new(service.clone()), auth.clone(), idem.clone())
             .merge(routes::binding_partner::issuer_router(
+                service.clone(),
+                auth.clone(),
+                idem.clone(),
+            ))
+            .merge(routes::card_partner::issuer_router(
                 service.clone(),
                 auth,
                 idem.clone(),

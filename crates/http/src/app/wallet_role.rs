@@ -150,6 +150,8 @@ async fn service(
         task_key: Arc::new(paybridge_crypto::signed_message::MessageKey::from_seed(
             &ctx.master_key.derive("wallet", "execution-task-signing"),
         )),
+        identity: ctx.identity.clone(),
+        card_media_retention_secs: w.card_media_retention_secs.map_or(0, i64::from),
         device_proofs: Arc::new(DeviceProofs::new(
             NonceKey::from_bytes(*ctx.master_key.derive("wallet", "dpop-nonce")),
             w.webauthn.origin.as_str(),
@@ -263,6 +265,7 @@ fn routes(
             service.clone(),
             idem.clone(),
         ))
+        .merge(routes::virtual_cards::router(service.clone(), idem.clone()))
         .merge(routes::wallet_app::router(service.clone(), idem.clone()))
         .merge(routes::devices::router(
             routes::devices::DevicesState {

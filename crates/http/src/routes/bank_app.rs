@@ -4,15 +4,17 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use paybridge_api::bank::{
-    BankBindingBody, BankBindingList, BankLogin, BankSessionBody, CardBody, CardList, CustomerBody,
-    StartWalletBinding, WalletBindingStarted, WalletRegistrationStarted,
+    BankBindingBody, BankBindingList, BankLogin, BankSessionBody, BankTokenBody, BankTokenList,
+    CardBody, CardList, CustomerBody, StartWalletBinding, WalletBindingStarted,
+    WalletRegistrationStarted,
 };
 use paybridge_api::rfc3339;
 use paybridge_api::{ErrorBody, PageQuery};
-use paybridge_domain::ids::{CardId, QuickPayAgreementId};
+use paybridge_domain::ids::{CardId, CardTokenId, QuickPayAgreementId};
 use paybridge_domain::ErrorCode;
 use paybridge_issuer::bindings::{BindingMode, BindingStart, RegistrationStart};
 use paybridge_issuer::customers::{BankSessionCustomer, CardView, CustomerView};
+use paybridge_issuer::virtual_cards::{BankTokenAction, TokenView};
 use paybridge_issuer::Issuer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -282,6 +284,94 @@ async fn unbind(
     Ok(StatusCode::NO_CONTENT)
 }
 
+fn token_body(t: TokenView) -> BankTokenBody {
+    BankTokenBody {
+        id: t.id.to_string(),
+        card_id: t.card_id.to_string(),
+        token_last4: t.token_last4,
+        state: t.state.stage().as_str().to_owned(),
+        state_by: t.state.actor().map(|a| a.as_str().to_owned()),
+        wallet: t.wallet,
+        channels: t.channels,
+        created_at: rfc3339(t.created_at),
+    }
+}
+
+/// Flow F5: the card tokens of one of the customer's virtual cards.
+#[utoipa::path(get, path = "/v1/app/cards/{card_id}/tokens", tag = "bank app",
+    security(("session" = [])),
+    params(("card_id" = String, Path)),
+    responses((status = 200, body = BankTokenList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn card_tokens(
+    State(issuer): State<Issuer>,
+    Authenticated(c): Authenticated<BankSessionCustomer>,
+    ApiPath(card): ApiPath<CardId>,
+) -> ApiResult<ApiJson<BankTokenList>> {
+    Ok(ApiJson(BankTokenList {
+        tokens: issuer
+            .card_tokens(&c.customer_id, &card)
+            .await?
+            .into_iter()
+            .map(token_body)
+            .collect(),
+    }))
+}
+
+async fn token_action(
+    issuer: &Issuer,
+    c: &BankSessionCustomer,
+    id: &CardTokenId,
+    action: BankTokenAction,
+) -> ApiResult<ApiJson<BankTokenBody>> {
+    Ok(ApiJson(token_body(
+        issuer.bank_token_action(&c.customer_id, id, action).await?,
+    )))
+}
+
+/// Flow F5: the bank holds a token (a phone reported lost, fraud): it pays
+/// nowhere until the bank lifts the hold. The wallet and the phone are told.
+#[utoipa::path(post, path = "/v1/app/tokens/{token_id}/suspend", tag = "bank app",
+    security(("session" = [])),
+    params(("token_id" = String, Path)),
+    responses((status = 200, body = BankTokenBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "token_inactive", body = ErrorBody)))]
+async fn suspend_token(
+    State(issuer): State<Issuer>,
+    Authenticated(c): Authenticated<BankSessionCustomer>,
+    ApiPath(id): ApiPath<CardTokenId>,
+) -> ApiResult<ApiJson<BankTokenBody>> {
+    token_action(&issuer, &c, &id, BankTokenAction::Suspend).await
+}
+
+/// Flow F5: the bank lifts a hold (its own or the cardholder's).
+#[utoipa::path(post, path = "/v1/app/tokens/{token_id}/resume", tag = "bank app",
+    security(("session" = [])),
+    params(("token_id" = String, Path)),
+    responses((status = 200, body = BankTokenBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "token_inactive", body = ErrorBody)))]
+async fn resume_token(
+    State(issuer): State<Issuer>,
+    Authenticated(c): Authenticated<BankSessionCustomer>,
+    ApiPath(id): ApiPath<CardTokenId>,
+) -> ApiResult<ApiJson<BankTokenBody>> {
+    token_action(&issuer, &c, &id, BankTokenAction::Resume).await
+}
+
+/// Flow F5: the bank deletes a token: it never pays again, and the wallet
+/// unbinds its quick binding.
+#[utoipa::path(post, path = "/v1/app/tokens/{token_id}/delete", tag = "bank app",
+    security(("session" = [])),
+    params(("token_id" = String, Path)),
+    responses((status = 200, body = BankTokenBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "token_inactive", body = ErrorBody)))]
+async fn delete_token(
+    State(issuer): State<Issuer>,
+    Authenticated(c): Authenticated<BankSessionCustomer>,
+    ApiPath(id): ApiPath<CardTokenId>,
+) -> ApiResult<ApiJson<BankTokenBody>> {
+    token_action(&issuer, &c, &id, BankTokenAction::Delete).await
+}
+
 pub fn router(issuer: Issuer, idem: Arc<Idempotency>) -> OpenApiRouter {
     // Offering a card to the wallet takes an Idempotency-Key: a retry gets
     // the same offer (sealed at rest: it carries the binding address).
@@ -297,6 +387,10 @@ pub fn router(issuer: Issuer, idem: Arc<Idempotency>) -> OpenApiRouter {
         .routes(routes!(me))
         .routes(routes!(cards))
         .routes(routes!(card))
+        .routes(routes!(card_tokens))
+        .routes(routes!(suspend_token))
+        .routes(routes!(resume_token))
+        .routes(routes!(delete_token))
         .layer(axum::middleware::from_fn_with_state(
             issuer.clone(),
             bank_session,

@@ -4,6 +4,7 @@
 pub mod bank_app;
 pub mod binding_partner;
 pub mod bindings;
+pub mod card_partner;
 pub mod cross_device;
 pub mod device_pairings;
 pub mod devices;
@@ -15,6 +16,7 @@ pub mod security_auth;
 pub mod system;
 pub mod transfer_agreements;
 pub mod transfer_payments;
+pub mod virtual_cards;
 pub mod wallet_app;
 
 /// The `after` of a page, parsed as the id of the list's items; one that

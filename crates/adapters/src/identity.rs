@@ -10,7 +10,7 @@
 //! up.
 //!
 //! The sandbox authority keeps a small citizen registry (the sandbox bank's
-//! demo customers and three first-card applicants, [`SANDBOX_CITIZENS`])
+//! demo customers, three first-card applicants and one the sandbox bank blocks, [`SANDBOX_CITIZENS`])
 //! and scores deterministically from what is submitted (documented in the
 //! README):
 //! - an ID number not in the registry is `unknown_citizen`;
@@ -50,6 +50,8 @@ pub const SANDBOX_CITIZENS: &[(&str, &str)] = &[
     ("赵敏", "110108200001010015"),
     ("周杰", "320102199506150027"),
     ("吴芳", "440106198811200033"),
+    // Blocked at the sandbox bank.
+    ("钱伟", "110101197912310044"),
 ];
 
 /// What the wallet submits for one application.

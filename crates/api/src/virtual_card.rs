@@ -94,6 +94,7 @@ pub struct CardProductList {
 
 /// Which issuer's products to list.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CardProductQuery {
     #[param(example = "demo-bank")]

@@ -305,14 +305,24 @@ async fn unbind_earlier_run(
 /// run is a new install), then retires the phones an earlier run left
 /// under the same name. Its session is bound to its key.
 pub(crate) async fn trusted_phone(base: &str) -> anyhow::Result<Phone> {
-    let mut phone = Phone::new(base, RESERVED_PHONE);
+    trusted_phone_of(base, RESERVED_PHONE, ID_LAST4).await
+}
+
+/// [`trusted_phone`] for the account of phone `number`, whose ID number
+/// ends `id_last4`.
+pub(crate) async fn trusted_phone_of(
+    base: &str,
+    number: &str,
+    id_last4: &str,
+) -> anyhow::Result<Phone> {
+    let mut phone = Phone::new(base, number);
     say("phone", "a new device: security authentication first");
     let answers = SecurityAnswers {
         device: ThisDevice::New {
             name: PHONE_NAME.into(),
         },
         environment: genuine_android(),
-        id_number_last4: ID_LAST4.into(),
+        id_number_last4: id_last4.into(),
         login_password: Some(WALLET_PASSWORD.into()),
         payment_password: Some(DEMO_PAYMENT_PASSWORD.into()),
     };

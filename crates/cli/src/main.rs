@@ -3,20 +3,22 @@
 //!
 //! - [`config`]: flags, `PAYBRIDGE_*` variables and the TOML file, resolved
 //!   into an `AppConfig`; [`logging`]: the log format.
-//! - [`demo`], [`demo_cross_device`], [`demo_delegated`]: `paybridge demo
-//!   <flow>`, each flow played end to end by its parties, in-process or
-//!   against `--server`.
-//! - [`bench`], [`bench_bind`], [`bench_pay`], [`bench_delegated`]:
-//!   `paybridge bench <scenario>`.
+//! - [`demo`], [`demo_cross_device`], [`demo_delegated`],
+//!   [`demo_virtual_card`]: `paybridge demo <flow>`, each flow played end
+//!   to end by its parties, in-process or against `--server`.
+//! - [`bench`], [`bench_bind`], [`bench_pay`], [`bench_delegated`],
+//!   [`bench_tokenise`]: `paybridge bench <scenario>`.
 
 mod bench;
 mod bench_bind;
 mod bench_delegated;
 mod bench_pay;
+mod bench_tokenise;
 mod config;
 mod demo;
 mod demo_cross_device;
 mod demo_delegated;
+mod demo_virtual_card;
 mod logging;
 
 use std::path::PathBuf;
@@ -80,6 +82,13 @@ enum DemoCommand {
     /// get the payment result notification. `--direct` plays a small amount
     /// paid without a prompt.
     Delegated(demo_delegated::DelegatedDemoArgs),
+    /// Flow F5: the phone applies for a virtual card with the payment
+    /// password; an existing cardholder proves the reserved phone by OTP
+    /// (`--first-card`: ID card photos and a video face check, scored by the
+    /// identity authority); the bank issues and tokenises the card, the
+    /// wallet quick-binds it and the phone writes the token into its secure
+    /// element.
+    VirtualCard(demo_virtual_card::VirtualCardDemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +105,10 @@ enum BenchCommand {
     /// the biometric, the bank debit, the completion), end to end over HTTP;
     /// checks the money.
     Delegated(bench_delegated::DelegatedBenchArgs),
+    /// PAN tokenisations and de-tokenisations per second at the issuer's
+    /// token vault (flow F5); on PostgreSQL, compared with pgbench's TPC-B
+    /// and select-only on the same server.
+    Tokenise(bench_tokenise::TokeniseBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,9 +154,20 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(demo_cross_device::run(args))
         }
         Command::Demo(DemoCommand::Delegated(args)) => runtime.block_on(demo_delegated::run(args)),
+        Command::Demo(DemoCommand::VirtualCard(args)) => {
+            runtime.block_on(demo_virtual_card::run(args))
+        }
         Command::Bench(BenchCommand::Delegated(args)) => {
             if !runtime.block_on(bench_delegated::delegated(args))? {
                 anyhow::bail!("the transfer payments or the money checks failed");
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Tokenise(args)) => {
+            if !runtime.block_on(bench_tokenise::tokenise(args))? {
+                anyhow::bail!(
+                    "some tokenisations failed, or the vault does not map its tokens back"
+                );
             }
             Ok(())
         }

@@ -445,6 +445,71 @@ fn demo_cross_device_ends_with_a_paid_order_a_told_pc_and_a_webhook() {
     assert!(!stdout.contains("6219990000000014") && !stdout.contains("110105199003071239"));
 }
 
+#[test]
+fn demo_delegated_ends_with_both_devices_told_of_a_paid_order() {
+    for args in [
+        &["demo", "delegated"][..],
+        &["demo", "delegated", "--direct"],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("the TV and the phone both have the payment result notification"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn demo_virtual_card_ends_with_the_token_in_the_secure_element_on_both_paths() {
+    for (args, path_steps) in [
+        (
+            &["demo", "virtual-card"][..],
+            &["非第一卡用户", "SMS inbox"][..],
+        ),
+        (
+            &["demo", "virtual-card", "--first-card"],
+            &[
+                "第一卡用户",
+                "指令策略",
+                "视频面签",
+                "公安部系统",
+                "备查身份号码",
+                "反查",
+            ],
+        ),
+    ] {
+        let out = bin().args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for step in path_steps.iter().chain(&[
+            "安全芯片",
+            "验证服务器",
+            "前置验证",
+            "卡代号",
+            "快捷签约",
+            "主卡号的标记化",
+            "快捷绑卡",
+            "into its secure element: installed = true",
+            "the token is in the phone's secure element and quick binding",
+        ]) {
+            assert!(stdout.contains(step), "{args:?} missing {step:?}: {stdout}");
+        }
+        // No full ID number, PAN or token on the screen.
+        assert!(!stdout.contains("110105199003071239") && !stdout.contains("440106198811200033"));
+        assert!(!stdout.contains("625999") && !stdout.contains("629999"));
+    }
+}
+
 #[tokio::test]
 async fn demos_run_against_a_server_and_again() {
     let dir = temp_dir();
@@ -498,5 +563,42 @@ fn bench_bind_completes_every_binding_on_both_stores() {
         assert_eq!(last["bindings"], 12);
         assert_eq!(last["invariants_ok"], true, "{stdout}");
         assert!(last["throughput_per_s"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn bench_tokenise_maps_every_token_back_on_both_stores() {
+    for store in bench_stores() {
+        let (stdout, last) = bench_json(
+            "tokenise",
+            store,
+            &[
+                "--concurrency",
+                "4",
+                "--seconds",
+                "1",
+                "--cards",
+                "10",
+                "--pgbench-scale",
+                "1",
+            ],
+        );
+        assert_eq!(last["scenario"], "tokenise");
+        assert_eq!(last["store"], store);
+        assert_eq!(last["invariants_ok"], true, "{stdout}");
+        assert!(last["tokenisations"].as_u64().unwrap() > 0);
+        assert!(last["detokenisations"].as_u64().unwrap() > 0);
+        if store == "postgres" {
+            // Compared with pgbench on the same server, when it is installed.
+            let pgbench = &last["pgbench"];
+            if Command::new("pgbench").arg("--version").output().is_ok() {
+                assert!(pgbench["tpcb_tps"].as_f64().unwrap() > 0.0, "{stdout}");
+                assert!(pgbench["tokenise_vs_tpcb"].is_number(), "{stdout}");
+            } else {
+                assert!(pgbench["error"].is_string(), "{stdout}");
+            }
+        } else {
+            assert!(last["pgbench"].is_null());
+        }
     }
 }

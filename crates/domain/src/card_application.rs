@@ -414,6 +414,15 @@ pub fn check_frames(policy: &VideoPolicy, frames: &[Vec<u8>]) -> Result<(), Doma
     for (i, f) in frames.iter().enumerate() {
         image(f, policy.frame_max_bytes, &format!("frames[{i}]"))?;
     }
+    // A camera's frames never repeat byte for byte: repeats are a still
+    // image sent as a video.
+    let distinct: std::collections::HashSet<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    if distinct.len() != frames.len() {
+        return Err(DomainError::new(
+            ErrorCode::VideoFramesInvalid,
+            "frames: a frame repeats (a still image is no video)",
+        ));
+    }
     Ok(())
 }
 
@@ -532,8 +541,15 @@ mod tests {
         let v = VideoPolicy::from_random([1, 2, 3, 4, 15]);
         assert_eq!(v.digits, "2345");
         assert_eq!(v.actions[1], VideoAction::TurnRight);
-        let frames = vec![jpeg(500); VIDEO_FRAMES_MIN];
+        let frames: Vec<Vec<u8>> = (0..VIDEO_FRAMES_MIN).map(|i| jpeg(500 + i)).collect();
         assert!(check_frames(&v, &frames).is_ok());
+        assert_eq!(
+            check_frames(&v, &vec![jpeg(500); VIDEO_FRAMES_MIN])
+                .unwrap_err()
+                .code,
+            ErrorCode::VideoFramesInvalid,
+            "a still image is no video"
+        );
         assert_eq!(
             check_frames(&v, &frames[..2]).unwrap_err().code,
             ErrorCode::VideoFramesInvalid

@@ -283,6 +283,24 @@ impl Issuer {
             .keys
             .index
             .index(IndexPurpose::IdNumber, id_number.expose());
+        if self.store.bank_application(&id).await?.is_none() {
+            // What the pre-verification refuses whatever the evidence is
+            // refused at once: the applicant is spared the OTP or the video.
+            // It is judged again at issue (a block or a card may come
+            // meanwhile; the holding slot decides a race).
+            let early = PreVerification {
+                identity_matches: true,
+                blocked: self.cards()?.blocked.contains(&id_index),
+                cards_of_product: self
+                    .store
+                    .bank_product_holdings(&id_index, &product.id)
+                    .await?,
+                score: None,
+            };
+            if let Err(reason) = pre_verify(product, &early) {
+                return Err(refused(reason, refusal_message(reason)));
+            }
+        }
         let customer = self.store.bank_customer_by_id_number(&id_index).await?;
         let kind = match customer {
             Some(_) => ApplicantKind::ExistingCardholder,

@@ -165,6 +165,17 @@ pub fn postgres_unavailable(error: &dyn std::fmt::Display) {
     }
 }
 
+/// Creates an empty schema `schema` on the PostgreSQL at `url` (for a
+/// tool's tables kept apart, such as pgbench's; [`drop_schema`] removes it).
+pub async fn create_schema(url: &str, schema: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await
+}
+
 /// Drops a test schema from a thread of its own: `Drop` cannot await, and it
 /// may run inside or outside a runtime.
 pub fn drop_schema(url: &str, schema: &str) {

@@ -1057,7 +1057,7 @@ impl Wallet {
     }
 
     /// Sends an application's pending call to the bank again (its answer
-    /// was lost, or the bank was unreachable).
+    /// was lost, or the bank was unreachable), or a waiting OTP again.
     pub async fn resume_card_application(
         &self,
         session: &SessionUser,
@@ -1073,6 +1073,20 @@ impl Wallet {
             }
             ApplicationState::Resubmitted | ApplicationState::IdentityChecked => {
                 self.resubmit(a).await?
+            }
+            ApplicationState::OtpSent => {
+                // The code expired or never came: a new one for the same
+                // challenge, after the resend wait and within the budgets.
+                let otp_id: OtpId = a
+                    .otp_id
+                    .as_deref()
+                    .ok_or_else(|| {
+                        ServiceError::internal(std::io::Error::other("otp_sent without an OTP"))
+                    })?
+                    .parse()
+                    .map_err(ServiceError::internal)?;
+                self.otp_service()?.resend(&otp_id, send).await?;
+                a
             }
             ApplicationState::Expired => {
                 return Err(ServiceError::rejected(

@@ -188,13 +188,15 @@ async fn card_application_video(
 }
 
 /// Sends the application's pending call to the bank again (its answer was
-/// lost, or the bank was unreachable). The bank is idempotent on it.
+/// lost, or the bank was unreachable; the bank is idempotent on it), or,
+/// waiting for the OTP, sends a new code to the reserved phone.
 #[utoipa::path(post, path = "/v1/card-applications/{application_id}/resume", tag = "virtual_card",
     security(("session" = [])),
     params(("application_id" = String, Path)),
     responses(
         (status = 200, body = CardApplicationBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "application_step: nothing to resume", body = ErrorBody),
+        (status = 429, description = "otp_resend_too_soon, or an SMS budget spent", body = ErrorBody),
         (status = 422, description = "application_expired", body = ErrorBody),
         (status = 502, description = "partner_unreachable", body = ErrorBody)))]
 async fn resume_card_application(

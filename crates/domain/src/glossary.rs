@@ -32,7 +32,7 @@
 //! | 主卡号的标记化, 标记 | PAN tokenisation, card token (`domain::card_token`) |
 //! | 快捷绑卡 | quick binding (`BindingStatus::quick_bound`) |
 //! | 安全芯片 | secure element |
-//! | 身份证正反面照片, 视频面签 | ID card photos (front/back), video check |
+//! | 身份证正反面照片, 视频面签 | ID card photos (front/back), video face check |
 //! | 公安部系统, 匹配度评分, 备查身份号码 | identity authority (`adapters::identity`), match score, reference number |
 //! | 指令策略, 反查 | instruction policy (`card_application::{PhotoPolicy, VideoPolicy}`), look-up (of a score by its reference number, by the issuer) |
 //! | 订单识别号码 | order id |

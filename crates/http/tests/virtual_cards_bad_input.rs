@@ -347,6 +347,40 @@ async fn the_otp_path_refuses_wrong_codes_foreign_proofs_and_forged_calls(app: &
     let good = resubmission(Some(proof(&a.id, "13800138000", now)), None);
     let e = resubmit_at_bank(&forged, &a.id, &good).await.unwrap_err();
     assert_eq!(refusal(e).0, 401);
+    // The wallet's own signature over one body, sent with another (a proof
+    // for this application in place of one for another): refused.
+    let path = format!("/bank/v1/partner/card-applications/{}/resubmissions", a.id);
+    let signed_body = serde_json::to_vec(&resubmission(
+        Some(proof(&other_application, "13800138000", now)),
+        None,
+    ))
+    .unwrap();
+    let sent_body = serde_json::to_vec(&good).unwrap();
+    let (nonce, key) = (paybridge_crypto::signing::new_nonce(), "tamper-1");
+    let authorization = paybridge_crypto::signing::SignedRequest {
+        method: "POST",
+        path_and_query: &path,
+        from: &wallet_id(),
+        to: &bank_id(),
+        timestamp: now.unix_timestamp(),
+        nonce: &nonce,
+        headers: paybridge_crypto::signing::SignedHeaders {
+            content_type: "application/json",
+            idempotency_key: key,
+        },
+        body: &signed_body,
+    }
+    .authorization(&app.wallet_key);
+    let tampered = reqwest::Client::new()
+        .post(format!("{}{path}", app.base_url))
+        .header("authorization", authorization)
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(sent_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status().as_u16(), 401);
     nothing_issued(app, &phone, Some(&a.id)).await;
 
     // The code expires after five minutes; resuming sends a new one, and

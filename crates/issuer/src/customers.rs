@@ -63,6 +63,19 @@ pub struct NewCard {
     pub credit_limit_minor: i64,
 }
 
+/// A card about to be made, whatever made it (a seed, the bank app, a
+/// virtual card's issue).
+pub(crate) struct NewCardParts<'a> {
+    pub customer: CustomerId,
+    pub pan: &'a Pan,
+    pub card_type: CardType,
+    pub expiry: &'a Expiry,
+    pub currency: Currency,
+    pub credit_limit_minor: i64,
+    pub card_code: Option<String>,
+    pub product: Option<String>,
+}
+
 /// What the card's owner sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardView {
@@ -208,33 +221,19 @@ impl Issuer {
             .ok_or_else(|| ServiceError::rejected(ErrorCode::NotFound, "no such customer"))?;
         let currency = new.opening_balance.currency;
         let settlement = self.settlement_account(currency).await?;
-        let id = CardId::generate();
-        let account = Account::new(
-            AccountId::generate(),
-            currency,
-            AccountFlags {
-                debits_must_not_exceed_credits: true,
-                credits_must_not_exceed_debits: false,
-            },
-            new.credit_limit_minor,
-        );
-        let card = StoredCard {
-            customer_id: customer.clone(),
-            pan_sealed: self
-                .vault
-                .seal(&CARD_PAN, id.as_str(), pan.expose().as_bytes())
-                .await,
-            pan_index: self.keys.index.index(IndexPurpose::Pan, pan.expose()),
-            last4: pan.last4().to_owned(),
-            card_type: new.card_type,
-            expiry: new.expiry.to_string(),
-            account_id: account.id.clone(),
-            status: CardStatus::Active,
-            created_at: self.clock.now(),
-            id: id.clone(),
-            card_code: None,
-            product: None,
-        };
+        let (card, account) = self
+            .card_with_account(NewCardParts {
+                customer: customer.clone(),
+                pan: &pan,
+                card_type: new.card_type,
+                expiry: &new.expiry,
+                currency,
+                credit_limit_minor: new.credit_limit_minor,
+                card_code: None,
+                product: None,
+            })
+            .await;
+        let id = card.id.clone();
         if self.store.bank_card_create(&card, &account).await? == BankCreate::Duplicate {
             return Err(ServiceError::rejected(
                 ErrorCode::CardInvalid,
@@ -260,6 +259,40 @@ impl Issuer {
         }
         tracing::info!(card.id = %id, customer.id = %customer, "card issued");
         Ok(card)
+    }
+
+    /// A new card and its ledger account (never below zero but for the
+    /// credit limit), the PAN sealed and blind-indexed: what both a plain
+    /// card and a virtual card's issue store.
+    pub(crate) async fn card_with_account(&self, new: NewCardParts<'_>) -> (StoredCard, Account) {
+        let id = CardId::generate();
+        let account = Account::new(
+            AccountId::generate(),
+            new.currency,
+            AccountFlags {
+                debits_must_not_exceed_credits: true,
+                credits_must_not_exceed_debits: false,
+            },
+            new.credit_limit_minor,
+        );
+        let card = StoredCard {
+            customer_id: new.customer,
+            pan_sealed: self
+                .vault
+                .seal(&CARD_PAN, id.as_str(), new.pan.expose().as_bytes())
+                .await,
+            pan_index: self.keys.index.index(IndexPurpose::Pan, new.pan.expose()),
+            last4: new.pan.last4().to_owned(),
+            card_type: new.card_type,
+            expiry: new.expiry.to_string(),
+            account_id: account.id.clone(),
+            status: CardStatus::Active,
+            created_at: self.clock.now(),
+            id,
+            card_code: new.card_code,
+            product: new.product,
+        };
+        (card, account)
     }
 
     async fn card_view(&self, card: &StoredCard) -> Result<CardView, ServiceError> {

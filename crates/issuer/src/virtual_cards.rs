@@ -41,7 +41,7 @@ use paybridge_domain::identity::{IdNumber, PersonName};
 use paybridge_domain::ids::{
     BindingId, CardApplicationId, CardId, CardTokenId, CustomerId, QuickPayAgreementId,
 };
-use paybridge_domain::ledger::{Account, AccountFlags, AccountId};
+use paybridge_domain::ledger::Account;
 use paybridge_domain::partner::PartnerId;
 use paybridge_domain::phone::PhoneNumber;
 use paybridge_domain::{Currency, ErrorCode, ServiceError, Timestamp};
@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::bindings::{agreement_number, AGREEMENT_NUMBER};
-use crate::customers::{CARD_PAN, CUSTOMER_ID_NUMBER, CUSTOMER_NAME, CUSTOMER_PHONE};
+use crate::customers::{NewCardParts, CARD_PAN, CUSTOMER_ID_NUMBER, CUSTOMER_NAME, CUSTOMER_PHONE};
 use crate::Issuer;
 
 /// A token's PAN sequence number: one token per card domain here.
@@ -659,33 +659,19 @@ impl Issuer {
                 u16::try_from(date.year()).unwrap_or(2000) + u16::from(product.validity_years),
             )?
         };
-        let card_id = CardId::generate();
-        let account = Account::new(
-            AccountId::generate(),
-            Currency::CNY,
-            AccountFlags {
-                debits_must_not_exceed_credits: true,
-                credits_must_not_exceed_debits: false,
-            },
-            product.credit_limit_minor,
-        );
-        let card = StoredCard {
-            customer_id: customer_id.clone(),
-            pan_sealed: self
-                .vault
-                .seal(&CARD_PAN, card_id.as_str(), pan.expose().as_bytes())
-                .await,
-            pan_index: self.keys.index.index(IndexPurpose::Pan, pan.expose()),
-            last4: pan.last4().to_owned(),
-            card_type: product.card_type,
-            expiry: expiry.to_string(),
-            account_id: account.id.clone(),
-            status: CardStatus::Active,
-            created_at: now,
-            card_code: Some(card_code().as_str().to_owned()),
-            product: Some(product.id.clone()),
-            id: card_id.clone(),
-        };
+        let (card, account) = self
+            .card_with_account(NewCardParts {
+                customer: customer_id.clone(),
+                pan: &pan,
+                card_type: product.card_type,
+                expiry: &expiry,
+                currency: Currency::CNY,
+                credit_limit_minor: product.credit_limit_minor,
+                card_code: Some(card_code().as_str().to_owned()),
+                product: Some(product.id.clone()),
+            })
+            .await;
+        let card_id = card.id.clone();
         let agreement_id = QuickPayAgreementId::generate();
         let number = agreement_number();
         let agreement = StoredAgreement {

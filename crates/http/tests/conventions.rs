@@ -549,6 +549,18 @@ async fn bad_input_gets_an_enveloped_4xx(app: &TestApp) {
     assert_eq!((s, code(&v)), (422, "invalid_request"));
     let (s, _, v) = get(app, "/v1/nothing/here").await;
     assert_eq!((s, code(&v)), (404, "route_not_found"));
+    // A body refused before its end closes the connection, and says so: a
+    // client must not send its next request on it.
+    let resp = client
+        .post(url("/v1/sandbox/sms"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "k7")
+        .body(vec![b'x'; 4 * paybridge_http::MAX_BODY_BYTES])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    assert_eq!(resp.headers()["connection"], "close");
     let resp = client.delete(url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 405);
     assert_eq!(

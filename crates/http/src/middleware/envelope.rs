@@ -31,8 +31,17 @@ fn code_for(status: StatusCode) -> (ErrorCode, &'static str) {
 }
 
 pub async fn envelope_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
     let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The body was refused before its end was read, so the connection
+        // cannot carry another request: say so, or a client may send its
+        // next request on a connection the server is closing.
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }

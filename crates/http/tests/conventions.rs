@@ -649,7 +649,7 @@ fn no_route_bypasses_the_openapi_document() {
 
 /// What the layers answer before a handler runs is in the document for
 /// every operation: 429 everywhere, 400/413/415/422 where a body is taken,
-/// 401 where a credential is needed. And a body that is too large, not
+/// 422 where a query is, 401 where a credential is needed. And a body that is too large, not
 /// JSON or of another media type really gets those.
 async fn the_openapi_document_lists_the_answers_every_layer_can_give(app: &TestApp) {
     let (_, _, doc) = get(app, "/openapi.json").await;
@@ -666,6 +666,16 @@ async fn the_openapi_document_lists_the_answers_every_layer_can_give(app: &TestA
             }
             if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
                 assert!(has("401"), "{method} {path}: 401");
+            }
+            // A query is parsed (unknown or malformed parameters refused)
+            // before the handler runs.
+            let takes_query = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["in"] == "query");
+            if takes_query {
+                assert!(has("422"), "{method} {path}: 422 for its query");
             }
             // The key's format, as the middleware enforces it, so a client
             // generated from the document sends valid ones.

@@ -69,7 +69,9 @@ async fn register_secure_element_key(
     params(CardProductQuery),
     responses(
         (status = 200, body = CardProductList), (status = 401, body = ErrorBody),
-        (status = 404, description = "partner_unknown, not_found", body = ErrorBody)))]
+        (status = 404, description = "partner_unknown, not_found", body = ErrorBody),
+        (status = 422, description = "invalid_request: the query names `issuer` only", body = ErrorBody),
+        (status = 502, description = "partner_unreachable", body = ErrorBody)))]
 async fn card_products(
     State(w): State<Wallet>,
     Authenticated(_user): Authenticated<SessionUser>,

@@ -272,3 +272,50 @@ impl<C: Cryptograms> ContactlessCard<C> {
         )])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A secure element that answers with a fixed cryptogram.
+    struct Fixed;
+
+    impl Cryptograms for Fixed {
+        fn arqc(&self, _data: &[u8]) -> Result<(u16, [u8; 8]), StatusWord> {
+            Ok((1, [0xAA; 8]))
+        }
+    }
+
+    fn profile() -> TokenProfile {
+        TokenProfile {
+            token: "6299990012345678".into(),
+            expiry_yymm: "3112".into(),
+            psn: "01".into(),
+        }
+    }
+
+    #[test]
+    fn track2_is_the_token_the_expiry_and_the_service_code() {
+        assert_eq!(
+            hex::encode_upper(profile().track2()),
+            "6299990012345678D31122010000000F"
+        );
+        assert_eq!(pdol().data_len(), 33);
+        assert_eq!(cryptogram_data(&[0; 33]).map(|d| d.len()), Some(29 + 2));
+        assert_eq!(cryptogram_data(&[0; 32]), None);
+    }
+
+    proptest! {
+        /// Any sequence of commands is answered with a response APDU (a
+        /// status word at least), never a panic.
+        #[test]
+        fn any_commands_get_a_response(commands in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..8)) {
+            let mut card = ContactlessCard::new(profile(), Fixed);
+            for c in commands {
+                let r = card.process(&c);
+                prop_assert!(Response::parse(&r).is_ok());
+            }
+        }
+    }
+}

@@ -10,8 +10,9 @@
 //!   its own storage key (AES-256-GCM envelopes, bound to the card code);
 //! - it exposes card operations only: the token's public data and an
 //!   application cryptogram over a transaction's data, with its ATC rising
-//!   on every one ([`SecureElement::generate_cryptogram`]); it never hands
-//!   out a key;
+//!   on every one ([`SecureElement::generate_cryptogram`]), and through
+//!   them the contactless card application a POS talks to
+//!   ([`SecureElement::card_application`]); it never hands out a key;
 //! - it follows the token's lifecycle: a suspended token makes no
 //!   cryptogram until resumed, a deactivated one is gone.
 
@@ -23,6 +24,9 @@ use paybridge_crypto::emv::{application_cryptogram, session_key, Padding};
 use paybridge_crypto::envelope::{Kek, Keyring};
 use paybridge_crypto::hpke_box::SecureElementKey;
 use paybridge_domain::card_token::TokenStage;
+use paybridge_emv::apdu::StatusWord;
+use paybridge_emv::card::{Cryptograms, TokenProfile};
+use paybridge_emv::ContactlessCard;
 
 /// Why the element refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +59,30 @@ pub struct TokenPublicData {
 pub struct Cryptogram {
     pub atc: u16,
     pub arqc: [u8; 8],
+}
+
+/// One token of the element, as the card application asks it for
+/// cryptograms.
+#[derive(Debug)]
+pub struct CardSlot<'a> {
+    element: &'a SecureElement,
+    card_code: String,
+}
+
+impl Cryptograms for CardSlot<'_> {
+    fn arqc(&self, data: &[u8]) -> Result<(u16, [u8; 8]), StatusWord> {
+        match self.element.generate_cryptogram(&self.card_code, data) {
+            Ok(c) => Ok((c.atc, c.arqc)),
+            // Suspended, or the counter at its end: not now.
+            Err(SecureElementError::Inactive(_) | SecureElementError::CounterExhausted) => {
+                Err(StatusWord::CONDITIONS_NOT_SATISFIED)
+            }
+            Err(SecureElementError::NoSuchToken) => Err(StatusWord::REFERENCED_DATA_NOT_FOUND),
+            Err(SecureElementError::Unreadable | SecureElementError::Malformed) => {
+                Err(StatusWord::NO_PRECISE_DIAGNOSIS)
+            }
+        }
+    }
 }
 
 /// A token as the element keeps it: its key material sealed at rest.
@@ -151,9 +179,10 @@ impl SecureElement {
     }
 
     /// An application cryptogram (ARQC) over a transaction's data (the
-    /// CDOL's values in order): the ATC rises first, the session key for it
-    /// is derived from the token's master key inside, and only the
-    /// cryptogram and the ATC come out.
+    /// terminal's values in order, and the AIP) followed by the ATC: the ATC
+    /// rises first and is appended inside, the session key for it is
+    /// derived from the token's master key inside, and only the cryptogram
+    /// and the ATC come out.
     pub fn generate_cryptogram(
         &self,
         card_code: &str,
@@ -181,9 +210,11 @@ impl SecureElement {
             .map_err(|_| SecureElementError::Malformed)?;
         let sk = session_key(&mk, atc);
         slot.atc = atc;
+        let mut covered = transaction_data.to_vec();
+        covered.extend_from_slice(&atc.to_be_bytes());
         Ok(Cryptogram {
             atc,
-            arqc: application_cryptogram(&sk, transaction_data, Padding::Method2),
+            arqc: application_cryptogram(&sk, &covered, Padding::Method2),
         })
     }
 
@@ -202,6 +233,33 @@ impl SecureElement {
             .ok_or(SecureElementError::NoSuchToken)?;
         slot.state = state;
         Ok(())
+    }
+
+    /// The contactless card application for one of its tokens, for one tap
+    /// (host card emulation in front of the element: the element makes the
+    /// cryptogram, the application only carries it).
+    pub fn card_application(
+        &self,
+        card_code: &str,
+    ) -> Result<ContactlessCard<CardSlot<'_>>, SecureElementError> {
+        let public = self.public_data(card_code)?;
+        // MM/YY as the issuer sends it; YYMM on the card.
+        let (mm, yy) = public
+            .expiry
+            .split_once('/')
+            .ok_or(SecureElementError::Malformed)?;
+        let profile = TokenProfile {
+            token: public.token,
+            expiry_yymm: format!("{yy}{mm}"),
+            psn: public.psn,
+        };
+        Ok(ContactlessCard::new(
+            profile,
+            CardSlot {
+                element: self,
+                card_code: card_code.to_owned(),
+            },
+        ))
     }
 
     /// The card codes of the tokens it holds.
@@ -255,9 +313,11 @@ mod tests {
         let second = se.generate_cryptogram("CC0000000000AA", data).unwrap();
         assert_eq!((first.atc, second.atc), (1, 2));
         assert_ne!(first.arqc, second.arqc, "each ATC its own session key");
-        // The issuer, holding only the issuer master key, gets the same.
+        // The issuer, holding only the issuer master key, gets the same
+        // over the data and the ATC.
         let mk = icc_master_key(&IMK, TOKEN, "01").unwrap();
-        let expected = application_cryptogram(&session_key(&mk, 2), data, Padding::Method2);
+        let covered = [&data[..], &[0x00, 0x02]].concat();
+        let expected = application_cryptogram(&session_key(&mk, 2), &covered, Padding::Method2);
         assert_eq!(second.arqc, expected);
     }
 
@@ -299,5 +359,46 @@ mod tests {
             se.public_data("CC1").unwrap_err(),
             SecureElementError::NoSuchToken
         );
+    }
+
+    #[test]
+    fn a_pos_tap_reads_the_token_and_a_cryptogram_the_issuer_can_check() {
+        use paybridge_emv::terminal::{read_emv_data, Tap, Transaction};
+        let se = SecureElement::new();
+        se.install("CC1", "ctk_1", &provision(&se, "ctk_1"))
+            .unwrap();
+        let tap = |se: &SecureElement| {
+            let mut card = se.card_application("CC1").unwrap();
+            let mut tap = Tap::new(Transaction {
+                amount_minor: 3_800,
+                currency: 156,
+                country: 156,
+                date: "261208".into(),
+                transaction_type: 0,
+                unpredictable_number: [7, 7, 7, 7],
+            });
+            while let Some((_, command)) = tap.next_command() {
+                let response = card.process(&command.encode());
+                tap.on_response(&response)?;
+            }
+            tap.card_data()
+        };
+        let data = tap(&se).unwrap();
+        assert_eq!(
+            (data.token.as_str(), data.expiry_yymm.as_str()),
+            (TOKEN, "2912")
+        );
+        let read = read_emv_data(&data.emv_data).unwrap();
+        let mk = icc_master_key(&IMK, TOKEN, "01").unwrap();
+        let expected = application_cryptogram(
+            &session_key(&mk, read.atc),
+            &read.cryptogram_data,
+            Padding::Method2,
+        );
+        assert_eq!(data.arqc, expected);
+        // A suspended token answers the POS "conditions not satisfied".
+        se.follow("CC1", TokenStage::Suspended).unwrap();
+        let refused = tap(&se).unwrap_err();
+        assert!(refused.to_string().contains("6985"), "{refused}");
     }
 }

@@ -23,15 +23,20 @@
 //!   frames, writing the token into the secure element).
 //! - [`secure_element`]: the phone's secure element for flow F5: its own
 //!   key, token keys installed only as HPKE boxes sealed to it, cryptograms
-//!   with a rising transaction counter.
+//!   with a rising transaction counter, the card application of each token.
+//! - [`nfc`]: the NFC field between a POS and a phone, in process or over
+//!   TCP (each APDU a length-prefixed frame, one connection a tap);
+//!   [`pos`]: a POS terminal that taps over it and traces every APDU.
 
 pub mod bank_app;
 pub mod first_device;
 pub mod inbox;
+pub mod nfc;
 pub mod passkey;
 pub mod phone;
 pub mod phone_delegation;
 pub mod phone_virtual_card;
+pub mod pos;
 pub mod secure_element;
 pub mod terminal;
 

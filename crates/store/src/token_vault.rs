@@ -69,6 +69,13 @@ pub trait TokenVaultStore: Send + Sync + std::fmt::Debug {
         t: &StoredVaultToken,
         events: &[NewEvent],
     ) -> Result<bool, StoreError>;
+    /// Takes `atc` as the token's highest accepted transaction counter if
+    /// it is above the one held; `false` when it is not (a replayed or an
+    /// older cryptogram) or there is no such token. One conditional write,
+    /// so of racing taps with one ATC exactly one is accepted.
+    async fn vault_token_accept_atc(&self, id: &CardTokenId, atc: u16) -> Result<bool, StoreError>;
+    /// The highest transaction counter accepted for the token, if any.
+    async fn vault_token_highest_atc(&self, id: &CardTokenId) -> Result<Option<u16>, StoreError>;
 }
 
 const COLUMNS: &str =
@@ -216,5 +223,32 @@ impl TokenVaultStore for Store {
         append_events(tx.conn(), events).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn vault_token_accept_atc(&self, id: &CardTokenId, atc: u16) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE token_vault SET highest_atc = $2 \
+             WHERE id = $1 AND (highest_atc IS NULL OR highest_atc < $2)",
+        )
+        .bind(id.as_str())
+        .bind(i64::from(atc))
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn vault_token_highest_atc(&self, id: &CardTokenId) -> Result<Option<u16>, StoreError> {
+        let row = sqlx::query("SELECT highest_atc FROM token_vault WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let held: Option<i64> = row.try_get("highest_atc")?;
+        Ok(held.and_then(|n| u16::try_from(n).ok()))
     }
 }

@@ -36,6 +36,7 @@ conformance!(
     the_issuer_receives_an_application_once,
     an_issue_is_written_whole_and_cards_per_person_hold_under_a_race,
     the_vault_detokenises_by_blind_index_and_tokens_move_at_their_version,
+    a_token_accepts_only_rising_transaction_counters_once_under_a_race,
     audit_names_a_quick_binding_without_its_application_and_a_live_token_of_an_unbound_card,
 );
 
@@ -762,6 +763,39 @@ async fn the_vault_detokenises_by_blind_index_and_tokens_move_at_their_version(d
             by: TokenActor::Issuer
         }
     );
+}
+
+async fn a_token_accepts_only_rising_transaction_counters_once_under_a_race(db: &TestDb) {
+    let s = &db.store;
+    let c = bank_customer(s, "idx-atc").await;
+    let a = bank_application("idx-atc", Some(&c.id));
+    s.bank_application_receive(&a, &[]).await.unwrap();
+    let p = parts(&a, &c.id, "CCATC000000001");
+    s.bank_application_issue(&decided(&a, &p), issue(&p, None), &[])
+        .await
+        .unwrap();
+    let id = &p.token.id;
+    assert_eq!(s.vault_token_highest_atc(id).await.unwrap(), None);
+    assert!(s.vault_token_accept_atc(id, 1).await.unwrap());
+    assert!(!s.vault_token_accept_atc(id, 1).await.unwrap(), "replayed");
+    assert!(s.vault_token_accept_atc(id, 5).await.unwrap());
+    assert!(!s.vault_token_accept_atc(id, 3).await.unwrap(), "older");
+    assert_eq!(s.vault_token_highest_atc(id).await.unwrap(), Some(5));
+    let nobody = CardTokenId::generate();
+    assert!(!s.vault_token_accept_atc(&nobody, 9).await.unwrap());
+    // Eight taps with one cryptogram at once: one is accepted.
+    let racers = (0..8).map(|_| {
+        let (s, id) = (s.clone(), id.clone());
+        tokio::spawn(async move { s.vault_token_accept_atc(&id, 6).await.unwrap() })
+    });
+    let accepted = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(accepted, 1);
+    assert_eq!(s.vault_token_highest_atc(id).await.unwrap(), Some(6));
+    assert_eq!(s.vault_token_highest_atc(&nobody).await.unwrap(), None);
 }
 
 async fn audit_names_a_quick_binding_without_its_application_and_a_live_token_of_an_unbound_card(

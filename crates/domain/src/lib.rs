@@ -31,10 +31,11 @@
 //!   [`card_application`] (F5's virtual card application, both paths, and
 //!   its instruction policies), [`card_issuing`] (the issuer's review of it:
 //!   card products, pre-verification) and [`card_token`] (F5's card tokens
-//!   and card codes).
+//!   and card codes); [`authorisation`]: why the issuer declines a tap.
 
 pub mod account;
 pub mod agreement;
+pub mod authorisation;
 pub mod binding;
 pub mod card;
 pub mod card_application;

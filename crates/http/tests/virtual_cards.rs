@@ -39,18 +39,8 @@ async fn deliver(app: &TestApp) {
 /// Zhang San's virtual card, issued by the OTP and written into his
 /// phone's secure element.
 async fn cardholder_with_token(app: &TestApp) -> (Phone, CardTokenId, String) {
-    let phone = app.f5_cardholder().await;
-    let a = phone
-        .apply_for_virtual_card(F5_ISSUER, F5_PRODUCT, "张三", "110105199003071239", F5_PIN)
-        .await
-        .unwrap();
-    let issued = phone
-        .answer_card_otp(&id(&a.id), phone.inbox())
-        .await
-        .unwrap();
-    let token = token_id(issued.token_id.as_deref().unwrap());
-    phone.provision_token(&token).await.unwrap();
-    (phone, token, issued.binding_id.unwrap())
+    let t = app.f5_token().await;
+    (t.phone, t.token_id, t.binding_id)
 }
 
 async fn an_existing_cardholder_gets_a_virtual_card_by_the_otp_and_the_token_reaches_the_secure_element(

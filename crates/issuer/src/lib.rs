@@ -3,6 +3,8 @@
 //! ledger, the token vault and quick-pay agreements, and talks to the wallet
 //! only through the signed partner API.
 //!
+//! - [`authorisations`]: flow F5 at a POS: a tap's EMV data checked against
+//!   the token vault (state, domain, cryptogram, a rising ATC).
 //! - [`customers`]: customers, cards and the bank app's sessions.
 //! - [`seed`]: the seed files of a sandbox bank (demo customers and cards).
 //! - [`bindings`]: flow F1 on the bank's side (binding addresses, binding
@@ -14,6 +16,7 @@
 //!   application, pre-verification, issuing the card with its card code,
 //!   agreement and token; tokenisation and de-tokenisation at the vault).
 
+pub mod authorisations;
 pub mod bindings;
 pub mod customers;
 pub mod debits;

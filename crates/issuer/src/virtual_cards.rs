@@ -113,6 +113,31 @@ impl VirtualCardIssuing {
         self.products.iter().find(|p| p.id == id)
     }
 
+    /// Checks an application cryptogram of `token` at `atc` over `data`
+    /// with the token's key, derived here from the issuer master key (EMV
+    /// Option A, common session key): the ARPC (method 1, approved) when
+    /// it verifies, `None` when it does not.
+    pub(crate) fn verify_cryptogram(
+        &self,
+        token: &str,
+        psn: &str,
+        atc: u16,
+        data: &[u8],
+        arqc: &[u8; 8],
+    ) -> Option<[u8; 8]> {
+        use paybridge_crypto::emv::{application_cryptogram, arpc_method_1, session_key, Padding};
+        let mk = icc_master_key(&self.imk_ac, token, psn).ok()?;
+        let sk = session_key(&mk, atc);
+        let expected = application_cryptogram(&sk, data, Padding::Method2);
+        // Compared in constant time: a forger learns nothing from timing.
+        let same = expected
+            .iter()
+            .zip(arqc)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+        same.then(|| arpc_method_1(&sk, arqc, paybridge_domain::authorisation::APPROVED_ARC))
+    }
+
     /// The token's master key for cryptograms (EMV Option A), hex.
     fn token_master_key(&self, token: &Pan) -> Result<Secret<String>, ServiceError> {
         let mk = icc_master_key(&self.imk_ac, token.expose(), TOKEN_PSN)
@@ -226,7 +251,7 @@ fn refusal_message(code: ErrorCode) -> &'static str {
 }
 
 impl Issuer {
-    fn cards(&self) -> Result<&VirtualCardIssuing, ServiceError> {
+    pub(crate) fn cards(&self) -> Result<&VirtualCardIssuing, ServiceError> {
         self.virtual_cards.as_ref().ok_or_else(|| {
             refused(
                 ErrorCode::NotFound,

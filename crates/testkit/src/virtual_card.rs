@@ -5,6 +5,7 @@
 use paybridge_api::wallet::SetIdentity;
 use paybridge_devices::phone::{genuine_android, SecurityAnswers, ThisDevice};
 use paybridge_devices::Phone;
+use paybridge_domain::ids::{CardApplicationId, CardTokenId};
 
 use crate::{TestApp, TEST_LOGIN_PASSWORD};
 
@@ -97,5 +98,48 @@ impl TestApp {
             .await
             .expect("the secure element's key registers");
         phone
+    }
+}
+
+/// A virtual card issued to Zhang San by the OTP, its token written into
+/// his phone's secure element.
+#[derive(Debug)]
+pub struct F5Token {
+    pub phone: Phone,
+    pub token_id: CardTokenId,
+    pub card_code: String,
+    pub binding_id: String,
+}
+
+impl TestApp {
+    /// [`TestApp::f5_cardholder`], who applies, answers the OTP and
+    /// provisions the issued token into his phone's secure element.
+    pub async fn f5_token(&self) -> F5Token {
+        let phone = self.f5_cardholder().await;
+        let a = phone
+            .apply_for_virtual_card(F5_ISSUER, F5_PRODUCT, "张三", "110105199003071239", F5_PIN)
+            .await
+            .expect("the application starts");
+        let id: CardApplicationId = a.id.parse().expect("an application id");
+        let issued = phone
+            .answer_card_otp(&id, phone.inbox())
+            .await
+            .expect("the card is issued");
+        let token_id: CardTokenId = issued
+            .token_id
+            .as_deref()
+            .expect("an issued token")
+            .parse()
+            .expect("a token id");
+        phone
+            .provision_token(&token_id)
+            .await
+            .expect("the token is written into the secure element");
+        F5Token {
+            phone,
+            token_id,
+            card_code: issued.card_code.expect("a card code"),
+            binding_id: issued.binding_id.expect("a quick binding"),
+        }
     }
 }

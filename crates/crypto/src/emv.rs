@@ -146,6 +146,13 @@ pub fn application_cryptogram(sk: &[u8; 16], data: &[u8], padding: Padding) -> [
     mac_algorithm_3(sk, data, padding)
 }
 
+/// Whether `arqc` is the application cryptogram over `data` with `sk`,
+/// compared in constant time (a forger learns nothing from timing).
+pub fn cryptogram_matches(sk: &[u8; 16], data: &[u8], padding: Padding, arqc: &[u8; 8]) -> bool {
+    use subtle::ConstantTimeEq;
+    application_cryptogram(sk, data, padding).ct_eq(arqc).into()
+}
+
 /// The issuer's authorisation response cryptogram, method 1: `3DES(SK)[ARQC
 /// ⊕ (ARC ‖ 00…)]`.
 pub fn arpc_method_1(sk: &[u8; 16], arqc: &[u8; 8], arc: [u8; 2]) -> [u8; 8] {

@@ -140,22 +140,32 @@ impl Tap {
         }
     }
 
+    /// The name of the command the current step sends.
+    fn step_name(&self) -> Option<&'static str> {
+        Some(match &self.step {
+            Step::SelectDirectory => "SELECT 2PAY.SYS.DDF01",
+            Step::SelectApplication { .. } => "SELECT application",
+            Step::GetProcessingOptions { .. } => "GET PROCESSING OPTIONS",
+            Step::ReadRecords { .. } => "READ RECORD",
+            Step::Done => return None,
+        })
+    }
+
     /// The next command to send, with its name; `None` once done.
     pub fn next_command(&self) -> Option<(&'static str, Command)> {
+        let name = self.step_name()?;
         match &self.step {
-            Step::SelectDirectory => Some((
-                "SELECT 2PAY.SYS.DDF01",
-                command(0x00, ins::SELECT, 0x04, 0x00, PPSE.to_vec()),
-            )),
-            Step::SelectApplication { aid } => Some((
-                "SELECT application",
-                command(0x00, ins::SELECT, 0x04, 0x00, aid.clone()),
-            )),
+            Step::SelectDirectory => {
+                Some((name, command(0x00, ins::SELECT, 0x04, 0x00, PPSE.to_vec())))
+            }
+            Step::SelectApplication { aid } => {
+                Some((name, command(0x00, ins::SELECT, 0x04, 0x00, aid.clone())))
+            }
             Step::GetProcessingOptions { pdol } => {
                 let data = pdol.fill(|t| self.transaction.value_of(t));
                 let template = Tlv::primitive(tag::COMMAND_TEMPLATE, data).ok()?;
                 Some((
-                    "GET PROCESSING OPTIONS",
+                    name,
                     command(
                         0x80,
                         ins::GET_PROCESSING_OPTIONS,
@@ -167,7 +177,7 @@ impl Tap {
             }
             Step::ReadRecords { remaining } => remaining.first().map(|(sfi, record)| {
                 (
-                    "READ RECORD",
+                    name,
                     command(0x00, ins::READ_RECORD, *record, (sfi << 3) | 4, Vec::new()),
                 )
             }),
@@ -177,7 +187,7 @@ impl Tap {
 
     /// Takes the card's answer to the command [`Tap::next_command`] gave.
     pub fn on_response(&mut self, response: &[u8]) -> Result<(), TapError> {
-        let Some((name, _)) = self.next_command() else {
+        let Some(name) = self.step_name() else {
             return Err(TapError::Over);
         };
         let r = Response::parse(response).map_err(|_| malformed(name, "not a response APDU"))?;

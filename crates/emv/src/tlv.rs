@@ -72,7 +72,16 @@ impl Tag {
 
     /// Whether its value is more data objects (bit 6 of the first byte).
     pub fn is_constructed(self) -> bool {
-        self.bytes()[0] & 0x20 != 0
+        self.first_byte() & 0x20 != 0
+    }
+
+    /// The first of its bytes: the highest byte that is not zero.
+    fn first_byte(self) -> u8 {
+        self.0
+            .to_be_bytes()
+            .into_iter()
+            .find(|b| *b != 0)
+            .unwrap_or(0)
     }
 }
 

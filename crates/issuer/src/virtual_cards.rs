@@ -125,17 +125,11 @@ impl VirtualCardIssuing {
         data: &[u8],
         arqc: &[u8; 8],
     ) -> Option<[u8; 8]> {
-        use paybridge_crypto::emv::{application_cryptogram, arpc_method_1, session_key, Padding};
+        use paybridge_crypto::emv::{arpc_method_1, cryptogram_matches, session_key, Padding};
         let mk = icc_master_key(&self.imk_ac, token, psn).ok()?;
         let sk = session_key(&mk, atc);
-        let expected = application_cryptogram(&sk, data, Padding::Method2);
-        // Compared in constant time: a forger learns nothing from timing.
-        let same = expected
-            .iter()
-            .zip(arqc)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-        same.then(|| arpc_method_1(&sk, arqc, paybridge_domain::authorisation::APPROVED_ARC))
+        cryptogram_matches(&sk, data, Padding::Method2, arqc)
+            .then(|| arpc_method_1(&sk, arqc, paybridge_domain::authorisation::APPROVED_ARC))
     }
 
     /// The token's master key for cryptograms (EMV Option A), hex.
@@ -338,11 +332,7 @@ impl Issuer {
         };
         let sealed = self
             .vault
-            .seal(
-                &BANK_CARD_APPLICANT,
-                id.as_str(),
-                &serde_json::to_vec(&applicant).expect("plain data serialises"),
-            )
+            .seal_json(&BANK_CARD_APPLICANT, id.as_str(), &applicant)
             .await;
         let now = self.clock.now();
         let candidate = StoredBankApplication {
@@ -409,11 +399,10 @@ impl Issuer {
     }
 
     async fn applicant_of(&self, a: &StoredBankApplication) -> Result<Applicant, ServiceError> {
-        let plain = self
+        Ok(self
             .vault
-            .open_value(&BANK_CARD_APPLICANT, a.id.as_str(), &a.applicant_sealed)
-            .await?;
-        serde_json::from_slice(plain.expose()).map_err(ServiceError::internal)
+            .open_json(&BANK_CARD_APPLICANT, a.id.as_str(), &a.applicant_sealed)
+            .await?)
     }
 
     /// The wallet resubmits an application with its evidence (the OTP

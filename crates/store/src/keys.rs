@@ -426,6 +426,34 @@ impl KeyVault {
         })
     }
 
+    /// Seals `value` as JSON for row `id` of `column` (a record of several
+    /// personal fields sealed together).
+    pub async fn seal_json<T: serde::Serialize>(
+        &self,
+        column: &SealedColumn,
+        id: &str,
+        value: &T,
+    ) -> String {
+        let json = serde_json::to_vec(value).expect("sealed records are plain data");
+        self.seal(column, id, &json).await
+    }
+
+    /// Opens a record [`KeyVault::seal_json`] sealed.
+    pub async fn open_json<T: serde::de::DeserializeOwned>(
+        &self,
+        column: &SealedColumn,
+        id: &str,
+        sealed: &str,
+    ) -> Result<T, VaultError> {
+        let bytes = self.open_value(column, id, sealed).await?;
+        serde_json::from_slice(bytes.expose()).map_err(|_| VaultError::Envelope {
+            table: column.table,
+            column: column.column,
+            id: id.to_owned(),
+            source: EnvelopeError::Malformed,
+        })
+    }
+
     /// Opens a value that was sealed from UTF-8 text.
     pub async fn open_text(
         &self,

@@ -82,6 +82,19 @@ const COLUMNS: &str =
     "id, token_index, token_sealed, card_id, wallet_id, device_id, channels, psn, \
      expiry, state, state_by, created_at, updated_at, version";
 
+/// De-tokenisation's one read (the hot path of a tap), written once.
+static DETOKENISE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {columns}, c.pan_sealed FROM token_vault t \
+         JOIN bank_cards c ON c.id = t.card_id WHERE t.token_index = $1"
+    )
+});
+
 fn from_row(r: &AnyRow) -> Result<StoredVaultToken, StoreError> {
     let text = |c: &str| -> Result<String, StoreError> { Ok(r.try_get::<String, _>(c)?) };
     let stage = text("state")?;
@@ -165,18 +178,10 @@ impl TokenVaultStore for Store {
     }
 
     async fn vault_detokenise(&self, token_index: &str) -> Result<Option<Detokenised>, StoreError> {
-        let columns: String = COLUMNS
-            .split(", ")
-            .map(|c| format!("t.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let row = sqlx::query(&format!(
-            "SELECT {columns}, c.pan_sealed FROM token_vault t \
-             JOIN bank_cards c ON c.id = t.card_id WHERE t.token_index = $1"
-        ))
-        .bind(token_index)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(DETOKENISE_SQL.as_str())
+            .bind(token_index)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| -> Result<_, StoreError> {
             Ok(Detokenised {
                 token: from_row(&r)?,

@@ -168,11 +168,10 @@ impl Wallet {
     }
 
     async fn pairing_device_info(&self, p: &StoredPairing) -> Result<DeviceInfo, ServiceError> {
-        let plain = self
+        Ok(self
             .vault
-            .open_value(&PAIRING_DEVICE_INFO, p.id.as_str(), &p.device_info_sealed)
-            .await?;
-        serde_json::from_slice(plain.expose()).map_err(ServiceError::internal)
+            .open_json(&PAIRING_DEVICE_INFO, p.id.as_str(), &p.device_info_sealed)
+            .await?)
     }
 
     /// A first device starts a business binding request with its device
@@ -198,10 +197,9 @@ impl Wallet {
             ));
         }
         let id = PairingId::generate();
-        let info_json = serde_json::to_vec(&info).map_err(ServiceError::internal)?;
         let device_info_sealed = self
             .vault
-            .seal(&PAIRING_DEVICE_INFO, id.as_str(), &info_json)
+            .seal_json(&PAIRING_DEVICE_INFO, id.as_str(), &info)
             .await;
         let client_index = client_ip
             .filter(|_| self.pairing_ip_hourly_cap > 0)

@@ -207,13 +207,15 @@ impl Wallet {
                 })
                 .collect(),
         };
-        let json = serde_json::to_vec(&sealed).map_err(ServiceError::internal)?;
         let key = transfer_agreement_seal_key(
             a.row.id.as_str(),
             a.row.user_id.as_str(),
             a.row.device_id.as_str(),
         );
-        Ok(self.vault.seal(&TRANSFER_AGREEMENT_INFO, &key, &json).await)
+        Ok(self
+            .vault
+            .seal_json(&TRANSFER_AGREEMENT_INFO, &key, &sealed)
+            .await)
     }
 
     /// The row to write for `a` as it is now (its information sealed anew).
@@ -240,11 +242,10 @@ impl Wallet {
             row.user_id.as_str(),
             row.device_id.as_str(),
         );
-        let plain = self
+        let s: Sealed = self
             .vault
-            .open_value(&TRANSFER_AGREEMENT_INFO, &key, &row.info_sealed)
+            .open_json(&TRANSFER_AGREEMENT_INFO, &key, &row.info_sealed)
             .await?;
-        let s: Sealed = serde_json::from_slice(plain.expose()).map_err(ServiceError::internal)?;
         if s.v != SEALED_VERSION {
             return Err(ServiceError::Internal(
                 format!("sealed agreement format {} is not known", s.v).into(),

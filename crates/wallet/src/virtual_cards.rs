@@ -163,6 +163,15 @@ fn final_refusal(e: &PartnerError) -> Option<ErrorCode> {
     }
 }
 
+/// The OTP an application in `otp_sent` waits for.
+fn otp_of(a: &StoredCardApplication) -> Result<OtpId, ServiceError> {
+    a.otp_id
+        .as_deref()
+        .ok_or_else(|| ServiceError::internal(std::io::Error::other("otp_sent without an OTP")))?
+        .parse()
+        .map_err(ServiceError::internal)
+}
+
 fn not_found() -> ServiceError {
     ServiceError::rejected(ErrorCode::NotFound, "no such card application")
 }
@@ -282,11 +291,10 @@ impl Wallet {
     }
 
     async fn applicant(&self, a: &StoredCardApplication) -> Result<Applicant, ServiceError> {
-        let plain = self
+        Ok(self
             .vault
-            .open_value(&CARD_APPLICANT, a.id.as_str(), &a.applicant_sealed)
-            .await?;
-        serde_json::from_slice(plain.expose()).map_err(ServiceError::internal)
+            .open_json(&CARD_APPLICANT, a.id.as_str(), &a.applicant_sealed)
+            .await?)
     }
 
     /// An application as its owner sees it (a pending one past its expiry
@@ -430,11 +438,7 @@ impl Wallet {
         let a = StoredCardApplication {
             applicant_sealed: self
                 .vault
-                .seal(
-                    &CARD_APPLICANT,
-                    id.as_str(),
-                    &serde_json::to_vec(&applicant).expect("plain data serialises"),
-                )
+                .seal_json(&CARD_APPLICANT, id.as_str(), &applicant)
                 .await,
             id,
             user_id: user.clone(),
@@ -645,14 +649,7 @@ impl Wallet {
         let a = self.load_application(session, id).await?;
         let now = self.clock.now();
         let status = a.status.otp_verified(now)?;
-        let otp_id: OtpId = a
-            .otp_id
-            .as_deref()
-            .ok_or_else(|| {
-                ServiceError::internal(std::io::Error::other("otp_sent without an OTP"))
-            })?
-            .parse()
-            .map_err(ServiceError::internal)?;
+        let otp_id = otp_of(&a)?;
         let otp = self.otp_service()?;
         otp.challenge_for(&otp_id, OTP_PURPOSE).await?;
         otp.verify(&otp_id, code).await?;
@@ -1077,15 +1074,7 @@ impl Wallet {
             ApplicationState::OtpSent => {
                 // The code expired or never came: a new one for the same
                 // challenge, after the resend wait and within the budgets.
-                let otp_id: OtpId = a
-                    .otp_id
-                    .as_deref()
-                    .ok_or_else(|| {
-                        ServiceError::internal(std::io::Error::other("otp_sent without an OTP"))
-                    })?
-                    .parse()
-                    .map_err(ServiceError::internal)?;
-                self.otp_service()?.resend(&otp_id, send).await?;
+                self.otp_service()?.resend(&otp_of(&a)?, send).await?;
                 a
             }
             ApplicationState::Expired => {
